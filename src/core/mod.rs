@@ -1,0 +1,15 @@
+//! The pure heart of callhook: triggers, call events, webhooks, rendering, signing and the
+//! retry schedule. Nothing here does I/O, awaits or touches a database, so every rule of the
+//! product can be tested as a plain function.
+
+pub mod event;
+pub mod id;
+pub mod number;
+pub mod render;
+pub mod retry;
+pub mod sample;
+pub mod sign;
+pub mod target;
+pub mod trigger;
+pub mod validate;
+pub mod webhook;

@@ -1,0 +1,580 @@
+//! Webhooks (SPEC §3) and the types their fields are parsed into: [`WebhookUrl`], [`TimeZone`],
+//! [`Header`]. A [`WebhookSpec`] is everything an admin sets; it is valid by construction.
+
+use std::fmt;
+
+use serde_json::{Map, Value, json};
+
+use super::event::{CallEvent, CallType, str_enum};
+use super::number::E164;
+use super::trigger::Trigger;
+use super::validate::{FieldErrors, Fields};
+
+pub const MAX_NAME: usize = 100;
+pub const MAX_DESCRIPTION: usize = 1000;
+pub const MAX_URL: usize = 2048;
+pub const MAX_HEADERS: usize = 20;
+pub const MAX_HEADER_KEY: usize = 256;
+pub const MAX_HEADER_VALUE: usize = 4096;
+pub const MAX_NUMBERS: usize = 1000;
+pub const RATE_LIMIT_MIN: f64 = 0.1;
+pub const RATE_LIMIT_MAX: f64 = 1000.0;
+
+str_enum!(
+    /// How the request is sent.
+    Method { Get = "GET", Post = "POST" }
+);
+str_enum!(
+    /// How a POST body is encoded.
+    ContentType { Json = "application/json", Form = "application/x-www-form-urlencoded" }
+);
+
+/// An absolute `http`/`https` URL without userinfo, at most 2048 characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl(url::Url);
+
+impl WebhookUrl {
+    pub fn parse(s: &str) -> Result<WebhookUrl, String> {
+        if s.len() > MAX_URL {
+            return Err(format!("must be at most {MAX_URL} characters"));
+        }
+        let url = url::Url::parse(s.trim()).map_err(|e| format!("{s:?} is not an absolute URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("must use http or https, not {:?}", url.scheme()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("must not contain a user name or password; send credentials in a custom header".into());
+        }
+        if url.host().is_none() {
+            return Err("must name a host".into());
+        }
+        if url.as_str().len() > MAX_URL {
+            return Err(format!("must be at most {MAX_URL} characters once normalised"));
+        }
+        Ok(WebhookUrl(url))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+impl fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An IANA time zone (`Asia/Kolkata`), kept with the name it was given in canonical case.
+#[derive(Debug, Clone)]
+pub struct TimeZone {
+    name: String,
+    tz: jiff::tz::TimeZone,
+}
+
+impl TimeZone {
+    pub fn parse(s: &str) -> Result<TimeZone, String> {
+        let tz = jiff::tz::db()
+            .get(s)
+            .map_err(|_| format!("{s:?} is not an IANA time zone, like Asia/Kolkata, Europe/London or UTC"))?;
+        let name = tz.iana_name().unwrap_or(s).to_owned();
+        Ok(TimeZone { name, tz })
+    }
+
+    pub fn utc() -> TimeZone {
+        TimeZone {
+            name: "UTC".into(),
+            tz: jiff::tz::TimeZone::UTC,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn tz(&self) -> &jiff::tz::TimeZone {
+        &self.tz
+    }
+}
+
+impl PartialEq for TimeZone {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+/// A custom header the admin adds to every request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Header {
+    pub key: String,
+    pub value: String,
+}
+
+/// Headers callhook sets itself (or that HTTP itself owns), so an admin may not.
+fn reserved_header(lower: &str) -> Option<&'static str> {
+    match lower {
+        "host" | "content-length" | "content-type" | "transfer-encoding" | "connection"
+        | "user-agent" => Some("is set by callhook and cannot be overridden"),
+        "te" | "trailer" | "upgrade" | "keep-alive" | "proxy-connection" | "expect" => {
+            Some("is a hop-by-hop header and cannot be set")
+        }
+        _ if lower.starts_with("webhook-") => {
+            Some("is reserved for the Standard Webhooks signature headers")
+        }
+        _ => None,
+    }
+}
+
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c)
+}
+
+impl Header {
+    /// Checks one header; errors are keyed `key` or `value`.
+    pub fn parse(key: &str, value: &str) -> Result<Header, Vec<(&'static str, String)>> {
+        let mut errs = Vec::new();
+        if key.is_empty() {
+            errs.push(("key", "must not be empty".to_string()));
+        } else if key.len() > MAX_HEADER_KEY {
+            errs.push(("key", format!("must be at most {MAX_HEADER_KEY} characters")));
+        } else if let Some(bad) = key.chars().find(|c| !is_token_char(*c)) {
+            errs.push(("key", format!("{key:?} is not a valid header name: {bad:?} is not allowed")));
+        } else if let Some(why) = reserved_header(&key.to_ascii_lowercase()) {
+            errs.push(("key", format!("{key:?} {why}")));
+        }
+        if value.len() > MAX_HEADER_VALUE {
+            errs.push(("value", format!("must be at most {MAX_HEADER_VALUE} bytes")));
+        } else if value.contains(['\r', '\n', '\0']) {
+            errs.push(("value", "must not contain CR, LF or NUL".to_string()));
+        } else if value.chars().any(|c| c.is_control() && c != '\t') {
+            errs.push(("value", "must not contain control characters".to_string()));
+        }
+        if errs.is_empty() {
+            Ok(Header {
+                key: key.to_owned(),
+                value: value.trim().to_owned(),
+            })
+        } else {
+            Err(errs)
+        }
+    }
+}
+
+/// Everything an admin configures on a webhook, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookSpec {
+    pub name: String,
+    pub description: String,
+    pub trigger: Trigger,
+    pub url: WebhookUrl,
+    pub method: Method,
+    /// Never empty; kept in canonical order without repeats.
+    pub call_types: Vec<CallType>,
+    pub content_type: ContentType,
+    /// Empty means every number of the account.
+    pub numbers: Vec<E164>,
+    pub time_zone: TimeZone,
+    pub headers: Vec<Header>,
+    /// Requests per second, or `None` for no limit.
+    pub rate_limit: Option<f64>,
+    pub enabled: bool,
+}
+
+/// Fields of a webhook the server owns; a client may send them back unchanged (GET, edit, PUT).
+const READ_ONLY: &[&str] = &["id", "disabled_reason", "created_at", "updated_at"];
+
+impl WebhookSpec {
+    /// Parses a create (POST) or replace (PUT) body. Absent optional fields take their
+    /// defaults: `POST`, every call type, JSON, all numbers, `UTC`, no headers, no rate limit,
+    /// enabled. Numbers are only checked for form here; the API checks they are the account's.
+    pub fn from_json(obj: &Map<String, Value>) -> Result<WebhookSpec, FieldErrors> {
+        let mut f = Fields::new("", obj);
+        for key in READ_ONLY {
+            let _ = f.value(key);
+        }
+        let name = f.req_str("name").map(str::trim).and_then(|s| {
+            let n = s.chars().count();
+            if n == 0 || n > MAX_NAME {
+                f.error("name", format!("must be 1 to {MAX_NAME} characters"));
+                None
+            } else {
+                Some(s.to_owned())
+            }
+        });
+        let description = f.str("description").unwrap_or("").trim().to_owned();
+        if description.chars().count() > MAX_DESCRIPTION {
+            f.error("description", format!("must be at most {MAX_DESCRIPTION} characters"));
+        }
+        let trigger = f.req_str("trigger").and_then(|s| {
+            let t = Trigger::parse(s);
+            if t.is_none() {
+                let ids: Vec<&str> = Trigger::ALL.iter().map(|t| t.id()).collect();
+                f.error("trigger", format!("{s:?} is not a trigger; use one of {}", ids.join(", ")));
+            }
+            t
+        });
+        let url = f.req_str("url").and_then(|s| match WebhookUrl::parse(s) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                f.error("url", e);
+                None
+            }
+        });
+        let method = match f.str("method") {
+            None => Some(Method::Post),
+            Some(s) => Method::parse(s).or_else(|| {
+                f.error("method", format!("{s:?} is not allowed; use {}", Method::choices()));
+                None
+            }),
+        };
+        let call_types = match f.str_array("call_types") {
+            None if obj.get("call_types").is_some_and(|v| !v.is_null()) => None,
+            None => Some(CallType::ALL.to_vec()),
+            Some(list) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                for (i, s) in list.iter().enumerate() {
+                    match CallType::parse(s) {
+                        Some(t) => out.push(t),
+                        None => {
+                            ok = false;
+                            f.error(
+                                &format!("call_types[{i}]"),
+                                format!("{s:?} is not a call type; use {}", CallType::choices()),
+                            );
+                        }
+                    }
+                }
+                out.sort();
+                out.dedup();
+                if ok && out.is_empty() {
+                    f.error("call_types", "must name at least one call type");
+                    ok = false;
+                }
+                ok.then_some(out)
+            }
+        };
+        let content_type = match f.str("content_type") {
+            None => Some(ContentType::Json),
+            Some(s) => ContentType::parse(s).or_else(|| {
+                f.error("content_type", format!("{s:?} is not allowed; use {}", ContentType::choices()));
+                None
+            }),
+        };
+        let numbers = match f.str_array("numbers") {
+            None if obj.get("numbers").is_some_and(|v| !v.is_null()) => None,
+            None => Some(Vec::new()),
+            Some(list) => {
+                let mut out = Vec::new();
+                let mut ok = true;
+                if list.len() > MAX_NUMBERS {
+                    f.error("numbers", format!("may hold at most {MAX_NUMBERS} numbers"));
+                    ok = false;
+                }
+                for (i, s) in list.iter().enumerate() {
+                    match E164::parse(s) {
+                        Ok(n) => out.push(n),
+                        Err(e) => {
+                            ok = false;
+                            f.error(&format!("numbers[{i}]"), e);
+                        }
+                    }
+                }
+                out.sort();
+                out.dedup();
+                ok.then_some(out)
+            }
+        };
+        let time_zone = match f.str("time_zone") {
+            None => Some(TimeZone::utc()),
+            Some(s) => match TimeZone::parse(s) {
+                Ok(tz) => Some(tz),
+                Err(e) => {
+                    f.error("time_zone", e);
+                    None
+                }
+            },
+        };
+        let headers = parse_headers(&mut f);
+        let rate_limit = match f.value("rate_limit") {
+            None => Some(None),
+            Some(_) => match f.f64("rate_limit") {
+                Some(r) if (RATE_LIMIT_MIN..=RATE_LIMIT_MAX).contains(&r) => Some(Some(r)),
+                Some(_) => {
+                    f.error(
+                        "rate_limit",
+                        format!("must be null (no limit) or {RATE_LIMIT_MIN} to {RATE_LIMIT_MAX} requests per second"),
+                    );
+                    None
+                }
+                None => None,
+            },
+        };
+        let enabled = f.bool("enabled").unwrap_or(true);
+        let errors = f.finish();
+        match (name, trigger, url, method, call_types, content_type, numbers, time_zone, headers, rate_limit) {
+            (
+                Some(name),
+                Some(trigger),
+                Some(url),
+                Some(method),
+                Some(call_types),
+                Some(content_type),
+                Some(numbers),
+                Some(time_zone),
+                Some(headers),
+                Some(rate_limit),
+            ) if errors.is_empty() => Ok(WebhookSpec {
+                name,
+                description,
+                trigger,
+                url,
+                method,
+                call_types,
+                content_type,
+                numbers,
+                time_zone,
+                headers,
+                rate_limit,
+                enabled,
+            }),
+            _ => Err(errors),
+        }
+    }
+
+    /// The admin-set fields as JSON, in the order of SPEC §3.
+    pub fn to_json(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("name".into(), json!(self.name));
+        m.insert("description".into(), json!(self.description));
+        m.insert("trigger".into(), json!(self.trigger.id()));
+        m.insert("url".into(), json!(self.url.as_str()));
+        m.insert("method".into(), json!(self.method.as_str()));
+        m.insert("call_types".into(), json!(self.call_types));
+        m.insert("content_type".into(), json!(self.content_type.as_str()));
+        m.insert("numbers".into(), json!(self.numbers.iter().map(E164::as_str).collect::<Vec<_>>()));
+        m.insert("time_zone".into(), json!(self.time_zone.name()));
+        m.insert("headers".into(), json!(self.headers));
+        m.insert("rate_limit".into(), json!(self.rate_limit));
+        m.insert("enabled".into(), json!(self.enabled));
+        m
+    }
+
+    /// Applies a PATCH: the given fields replace the current ones, then the whole is validated
+    /// again, so a patch can never produce a webhook that a PUT would refuse.
+    pub fn patched(&self, patch: &Map<String, Value>) -> Result<WebhookSpec, FieldErrors> {
+        let mut merged = self.to_json();
+        for (k, v) in patch {
+            merged.insert(k.clone(), v.clone());
+        }
+        WebhookSpec::from_json(&merged)
+    }
+
+    /// Whether this webhook fires for `event`, trigger aside (SPEC §2): the call type is one of
+    /// ours and the DID is one of our numbers (or we take all numbers). Enabled-ness and the
+    /// account are the caller's to check.
+    pub fn accepts_call(&self, event: &CallEvent) -> bool {
+        self.call_types.contains(&event.call.call_type)
+            && (self.numbers.is_empty() || self.numbers.contains(&event.call.did_number))
+    }
+}
+
+fn parse_headers(f: &mut Fields) -> Option<Vec<Header>> {
+    let list = match f.array("headers") {
+        None => return (!f.errors.0.iter().any(|e| e.field == "headers")).then(Vec::new),
+        Some(l) => l,
+    };
+    if list.len() > MAX_HEADERS {
+        f.error("headers", format!("may hold at most {MAX_HEADERS} headers"));
+        return None;
+    }
+    let mut out: Vec<Header> = Vec::with_capacity(list.len());
+    let mut ok = true;
+    for (i, item) in list.iter().enumerate() {
+        let Value::Object(o) = item else {
+            f.error(&format!("headers[{i}]"), "must be an object {\"key\": …, \"value\": …}");
+            ok = false;
+            continue;
+        };
+        let mut hf = Fields::new(&f.path(&format!("headers[{i}]")), o);
+        let key = hf.req_str("key");
+        let value = hf.req_str("value");
+        if let (Some(key), Some(value)) = (key, value) {
+            match Header::parse(key, value) {
+                Ok(h) => {
+                    if out.iter().any(|o| o.key.eq_ignore_ascii_case(&h.key)) {
+                        hf.error("key", format!("{key:?} is given twice"));
+                    }
+                    out.push(h);
+                }
+                Err(errs) => {
+                    for (field, msg) in errs {
+                        hf.error(field, msg);
+                    }
+                }
+            }
+        }
+        let e = hf.finish();
+        ok &= e.is_empty();
+        f.errors.0.extend(e.0);
+    }
+    ok.then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn valid() -> Map<String, Value> {
+        let Value::Object(m) = json!({
+            "name": "CRM: missed calls",
+            "description": "Creates a callback task",
+            "trigger": "call_missed",
+            "url": "https://crm.example.com/hooks/calls?src=pbx",
+            "method": "POST",
+            "call_types": ["inbound", "click_to_call"],
+            "content_type": "application/json",
+            "numbers": ["+918065251305"],
+            "time_zone": "Asia/Kolkata",
+            "headers": [{"key": "X-Api-Key", "value": "s3cr3t"}],
+            "rate_limit": null,
+            "enabled": true
+        }) else {
+            unreachable!()
+        };
+        m
+    }
+
+    fn errors_for(key: &str, value: Value) -> Vec<(String, String)> {
+        let mut m = valid();
+        m.insert(key.into(), value);
+        match WebhookSpec::from_json(&m) {
+            Ok(_) => vec![],
+            Err(e) => e.0.into_iter().map(|e| (e.field, e.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_spec_example_is_valid_and_round_trips() {
+        let spec = WebhookSpec::from_json(&valid()).unwrap();
+        assert_eq!(spec.trigger, Trigger::CallMissed);
+        assert_eq!(spec.call_types, [CallType::Inbound, CallType::ClickToCall]);
+        assert_eq!(WebhookSpec::from_json(&spec.to_json()).unwrap(), spec);
+    }
+
+    #[test]
+    fn defaults_fill_what_is_left_out() {
+        let Value::Object(m) = json!({"name": "n", "trigger": "call_received", "url": "http://x.example"}) else {
+            unreachable!()
+        };
+        let spec = WebhookSpec::from_json(&m).unwrap();
+        assert_eq!(spec.method, Method::Post);
+        assert_eq!(spec.call_types, CallType::ALL);
+        assert_eq!(spec.content_type, ContentType::Json);
+        assert_eq!(spec.time_zone.name(), "UTC");
+        assert!(spec.numbers.is_empty() && spec.headers.is_empty() && spec.enabled);
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let long = "x".repeat(101);
+        for (key, value, field) in [
+            ("name", json!(""), "name"),
+            ("name", json!(long), "name"),
+            ("name", json!(5), "name"),
+            ("description", json!("d".repeat(1001)), "description"),
+            ("trigger", json!("call_ended"), "trigger"),
+            ("method", json!("PUT"), "method"),
+            ("content_type", json!("text/plain"), "content_type"),
+            ("call_types", json!([]), "call_types"),
+            ("call_types", json!(["inbound", "sideways"]), "call_types[1]"),
+            ("call_types", json!("inbound"), "call_types"),
+            ("url", json!("ftp://x.example/"), "url"),
+            ("url", json!("/relative"), "url"),
+            ("url", json!("https://user:pw@x.example/"), "url"),
+            ("url", json!(format!("https://x.example/{}", "a".repeat(2048))), "url"),
+            ("numbers", json!(["8065251305"]), "numbers[0]"),
+            ("time_zone", json!("Mars/Olympus"), "time_zone"),
+            ("rate_limit", json!(0.05), "rate_limit"),
+            ("rate_limit", json!(1001), "rate_limit"),
+            ("rate_limit", json!("fast"), "rate_limit"),
+            ("headers", json!([{"key": "Bad Key", "value": "v"}]), "headers[0].key"),
+            ("headers", json!([{"key": "X-A", "value": "a\r\nb"}]), "headers[0].value"),
+            ("headers", json!([{"key": "Host", "value": "v"}]), "headers[0].key"),
+            ("headers", json!([{"key": "Webhook-Signature", "value": "v"}]), "headers[0].key"),
+            ("headers", json!([{"key": "X-A", "value": "1"}, {"key": "x-a", "value": "2"}]), "headers[1].key"),
+            ("headers", json!([{"key": "X-A"}]), "headers[0].value"),
+            ("headers", json!((0..21).map(|i| json!({"key": format!("X-{i}"), "value": "v"})).collect::<Vec<_>>()), "headers"),
+            ("enabled", json!("yes"), "enabled"),
+            ("colour", json!("blue"), "colour"),
+        ] {
+            let errs = errors_for(key, value.clone());
+            assert_eq!(errs.len(), 1, "{key}={value}: {errs:?}");
+            assert_eq!(errs[0].0, field, "{key}={value}: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn reserved_headers_are_refused_in_any_case() {
+        for key in ["host", "Content-Length", "CONTENT-TYPE", "Transfer-Encoding", "connection", "User-Agent", "webhook-id", "Webhook-Timestamp"] {
+            assert!(Header::parse(key, "v").is_err(), "{key}");
+        }
+        assert!(Header::parse("X-Api-Key", "s3cr3t").is_ok());
+        assert!(Header::parse("Authorization", "Bearer abc").is_ok());
+    }
+
+    #[test]
+    fn patch_revalidates_the_whole() {
+        let spec = WebhookSpec::from_json(&valid()).unwrap();
+        let Value::Object(p) = json!({"method": "GET", "time_zone": "Europe/London"}) else { unreachable!() };
+        let patched = spec.patched(&p).unwrap();
+        assert_eq!(patched.method, Method::Get);
+        assert_eq!(patched.name, spec.name);
+        let Value::Object(bad) = json!({"url": "nope"}) else { unreachable!() };
+        assert_eq!(spec.patched(&bad).unwrap_err().0[0].field, "url");
+    }
+
+    #[test]
+    fn time_zones_resolve() {
+        for tz in ["Asia/Kolkata", "Europe/London", "UTC", "America/St_Johns", "Asia/Kathmandu"] {
+            assert_eq!(TimeZone::parse(tz).unwrap().name(), tz);
+        }
+        assert!(TimeZone::parse("Not/AZone").is_err());
+        assert!(TimeZone::parse("").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn header_values_with_line_breaks_never_pass(prefix in "[a-z]{0,5}", br in "[\r\n\0]", suffix in "[a-z]{0,5}") {
+            let value = format!("{prefix}{br}{suffix}");
+            prop_assert!(Header::parse("X-Test", &value).is_err());
+        }
+
+        #[test]
+        fn header_keys_are_tokens(key in "\\PC{1,20}") {
+            if Header::parse(&key, "v").is_ok() {
+                prop_assert!(key.chars().all(is_token_char));
+                prop_assert!(http::HeaderName::from_bytes(key.as_bytes()).is_ok());
+            }
+        }
+
+        #[test]
+        fn urls_that_pass_are_http_and_have_no_userinfo(s in "\\PC{0,60}") {
+            if let Ok(u) = WebhookUrl::parse(&s) {
+                prop_assert!(matches!(u.url().scheme(), "http" | "https"));
+                prop_assert!(u.url().username().is_empty());
+                prop_assert!(u.url().host().is_some());
+            }
+        }
+
+        #[test]
+        fn url_parse_never_panics(scheme in "(https?|ftp)", host in "[a-z0-9.@:\\[\\]-]{0,30}", path in "[ -~]{0,40}") {
+            let _ = WebhookUrl::parse(&format!("{scheme}://{host}/{path}"));
+        }
+    }
+}

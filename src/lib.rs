@@ -5,3 +5,4 @@
 //! signed, sent and recorded by the dispatcher ([`delivery`]).
 
 pub mod core;
+pub mod store;

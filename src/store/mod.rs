@@ -1,0 +1,490 @@
+//! Storage: one [`Store`] trait, with the SQLite implementation ([`sqlite`]) and the PostgreSQL
+//! one side by side, held to one contract test suite. The deliveries table is both the queue
+//! and the log.
+//!
+//! The store is deliberately dumb: it keeps and finds rows. What a delivery's next state is,
+//! when to retry, which webhooks match — that is decided by the core and the dispatcher and
+//! handed to the store to write.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::core::number::E164;
+use crate::core::sign::Secret;
+use crate::core::trigger::Trigger;
+use crate::core::webhook::WebhookSpec;
+
+/// What went wrong in the store.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// No such row (in this account).
+    #[error("not found")]
+    NotFound,
+    /// The write would break a rule the store keeps (a duplicate, a row still in use).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed; the details are logged, not shown to clients.
+    #[error("database error: {0}")]
+    Database(Arc<sqlx::Error>),
+    /// Stored data could not be read back (a bug or a hand-edited database).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    /// An event of a batch breaks a rule only the store can check (a second `call.ended`).
+    #[error("{0}")]
+    Rejected(crate::core::validate::FieldErrors),
+    /// The store is shutting down.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            e => StoreError::Database(Arc::new(e)),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch, as stored.
+pub fn to_ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+pub fn from_ms(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// A page of a list, oldest first, and the cursor for the next page.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// Which page to read: at most `limit` items after the cursor `after` (an id).
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub limit: u32,
+    pub after: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Builds a page from `limit + 1` fetched rows: the extra row only says there is more.
+    pub fn from_rows(mut rows: Vec<T>, limit: u32, cursor: impl Fn(&T) -> String) -> Page<T> {
+        let more = rows.len() > limit as usize;
+        rows.truncate(limit as usize);
+        let next = if more { rows.last().map(cursor) } else { None };
+        Page { items: rows, next }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiKey {
+    pub id: String,
+    pub account_id: String,
+    pub name: String,
+    pub prefix: String,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct User {
+    pub id: String,
+    pub account_id: String,
+    pub email: String,
+    pub password_hash: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Number {
+    pub number: E164,
+    pub label: Option<String>,
+    pub created_at: Timestamp,
+}
+
+/// A webhook signing secret and how long it stays valid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredSecret {
+    pub secret: Secret,
+    pub created_at: Timestamp,
+    /// `None` for the current secret; set when it was rotated out.
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SecretJson {
+    secret: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+}
+
+/// Secrets as stored: a JSON list, newest first.
+pub fn secrets_to_json(secrets: &[StoredSecret]) -> String {
+    let list: Vec<SecretJson> = secrets
+        .iter()
+        .map(|s| SecretJson {
+            secret: s.secret.expose(),
+            created_at: to_ms(s.created_at),
+            expires_at: s.expires_at.map(to_ms),
+        })
+        .collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
+pub fn secrets_from_json(s: &str) -> Result<Vec<StoredSecret>> {
+    let list: Vec<SecretJson> =
+        serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("secrets: {e}")))?;
+    list.into_iter()
+        .map(|j| {
+            Ok(StoredSecret {
+                secret: Secret::parse(&j.secret).map_err(StoreError::Corrupt)?,
+                created_at: from_ms(j.created_at),
+                expires_at: j.expires_at.map(from_ms),
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    pub id: String,
+    pub account_id: String,
+    pub spec: WebhookSpec,
+    pub disabled_reason: Option<String>,
+    /// Newest first.
+    pub secrets: Vec<StoredSecret>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_success_at: Option<Timestamp>,
+}
+
+impl Webhook {
+    /// The secrets that sign requests at `now`: the current one and those rotated out less
+    /// than 24 hours ago.
+    pub fn live_secrets(&self, now: Timestamp) -> Vec<&Secret> {
+        self.secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|e| e > now))
+            .map(|s| &s.secret)
+            .collect()
+    }
+}
+
+/// A webhook's spec, read back from its JSON.
+pub fn spec_from_json(s: &str) -> Result<WebhookSpec> {
+    let v: serde_json::Value =
+        serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))?;
+    let obj = v.as_object().ok_or_else(|| StoreError::Corrupt("webhook spec is not an object".into()))?;
+    WebhookSpec::from_json(obj).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))
+}
+
+/// A delivery's state, as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its first or next attempt, or for an earlier delivery of its call.
+    Pending,
+    Succeeded,
+    /// Every attempt used.
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        match s {
+            "pending" => Some(DeliveryStatus::Pending),
+            "succeeded" => Some(DeliveryStatus::Succeeded),
+            "failed" => Some(DeliveryStatus::Failed),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    /// The stored states this status covers.
+    pub fn states(self) -> &'static [&'static str] {
+        match self {
+            DeliveryStatus::Pending => &[STATE_QUEUED, STATE_WAITING],
+            DeliveryStatus::Succeeded => &[STATE_SUCCEEDED],
+            DeliveryStatus::Failed => &[STATE_FAILED],
+        }
+    }
+
+    pub fn from_state(state: &str) -> DeliveryStatus {
+        match state {
+            STATE_SUCCEEDED => DeliveryStatus::Succeeded,
+            STATE_FAILED => DeliveryStatus::Failed,
+            _ => DeliveryStatus::Pending,
+        }
+    }
+}
+
+pub const STATE_QUEUED: &str = "queued";
+pub const STATE_WAITING: &str = "waiting";
+pub const STATE_SUCCEEDED: &str = "succeeded";
+pub const STATE_FAILED: &str = "failed";
+
+/// A delivery as the log shows it.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub id: String,
+    pub account_id: String,
+    pub webhook_id: String,
+    pub event_id: String,
+    pub call_id: String,
+    pub trigger: Trigger,
+    pub status: DeliveryStatus,
+    /// Whether it waits for an earlier delivery of its call.
+    pub waiting: bool,
+    pub attempts: u32,
+    pub next_attempt_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_attempt_at: Option<Timestamp>,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub last_latency_ms: Option<u32>,
+    pub test: bool,
+}
+
+/// One HTTP request of a delivery and its outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    pub n: u32,
+    pub started_at: Timestamp,
+    pub latency_ms: u32,
+    pub request_method: String,
+    pub request_url: String,
+    pub request_headers: Vec<(String, String)>,
+    pub request_body: Option<String>,
+    pub response_status: Option<u16>,
+    pub response_headers: Option<Vec<(String, String)>>,
+    /// At most 16 KiB.
+    pub response_body: Option<String>,
+    /// `timeout`, `connect`, `dns`, `tls`, `blocked`, `io`.
+    pub error_kind: Option<String>,
+    pub error: Option<String>,
+}
+
+/// An event as stored.
+#[derive(Debug, Clone)]
+pub struct StoredEvent {
+    pub id: String,
+    pub account_id: String,
+    pub event_id: String,
+    pub call_id: String,
+    pub event_type: String,
+    pub occurred_at: Timestamp,
+    pub received_at: Timestamp,
+    pub test: bool,
+    /// The canonical JSON of the event.
+    pub payload: String,
+}
+
+/// A new event and the deliveries matching found for it.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub event: StoredEvent,
+    pub deliveries: Vec<NewDelivery>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: String,
+    pub webhook_id: String,
+    pub trigger: Trigger,
+}
+
+/// What became of one event of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored, with this many deliveries.
+    New(usize),
+    /// An event with this id was already stored; nothing was written.
+    Duplicate,
+}
+
+/// A delivery handed to a dispatcher with everything needed to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery_id: String,
+    pub lease: i64,
+    pub trigger: Trigger,
+    pub attempts: u32,
+    pub attempt_limit: Option<u32>,
+    pub event_id: String,
+    pub event_payload: String,
+    pub webhook: Webhook,
+}
+
+/// How a delivery continues after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Succeeded,
+    /// Try again at this time.
+    RetryAt(Timestamp),
+    /// No attempts left (or the receiver answered 410).
+    Failed,
+}
+
+/// One attempt to record, with the delivery's new state. Written only if `lease` still holds.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: String,
+    pub webhook_id: String,
+    pub lease: i64,
+    /// `None` when the delivery ends without a request (its webhook is disabled or gone).
+    pub attempt: Option<Attempt>,
+    pub next: Next,
+    /// Set when this attempt disables the webhook (410 Gone, or failing for too long).
+    pub disable_webhook: Option<String>,
+}
+
+/// Work the dispatcher gives back unsent (shutdown), to be claimed again at once.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub delivery_id: String,
+    pub lease: i64,
+}
+
+/// Delivery counts for one webhook over a window, for the list page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WebhookStats {
+    pub succeeded: u64,
+    pub failed: u64,
+    pub pending: u64,
+    pub last_delivery_at: Option<Timestamp>,
+}
+
+/// The queue at a glance, for metrics.
+#[derive(Debug, Clone, Default)]
+pub struct QueueStats {
+    /// Deliveries due now or later that have not finished.
+    pub pending: u64,
+    /// Deliveries due now.
+    pub due: u64,
+    pub oldest_due_at: Option<Timestamp>,
+}
+
+/// Filters for the delivery log.
+#[derive(Debug, Clone, Default)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub call_id: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // Settings callhook keeps for itself.
+    async fn get_setting(&self, key: &str) -> Result<Option<String>>;
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+
+    // Accounts.
+    async fn insert_account(&self, account: &Account) -> Result<()>;
+    async fn get_account(&self, id: &str) -> Result<Account>;
+    async fn list_accounts(&self, page: &PageRequest) -> Result<Page<Account>>;
+
+    // API keys.
+    async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()>;
+    async fn list_api_keys(&self, account_id: &str, page: &PageRequest) -> Result<Page<ApiKey>>;
+    async fn delete_api_key(&self, account_id: &str, id: &str) -> Result<()>;
+    /// The key with this hash, if any (and notes its use).
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+
+    // Users.
+    async fn insert_user(&self, user: &User) -> Result<()>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+
+    // Numbers.
+    async fn insert_number(&self, account_id: &str, number: &Number) -> Result<()>;
+    async fn list_numbers(&self, account_id: &str, page: &PageRequest) -> Result<Page<Number>>;
+    async fn get_number(&self, account_id: &str, number: &E164) -> Result<Number>;
+    async fn set_number_label(&self, account_id: &str, number: &E164, label: Option<&str>) -> Result<()>;
+    /// Refused with a conflict while webhooks name the number.
+    async fn delete_number(&self, account_id: &str, number: &E164) -> Result<()>;
+    /// Which of `numbers` the account does not own.
+    async fn unknown_numbers(&self, account_id: &str, numbers: &[E164]) -> Result<Vec<E164>>;
+
+    // Webhooks.
+    async fn insert_webhook(&self, webhook: &Webhook) -> Result<()>;
+    async fn get_webhook(&self, account_id: &str, id: &str) -> Result<Webhook>;
+    async fn list_webhooks(&self, account_id: &str, page: &PageRequest) -> Result<Page<Webhook>>;
+    /// Replaces spec, secrets, enabled state and reason; `updated_at` is the caller's.
+    async fn update_webhook(&self, webhook: &Webhook) -> Result<()>;
+    async fn delete_webhook(&self, account_id: &str, id: &str) -> Result<()>;
+    /// Enabled webhooks of the account with one of `triggers`: the candidates for matching.
+    async fn webhooks_for(&self, account_id: &str, triggers: &[Trigger]) -> Result<Vec<Webhook>>;
+    /// Outcome counts over each webhook's `recent` latest deliveries.
+    async fn webhook_stats(&self, account_id: &str, recent: u32) -> Result<Vec<(String, WebhookStats)>>;
+
+    // Events and deliveries.
+    /// Stores events and their deliveries in one transaction: all or nothing. An event whose
+    /// id the account already used is skipped as a duplicate.
+    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>>;
+    /// Leases up to `limit` due deliveries until `lease_until`, skipping `exclude` webhooks.
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        exclude: &[String],
+    ) -> Result<Vec<Claimed>>;
+    /// Leases one delivery now, whatever its state (test sends).
+    async fn claim_one(&self, delivery_id: &str, now: Timestamp, lease_until: Timestamp) -> Result<Claimed>;
+    /// Records attempts and moves their deliveries on; a record whose lease was lost is dropped.
+    async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()>;
+    /// Gives leased deliveries back, due at once.
+    async fn release(&self, releases: Vec<Release>, now: Timestamp) -> Result<()>;
+    /// Pushes a webhook's due deliveries to `until` (it is saturated; do not scan them).
+    async fn defer_webhook(&self, webhook_id: &str, now: Timestamp, until: Timestamp) -> Result<()>;
+    async fn get_delivery(&self, account_id: &str, id: &str) -> Result<(Delivery, Vec<Attempt>)>;
+    async fn list_deliveries(
+        &self,
+        account_id: &str,
+        webhook_id: &str,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>>;
+    /// Makes a delivery due now for one more attempt (beyond its schedule when it had ended).
+    async fn resend(&self, account_id: &str, id: &str, now: Timestamp) -> Result<()>;
+    /// Re-queues a webhook's deliveries in `status` created since `since`, keeping per-call
+    /// order; each gets `attempts` more attempts. Returns how many.
+    async fn replay(
+        &self,
+        account_id: &str,
+        webhook_id: &str,
+        since: Timestamp,
+        status: DeliveryStatus,
+        attempts: u32,
+        now: Timestamp,
+    ) -> Result<u64>;
+    /// The call's events, in order, each with the deliveries it caused.
+    async fn call_timeline(&self, account_id: &str, call_id: &str) -> Result<Vec<(StoredEvent, Vec<Delivery>)>>;
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats>;
+    /// Deletes up to `batch` finished deliveries (with their attempts and events) last
+    /// touched before `before`. Returns how many deliveries went.
+    async fn prune(&self, before: Timestamp, batch: u32) -> Result<u64>;
+}

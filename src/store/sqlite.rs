@@ -1,0 +1,1261 @@
+//! The SQLite store: one file in WAL mode, reads from a small pool, and every write through one
+//! writer connection owned by one task.
+//!
+//! SQLite has a single writer, so rather than let connections queue on its lock we queue the
+//! writes ourselves: the writer task takes every job waiting in its channel, runs each in a
+//! savepoint of one transaction, commits once, and only then answers each caller. Under load
+//! many requests share one commit (group commit), which is what makes ingest fast; a failing
+//! job rolls back its own savepoint and nobody else's.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use jiff::Timestamp;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::{AssertSqlSafe, Connection, QueryBuilder, Row, SqlSafeStr, Sqlite};
+use tokio::sync::{mpsc, oneshot};
+
+use super::*;
+use crate::core::validate::FieldErrors;
+
+/// Most jobs one transaction takes.
+const MAX_GROUP: usize = 512;
+
+type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
+type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Reply)> + Send>;
+
+pub struct SqliteStore {
+    read: SqlitePool,
+    writer: mpsc::Sender<Job>,
+}
+
+fn migrator() -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        include_str!("migrations/sqlite/0001_init.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://path` or a bare path) and
+    /// brings its schema up to date.
+    pub async fn open(url: &str) -> Result<SqliteStore> {
+        let opts = if url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url)?
+        } else {
+            SqliteConnectOptions::new().filename(Path::new(url))
+        };
+        let opts = opts
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // With WAL, NORMAL loses nothing when the process dies (even kill -9); only a
+            // power cut can take the last commits. `synchronous = "full"` trades speed for that.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("temp_store", "memory");
+        let mut writer = SqliteConnection::connect_with(&opts).await?;
+        migrator()
+            .run_direct(None, &mut writer, false)
+            .await
+            .map_err(|e| StoreError::Database(std::sync::Arc::new(sqlx::Error::Migrate(Box::new(e)))))?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .min_connections(1)
+            .connect_with(opts.read_only(true))
+            .await?;
+        let (tx, rx) = mpsc::channel::<Job>(4096);
+        tokio::spawn(writer_loop(writer, rx));
+        Ok(SqliteStore { read, writer: tx })
+    }
+
+    /// Runs `f` in the writer's transaction and answers once it is committed.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            Box::pin(async move {
+                let r = f(conn).await;
+                let ok = r.is_ok();
+                let reply: Reply = Box::new(move |commit_err| {
+                    let _ = tx.send(match commit_err {
+                        Some(e) => Err(e),
+                        None => r,
+                    });
+                });
+                (ok, reply)
+            })
+        });
+        self.writer.send(job).await.map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut jobs, MAX_GROUP).await > 0 {
+        let mut replies: Vec<Reply> = Vec::with_capacity(jobs.len());
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await {
+            tracing::error!(error = %e, "cannot begin a write transaction");
+            // Dropping the jobs answers their callers with `Closed`.
+            jobs.clear();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let single = jobs.len() == 1;
+        for job in jobs.drain(..) {
+            if !single && let Err(e) = sqlx::query("SAVEPOINT job").execute(&mut conn).await {
+                tracing::error!(error = %e, "cannot open a savepoint");
+            }
+            let (ok, reply) = job(&mut conn).await;
+            if !single {
+                let sql = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                if let Err(e) = sqlx::raw_sql(sql).execute(&mut conn).await {
+                    tracing::error!(error = %e, "cannot close a savepoint");
+                }
+            } else if !ok {
+                // The only job failed: undo it whole.
+                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+                reply(None);
+                continue;
+            }
+            replies.push(reply);
+        }
+        if replies.is_empty() {
+            continue;
+        }
+        match sqlx::query("COMMIT").execute(&mut conn).await {
+            Ok(_) => replies.into_iter().for_each(|r| r(None)),
+            Err(e) => {
+                tracing::error!(error = %e, "commit failed");
+                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
+                let e = StoreError::from(e);
+                replies.into_iter().for_each(|r| r(Some(e.clone())));
+            }
+        }
+    }
+}
+
+/// Reads a column, turning decode failures into [`StoreError::Corrupt`].
+fn col<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(row: &'r SqliteRow, name: &str) -> Result<T> {
+    row.try_get(name).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
+}
+
+fn ts_col(row: &SqliteRow, name: &str) -> Result<Timestamp> {
+    Ok(from_ms(col::<i64>(row, name)?))
+}
+
+fn opt_ts_col(row: &SqliteRow, name: &str) -> Result<Option<Timestamp>> {
+    Ok(col::<Option<i64>>(row, name)?.map(from_ms))
+}
+
+fn trigger_col(row: &SqliteRow, name: &str) -> Result<Trigger> {
+    let s: String = col(row, name)?;
+    Trigger::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("unknown trigger {s:?}")))
+}
+
+fn limit_plus_one(page: &PageRequest) -> i64 {
+    page.limit as i64 + 1
+}
+
+const WEBHOOK_COLUMNS: &str =
+    "id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, last_success_at";
+
+fn webhook_from_row(row: &SqliteRow) -> Result<Webhook> {
+    let mut spec = spec_from_json(&col::<String>(row, "spec")?)?;
+    spec.enabled = col::<bool>(row, "enabled")?;
+    Ok(Webhook {
+        id: col(row, "id")?,
+        account_id: col(row, "account_id")?,
+        spec,
+        disabled_reason: col(row, "disabled_reason")?,
+        secrets: secrets_from_json(&col::<String>(row, "secrets")?)?,
+        created_at: ts_col(row, "created_at")?,
+        updated_at: ts_col(row, "updated_at")?,
+        last_success_at: opt_ts_col(row, "last_success_at")?,
+    })
+}
+
+fn account_from_row(row: &SqliteRow) -> Result<Account> {
+    Ok(Account {
+        id: col(row, "id")?,
+        name: col(row, "name")?,
+        created_at: ts_col(row, "created_at")?,
+    })
+}
+
+fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: col(row, "id")?,
+        account_id: col(row, "account_id")?,
+        name: col(row, "name")?,
+        prefix: col(row, "prefix")?,
+        created_at: ts_col(row, "created_at")?,
+        last_used_at: opt_ts_col(row, "last_used_at")?,
+    })
+}
+
+fn number_from_row(row: &SqliteRow) -> Result<Number> {
+    let n: String = col(row, "number")?;
+    Ok(Number {
+        number: E164::parse(&n).map_err(StoreError::Corrupt)?,
+        label: col(row, "label")?,
+        created_at: ts_col(row, "created_at")?,
+    })
+}
+
+const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.account_id, d.webhook_id, e.event_id, d.call_id, d.trigger, d.state, \
+     d.attempts, d.next_attempt_at, d.created_at, d.updated_at, d.last_attempt_at, d.last_status, d.last_error, \
+     d.last_latency_ms, e.test";
+
+fn delivery_from_row(row: &SqliteRow) -> Result<Delivery> {
+    let state: String = col(row, "state")?;
+    Ok(Delivery {
+        id: col(row, "id")?,
+        account_id: col(row, "account_id")?,
+        webhook_id: col(row, "webhook_id")?,
+        event_id: col(row, "event_id")?,
+        call_id: col(row, "call_id")?,
+        trigger: trigger_col(row, "trigger")?,
+        status: DeliveryStatus::from_state(&state),
+        waiting: state == STATE_WAITING,
+        attempts: col::<i64>(row, "attempts")? as u32,
+        next_attempt_at: if state == STATE_QUEUED { opt_ts_col(row, "next_attempt_at")? } else { None },
+        created_at: ts_col(row, "created_at")?,
+        updated_at: ts_col(row, "updated_at")?,
+        last_attempt_at: opt_ts_col(row, "last_attempt_at")?,
+        last_status: col::<Option<i64>>(row, "last_status")?.map(|s| s as u16),
+        last_error: col(row, "last_error")?,
+        last_latency_ms: col::<Option<i64>>(row, "last_latency_ms")?.map(|s| s as u32),
+        test: col(row, "test")?,
+    })
+}
+
+fn headers_to_json(h: &[(String, String)]) -> String {
+    serde_json::to_string(h).unwrap_or_else(|_| "[]".into())
+}
+
+fn headers_from_json(s: &str) -> Result<Vec<(String, String)>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("headers: {e}")))
+}
+
+fn attempt_from_row(row: &SqliteRow) -> Result<Attempt> {
+    Ok(Attempt {
+        n: col::<i64>(row, "n")? as u32,
+        started_at: ts_col(row, "started_at")?,
+        latency_ms: col::<i64>(row, "latency_ms")? as u32,
+        request_method: col(row, "request_method")?,
+        request_url: col(row, "request_url")?,
+        request_headers: headers_from_json(&col::<String>(row, "request_headers")?)?,
+        request_body: col(row, "request_body")?,
+        response_status: col::<Option<i64>>(row, "response_status")?.map(|s| s as u16),
+        response_headers: col::<Option<String>>(row, "response_headers")?
+            .map(|s| headers_from_json(&s))
+            .transpose()?,
+        response_body: col(row, "response_body")?,
+        error_kind: col(row, "error_kind")?,
+        error: col(row, "error")?,
+    })
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        id: col(row, "id")?,
+        account_id: col(row, "account_id")?,
+        event_id: col(row, "event_id")?,
+        call_id: col(row, "call_id")?,
+        event_type: col(row, "type")?,
+        occurred_at: ts_col(row, "occurred_at")?,
+        received_at: ts_col(row, "received_at")?,
+        test: col(row, "test")?,
+        payload: col(row, "payload")?,
+    })
+}
+
+/// Makes the earliest waiting delivery of (webhook, call) due, unless one is already queued.
+async fn promote_next(conn: &mut SqliteConnection, webhook_id: &str, call_id: &str, now: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE deliveries SET state = 'queued', next_attempt_at = $3, updated_at = $3
+         WHERE seq = (SELECT seq FROM deliveries WHERE webhook_id = $1 AND call_id = $2 AND state = 'waiting'
+                      ORDER BY seq LIMIT 1)
+           AND NOT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $1 AND call_id = $2 AND state = 'queued')",
+    )
+    .bind(webhook_id)
+    .bind(call_id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Loads what a dispatcher needs for leased rows `(id, lease, trigger, attempts, limit, event_seq, webhook_id)`.
+async fn complete_claims(
+    conn: &mut SqliteConnection,
+    rows: Vec<SqliteRow>,
+) -> Result<Vec<Claimed>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut event_seqs: Vec<i64> = Vec::with_capacity(rows.len());
+    let mut webhook_ids: Vec<String> = Vec::new();
+    for r in &rows {
+        event_seqs.push(col(r, "event_seq")?);
+        let w: String = col(r, "webhook_id")?;
+        if !webhook_ids.contains(&w) {
+            webhook_ids.push(w);
+        }
+    }
+    let mut q = QueryBuilder::<Sqlite>::new("SELECT seq, event_id, payload FROM events WHERE seq IN (");
+    let mut sep = q.separated(", ");
+    for s in &event_seqs {
+        sep.push_bind(*s);
+    }
+    q.push(")");
+    let events: std::collections::HashMap<i64, (String, String)> = q
+        .build()
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| Ok((col::<i64>(r, "seq")?, (col(r, "event_id")?, col(r, "payload")?))))
+        .collect::<Result<_>>()?;
+    let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id IN ("));
+    let mut sep = q.separated(", ");
+    for w in &webhook_ids {
+        sep.push_bind(w.as_str());
+    }
+    q.push(")");
+    let webhooks: std::collections::HashMap<String, Webhook> = q
+        .build()
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| webhook_from_row(r).map(|w| (w.id.clone(), w)))
+        .collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let delivery_id: String = col(&r, "id")?;
+        let webhook_id: String = col(&r, "webhook_id")?;
+        let event_seq: i64 = col(&r, "event_seq")?;
+        let (Some(webhook), Some((event_id, payload))) = (webhooks.get(&webhook_id), events.get(&event_seq)) else {
+            // Its webhook was deleted (or the event pruned): nothing left to send.
+            sqlx::query(
+                "UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, last_error = 'the webhook was deleted'
+                 WHERE id = $1",
+            )
+            .bind(&delivery_id)
+            .execute(&mut *conn)
+            .await?;
+            continue;
+        };
+        out.push(Claimed {
+            delivery_id,
+            lease: col(&r, "lease")?,
+            trigger: trigger_col(&r, "trigger")?,
+            attempts: col::<i64>(&r, "attempts")? as u32,
+            attempt_limit: col::<Option<i64>>(&r, "attempt_limit")?.map(|n| n as u32),
+            event_id: event_id.clone(),
+            event_payload: payload.clone(),
+            webhook: webhook.clone(),
+        });
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.read)
+            .await?)
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        let (key, value) = (key.to_owned(), value.to_owned());
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET value = $2")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn insert_account(&self, account: &Account) -> Result<()> {
+        let a = account.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO accounts (id, name, created_at) VALUES ($1, $2, $3)")
+                    .bind(&a.id)
+                    .bind(&a.name)
+                    .bind(to_ms(a.created_at))
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn get_account(&self, id: &str) -> Result<Account> {
+        let row = sqlx::query("SELECT id, name, created_at FROM accounts WHERE id = $1")
+            .bind(id)
+            .fetch_one(&self.read)
+            .await?;
+        account_from_row(&row)
+    }
+
+    async fn list_accounts(&self, page: &PageRequest) -> Result<Page<Account>> {
+        let rows = sqlx::query("SELECT id, name, created_at FROM accounts WHERE id > $1 ORDER BY id LIMIT $2")
+            .bind(page.after.as_deref().unwrap_or(""))
+            .bind(limit_plus_one(page))
+            .fetch_all(&self.read)
+            .await?;
+        let items = rows.iter().map(account_from_row).collect::<Result<_>>()?;
+        Ok(Page::from_rows(items, page.limit, |a: &Account| a.id.clone()))
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()> {
+        let (k, hash) = (key.clone(), hash.to_owned());
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&k.id)
+                .bind(&k.account_id)
+                .bind(&k.name)
+                .bind(&k.prefix)
+                .bind(hash)
+                .bind(to_ms(k.created_at))
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self, account_id: &str, page: &PageRequest) -> Result<Page<ApiKey>> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, name, prefix, created_at, last_used_at FROM api_keys
+             WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(account_id)
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(limit_plus_one(page))
+        .fetch_all(&self.read)
+        .await?;
+        let items = rows.iter().map(api_key_from_row).collect::<Result<_>>()?;
+        Ok(Page::from_rows(items, page.limit, |k: &ApiKey| k.id.clone()))
+    }
+
+    async fn delete_api_key(&self, account_id: &str, id: &str) -> Result<()> {
+        let (account_id, id) = (account_id.to_owned(), id.to_owned());
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = sqlx::query("DELETE FROM api_keys WHERE account_id = $1 AND id = $2")
+                    .bind(account_id)
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+            })
+        })
+        .await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        let row = sqlx::query(
+            "SELECT id, account_id, name, prefix, created_at, last_used_at FROM api_keys WHERE hash = $1",
+        )
+        .bind(hash)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(api_key_from_row).transpose()
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<()> {
+        let u = user.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "INSERT INTO users (id, account_id, email, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT(email) DO NOTHING",
+                )
+                .bind(&u.id)
+                .bind(&u.account_id)
+                .bind(&u.email)
+                .bind(&u.password_hash)
+                .bind(to_ms(u.created_at))
+                .execute(&mut *c)
+                .await?;
+                if r.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("a user with email {} already exists", u.email)));
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT id, account_id, email, password_hash, created_at FROM users WHERE email = $1",
+        )
+        .bind(email)
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| {
+            Ok(User {
+                id: col(&r, "id")?,
+                account_id: col(&r, "account_id")?,
+                email: col(&r, "email")?,
+                password_hash: col(&r, "password_hash")?,
+                created_at: ts_col(&r, "created_at")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn insert_number(&self, account_id: &str, number: &Number) -> Result<()> {
+        let (account_id, n) = (account_id.to_owned(), number.clone());
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "INSERT INTO numbers (account_id, number, label, created_at) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT(account_id, number) DO NOTHING",
+                )
+                .bind(&account_id)
+                .bind(n.number.as_str())
+                .bind(&n.label)
+                .bind(to_ms(n.created_at))
+                .execute(&mut *c)
+                .await?;
+                if r.rows_affected() == 0 {
+                    return Err(StoreError::Conflict(format!("{} is already one of your numbers", n.number)));
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn list_numbers(&self, account_id: &str, page: &PageRequest) -> Result<Page<Number>> {
+        let rows = sqlx::query(
+            "SELECT number, label, created_at FROM numbers WHERE account_id = $1 AND number > $2 ORDER BY number LIMIT $3",
+        )
+        .bind(account_id)
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(limit_plus_one(page))
+        .fetch_all(&self.read)
+        .await?;
+        let items = rows.iter().map(number_from_row).collect::<Result<_>>()?;
+        Ok(Page::from_rows(items, page.limit, |n: &Number| n.number.to_string()))
+    }
+
+    async fn get_number(&self, account_id: &str, number: &E164) -> Result<Number> {
+        let row = sqlx::query("SELECT number, label, created_at FROM numbers WHERE account_id = $1 AND number = $2")
+            .bind(account_id)
+            .bind(number.as_str())
+            .fetch_one(&self.read)
+            .await?;
+        number_from_row(&row)
+    }
+
+    async fn set_number_label(&self, account_id: &str, number: &E164, label: Option<&str>) -> Result<()> {
+        let (account_id, number, label) = (account_id.to_owned(), number.clone(), label.map(str::to_owned));
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = sqlx::query("UPDATE numbers SET label = $3 WHERE account_id = $1 AND number = $2")
+                    .bind(account_id)
+                    .bind(number.as_str())
+                    .bind(label)
+                    .execute(&mut *c)
+                    .await?;
+                if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+            })
+        })
+        .await
+    }
+
+    async fn delete_number(&self, account_id: &str, number: &E164) -> Result<()> {
+        let (account_id, number) = (account_id.to_owned(), number.clone());
+        self.write(move |c| {
+            Box::pin(async move {
+                let using: Vec<String> = sqlx::query_scalar(
+                    "SELECT w.id FROM webhooks w, json_each(w.spec, '$.numbers') n
+                     WHERE w.account_id = $1 AND n.value = $2 ORDER BY w.id",
+                )
+                .bind(&account_id)
+                .bind(number.as_str())
+                .fetch_all(&mut *c)
+                .await?;
+                if !using.is_empty() {
+                    return Err(StoreError::Conflict(format!(
+                        "{number} is used by webhook{} {}; remove it from {} first, or a webhook would start firing for every number",
+                        if using.len() == 1 { "" } else { "s" },
+                        using.join(", "),
+                        if using.len() == 1 { "it" } else { "them" },
+                    )));
+                }
+                let r = sqlx::query("DELETE FROM numbers WHERE account_id = $1 AND number = $2")
+                    .bind(&account_id)
+                    .bind(number.as_str())
+                    .execute(&mut *c)
+                    .await?;
+                if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+            })
+        })
+        .await
+    }
+
+    async fn unknown_numbers(&self, account_id: &str, numbers: &[E164]) -> Result<Vec<E164>> {
+        if numbers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT number FROM numbers WHERE account_id = ");
+        q.push_bind(account_id);
+        q.push(" AND number IN (");
+        let mut sep = q.separated(", ");
+        for n in numbers {
+            sep.push_bind(n.as_str());
+        }
+        q.push(")");
+        let known: Vec<String> = q.build_query_scalar().fetch_all(&self.read).await?;
+        Ok(numbers.iter().filter(|n| !known.iter().any(|k| k == n.as_str())).cloned().collect())
+    }
+
+    async fn insert_webhook(&self, webhook: &Webhook) -> Result<()> {
+        let w = webhook.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO webhooks ({WEBHOOK_COLUMNS}, trigger) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                )))
+                .bind(&w.id)
+                .bind(&w.account_id)
+                .bind(serde_json::Value::Object(w.spec.to_json()).to_string())
+                .bind(w.spec.enabled)
+                .bind(&w.disabled_reason)
+                .bind(secrets_to_json(&w.secrets))
+                .bind(to_ms(w.created_at))
+                .bind(to_ms(w.updated_at))
+                .bind(w.last_success_at.map(to_ms))
+                .bind(w.spec.trigger.id())
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn get_webhook(&self, account_id: &str, id: &str) -> Result<Webhook> {
+        let row = sqlx::query(SELECT_WEBHOOK)
+            .bind(account_id)
+            .bind(id)
+            .fetch_one(&self.read)
+            .await?;
+        webhook_from_row(&row)
+    }
+
+    async fn list_webhooks(&self, account_id: &str, page: &PageRequest) -> Result<Page<Webhook>> {
+        let rows = sqlx::query(LIST_WEBHOOKS)
+            .bind(account_id)
+            .bind(page.after.as_deref().unwrap_or(""))
+            .bind(limit_plus_one(page))
+            .fetch_all(&self.read)
+            .await?;
+        let items = rows.iter().map(webhook_from_row).collect::<Result<_>>()?;
+        Ok(Page::from_rows(items, page.limit, |w: &Webhook| w.id.clone()))
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook) -> Result<()> {
+        let w = webhook.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = sqlx::query(
+                    "UPDATE webhooks SET spec = $3, trigger = $4, enabled = $5, disabled_reason = $6, secrets = $7,
+                     updated_at = $8 WHERE account_id = $1 AND id = $2",
+                )
+                .bind(&w.account_id)
+                .bind(&w.id)
+                .bind(serde_json::Value::Object(w.spec.to_json()).to_string())
+                .bind(w.spec.trigger.id())
+                .bind(w.spec.enabled)
+                .bind(&w.disabled_reason)
+                .bind(secrets_to_json(&w.secrets))
+                .bind(to_ms(w.updated_at))
+                .execute(&mut *c)
+                .await?;
+                if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+            })
+        })
+        .await
+    }
+
+    async fn delete_webhook(&self, account_id: &str, id: &str) -> Result<()> {
+        let (account_id, id) = (account_id.to_owned(), id.to_owned());
+        self.write(move |c| {
+            Box::pin(async move {
+                let r = sqlx::query("DELETE FROM webhooks WHERE account_id = $1 AND id = $2")
+                    .bind(&account_id)
+                    .bind(&id)
+                    .execute(&mut *c)
+                    .await?;
+                if r.rows_affected() == 0 {
+                    return Err(StoreError::NotFound);
+                }
+                // Unfinished deliveries end here; the log rows go with retention.
+                sqlx::query(
+                    "UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, last_error = 'the webhook was deleted'
+                     WHERE webhook_id = $1 AND state IN ('queued', 'waiting')",
+                )
+                .bind(&id)
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn webhooks_for(&self, account_id: &str, triggers: &[Trigger]) -> Result<Vec<Webhook>> {
+        if triggers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE enabled = 1 AND account_id = "
+        ));
+        q.push_bind(account_id);
+        q.push(" AND trigger IN (");
+        let mut sep = q.separated(", ");
+        for t in triggers {
+            sep.push_bind(t.id());
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&self.read).await?;
+        rows.iter().map(webhook_from_row).collect()
+    }
+
+    async fn webhook_stats(&self, account_id: &str, recent: u32) -> Result<Vec<(String, WebhookStats)>> {
+        let rows = sqlx::query(
+            "SELECT w.id,
+                    (SELECT COUNT(*) FROM (SELECT state FROM deliveries d WHERE d.webhook_id = w.id
+                        ORDER BY d.seq DESC LIMIT $2) WHERE state = 'succeeded') AS succeeded,
+                    (SELECT COUNT(*) FROM (SELECT state FROM deliveries d WHERE d.webhook_id = w.id
+                        ORDER BY d.seq DESC LIMIT $2) WHERE state = 'failed') AS failed,
+                    (SELECT COUNT(*) FROM (SELECT state FROM deliveries d WHERE d.webhook_id = w.id
+                        ORDER BY d.seq DESC LIMIT $2) WHERE state IN ('queued', 'waiting')) AS pending,
+                    (SELECT MAX(last_attempt_at) FROM (SELECT last_attempt_at FROM deliveries d
+                        WHERE d.webhook_id = w.id ORDER BY d.seq DESC LIMIT $2)) AS last_delivery_at
+             FROM webhooks w WHERE w.account_id = $1",
+        )
+        .bind(account_id)
+        .bind(recent as i64)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    col(r, "id")?,
+                    WebhookStats {
+                        succeeded: col::<i64>(r, "succeeded")? as u64,
+                        failed: col::<i64>(r, "failed")? as u64,
+                        pending: col::<i64>(r, "pending")? as u64,
+                        last_delivery_at: opt_ts_col(r, "last_delivery_at")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>> {
+        self.write(move |c| {
+            Box::pin(async move {
+                let mut out = Vec::with_capacity(events.len());
+                for (i, ne) in events.iter().enumerate() {
+                    let e = &ne.event;
+                    let seq: Option<i64> = sqlx::query_scalar(
+                        "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                         ON CONFLICT(account_id, event_id) DO NOTHING RETURNING seq",
+                    )
+                    .bind(&e.id)
+                    .bind(&e.account_id)
+                    .bind(&e.event_id)
+                    .bind(&e.call_id)
+                    .bind(&e.event_type)
+                    .bind(to_ms(e.occurred_at))
+                    .bind(to_ms(e.received_at))
+                    .bind(e.test)
+                    .bind(&e.payload)
+                    .fetch_optional(&mut *c)
+                    .await
+                    .map_err(|err| match err {
+                        sqlx::Error::Database(d) if d.is_unique_violation() => {
+                            let mut fe = FieldErrors::default();
+                            fe.push(
+                                if events.len() > 1 { format!("[{i}].type") } else { "type".into() },
+                                format!("call {} already has a call.ended event; a call ends once", e.call_id),
+                            );
+                            StoreError::Rejected(fe)
+                        }
+                        other => other.into(),
+                    })?;
+                    let Some(seq) = seq else {
+                        out.push(Inserted::Duplicate);
+                        continue;
+                    };
+                    for d in &ne.deliveries {
+                        sqlx::query(
+                            "INSERT INTO deliveries (id, account_id, webhook_id, event_seq, call_id, trigger, state,
+                                                     next_attempt_at, created_at, updated_at)
+                             SELECT $1, $2, $3, $4, $5, $6, CASE WHEN b THEN 'waiting' ELSE 'queued' END,
+                                    CASE WHEN b THEN NULL ELSE $7 END, $7, $7
+                             FROM (SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $3 AND call_id = $5
+                                                  AND state IN ('queued', 'waiting')) AS b)",
+                        )
+                        .bind(&d.id)
+                        .bind(&e.account_id)
+                        .bind(&d.webhook_id)
+                        .bind(seq)
+                        .bind(&e.call_id)
+                        .bind(d.trigger.id())
+                        .bind(to_ms(e.received_at))
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    out.push(Inserted::New(ne.deliveries.len()));
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        exclude: &[String],
+    ) -> Result<Vec<Claimed>> {
+        let exclude = exclude.to_vec();
+        self.write(move |c| {
+            Box::pin(async move {
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "UPDATE deliveries SET lease = lease + 1, next_attempt_at = ",
+                );
+                q.push_bind(to_ms(lease_until));
+                q.push(" WHERE seq IN (SELECT seq FROM deliveries WHERE state = 'queued' AND next_attempt_at <= ");
+                q.push_bind(to_ms(now));
+                if !exclude.is_empty() {
+                    q.push(" AND webhook_id NOT IN (");
+                    let mut sep = q.separated(", ");
+                    for w in &exclude {
+                        sep.push_bind(w.as_str());
+                    }
+                    q.push(")");
+                }
+                q.push(" ORDER BY next_attempt_at LIMIT ");
+                q.push_bind(limit as i64);
+                q.push(") RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id, seq");
+                let mut rows = q.build().fetch_all(&mut *c).await?;
+                // RETURNING gives no order; send oldest first.
+                rows.sort_by_key(|r| r.try_get::<i64, _>("seq").unwrap_or(0));
+                complete_claims(c, rows).await
+            })
+        })
+        .await
+    }
+
+    async fn claim_one(&self, delivery_id: &str, _now: Timestamp, lease_until: Timestamp) -> Result<Claimed> {
+        let id = delivery_id.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                let rows = sqlx::query(
+                    "UPDATE deliveries SET lease = lease + 1, state = 'queued', next_attempt_at = $2 WHERE id = $1
+                     RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id",
+                )
+                .bind(&id)
+                .bind(to_ms(lease_until))
+                .fetch_all(&mut *c)
+                .await?;
+                complete_claims(c, rows).await?.pop().ok_or(StoreError::NotFound)
+            })
+        })
+        .await
+    }
+
+    async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()> {
+        let now = to_ms(now);
+        self.write(move |c| {
+            Box::pin(async move {
+                for r in records {
+                    let (state, next_at) = match &r.next {
+                        Next::Succeeded => (STATE_SUCCEEDED, None),
+                        Next::RetryAt(t) => (STATE_QUEUED, Some(to_ms(*t))),
+                        Next::Failed => (STATE_FAILED, None),
+                    };
+                    let a = r.attempt.as_ref();
+                    let last_error = match a {
+                        Some(a) => a.error.clone(),
+                        None => r.disable_webhook.clone(),
+                    };
+                    let row = sqlx::query(
+                        "UPDATE deliveries SET state = $3, next_attempt_at = $4, updated_at = $5,
+                                attempts = attempts + $6,
+                                last_attempt_at = COALESCE($7, last_attempt_at),
+                                last_status = CASE WHEN $6 = 1 THEN $8 ELSE last_status END,
+                                last_error = $9,
+                                last_latency_ms = COALESCE($10, last_latency_ms)
+                         WHERE id = $1 AND lease = $2
+                         RETURNING webhook_id, call_id, attempts",
+                    )
+                    .bind(&r.delivery_id)
+                    .bind(r.lease)
+                    .bind(state)
+                    .bind(next_at)
+                    .bind(now)
+                    .bind(a.is_some() as i64)
+                    .bind(a.map(|a| to_ms(a.started_at)))
+                    .bind(a.and_then(|a| a.response_status.map(i64::from)))
+                    .bind(last_error)
+                    .bind(a.map(|a| a.latency_ms as i64))
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    let Some(row) = row else {
+                        tracing::warn!(delivery = %r.delivery_id, "lease lost before the attempt was recorded; another worker owns it");
+                        continue;
+                    };
+                    let webhook_id: String = col(&row, "webhook_id")?;
+                    let call_id: String = col(&row, "call_id")?;
+                    let n: i64 = col(&row, "attempts")?;
+                    if let Some(a) = a {
+                        sqlx::query(
+                            "INSERT INTO attempts (delivery_id, n, started_at, latency_ms, request_method, request_url,
+                                 request_headers, request_body, response_status, response_headers, response_body,
+                                 error_kind, error)
+                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                        )
+                        .bind(&r.delivery_id)
+                        .bind(n)
+                        .bind(to_ms(a.started_at))
+                        .bind(a.latency_ms as i64)
+                        .bind(&a.request_method)
+                        .bind(&a.request_url)
+                        .bind(headers_to_json(&a.request_headers))
+                        .bind(&a.request_body)
+                        .bind(a.response_status.map(i64::from))
+                        .bind(a.response_headers.as_deref().map(headers_to_json))
+                        .bind(&a.response_body)
+                        .bind(&a.error_kind)
+                        .bind(&a.error)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    if r.next == Next::Succeeded {
+                        sqlx::query("UPDATE webhooks SET last_success_at = $2 WHERE id = $1")
+                            .bind(&webhook_id)
+                            .bind(now)
+                            .execute(&mut *c)
+                            .await?;
+                    }
+                    if let Some(reason) = &r.disable_webhook {
+                        sqlx::query(
+                            "UPDATE webhooks SET enabled = 0, disabled_reason = $2, updated_at = $3
+                             WHERE id = $1 AND enabled = 1",
+                        )
+                        .bind(&webhook_id)
+                        .bind(reason)
+                        .bind(now)
+                        .execute(&mut *c)
+                        .await?;
+                    }
+                    if !matches!(r.next, Next::RetryAt(_)) {
+                        promote_next(c, &webhook_id, &call_id, now).await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn release(&self, releases: Vec<Release>, now: Timestamp) -> Result<()> {
+        let now = to_ms(now);
+        self.write(move |c| {
+            Box::pin(async move {
+                for r in releases {
+                    sqlx::query("UPDATE deliveries SET next_attempt_at = $3 WHERE id = $1 AND lease = $2 AND state = 'queued'")
+                        .bind(&r.delivery_id)
+                        .bind(r.lease)
+                        .bind(now)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn defer_webhook(&self, webhook_id: &str, now: Timestamp, until: Timestamp) -> Result<()> {
+        let webhook_id = webhook_id.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query(
+                    "UPDATE deliveries SET next_attempt_at = $3
+                     WHERE webhook_id = $1 AND state = 'queued' AND next_attempt_at <= $2",
+                )
+                .bind(webhook_id)
+                .bind(to_ms(now))
+                .bind(to_ms(until))
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn get_delivery(&self, account_id: &str, id: &str) -> Result<(Delivery, Vec<Attempt>)> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+             WHERE d.account_id = $1 AND d.id = $2"
+        )))
+        .bind(account_id)
+        .bind(id)
+        .fetch_one(&self.read)
+        .await?;
+        let d = delivery_from_row(&row)?;
+        let attempts = sqlx::query("SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY n, seq")
+            .bind(id)
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(attempt_from_row)
+            .collect::<Result<_>>()?;
+        Ok((d, attempts))
+    }
+
+    async fn list_deliveries(
+        &self,
+        account_id: &str,
+        webhook_id: &str,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.account_id = "
+        ));
+        q.push_bind(account_id);
+        q.push(" AND d.webhook_id = ");
+        q.push_bind(webhook_id);
+        if let Some(after) = &page.after {
+            q.push(" AND d.seq < (SELECT seq FROM deliveries WHERE id = ");
+            q.push_bind(after.as_str());
+            q.push(")");
+        }
+        if let Some(status) = filter.status {
+            q.push(" AND d.state IN (");
+            let mut sep = q.separated(", ");
+            for s in status.states() {
+                sep.push_bind(*s);
+            }
+            q.push(")");
+        }
+        if let Some(call_id) = &filter.call_id {
+            q.push(" AND d.call_id = ");
+            q.push_bind(call_id.as_str());
+        }
+        q.push(" ORDER BY d.seq DESC LIMIT ");
+        q.push_bind(limit_plus_one(page));
+        let rows = q.build().fetch_all(&self.read).await?;
+        let items = rows.iter().map(delivery_from_row).collect::<Result<_>>()?;
+        Ok(Page::from_rows(items, page.limit, |d: &Delivery| d.id.clone()))
+    }
+
+    async fn resend(&self, account_id: &str, id: &str, now: Timestamp) -> Result<()> {
+        let (account_id, id, now) = (account_id.to_owned(), id.to_owned(), to_ms(now));
+        self.write(move |c| {
+            Box::pin(async move {
+                // A pending delivery simply goes now; one that had ended gets exactly one more try.
+                let r = sqlx::query(
+                    "UPDATE deliveries SET
+                        attempt_limit = CASE WHEN state IN ('succeeded', 'failed') THEN attempts + 1 ELSE attempt_limit END,
+                        state = 'queued', next_attempt_at = $3, updated_at = $3
+                     WHERE account_id = $1 AND id = $2",
+                )
+                .bind(&account_id)
+                .bind(&id)
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+                if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+            })
+        })
+        .await
+    }
+
+    async fn replay(
+        &self,
+        account_id: &str,
+        webhook_id: &str,
+        since: Timestamp,
+        status: DeliveryStatus,
+        attempts: u32,
+        now: Timestamp,
+    ) -> Result<u64> {
+        let (account_id, webhook_id, now) = (account_id.to_owned(), webhook_id.to_owned(), to_ms(now));
+        let states: Vec<&'static str> = status.states().to_vec();
+        self.write(move |c| {
+            Box::pin(async move {
+                // Everything replayed waits first; then the head of each call goes, so a call's
+                // deliveries leave in order exactly as they did the first time.
+                let mut q = QueryBuilder::<Sqlite>::new(
+                    "UPDATE deliveries SET state = 'waiting', next_attempt_at = NULL, attempt_limit = attempts + ",
+                );
+                q.push_bind(attempts as i64);
+                q.push(", updated_at = ");
+                q.push_bind(now);
+                q.push(" WHERE account_id = ");
+                q.push_bind(&account_id);
+                q.push(" AND webhook_id = ");
+                q.push_bind(&webhook_id);
+                q.push(" AND created_at >= ");
+                q.push_bind(to_ms(since));
+                q.push(" AND state IN (");
+                let mut sep = q.separated(", ");
+                for s in &states {
+                    sep.push_bind(*s);
+                }
+                q.push(") RETURNING call_id");
+                let calls: Vec<String> = q.build_query_scalar().fetch_all(&mut *c).await?;
+                let n = calls.len() as u64;
+                let mut calls = calls;
+                calls.sort();
+                calls.dedup();
+                for call in calls {
+                    promote_next(c, &webhook_id, &call, now).await?;
+                }
+                Ok(n)
+            })
+        })
+        .await
+    }
+
+    async fn call_timeline(&self, account_id: &str, call_id: &str) -> Result<Vec<(StoredEvent, Vec<Delivery>)>> {
+        let events: Vec<StoredEvent> = sqlx::query(
+            "SELECT id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload FROM events
+             WHERE account_id = $1 AND call_id = $2 ORDER BY seq",
+        )
+        .bind(account_id)
+        .bind(call_id)
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(event_from_row)
+        .collect::<Result<_>>()?;
+        if events.is_empty() {
+            return Err(StoreError::NotFound);
+        }
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {DELIVERY_COLUMNS}, e.id AS event_row FROM deliveries d JOIN events e ON e.seq = d.event_seq
+             WHERE e.account_id = $1 AND e.call_id = $2 ORDER BY d.seq"
+        )))
+        .bind(account_id)
+        .bind(call_id)
+        .fetch_all(&self.read)
+        .await?;
+        let mut out: Vec<(StoredEvent, Vec<Delivery>)> = events.into_iter().map(|e| (e, Vec::new())).collect();
+        for r in &rows {
+            let ev: String = col(r, "event_row")?;
+            if let Some((_, ds)) = out.iter_mut().find(|(e, _)| e.id == ev) {
+                ds.push(delivery_from_row(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM deliveries WHERE state IN ('queued', 'waiting')) AS pending,
+                    (SELECT COUNT(*) FROM deliveries WHERE state = 'queued' AND next_attempt_at <= $1) AS due,
+                    (SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued') AS oldest",
+        )
+        .bind(to_ms(now))
+        .fetch_one(&self.read)
+        .await?;
+        let oldest = opt_ts_col(&row, "oldest")?.filter(|t| *t <= now);
+        Ok(QueueStats {
+            pending: col::<i64>(&row, "pending")? as u64,
+            due: col::<i64>(&row, "due")? as u64,
+            oldest_due_at: oldest,
+        })
+    }
+
+    async fn prune(&self, before: Timestamp, batch: u32) -> Result<u64> {
+        let (before, batch) = (to_ms(before), batch as i64);
+        self.write(move |c| {
+            Box::pin(async move {
+                let gone = sqlx::query(
+                    "DELETE FROM deliveries WHERE seq IN (
+                        SELECT seq FROM deliveries
+                        WHERE seq < COALESCE((SELECT seq FROM deliveries WHERE created_at >= $1 ORDER BY seq LIMIT 1),
+                                             9223372036854775807)
+                          AND state IN ('succeeded', 'failed') AND updated_at < $1
+                        ORDER BY seq LIMIT $2)",
+                )
+                .bind(before)
+                .bind(batch)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
+                sqlx::query(
+                    "DELETE FROM attempts WHERE seq IN (SELECT seq FROM attempts WHERE started_at < $1 ORDER BY started_at LIMIT $2)",
+                )
+                .bind(before)
+                .bind(batch)
+                .execute(&mut *c)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM events WHERE seq IN (
+                        SELECT e.seq FROM events e WHERE e.received_at < $1
+                          AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)
+                        ORDER BY e.received_at LIMIT $2)",
+                )
+                .bind(before)
+                .bind(batch)
+                .execute(&mut *c)
+                .await?;
+                Ok(gone)
+            })
+        })
+        .await
+    }
+}
+
+const SELECT_WEBHOOK: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
+     last_success_at FROM webhooks WHERE account_id = $1 AND id = $2";
+const LIST_WEBHOOKS: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
+     last_success_at FROM webhooks WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3";

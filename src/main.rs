@@ -1,1 +1,167 @@
-fn main(){}
+//! The `callhook` command: parse the command line, then hand over to the library.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use callhook::config::{Overrides, Settings, help_text};
+
+#[derive(Parser)]
+#[command(name = "callhook", version, about = "Real-time call webhooks for cloud telephony", after_help = help_text())]
+struct Cli {
+    /// TOML settings file (see the settings below).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone, Default)]
+struct StoreFlags {
+    /// Folder for the embedded SQLite database [CALLHOOK_DATA_DIR].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// sqlite://PATH or postgres://… [CALLHOOK_DATABASE_URL].
+    #[arg(long = "database", value_name = "URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: REST API, web page, dispatcher.
+    #[command(after_help = help_text())]
+    Serve {
+        /// Address to listen on [CALLHOOK_LISTEN].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Create or upgrade the database schema, then exit.
+    Migrate {
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+    /// Manage accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Manage API keys.
+    Apikey {
+        #[command(subcommand)]
+        command: ApikeyCommand,
+    },
+    /// Manage web sign-in users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account; prints its id and a first API key.
+    Create {
+        name: String,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApikeyCommand {
+    /// Create an API key for an account; prints it once.
+    Create {
+        #[arg(long, value_name = "ID")]
+        account: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a web sign-in user; prints a generated password once.
+    Create {
+        #[arg(long, value_name = "ID")]
+        account: String,
+        #[arg(long, value_name = "EMAIL")]
+        email: String,
+        #[command(flatten)]
+        store: StoreFlags,
+    },
+}
+
+fn overrides(store: &StoreFlags, listen: Option<std::net::SocketAddr>) -> Overrides {
+    Overrides {
+        listen,
+        data_dir: store.data_dir.clone(),
+        database_url: store.database_url.clone(),
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("callhook: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("callhook: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = cli.config.as_deref();
+    match cli.command {
+        Command::Serve { listen, store } => {
+            let settings = Settings::load(config, &overrides(&store, listen))?;
+            callhook::cli::serve(settings).await
+        }
+        Command::Migrate { store } => {
+            let settings = Settings::load(config, &overrides(&store, None))?;
+            callhook::cli::migrate(&settings).await
+        }
+        Command::Account {
+            command: AccountCommand::Create { name, store },
+        } => {
+            let settings = Settings::load(config, &overrides(&store, None))?;
+            callhook::cli::create_account(&settings, &name).await
+        }
+        Command::Apikey {
+            command:
+                ApikeyCommand::Create {
+                    account,
+                    name,
+                    store,
+                },
+        } => {
+            let settings = Settings::load(config, &overrides(&store, None))?;
+            callhook::cli::create_api_key(&settings, &account, &name).await
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    account,
+                    email,
+                    store,
+                },
+        } => {
+            let settings = Settings::load(config, &overrides(&store, None))?;
+            callhook::cli::create_user(&settings, &account, &email).await
+        }
+    }
+}

@@ -219,20 +219,32 @@ impl CallEvent {
     pub fn from_json(value: &Value) -> Result<CallEvent, FieldErrors> {
         let Value::Object(obj) = value else {
             let mut e = FieldErrors::default();
-            e.push("", format!("a call event must be a JSON object, not {}", kind(value)));
+            e.push(
+                "",
+                format!("a call event must be a JSON object, not {}", kind(value)),
+            );
             return Err(e);
         };
         let mut f = Fields::new("", obj);
         let id = text(&mut f, "id", MAX_TEXT);
         if id.as_deref() == Some("") {
-            f.error("id", "must not be empty (leave it out to have callhook assign one)");
+            f.error(
+                "id",
+                "must not be empty (leave it out to have callhook assign one)",
+            );
         }
         let account_id = text(&mut f, "account_id", MAX_TEXT);
         let event_type = f.req_str("type").and_then(|s| {
             let t = EventType::parse(s);
             if t.is_none() {
                 let all: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-                f.error("type", format!("{s:?} is not a call event type; use one of {}", all.join(", ")));
+                f.error(
+                    "type",
+                    format!(
+                        "{s:?} is not a call event type; use one of {}",
+                        all.join(", ")
+                    ),
+                );
             }
             t
         });
@@ -287,8 +299,16 @@ impl CallEvent {
         put(&mut call, "leg_id", &c.leg_id);
         call.insert("call_type".into(), json!(c.call_type.as_str()));
         call.insert("did_number".into(), json!(c.did_number.as_str()));
-        put(&mut call, "customer_number", &c.customer_number.as_ref().map(E164::as_str));
-        put(&mut call, "started_at", &c.started_at.map(|t| t.to_string()));
+        put(
+            &mut call,
+            "customer_number",
+            &c.customer_number.as_ref().map(E164::as_str),
+        );
+        put(
+            &mut call,
+            "started_at",
+            &c.started_at.map(|t| t.to_string()),
+        );
         obj.insert("call".into(), Value::Object(call));
         match &self.detail {
             EventDetail::Received => {}
@@ -330,7 +350,11 @@ impl CallEvent {
                 put(&mut m, "hangup_cause", &e.hangup_cause);
                 put(&mut m, "hangup_by", &e.hangup_by.map(HangupBy::as_str));
                 put(&mut m, "answered_extension", &e.answered_extension);
-                put(&mut m, "answered_extension_name", &e.answered_extension_name);
+                put(
+                    &mut m,
+                    "answered_extension_name",
+                    &e.answered_extension_name,
+                );
                 put(&mut m, "missed_extensions", &e.missed_extensions);
                 put(&mut m, "last_stage", &e.last_stage.map(Stage::as_str));
                 put(&mut m, "recording_url", &e.recording_url);
@@ -364,7 +388,9 @@ fn timestamp(f: &mut Fields, key: &'static str) -> Option<Timestamp> {
         Err(_) => {
             f.error(
                 key,
-                format!("{s:?} is not an RFC 3339 timestamp with an offset, like 2026-11-27T04:00:05Z"),
+                format!(
+                    "{s:?} is not an RFC 3339 timestamp with an offset, like 2026-11-27T04:00:05Z"
+                ),
             );
             None
         }
@@ -383,7 +409,10 @@ macro_rules! req_enum {
             Some(s) => {
                 let v = <$ty>::parse(s);
                 if v.is_none() {
-                    $f.error($key, format!("{s:?} is not allowed; use {}", <$ty>::choices()));
+                    $f.error(
+                        $key,
+                        format!("{s:?} is not allowed; use {}", <$ty>::choices()),
+                    );
                 }
                 v
             }
@@ -398,7 +427,10 @@ macro_rules! opt_enum {
             Some(s) => {
                 let v = <$ty>::parse(s);
                 if v.is_none() {
-                    $f.error($key, format!("{s:?} is not allowed; use {}", <$ty>::choices()));
+                    $f.error(
+                        $key,
+                        format!("{s:?} is not allowed; use {}", <$ty>::choices()),
+                    );
                 }
                 v
             }
@@ -498,13 +530,19 @@ fn parse_detail(t: EventType, parent: &mut Fields) -> Option<EventDetail> {
             if let Some(d) = &digit
                 && !(d.chars().count() == 1 && d.chars().all(is_dtmf))
             {
-                f.error("digit", format!("{d:?} is not one DTMF digit (0-9, *, #, A-D)"));
+                f.error(
+                    "digit",
+                    format!("{d:?} is not one DTMF digit (0-9, *, #, A-D)"),
+                );
             }
             let digits = text(&mut f, "digits", MAX_TEXT);
             if let Some(d) = &digits
                 && !d.chars().all(is_dtmf)
             {
-                f.error("digits", format!("{d:?} may hold only DTMF digits (0-9, *, #, A-D)"));
+                f.error(
+                    "digits",
+                    format!("{d:?} may hold only DTMF digits (0-9, *, #, A-D)"),
+                );
             }
             let ivr_id = text(&mut f, "ivr_id", MAX_TEXT);
             let ivr_name = text(&mut f, "ivr_name", MAX_TEXT);
@@ -541,7 +579,10 @@ fn parse_detail(t: EventType, parent: &mut Fields) -> Option<EventDetail> {
                     );
                 }
                 if e.answered_at.is_some() {
-                    f.error("answered_at", "a missed call was never answered; use status \"answered\"");
+                    f.error(
+                        "answered_at",
+                        "a missed call was never answered; use status \"answered\"",
+                    );
                 }
             }
             status.map(|_| EventDetail::Ended(e))
@@ -606,14 +647,21 @@ mod tests {
     }
 
     fn fields(v: &Value) -> Vec<String> {
-        CallEvent::from_json(v).unwrap_err().0.into_iter().map(|e| e.field).collect()
+        CallEvent::from_json(v)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|e| e.field)
+            .collect()
     }
 
     #[test]
     fn parses_the_spec_example_and_round_trips() {
         let ev = CallEvent::from_json(&answered()).unwrap();
         assert_eq!(ev.event_type(), EventType::Answered);
-        let EventDetail::Answered(a) = &ev.detail else { panic!() };
+        let EventDetail::Answered(a) = &ev.detail else {
+            panic!()
+        };
         assert_eq!(a.kind, AnswerKind::RingGroup);
         assert_eq!(a.ring_time, Some(5));
         assert_eq!(a.hold_time, None);
@@ -669,16 +717,29 @@ mod tests {
     fn required_fields_are_named() {
         assert_eq!(fields(&json!({})), ["type", "occurred_at", "call"]);
         assert_eq!(
-            fields(&json!({"type": "call.dialed", "occurred_at": "2026-11-27T04:00:00Z", "call": {},
-                           "dialed": {}})),
-            ["call.call_id", "call.call_type", "call.did_number", "dialed.via", "dialed.extensions"]
+            fields(
+                &json!({"type": "call.dialed", "occurred_at": "2026-11-27T04:00:00Z", "call": {},
+                           "dialed": {}})
+            ),
+            [
+                "call.call_id",
+                "call.call_type",
+                "call.did_number",
+                "dialed.via",
+                "dialed.extensions"
+            ]
         );
         assert_eq!(
-            fields(&json!({"type": "call.ended", "occurred_at": "2026-11-27T04:00:00Z",
-                           "call": {"call_id": "c", "call_type": "inbound", "did_number": "+918065251305"}})),
+            fields(
+                &json!({"type": "call.ended", "occurred_at": "2026-11-27T04:00:00Z",
+                           "call": {"call_id": "c", "call_type": "inbound", "did_number": "+918065251305"}})
+            ),
             ["ended"]
         );
-        assert_eq!(fields(&json!({"type": "call.hold"})), ["type", "occurred_at", "call"]);
+        assert_eq!(
+            fields(&json!({"type": "call.hold"})),
+            ["type", "occurred_at", "call"]
+        );
         assert_eq!(fields(&json!([1])), [""]);
     }
 

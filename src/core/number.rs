@@ -34,13 +34,19 @@ impl E164 {
         }
         let n = digits.len() - 1;
         if n < MIN_DIGITS {
-            return Err(format!("{s:?} is too short for E.164 ({n} digits, at least {MIN_DIGITS})"));
+            return Err(format!(
+                "{s:?} is too short for E.164 ({n} digits, at least {MIN_DIGITS})"
+            ));
         }
         if n > MAX_DIGITS {
-            return Err(format!("{s:?} is too long for E.164 ({n} digits, at most {MAX_DIGITS})"));
+            return Err(format!(
+                "{s:?} is too long for E.164 ({n} digits, at most {MAX_DIGITS})"
+            ));
         }
         if digits.as_bytes()[1] == b'0' {
-            return Err(format!("{s:?} is not in E.164 form: country codes do not start with 0"));
+            return Err(format!(
+                "{s:?} is not in E.164 form: country codes do not start with 0"
+            ));
         }
         Ok(E164(digits))
     }

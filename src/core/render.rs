@@ -24,7 +24,8 @@ pub enum ParamValue<'a> {
 
 impl<'a> ParamValue<'a> {
     fn opt_str(s: &'a Option<String>) -> Self {
-        s.as_deref().map_or(ParamValue::Null, |s| ParamValue::Str(Cow::Borrowed(s)))
+        s.as_deref()
+            .map_or(ParamValue::Null, |s| ParamValue::Str(Cow::Borrowed(s)))
     }
 
     fn opt_int(i: Option<i64>) -> Self {
@@ -36,7 +37,9 @@ impl<'a> ParamValue<'a> {
     }
 
     fn stamp(t: Option<Timestamp>, tz: &TimeZone) -> Self {
-        t.map_or(ParamValue::Null, |t| ParamValue::Str(Cow::Owned(format_stamp(t, tz))))
+        t.map_or(ParamValue::Null, |t| {
+            ParamValue::Str(Cow::Owned(format_stamp(t, tz)))
+        })
     }
 
     fn to_json(&self) -> Value {
@@ -113,7 +116,9 @@ impl<'a> Context<'a> {
                 .customer_number
                 .as_ref()
                 .map_or(V::Null, |n| V::Str(Cow::Borrowed(n.as_str()))),
-            Param::OccurredAt | Param::PressedAt | Param::DialedAt => V::stamp(Some(ev.occurred_at), tz),
+            Param::OccurredAt | Param::PressedAt | Param::DialedAt => {
+                V::stamp(Some(ev.occurred_at), tz)
+            }
             Param::TimeZone => V::Str(Cow::Borrowed(tz.name())),
             Param::StartStamp => V::stamp(ev.call.started_at, tz),
             Param::AnswerStamp => match &ev.detail {
@@ -137,7 +142,9 @@ impl<'a> Context<'a> {
             Param::Via => match (answered, dialed) {
                 (Some(a), _) => match a.kind {
                     AnswerKind::Extension => V::Str(Cow::Borrowed(DialVia::Direct.as_str())),
-                    AnswerKind::RingGroup | AnswerKind::Queue => V::Str(Cow::Borrowed(a.kind.as_str())),
+                    AnswerKind::RingGroup | AnswerKind::Queue => {
+                        V::Str(Cow::Borrowed(a.kind.as_str()))
+                    }
                     AnswerKind::Ivr | AnswerKind::Customer => V::Null,
                 },
                 (None, Some(d)) => V::Str(Cow::Borrowed(d.via.as_str())),
@@ -145,7 +152,11 @@ impl<'a> Context<'a> {
             },
             Param::ViaId | Param::ViaName => match (answered, dialed) {
                 (Some(a), _) if matches!(a.kind, AnswerKind::RingGroup | AnswerKind::Queue) => {
-                    if p == Param::ViaId { answered_by_id } else { answered_by_name }
+                    if p == Param::ViaId {
+                        answered_by_id
+                    } else {
+                        answered_by_name
+                    }
                 }
                 (None, Some(d)) => V::opt_str(if p == Param::ViaId { &d.id } else { &d.name }),
                 _ => V::Null,
@@ -155,8 +166,12 @@ impl<'a> Context<'a> {
             Param::RefId => answered.map_or(V::Null, |a| V::opt_str(&a.ref_id)),
             Param::Duration => ended.map_or(V::Null, |e| V::opt_int(e.duration)),
             Param::Billsec => ended.map_or(V::Null, |e| V::opt_int(e.billsec)),
-            Param::CallStatus => ended.map_or(V::Null, |e| V::Str(Cow::Borrowed(e.status.as_str()))),
-            Param::AnsweredExtension => ended.map_or(V::Null, |e| V::opt_str(&e.answered_extension)),
+            Param::CallStatus => {
+                ended.map_or(V::Null, |e| V::Str(Cow::Borrowed(e.status.as_str())))
+            }
+            Param::AnsweredExtension => {
+                ended.map_or(V::Null, |e| V::opt_str(&e.answered_extension))
+            }
             Param::AnsweredExtensionName => {
                 ended.map_or(V::Null, |e| V::opt_str(&e.answered_extension_name))
             }
@@ -177,12 +192,18 @@ impl<'a> Context<'a> {
 
     /// Every parameter of the trigger with its value, in the documented order.
     pub fn params(&self) -> Vec<(&'static str, ParamValue<'a>)> {
-        self.trigger.params().map(|p| (p.name(), self.value(p))).collect()
+        self.trigger
+            .params()
+            .map(|p| (p.name(), self.value(p)))
+            .collect()
     }
 
     /// The parameters as one JSON object.
     pub fn json(&self) -> serde_json::Map<String, Value> {
-        self.params().into_iter().map(|(k, v)| (k.to_owned(), v.to_json())).collect()
+        self.params()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_json()))
+            .collect()
     }
 
     /// The parameters form-encoded (`a=1&b=`), for form bodies and GET queries.
@@ -245,7 +266,10 @@ pub fn build(
     let mut headers = Vec::with_capacity(spec.headers.len() + 5);
     headers.push(("User-Agent".to_owned(), USER_AGENT.to_owned()));
     if body.is_some() {
-        headers.push(("Content-Type".to_owned(), spec.content_type.as_str().to_owned()));
+        headers.push((
+            "Content-Type".to_owned(),
+            spec.content_type.as_str().to_owned(),
+        ));
     }
     for h in &spec.headers {
         headers.push((h.key.clone(), h.value.clone()));
@@ -272,7 +296,13 @@ mod tests {
 
     fn ctx_json(trigger: Trigger, ev: &CallEvent, tz: &str) -> serde_json::Map<String, Value> {
         let tz = TimeZone::parse(tz).unwrap();
-        Context { trigger, event: ev, event_id: "ev-1", time_zone: &tz }.json()
+        Context {
+            trigger,
+            event: ev,
+            event_id: "ev-1",
+            time_zone: &tz,
+        }
+        .json()
     }
 
     #[test]
@@ -284,7 +314,10 @@ mod tests {
             let want: Vec<&str> = t.params().map(Param::name).collect();
             assert_eq!(keys, want, "{t}");
             assert_eq!(m["trigger"], t.id());
-            assert!(t.fires_for(&ev), "{t}: the sample must fire its own trigger");
+            assert!(
+                t.fires_for(&ev),
+                "{t}: the sample must fire its own trigger"
+            );
         }
     }
 
@@ -292,9 +325,18 @@ mod tests {
     fn timestamps_use_the_zone_and_its_offset() {
         let ev = sample_event(Trigger::AnsweredOnIvr);
         let at = ev.occurred_at;
-        assert_eq!(format_stamp(at, &TimeZone::parse("Asia/Kolkata").unwrap()), "2026-11-27T09:30:05+05:30");
-        assert_eq!(format_stamp(at, &TimeZone::parse("UTC").unwrap()), "2026-11-27T04:00:05+00:00");
-        assert_eq!(format_stamp(at, &TimeZone::parse("Asia/Kathmandu").unwrap()), "2026-11-27T09:45:05+05:45");
+        assert_eq!(
+            format_stamp(at, &TimeZone::parse("Asia/Kolkata").unwrap()),
+            "2026-11-27T09:30:05+05:30"
+        );
+        assert_eq!(
+            format_stamp(at, &TimeZone::parse("UTC").unwrap()),
+            "2026-11-27T04:00:05+00:00"
+        );
+        assert_eq!(
+            format_stamp(at, &TimeZone::parse("Asia/Kathmandu").unwrap()),
+            "2026-11-27T09:45:05+05:45"
+        );
         // Europe/London across the October 2026 switch (25 October, 01:00 UTC).
         let london = TimeZone::parse("Europe/London").unwrap();
         let before: Timestamp = "2026-10-25T00:59:59Z".parse().unwrap();
@@ -302,7 +344,10 @@ mod tests {
         assert_eq!(format_stamp(before, &london), "2026-10-25T01:59:59+01:00");
         assert_eq!(format_stamp(after, &london), "2026-10-25T01:00:00+00:00");
         let frac: Timestamp = "2026-11-27T04:00:05.25Z".parse().unwrap();
-        assert_eq!(format_stamp(frac, &TimeZone::utc()), "2026-11-27T04:00:05.25+00:00");
+        assert_eq!(
+            format_stamp(frac, &TimeZone::utc()),
+            "2026-11-27T04:00:05.25+00:00"
+        );
     }
 
     #[test]
@@ -311,7 +356,9 @@ mod tests {
         let m = ctx_json(Trigger::AnsweredByExtension, &ev, "UTC");
         assert_eq!(m["via"], "queue");
         assert_eq!(m["via_id"], "q_support");
-        let EventDetail::Answered(a) = &mut ev.detail else { panic!() };
+        let EventDetail::Answered(a) = &mut ev.detail else {
+            panic!()
+        };
         a.kind = AnswerKind::Extension;
         let m = ctx_json(Trigger::AnsweredByExtension, &ev, "UTC");
         assert_eq!(m["via"], "direct");
@@ -322,9 +369,17 @@ mod tests {
     fn form_encoding_joins_lists_and_blanks_nulls() {
         let ev = sample_event(Trigger::DialedOnExtension);
         let tz = TimeZone::utc();
-        let ctx = Context { trigger: Trigger::DialedOnExtension, event: &ev, event_id: "e 1", time_zone: &tz };
+        let ctx = Context {
+            trigger: Trigger::DialedOnExtension,
+            event: &ev,
+            event_id: "e 1",
+            time_zone: &tz,
+        };
         let form = ctx.form();
-        assert!(form.starts_with("event_id=e+1&trigger=dialed_on_extension&"), "{form}");
+        assert!(
+            form.starts_with("event_id=e+1&trigger=dialed_on_extension&"),
+            "{form}"
+        );
         assert!(form.contains("&extensions=101%2C102&"), "{form}");
         assert!(form.contains("&leg_id=&"), "{form}");
         let json = ctx.json();
@@ -335,13 +390,24 @@ mod tests {
     #[test]
     fn get_appends_to_the_urls_own_query_and_signs_only_what_it_appended() {
         let Value::Object(m) = json!({"name": "n", "trigger": "dtmf_option", "method": "GET",
-            "url": "https://crm.example.com/hook?src=pbx#frag"}) else { unreachable!() };
+            "url": "https://crm.example.com/hook?src=pbx#frag"})
+        else {
+            unreachable!()
+        };
         let spec = WebhookSpec::from_json(&m).unwrap();
         let ev = sample_event(Trigger::DtmfOption);
-        let ctx = Context { trigger: Trigger::DtmfOption, event: &ev, event_id: "ev", time_zone: &spec.time_zone };
+        let ctx = Context {
+            trigger: Trigger::DtmfOption,
+            event: &ev,
+            event_id: "ev",
+            time_zone: &spec.time_zone,
+        };
         let (url, body, content) = encode(&spec, &ctx);
         assert!(body.is_none());
-        assert!(url.starts_with("https://crm.example.com/hook?src=pbx&event_id=ev&"), "{url}");
+        assert!(
+            url.starts_with("https://crm.example.com/hook?src=pbx&event_id=ev&"),
+            "{url}"
+        );
         assert!(url.ends_with("#frag"), "{url}");
         assert!(content.starts_with("event_id=ev&"));
         assert!(url.contains(&content));
@@ -350,16 +416,45 @@ mod tests {
     #[test]
     fn headers_carry_agent_type_custom_and_signature() {
         let Value::Object(m) = json!({"name": "n", "trigger": "call_received", "url": "https://x.example/",
-            "headers": [{"key": "X-Api-Key", "value": "s3cr3t"}]}) else { unreachable!() };
+            "headers": [{"key": "X-Api-Key", "value": "s3cr3t"}]})
+        else {
+            unreachable!()
+        };
         let spec = WebhookSpec::from_json(&m).unwrap();
         let ev = sample_event(Trigger::CallReceived);
-        let ctx = Context { trigger: Trigger::CallReceived, event: &ev, event_id: "ev", time_zone: &spec.time_zone };
+        let ctx = Context {
+            trigger: Trigger::CallReceived,
+            event: &ev,
+            event_id: "ev",
+            time_zone: &spec.time_zone,
+        };
         let secret = Secret::generate();
-        let req = build(&spec, &ctx, "dlv_1", "2026-11-27T04:00:05Z".parse().unwrap(), &[&secret]);
+        let req = build(
+            &spec,
+            &ctx,
+            "dlv_1",
+            "2026-11-27T04:00:05Z".parse().unwrap(),
+            &[&secret],
+        );
         let names: Vec<&str> = req.headers.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, ["User-Agent", "Content-Type", "X-Api-Key", "webhook-id", "webhook-timestamp", "webhook-signature"]);
+        assert_eq!(
+            names,
+            [
+                "User-Agent",
+                "Content-Type",
+                "X-Api-Key",
+                "webhook-id",
+                "webhook-timestamp",
+                "webhook-signature"
+            ]
+        );
         assert_eq!(req.headers[0].1, USER_AGENT);
         assert_eq!(req.headers[4].1, "1795752005");
-        assert!(secret.verify("dlv_1", 1795752005, req.body.as_deref().unwrap().as_bytes(), &req.headers[5].1));
+        assert!(secret.verify(
+            "dlv_1",
+            1795752005,
+            req.body.as_deref().unwrap().as_bytes(),
+            &req.headers[5].1
+        ));
     }
 }

@@ -28,7 +28,10 @@ impl RetrySchedule {
         if s.is_empty() {
             return Ok(RetrySchedule(Vec::new()));
         }
-        s.split(',').map(|part| parse_duration(part.trim())).collect::<Result<_, _>>().map(RetrySchedule)
+        s.split(',')
+            .map(|part| parse_duration(part.trim()))
+            .collect::<Result<_, _>>()
+            .map(RetrySchedule)
     }
 
     pub fn max_attempts(&self) -> u32 {
@@ -54,7 +57,9 @@ impl std::fmt::Display for RetrySchedule {
 
 /// Reads one duration: `250ms`, `5s`, `5m`, `2h`, `1d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: f64 = num
         .parse()
@@ -144,7 +149,10 @@ mod tests {
 
     #[test]
     fn schedules_parse_and_refuse() {
-        assert_eq!(RetrySchedule::parse("100ms, 1s").unwrap().delays(), [Duration::from_millis(100), Duration::from_secs(1)]);
+        assert_eq!(
+            RetrySchedule::parse("100ms, 1s").unwrap().delays(),
+            [Duration::from_millis(100), Duration::from_secs(1)]
+        );
         assert_eq!(RetrySchedule::parse("").unwrap().max_attempts(), 1);
         assert!(RetrySchedule::parse("5").is_err());
         assert!(RetrySchedule::parse("5x").is_err());
@@ -155,9 +163,18 @@ mod tests {
     #[test]
     fn retry_after_takes_seconds_or_dates_and_is_capped() {
         let now: Timestamp = "2015-10-21T07:28:00Z".parse().unwrap();
-        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now), Some(Duration::from_secs(120)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("999999", now), Some(RETRY_AFTER_CAP));
         assert_eq!(parse_retry_after("soon", now), None);
     }
@@ -169,7 +186,10 @@ mod tests {
         assert_eq!(judge(204, None, now), Verdict::Success);
         assert_eq!(judge(301, None, now), Verdict::Retry(None));
         assert_eq!(judge(410, None, now), Verdict::Gone);
-        assert_eq!(judge(429, Some("7"), now), Verdict::Retry(Some(Duration::from_secs(7))));
+        assert_eq!(
+            judge(429, Some("7"), now),
+            Verdict::Retry(Some(Duration::from_secs(7)))
+        );
         assert_eq!(judge(503, Some("x"), now), Verdict::Retry(None));
         assert_eq!(judge(500, Some("7"), now), Verdict::Retry(None));
     }

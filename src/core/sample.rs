@@ -31,18 +31,19 @@ pub fn sample_event_for(trigger: Trigger, did: Option<&E164>) -> CallEvent {
         Trigger::AnsweredByCustomer => CallType::ClickToCall,
         _ => CallType::Inbound,
     };
-    let answered = |kind: AnswerKind, id: Option<String>, name: Option<String>, hold: Option<i64>| {
-        EventDetail::Answered(AnsweredBy {
-            kind,
-            id,
-            name,
-            extension: (kind != AnswerKind::Ivr).then(|| "101".to_owned()),
-            extension_name: (kind != AnswerKind::Ivr).then(|| "Asha".to_owned()),
-            ring_time: (kind != AnswerKind::Ivr).then_some(5),
-            hold_time: hold,
-            ref_id: (kind == AnswerKind::Customer).then(|| "c2c_7781".to_owned()),
-        })
-    };
+    let answered =
+        |kind: AnswerKind, id: Option<String>, name: Option<String>, hold: Option<i64>| {
+            EventDetail::Answered(AnsweredBy {
+                kind,
+                id,
+                name,
+                extension: (kind != AnswerKind::Ivr).then(|| "101".to_owned()),
+                extension_name: (kind != AnswerKind::Ivr).then(|| "Asha".to_owned()),
+                ring_time: (kind != AnswerKind::Ivr).then_some(5),
+                hold_time: hold,
+                ref_id: (kind == AnswerKind::Customer).then(|| "c2c_7781".to_owned()),
+            })
+        };
     let ended = |status: EndStatus| {
         let answered = status == EndStatus::Answered;
         EventDetail::Ended(Ended {
@@ -52,21 +53,41 @@ pub fn sample_event_for(trigger: Trigger, did: Option<&E164>) -> CallEvent {
             duration: Some(190),
             billsec: Some(if answered { 185 } else { 0 }),
             hangup_cause: some("NORMAL_CLEARING"),
-            hangup_by: Some(if answered { HangupBy::Customer } else { HangupBy::System }),
+            hangup_by: Some(if answered {
+                HangupBy::Customer
+            } else {
+                HangupBy::System
+            }),
             answered_extension: answered.then(|| "101".to_owned()),
             answered_extension_name: answered.then(|| "Asha".to_owned()),
-            missed_extensions: Some(if answered { vec!["102".to_owned()] } else { vec!["101".to_owned(), "102".to_owned()] }),
-            last_stage: Some(if answered { Stage::Extension } else { Stage::RingGroup }),
-            recording_url: answered.then(|| "https://recordings.example.com/1732680000.1042.mp3".to_owned()),
+            missed_extensions: Some(if answered {
+                vec!["102".to_owned()]
+            } else {
+                vec!["101".to_owned(), "102".to_owned()]
+            }),
+            last_stage: Some(if answered {
+                Stage::Extension
+            } else {
+                Stage::RingGroup
+            }),
+            recording_url: answered
+                .then(|| "https://recordings.example.com/1732680000.1042.mp3".to_owned()),
         })
     };
     let detail = match trigger {
         Trigger::CallReceived => EventDetail::Received,
-        Trigger::AnsweredOnIvr => answered(AnswerKind::Ivr, some("ivr_main"), some("Main menu"), None),
+        Trigger::AnsweredOnIvr => {
+            answered(AnswerKind::Ivr, some("ivr_main"), some("Main menu"), None)
+        }
         Trigger::AnsweredOnRingGroup | Trigger::AnsweredByExtension => {
             answered(AnswerKind::RingGroup, some("rg_sales"), some("Sales"), None)
         }
-        Trigger::AnsweredOnQueue => answered(AnswerKind::Queue, some("q_support"), some("Support"), Some(12)),
+        Trigger::AnsweredOnQueue => answered(
+            AnswerKind::Queue,
+            some("q_support"),
+            some("Support"),
+            Some(12),
+        ),
         Trigger::AnsweredByCustomer => answered(AnswerKind::Customer, None, None, None),
         Trigger::CallMissed => ended(EndStatus::Missed),
         Trigger::CallHangup | Trigger::CallMissedOrAnswered => ended(EndStatus::Answered),
@@ -84,7 +105,9 @@ pub fn sample_event_for(trigger: Trigger, did: Option<&E164>) -> CallEvent {
         }),
     };
     let occurred_at = match trigger {
-        Trigger::CallMissed | Trigger::CallHangup | Trigger::CallMissedOrAnswered => ts("2026-11-27T04:03:10Z"),
+        Trigger::CallMissed | Trigger::CallHangup | Trigger::CallMissedOrAnswered => {
+            ts("2026-11-27T04:03:10Z")
+        }
         Trigger::CallReceived => ts(STARTED),
         _ => ts(OCCURRED),
     };

@@ -29,7 +29,9 @@ impl Secret {
 
     /// Reads `whsec_<base64>`.
     pub fn parse(s: &str) -> Result<Secret, String> {
-        let b64 = s.strip_prefix(PREFIX).ok_or("a signing secret starts with whsec_")?;
+        let b64 = s
+            .strip_prefix(PREFIX)
+            .ok_or("a signing secret starts with whsec_")?;
         let bytes = B64
             .decode(b64)
             .map_err(|e| format!("the signing secret is not valid base64 after whsec_ ({e})"))?;
@@ -45,7 +47,8 @@ impl Secret {
     }
 
     fn mac(&self, msg_id: &str, timestamp: i64, content: &[u8]) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
         mac.update(msg_id.as_bytes());
         mac.update(b".");
         mac.update(timestamp.to_string().as_bytes());
@@ -56,7 +59,10 @@ impl Secret {
 
     /// `v1,<base64>` for one message.
     pub fn sign(&self, msg_id: &str, timestamp: i64, content: &[u8]) -> String {
-        format!("v1,{}", B64.encode(self.mac(msg_id, timestamp, content).finalize().into_bytes()))
+        format!(
+            "v1,{}",
+            B64.encode(self.mac(msg_id, timestamp, content).finalize().into_bytes())
+        )
     }
 
     /// Whether any `v1,` signature in a space-separated header was made with this secret.
@@ -65,13 +71,22 @@ impl Secret {
         header.split(' ').any(|sig| {
             sig.strip_prefix("v1,")
                 .and_then(|b64| B64.decode(b64).ok())
-                .is_some_and(|bytes| self.mac(msg_id, timestamp, content).verify_slice(&bytes).is_ok())
+                .is_some_and(|bytes| {
+                    self.mac(msg_id, timestamp, content)
+                        .verify_slice(&bytes)
+                        .is_ok()
+                })
         })
     }
 }
 
 /// The `webhook-signature` header: one signature per live secret, space-separated.
-pub fn signature_header(secrets: &[&Secret], msg_id: &str, timestamp: i64, content: &[u8]) -> String {
+pub fn signature_header(
+    secrets: &[&Secret],
+    msg_id: &str,
+    timestamp: i64,
+    content: &[u8],
+) -> String {
     secrets
         .iter()
         .map(|s| s.sign(msg_id, timestamp, content))

@@ -9,7 +9,10 @@ use ipnet::IpNet;
 /// Why an address is refused, for the attempt's error.
 pub fn blocked_reason(ip: IpAddr, allow: &[IpNet]) -> Option<String> {
     let canonical = canonical(ip);
-    if allow.iter().any(|net| net.contains(&canonical) || net.contains(&ip)) {
+    if allow
+        .iter()
+        .any(|net| net.contains(&canonical) || net.contains(&ip))
+    {
         return None;
     }
     let why = match canonical {
@@ -96,12 +99,40 @@ mod tests {
     #[test]
     fn non_public_addresses_are_blocked() {
         for ip in [
-            "127.0.0.1", "127.255.255.254", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-            "169.254.169.254", "169.254.1.1", "100.64.0.1", "100.127.255.255", "0.0.0.0", "192.0.2.1",
-            "198.51.100.7", "203.0.113.9", "198.18.0.1", "224.0.0.1", "255.255.255.255", "240.0.0.1",
-            "::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1", "2001:db8::1", "3fff::1",
-            "::ffff:127.0.0.1", "::ffff:10.0.0.1", "::ffff:169.254.169.254", "::127.0.0.1",
-            "64:ff9b::a00:1", "2001::1", "2002::1", "100::1",
+            "127.0.0.1",
+            "127.255.255.254",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "169.254.1.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "3fff::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "2001::1",
+            "2002::1",
+            "100::1",
         ] {
             assert!(blocked(ip), "{ip} must be blocked");
         }
@@ -109,7 +140,16 @@ mod tests {
 
     #[test]
     fn public_addresses_pass() {
-        for ip in ["8.8.8.8", "1.1.1.1", "172.32.0.1", "100.128.0.1", "169.255.0.1", "2606:4700::1111", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
+        for ip in [
+            "8.8.8.8",
+            "1.1.1.1",
+            "172.32.0.1",
+            "100.128.0.1",
+            "169.255.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
             assert!(!blocked(ip), "{ip} must pass");
         }
     }
@@ -117,16 +157,29 @@ mod tests {
     #[test]
     fn the_reason_says_what_and_how_to_allow() {
         let why = blocked_reason("169.254.169.254".parse().unwrap(), &[]).unwrap();
-        assert!(why.contains("metadata") && why.contains("allow_targets"), "{why}");
+        assert!(
+            why.contains("metadata") && why.contains("allow_targets"),
+            "{why}"
+        );
         let why = blocked_reason("::ffff:127.0.0.1".parse().unwrap(), &[]).unwrap();
-        assert!(why.contains("loopback") && why.contains("127.0.0.1/32"), "{why}");
+        assert!(
+            why.contains("loopback") && why.contains("127.0.0.1/32"),
+            "{why}"
+        );
     }
 
     #[test]
     fn allowed_networks_pass_in_either_spelling() {
-        let allow: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap(), "10.0.0.0/8".parse().unwrap()];
+        let allow: Vec<IpNet> = vec![
+            "127.0.0.0/8".parse().unwrap(),
+            "::1/128".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
         for ip in ["127.0.0.1", "::ffff:127.0.0.1", "::1", "10.9.8.7"] {
-            assert!(blocked_reason(ip.parse().unwrap(), &allow).is_none(), "{ip}");
+            assert!(
+                blocked_reason(ip.parse().unwrap(), &allow).is_none(),
+                "{ip}"
+            );
         }
         assert!(blocked_reason("192.168.0.1".parse().unwrap(), &allow).is_some());
     }

@@ -7,7 +7,19 @@ use serde::{Deserialize, Serialize};
 
 use super::event::{AnswerKind, CallEvent, EndStatus, EventDetail, EventType};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
     /// Call received on server.

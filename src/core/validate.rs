@@ -28,7 +28,11 @@ impl FieldErrors {
 
     /// `Ok(value)` when nothing was wrong, else every error found.
     pub fn into_result<T>(self, value: T) -> Result<T, FieldErrors> {
-        if self.0.is_empty() { Ok(value) } else { Err(self) }
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 
     /// Moves `other`'s errors in, each field prefixed with `prefix` (`[3]` + `call.did_number`).
@@ -39,7 +43,10 @@ impl FieldErrors {
                 (false, true) => format!("{prefix}{}", e.field),
                 (false, false) => format!("{prefix}.{}", e.field),
             };
-            self.0.push(FieldError { field, message: e.message });
+            self.0.push(FieldError {
+                field,
+                message: e.message,
+            });
         }
     }
 }
@@ -151,7 +158,10 @@ impl<'a> Fields<'a> {
                 }
             },
             other => {
-                self.error(key, format!("must be a number of seconds, not {}", kind(other)));
+                self.error(
+                    key,
+                    format!("must be a number of seconds, not {}", kind(other)),
+                );
                 None
             }
         }
@@ -177,7 +187,10 @@ impl<'a> Fields<'a> {
                 Value::String(s) => out.push(s.as_str()),
                 other => {
                     ok = false;
-                    self.error(&format!("{key}[{i}]"), format!("must be a string, not {}", kind(other)));
+                    self.error(
+                        &format!("{key}[{i}]"),
+                        format!("must be a string, not {}", kind(other)),
+                    );
                 }
             }
         }

@@ -38,18 +38,24 @@ impl WebhookUrl {
         if s.len() > MAX_URL {
             return Err(format!("must be at most {MAX_URL} characters"));
         }
-        let url = url::Url::parse(s.trim()).map_err(|e| format!("{s:?} is not an absolute URL ({e})"))?;
+        let url =
+            url::Url::parse(s.trim()).map_err(|e| format!("{s:?} is not an absolute URL ({e})"))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("must use http or https, not {:?}", url.scheme()));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err("must not contain a user name or password; send credentials in a custom header".into());
+            return Err(
+                "must not contain a user name or password; send credentials in a custom header"
+                    .into(),
+            );
         }
         if url.host().is_none() {
             return Err("must name a host".into());
         }
         if url.as_str().len() > MAX_URL {
-            return Err(format!("must be at most {MAX_URL} characters once normalised"));
+            return Err(format!(
+                "must be at most {MAX_URL} characters once normalised"
+            ));
         }
         Ok(WebhookUrl(url))
     }
@@ -78,9 +84,9 @@ pub struct TimeZone {
 
 impl TimeZone {
     pub fn parse(s: &str) -> Result<TimeZone, String> {
-        let tz = jiff::tz::db()
-            .get(s)
-            .map_err(|_| format!("{s:?} is not an IANA time zone, like Asia/Kolkata, Europe/London or UTC"))?;
+        let tz = jiff::tz::db().get(s).map_err(|_| {
+            format!("{s:?} is not an IANA time zone, like Asia/Kolkata, Europe/London or UTC")
+        })?;
         let name = tz.iana_name().unwrap_or(s).to_owned();
         Ok(TimeZone { name, tz })
     }
@@ -140,9 +146,15 @@ impl Header {
         if key.is_empty() {
             errs.push(("key", "must not be empty".to_string()));
         } else if key.len() > MAX_HEADER_KEY {
-            errs.push(("key", format!("must be at most {MAX_HEADER_KEY} characters")));
+            errs.push((
+                "key",
+                format!("must be at most {MAX_HEADER_KEY} characters"),
+            ));
         } else if let Some(bad) = key.chars().find(|c| !is_token_char(*c)) {
-            errs.push(("key", format!("{key:?} is not a valid header name: {bad:?} is not allowed")));
+            errs.push((
+                "key",
+                format!("{key:?} is not a valid header name: {bad:?} is not allowed"),
+            ));
         } else if let Some(why) = reserved_header(&key.to_ascii_lowercase()) {
             errs.push(("key", format!("{key:?} {why}")));
         }
@@ -207,13 +219,19 @@ impl WebhookSpec {
         });
         let description = f.str("description").unwrap_or("").trim().to_owned();
         if description.chars().count() > MAX_DESCRIPTION {
-            f.error("description", format!("must be at most {MAX_DESCRIPTION} characters"));
+            f.error(
+                "description",
+                format!("must be at most {MAX_DESCRIPTION} characters"),
+            );
         }
         let trigger = f.req_str("trigger").and_then(|s| {
             let t = Trigger::parse(s);
             if t.is_none() {
                 let ids: Vec<&str> = Trigger::ALL.iter().map(|t| t.id()).collect();
-                f.error("trigger", format!("{s:?} is not a trigger; use one of {}", ids.join(", ")));
+                f.error(
+                    "trigger",
+                    format!("{s:?} is not a trigger; use one of {}", ids.join(", ")),
+                );
             }
             t
         });
@@ -227,7 +245,10 @@ impl WebhookSpec {
         let method = match f.str("method") {
             None => Some(Method::Post),
             Some(s) => Method::parse(s).or_else(|| {
-                f.error("method", format!("{s:?} is not allowed; use {}", Method::choices()));
+                f.error(
+                    "method",
+                    format!("{s:?} is not allowed; use {}", Method::choices()),
+                );
                 None
             }),
         };
@@ -261,7 +282,10 @@ impl WebhookSpec {
         let content_type = match f.str("content_type") {
             None => Some(ContentType::Json),
             Some(s) => ContentType::parse(s).or_else(|| {
-                f.error("content_type", format!("{s:?} is not allowed; use {}", ContentType::choices()));
+                f.error(
+                    "content_type",
+                    format!("{s:?} is not allowed; use {}", ContentType::choices()),
+                );
                 None
             }),
         };
@@ -316,7 +340,18 @@ impl WebhookSpec {
         };
         let enabled = f.bool("enabled").unwrap_or(true);
         let errors = f.finish();
-        match (name, trigger, url, method, call_types, content_type, numbers, time_zone, headers, rate_limit) {
+        match (
+            name,
+            trigger,
+            url,
+            method,
+            call_types,
+            content_type,
+            numbers,
+            time_zone,
+            headers,
+            rate_limit,
+        ) {
             (
                 Some(name),
                 Some(trigger),
@@ -356,7 +391,10 @@ impl WebhookSpec {
         m.insert("method".into(), json!(self.method.as_str()));
         m.insert("call_types".into(), json!(self.call_types));
         m.insert("content_type".into(), json!(self.content_type.as_str()));
-        m.insert("numbers".into(), json!(self.numbers.iter().map(E164::as_str).collect::<Vec<_>>()));
+        m.insert(
+            "numbers".into(),
+            json!(self.numbers.iter().map(E164::as_str).collect::<Vec<_>>()),
+        );
         m.insert("time_zone".into(), json!(self.time_zone.name()));
         m.insert("headers".into(), json!(self.headers));
         m.insert("rate_limit".into(), json!(self.rate_limit));
@@ -396,7 +434,10 @@ fn parse_headers(f: &mut Fields) -> Option<Vec<Header>> {
     let mut ok = true;
     for (i, item) in list.iter().enumerate() {
         let Value::Object(o) = item else {
-            f.error(&format!("headers[{i}]"), "must be an object {\"key\": …, \"value\": …}");
+            f.error(
+                &format!("headers[{i}]"),
+                "must be an object {\"key\": …, \"value\": …}",
+            );
             ok = false;
             continue;
         };
@@ -469,7 +510,9 @@ mod tests {
 
     #[test]
     fn defaults_fill_what_is_left_out() {
-        let Value::Object(m) = json!({"name": "n", "trigger": "call_received", "url": "http://x.example"}) else {
+        let Value::Object(m) =
+            json!({"name": "n", "trigger": "call_received", "url": "http://x.example"})
+        else {
             unreachable!()
         };
         let spec = WebhookSpec::from_json(&m).unwrap();
@@ -492,24 +535,60 @@ mod tests {
             ("method", json!("PUT"), "method"),
             ("content_type", json!("text/plain"), "content_type"),
             ("call_types", json!([]), "call_types"),
-            ("call_types", json!(["inbound", "sideways"]), "call_types[1]"),
+            (
+                "call_types",
+                json!(["inbound", "sideways"]),
+                "call_types[1]",
+            ),
             ("call_types", json!("inbound"), "call_types"),
             ("url", json!("ftp://x.example/"), "url"),
             ("url", json!("/relative"), "url"),
             ("url", json!("https://user:pw@x.example/"), "url"),
-            ("url", json!(format!("https://x.example/{}", "a".repeat(2048))), "url"),
+            (
+                "url",
+                json!(format!("https://x.example/{}", "a".repeat(2048))),
+                "url",
+            ),
             ("numbers", json!(["8065251305"]), "numbers[0]"),
             ("time_zone", json!("Mars/Olympus"), "time_zone"),
             ("rate_limit", json!(0.05), "rate_limit"),
             ("rate_limit", json!(1001), "rate_limit"),
             ("rate_limit", json!("fast"), "rate_limit"),
-            ("headers", json!([{"key": "Bad Key", "value": "v"}]), "headers[0].key"),
-            ("headers", json!([{"key": "X-A", "value": "a\r\nb"}]), "headers[0].value"),
-            ("headers", json!([{"key": "Host", "value": "v"}]), "headers[0].key"),
-            ("headers", json!([{"key": "Webhook-Signature", "value": "v"}]), "headers[0].key"),
-            ("headers", json!([{"key": "X-A", "value": "1"}, {"key": "x-a", "value": "2"}]), "headers[1].key"),
+            (
+                "headers",
+                json!([{"key": "Bad Key", "value": "v"}]),
+                "headers[0].key",
+            ),
+            (
+                "headers",
+                json!([{"key": "X-A", "value": "a\r\nb"}]),
+                "headers[0].value",
+            ),
+            (
+                "headers",
+                json!([{"key": "Host", "value": "v"}]),
+                "headers[0].key",
+            ),
+            (
+                "headers",
+                json!([{"key": "Webhook-Signature", "value": "v"}]),
+                "headers[0].key",
+            ),
+            (
+                "headers",
+                json!([{"key": "X-A", "value": "1"}, {"key": "x-a", "value": "2"}]),
+                "headers[1].key",
+            ),
             ("headers", json!([{"key": "X-A"}]), "headers[0].value"),
-            ("headers", json!((0..21).map(|i| json!({"key": format!("X-{i}"), "value": "v"})).collect::<Vec<_>>()), "headers"),
+            (
+                "headers",
+                json!(
+                    (0..21)
+                        .map(|i| json!({"key": format!("X-{i}"), "value": "v"}))
+                        .collect::<Vec<_>>()
+                ),
+                "headers",
+            ),
             ("enabled", json!("yes"), "enabled"),
             ("colour", json!("blue"), "colour"),
         ] {
@@ -521,7 +600,16 @@ mod tests {
 
     #[test]
     fn reserved_headers_are_refused_in_any_case() {
-        for key in ["host", "Content-Length", "CONTENT-TYPE", "Transfer-Encoding", "connection", "User-Agent", "webhook-id", "Webhook-Timestamp"] {
+        for key in [
+            "host",
+            "Content-Length",
+            "CONTENT-TYPE",
+            "Transfer-Encoding",
+            "connection",
+            "User-Agent",
+            "webhook-id",
+            "Webhook-Timestamp",
+        ] {
             assert!(Header::parse(key, "v").is_err(), "{key}");
         }
         assert!(Header::parse("X-Api-Key", "s3cr3t").is_ok());
@@ -531,17 +619,27 @@ mod tests {
     #[test]
     fn patch_revalidates_the_whole() {
         let spec = WebhookSpec::from_json(&valid()).unwrap();
-        let Value::Object(p) = json!({"method": "GET", "time_zone": "Europe/London"}) else { unreachable!() };
+        let Value::Object(p) = json!({"method": "GET", "time_zone": "Europe/London"}) else {
+            unreachable!()
+        };
         let patched = spec.patched(&p).unwrap();
         assert_eq!(patched.method, Method::Get);
         assert_eq!(patched.name, spec.name);
-        let Value::Object(bad) = json!({"url": "nope"}) else { unreachable!() };
+        let Value::Object(bad) = json!({"url": "nope"}) else {
+            unreachable!()
+        };
         assert_eq!(spec.patched(&bad).unwrap_err().0[0].field, "url");
     }
 
     #[test]
     fn time_zones_resolve() {
-        for tz in ["Asia/Kolkata", "Europe/London", "UTC", "America/St_Johns", "Asia/Kathmandu"] {
+        for tz in [
+            "Asia/Kolkata",
+            "Europe/London",
+            "UTC",
+            "America/St_Johns",
+            "Asia/Kathmandu",
+        ] {
             assert_eq!(TimeZone::parse(tz).unwrap().name(), tz);
         }
         assert!(TimeZone::parse("Not/AZone").is_err());

@@ -175,7 +175,36 @@ pub struct Webhook {
     pub last_success_at: Option<Timestamp>,
 }
 
+/// How long a rotated-out secret keeps signing.
+pub const SECRET_OVERLAP: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
+
 impl Webhook {
+    /// The secret that signs from now on.
+    pub fn current_secret(&self) -> Option<&StoredSecret> {
+        self.secrets.iter().find(|s| s.expires_at.is_none())
+    }
+
+    /// Makes a new current secret; the old one keeps signing for [`SECRET_OVERLAP`], and
+    /// secrets already past their overlap are dropped.
+    pub fn rotate_secret(&mut self, now: Timestamp) {
+        let expires = now.saturating_add(SECRET_OVERLAP).unwrap_or(now);
+        for s in &mut self.secrets {
+            if s.expires_at.is_none() {
+                s.expires_at = Some(expires);
+            }
+        }
+        self.secrets
+            .retain(|s| s.expires_at.is_none_or(|e| e > now));
+        self.secrets.insert(
+            0,
+            StoredSecret {
+                secret: Secret::generate(),
+                created_at: now,
+                expires_at: None,
+            },
+        );
+    }
+
     /// The secrets that sign requests at `now`: the current one and those rotated out less
     /// than 24 hours ago.
     pub fn live_secrets(&self, now: Timestamp) -> Vec<&Secret> {
@@ -191,7 +220,9 @@ impl Webhook {
 pub fn spec_from_json(s: &str) -> Result<WebhookSpec> {
     let v: serde_json::Value =
         serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))?;
-    let obj = v.as_object().ok_or_else(|| StoreError::Corrupt("webhook spec is not an object".into()))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| StoreError::Corrupt("webhook spec is not an object".into()))?;
     WebhookSpec::from_json(obj).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))
 }
 
@@ -411,8 +442,9 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()>;
     async fn list_api_keys(&self, account_id: &str, page: &PageRequest) -> Result<Page<ApiKey>>;
     async fn delete_api_key(&self, account_id: &str, id: &str) -> Result<()>;
-    /// The key with this hash, if any (and notes its use).
+    /// The key with this hash, if any.
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
+    async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()>;
 
     // Users.
     async fn insert_user(&self, user: &User) -> Result<()>;
@@ -422,7 +454,12 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_number(&self, account_id: &str, number: &Number) -> Result<()>;
     async fn list_numbers(&self, account_id: &str, page: &PageRequest) -> Result<Page<Number>>;
     async fn get_number(&self, account_id: &str, number: &E164) -> Result<Number>;
-    async fn set_number_label(&self, account_id: &str, number: &E164, label: Option<&str>) -> Result<()>;
+    async fn set_number_label(
+        &self,
+        account_id: &str,
+        number: &E164,
+        label: Option<&str>,
+    ) -> Result<()>;
     /// Refused with a conflict while webhooks name the number.
     async fn delete_number(&self, account_id: &str, number: &E164) -> Result<()>;
     /// Which of `numbers` the account does not own.
@@ -438,7 +475,11 @@ pub trait Store: Send + Sync + 'static {
     /// Enabled webhooks of the account with one of `triggers`: the candidates for matching.
     async fn webhooks_for(&self, account_id: &str, triggers: &[Trigger]) -> Result<Vec<Webhook>>;
     /// Outcome counts over each webhook's `recent` latest deliveries.
-    async fn webhook_stats(&self, account_id: &str, recent: u32) -> Result<Vec<(String, WebhookStats)>>;
+    async fn webhook_stats(
+        &self,
+        account_id: &str,
+        recent: u32,
+    ) -> Result<Vec<(String, WebhookStats)>>;
 
     // Events and deliveries.
     /// Stores events and their deliveries in one transaction: all or nothing. An event whose
@@ -453,13 +494,19 @@ pub trait Store: Send + Sync + 'static {
         exclude: &[String],
     ) -> Result<Vec<Claimed>>;
     /// Leases one delivery now, whatever its state (test sends).
-    async fn claim_one(&self, delivery_id: &str, now: Timestamp, lease_until: Timestamp) -> Result<Claimed>;
+    async fn claim_one(
+        &self,
+        delivery_id: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Claimed>;
     /// Records attempts and moves their deliveries on; a record whose lease was lost is dropped.
     async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()>;
     /// Gives leased deliveries back, due at once.
     async fn release(&self, releases: Vec<Release>, now: Timestamp) -> Result<()>;
     /// Pushes a webhook's due deliveries to `until` (it is saturated; do not scan them).
-    async fn defer_webhook(&self, webhook_id: &str, now: Timestamp, until: Timestamp) -> Result<()>;
+    async fn defer_webhook(&self, webhook_id: &str, now: Timestamp, until: Timestamp)
+    -> Result<()>;
     async fn get_delivery(&self, account_id: &str, id: &str) -> Result<(Delivery, Vec<Attempt>)>;
     async fn list_deliveries(
         &self,
@@ -482,7 +529,11 @@ pub trait Store: Send + Sync + 'static {
         now: Timestamp,
     ) -> Result<u64>;
     /// The call's events, in order, each with the deliveries it caused.
-    async fn call_timeline(&self, account_id: &str, call_id: &str) -> Result<Vec<(StoredEvent, Vec<Delivery>)>>;
+    async fn call_timeline(
+        &self,
+        account_id: &str,
+        call_id: &str,
+    ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>>;
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats>;
     /// Deletes up to `batch` finished deliveries (with their attempts and events) last
     /// touched before `before`. Returns how many deliveries went.

@@ -68,7 +68,9 @@ impl SqliteStore {
         migrator()
             .run_direct(None, &mut writer, false)
             .await
-            .map_err(|e| StoreError::Database(std::sync::Arc::new(sqlx::Error::Migrate(Box::new(e)))))?;
+            .map_err(|e| {
+                StoreError::Database(std::sync::Arc::new(sqlx::Error::Migrate(Box::new(e))))
+            })?;
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .min_connections(1)
@@ -99,7 +101,10 @@ impl SqliteStore {
                 (ok, reply)
             })
         });
-        self.writer.send(job).await.map_err(|_| StoreError::Closed)?;
+        self.writer
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
@@ -122,7 +127,11 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
             }
             let (ok, reply) = job(&mut conn).await;
             if !single {
-                let sql = if ok { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+                let sql = if ok {
+                    "RELEASE job"
+                } else {
+                    "ROLLBACK TO job; RELEASE job"
+                };
                 if let Err(e) = sqlx::raw_sql(sql).execute(&mut conn).await {
                     tracing::error!(error = %e, "cannot close a savepoint");
                 }
@@ -150,8 +159,12 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
 }
 
 /// Reads a column, turning decode failures into [`StoreError::Corrupt`].
-fn col<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(row: &'r SqliteRow, name: &str) -> Result<T> {
-    row.try_get(name).map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
+fn col<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(
+    row: &'r SqliteRow,
+    name: &str,
+) -> Result<T> {
+    row.try_get(name)
+        .map_err(|e| StoreError::Corrupt(format!("{name}: {e}")))
 }
 
 fn ts_col(row: &SqliteRow, name: &str) -> Result<Timestamp> {
@@ -171,8 +184,7 @@ fn limit_plus_one(page: &PageRequest) -> i64 {
     page.limit as i64 + 1
 }
 
-const WEBHOOK_COLUMNS: &str =
-    "id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, last_success_at";
+const WEBHOOK_COLUMNS: &str = "id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, last_success_at";
 
 fn webhook_from_row(row: &SqliteRow) -> Result<Webhook> {
     let mut spec = spec_from_json(&col::<String>(row, "spec")?)?;
@@ -233,7 +245,11 @@ fn delivery_from_row(row: &SqliteRow) -> Result<Delivery> {
         status: DeliveryStatus::from_state(&state),
         waiting: state == STATE_WAITING,
         attempts: col::<i64>(row, "attempts")? as u32,
-        next_attempt_at: if state == STATE_QUEUED { opt_ts_col(row, "next_attempt_at")? } else { None },
+        next_attempt_at: if state == STATE_QUEUED {
+            opt_ts_col(row, "next_attempt_at")?
+        } else {
+            None
+        },
         created_at: ts_col(row, "created_at")?,
         updated_at: ts_col(row, "updated_at")?,
         last_attempt_at: opt_ts_col(row, "last_attempt_at")?,
@@ -286,7 +302,12 @@ fn event_from_row(row: &SqliteRow) -> Result<StoredEvent> {
 }
 
 /// Makes the earliest waiting delivery of (webhook, call) due, unless one is already queued.
-async fn promote_next(conn: &mut SqliteConnection, webhook_id: &str, call_id: &str, now: i64) -> Result<()> {
+async fn promote_next(
+    conn: &mut SqliteConnection,
+    webhook_id: &str,
+    call_id: &str,
+    now: i64,
+) -> Result<()> {
     sqlx::query(
         "UPDATE deliveries SET state = 'queued', next_attempt_at = $3, updated_at = $3
          WHERE seq = (SELECT seq FROM deliveries WHERE webhook_id = $1 AND call_id = $2 AND state = 'waiting'
@@ -318,7 +339,8 @@ async fn complete_claims(
             webhook_ids.push(w);
         }
     }
-    let mut q = QueryBuilder::<Sqlite>::new("SELECT seq, event_id, payload FROM events WHERE seq IN (");
+    let mut q =
+        QueryBuilder::<Sqlite>::new("SELECT seq, event_id, payload FROM events WHERE seq IN (");
     let mut sep = q.separated(", ");
     for s in &event_seqs {
         sep.push_bind(*s);
@@ -329,9 +351,16 @@ async fn complete_claims(
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|r| Ok((col::<i64>(r, "seq")?, (col(r, "event_id")?, col(r, "payload")?))))
+        .map(|r| {
+            Ok((
+                col::<i64>(r, "seq")?,
+                (col(r, "event_id")?, col(r, "payload")?),
+            ))
+        })
         .collect::<Result<_>>()?;
-    let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id IN ("));
+    let mut q = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id IN ("
+    ));
     let mut sep = q.separated(", ");
     for w in &webhook_ids {
         sep.push_bind(w.as_str());
@@ -349,7 +378,9 @@ async fn complete_claims(
         let delivery_id: String = col(&r, "id")?;
         let webhook_id: String = col(&r, "webhook_id")?;
         let event_seq: i64 = col(&r, "event_seq")?;
-        let (Some(webhook), Some((event_id, payload))) = (webhooks.get(&webhook_id), events.get(&event_seq)) else {
+        let (Some(webhook), Some((event_id, payload))) =
+            (webhooks.get(&webhook_id), events.get(&event_seq))
+        else {
             // Its webhook was deleted (or the event pruned): nothing left to send.
             sqlx::query(
                 "UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, last_error = 'the webhook was deleted'
@@ -377,10 +408,12 @@ async fn complete_claims(
 #[async_trait]
 impl Store for SqliteStore {
     async fn get_setting(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.read)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.read)
+                .await?,
+        )
     }
 
     async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
@@ -423,13 +456,17 @@ impl Store for SqliteStore {
     }
 
     async fn list_accounts(&self, page: &PageRequest) -> Result<Page<Account>> {
-        let rows = sqlx::query("SELECT id, name, created_at FROM accounts WHERE id > $1 ORDER BY id LIMIT $2")
-            .bind(page.after.as_deref().unwrap_or(""))
-            .bind(limit_plus_one(page))
-            .fetch_all(&self.read)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT id, name, created_at FROM accounts WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(page.after.as_deref().unwrap_or(""))
+        .bind(limit_plus_one(page))
+        .fetch_all(&self.read)
+        .await?;
         let items = rows.iter().map(account_from_row).collect::<Result<_>>()?;
-        Ok(Page::from_rows(items, page.limit, |a: &Account| a.id.clone()))
+        Ok(Page::from_rows(items, page.limit, |a: &Account| {
+            a.id.clone()
+        }))
     }
 
     async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()> {
@@ -464,7 +501,9 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await?;
         let items = rows.iter().map(api_key_from_row).collect::<Result<_>>()?;
-        Ok(Page::from_rows(items, page.limit, |k: &ApiKey| k.id.clone()))
+        Ok(Page::from_rows(items, page.limit, |k: &ApiKey| {
+            k.id.clone()
+        }))
     }
 
     async fn delete_api_key(&self, account_id: &str, id: &str) -> Result<()> {
@@ -476,7 +515,11 @@ impl Store for SqliteStore {
                     .bind(id)
                     .execute(&mut *c)
                     .await?;
-                if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+                if r.rows_affected() == 0 {
+                    Err(StoreError::NotFound)
+                } else {
+                    Ok(())
+                }
             })
         })
         .await
@@ -490,6 +533,21 @@ impl Store for SqliteStore {
         .fetch_optional(&self.read)
         .await?;
         row.as_ref().map(api_key_from_row).transpose()
+    }
+
+    async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(to_ms(now))
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn insert_user(&self, user: &User) -> Result<()> {
@@ -568,29 +626,48 @@ impl Store for SqliteStore {
         .fetch_all(&self.read)
         .await?;
         let items = rows.iter().map(number_from_row).collect::<Result<_>>()?;
-        Ok(Page::from_rows(items, page.limit, |n: &Number| n.number.to_string()))
+        Ok(Page::from_rows(items, page.limit, |n: &Number| {
+            n.number.to_string()
+        }))
     }
 
     async fn get_number(&self, account_id: &str, number: &E164) -> Result<Number> {
-        let row = sqlx::query("SELECT number, label, created_at FROM numbers WHERE account_id = $1 AND number = $2")
-            .bind(account_id)
-            .bind(number.as_str())
-            .fetch_one(&self.read)
-            .await?;
+        let row = sqlx::query(
+            "SELECT number, label, created_at FROM numbers WHERE account_id = $1 AND number = $2",
+        )
+        .bind(account_id)
+        .bind(number.as_str())
+        .fetch_one(&self.read)
+        .await?;
         number_from_row(&row)
     }
 
-    async fn set_number_label(&self, account_id: &str, number: &E164, label: Option<&str>) -> Result<()> {
-        let (account_id, number, label) = (account_id.to_owned(), number.clone(), label.map(str::to_owned));
+    async fn set_number_label(
+        &self,
+        account_id: &str,
+        number: &E164,
+        label: Option<&str>,
+    ) -> Result<()> {
+        let (account_id, number, label) = (
+            account_id.to_owned(),
+            number.clone(),
+            label.map(str::to_owned),
+        );
         self.write(move |c| {
             Box::pin(async move {
-                let r = sqlx::query("UPDATE numbers SET label = $3 WHERE account_id = $1 AND number = $2")
-                    .bind(account_id)
-                    .bind(number.as_str())
-                    .bind(label)
-                    .execute(&mut *c)
-                    .await?;
-                if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+                let r = sqlx::query(
+                    "UPDATE numbers SET label = $3 WHERE account_id = $1 AND number = $2",
+                )
+                .bind(account_id)
+                .bind(number.as_str())
+                .bind(label)
+                .execute(&mut *c)
+                .await?;
+                if r.rows_affected() == 0 {
+                    Err(StoreError::NotFound)
+                } else {
+                    Ok(())
+                }
             })
         })
         .await
@@ -640,7 +717,11 @@ impl Store for SqliteStore {
         }
         q.push(")");
         let known: Vec<String> = q.build_query_scalar().fetch_all(&self.read).await?;
-        Ok(numbers.iter().filter(|n| !known.iter().any(|k| k == n.as_str())).cloned().collect())
+        Ok(numbers
+            .iter()
+            .filter(|n| !known.iter().any(|k| k == n.as_str()))
+            .cloned()
+            .collect())
     }
 
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()> {
@@ -685,7 +766,9 @@ impl Store for SqliteStore {
             .fetch_all(&self.read)
             .await?;
         let items = rows.iter().map(webhook_from_row).collect::<Result<_>>()?;
-        Ok(Page::from_rows(items, page.limit, |w: &Webhook| w.id.clone()))
+        Ok(Page::from_rows(items, page.limit, |w: &Webhook| {
+            w.id.clone()
+        }))
     }
 
     async fn update_webhook(&self, webhook: &Webhook) -> Result<()> {
@@ -756,7 +839,11 @@ impl Store for SqliteStore {
         rows.iter().map(webhook_from_row).collect()
     }
 
-    async fn webhook_stats(&self, account_id: &str, recent: u32) -> Result<Vec<(String, WebhookStats)>> {
+    async fn webhook_stats(
+        &self,
+        account_id: &str,
+        recent: u32,
+    ) -> Result<Vec<(String, WebhookStats)>> {
         let rows = sqlx::query(
             "SELECT w.id,
                     (SELECT COUNT(*) FROM (SELECT state FROM deliveries d WHERE d.webhook_id = w.id
@@ -888,7 +975,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_one(&self, delivery_id: &str, _now: Timestamp, lease_until: Timestamp) -> Result<Claimed> {
+    async fn claim_one(
+        &self,
+        delivery_id: &str,
+        _now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Claimed> {
         let id = delivery_id.to_owned();
         self.write(move |c| {
             Box::pin(async move {
@@ -1019,7 +1111,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn defer_webhook(&self, webhook_id: &str, now: Timestamp, until: Timestamp) -> Result<()> {
+    async fn defer_webhook(
+        &self,
+        webhook_id: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<()> {
         let webhook_id = webhook_id.to_owned();
         self.write(move |c| {
             Box::pin(async move {
@@ -1092,7 +1189,9 @@ impl Store for SqliteStore {
         q.push_bind(limit_plus_one(page));
         let rows = q.build().fetch_all(&self.read).await?;
         let items = rows.iter().map(delivery_from_row).collect::<Result<_>>()?;
-        Ok(Page::from_rows(items, page.limit, |d: &Delivery| d.id.clone()))
+        Ok(Page::from_rows(items, page.limit, |d: &Delivery| {
+            d.id.clone()
+        }))
     }
 
     async fn resend(&self, account_id: &str, id: &str, now: Timestamp) -> Result<()> {
@@ -1126,7 +1225,8 @@ impl Store for SqliteStore {
         attempts: u32,
         now: Timestamp,
     ) -> Result<u64> {
-        let (account_id, webhook_id, now) = (account_id.to_owned(), webhook_id.to_owned(), to_ms(now));
+        let (account_id, webhook_id, now) =
+            (account_id.to_owned(), webhook_id.to_owned(), to_ms(now));
         let states: Vec<&'static str> = status.states().to_vec();
         self.write(move |c| {
             Box::pin(async move {
@@ -1164,7 +1264,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn call_timeline(&self, account_id: &str, call_id: &str) -> Result<Vec<(StoredEvent, Vec<Delivery>)>> {
+    async fn call_timeline(
+        &self,
+        account_id: &str,
+        call_id: &str,
+    ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>> {
         let events: Vec<StoredEvent> = sqlx::query(
             "SELECT id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload FROM events
              WHERE account_id = $1 AND call_id = $2 ORDER BY seq",
@@ -1187,7 +1291,8 @@ impl Store for SqliteStore {
         .bind(call_id)
         .fetch_all(&self.read)
         .await?;
-        let mut out: Vec<(StoredEvent, Vec<Delivery>)> = events.into_iter().map(|e| (e, Vec::new())).collect();
+        let mut out: Vec<(StoredEvent, Vec<Delivery>)> =
+            events.into_iter().map(|e| (e, Vec::new())).collect();
         for r in &rows {
             let ev: String = col(r, "event_row")?;
             if let Some((_, ds)) = out.iter_mut().find(|(e, _)| e.id == ev) {

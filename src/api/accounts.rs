@@ -1,0 +1,128 @@
+//! `/v1/accounts` (operator): accounts are tenants; creating one returns its first API key.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use jiff::Timestamp;
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::api_keys::CreatedApiKey;
+use super::auth::new_api_key;
+use super::extract::{ApiQuery, Caller, JsonBody, ListParams};
+use super::problem::{ApiError, ApiResult, OrNotFound, Problem};
+use super::{AppState, ListOf, ts};
+use crate::core::id::{is_id, new_id};
+use crate::core::validate::Fields;
+use crate::store::Account;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_account, list_accounts))
+        .routes(routes!(get_account))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AccountOut {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+impl From<Account> for AccountOut {
+    fn from(a: Account) -> Self {
+        AccountOut {
+            id: a.id,
+            name: a.name,
+            created_at: ts(a.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CreatedAccount {
+    #[serde(flatten)]
+    pub account: AccountOut,
+    /// The account's first API key; the secret `key` is shown only now.
+    pub api_key: CreatedApiKey,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct AccountInput {
+    /// 1 to 100 characters.
+    pub name: String,
+}
+
+/// Reads `{ "name": … }` for accounts and API keys.
+pub fn name_field(body: &JsonBody) -> Result<String, ApiError> {
+    let mut f = Fields::new("", body.object()?);
+    let name = f.req_str("name").map(str::trim).map(str::to_owned);
+    if let Some(n) = &name
+        && (n.is_empty() || n.chars().count() > 100)
+    {
+        f.error("name", "must be 1 to 100 characters");
+    }
+    f.finish().into_result(())?;
+    Ok(name.unwrap_or_default())
+}
+
+/// Creates an account and its first API key (operator only).
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = AccountInput,
+    responses((status = 201, body = CreatedAccount), (status = 422, body = Problem), (status = 403, body = Problem)))]
+async fn create_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonBody,
+) -> ApiResult<(StatusCode, Json<CreatedAccount>)> {
+    caller.operator()?;
+    let name = name_field(&body)?;
+    let account = create_with_key(&state, &name).await?;
+    Ok((StatusCode::CREATED, Json(account)))
+}
+
+/// Creates an account with a first API key named "default".
+pub async fn create_with_key(state: &AppState, name: &str) -> ApiResult<CreatedAccount> {
+    let account = Account {
+        id: new_id("acct"),
+        name: name.to_owned(),
+        created_at: Timestamp::now(),
+    };
+    state.store.insert_account(&account).await?;
+    let (key, hash, secret) = new_api_key(&account.id, "default");
+    state.store.insert_api_key(&key, &hash).await?;
+    Ok(CreatedAccount {
+        account: account.into(),
+        api_key: CreatedApiKey::new(key, secret),
+    })
+}
+
+/// Lists accounts (operator only).
+#[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(ListParams),
+    responses((status = 200, body = ListOf<AccountOut>), (status = 403, body = Problem)))]
+async fn list_accounts(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> ApiResult<Json<ListOf<AccountOut>>> {
+    caller.operator()?;
+    let page = state.store.list_accounts(&params.page()?).await?;
+    Ok(Json(ListOf::from_page(page, AccountOut::from)))
+}
+
+/// One account (operator only).
+#[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path)),
+    responses((status = 200, body = AccountOut), (status = 404, body = Problem)))]
+async fn get_account(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<AccountOut>> {
+    caller.operator()?;
+    if !is_id("acct", &id) {
+        return Err(ApiError::NotFound("account"));
+    }
+    let account = state.store.get_account(&id).await.or_404("account")?;
+    Ok(Json(account.into()))
+}

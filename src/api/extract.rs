@@ -1,0 +1,185 @@
+//! Request extractors that answer in problem+json: the caller ([`Caller`]), JSON bodies
+//! ([`JsonBody`]), query strings ([`ApiQuery`]) and list paging ([`ListParams`]).
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::AppState;
+use super::problem::ApiError;
+use crate::store::PageRequest;
+
+/// Largest JSON body accepted, unless a route sets its own [`BodyLimit`].
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// A route's own body limit, set as a request extension.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// The operator token: manages accounts, may post events for any account.
+    Operator,
+    /// An account API key (`chk_…`): sees only its own account.
+    Account { account_id: String, key_id: String },
+}
+
+impl Caller {
+    /// The caller's account, for account-scoped routes.
+    pub fn account(&self) -> Result<&str, ApiError> {
+        match self {
+            Caller::Account { account_id, .. } => Ok(account_id),
+            Caller::Operator => Err(ApiError::Forbidden(
+                "this route works on one account's data; call it with that account's API key (chk_…)".into(),
+            )),
+        }
+    }
+
+    pub fn operator(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Operator => Ok(()),
+            Caller::Account { .. } => Err(ApiError::Forbidden(
+                "this route needs the operator token".into(),
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or(ApiError::Unauthorized)?;
+        state.auth.authenticate(token).await
+    }
+}
+
+/// A JSON body, parsed but not yet validated: handlers validate it field by field so that
+/// every problem is reported at once.
+pub struct JsonBody(pub Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req
+            .extensions()
+            .get::<BodyLimit>()
+            .map_or(DEFAULT_BODY_LIMIT, |l| l.0);
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let mime = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if mime != "application/json"
+            && !(mime.starts_with("application/") && mime.ends_with("+json"))
+        {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        if declared.is_some_and(|n| n > limit) {
+            return Err(ApiError::TooLarge(limit));
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|e| {
+                let too_large = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
+                    || e.to_string().contains("length limit");
+                if too_large {
+                    ApiError::TooLarge(limit)
+                } else {
+                    ApiError::BadRequest(format!("could not read the body: {e}"))
+                }
+            })?;
+        if bytes.is_empty() {
+            return Err(ApiError::BadRequest(
+                "the body is empty; send a JSON object".into(),
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+    }
+}
+
+impl JsonBody {
+    /// The body as a JSON object, or a 422 saying it must be one.
+    pub fn object(&self) -> Result<&serde_json::Map<String, Value>, ApiError> {
+        self.0.as_object().ok_or_else(|| {
+            ApiError::field(
+                "",
+                format!(
+                    "the body must be a JSON object, not {}",
+                    crate::core::validate::kind(&self.0)
+                ),
+            )
+        })
+    }
+}
+
+/// A query string, with errors as problem+json.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let q = parts.uri.query().unwrap_or("");
+        serde_urlencoded::from_str(q)
+            .map(ApiQuery)
+            .map_err(|e| ApiError::BadRequest(format!("invalid query string: {e}")))
+    }
+}
+
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 1000;
+
+/// `?limit=&after=` on every list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Items per page, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+}
+
+impl ListParams {
+    pub fn page(&self) -> Result<PageRequest, ApiError> {
+        let limit = self.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ApiError::field("limit", format!("must be 1 to {MAX_PAGE}")));
+        }
+        Ok(PageRequest {
+            limit,
+            after: self.after.clone().filter(|a| !a.is_empty()),
+        })
+    }
+}

@@ -1,0 +1,101 @@
+//! The REST API under `/v1` (SPEC §8): one file per resource, each with its DTOs, handlers and
+//! OpenAPI annotations; auth and problem+json errors shared.
+
+pub mod accounts;
+pub mod api_keys;
+pub mod auth;
+pub mod extract;
+pub mod health;
+pub mod numbers;
+pub mod problem;
+pub mod triggers;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use jiff::Timestamp;
+use serde::Serialize;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::config::Settings;
+use crate::store::{Page, Store};
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub auth: auth::Auth,
+    pub settings: Arc<Settings>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// A page of a list as JSON.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ListOf<T> {
+    pub data: Vec<T>,
+    /// Pass as `after` for the next page; `null` on the last page.
+    pub next: Option<String>,
+}
+
+impl<T> ListOf<T> {
+    pub fn from_page<S>(page: Page<S>, f: impl Fn(S) -> T) -> ListOf<T> {
+        ListOf {
+            data: page.items.into_iter().map(f).collect(),
+            next: page.next,
+        }
+    }
+}
+
+/// Timestamps in API answers: RFC 3339, UTC.
+pub fn ts(t: Timestamp) -> String {
+    t.to_string()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "callhook",
+        description = "Real-time call webhooks for cloud telephony. Authenticate with `Authorization: Bearer <key>`: \
+                       an account API key (`chk_…`) or the operator token.",
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "accounts", description = "Operator: accounts (tenants)"),
+        (name = "api-keys", description = "An account's API keys"),
+        (name = "numbers", description = "My Numbers: the account's DID numbers"),
+        (name = "webhooks", description = "Webhooks and their signing secrets"),
+        (name = "triggers", description = "The trigger catalogue"),
+        (name = "ops", description = "Probes, metrics and this document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "bearer",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The API router and its OpenAPI document, built from the same route list so neither can
+/// miss a route the other has.
+pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(accounts::router())
+        .merge(api_keys::router())
+        .merge(numbers::router())
+        .merge(webhooks::router())
+        .merge(triggers::router())
+        .merge(health::router())
+        .split_for_parts()
+}

@@ -1,0 +1,186 @@
+//! `/v1/triggers`: the trigger catalogue (SPEC §2, §5) and what a receiver would get for each.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{ApiQuery, Caller};
+use super::problem::{ApiError, ApiResult, Problem};
+use super::{AppState, ListOf};
+use crate::core::event::EventType;
+use crate::core::render::{Context, WebhookRequest, build};
+use crate::core::sample::sample_event;
+use crate::core::sign::Secret;
+use crate::core::trigger::{ParamKind, Trigger, TriggerInfo};
+use crate::core::validate::FieldErrors;
+use crate::core::webhook::WebhookSpec;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_triggers))
+        .routes(routes!(trigger_sample))
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TriggerOut {
+    pub id: Trigger,
+    /// What admins see.
+    pub label: &'static str,
+    /// The call event type that fires it.
+    pub fires_on: EventType,
+    /// The condition on that event.
+    pub condition: &'static str,
+    /// Every parameter a receiver gets, in order: the common ones, then the trigger's own.
+    pub parameters: Vec<ParamOut>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ParamOut {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    /// Whether every trigger carries it.
+    pub common: bool,
+}
+
+impl From<&TriggerInfo> for TriggerOut {
+    fn from(t: &TriggerInfo) -> Self {
+        let common = crate::core::trigger::COMMON_PARAMS.len();
+        TriggerOut {
+            id: t.trigger,
+            label: t.label,
+            fires_on: t.fires_on,
+            condition: t.condition,
+            parameters: t
+                .trigger
+                .params()
+                .enumerate()
+                .map(|(i, p)| ParamOut {
+                    name: p.name(),
+                    kind: p.kind(),
+                    common: i < common,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The 11 triggers.
+#[utoipa::path(get, path = "/v1/triggers", tag = "triggers",
+    responses((status = 200, body = ListOf<TriggerOut>)))]
+async fn list_triggers(_caller: Caller) -> Json<ListOf<TriggerOut>> {
+    Json(ListOf {
+        data: crate::core::trigger::TRIGGERS
+            .iter()
+            .map(TriggerOut::from)
+            .collect(),
+        next: None,
+    })
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SampleParams {
+    /// `GET` or `POST` (default).
+    pub method: Option<String>,
+    /// `application/json` (default) or `application/x-www-form-urlencoded`.
+    pub content_type: Option<String>,
+    /// IANA zone (default `UTC`).
+    pub time_zone: Option<String>,
+    /// The receiver's URL (default `https://receiver.example.com/webhook`).
+    pub url: Option<String>,
+}
+
+/// A request as a receiver gets it, ready to show.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RequestOut {
+    pub method: String,
+    pub url: String,
+    /// `[name, value]` pairs in the order they are sent.
+    pub headers: Vec<(String, String)>,
+    /// `null` for GET.
+    pub body: Option<String>,
+}
+
+impl From<WebhookRequest> for RequestOut {
+    fn from(r: WebhookRequest) -> Self {
+        RequestOut {
+            method: r.method.as_str().to_owned(),
+            url: r.url,
+            headers: r.headers,
+            body: r.body,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SampleOut {
+    pub trigger: Trigger,
+    /// The parameters as JSON, in order.
+    #[schema(value_type = Object)]
+    pub parameters: Value,
+    /// The whole request, signed with a throwaway secret.
+    pub request: RequestOut,
+}
+
+/// Builds a sample spec from the preview's query, validated like a webhook.
+pub fn sample_spec(trigger: Trigger, p: &SampleParams) -> Result<WebhookSpec, FieldErrors> {
+    let mut obj = serde_json::Map::new();
+    obj.insert("name".into(), json!("sample"));
+    obj.insert("trigger".into(), json!(trigger.id()));
+    obj.insert(
+        "url".into(),
+        json!(
+            p.url
+                .as_deref()
+                .filter(|u| !u.is_empty())
+                .unwrap_or("https://receiver.example.com/webhook")
+        ),
+    );
+    for (key, v) in [
+        ("method", &p.method),
+        ("content_type", &p.content_type),
+        ("time_zone", &p.time_zone),
+    ] {
+        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+            obj.insert(key.into(), json!(v));
+        }
+    }
+    WebhookSpec::from_json(&obj)
+}
+
+/// What a receiver would get for one sample event of this trigger: rendered, signed, not sent.
+pub fn render_sample(spec: &WebhookSpec) -> SampleOut {
+    let event = sample_event(spec.trigger);
+    let ctx = Context {
+        trigger: spec.trigger,
+        event: &event,
+        event_id: "evt_sample",
+        time_zone: &spec.time_zone,
+    };
+    let secret = Secret::generate();
+    let request = build(spec, &ctx, "dlv_sample", Timestamp::now(), &[&secret]);
+    SampleOut {
+        trigger: spec.trigger,
+        parameters: Value::Object(ctx.json()),
+        request: request.into(),
+    }
+}
+
+/// The request a receiver would get for this trigger, with sample data.
+#[utoipa::path(get, path = "/v1/triggers/{id}/sample", tag = "triggers",
+    params(("id" = String, Path), SampleParams),
+    responses((status = 200, body = SampleOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn trigger_sample(
+    State(_state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(params): ApiQuery<SampleParams>,
+) -> ApiResult<Json<SampleOut>> {
+    let trigger = Trigger::parse(&id).ok_or(ApiError::NotFound("trigger"))?;
+    let spec = sample_spec(trigger, &params)?;
+    Ok(Json(render_sample(&spec)))
+}

@@ -1,0 +1,220 @@
+//! Start-up: open the store, make the first account on the very first start, build the HTTP
+//! app, start the background tasks, and shut all of it down on one signal.
+
+use std::sync::{Arc, OnceLock};
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use jiff::Timestamp;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+
+use crate::api::auth::{Auth, hash_password, hash_token, new_api_key, random_token};
+use crate::api::problem::ApiError;
+use crate::api::{self, AppState};
+use crate::config::Settings;
+use crate::core::id::new_id;
+use crate::store::sqlite::SqliteStore;
+use crate::store::{Account, Store, User};
+
+const OPERATOR_HASH: &str = "operator_token_sha256";
+const BOOTSTRAPPED: &str = "bootstrapped_at";
+pub const ADMIN_EMAIL: &str = "admin@callhook.local";
+
+/// Opens the store named by the settings, creating the data folder for SQLite.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let url = settings.database_url();
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        anyhow::bail!("PostgreSQL is not supported by this build yet; use sqlite://");
+    }
+    if settings.database_url.is_empty() {
+        std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+            format!(
+                "cannot create the data folder {}",
+                settings.data_dir.display()
+            )
+        })?;
+    }
+    let store = SqliteStore::open(&url)
+        .await
+        .with_context(|| format!("cannot open the database {url}"))?;
+    Ok(Arc::new(store))
+}
+
+/// The process-wide Prometheus recorder (one per process, shared by every app in it).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                    15.0,
+                ])
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// What the first start prints once.
+#[derive(Debug, Default)]
+pub struct FirstStart {
+    pub operator_token: Option<String>,
+    pub account_id: Option<String>,
+    pub admin_password: Option<String>,
+    pub api_key: Option<String>,
+}
+
+impl FirstStart {
+    pub fn print(&self, base_url: &str) {
+        if self.operator_token.is_none() && self.account_id.is_none() {
+            return;
+        }
+        let mut s = String::from(
+            "\n  callhook is set up. These are shown once; keep them somewhere safe.\n\n",
+        );
+        if let (Some(acct), Some(pw), Some(key)) =
+            (&self.account_id, &self.admin_password, &self.api_key)
+        {
+            s.push_str(&format!("  Account         {acct}\n"));
+            s.push_str(&format!(
+                "  Admin sign-in   {base_url}/  as  {ADMIN_EMAIL}  /  {pw}\n"
+            ));
+            s.push_str(&format!("  API key         {key}\n"));
+        }
+        if let Some(t) = &self.operator_token {
+            s.push_str(&format!("  Operator token  {t}\n"));
+        }
+        eprintln!("{s}");
+    }
+}
+
+/// On the very first start: the default account with its admin and API key, and an operator
+/// token unless one is configured. Returns the operator token's hash.
+pub async fn bootstrap(
+    store: &dyn Store,
+    settings: &Settings,
+) -> anyhow::Result<(String, FirstStart)> {
+    let mut first = FirstStart::default();
+    let operator_hash = if !settings.operator_token.is_empty() {
+        hash_token(&settings.operator_token)
+    } else if let Some(h) = store.get_setting(OPERATOR_HASH).await? {
+        h
+    } else {
+        let token = random_token("cho_");
+        let h = hash_token(&token);
+        store.set_setting(OPERATOR_HASH, &h).await?;
+        first.operator_token = Some(token);
+        h
+    };
+    if store.get_setting(BOOTSTRAPPED).await?.is_none() {
+        let account = Account {
+            id: new_id("acct"),
+            name: "Default".into(),
+            created_at: Timestamp::now(),
+        };
+        store.insert_account(&account).await?;
+        let password = random_token("")[..20].to_owned();
+        store
+            .insert_user(&User {
+                id: new_id("usr"),
+                account_id: account.id.clone(),
+                email: ADMIN_EMAIL.into(),
+                password_hash: hash_password(&password)?,
+                created_at: Timestamp::now(),
+            })
+            .await?;
+        let (key, hash, secret) = new_api_key(&account.id, "default");
+        store.insert_api_key(&key, &hash).await?;
+        store
+            .set_setting(BOOTSTRAPPED, &Timestamp::now().to_string())
+            .await?;
+        first.account_id = Some(account.id);
+        first.admin_password = Some(password);
+        first.api_key = Some(secret);
+    }
+    Ok((operator_hash, first))
+}
+
+/// A running callhook: its HTTP router and the state behind it.
+pub struct App {
+    pub state: AppState,
+    pub router: Router,
+    pub first_start: FirstStart,
+}
+
+impl App {
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        crate::init_crypto();
+        let settings = Arc::new(settings);
+        let store = open_store(&settings).await?;
+        let (operator_hash, first_start) = bootstrap(&*store, &settings).await?;
+        let state = AppState {
+            auth: Auth::new(store.clone(), operator_hash),
+            store,
+            settings,
+            metrics: metrics_handle(),
+        };
+        let (api, openapi) = api::router();
+        let openapi_json = Arc::new(
+            openapi
+                .to_json()
+                .context("cannot write the OpenAPI document")?,
+        );
+        let router = api
+            .route(
+                "/openapi.json",
+                axum::routing::get(move || {
+                    let doc = openapi_json.clone();
+                    async move {
+                        (
+                            [(axum::http::header::CONTENT_TYPE, "application/json")],
+                            (*doc).clone(),
+                        )
+                    }
+                }),
+            )
+            .fallback(|| async { ApiError::NotFound("route") })
+            .method_not_allowed_fallback(|| async {
+                ApiError::BadRequest("this method is not allowed on this route".into())
+            })
+            .layer(axum::middleware::from_fn(catch_panics))
+            .with_state(state.clone());
+        Ok(App {
+            state,
+            router,
+            first_start,
+        })
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        axum::serve(listener, self.router)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("the HTTP server failed")
+    }
+}
+
+/// Answers a panicking handler with a problem+json 500 instead of dropping the connection.
+async fn catch_panics(req: Request, next: Next) -> Response {
+    use futures_util::FutureExt;
+    match std::panic::AssertUnwindSafe(next.run(req))
+        .catch_unwind()
+        .await
+    {
+        Ok(r) => r,
+        Err(_) => ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response(),
+    }
+}

@@ -1,0 +1,303 @@
+//! Settings: built-in defaults, then an optional TOML file (`--config`), then `CALLHOOK_*`
+//! environment variables, then command-line flags; each layer overrides the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::core::retry::{RetrySchedule, format_duration, parse_duration};
+
+/// A duration written `250ms`, `5s`, `5m`, `2h` or `1d` (a bare number is seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Secs(s) => Ok(Dur(Duration::from_secs(s))),
+            Raw::Text(t) => parse_duration(&t)
+                .map(Dur)
+                .map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Networks written as a TOML list or one comma-separated string (`"10.0.0.0/8,::1/128"`).
+fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items: Vec<String> = match Raw::deserialize(d)? {
+        Raw::List(l) => l,
+        Raw::Text(t) => t.split(',').map(str::to_owned).collect(),
+    };
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not a network like 10.0.0.0/8"))
+                })
+        })
+        .collect()
+}
+
+fn schedule<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    RetrySchedule::parse(&s).map_err(serde::de::Error::custom)?;
+    Ok(s)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; empty means `callhook.db` in `data_dir`.
+    pub database_url: String,
+    /// Empty means: generate one on first start and print it once.
+    pub operator_token: String,
+    #[serde(deserialize_with = "networks")]
+    pub allow_targets: Vec<IpNet>,
+    pub connect_timeout: Dur,
+    pub request_timeout: Dur,
+    #[serde(deserialize_with = "schedule")]
+    pub retry_schedule: String,
+    pub max_in_flight_per_webhook: u32,
+    pub max_in_flight: u32,
+    pub disable_after: Dur,
+    pub retention: Dur,
+    pub lease: Dur,
+    pub poll_interval: Dur,
+    pub shutdown_grace: Dur,
+    pub log: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            data_dir: PathBuf::from("callhook-data"),
+            database_url: String::new(),
+            operator_token: String::new(),
+            allow_targets: Vec::new(),
+            connect_timeout: Dur(Duration::from_secs(5)),
+            request_timeout: Dur(Duration::from_secs(15)),
+            retry_schedule: RetrySchedule::default().to_string(),
+            max_in_flight_per_webhook: 16,
+            max_in_flight: 1024,
+            disable_after: Dur(Duration::from_secs(5 * 86400)),
+            retention: Dur(Duration::from_secs(30 * 86400)),
+            lease: Dur(Duration::from_secs(60)),
+            poll_interval: Dur(Duration::from_secs(1)),
+            shutdown_grace: Dur(Duration::from_secs(10)),
+            log: "info".into(),
+        }
+    }
+}
+
+/// Every setting with its environment variable and meaning: the source of `serve --help` and
+/// of the README's reference table.
+pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
+    (
+        "listen",
+        "127.0.0.1:8080",
+        "address the HTTP server (API, web page, metrics) listens on",
+    ),
+    (
+        "data_dir",
+        "./callhook-data",
+        "folder for the embedded SQLite database; created if missing",
+    ),
+    (
+        "database_url",
+        "sqlite://<data_dir>/callhook.db",
+        "sqlite://PATH, or postgres://USER@HOST/DB to share the work between nodes",
+    ),
+    (
+        "operator_token",
+        "generated on first start",
+        "bearer token that manages accounts and may post events for any account",
+    ),
+    (
+        "allow_targets",
+        "none",
+        "networks webhooks may reach despite the SSRF guard, comma-separated CIDRs (\"10.0.0.0/8,::1/128\")",
+    ),
+    ("connect_timeout", "5s", "time to connect to a receiver"),
+    (
+        "request_timeout",
+        "15s",
+        "time for a whole request, from connecting to the last byte of the answer",
+    ),
+    (
+        "retry_schedule",
+        "5s,5m,30m,2h,5h,10h,10h",
+        "waits between attempts (each ±20% jitter); attempts = waits + 1",
+    ),
+    (
+        "max_in_flight_per_webhook",
+        "16",
+        "most requests in flight to one webhook at once",
+    ),
+    ("max_in_flight", "1024", "most requests in flight in all"),
+    (
+        "disable_after",
+        "5d",
+        "a webhook failing this long with no success is disabled",
+    ),
+    (
+        "retention",
+        "30d",
+        "finished deliveries, attempts and events older than this are pruned",
+    ),
+    (
+        "lease",
+        "60s",
+        "how long a claimed delivery stays with its node before another may take it",
+    ),
+    (
+        "poll_interval",
+        "1s",
+        "how often to look for due deliveries when nothing wakes the dispatcher",
+    ),
+    (
+        "shutdown_grace",
+        "10s",
+        "on SIGTERM/SIGINT, time in-flight requests get to finish",
+    ),
+    (
+        "log",
+        "info",
+        "log filter (error, warn, info, debug, or tracing's directives)",
+    ),
+];
+
+/// The settings reference as text, for `--help`.
+pub fn help_text() -> String {
+    let mut s = String::from(
+        "Settings (defaults < --config FILE (TOML) < CALLHOOK_* environment < flags):\n",
+    );
+    for (key, default, what) in SETTINGS_HELP {
+        s.push_str(&format!(
+            "  {key:<26} {:<34} {what} [default: {default}]\n",
+            format!("CALLHOOK_{}", key.to_uppercase())
+        ));
+    }
+    s
+}
+
+/// Values given as flags, which override everything else.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+}
+
+impl Settings {
+    /// Loads the layers in order. Errors name the setting and the layer that set it.
+    pub fn load(config_file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Settings> {
+        let mut fig = Figment::new().merge(Serialized::defaults(Settings::default()));
+        if let Some(path) = config_file {
+            if !path.exists() {
+                anyhow::bail!("the config file {} does not exist", path.display());
+            }
+            fig = fig.merge(Toml::file(path));
+        }
+        fig = fig
+            .merge(Env::prefixed("CALLHOOK_").ignore(&["config"]))
+            .merge(Serialized::defaults(overrides));
+        let settings: Settings = fig
+            .extract()
+            .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+        Ok(settings)
+    }
+
+    pub fn database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("callhook.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    pub fn retry_schedule(&self) -> RetrySchedule {
+        RetrySchedule::parse(&self.retry_schedule).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_is_documented_and_only_those() {
+        let json = serde_json::to_value(Settings::default()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let documented: Vec<&str> = SETTINGS_HELP.iter().map(|(k, _, _)| *k).collect();
+        assert_eq!(keys, documented);
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "listen = \"127.0.0.1:9000\"\nlog = \"debug\"\nallow_targets = [\"10.0.0.0/8\"]\nretry_schedule = \"1s,2s\"")?;
+            jail.set_env("CALLHOOK_LOG", "warn");
+            jail.set_env("CALLHOOK_MAX_IN_FLIGHT_PER_WEBHOOK", "4");
+            jail.set_env("CALLHOOK_REQUEST_TIMEOUT", "2s");
+            let o = Overrides {
+                data_dir: Some("/tmp/x".into()),
+                ..Default::default()
+            };
+            let s = Settings::load(Some(Path::new("c.toml")), &o).map_err(|e| e.to_string())?;
+            assert_eq!(s.listen.port(), 9000);
+            assert_eq!(s.log, "warn");
+            assert_eq!(s.max_in_flight_per_webhook, 4);
+            assert_eq!(s.request_timeout.0, Duration::from_secs(2));
+            assert_eq!(
+                s.allow_targets,
+                vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]
+            );
+            assert_eq!(s.retry_schedule().max_attempts(), 3);
+            assert_eq!(s.database_url(), "sqlite:///tmp/x/callhook.db");
+            jail.set_env("CALLHOOK_ALLOW_TARGETS", "127.0.0.0/8, ::1/128");
+            let s = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(s.allow_targets.len(), 2);
+            jail.set_env("CALLHOOK_RETRY_SCHEDULE", "5q");
+            assert!(Settings::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+}

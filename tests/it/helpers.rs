@@ -1,0 +1,160 @@
+//! `spawn_app()`: a real callhook on a free loopback port with a fresh database, and typed
+//! helpers to call it.
+
+use std::time::Duration;
+
+use callhook::app::App;
+use callhook::config::Settings;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+pub const OPERATOR_TOKEN: &str = "cho_test_operator_token";
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    /// The first account made through the operator API, and its key.
+    pub account_id: String,
+    pub key: String,
+    pub _dir: tempfile::TempDir,
+}
+
+/// Settings for a test server: a temp folder, loopback receivers allowed, quick retries.
+pub fn test_settings(dir: &std::path::Path) -> Settings {
+    let mut s = Settings::default();
+    s.listen = "127.0.0.1:0".parse().unwrap();
+    s.data_dir = dir.to_path_buf();
+    s.operator_token = OPERATOR_TOKEN.into();
+    s.log = "warn".into();
+    s
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    tweak(&mut settings);
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = App::build(settings).await.expect("the app starts");
+    tokio::spawn(app.serve(listener, std::future::pending()));
+    callhook::init_crypto();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let mut t = TestApp {
+        base,
+        http,
+        account_id: String::new(),
+        key: String::new(),
+        _dir: dir,
+    };
+    let (status, body) = t
+        .operator(Method::POST, "/v1/accounts", Some(json!({"name": "Acme"})))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    t.account_id = body["id"].as_str().unwrap().to_owned();
+    t.key = body["api_key"]["key"].as_str().unwrap().to_owned();
+    t
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with `token`; answers the status and the body as JSON (or a string).
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("callhook answers");
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_as(Some(&self.key), method, path, body).await
+    }
+
+    pub async fn operator(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_as(Some(OPERATOR_TOKEN), method, path, body).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    /// Adds a number to My Numbers.
+    pub async fn add_number(&self, number: &str) {
+        let (s, b) = self.post("/v1/numbers", json!({"number": number})).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
+    /// Creates a webhook from `fields` (over sane defaults); answers its JSON.
+    pub async fn create_webhook(&self, fields: Value) -> Value {
+        let mut body = json!({"name": "hook", "trigger": "call_received", "url": "https://crm.example.com/hook"});
+        for (k, v) in fields.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let (s, b) = self.post("/v1/webhooks", body).await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        b
+    }
+
+    /// Another account with its own key, through the operator API.
+    pub async fn other_account(&self, name: &str) -> (String, String) {
+        let (s, b) = self
+            .operator(Method::POST, "/v1/accounts", Some(json!({"name": name})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        (
+            b["id"].as_str().unwrap().to_owned(),
+            b["api_key"]["key"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// The `field`s of a validation problem, in order.
+pub fn problem_fields(body: &Value) -> Vec<String> {
+    body["errors"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["field"].as_str().unwrap_or("").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

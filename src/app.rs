@@ -17,6 +17,10 @@ use crate::api::problem::ApiError;
 use crate::api::{self, AppState};
 use crate::config::Settings;
 use crate::core::id::new_id;
+use crate::delivery::attempt::Policy;
+use crate::delivery::client::HttpClient;
+use crate::delivery::dispatcher::{self, DispatcherHandle, Limits};
+use crate::ingest::Ingest;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Account, Store, User};
 
@@ -143,11 +147,13 @@ pub async fn bootstrap(
     Ok((operator_hash, first))
 }
 
-/// A running callhook: its HTTP router and the state behind it.
+/// A running callhook: its HTTP router, the state behind it, and its background tasks.
 pub struct App {
     pub state: AppState,
     pub router: Router,
     pub first_start: FirstStart,
+    dispatcher: DispatcherHandle,
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 impl App {
@@ -156,11 +162,34 @@ impl App {
         let settings = Arc::new(settings);
         let store = open_store(&settings).await?;
         let (operator_hash, first_start) = bootstrap(&*store, &settings).await?;
+        let client = HttpClient::new(&settings.allow_targets, settings.connect_timeout.0, settings.request_timeout.0)?;
+        let policy = Policy {
+            schedule: settings.retry_schedule(),
+            disable_after: settings.disable_after.0,
+        };
+        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
+        let dispatcher = dispatcher::start(
+            store.clone(),
+            client.clone(),
+            policy.clone(),
+            Limits {
+                lease: settings.lease.0,
+                poll_interval: settings.poll_interval.0,
+                per_webhook: settings.max_in_flight_per_webhook.max(1),
+                total: settings.max_in_flight.max(1),
+                shutdown_grace: settings.shutdown_grace.0,
+            },
+            shutdown_rx.clone(),
+        );
+        tokio::spawn(crate::retention::prune_loop(store.clone(), settings.retention.0, shutdown_rx));
         let state = AppState {
             auth: Auth::new(store.clone(), operator_hash),
+            ingest: Ingest::new(store.clone(), dispatcher.waker.clone()),
             store,
             settings,
             metrics: metrics_handle(),
+            client,
+            policy: Arc::new(policy),
         };
         let (api, openapi) = api::router();
         let openapi_json = Arc::new(
@@ -191,19 +220,26 @@ impl App {
             state,
             router,
             first_start,
+            dispatcher,
+            shutdown,
         })
     }
 
-    /// Serves until `shutdown` resolves.
+    /// Serves until `signal` resolves, then shuts down in order: stop taking requests, stop
+    /// claiming, let in-flight deliveries finish within the grace period, give back the rest.
     pub async fn serve(
         self,
         listener: TcpListener,
-        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+        signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
+        let served = axum::serve(listener, self.router)
+            .with_graceful_shutdown(signal)
             .await
-            .context("the HTTP server failed")
+            .context("the HTTP server failed");
+        let _ = self.shutdown.send(true);
+        self.dispatcher.join().await;
+        tracing::info!("stopped");
+        served
     }
 }
 

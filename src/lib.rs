@@ -9,6 +9,9 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod core;
+pub mod delivery;
+pub mod ingest;
+pub mod retention;
 pub mod store;
 
 /// Installs the TLS crypto provider (ring) once per process; every HTTP client needs it.

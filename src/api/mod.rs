@@ -4,6 +4,9 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod auth;
+pub mod calls;
+pub mod deliveries;
+pub mod events;
 pub mod extract;
 pub mod health;
 pub mod numbers;
@@ -21,6 +24,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::config::Settings;
+use crate::delivery::attempt::Policy;
+use crate::delivery::client::HttpClient;
+use crate::ingest::Ingest;
 use crate::store::{Page, Store};
 
 /// What every handler can reach.
@@ -30,6 +36,10 @@ pub struct AppState {
     pub auth: auth::Auth,
     pub settings: Arc<Settings>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub ingest: Ingest,
+    /// For test sends, which go out at once through the same client and policy.
+    pub client: HttpClient,
+    pub policy: Arc<Policy>,
 }
 
 /// A page of a list as JSON.
@@ -69,6 +79,9 @@ pub fn ts(t: Timestamp) -> String {
         (name = "numbers", description = "My Numbers: the account's DID numbers"),
         (name = "webhooks", description = "Webhooks and their signing secrets"),
         (name = "triggers", description = "The trigger catalogue"),
+        (name = "events", description = "Call events in"),
+        (name = "deliveries", description = "Delivery log, resend, replay and test sends"),
+        (name = "calls", description = "A call's events and the deliveries they caused"),
         (name = "ops", description = "Probes, metrics and this document"),
     )
 )]
@@ -96,6 +109,9 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(numbers::router())
         .merge(webhooks::router())
         .merge(triggers::router())
+        .merge(events::router())
+        .merge(deliveries::router())
+        .merge(calls::router())
         .merge(health::router())
         .split_for_parts()
 }

@@ -347,6 +347,8 @@ pub struct NewDelivery {
     pub id: String,
     pub webhook_id: String,
     pub trigger: Trigger,
+    /// Attempts allowed; `None` follows the retry schedule (test sends get one).
+    pub attempt_limit: Option<u32>,
 }
 
 /// What became of one event of a batch.
@@ -392,6 +394,8 @@ pub struct AttemptRecord {
     pub next: Next,
     /// Set when this attempt disables the webhook (410 Gone, or failing for too long).
     pub disable_webhook: Option<String>,
+    /// Why the delivery ended without a request, when `attempt` is `None`.
+    pub note: Option<String>,
 }
 
 /// Work the dispatcher gives back unsent (shutdown), to be claimed again at once.
@@ -493,17 +497,13 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
         exclude: &[String],
     ) -> Result<Vec<Claimed>>;
-    /// Leases one delivery now, whatever its state (test sends).
-    async fn claim_one(
-        &self,
-        delivery_id: &str,
-        now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Claimed>;
+    /// Stores a test event with its one delivery and leases that delivery to the caller, in one
+    /// transaction so no dispatcher can take it first.
+    async fn insert_test_delivery(&self, event: NewEvent, lease_until: Timestamp) -> Result<Claimed>;
     /// Records attempts and moves their deliveries on; a record whose lease was lost is dropped.
     async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()>;
-    /// Gives leased deliveries back, due at once.
-    async fn release(&self, releases: Vec<Release>, now: Timestamp) -> Result<()>;
+    /// Gives leased deliveries back, due at `due`.
+    async fn release(&self, releases: Vec<Release>, due: Timestamp) -> Result<()>;
     /// Pushes a webhook's due deliveries to `until` (it is saturated; do not scan them).
     async fn defer_webhook(&self, webhook_id: &str, now: Timestamp, until: Timestamp)
     -> Result<()>;

@@ -405,6 +405,67 @@ async fn complete_claims(
     Ok(out)
 }
 
+/// Stores events and their deliveries; an event whose id the account used before is skipped.
+async fn insert_events_in(c: &mut SqliteConnection, events: &[NewEvent]) -> Result<Vec<Inserted>> {
+    let mut out = Vec::with_capacity(events.len());
+    for (i, ne) in events.iter().enumerate() {
+        let e = &ne.event;
+        let seq: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT(account_id, event_id) DO NOTHING RETURNING seq",
+        )
+        .bind(&e.id)
+        .bind(&e.account_id)
+        .bind(&e.event_id)
+        .bind(&e.call_id)
+        .bind(&e.event_type)
+        .bind(to_ms(e.occurred_at))
+        .bind(to_ms(e.received_at))
+        .bind(e.test)
+        .bind(&e.payload)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(|err| match err {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                let mut fe = FieldErrors::default();
+                fe.push(
+                    if events.len() > 1 { format!("[{i}].type") } else { "type".into() },
+                    format!("call {} already has a call.ended event; a call ends once", e.call_id),
+                );
+                StoreError::Rejected(fe)
+            }
+            other => other.into(),
+        })?;
+        let Some(seq) = seq else {
+            out.push(Inserted::Duplicate);
+            continue;
+        };
+        for d in &ne.deliveries {
+            sqlx::query(
+                "INSERT INTO deliveries (id, account_id, webhook_id, event_seq, call_id, trigger, state,
+                                         next_attempt_at, created_at, updated_at, attempt_limit)
+                 SELECT $1, $2, $3, $4, $5, $6, CASE WHEN b THEN 'waiting' ELSE 'queued' END,
+                        CASE WHEN b THEN NULL ELSE $7 END, $7, $7, $8
+                 FROM (SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $3 AND call_id = $5
+                                      AND state IN ('queued', 'waiting')) AS b)",
+            )
+            .bind(&d.id)
+            .bind(&e.account_id)
+            .bind(&d.webhook_id)
+            .bind(seq)
+            .bind(&e.call_id)
+            .bind(d.trigger.id())
+            .bind(to_ms(e.received_at))
+            .bind(d.attempt_limit.map(i64::from))
+            .execute(&mut *c)
+            .await?;
+        }
+        out.push(Inserted::New(ne.deliveries.len()));
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn get_setting(&self, key: &str) -> Result<Option<String>> {
@@ -876,67 +937,7 @@ impl Store for SqliteStore {
     }
 
     async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>> {
-        self.write(move |c| {
-            Box::pin(async move {
-                let mut out = Vec::with_capacity(events.len());
-                for (i, ne) in events.iter().enumerate() {
-                    let e = &ne.event;
-                    let seq: Option<i64> = sqlx::query_scalar(
-                        "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                         ON CONFLICT(account_id, event_id) DO NOTHING RETURNING seq",
-                    )
-                    .bind(&e.id)
-                    .bind(&e.account_id)
-                    .bind(&e.event_id)
-                    .bind(&e.call_id)
-                    .bind(&e.event_type)
-                    .bind(to_ms(e.occurred_at))
-                    .bind(to_ms(e.received_at))
-                    .bind(e.test)
-                    .bind(&e.payload)
-                    .fetch_optional(&mut *c)
-                    .await
-                    .map_err(|err| match err {
-                        sqlx::Error::Database(d) if d.is_unique_violation() => {
-                            let mut fe = FieldErrors::default();
-                            fe.push(
-                                if events.len() > 1 { format!("[{i}].type") } else { "type".into() },
-                                format!("call {} already has a call.ended event; a call ends once", e.call_id),
-                            );
-                            StoreError::Rejected(fe)
-                        }
-                        other => other.into(),
-                    })?;
-                    let Some(seq) = seq else {
-                        out.push(Inserted::Duplicate);
-                        continue;
-                    };
-                    for d in &ne.deliveries {
-                        sqlx::query(
-                            "INSERT INTO deliveries (id, account_id, webhook_id, event_seq, call_id, trigger, state,
-                                                     next_attempt_at, created_at, updated_at)
-                             SELECT $1, $2, $3, $4, $5, $6, CASE WHEN b THEN 'waiting' ELSE 'queued' END,
-                                    CASE WHEN b THEN NULL ELSE $7 END, $7, $7
-                             FROM (SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $3 AND call_id = $5
-                                                  AND state IN ('queued', 'waiting')) AS b)",
-                        )
-                        .bind(&d.id)
-                        .bind(&e.account_id)
-                        .bind(&d.webhook_id)
-                        .bind(seq)
-                        .bind(&e.call_id)
-                        .bind(d.trigger.id())
-                        .bind(to_ms(e.received_at))
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                    out.push(Inserted::New(ne.deliveries.len()));
-                }
-                Ok(out)
-            })
-        })
-        .await
+        self.write(move |c| Box::pin(async move { insert_events_in(c, &events).await })).await
     }
 
     async fn claim_due(
@@ -975,23 +976,20 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn claim_one(
-        &self,
-        delivery_id: &str,
-        _now: Timestamp,
-        lease_until: Timestamp,
-    ) -> Result<Claimed> {
-        let id = delivery_id.to_owned();
+    async fn insert_test_delivery(&self, event: NewEvent, lease_until: Timestamp) -> Result<Claimed> {
         self.write(move |c| {
             Box::pin(async move {
-                let rows = sqlx::query(
-                    "UPDATE deliveries SET lease = lease + 1, state = 'queued', next_attempt_at = $2 WHERE id = $1
-                     RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id",
-                )
-                .bind(&id)
-                .bind(to_ms(lease_until))
-                .fetch_all(&mut *c)
-                .await?;
+                let ids: Vec<String> = event.deliveries.iter().map(|d| d.id.clone()).collect();
+                insert_events_in(c, std::slice::from_ref(&event)).await?;
+                let mut q = QueryBuilder::<Sqlite>::new("UPDATE deliveries SET lease = lease + 1, state = 'queued', next_attempt_at = ");
+                q.push_bind(to_ms(lease_until));
+                q.push(" WHERE id IN (");
+                let mut sep = q.separated(", ");
+                for id in &ids {
+                    sep.push_bind(id.as_str());
+                }
+                q.push(") RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id");
+                let rows = q.build().fetch_all(&mut *c).await?;
                 complete_claims(c, rows).await?.pop().ok_or(StoreError::NotFound)
             })
         })
@@ -1011,7 +1009,7 @@ impl Store for SqliteStore {
                     let a = r.attempt.as_ref();
                     let last_error = match a {
                         Some(a) => a.error.clone(),
-                        None => r.disable_webhook.clone(),
+                        None => r.note.clone(),
                     };
                     let row = sqlx::query(
                         "UPDATE deliveries SET state = $3, next_attempt_at = $4, updated_at = $5,
@@ -1093,8 +1091,8 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn release(&self, releases: Vec<Release>, now: Timestamp) -> Result<()> {
-        let now = to_ms(now);
+    async fn release(&self, releases: Vec<Release>, due: Timestamp) -> Result<()> {
+        let now = to_ms(due);
         self.write(move |c| {
             Box::pin(async move {
                 for r in releases {

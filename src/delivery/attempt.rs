@@ -1,0 +1,133 @@
+//! One attempt of one delivery: render and sign the request, send it, judge the answer and
+//! decide what comes next. The dispatcher and test sends both go through [`run`].
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::client::{HttpClient, Response};
+use crate::core::event::CallEvent;
+use crate::core::render::{Context, build};
+use crate::core::retry::{RetrySchedule, Verdict, jitter, judge};
+use crate::store::{Attempt, AttemptRecord, Claimed, Next};
+
+/// What an attempt needs to know beyond the delivery itself.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub schedule: RetrySchedule,
+    /// A webhook with no success for this long whose delivery finally fails is disabled.
+    pub disable_after: Duration,
+}
+
+fn after(now: Timestamp, d: Duration) -> Timestamp {
+    now.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)).unwrap_or(now)
+}
+
+/// Sends `claimed` once and says what to record.
+pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> AttemptRecord {
+    let now = Timestamp::now();
+    let webhook = &claimed.webhook;
+    let record = |attempt: Option<Attempt>, next: Next, disable: Option<String>| AttemptRecord {
+        delivery_id: claimed.delivery_id.clone(),
+        webhook_id: webhook.id.clone(),
+        lease: claimed.lease,
+        attempt,
+        next,
+        disable_webhook: disable,
+        note: None,
+    };
+    if !webhook.spec.enabled {
+        let why = webhook.disabled_reason.as_deref().unwrap_or("disabled");
+        return record(None, Next::Failed, None).with_error(format!("not sent: the webhook is disabled ({why})"));
+    }
+    let event = match serde_json::from_str(&claimed.event_payload)
+        .map_err(|e| e.to_string())
+        .and_then(|v| CallEvent::from_json(&v).map_err(|e| e.to_string()))
+    {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(delivery = %claimed.delivery_id, error = %e, "stored event does not parse");
+            return record(None, Next::Failed, None).with_error(format!("not sent: the stored event is unreadable ({e})"));
+        }
+    };
+    let ctx = Context {
+        trigger: claimed.trigger,
+        event: &event,
+        event_id: &claimed.event_id,
+        time_zone: &webhook.spec.time_zone,
+    };
+    let secrets = webhook.live_secrets(now);
+    let request = build(&webhook.spec, &ctx, &claimed.delivery_id, now, &secrets);
+    let response = client.send(&request).await;
+    let n = claimed.attempts + 1;
+    let limit = claimed.attempt_limit.unwrap_or(policy.schedule.max_attempts());
+    let finished = Timestamp::now();
+    let verdict = match response.status {
+        Some(s) => judge(s, response.header("retry-after"), finished),
+        None => Verdict::Retry(None),
+    };
+    let mut disable = None;
+    let next = match verdict {
+        Verdict::Success => Next::Succeeded,
+        Verdict::Gone => {
+            disable = Some(format!(
+                "The receiver answered 410 Gone at {finished}, asking callhook to stop; the webhook was disabled. Enable it again once the URL is fixed."
+            ));
+            Next::Failed
+        }
+        Verdict::Retry(_) if n >= limit => {
+            let since = webhook.last_success_at.unwrap_or(webhook.created_at);
+            if finished.duration_since(since) >= SignedDuration::try_from(policy.disable_after).unwrap_or(SignedDuration::MAX) {
+                disable = Some(format!(
+                    "No successful delivery since {since} ({} ago) and the latest delivery failed all its attempts; disabled at {finished}.",
+                    crate::core::retry::format_duration(Duration::from_secs(finished.duration_since(since).as_secs().max(0) as u64))
+                ));
+            }
+            Next::Failed
+        }
+        Verdict::Retry(asked) => {
+            // Position within the current budget: a replay starts the schedule afresh.
+            let base = limit.saturating_sub(policy.schedule.max_attempts());
+            let pos = n.saturating_sub(base).max(1);
+            let wait = match asked {
+                Some(d) => d,
+                None => {
+                    let d = policy
+                        .schedule
+                        .delay_after(pos)
+                        .or_else(|| policy.schedule.delays().last().copied())
+                        .unwrap_or(Duration::from_secs(5));
+                    jitter(d, rand::random_range(-1.0..=1.0))
+                }
+            };
+            Next::RetryAt(after(finished, wait))
+        }
+    };
+    let attempt = to_attempt(now, &request, &response);
+    record(Some(attempt), next, disable)
+}
+
+fn to_attempt(started: Timestamp, req: &crate::core::render::WebhookRequest, resp: &Response) -> Attempt {
+    Attempt {
+        n: 0,
+        started_at: started,
+        latency_ms: resp.latency.as_millis().min(u32::MAX as u128) as u32,
+        request_method: req.method.as_str().to_owned(),
+        request_url: req.url.clone(),
+        request_headers: req.headers.clone(),
+        request_body: req.body.clone(),
+        response_status: resp.status,
+        response_headers: resp.status.map(|_| resp.headers.clone()),
+        response_body: resp.body.clone(),
+        error_kind: resp.error.as_ref().map(|(k, _)| k.as_str().to_owned()),
+        error: resp.error.as_ref().map(|(_, m)| m.clone()),
+    }
+}
+
+impl AttemptRecord {
+    /// For deliveries that end without a request: the reason goes in `last_error`.
+    fn with_error(mut self, msg: String) -> AttemptRecord {
+        self.note = Some(msg);
+        self
+    }
+}

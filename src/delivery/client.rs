@@ -1,0 +1,287 @@
+//! The one HTTP client every delivery goes through: pooled, no proxy, no redirects, with
+//! timeouts, and an SSRF guard that checks every address a URL leads to before connecting.
+//!
+//! Literal IPs in URLs never reach a resolver, so they are checked here before sending;
+//! host names go through [`GuardedResolver`], which drops the addresses it may not connect to
+//! and fails the lookup (with the reason) when none is left. The connection can only go to an
+//! address that passed the check.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+use crate::core::render::WebhookRequest;
+use crate::core::target::blocked_reason;
+use crate::core::webhook::Method;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Response bodies are kept up to this size.
+pub const MAX_RESPONSE_BODY: usize = 16 * 1024;
+
+/// The SSRF verdict, carried through reqwest's error chain.
+#[derive(Debug)]
+struct Blocked(String);
+
+impl std::fmt::Display for Blocked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Blocked {}
+
+#[derive(Debug)]
+struct DnsFailed(String);
+
+impl std::fmt::Display for DnsFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for DnsFailed {}
+
+/// Resolves with the system resolver, then keeps only addresses we may connect to.
+struct GuardedResolver {
+    allow: Arc<[IpNet]>,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = self.allow.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(|e| -> BoxError { Box::new(DnsFailed(format!("cannot resolve {host}: {e}"))) })?
+                .collect();
+            if addrs.is_empty() {
+                return Err(Box::new(DnsFailed(format!("{host} has no addresses"))) as BoxError);
+            }
+            let mut reasons = Vec::new();
+            let ok: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| match blocked_reason(a.ip(), &allow) {
+                    None => true,
+                    Some(why) => {
+                        reasons.push(why);
+                        false
+                    }
+                })
+                .collect();
+            if ok.is_empty() {
+                return Err(Box::new(Blocked(format!(
+                    "{host} resolves only to blocked addresses: {}",
+                    reasons.join("; ")
+                ))) as BoxError);
+            }
+            Ok(Box::new(ok.into_iter()) as Addrs)
+        })
+    }
+}
+
+/// What kind of failure an attempt had, as the log shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    Timeout,
+    Connect,
+    Dns,
+    Tls,
+    Blocked,
+    Io,
+}
+
+impl ErrorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Connect => "connect",
+            ErrorKind::Dns => "dns",
+            ErrorKind::Tls => "tls",
+            ErrorKind::Blocked => "blocked",
+            ErrorKind::Io => "io",
+        }
+    }
+}
+
+/// The outcome of one request.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: Option<u16>,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+    pub latency: Duration,
+    pub error: Option<(ErrorKind, String)>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    fn failed(started: Instant, kind: ErrorKind, msg: String) -> Response {
+        Response {
+            status: None,
+            headers: Vec::new(),
+            body: None,
+            latency: started.elapsed(),
+            error: Some((kind, msg)),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    allow: Arc<[IpNet]>,
+    request_timeout: Duration,
+}
+
+impl HttpClient {
+    pub fn new(allow: &[IpNet], connect_timeout: Duration, request_timeout: Duration) -> anyhow::Result<HttpClient> {
+        crate::init_crypto();
+        let allow: Arc<[IpNet]> = allow.into();
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(connect_timeout)
+            .timeout(request_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .tcp_nodelay(true)
+            .dns_resolver(Arc::new(GuardedResolver { allow: allow.clone() }))
+            .build()?;
+        Ok(HttpClient {
+            client,
+            allow,
+            request_timeout,
+        })
+    }
+
+    /// Sends one request and reads up to [`MAX_RESPONSE_BODY`] of the answer. Never fails:
+    /// every problem becomes the response's `error`.
+    pub async fn send(&self, req: &WebhookRequest) -> Response {
+        let started = Instant::now();
+        let url = match reqwest::Url::parse(&req.url) {
+            Ok(u) => u,
+            Err(e) => return Response::failed(started, ErrorKind::Io, format!("invalid URL: {e}")),
+        };
+        if let Some(host) = url.host() {
+            let literal: Option<IpAddr> = match host {
+                url::Host::Ipv4(ip) => Some(ip.into()),
+                url::Host::Ipv6(ip) => Some(ip.into()),
+                url::Host::Domain(_) => None,
+            };
+            if let Some(ip) = literal
+                && let Some(why) = blocked_reason(ip, &self.allow)
+            {
+                return Response::failed(started, ErrorKind::Blocked, why);
+            }
+        }
+        let method = match req.method {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+        };
+        let mut builder = self.client.request(method, url);
+        for (k, v) in &req.headers {
+            builder = builder.header(k, v);
+        }
+        if let Some(body) = &req.body {
+            builder = builder.body(body.clone());
+        }
+        let mut resp = match builder.send().await {
+            Ok(r) => r,
+            Err(e) => return Response::failed(started, classify(&e), describe(&e, self.request_timeout)),
+        };
+        let status = resp.status().as_u16();
+        let headers: Vec<(String, String)> = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let mut body: Vec<u8> = Vec::new();
+        let mut error = None;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = MAX_RESPONSE_BODY - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if body.len() >= MAX_RESPONSE_BODY {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // The status arrived; a body cut short is noted, not a failure of its own.
+                    error = Some((classify(&e), format!("reading the response body: {}", describe(&e, self.request_timeout))));
+                    break;
+                }
+            }
+        }
+        Response {
+            status: Some(status),
+            headers,
+            body: Some(String::from_utf8_lossy(&body).into_owned()),
+            latency: started.elapsed(),
+            error,
+        }
+    }
+}
+
+fn find<E: std::error::Error + 'static>(e: &reqwest::Error) -> Option<&E> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if let Some(found) = s.downcast_ref::<E>() {
+            return Some(found);
+        }
+        source = s.source();
+    }
+    None
+}
+
+fn classify(e: &reqwest::Error) -> ErrorKind {
+    if find::<Blocked>(e).is_some() {
+        ErrorKind::Blocked
+    } else if find::<DnsFailed>(e).is_some() {
+        ErrorKind::Dns
+    } else if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if find::<rustls::Error>(e).is_some() {
+        ErrorKind::Tls
+    } else if e.is_connect() {
+        ErrorKind::Connect
+    } else {
+        ErrorKind::Io
+    }
+}
+
+/// A readable account of a failed request: the innermost causes, without reqwest's noise.
+fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+    if let Some(b) = find::<Blocked>(e) {
+        return b.0.clone();
+    }
+    if let Some(d) = find::<DnsFailed>(e) {
+        return d.0.clone();
+    }
+    if e.is_timeout() {
+        return format!("no complete answer within {}", crate::core::retry::format_duration(timeout));
+    }
+    let mut parts = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    if parts.is_empty() {
+        e.to_string()
+    } else {
+        parts.join(": ")
+    }
+}

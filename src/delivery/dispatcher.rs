@@ -1,0 +1,357 @@
+//! The dispatcher: claims due deliveries from the store (leases, so a node that dies loses
+//! nothing), sends them with per-webhook limits, and records the outcomes in batches.
+//!
+//! One task owns all bookkeeping (no locks): each webhook has a lane with its in-flight count,
+//! a short queue of claimed work and its rate-limit slot. Claims skip webhooks whose lane is
+//! full, so a slow or dead endpoint only ever holds its own lane, never anyone else's. Sends
+//! run as separate tasks; their records go to a recorder task that writes them in batches.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::attempt::{self, Policy};
+use super::client::HttpClient;
+use crate::store::{AttemptRecord, Claimed, Next, Release, Store};
+
+/// Most deliveries one claim takes.
+const CLAIM_BATCH: u32 = 256;
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub lease: Duration,
+    pub poll_interval: Duration,
+    pub per_webhook: u32,
+    pub total: u32,
+    pub shutdown_grace: Duration,
+}
+
+/// A handle to wake the dispatcher (new work was committed) and to wait for it to stop.
+#[derive(Clone)]
+pub struct Waker(Arc<Notify>);
+
+impl Waker {
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+pub struct DispatcherHandle {
+    pub waker: Waker,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl DispatcherHandle {
+    /// Waits until the dispatcher has stopped (after the shutdown signal).
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// One webhook's share of the dispatcher.
+#[derive(Default)]
+struct Lane {
+    in_flight: u32,
+    queue: VecDeque<Claimed>,
+    /// Earliest time the next request may start (rate limit).
+    next_slot: Option<Instant>,
+}
+
+struct Dispatcher {
+    store: Arc<dyn Store>,
+    client: HttpClient,
+    policy: Arc<Policy>,
+    limits: Limits,
+    lanes: HashMap<String, Lane>,
+    /// Sends in flight: task id → (webhook, delivery, lease), to give leases back on shutdown.
+    running: HashMap<tokio::task::Id, (String, Release)>,
+    tasks: JoinSet<AttemptRecord>,
+    records: mpsc::UnboundedSender<AttemptRecord>,
+}
+
+pub fn start(
+    store: Arc<dyn Store>,
+    client: HttpClient,
+    policy: Policy,
+    limits: Limits,
+    shutdown: watch::Receiver<bool>,
+) -> DispatcherHandle {
+    let notify = Arc::new(Notify::new());
+    let waker = Waker(notify.clone());
+    let (records, records_rx) = mpsc::unbounded_channel();
+    let recorder = tokio::spawn(record_loop(store.clone(), records_rx, waker.clone()));
+    let d = Dispatcher {
+        store,
+        client,
+        policy: Arc::new(policy),
+        limits,
+        lanes: HashMap::new(),
+        running: HashMap::new(),
+        tasks: JoinSet::new(),
+        records,
+    };
+    let task = tokio::spawn(async move {
+        d.run(notify, shutdown).await;
+        let _ = recorder.await;
+    });
+    DispatcherHandle { waker, task }
+}
+
+fn plus(now: Timestamp, d: Duration) -> Timestamp {
+    now.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)).unwrap_or(now)
+}
+
+impl Dispatcher {
+    async fn run(mut self, notify: Arc<Notify>, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if *shutdown.borrow() {
+                break;
+            }
+            match self.claim_round().await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim deliveries; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+            let deadline = self.next_deadline();
+            tokio::select! {
+                _ = notify.notified() => {}
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.finished(done);
+                    while let Some(done) = self.tasks.try_join_next_with_id() {
+                        self.finished(done);
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => {}
+                _ = shutdown.changed() => {}
+            }
+        }
+        self.shut_down().await;
+    }
+
+    /// When to look again without being woken: the next poll, or a rate-limited lane's slot.
+    fn next_deadline(&self) -> Instant {
+        let poll = Instant::now() + self.limits.poll_interval;
+        self.lanes
+            .values()
+            .filter(|l| !l.queue.is_empty())
+            .filter_map(|l| l.next_slot)
+            .fold(poll, Instant::min)
+    }
+
+    fn queued_total(&self) -> u32 {
+        self.lanes.values().map(|l| l.in_flight + l.queue.len() as u32).sum()
+    }
+
+    /// Whether a lane takes no more work for now.
+    fn lane_full(&self, lane: &Lane) -> bool {
+        lane.in_flight >= self.limits.per_webhook || !lane.queue.is_empty()
+    }
+
+    /// Claims due work while there is room, and starts what the lanes allow.
+    async fn claim_round(&mut self) -> anyhow::Result<()> {
+        loop {
+            let free = self.limits.total.saturating_sub(self.queued_total());
+            if free == 0 {
+                return Ok(());
+            }
+            let exclude: Vec<String> = self
+                .lanes
+                .iter()
+                .filter(|(_, l)| self.lane_full(l))
+                .map(|(w, _)| w.clone())
+                .collect();
+            let limit = free.min(CLAIM_BATCH);
+            let now = Timestamp::now();
+            let batch = self.store.claim_due(now, plus(now, self.limits.lease), limit, &exclude).await?;
+            let n = batch.len() as u32;
+            let mut touched: Vec<String> = Vec::new();
+            for c in batch {
+                let w = c.webhook.id.clone();
+                if !touched.contains(&w) {
+                    touched.push(w.clone());
+                }
+                self.lanes.entry(w).or_default().queue.push_back(c);
+            }
+            for w in &touched {
+                self.pump(w);
+            }
+            self.give_back_overflow(&touched, now).await?;
+            if n < limit {
+                return Ok(());
+            }
+        }
+    }
+
+    /// How much claimed work a lane may hold unstarted: enough to keep it busy, never so much
+    /// that its leases could run out while it waits.
+    fn lane_backlog(&self, c: &Claimed) -> usize {
+        let by_concurrency = self.limits.per_webhook as usize * 2;
+        match c.webhook.spec.rate_limit {
+            Some(rate) => ((rate * self.limits.lease.as_secs_f64() / 2.0) as usize).clamp(1, by_concurrency),
+            None => by_concurrency,
+        }
+    }
+
+    /// Returns what a lane cannot start soon, and pushes the webhook's other due work back a
+    /// little so claims do not keep scanning it.
+    async fn give_back_overflow(&mut self, touched: &[String], now: Timestamp) -> anyhow::Result<()> {
+        for w in touched {
+            let Some(lane) = self.lanes.get(w) else { continue };
+            let Some(first) = lane.queue.front() else { continue };
+            let keep = self.lane_backlog(first);
+            if lane.queue.len() <= keep {
+                continue;
+            }
+            let lane = self.lanes.get_mut(w).expect("lane exists");
+            let extra: Vec<Claimed> = lane.queue.drain(keep..).collect();
+            let later = plus(now, Duration::from_secs(1));
+            let releases = extra
+                .into_iter()
+                .map(|c| Release {
+                    delivery_id: c.delivery_id,
+                    lease: c.lease,
+                })
+                .collect();
+            self.store.release(releases, later).await?;
+            self.store.defer_webhook(w, now, later).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts as many of a lane's queued deliveries as its limits allow.
+    fn pump(&mut self, webhook_id: &str) {
+        let Some(lane) = self.lanes.get_mut(webhook_id) else { return };
+        while lane.in_flight < self.limits.per_webhook && !lane.queue.is_empty() {
+            let rate = lane.queue.front().and_then(|c| c.webhook.spec.rate_limit);
+            if let Some(rate) = rate {
+                let now = Instant::now();
+                match lane.next_slot {
+                    Some(slot) if slot > now => break,
+                    _ => lane.next_slot = Some(now + Duration::from_secs_f64(1.0 / rate)),
+                }
+            }
+            let Some(claimed) = lane.queue.pop_front() else { break };
+            lane.in_flight += 1;
+            let release = Release {
+                delivery_id: claimed.delivery_id.clone(),
+                lease: claimed.lease,
+            };
+            let client = self.client.clone();
+            let policy = self.policy.clone();
+            let handle = self.tasks.spawn(async move { attempt::run(&client, &claimed, &policy).await });
+            self.running.insert(handle.id(), (webhook_id.to_owned(), release));
+        }
+        if lane.in_flight == 0 && lane.queue.is_empty() && lane.next_slot.is_none_or(|s| s <= Instant::now()) {
+            self.lanes.remove(webhook_id);
+        }
+    }
+
+    fn finished(&mut self, done: Result<(tokio::task::Id, AttemptRecord), tokio::task::JoinError>) {
+        let id = match &done {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        let Some((webhook_id, release)) = self.running.remove(&id) else { return };
+        if let Some(lane) = self.lanes.get_mut(&webhook_id) {
+            lane.in_flight = lane.in_flight.saturating_sub(1);
+        }
+        match done {
+            Ok((_, record)) => {
+                observe(&record);
+                let _ = self.records.send(record);
+            }
+            Err(e) => {
+                // A send task panicked: the lease runs out and the delivery is tried again.
+                tracing::error!(delivery = %release.delivery_id, error = %e, "a send task failed");
+            }
+        }
+        self.pump(&webhook_id);
+    }
+
+    /// Stops claiming, gives back unstarted work, lets in-flight requests finish within the
+    /// grace period, then gives back the rest.
+    async fn shut_down(mut self) {
+        let now = Timestamp::now();
+        let unstarted: Vec<Release> = self
+            .lanes
+            .values_mut()
+            .flat_map(|l| l.queue.drain(..))
+            .map(|c| Release {
+                delivery_id: c.delivery_id,
+                lease: c.lease,
+            })
+            .collect();
+        if !unstarted.is_empty()
+            && let Err(e) = self.store.release(unstarted, now).await
+        {
+            tracing::warn!(error = %e, "could not give back unstarted deliveries; their leases will run out");
+        }
+        let grace = tokio::time::sleep(self.limits.shutdown_grace);
+        tokio::pin!(grace);
+        while !self.tasks.is_empty() {
+            tokio::select! {
+                Some(done) = self.tasks.join_next_with_id() => self.finished(done),
+                _ = &mut grace => break,
+            }
+        }
+        if !self.running.is_empty() {
+            tracing::warn!(in_flight = self.running.len(), "grace period over; giving back unfinished sends");
+            self.tasks.abort_all();
+            let rest: Vec<Release> = self.running.drain().map(|(_, (_, r))| r).collect();
+            if let Err(e) = self.store.release(rest, Timestamp::now()).await {
+                tracing::warn!(error = %e, "could not give back in-flight deliveries; their leases will run out");
+            }
+        }
+        // Dropping the sender lets the recorder flush what is left and stop.
+    }
+}
+
+fn observe(r: &AttemptRecord) {
+    let outcome = match r.next {
+        Next::Succeeded => "succeeded",
+        Next::RetryAt(_) => "retrying",
+        Next::Failed => "failed",
+    };
+    metrics::counter!("callhook_attempts_total", "outcome" => outcome).increment(1);
+    if !matches!(r.next, Next::RetryAt(_)) {
+        metrics::counter!("callhook_deliveries_total", "outcome" => outcome).increment(1);
+    }
+    if let Some(a) = &r.attempt {
+        metrics::histogram!("callhook_attempt_duration_seconds").record(a.latency_ms as f64 / 1000.0);
+    }
+}
+
+/// Writes attempt records in batches. A failed write is retried, never dropped: until it is
+/// written the lease is the only thing that stands between the delivery and a re-send.
+async fn record_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<AttemptRecord>, waker: Waker) {
+    let mut batch = Vec::with_capacity(512);
+    while rx.recv_many(&mut batch, 512).await > 0 {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match store.record_attempts(batch.clone(), Timestamp::now()).await {
+                Ok(()) => break,
+                Err(crate::store::StoreError::Closed) => {
+                    tracing::warn!(records = batch.len(), "the store closed before attempts were recorded; their leases will run out");
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, records = batch.len(), "cannot record attempts; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        batch.clear();
+        // Finished deliveries may have let the next of their call go.
+        waker.wake();
+    }
+}

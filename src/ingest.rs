@@ -1,0 +1,121 @@
+//! Where a call event enters: validated events are matched to webhooks (SPEC §2) and stored
+//! with their deliveries in one transaction, then the dispatcher is woken. The REST API and
+//! the PBX connectors both come through [`Ingest::accept`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use crate::core::event::CallEvent;
+use crate::core::id::new_id;
+use crate::core::trigger::Trigger;
+use crate::delivery::dispatcher::Waker;
+use crate::store::{Inserted, NewDelivery, NewEvent, Result, Store, StoredEvent, Webhook};
+
+/// What became of a batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// Events stored now.
+    pub accepted: u64,
+    /// Events whose id was already stored; ignored.
+    pub duplicates: u64,
+    /// Deliveries created.
+    pub deliveries: u64,
+}
+
+#[derive(Clone)]
+pub struct Ingest {
+    store: Arc<dyn Store>,
+    waker: Waker,
+}
+
+/// The webhooks that fire for `event` among an account's candidates (SPEC §2).
+pub fn matching<'a>(event: &'a CallEvent, candidates: &'a [Webhook]) -> impl Iterator<Item = &'a Webhook> + 'a {
+    candidates.iter().filter(move |w| {
+        w.spec.enabled && w.spec.trigger.fires_for(event) && w.spec.accepts_call(event)
+    })
+}
+
+/// The stored form of an event for `account_id`.
+pub fn stored_event(account_id: &str, event: &CallEvent, received_at: Timestamp, test: bool) -> StoredEvent {
+    let id = new_id("evt");
+    let mut canonical = event.clone();
+    canonical.account_id = None;
+    StoredEvent {
+        event_id: event.id.clone().unwrap_or_else(|| id.clone()),
+        id,
+        account_id: account_id.to_owned(),
+        call_id: event.call.call_id.clone(),
+        event_type: event.event_type().as_str().to_owned(),
+        occurred_at: event.occurred_at,
+        received_at,
+        test,
+        payload: canonical.to_json().to_string(),
+    }
+}
+
+impl Ingest {
+    pub fn new(store: Arc<dyn Store>, waker: Waker) -> Ingest {
+        Ingest { store, waker }
+    }
+
+    /// Matches and stores `events` (each with the account it belongs to), all or nothing.
+    /// Answers only once everything is committed.
+    pub async fn accept(&self, events: Vec<(String, CallEvent)>) -> Result<Accepted> {
+        let received_at = Timestamp::now();
+        // One lookup per account and batch, by the triggers the batch can fire.
+        let mut candidates: HashMap<&str, Vec<Webhook>> = HashMap::new();
+        let mut by_account: HashMap<&str, Vec<Trigger>> = HashMap::new();
+        for (account, ev) in &events {
+            let triggers = by_account.entry(account.as_str()).or_default();
+            for t in Trigger::firing_for(ev) {
+                if !triggers.contains(&t) {
+                    triggers.push(t);
+                }
+            }
+        }
+        for (account, triggers) in &by_account {
+            candidates.insert(account, self.store.webhooks_for(account, triggers).await?);
+        }
+        let batch: Vec<NewEvent> = events
+            .iter()
+            .map(|(account, ev)| NewEvent {
+                event: stored_event(account, ev, received_at, false),
+                deliveries: matching(ev, candidates.get(account.as_str()).map_or(&[][..], Vec::as_slice))
+                    .map(|w| NewDelivery {
+                        id: new_id("dlv"),
+                        webhook_id: w.id.clone(),
+                        trigger: w.spec.trigger,
+                        attempt_limit: None,
+                    })
+                    .collect(),
+            })
+            .collect();
+        let outcome = self.store.insert_events(batch).await?;
+        let mut acc = Accepted::default();
+        for o in outcome {
+            match o {
+                Inserted::New(n) => {
+                    acc.accepted += 1;
+                    acc.deliveries += n as u64;
+                }
+                Inserted::Duplicate => acc.duplicates += 1,
+            }
+        }
+        metrics::counter!("callhook_events_accepted_total").increment(acc.accepted);
+        metrics::counter!("callhook_events_duplicate_total").increment(acc.duplicates);
+        metrics::counter!("callhook_deliveries_created_total").increment(acc.deliveries);
+        if acc.deliveries > 0 {
+            self.waker.wake();
+        }
+        Ok(acc)
+    }
+}
+
+impl Ingest {
+    /// Tells the dispatcher there is work due now (a resend, a replay).
+    pub fn wake(&self) {
+        self.waker.wake();
+    }
+}

@@ -162,7 +162,11 @@ impl App {
         let settings = Arc::new(settings);
         let store = open_store(&settings).await?;
         let (operator_hash, first_start) = bootstrap(&*store, &settings).await?;
-        let client = HttpClient::new(&settings.allow_targets, settings.connect_timeout.0, settings.request_timeout.0)?;
+        let client = HttpClient::new(
+            &settings.allow_targets,
+            settings.connect_timeout.0,
+            settings.request_timeout.0,
+        )?;
         let policy = Policy {
             schedule: settings.retry_schedule(),
             disable_after: settings.disable_after.0,
@@ -181,7 +185,11 @@ impl App {
             },
             shutdown_rx.clone(),
         );
-        tokio::spawn(crate::retention::prune_loop(store.clone(), settings.retention.0, shutdown_rx));
+        tokio::spawn(crate::retention::prune_loop(
+            store.clone(),
+            settings.retention.0,
+            shutdown_rx,
+        ));
         let state = AppState {
             auth: Auth::new(store.clone(), operator_hash),
             ingest: Ingest::new(store.clone(), dispatcher.waker.clone()),

@@ -31,14 +31,22 @@ pub struct Ingest {
 }
 
 /// The webhooks that fire for `event` among an account's candidates (SPEC §2).
-pub fn matching<'a>(event: &'a CallEvent, candidates: &'a [Webhook]) -> impl Iterator<Item = &'a Webhook> + 'a {
+pub fn matching<'a>(
+    event: &'a CallEvent,
+    candidates: &'a [Webhook],
+) -> impl Iterator<Item = &'a Webhook> + 'a {
     candidates.iter().filter(move |w| {
         w.spec.enabled && w.spec.trigger.fires_for(event) && w.spec.accepts_call(event)
     })
 }
 
 /// The stored form of an event for `account_id`.
-pub fn stored_event(account_id: &str, event: &CallEvent, received_at: Timestamp, test: bool) -> StoredEvent {
+pub fn stored_event(
+    account_id: &str,
+    event: &CallEvent,
+    received_at: Timestamp,
+    test: bool,
+) -> StoredEvent {
     let id = new_id("evt");
     let mut canonical = event.clone();
     canonical.account_id = None;
@@ -82,14 +90,19 @@ impl Ingest {
             .iter()
             .map(|(account, ev)| NewEvent {
                 event: stored_event(account, ev, received_at, false),
-                deliveries: matching(ev, candidates.get(account.as_str()).map_or(&[][..], Vec::as_slice))
-                    .map(|w| NewDelivery {
-                        id: new_id("dlv"),
-                        webhook_id: w.id.clone(),
-                        trigger: w.spec.trigger,
-                        attempt_limit: None,
-                    })
-                    .collect(),
+                deliveries: matching(
+                    ev,
+                    candidates
+                        .get(account.as_str())
+                        .map_or(&[][..], Vec::as_slice),
+                )
+                .map(|w| NewDelivery {
+                    id: new_id("dlv"),
+                    webhook_id: w.id.clone(),
+                    trigger: w.spec.trigger,
+                    attempt_limit: None,
+                })
+                .collect(),
             })
             .collect();
         let outcome = self.store.insert_events(batch).await?;

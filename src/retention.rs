@@ -12,10 +12,16 @@ use crate::store::Store;
 const BATCH: u32 = 500;
 const EVERY: Duration = Duration::from_secs(60);
 
-pub async fn prune_loop(store: Arc<dyn Store>, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+pub async fn prune_loop(
+    store: Arc<dyn Store>,
+    retention: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let keep = SignedDuration::try_from(retention).unwrap_or(SignedDuration::MAX);
     loop {
-        let before = Timestamp::now().saturating_sub(keep).unwrap_or(Timestamp::MIN);
+        let before = Timestamp::now()
+            .saturating_sub(keep)
+            .unwrap_or(Timestamp::MIN);
         loop {
             match store.prune(before, BATCH).await {
                 Ok(n) if n == BATCH as u64 => {

@@ -44,7 +44,11 @@ async fn get_call(
     caller: Caller,
     Path(call_id): Path<String>,
 ) -> ApiResult<Json<CallOut>> {
-    let timeline = state.store.call_timeline(caller.account()?, &call_id).await.or_404("call")?;
+    let timeline = state
+        .store
+        .call_timeline(caller.account()?, &call_id)
+        .await
+        .or_404("call")?;
     Ok(Json(CallOut {
         call_id,
         events: timeline

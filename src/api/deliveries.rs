@@ -158,21 +158,38 @@ pub struct DeliveryQuery {
 }
 
 fn parse_status(field: &str, s: &str) -> ApiResult<DeliveryStatus> {
-    DeliveryStatus::parse(s).ok_or_else(|| ApiError::field(field, format!("{s:?} is not a status; use pending, succeeded or failed")))
+    DeliveryStatus::parse(s).ok_or_else(|| {
+        ApiError::field(
+            field,
+            format!("{s:?} is not a status; use pending, succeeded or failed"),
+        )
+    })
 }
 
-async fn own_webhook(state: &AppState, account_id: &str, id: &str) -> ApiResult<crate::store::Webhook> {
+async fn own_webhook(
+    state: &AppState,
+    account_id: &str,
+    id: &str,
+) -> ApiResult<crate::store::Webhook> {
     if !is_id("wh", id) {
         return Err(ApiError::NotFound("webhook"));
     }
-    state.store.get_webhook(account_id, id).await.or_404("webhook")
+    state
+        .store
+        .get_webhook(account_id, id)
+        .await
+        .or_404("webhook")
 }
 
 async fn detail(state: &AppState, account_id: &str, id: &str) -> ApiResult<DeliveryDetail> {
     if !is_id("dlv", id) {
         return Err(ApiError::NotFound("delivery"));
     }
-    let (d, attempts) = state.store.get_delivery(account_id, id).await.or_404("delivery")?;
+    let (d, attempts) = state
+        .store
+        .get_delivery(account_id, id)
+        .await
+        .or_404("delivery")?;
     Ok(DeliveryDetail {
         delivery: d.into(),
         attempt_log: attempts.into_iter().map(AttemptOut::from).collect(),
@@ -197,10 +214,18 @@ async fn list_deliveries(
     }
     .page()?;
     let filter = DeliveryFilter {
-        status: q.status.as_deref().filter(|s| !s.is_empty()).map(|s| parse_status("status", s)).transpose()?,
+        status: q
+            .status
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| parse_status("status", s))
+            .transpose()?,
         call_id: q.call_id.clone().filter(|c| !c.is_empty()),
     };
-    let page = state.store.list_deliveries(account_id, &id, &filter, &page).await?;
+    let page = state
+        .store
+        .list_deliveries(account_id, &id, &filter, &page)
+        .await?;
     Ok(Json(ListOf::from_page(page, DeliveryOut::from)))
 }
 
@@ -228,9 +253,16 @@ async fn resend_delivery(
     if !is_id("dlv", &id) {
         return Err(ApiError::NotFound("delivery"));
     }
-    state.store.resend(account_id, &id, Timestamp::now()).await.or_404("delivery")?;
+    state
+        .store
+        .resend(account_id, &id, Timestamp::now())
+        .await
+        .or_404("delivery")?;
     state.ingest.wake();
-    Ok((StatusCode::ACCEPTED, Json(detail(&state, account_id, &id).await?.delivery)))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(detail(&state, account_id, &id).await?.delivery),
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -262,23 +294,34 @@ async fn replay_webhook(
     let account_id = caller.account()?;
     own_webhook(&state, account_id, &id).await?;
     let mut f = Fields::new("", body.object()?);
-    let since = f.req_str("since").and_then(|s| match s.parse::<Timestamp>() {
-        Ok(t) => Some(t),
-        Err(_) => {
-            f.error("since", format!("{s:?} is not an RFC 3339 timestamp with an offset"));
-            None
-        }
-    });
+    let since = f
+        .req_str("since")
+        .and_then(|s| match s.parse::<Timestamp>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                f.error(
+                    "since",
+                    format!("{s:?} is not an RFC 3339 timestamp with an offset"),
+                );
+                None
+            }
+        });
     let status = match f.str("status") {
         None => Some(DeliveryStatus::Failed),
         Some("pending") => {
-            f.error("status", "pending deliveries are already queued; replay failed or succeeded ones");
+            f.error(
+                "status",
+                "pending deliveries are already queued; replay failed or succeeded ones",
+            );
             None
         }
         Some(s) => match DeliveryStatus::parse(s) {
             Some(st) => Some(st),
             None => {
-                f.error("status", format!("{s:?} is not a status; use failed or succeeded"));
+                f.error(
+                    "status",
+                    format!("{s:?} is not a status; use failed or succeeded"),
+                );
                 None
             }
         },
@@ -289,7 +332,14 @@ async fn replay_webhook(
     };
     let n = state
         .store
-        .replay(account_id, &id, since, status, state.policy.schedule.max_attempts(), Timestamp::now())
+        .replay(
+            account_id,
+            &id,
+            since,
+            status,
+            state.policy.schedule.max_attempts(),
+            Timestamp::now(),
+        )
         .await?;
     state.ingest.wake();
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed: n })))
@@ -327,11 +377,17 @@ async fn test_webhook(
         }],
     };
     let lease = now
-        .saturating_add(SignedDuration::try_from(state.settings.lease.0).unwrap_or(SignedDuration::from_secs(60)))
+        .saturating_add(
+            SignedDuration::try_from(state.settings.lease.0)
+                .unwrap_or(SignedDuration::from_secs(60)),
+        )
         .unwrap_or(now);
     let mut claimed = state.store.insert_test_delivery(new, lease).await?;
     claimed.webhook = webhook;
     let record = attempt::run(&state.client, &claimed, &state.policy).await;
-    state.store.record_attempts(vec![record], Timestamp::now()).await?;
+    state
+        .store
+        .record_attempts(vec![record], Timestamp::now())
+        .await?;
     Ok(Json(detail(&state, account_id, &delivery_id).await?))
 }

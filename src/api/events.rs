@@ -134,19 +134,29 @@ async fn post_events(
         v => (vec![v], false),
     };
     if items.is_empty() {
-        return Err(ApiError::field("", "the array is empty; send at least one event"));
+        return Err(ApiError::field(
+            "",
+            "the array is empty; send at least one event",
+        ));
     }
     if items.len() > MAX_BATCH {
         return Err(ApiError::field(
             "",
-            format!("{} events in one request; send at most {MAX_BATCH}", items.len()),
+            format!(
+                "{} events in one request; send at most {MAX_BATCH}",
+                items.len()
+            ),
         ));
     }
     let mut errors = FieldErrors::default();
     let mut events = Vec::with_capacity(items.len());
     let mut operator_accounts = BTreeSet::new();
     for (i, v) in items.iter().enumerate() {
-        let prefix = if batch { format!("[{i}]") } else { String::new() };
+        let prefix = if batch {
+            format!("[{i}]")
+        } else {
+            String::new()
+        };
         let ev = match CallEvent::from_json(v) {
             Ok(ev) => ev,
             Err(e) => {
@@ -154,12 +164,23 @@ async fn post_events(
                 continue;
             }
         };
-        let field = |f: &str| if batch { format!("{prefix}.{f}") } else { f.to_owned() };
+        let field = |f: &str| {
+            if batch {
+                format!("{prefix}.{f}")
+            } else {
+                f.to_owned()
+            }
+        };
         let account = match (&caller, &ev.account_id) {
             (Caller::Account { account_id, .. }, None) => account_id.clone(),
-            (Caller::Account { account_id, .. }, Some(named)) if named == account_id => account_id.clone(),
+            (Caller::Account { account_id, .. }, Some(named)) if named == account_id => {
+                account_id.clone()
+            }
             (Caller::Account { .. }, Some(_)) => {
-                errors.push(field("account_id"), "only the operator token may post events for another account");
+                errors.push(
+                    field("account_id"),
+                    "only the operator token may post events for another account",
+                );
                 continue;
             }
             (Caller::Operator, Some(named)) => {
@@ -167,7 +188,10 @@ async fn post_events(
                 named.clone()
             }
             (Caller::Operator, None) => {
-                errors.push(field("account_id"), "is required with the operator token: name the account the event is for");
+                errors.push(
+                    field("account_id"),
+                    "is required with the operator token: name the account the event is for",
+                );
                 continue;
             }
         };
@@ -176,7 +200,9 @@ async fn post_events(
     for (account, field) in operator_accounts {
         match state.store.get_account(&account).await {
             Ok(_) => {}
-            Err(crate::store::StoreError::NotFound) => errors.push(field, format!("there is no account {account}")),
+            Err(crate::store::StoreError::NotFound) => {
+                errors.push(field, format!("there is no account {account}"))
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -64,7 +64,9 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         Ok(q) => {
             metrics::gauge!("callhook_queue_pending").set(q.pending as f64);
             metrics::gauge!("callhook_queue_due").set(q.due as f64);
-            let age = q.oldest_due_at.map_or(0.0, |t| now.duration_since(t).as_secs_f64().max(0.0));
+            let age = q
+                .oldest_due_at
+                .map_or(0.0, |t| now.duration_since(t).as_secs_f64().max(0.0));
             metrics::gauge!("callhook_queue_oldest_due_age_seconds").set(age);
         }
         Err(e) => tracing::warn!(error = %e, "cannot read queue statistics for /metrics"),

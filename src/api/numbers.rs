@@ -95,7 +95,13 @@ async fn add_number(
         created_at: Timestamp::now(),
     };
     state.store.insert_number(account_id, &number).await?;
-    Ok((StatusCode::CREATED, Json(number.into())))
+    // Answer what was stored (timestamps as precise as the store keeps them).
+    let stored = state
+        .store
+        .get_number(account_id, &number.number)
+        .await
+        .or_404("number")?;
+    Ok((StatusCode::CREATED, Json(stored.into())))
 }
 
 /// Lists My Numbers, in number order.
@@ -106,10 +112,18 @@ async fn list_numbers(
     caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ListOf<NumberOut>>> {
-    let page = state
-        .store
-        .list_numbers(caller.account()?, &params.page()?)
-        .await?;
+    let mut page = params.page()?;
+    // The cursor is a number. A `+` left unencoded in a query string reads as a space, so
+    // `?after=+4420…` arrives as ` 4420…`; every number starts with `+`, so put it back.
+    page.after = page.after.map(|a| {
+        let a = a.trim();
+        if a.starts_with('+') {
+            a.to_owned()
+        } else {
+            format!("+{a}")
+        }
+    });
+    let page = state.store.list_numbers(caller.account()?, &page).await?;
     Ok(Json(ListOf::from_page(page, NumberOut::from)))
 }
 
@@ -129,7 +143,7 @@ async fn get_number(
     Ok(Json(n.into()))
 }
 
-/// Changes a number's label.
+/// Changes a number's label; a body without `label` leaves it as it is.
 #[utoipa::path(patch, path = "/v1/numbers/{number}", tag = "numbers", params(("number" = String, Path)),
     request_body = NumberPatch,
     responses((status = 200, body = NumberOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
@@ -141,14 +155,17 @@ async fn update_number(
 ) -> ApiResult<Json<NumberOut>> {
     let account_id = caller.account()?;
     let number = path_number(&number)?;
-    let mut f = Fields::new("", body.object()?);
+    let obj = body.object()?;
+    let mut f = Fields::new("", obj);
     let label = label(&mut f);
     f.finish().into_result(())?;
-    state
-        .store
-        .set_number_label(account_id, &number, label.as_deref())
-        .await
-        .or_404("number")?;
+    if obj.contains_key("label") {
+        state
+            .store
+            .set_number_label(account_id, &number, label.as_deref())
+            .await
+            .or_404("number")?;
+    }
     Ok(Json(
         state
             .store

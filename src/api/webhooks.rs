@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde::Serialize;
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -13,6 +14,7 @@ use super::problem::{ApiError, ApiResult, OrNotFound, Problem};
 use super::{AppState, ListOf, ts};
 use crate::core::event::CallType;
 use crate::core::id::{is_id, new_id};
+use crate::core::number::E164;
 use crate::core::sign::Secret;
 use crate::core::trigger::Trigger;
 use crate::core::validate::FieldErrors;
@@ -153,25 +155,53 @@ impl SecretOut {
     }
 }
 
-/// Refuses numbers the account does not own, naming each one's place.
-async fn check_numbers(state: &AppState, account_id: &str, spec: &WebhookSpec) -> ApiResult<()> {
-    let unknown = state
-        .store
-        .unknown_numbers(account_id, &spec.numbers)
-        .await?;
-    if unknown.is_empty() {
-        return Ok(());
-    }
+/// The numbers in a body's `numbers` that are well-formed but not the account's, each named by
+/// its place in the body (`numbers[1]`), so that they are reported with every other bad field.
+/// Malformed entries are left to [`WebhookSpec::from_json`].
+async fn unowned_numbers(
+    state: &AppState,
+    account_id: &str,
+    numbers: Option<&Value>,
+) -> ApiResult<FieldErrors> {
+    let given: Vec<(usize, E164)> = numbers
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, v)| Some((i, E164::parse(v.as_str()?).ok()?)))
+                .collect()
+        })
+        .unwrap_or_default();
     let mut errors = FieldErrors::default();
-    for (i, n) in spec.numbers.iter().enumerate() {
-        if unknown.contains(n) {
+    if given.is_empty() {
+        return Ok(errors);
+    }
+    let all: Vec<E164> = given.iter().map(|(_, n)| n.clone()).collect();
+    let unknown = state.store.unknown_numbers(account_id, &all).await?;
+    for (i, n) in given {
+        if unknown.contains(&n) {
             errors.push(
                 format!("numbers[{i}]"),
                 format!("{n} is not one of this account's numbers; add it under My Numbers first"),
             );
         }
     }
-    Err(errors.into())
+    Ok(errors)
+}
+
+/// A parsed spec, refused with every error found when it or its numbers are bad.
+fn validated(
+    spec: Result<WebhookSpec, FieldErrors>,
+    unowned: FieldErrors,
+) -> ApiResult<WebhookSpec> {
+    match spec {
+        Ok(spec) if unowned.is_empty() => Ok(spec),
+        Ok(_) => Err(unowned.into()),
+        Err(mut errors) => {
+            errors.0.extend(unowned.0);
+            Err(errors.into())
+        }
+    }
 }
 
 /// Keeps `disabled_reason` in step with `enabled` when an admin changes it.
@@ -203,8 +233,9 @@ async fn create_webhook(
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
     let account_id = caller.account()?;
-    let spec = WebhookSpec::from_json(body.object()?)?;
-    check_numbers(&state, account_id, &spec).await?;
+    let obj = body.object()?;
+    let unowned = unowned_numbers(&state, account_id, obj.get("numbers")).await?;
+    let spec = validated(WebhookSpec::from_json(obj), unowned)?;
     let now = Timestamp::now();
     let secret = Secret::generate();
     let webhook = Webhook {
@@ -222,7 +253,10 @@ async fn create_webhook(
         last_success_at: None,
     };
     state.store.insert_webhook(&webhook).await?;
-    let mut out = WebhookOut::from(&webhook);
+    // Answer what was stored (timestamps as precise as the store keeps them), so the answer
+    // and a later GET agree.
+    let stored = load(&state, account_id, &webhook.id).await?;
+    let mut out = WebhookOut::from(&stored);
     out.secret = Some(secret.expose());
     Ok((StatusCode::CREATED, Json(out)))
 }
@@ -266,7 +300,9 @@ async fn replace_webhook(
 ) -> ApiResult<Json<WebhookOut>> {
     let account_id = caller.account()?;
     let mut w = load(&state, account_id, &id).await?;
-    let spec = WebhookSpec::from_json(body.object()?)?;
+    let obj = body.object()?;
+    let unowned = unowned_numbers(&state, account_id, obj.get("numbers")).await?;
+    let spec = validated(WebhookSpec::from_json(obj), unowned)?;
     save(&state, &mut w, spec).await
 }
 
@@ -282,19 +318,22 @@ async fn patch_webhook(
 ) -> ApiResult<Json<WebhookOut>> {
     let account_id = caller.account()?;
     let mut w = load(&state, account_id, &id).await?;
-    let spec = w.spec.patched(body.object()?)?;
+    let patch = body.object()?;
+    let unowned = unowned_numbers(&state, account_id, patch.get("numbers")).await?;
+    let spec = validated(w.spec.patched(patch), unowned)?;
     save(&state, &mut w, spec).await
 }
 
+/// Stores a validated spec; answers the webhook as stored.
 async fn save(state: &AppState, w: &mut Webhook, spec: WebhookSpec) -> ApiResult<Json<WebhookOut>> {
-    check_numbers(state, &w.account_id, &spec).await?;
     let now = Timestamp::now();
     let was_enabled = w.spec.enabled;
     w.spec = spec;
     w.updated_at = now;
     note_enabled_change(w, was_enabled, now);
     state.store.update_webhook(w).await.or_404("webhook")?;
-    Ok(Json(WebhookOut::from(&*w)))
+    let stored = load(state, &w.account_id, &w.id).await?;
+    Ok(Json(WebhookOut::from(&stored)))
 }
 
 /// Deletes a webhook; its unfinished deliveries end.
@@ -342,5 +381,6 @@ async fn rotate_secret(
     w.rotate_secret(now);
     w.updated_at = now;
     state.store.update_webhook(&w).await.or_404("webhook")?;
-    Ok(Json(SecretOut::of(&w, now)))
+    let stored = load(&state, &w.account_id, &w.id).await?;
+    Ok(Json(SecretOut::of(&stored, now)))
 }

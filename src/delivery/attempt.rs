@@ -20,7 +20,8 @@ pub struct Policy {
 }
 
 fn after(now: Timestamp, d: Duration) -> Timestamp {
-    now.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)).unwrap_or(now)
+    now.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(now)
 }
 
 /// Sends `claimed` once and says what to record.
@@ -38,7 +39,8 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
     };
     if !webhook.spec.enabled {
         let why = webhook.disabled_reason.as_deref().unwrap_or("disabled");
-        return record(None, Next::Failed, None).with_error(format!("not sent: the webhook is disabled ({why})"));
+        return record(None, Next::Failed, None)
+            .with_error(format!("not sent: the webhook is disabled ({why})"));
     }
     let event = match serde_json::from_str(&claimed.event_payload)
         .map_err(|e| e.to_string())
@@ -47,7 +49,8 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
         Ok(e) => e,
         Err(e) => {
             tracing::error!(delivery = %claimed.delivery_id, error = %e, "stored event does not parse");
-            return record(None, Next::Failed, None).with_error(format!("not sent: the stored event is unreadable ({e})"));
+            return record(None, Next::Failed, None)
+                .with_error(format!("not sent: the stored event is unreadable ({e})"));
         }
     };
     let ctx = Context {
@@ -60,7 +63,9 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
     let request = build(&webhook.spec, &ctx, &claimed.delivery_id, now, &secrets);
     let response = client.send(&request).await;
     let n = claimed.attempts + 1;
-    let limit = claimed.attempt_limit.unwrap_or(policy.schedule.max_attempts());
+    let limit = claimed
+        .attempt_limit
+        .unwrap_or(policy.schedule.max_attempts());
     let finished = Timestamp::now();
     let verdict = match response.status {
         Some(s) => judge(s, response.header("retry-after"), finished),
@@ -77,10 +82,14 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
         }
         Verdict::Retry(_) if n >= limit => {
             let since = webhook.last_success_at.unwrap_or(webhook.created_at);
-            if finished.duration_since(since) >= SignedDuration::try_from(policy.disable_after).unwrap_or(SignedDuration::MAX) {
+            if finished.duration_since(since)
+                >= SignedDuration::try_from(policy.disable_after).unwrap_or(SignedDuration::MAX)
+            {
                 disable = Some(format!(
                     "No successful delivery since {since} ({} ago) and the latest delivery failed all its attempts; disabled at {finished}.",
-                    crate::core::retry::format_duration(Duration::from_secs(finished.duration_since(since).as_secs().max(0) as u64))
+                    crate::core::retry::format_duration(Duration::from_secs(
+                        finished.duration_since(since).as_secs().max(0) as u64
+                    ))
                 ));
             }
             Next::Failed
@@ -107,7 +116,11 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
     record(Some(attempt), next, disable)
 }
 
-fn to_attempt(started: Timestamp, req: &crate::core::render::WebhookRequest, resp: &Response) -> Attempt {
+fn to_attempt(
+    started: Timestamp,
+    req: &crate::core::render::WebhookRequest,
+    resp: &Response,
+) -> Attempt {
     Attempt {
         n: 0,
         started_at: started,

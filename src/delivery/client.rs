@@ -57,7 +57,9 @@ impl Resolve for GuardedResolver {
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
-                .map_err(|e| -> BoxError { Box::new(DnsFailed(format!("cannot resolve {host}: {e}"))) })?
+                .map_err(|e| -> BoxError {
+                    Box::new(DnsFailed(format!("cannot resolve {host}: {e}")))
+                })?
                 .collect();
             if addrs.is_empty() {
                 return Err(Box::new(DnsFailed(format!("{host} has no addresses"))) as BoxError);
@@ -120,7 +122,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     fn failed(started: Instant, kind: ErrorKind, msg: String) -> Response {
@@ -142,7 +147,11 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    pub fn new(allow: &[IpNet], connect_timeout: Duration, request_timeout: Duration) -> anyhow::Result<HttpClient> {
+    pub fn new(
+        allow: &[IpNet],
+        connect_timeout: Duration,
+        request_timeout: Duration,
+    ) -> anyhow::Result<HttpClient> {
         crate::init_crypto();
         let allow: Arc<[IpNet]> = allow.into();
         let client = reqwest::Client::builder()
@@ -153,7 +162,9 @@ impl HttpClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
             .tcp_nodelay(true)
-            .dns_resolver(Arc::new(GuardedResolver { allow: allow.clone() }))
+            .dns_resolver(Arc::new(GuardedResolver {
+                allow: allow.clone(),
+            }))
             .build()?;
         Ok(HttpClient {
             client,
@@ -195,13 +206,20 @@ impl HttpClient {
         }
         let mut resp = match builder.send().await {
             Ok(r) => r,
-            Err(e) => return Response::failed(started, classify(&e), describe(&e, self.request_timeout)),
+            Err(e) => {
+                return Response::failed(started, classify(&e), describe(&e, self.request_timeout));
+            }
         };
         let status = resp.status().as_u16();
         let headers: Vec<(String, String)> = resp
             .headers()
             .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         let mut body: Vec<u8> = Vec::new();
         let mut error = None;
@@ -217,7 +235,13 @@ impl HttpClient {
                 Ok(None) => break,
                 Err(e) => {
                     // The status arrived; a body cut short is noted, not a failure of its own.
-                    error = Some((classify(&e), format!("reading the response body: {}", describe(&e, self.request_timeout))));
+                    error = Some((
+                        classify(&e),
+                        format!(
+                            "reading the response body: {}",
+                            describe(&e, self.request_timeout)
+                        ),
+                    ));
                     break;
                 }
             }
@@ -268,7 +292,10 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
         return d.0.clone();
     }
     if e.is_timeout() {
-        return format!("no complete answer within {}", crate::core::retry::format_duration(timeout));
+        return format!(
+            "no complete answer within {}",
+            crate::core::retry::format_duration(timeout)
+        );
     }
     let mut parts = Vec::new();
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);

@@ -72,6 +72,8 @@ struct Dispatcher {
     running: HashMap<tokio::task::Id, (String, Release)>,
     tasks: JoinSet<AttemptRecord>,
     records: mpsc::UnboundedSender<AttemptRecord>,
+    /// The earliest retry this node scheduled, so it looks again right then, not a poll later.
+    next_retry: Option<Timestamp>,
 }
 
 pub fn start(
@@ -94,6 +96,7 @@ pub fn start(
         running: HashMap::new(),
         tasks: JoinSet::new(),
         records,
+        next_retry: None,
     };
     let task = tokio::spawn(async move {
         d.run(notify, shutdown).await;
@@ -103,7 +106,8 @@ pub fn start(
 }
 
 fn plus(now: Timestamp, d: Duration) -> Timestamp {
-    now.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX)).unwrap_or(now)
+    now.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
+        .unwrap_or(now)
 }
 
 impl Dispatcher {
@@ -113,6 +117,7 @@ impl Dispatcher {
             if *shutdown.borrow() {
                 break;
             }
+            self.pump_waiting();
             match self.claim_round().await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(e) => {
@@ -137,9 +142,19 @@ impl Dispatcher {
         self.shut_down().await;
     }
 
-    /// When to look again without being woken: the next poll, or a rate-limited lane's slot.
-    fn next_deadline(&self) -> Instant {
-        let poll = Instant::now() + self.limits.poll_interval;
+    /// When to look again without being woken: the next poll, a retry this node scheduled, or
+    /// a rate-limited lane's slot.
+    fn next_deadline(&mut self) -> Instant {
+        let mut poll = Instant::now() + self.limits.poll_interval;
+        let now = Timestamp::now();
+        match self.next_retry {
+            Some(t) if t <= now => self.next_retry = None,
+            Some(t) => {
+                let wait = now.duration_until(t).unsigned_abs();
+                poll = poll.min(Instant::now() + wait);
+            }
+            None => {}
+        }
         self.lanes
             .values()
             .filter(|l| !l.queue.is_empty())
@@ -148,7 +163,10 @@ impl Dispatcher {
     }
 
     fn queued_total(&self) -> u32 {
-        self.lanes.values().map(|l| l.in_flight + l.queue.len() as u32).sum()
+        self.lanes
+            .values()
+            .map(|l| l.in_flight + l.queue.len() as u32)
+            .sum()
     }
 
     /// Whether a lane takes no more work for now.
@@ -171,7 +189,10 @@ impl Dispatcher {
                 .collect();
             let limit = free.min(CLAIM_BATCH);
             let now = Timestamp::now();
-            let batch = self.store.claim_due(now, plus(now, self.limits.lease), limit, &exclude).await?;
+            let batch = self
+                .store
+                .claim_due(now, plus(now, self.limits.lease), limit, &exclude)
+                .await?;
             let n = batch.len() as u32;
             let mut touched: Vec<String> = Vec::new();
             for c in batch {
@@ -196,17 +217,27 @@ impl Dispatcher {
     fn lane_backlog(&self, c: &Claimed) -> usize {
         let by_concurrency = self.limits.per_webhook as usize * 2;
         match c.webhook.spec.rate_limit {
-            Some(rate) => ((rate * self.limits.lease.as_secs_f64() / 2.0) as usize).clamp(1, by_concurrency),
+            Some(rate) => {
+                ((rate * self.limits.lease.as_secs_f64() / 2.0) as usize).clamp(1, by_concurrency)
+            }
             None => by_concurrency,
         }
     }
 
     /// Returns what a lane cannot start soon, and pushes the webhook's other due work back a
     /// little so claims do not keep scanning it.
-    async fn give_back_overflow(&mut self, touched: &[String], now: Timestamp) -> anyhow::Result<()> {
+    async fn give_back_overflow(
+        &mut self,
+        touched: &[String],
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
         for w in touched {
-            let Some(lane) = self.lanes.get(w) else { continue };
-            let Some(first) = lane.queue.front() else { continue };
+            let Some(lane) = self.lanes.get(w) else {
+                continue;
+            };
+            let Some(first) = lane.queue.front() else {
+                continue;
+            };
             let keep = self.lane_backlog(first);
             if lane.queue.len() <= keep {
                 continue;
@@ -227,9 +258,25 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Starts what lanes held back for their rate limit, once their slot has come.
+    fn pump_waiting(&mut self) {
+        let now = Instant::now();
+        let ready: Vec<String> = self
+            .lanes
+            .iter()
+            .filter(|(_, l)| !l.queue.is_empty() && l.next_slot.is_none_or(|s| s <= now))
+            .map(|(w, _)| w.clone())
+            .collect();
+        for w in ready {
+            self.pump(&w);
+        }
+    }
+
     /// Starts as many of a lane's queued deliveries as its limits allow.
     fn pump(&mut self, webhook_id: &str) {
-        let Some(lane) = self.lanes.get_mut(webhook_id) else { return };
+        let Some(lane) = self.lanes.get_mut(webhook_id) else {
+            return;
+        };
         while lane.in_flight < self.limits.per_webhook && !lane.queue.is_empty() {
             let rate = lane.queue.front().and_then(|c| c.webhook.spec.rate_limit);
             if let Some(rate) = rate {
@@ -239,7 +286,9 @@ impl Dispatcher {
                     _ => lane.next_slot = Some(now + Duration::from_secs_f64(1.0 / rate)),
                 }
             }
-            let Some(claimed) = lane.queue.pop_front() else { break };
+            let Some(claimed) = lane.queue.pop_front() else {
+                break;
+            };
             lane.in_flight += 1;
             let release = Release {
                 delivery_id: claimed.delivery_id.clone(),
@@ -247,10 +296,16 @@ impl Dispatcher {
             };
             let client = self.client.clone();
             let policy = self.policy.clone();
-            let handle = self.tasks.spawn(async move { attempt::run(&client, &claimed, &policy).await });
-            self.running.insert(handle.id(), (webhook_id.to_owned(), release));
+            let handle = self
+                .tasks
+                .spawn(async move { attempt::run(&client, &claimed, &policy).await });
+            self.running
+                .insert(handle.id(), (webhook_id.to_owned(), release));
         }
-        if lane.in_flight == 0 && lane.queue.is_empty() && lane.next_slot.is_none_or(|s| s <= Instant::now()) {
+        if lane.in_flight == 0
+            && lane.queue.is_empty()
+            && lane.next_slot.is_none_or(|s| s <= Instant::now())
+        {
             self.lanes.remove(webhook_id);
         }
     }
@@ -260,13 +315,18 @@ impl Dispatcher {
             Ok((id, _)) => *id,
             Err(e) => e.id(),
         };
-        let Some((webhook_id, release)) = self.running.remove(&id) else { return };
+        let Some((webhook_id, release)) = self.running.remove(&id) else {
+            return;
+        };
         if let Some(lane) = self.lanes.get_mut(&webhook_id) {
             lane.in_flight = lane.in_flight.saturating_sub(1);
         }
         match done {
             Ok((_, record)) => {
                 observe(&record);
+                if let Next::RetryAt(t) = record.next {
+                    self.next_retry = Some(self.next_retry.map_or(t, |n| n.min(t)));
+                }
                 let _ = self.records.send(record);
             }
             Err(e) => {
@@ -304,7 +364,10 @@ impl Dispatcher {
             }
         }
         if !self.running.is_empty() {
-            tracing::warn!(in_flight = self.running.len(), "grace period over; giving back unfinished sends");
+            tracing::warn!(
+                in_flight = self.running.len(),
+                "grace period over; giving back unfinished sends"
+            );
             self.tasks.abort_all();
             let rest: Vec<Release> = self.running.drain().map(|(_, (_, r))| r).collect();
             if let Err(e) = self.store.release(rest, Timestamp::now()).await {
@@ -326,13 +389,18 @@ fn observe(r: &AttemptRecord) {
         metrics::counter!("callhook_deliveries_total", "outcome" => outcome).increment(1);
     }
     if let Some(a) = &r.attempt {
-        metrics::histogram!("callhook_attempt_duration_seconds").record(a.latency_ms as f64 / 1000.0);
+        metrics::histogram!("callhook_attempt_duration_seconds")
+            .record(a.latency_ms as f64 / 1000.0);
     }
 }
 
 /// Writes attempt records in batches. A failed write is retried, never dropped: until it is
 /// written the lease is the only thing that stands between the delivery and a re-send.
-async fn record_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<AttemptRecord>, waker: Waker) {
+async fn record_loop(
+    store: Arc<dyn Store>,
+    mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
+    waker: Waker,
+) {
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
         let mut backoff = Duration::from_millis(50);
@@ -340,7 +408,10 @@ async fn record_loop(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Atte
             match store.record_attempts(batch.clone(), Timestamp::now()).await {
                 Ok(()) => break,
                 Err(crate::store::StoreError::Closed) => {
-                    tracing::warn!(records = batch.len(), "the store closed before attempts were recorded; their leases will run out");
+                    tracing::warn!(
+                        records = batch.len(),
+                        "the store closed before attempts were recorded; their leases will run out"
+                    );
                     return;
                 }
                 Err(e) => {

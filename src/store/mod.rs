@@ -499,7 +499,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<Claimed>>;
     /// Stores a test event with its one delivery and leases that delivery to the caller, in one
     /// transaction so no dispatcher can take it first.
-    async fn insert_test_delivery(&self, event: NewEvent, lease_until: Timestamp) -> Result<Claimed>;
+    async fn insert_test_delivery(
+        &self,
+        event: NewEvent,
+        lease_until: Timestamp,
+    ) -> Result<Claimed>;
     /// Records attempts and moves their deliveries on; a record whose lease was lost is dropped.
     async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()>;
     /// Gives leased deliveries back, due at `due`.

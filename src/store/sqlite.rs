@@ -937,7 +937,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>> {
-        self.write(move |c| Box::pin(async move { insert_events_in(c, &events).await })).await
+        self.write(move |c| Box::pin(async move { insert_events_in(c, &events).await }))
+            .await
     }
 
     async fn claim_due(
@@ -976,7 +977,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn insert_test_delivery(&self, event: NewEvent, lease_until: Timestamp) -> Result<Claimed> {
+    async fn insert_test_delivery(
+        &self,
+        event: NewEvent,
+        lease_until: Timestamp,
+    ) -> Result<Claimed> {
         self.write(move |c| {
             Box::pin(async move {
                 let ids: Vec<String> = event.deliveries.iter().map(|d| d.id.clone()).collect();

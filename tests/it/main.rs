@@ -2,5 +2,7 @@
 //! starts a real callhook on 127.0.0.1:0 with a real SQLite file and talks HTTP to it.
 
 mod helpers;
+mod receiver;
 
+mod reliability;
 mod resources;

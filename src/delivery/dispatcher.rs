@@ -54,13 +54,34 @@ impl DispatcherHandle {
 }
 
 /// One webhook's share of the dispatcher.
-#[derive(Default)]
 struct Lane {
     in_flight: u32,
     queue: VecDeque<Claimed>,
     /// Earliest time the next request may start (rate limit).
     next_slot: Option<Instant>,
+    /// When a request of this lane last finished (or the lane began).
+    last_progress: Instant,
+    /// Until when its due backlog was pushed back (see [`STUCK_AFTER`]).
+    deferred_until: Option<Instant>,
 }
+
+impl Default for Lane {
+    fn default() -> Self {
+        Lane {
+            in_flight: 0,
+            queue: VecDeque::new(),
+            next_slot: None,
+            last_progress: Instant::now(),
+            deferred_until: None,
+        }
+    }
+}
+
+/// A full lane that finished nothing for this long is stuck (a black hole, a very slow
+/// endpoint): its due backlog is pushed back by [`STUCK_DEFER`] at a time, so claims do not
+/// keep scanning rows they must skip anyway.
+const STUCK_AFTER: Duration = Duration::from_secs(1);
+const STUCK_DEFER: Duration = Duration::from_secs(2);
 
 struct Dispatcher {
     store: Arc<dyn Store>,
@@ -176,6 +197,7 @@ impl Dispatcher {
 
     /// Claims due work while there is room, and starts what the lanes allow.
     async fn claim_round(&mut self) -> anyhow::Result<()> {
+        self.defer_stuck().await?;
         loop {
             let free = self.limits.total.saturating_sub(self.queued_total());
             if free == 0 {
@@ -189,9 +211,10 @@ impl Dispatcher {
                 .collect();
             let limit = free.min(CLAIM_BATCH);
             let now = Timestamp::now();
+            let per_webhook = self.limits.per_webhook.saturating_mul(2);
             let batch = self
                 .store
-                .claim_due(now, plus(now, self.limits.lease), limit, &exclude)
+                .claim_due(now, plus(now, self.limits.lease), limit, per_webhook, &exclude)
                 .await?;
             let n = batch.len() as u32;
             let mut touched: Vec<String> = Vec::new();
@@ -224,36 +247,47 @@ impl Dispatcher {
         }
     }
 
-    /// Returns what a lane cannot start soon, and pushes the webhook's other due work back a
-    /// little so claims do not keep scanning it.
-    async fn give_back_overflow(
-        &mut self,
-        touched: &[String],
-        now: Timestamp,
-    ) -> anyhow::Result<()> {
+    /// Gives back what a lane cannot start soon (a rate-limited lane holds little).
+    async fn give_back_overflow(&mut self, touched: &[String], now: Timestamp) -> anyhow::Result<()> {
+        let mut releases = Vec::new();
         for w in touched {
-            let Some(lane) = self.lanes.get(w) else {
-                continue;
-            };
-            let Some(first) = lane.queue.front() else {
-                continue;
-            };
+            let Some(lane) = self.lanes.get(w) else { continue };
+            let Some(first) = lane.queue.front() else { continue };
             let keep = self.lane_backlog(first);
             if lane.queue.len() <= keep {
                 continue;
             }
             let lane = self.lanes.get_mut(w).expect("lane exists");
-            let extra: Vec<Claimed> = lane.queue.drain(keep..).collect();
-            let later = plus(now, Duration::from_secs(1));
-            let releases = extra
-                .into_iter()
-                .map(|c| Release {
-                    delivery_id: c.delivery_id,
-                    lease: c.lease,
-                })
-                .collect();
-            self.store.release(releases, later).await?;
-            self.store.defer_webhook(w, now, later).await?;
+            releases.extend(lane.queue.drain(keep..).map(|c| Release {
+                delivery_id: c.delivery_id,
+                lease: c.lease,
+            }));
+        }
+        if !releases.is_empty() {
+            self.store.release(releases, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Pushes back the due backlog of stuck lanes (see [`STUCK_AFTER`]).
+    async fn defer_stuck(&mut self) -> anyhow::Result<()> {
+        let now = Instant::now();
+        let stuck: Vec<String> = self
+            .lanes
+            .iter()
+            .filter(|(_, l)| {
+                l.in_flight >= self.limits.per_webhook
+                    && now.duration_since(l.last_progress) >= STUCK_AFTER
+                    && l.deferred_until.is_none_or(|d| d <= now)
+            })
+            .map(|(w, _)| w.clone())
+            .collect();
+        for w in stuck {
+            let ts = Timestamp::now();
+            self.store.defer_webhook(&w, ts, plus(ts, STUCK_DEFER)).await?;
+            if let Some(lane) = self.lanes.get_mut(&w) {
+                lane.deferred_until = Some(now + STUCK_DEFER);
+            }
         }
         Ok(())
     }
@@ -320,6 +354,7 @@ impl Dispatcher {
         };
         if let Some(lane) = self.lanes.get_mut(&webhook_id) {
             lane.in_flight = lane.in_flight.saturating_sub(1);
+            lane.last_progress = Instant::now();
         }
         match done {
             Ok((_, record)) => {

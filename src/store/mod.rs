@@ -489,12 +489,14 @@ pub trait Store: Send + Sync + 'static {
     /// Stores events and their deliveries in one transaction: all or nothing. An event whose
     /// id the account already used is skipped as a duplicate.
     async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>>;
-    /// Leases up to `limit` due deliveries until `lease_until`, skipping `exclude` webhooks.
+    /// Leases up to `limit` due deliveries until `lease_until`, oldest first, at most
+    /// `per_webhook` of one webhook, skipping `exclude` webhooks.
     async fn claim_due(
         &self,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+        per_webhook: u32,
         exclude: &[String],
     ) -> Result<Vec<Claimed>>;
     /// Stores a test event with its one delivery and leases that delivery to the caller, in one

@@ -946,16 +946,23 @@ impl Store for SqliteStore {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
+        per_webhook: u32,
         exclude: &[String],
     ) -> Result<Vec<Claimed>> {
         let exclude = exclude.to_vec();
         self.write(move |c| {
             Box::pin(async move {
+                // Oldest due first, at most `per_webhook` of any one webhook, so one busy
+                // webhook's backlog cannot fill a claim that other webhooks wait on.
                 let mut q = QueryBuilder::<Sqlite>::new(
                     "UPDATE deliveries SET lease = lease + 1, next_attempt_at = ",
                 );
                 q.push_bind(to_ms(lease_until));
-                q.push(" WHERE seq IN (SELECT seq FROM deliveries WHERE state = 'queued' AND next_attempt_at <= ");
+                q.push(
+                    " WHERE seq IN (SELECT seq FROM (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
+                     (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM \
+                     (SELECT seq, webhook_id, next_attempt_at FROM deliveries WHERE state = 'queued' AND next_attempt_at <= ",
+                );
                 q.push_bind(to_ms(now));
                 if !exclude.is_empty() {
                     q.push(" AND webhook_id NOT IN (");
@@ -966,7 +973,11 @@ impl Store for SqliteStore {
                     q.push(")");
                 }
                 q.push(" ORDER BY next_attempt_at LIMIT ");
-                q.push_bind(limit as i64);
+                q.push_bind(i64::from(limit) * 8);
+                q.push(")) WHERE rn <= ");
+                q.push_bind(i64::from(per_webhook));
+                q.push(" ORDER BY next_attempt_at, seq LIMIT ");
+                q.push_bind(i64::from(limit));
                 q.push(") RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id, seq");
                 let mut rows = q.build().fetch_all(&mut *c).await?;
                 // RETURNING gives no order; send oldest first.

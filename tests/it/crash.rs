@@ -1,0 +1,134 @@
+//! Crash safety (issue 4): a real `callhook serve` process is killed with SIGKILL while events
+//! stream in; after a restart every event it answered 202 is delivered.
+
+use std::collections::HashSet;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::OPERATOR_TOKEN;
+use crate::receiver::{Receiver, Reply};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_callhook"))
+        .arg("serve")
+        .env("CALLHOOK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CALLHOOK_DATA_DIR", dir)
+        .env("CALLHOOK_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env("CALLHOOK_ALLOW_TARGETS", "127.0.0.0/8")
+        .env("CALLHOOK_RETRY_SCHEDULE", "100ms,200ms,400ms,800ms,1s,1s,1s,1s")
+        .env("CALLHOOK_LEASE", "2s")
+        .env("CALLHOOK_POLL_INTERVAL", "100ms")
+        .env("CALLHOOK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("callhook starts")
+}
+
+async fn wait_healthy(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "callhook did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn nothing_answered_202_is_lost_across_kill_9() {
+    callhook::init_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let rx = Receiver::start().await;
+    // A slowish receiver, so a backlog is queued when the process dies.
+    rx.behave(|_, _| Reply { delay: Duration::from_millis(5), ..Reply::status(200) });
+
+    let mut child = start(dir.path(), port);
+    wait_healthy(&http, &base).await;
+    let resp: Value = http
+        .post(format!("{base}/v1/accounts"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&json!({"name": "crash"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = resp["api_key"]["key"].as_str().unwrap().to_owned();
+    let status = http
+        .post(format!("{base}/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&json!({"name": "sink", "trigger": "call_received", "url": rx.url("/sink")}))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 201);
+
+    // Post batches of 10 as fast as they are accepted; remember what was answered 202.
+    let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let poster = {
+        let (http, base, key, acked) = (http.clone(), base.clone(), key.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            let until = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < until {
+                let ids: Vec<String> = (0..10).map(|i| format!("ev-{n}-{i}")).collect();
+                let batch: Vec<Value> = ids
+                    .iter()
+                    .map(|id| json!({"id": id, "type": "call.received", "occurred_at": "2026-11-27T04:00:00Z",
+                                     "call": {"call_id": id, "call_type": "inbound", "did_number": "+918065251305"}}))
+                    .collect();
+                n += 1;
+                match http.post(format!("{base}/v1/events")).bearer_auth(&key).json(&batch).send().await {
+                    Ok(r) if r.status() == 202 => acked.lock().unwrap().extend(ids),
+                    _ => tokio::time::sleep(Duration::from_millis(20)).await,
+                }
+            }
+        })
+    };
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let acked_at_kill = acked.lock().unwrap().len();
+    let received_at_kill = rx.received().len();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut child = start(dir.path(), port);
+    wait_healthy(&http, &base).await;
+    poster.await.unwrap();
+
+    let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    assert!(acked_at_kill > 0, "nothing was posted before the kill");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lost = loop {
+        let got: HashSet<String> = rx
+            .received()
+            .iter()
+            .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .filter_map(|v| v["event_id"].as_str().map(str::to_owned))
+            .collect();
+        let lost: Vec<&String> = acked.iter().filter(|id| !got.contains(*id)).collect();
+        if lost.is_empty() || Instant::now() > deadline {
+            break lost.len();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    child.kill().ok();
+    child.wait().ok();
+    assert_eq!(
+        lost, 0,
+        "{lost} of {} acknowledged events were never delivered ({acked_at_kill} acknowledged and {received_at_kill} received at the kill)",
+        acked.len()
+    );
+    assert!(received_at_kill < acked_at_kill, "the kill should have left a backlog to recover");
+}

@@ -5,5 +5,6 @@ mod crash;
 mod helpers;
 mod receiver;
 
+mod openapi;
 mod reliability;
 mod resources;

@@ -219,9 +219,7 @@ impl App {
                 }),
             )
             .fallback(|| async { ApiError::NotFound("route") })
-            .method_not_allowed_fallback(|| async {
-                ApiError::BadRequest("this method is not allowed on this route".into())
-            })
+            .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
             .layer(axum::middleware::from_fn(catch_panics))
             .with_state(state.clone());
         Ok(App {

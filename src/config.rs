@@ -271,6 +271,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the error type
     fn layers_override_in_order() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("c.toml", "listen = \"127.0.0.1:9000\"\nlog = \"debug\"\nallow_targets = [\"10.0.0.0/8\"]\nretry_schedule = \"1s,2s\"")?;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::api_keys::{CreatedApiKey, stored_key};
+use super::api_keys::CreatedApiKey;
 use super::auth::new_api_key;
 use super::extract::{ApiQuery, Caller, JsonBody, ListParams};
 use super::problem::{ApiError, ApiResult, OrNotFound, Problem};
@@ -92,13 +92,6 @@ pub async fn create_with_key(state: &AppState, name: &str) -> ApiResult<CreatedA
     state.store.insert_account(&account).await?;
     let (key, hash, secret) = new_api_key(&account.id, "default");
     state.store.insert_api_key(&key, &hash).await?;
-    // Answer what was stored (timestamps as precise as the store keeps them).
-    let account = state
-        .store
-        .get_account(&account.id)
-        .await
-        .or_404("account")?;
-    let key = stored_key(state, &hash).await?;
     Ok(CreatedAccount {
         account: account.into(),
         api_key: CreatedApiKey::new(key, secret),

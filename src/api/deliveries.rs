@@ -359,10 +359,10 @@ async fn test_webhook(
     // A test goes out even while the webhook is disabled: it is how an admin checks a fix.
     webhook.spec.enabled = true;
     let mut event = sample_event_for(webhook.spec.trigger, webhook.spec.numbers.first());
-    if let Some(t) = webhook.spec.call_types.first() {
-        if webhook.spec.trigger != Trigger::AnsweredByCustomer {
-            event.call.call_type = *t;
-        }
+    if let Some(t) = webhook.spec.call_types.first()
+        && webhook.spec.trigger != Trigger::AnsweredByCustomer
+    {
+        event.call.call_type = *t;
     }
     event.call.call_id = new_id("test");
     let now = Timestamp::now();

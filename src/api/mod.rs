@@ -59,9 +59,12 @@ impl<T> ListOf<T> {
     }
 }
 
-/// Timestamps in API answers: RFC 3339, UTC.
+/// Timestamps in API answers: RFC 3339, UTC, to the millisecond (what the store keeps, so
+/// the answer to a write and a later read agree).
 pub fn ts(t: Timestamp) -> String {
-    t.to_string()
+    Timestamp::from_millisecond(t.as_millisecond())
+        .unwrap_or(t)
+        .to_string()
 }
 
 #[derive(OpenApi)]

@@ -95,13 +95,7 @@ async fn add_number(
         created_at: Timestamp::now(),
     };
     state.store.insert_number(account_id, &number).await?;
-    // Answer what was stored (timestamps as precise as the store keeps them).
-    let stored = state
-        .store
-        .get_number(account_id, &number.number)
-        .await
-        .or_404("number")?;
-    Ok((StatusCode::CREATED, Json(stored.into())))
+    Ok((StatusCode::CREATED, Json(number.into())))
 }
 
 /// Lists My Numbers, in number order.

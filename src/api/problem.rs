@@ -31,8 +31,8 @@ pub enum ApiError {
     TooLarge(usize),
     #[error("send the body as application/json")]
     UnsupportedMediaType,
-    #[error("too many requests")]
-    TooManyRequests,
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
     /// Something broke on our side; logged with context, answered without details.
     #[error("internal error: {0}")]
     Internal(#[from] anyhow::Error),
@@ -93,7 +93,7 @@ impl IntoResponse for ApiError {
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type")
             }
-            ApiError::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
         };

@@ -253,10 +253,7 @@ async fn create_webhook(
         last_success_at: None,
     };
     state.store.insert_webhook(&webhook).await?;
-    // Answer what was stored (timestamps as precise as the store keeps them), so the answer
-    // and a later GET agree.
-    let stored = load(&state, account_id, &webhook.id).await?;
-    let mut out = WebhookOut::from(&stored);
+    let mut out = WebhookOut::from(&webhook);
     out.secret = Some(secret.expose());
     Ok((StatusCode::CREATED, Json(out)))
 }
@@ -324,7 +321,7 @@ async fn patch_webhook(
     save(&state, &mut w, spec).await
 }
 
-/// Stores a validated spec; answers the webhook as stored.
+/// Stores a validated spec; answers the webhook.
 async fn save(state: &AppState, w: &mut Webhook, spec: WebhookSpec) -> ApiResult<Json<WebhookOut>> {
     let now = Timestamp::now();
     let was_enabled = w.spec.enabled;
@@ -332,8 +329,7 @@ async fn save(state: &AppState, w: &mut Webhook, spec: WebhookSpec) -> ApiResult
     w.updated_at = now;
     note_enabled_change(w, was_enabled, now);
     state.store.update_webhook(w).await.or_404("webhook")?;
-    let stored = load(state, &w.account_id, &w.id).await?;
-    Ok(Json(WebhookOut::from(&stored)))
+    Ok(Json(WebhookOut::from(&*w)))
 }
 
 /// Deletes a webhook; its unfinished deliveries end.
@@ -381,6 +377,5 @@ async fn rotate_secret(
     w.rotate_secret(now);
     w.updated_at = now;
     state.store.update_webhook(&w).await.or_404("webhook")?;
-    let stored = load(&state, &w.account_id, &w.id).await?;
-    Ok(Json(SecretOut::of(&stored, now)))
+    Ok(Json(SecretOut::of(&w, now)))
 }

@@ -12,7 +12,11 @@ use crate::helpers::OPERATOR_TOKEN;
 use crate::receiver::{Receiver, Reply};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn start(dir: &std::path::Path, port: u16) -> Child {
@@ -22,7 +26,10 @@ fn start(dir: &std::path::Path, port: u16) -> Child {
         .env("CALLHOOK_DATA_DIR", dir)
         .env("CALLHOOK_OPERATOR_TOKEN", OPERATOR_TOKEN)
         .env("CALLHOOK_ALLOW_TARGETS", "127.0.0.0/8")
-        .env("CALLHOOK_RETRY_SCHEDULE", "100ms,200ms,400ms,800ms,1s,1s,1s,1s")
+        .env(
+            "CALLHOOK_RETRY_SCHEDULE",
+            "100ms,200ms,400ms,800ms,1s,1s,1s,1s",
+        )
         .env("CALLHOOK_LEASE", "2s")
         .env("CALLHOOK_POLL_INTERVAL", "100ms")
         .env("CALLHOOK_LOG", "warn")
@@ -46,10 +53,16 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
     let rx = Receiver::start().await;
     // A slowish receiver, so a backlog is queued when the process dies.
-    rx.behave(|_, _| Reply { delay: Duration::from_millis(5), ..Reply::status(200) });
+    rx.behave(|_, _| Reply {
+        delay: Duration::from_millis(5),
+        ..Reply::status(200)
+    });
 
     let mut child = start(dir.path(), port);
     wait_healthy(&http, &base).await;
@@ -89,7 +102,13 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
                                      "call": {"call_id": id, "call_type": "inbound", "did_number": "+918065251305"}}))
                     .collect();
                 n += 1;
-                match http.post(format!("{base}/v1/events")).bearer_auth(&key).json(&batch).send().await {
+                match http
+                    .post(format!("{base}/v1/events"))
+                    .bearer_auth(&key)
+                    .json(&batch)
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status() == 202 => acked.lock().unwrap().extend(ids),
                     _ => tokio::time::sleep(Duration::from_millis(20)).await,
                 }
@@ -126,9 +145,13 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
     child.kill().ok();
     child.wait().ok();
     assert_eq!(
-        lost, 0,
+        lost,
+        0,
         "{lost} of {} acknowledged events were never delivered ({acked_at_kill} acknowledged and {received_at_kill} received at the kill)",
         acked.len()
     );
-    assert!(received_at_kill < acked_at_kill, "the kill should have left a backlog to recover");
+    assert!(
+        received_at_kill < acked_at_kill,
+        "the kill should have left a backlog to recover"
+    );
 }

@@ -21,12 +21,13 @@ pub struct TestApp {
 
 /// Settings for a test server: a temp folder, loopback receivers allowed, quick retries.
 pub fn test_settings(dir: &std::path::Path) -> Settings {
-    let mut s = Settings::default();
-    s.listen = "127.0.0.1:0".parse().unwrap();
-    s.data_dir = dir.to_path_buf();
-    s.operator_token = OPERATOR_TOKEN.into();
-    s.log = "warn".into();
-    s
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        operator_token: OPERATOR_TOKEN.into(),
+        log: "warn".into(),
+        ..Settings::default()
+    }
 }
 
 pub async fn spawn_app() -> TestApp {

@@ -214,7 +214,13 @@ impl Dispatcher {
             let per_webhook = self.limits.per_webhook.saturating_mul(2);
             let batch = self
                 .store
-                .claim_due(now, plus(now, self.limits.lease), limit, per_webhook, &exclude)
+                .claim_due(
+                    now,
+                    plus(now, self.limits.lease),
+                    limit,
+                    per_webhook,
+                    &exclude,
+                )
                 .await?;
             let n = batch.len() as u32;
             let mut touched: Vec<String> = Vec::new();
@@ -248,11 +254,19 @@ impl Dispatcher {
     }
 
     /// Gives back what a lane cannot start soon (a rate-limited lane holds little).
-    async fn give_back_overflow(&mut self, touched: &[String], now: Timestamp) -> anyhow::Result<()> {
+    async fn give_back_overflow(
+        &mut self,
+        touched: &[String],
+        now: Timestamp,
+    ) -> anyhow::Result<()> {
         let mut releases = Vec::new();
         for w in touched {
-            let Some(lane) = self.lanes.get(w) else { continue };
-            let Some(first) = lane.queue.front() else { continue };
+            let Some(lane) = self.lanes.get(w) else {
+                continue;
+            };
+            let Some(first) = lane.queue.front() else {
+                continue;
+            };
             let keep = self.lane_backlog(first);
             if lane.queue.len() <= keep {
                 continue;
@@ -284,7 +298,9 @@ impl Dispatcher {
             .collect();
         for w in stuck {
             let ts = Timestamp::now();
-            self.store.defer_webhook(&w, ts, plus(ts, STUCK_DEFER)).await?;
+            self.store
+                .defer_webhook(&w, ts, plus(ts, STUCK_DEFER))
+                .await?;
             if let Some(lane) = self.lanes.get_mut(&w) {
                 lane.deferred_until = Some(now + STUCK_DEFER);
             }

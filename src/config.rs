@@ -271,6 +271,15 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_documents_every_setting() {
+        let readme = include_str!("../README.md");
+        for (key, _, _) in SETTINGS_HELP {
+            let env = format!("CALLHOOK_{}", key.to_uppercase());
+            assert!(readme.contains(&format!("| `{key}` | `{env}` |")), "README.md lacks {key}");
+        }
+    }
+
+    #[test]
     #[allow(clippy::result_large_err)] // figment's Jail fixes the error type
     fn layers_override_in_order() {
         figment::Jail::expect_with(|jail| {

@@ -431,6 +431,44 @@ pub struct DeliveryFilter {
     pub call_id: Option<String>,
 }
 
+/// A signed-in browser session of the web page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// SHA-256 (hex) of the token in the session cookie; the token itself is never stored.
+    pub id: String,
+    pub user_id: String,
+    /// The token every form of this session must send back (CSRF).
+    pub csrf: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A webhook's deliveries created in one hour, counted by their status now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HourlyDeliveries {
+    /// The start of the hour (UTC).
+    pub hour: Timestamp,
+    pub succeeded: u64,
+    pub failed: u64,
+    pub pending: u64,
+}
+
+/// One call of the account at a glance, for the Calls page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSummary {
+    pub call_id: String,
+    /// From the call's latest event (`call.call_type`, `call.did_number`, …).
+    pub call_type: Option<String>,
+    pub did_number: Option<String>,
+    pub customer_number: Option<String>,
+    /// The type of the call's latest event (`call.ended`, …).
+    pub last_event_type: String,
+    pub first_received_at: Timestamp,
+    pub last_received_at: Timestamp,
+    pub events: u64,
+    pub deliveries: u64,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // Settings callhook keeps for itself.
@@ -544,4 +582,27 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `batch` finished deliveries (with their attempts and events) last
     /// touched before `before`. Returns how many deliveries went.
     async fn prune(&self, before: Timestamp, batch: u32) -> Result<u64>;
+
+    // Web sessions (the web page's sign-in).
+    async fn insert_session(&self, session: &Session) -> Result<()>;
+    /// The session with this id, if it has not expired at `now`, and its user.
+    async fn session_with_user(&self, id: &str, now: Timestamp) -> Result<Option<(Session, User)>>;
+    /// Moves a session's expiry (sessions slide while they are used).
+    async fn extend_session(&self, id: &str, expires_at: Timestamp) -> Result<()>;
+    /// Signs a session out; deleting one that is gone already is not an error.
+    async fn delete_session(&self, id: &str) -> Result<()>;
+    /// Deletes the sessions that expired before `now`; returns how many.
+    async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64>;
+
+    // For the web page's overviews.
+    /// A webhook's deliveries created since `since`, counted per UTC hour by status, oldest
+    /// hour first; hours without deliveries are left out.
+    async fn hourly_deliveries(
+        &self,
+        account_id: &str,
+        webhook_id: &str,
+        since: Timestamp,
+    ) -> Result<Vec<HourlyDeliveries>>;
+    /// The account's `limit` most recently active calls (test sends left out), newest first.
+    async fn recent_calls(&self, account_id: &str, limit: u32) -> Result<Vec<CallSummary>>;
 }

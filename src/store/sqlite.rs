@@ -1372,6 +1372,171 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn insert_session(&self, session: &Session) -> Result<()> {
+        let s = session.clone();
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO sessions (id, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&s.id)
+                .bind(&s.user_id)
+                .bind(&s.csrf)
+                .bind(to_ms(s.created_at))
+                .bind(to_ms(s.expires_at))
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn session_with_user(&self, id: &str, now: Timestamp) -> Result<Option<(Session, User)>> {
+        let row = sqlx::query(
+            "SELECT s.id, s.user_id, s.csrf, s.created_at, s.expires_at,
+                    u.account_id, u.email, u.password_hash, u.created_at AS user_created_at
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id = $1 AND s.expires_at > $2",
+        )
+        .bind(id)
+        .bind(to_ms(now))
+        .fetch_optional(&self.read)
+        .await?;
+        row.map(|r| {
+            let session = Session {
+                id: col(&r, "id")?,
+                user_id: col(&r, "user_id")?,
+                csrf: col(&r, "csrf")?,
+                created_at: ts_col(&r, "created_at")?,
+                expires_at: ts_col(&r, "expires_at")?,
+            };
+            let user = User {
+                id: session.user_id.clone(),
+                account_id: col(&r, "account_id")?,
+                email: col(&r, "email")?,
+                password_hash: col(&r, "password_hash")?,
+                created_at: ts_col(&r, "user_created_at")?,
+            };
+            Ok((session, user))
+        })
+        .transpose()
+    }
+
+    async fn extend_session(&self, id: &str, expires_at: Timestamp) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query("UPDATE sessions SET expires_at = $2 WHERE id = $1")
+                    .bind(id)
+                    .bind(to_ms(expires_at))
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<()> {
+        let id = id.to_owned();
+        self.write(move |c| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM sessions WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *c)
+                    .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        self.write(move |c| {
+            Box::pin(async move {
+                Ok(sqlx::query("DELETE FROM sessions WHERE expires_at <= $1")
+                    .bind(to_ms(now))
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected())
+            })
+        })
+        .await
+    }
+
+    async fn hourly_deliveries(
+        &self,
+        account_id: &str,
+        webhook_id: &str,
+        since: Timestamp,
+    ) -> Result<Vec<HourlyDeliveries>> {
+        let rows = sqlx::query(
+            "SELECT (created_at / 3600000) * 3600000 AS hour,
+                    SUM(state = 'succeeded') AS succeeded,
+                    SUM(state = 'failed') AS failed,
+                    SUM(state IN ('queued', 'waiting')) AS pending
+             FROM deliveries WHERE account_id = $1 AND webhook_id = $2 AND created_at >= $3
+             GROUP BY hour ORDER BY hour",
+        )
+        .bind(account_id)
+        .bind(webhook_id)
+        .bind(to_ms(since))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HourlyDeliveries {
+                    hour: ts_col(r, "hour")?,
+                    succeeded: col::<i64>(r, "succeeded")? as u64,
+                    failed: col::<i64>(r, "failed")? as u64,
+                    pending: col::<i64>(r, "pending")? as u64,
+                })
+            })
+            .collect()
+    }
+
+    async fn recent_calls(&self, account_id: &str, limit: u32) -> Result<Vec<CallSummary>> {
+        // Only the account's latest events are grouped, so the page stays quick however long
+        // the history is; a call older than that window simply drops off the list.
+        let rows = sqlx::query(
+            "WITH recent AS (
+                 SELECT seq, call_id, received_at FROM events
+                 WHERE account_id = $1 AND test = 0 ORDER BY seq DESC LIMIT 5000),
+             calls AS (
+                 SELECT call_id, COUNT(*) AS events, MIN(received_at) AS first_at,
+                        MAX(received_at) AS last_at, MAX(seq) AS last_seq
+                 FROM recent GROUP BY call_id ORDER BY last_seq DESC LIMIT $2)
+             SELECT c.call_id, c.events, c.first_at, c.last_at, l.type AS last_type,
+                    json_extract(l.payload, '$.call.call_type') AS call_type,
+                    json_extract(l.payload, '$.call.did_number') AS did_number,
+                    json_extract(l.payload, '$.call.customer_number') AS customer_number,
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.event_seq IN
+                        (SELECT seq FROM events e WHERE e.account_id = $1 AND e.call_id = c.call_id)) AS deliveries
+             FROM calls c JOIN events l ON l.seq = c.last_seq
+             ORDER BY c.last_seq DESC",
+        )
+        .bind(account_id)
+        .bind(limit as i64)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CallSummary {
+                    call_id: col(r, "call_id")?,
+                    call_type: col(r, "call_type")?,
+                    did_number: col(r, "did_number")?,
+                    customer_number: col(r, "customer_number")?,
+                    last_event_type: col(r, "last_type")?,
+                    first_received_at: ts_col(r, "first_at")?,
+                    last_received_at: ts_col(r, "last_at")?,
+                    events: col::<i64>(r, "events")? as u64,
+                    deliveries: col::<i64>(r, "deliveries")? as u64,
+                })
+            })
+            .collect()
+    }
 }
 
 const SELECT_WEBHOOK: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \

@@ -250,19 +250,25 @@ async fn resend_delivery(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
     let account_id = caller.account()?;
-    if !is_id("dlv", &id) {
-        return Err(ApiError::NotFound("delivery"));
-    }
-    state
-        .store
-        .resend(account_id, &id, Timestamp::now())
-        .await
-        .or_404("delivery")?;
-    state.ingest.wake();
+    resend(&state, account_id, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(detail(&state, account_id, &id).await?.delivery),
     ))
+}
+
+/// Makes the account's delivery `id` due now for one more attempt and wakes the dispatcher.
+pub async fn resend(state: &AppState, account_id: &str, id: &str) -> ApiResult<()> {
+    if !is_id("dlv", id) {
+        return Err(ApiError::NotFound("delivery"));
+    }
+    state
+        .store
+        .resend(account_id, id, Timestamp::now())
+        .await
+        .or_404("delivery")?;
+    state.ingest.wake();
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -355,7 +361,16 @@ async fn test_webhook(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryDetail>> {
     let account_id = caller.account()?;
-    let mut webhook = own_webhook(&state, account_id, &id).await?;
+    let webhook = own_webhook(&state, account_id, &id).await?;
+    let delivery_id = send_test(&state, webhook).await?;
+    Ok(Json(detail(&state, account_id, &delivery_id).await?))
+}
+
+/// Sends sample data for `webhook`'s trigger now, waits for the one attempt and records it;
+/// answers the test delivery's id. The REST API and the web page's **Send test** share it.
+pub async fn send_test(state: &AppState, mut webhook: crate::store::Webhook) -> ApiResult<String> {
+    let account_id = webhook.account_id.clone();
+    let account_id = account_id.as_str();
     // A test goes out even while the webhook is disabled: it is how an admin checks a fix.
     webhook.spec.enabled = true;
     let mut event = sample_event_for(webhook.spec.trigger, webhook.spec.numbers.first());
@@ -389,5 +404,5 @@ async fn test_webhook(
         .store
         .record_attempts(vec![record], Timestamp::now())
         .await?;
-    Ok(Json(detail(&state, account_id, &delivery_id).await?))
+    Ok(delivery_id)
 }

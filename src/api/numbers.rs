@@ -66,6 +66,25 @@ fn label(f: &mut Fields) -> Option<String> {
     Some(l.to_owned())
 }
 
+/// Reads `{ "number": …, "label": … }`: the REST API and the web page's Numbers form.
+pub fn new_number(obj: &serde_json::Map<String, serde_json::Value>) -> ApiResult<Number> {
+    let mut f = Fields::new("", obj);
+    let number = f.req_str("number").and_then(|s| match E164::parse(s) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            f.error("number", e);
+            None
+        }
+    });
+    let label = label(&mut f);
+    f.finish().into_result(())?;
+    Ok(Number {
+        number: number.ok_or_else(|| ApiError::field("number", "is required"))?,
+        label,
+        created_at: Timestamp::now(),
+    })
+}
+
 fn path_number(s: &str) -> ApiResult<E164> {
     E164::parse(s).map_err(|_| ApiError::NotFound("number"))
 }
@@ -79,21 +98,7 @@ async fn add_number(
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<NumberOut>)> {
     let account_id = caller.account()?;
-    let mut f = Fields::new("", body.object()?);
-    let number = f.req_str("number").and_then(|s| match E164::parse(s) {
-        Ok(n) => Some(n),
-        Err(e) => {
-            f.error("number", e);
-            None
-        }
-    });
-    let label = label(&mut f);
-    f.finish().into_result(())?;
-    let number = Number {
-        number: number.ok_or_else(|| ApiError::field("number", "is required"))?,
-        label,
-        created_at: Timestamp::now(),
-    };
+    let number = new_number(body.object()?)?;
     state.store.insert_number(account_id, &number).await?;
     Ok((StatusCode::CREATED, Json(number.into())))
 }

@@ -204,6 +204,17 @@ fn validated(
     }
 }
 
+/// Parses a create or replace body and checks its numbers are the account's: every problem
+/// found, or the spec. The REST API and the web form both validate through here.
+pub async fn validate_spec(
+    state: &AppState,
+    account_id: &str,
+    obj: &serde_json::Map<String, Value>,
+) -> ApiResult<WebhookSpec> {
+    let unowned = unowned_numbers(state, account_id, obj.get("numbers")).await?;
+    validated(WebhookSpec::from_json(obj), unowned)
+}
+
 /// Keeps `disabled_reason` in step with `enabled` when an admin changes it.
 fn note_enabled_change(w: &mut Webhook, was_enabled: bool, now: Timestamp) {
     match (was_enabled, w.spec.enabled) {
@@ -213,7 +224,8 @@ fn note_enabled_change(w: &mut Webhook, was_enabled: bool, now: Timestamp) {
     }
 }
 
-async fn load(state: &AppState, account_id: &str, id: &str) -> ApiResult<Webhook> {
+/// The account's webhook `id`; 404 for a malformed id or another account's webhook.
+pub async fn load(state: &AppState, account_id: &str, id: &str) -> ApiResult<Webhook> {
     if !is_id("wh", id) {
         return Err(ApiError::NotFound("webhook"));
     }
@@ -233,9 +245,19 @@ async fn create_webhook(
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
     let account_id = caller.account()?;
-    let obj = body.object()?;
-    let unowned = unowned_numbers(&state, account_id, obj.get("numbers")).await?;
-    let spec = validated(WebhookSpec::from_json(obj), unowned)?;
+    let spec = validate_spec(&state, account_id, body.object()?).await?;
+    let (webhook, secret) = insert(&state, account_id, spec).await?;
+    let mut out = WebhookOut::from(&webhook);
+    out.secret = Some(secret.expose());
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// Stores a new webhook with a fresh signing secret; answers it and the secret.
+pub async fn insert(
+    state: &AppState,
+    account_id: &str,
+    spec: WebhookSpec,
+) -> ApiResult<(Webhook, Secret)> {
     let now = Timestamp::now();
     let secret = Secret::generate();
     let webhook = Webhook {
@@ -253,9 +275,7 @@ async fn create_webhook(
         last_success_at: None,
     };
     state.store.insert_webhook(&webhook).await?;
-    let mut out = WebhookOut::from(&webhook);
-    out.secret = Some(secret.expose());
-    Ok((StatusCode::CREATED, Json(out)))
+    Ok((webhook, secret))
 }
 
 /// Lists the account's webhooks, oldest first.
@@ -297,9 +317,7 @@ async fn replace_webhook(
 ) -> ApiResult<Json<WebhookOut>> {
     let account_id = caller.account()?;
     let mut w = load(&state, account_id, &id).await?;
-    let obj = body.object()?;
-    let unowned = unowned_numbers(&state, account_id, obj.get("numbers")).await?;
-    let spec = validated(WebhookSpec::from_json(obj), unowned)?;
+    let spec = validate_spec(&state, account_id, body.object()?).await?;
     save(&state, &mut w, spec).await
 }
 
@@ -323,13 +341,18 @@ async fn patch_webhook(
 
 /// Stores a validated spec; answers the webhook.
 async fn save(state: &AppState, w: &mut Webhook, spec: WebhookSpec) -> ApiResult<Json<WebhookOut>> {
+    update(state, w, spec).await?;
+    Ok(Json(WebhookOut::from(&*w)))
+}
+
+/// Replaces a webhook's spec with a validated one, keeping `disabled_reason` in step.
+pub async fn update(state: &AppState, w: &mut Webhook, spec: WebhookSpec) -> ApiResult<()> {
     let now = Timestamp::now();
     let was_enabled = w.spec.enabled;
     w.spec = spec;
     w.updated_at = now;
     note_enabled_change(w, was_enabled, now);
-    state.store.update_webhook(w).await.or_404("webhook")?;
-    Ok(Json(WebhookOut::from(&*w)))
+    state.store.update_webhook(w).await.or_404("webhook")
 }
 
 /// Deletes a webhook; its unfinished deliveries end.
@@ -373,9 +396,15 @@ async fn rotate_secret(
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretOut>> {
     let mut w = load(&state, caller.account()?, &id).await?;
+    let now = rotate(&state, &mut w).await?;
+    Ok(Json(SecretOut::of(&w, now)))
+}
+
+/// Gives a webhook a new signing secret (the old one signs on for 24 hours); answers when.
+pub async fn rotate(state: &AppState, w: &mut Webhook) -> ApiResult<Timestamp> {
     let now = Timestamp::now();
     w.rotate_secret(now);
     w.updated_at = now;
-    state.store.update_webhook(&w).await.or_404("webhook")?;
-    Ok(Json(SecretOut::of(&w, now)))
+    state.store.update_webhook(w).await.or_404("webhook")?;
+    Ok(now)
 }

@@ -11,7 +11,9 @@ pub mod config;
 pub mod core;
 pub mod delivery;
 pub mod ingest;
+pub mod listen;
 pub mod retention;
+pub mod simulate;
 pub mod store;
 
 /// Installs the TLS crypto provider (ring) once per process; every HTTP client needs it.

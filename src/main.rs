@@ -57,6 +57,38 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+    /// Post realistic call flows to a callhook server, without a telephone switch.
+    Simulate {
+        /// The callhook server, like http://127.0.0.1:8080.
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+        server: String,
+        /// An API key of the account to simulate calls for (its numbers are used).
+        #[arg(long, value_name = "KEY", env = "CALLHOOK_API_KEY")]
+        api_key: String,
+        /// How many calls.
+        #[arg(long, default_value_t = 20)]
+        calls: u32,
+        /// New calls per second.
+        #[arg(long, value_name = "CALLS_PER_S", default_value_t = 2.0)]
+        rate: f64,
+        /// How much faster than real time calls run (60: a minute of call per second).
+        #[arg(long, value_name = "X", default_value_t = 10.0)]
+        speed: f64,
+        /// Seed for the random flows; the same seed gives the same calls.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// No progress line.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// A local receiver: prints every request callhook sends and answers 200.
+    Listen {
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// The webhook's signing secret, to check signatures.
+        #[arg(long, value_name = "whsec_…")]
+        secret: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -163,5 +195,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = Settings::load(config, &overrides(&store, None))?;
             callhook::cli::create_user(&settings, &account, &email).await
         }
+        Command::Simulate {
+            server,
+            api_key,
+            calls,
+            rate,
+            speed,
+            seed,
+            quiet,
+        } => {
+            let opts = callhook::simulate::Options {
+                server,
+                api_key,
+                calls,
+                rate,
+                speed,
+                seed,
+                quiet,
+            };
+            callhook::simulate::run(opts).await
+        }
+        Command::Listen { port, secret } => callhook::listen::run(port, secret).await,
     }
 }

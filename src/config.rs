@@ -196,6 +196,10 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
     ),
 ];
 
+fn setting_keys() -> Vec<&'static str> {
+    SETTINGS_HELP.iter().map(|(k, _, _)| *k).collect()
+}
+
 /// The settings reference as text, for `--help`.
 pub fn help_text() -> String {
     let mut s = String::from(
@@ -232,7 +236,9 @@ impl Settings {
             fig = fig.merge(Toml::file(path));
         }
         fig = fig
-            .merge(Env::prefixed("CALLHOOK_").ignore(&["config"]))
+            // Only the settings' own variables: other CALLHOOK_* variables (the simulator's
+            // CALLHOOK_API_KEY, a test's helper) are not settings and must not stop a start.
+            .merge(Env::prefixed("CALLHOOK_").only(&setting_keys()))
             .merge(Serialized::defaults(overrides));
         let settings: Settings = fig
             .extract()
@@ -275,7 +281,10 @@ mod tests {
         let readme = include_str!("../README.md");
         for (key, _, _) in SETTINGS_HELP {
             let env = format!("CALLHOOK_{}", key.to_uppercase());
-            assert!(readme.contains(&format!("| `{key}` | `{env}` |")), "README.md lacks {key}");
+            assert!(
+                readme.contains(&format!("| `{key}` | `{env}` |")),
+                "README.md lacks {key}"
+            );
         }
     }
 
@@ -305,6 +314,8 @@ mod tests {
             jail.set_env("CALLHOOK_ALLOW_TARGETS", "127.0.0.0/8, ::1/128");
             let s = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(s.allow_targets.len(), 2);
+            jail.set_env("CALLHOOK_API_KEY", "not a setting");
+            assert!(Settings::load(None, &Overrides::default()).is_ok());
             jail.set_env("CALLHOOK_RETRY_SCHEDULE", "5q");
             assert!(Settings::load(None, &Overrides::default()).is_err());
             Ok(())

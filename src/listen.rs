@@ -77,20 +77,20 @@ pub fn parameters(
     if method == "GET" {
         return form(query.unwrap_or("").as_bytes());
     }
-    if content_type.is_some_and(|c| c.starts_with("application/json")) {
-        if let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body) {
-            return m
-                .into_iter()
-                .map(|(k, v)| {
-                    let shown = match v {
-                        Value::String(s) => s,
-                        Value::Null => "null".to_owned(),
-                        other => other.to_string(),
-                    };
-                    (k, shown)
-                })
-                .collect();
-        }
+    if content_type.is_some_and(|c| c.starts_with("application/json"))
+        && let Ok(Value::Object(m)) = serde_json::from_slice::<Value>(body)
+    {
+        return m
+            .into_iter()
+            .map(|(k, v)| {
+                let shown = match v {
+                    Value::String(s) => s,
+                    Value::Null => "null".to_owned(),
+                    other => other.to_string(),
+                };
+                (k, shown)
+            })
+            .collect();
     }
     form(body)
 }

@@ -292,13 +292,12 @@ fn stamp(mut event: Value, started: Timestamp, now: Timestamp, speed: f64) -> Va
     if let Some(offset) = event
         .as_object_mut()
         .and_then(|o| o.remove("_answered_offset"))
+        && let Some(secs) = offset.as_f64()
     {
-        if let Some(secs) = offset.as_f64() {
-            let at = started
-                .saturating_add(jiff::SignedDuration::from_secs_f64(secs / speed))
-                .unwrap_or(started);
-            event["ended"]["answered_at"] = json!(at.to_string());
-        }
+        let at = started
+            .saturating_add(jiff::SignedDuration::from_secs_f64(secs / speed))
+            .unwrap_or(started);
+        event["ended"]["answered_at"] = json!(at.to_string());
     }
     event
 }

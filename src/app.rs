@@ -206,6 +206,7 @@ impl App {
                 .context("cannot write the OpenAPI document")?,
         );
         let router = api
+            .merge(crate::web::router())
             .route(
                 "/openapi.json",
                 axum::routing::get(move || {

@@ -15,6 +15,7 @@ pub mod listen;
 pub mod retention;
 pub mod simulate;
 pub mod store;
+pub mod web;
 
 /// Installs the TLS crypto provider (ring) once per process; every HTTP client needs it.
 pub fn init_crypto() {

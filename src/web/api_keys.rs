@@ -1,0 +1,138 @@
+//! API keys: create one (its secret is shown once, on the page that answers the form) and
+//! revoke.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::form::PostForm;
+use super::session::Signed;
+use super::view::{Layout, Notice, When, when};
+use super::{WebError, WebResult, page};
+use crate::api::AppState;
+use crate::api::accounts::name_field;
+use crate::api::auth::new_api_key;
+use crate::api::extract::JsonBody;
+use crate::api::problem::ApiError;
+use crate::core::id::is_id;
+use crate::store::{PageRequest, StoreError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api-keys", get(list).post(create))
+        .route("/api-keys/{id}/revoke", post(revoke))
+}
+
+struct KeyRow {
+    id: String,
+    name: String,
+    prefix: String,
+    created: When,
+    last_used: Option<When>,
+}
+
+#[derive(Template)]
+#[template(path = "api_keys.html")]
+struct KeysPage {
+    layout: Layout,
+    rows: Vec<KeyRow>,
+    /// The secret of a key just made: shown this once.
+    created_secret: Option<String>,
+    name: String,
+    name_error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    notice: Option<String>,
+}
+
+async fn render(
+    state: &AppState,
+    signed: &Signed,
+    layout: Layout,
+    created_secret: Option<String>,
+    name: String,
+    name_error: Option<String>,
+) -> WebResult<Response> {
+    let keys = state
+        .store
+        .list_api_keys(
+            signed.account(),
+            &PageRequest {
+                limit: 1000,
+                after: None,
+            },
+        )
+        .await?;
+    page(&KeysPage {
+        layout,
+        rows: keys
+            .items
+            .into_iter()
+            .map(|k| KeyRow {
+                id: k.id,
+                name: k.name,
+                prefix: k.prefix,
+                created: when(k.created_at),
+                last_used: k.last_used_at.map(when),
+            })
+            .collect(),
+        created_secret,
+        name,
+        name_error,
+    })
+}
+
+async fn list(
+    State(state): State<AppState>,
+    signed: Signed,
+    Query(q): Query<ListQuery>,
+) -> WebResult<Response> {
+    let layout = Layout::new(&signed, "API keys", "api-keys").with_notice(q.notice.as_deref());
+    render(&state, &signed, layout, None, String::new(), None).await
+}
+
+async fn create(State(state): State<AppState>, form: PostForm) -> WebResult<Response> {
+    let signed = &form.signed;
+    let typed = form.fields.get("name").to_owned();
+    let name = match name_field(&JsonBody(json!({ "name": typed }))) {
+        Ok(name) => name,
+        Err(ApiError::Invalid(errors)) => {
+            let layout = Layout::new(signed, "API keys", "api-keys");
+            let msg = errors.0.into_iter().map(|e| e.message).collect::<Vec<_>>();
+            let mut resp =
+                render(&state, signed, layout, None, typed, Some(msg.join("; "))).await?;
+            *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            return Ok(resp);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let (key, hash, secret) = new_api_key(signed.account(), &name);
+    state.store.insert_api_key(&key, &hash).await?;
+    // Answered here rather than redirected: the secret exists only in this response.
+    let layout = Layout::new(signed, "API keys", "api-keys").with(Notice::success(format!(
+        "API key “{name}” created. Copy it now: it is not shown again."
+    )));
+    render(&state, signed, layout, Some(secret), String::new(), None).await
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: PostForm,
+) -> WebResult<Response> {
+    if !is_id("key", &id) {
+        return Err(WebError::NotFound("API key"));
+    }
+    match state.store.delete_api_key(form.signed.account(), &id).await {
+        Ok(()) => Ok(Redirect::to("/api-keys?notice=key-revoked").into_response()),
+        Err(StoreError::NotFound) => Err(WebError::NotFound("API key")),
+        Err(e) => Err(e.into()),
+    }
+}

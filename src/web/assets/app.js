@@ -1,0 +1,156 @@
+// callhook's web page: small progressive enhancements. Every page works without this
+// script except adding header rows and revealing the signing secret.
+"use strict";
+
+(function () {
+  const $ = (sel, root = document) => root.querySelector(sel);
+  const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
+
+  // Times: the server writes UTC; show them in the reader's own zone and language.
+  const stamp = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "numeric",
+    hour: "2-digit", minute: "2-digit", second: "2-digit",
+  });
+  for (const t of $$("time[datetime]")) {
+    if (!/UTC$/.test(t.textContent.trim())) continue;
+    const d = new Date(t.getAttribute("datetime"));
+    if (!isNaN(d)) {
+      t.title = t.textContent.trim();
+      t.textContent = stamp.format(d);
+    }
+  }
+
+  // Forms that ask first (rotate a secret, revoke a key, remove a number).
+  for (const form of $$("form[data-confirm]")) {
+    form.addEventListener("submit", (e) => {
+      if (!window.confirm(form.dataset.confirm)) e.preventDefault();
+    });
+  }
+
+  // Buttons that take a moment (Send test waits for the receiver) say so.
+  for (const btn of $$("button[data-busy]")) {
+    btn.form?.addEventListener("submit", () => {
+      btn.setAttribute("aria-disabled", "true");
+      btn.classList.add("busy");
+      btn.lastChild.textContent = btn.dataset.busy;
+    });
+  }
+
+  // Copy buttons for text shown on the page (a new API key).
+  for (const btn of $$("button[data-copy]")) {
+    btn.addEventListener("click", () => copy($("#" + btn.dataset.copy).textContent, btn));
+  }
+
+  async function copy(text, btn) {
+    try {
+      await navigator.clipboard.writeText(text);
+      flash(btn, "Copied");
+    } catch {
+      flash(btn, "Copy failed");
+    }
+  }
+
+  function flash(btn, text) {
+    const old = btn.dataset.label || btn.textContent;
+    btn.dataset.label = old;
+    btn.textContent = text;
+    setTimeout(() => { btn.textContent = old; }, 1600);
+  }
+
+  // The signing secret: fetched only when asked for, so it is not in the page itself.
+  const secret = $("#secret-value");
+  if (secret) {
+    const masked = secret.textContent;
+    let value = null;
+    const load = async () => {
+      if (value === null) {
+        const r = await fetch(secret.dataset.url, { headers: { Accept: "application/json" } });
+        if (!r.ok) throw new Error("cannot load the secret");
+        value = (await r.json()).secret;
+      }
+      return value;
+    };
+    const reveal = $("#reveal-secret");
+    reveal.addEventListener("click", async () => {
+      const shown = reveal.getAttribute("aria-expanded") === "true";
+      if (shown) {
+        secret.textContent = masked;
+        reveal.textContent = "Reveal";
+        reveal.setAttribute("aria-expanded", "false");
+      } else {
+        secret.textContent = await load();
+        reveal.textContent = "Hide";
+        reveal.setAttribute("aria-expanded", "true");
+      }
+    });
+    $("#copy-secret").addEventListener("click", async (e) => copy(await load(), e.currentTarget));
+  }
+
+  // After Send test, bring the result into view and to screen readers.
+  const test = $("#test");
+  if (test) test.focus();
+
+  // The webhook form.
+  const form = $("#webhook-form");
+  if (!form) return;
+
+  const zone = $("#time_zone[data-browser-default]");
+  if (zone) {
+    const mine = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    if (mine && $$("#zones option").some((o) => o.value === mine)) zone.value = mine;
+  }
+
+  // Header rows: Add header appends a Key/Value row; each row can be removed.
+  const rows = $("#header-rows");
+  const template = $("#header-row-template");
+  const addHeader = $("#add-header");
+  let next = rows.children.length;
+  const renumber = () => {
+    $$(".remove-header", rows).forEach((b, i) => b.setAttribute("aria-label", `Remove header ${i + 1}`));
+  };
+  addHeader.addEventListener("click", () => {
+    const row = template.content.firstElementChild.cloneNode(true);
+    for (const el of $$("[id], [for]", row)) {
+      if (el.id) el.id = el.id.replace("-N", "-" + next);
+      if (el.htmlFor) el.htmlFor = el.htmlFor.replace("-N", "-" + next);
+    }
+    next += 1;
+    rows.appendChild(row);
+    renumber();
+    $("input", row).focus();
+  });
+  rows.addEventListener("click", (e) => {
+    const btn = e.target.closest(".remove-header");
+    if (!btn) return;
+    btn.closest(".header-row").remove();
+    renumber();
+    addHeader.focus();
+    schedulePreview();
+  });
+
+  // The live preview: what the receiver would get for the form as it stands.
+  const preview = $("#preview");
+  let timer = null;
+  let seq = 0;
+  function schedulePreview() {
+    clearTimeout(timer);
+    timer = setTimeout(updatePreview, 250);
+  }
+  async function updatePreview() {
+    const data = new FormData(form);
+    const q = new URLSearchParams();
+    for (const name of ["trigger", "method", "content_type", "time_zone", "url", "header_key", "header_value"]) {
+      for (const v of data.getAll(name)) q.append(name, v);
+    }
+    const mine = ++seq;
+    try {
+      const r = await fetch(preview.dataset.url + "?" + q.toString());
+      if (r.ok && mine === seq) preview.innerHTML = await r.text();
+    } catch {
+      // Offline or signed out: keep the last preview.
+    }
+  }
+  form.addEventListener("input", (e) => { if (e.target.matches("[data-preview]")) schedulePreview(); });
+  form.addEventListener("change", (e) => { if (e.target.matches("[data-preview]")) schedulePreview(); });
+  if (zone) schedulePreview();
+})();

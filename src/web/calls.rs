@@ -1,0 +1,161 @@
+//! Calls: the account's recent calls, and a call's timeline of events with the deliveries
+//! each one caused.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::get;
+
+use super::session::Signed;
+use super::view::{Layout, When, http_status, latency, status_badge, when};
+use super::{WebError, WebResult, page};
+use crate::api::AppState;
+use crate::store::{CallSummary, PageRequest, StoreError};
+
+/// How many calls the Calls page lists.
+const RECENT_CALLS: u32 = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/calls", get(list))
+        .route("/calls/{call_id}", get(show))
+}
+
+struct CallRow {
+    call_id: String,
+    call_type: String,
+    did_number: String,
+    customer_number: String,
+    last_event: String,
+    events: u64,
+    deliveries: u64,
+    last: When,
+}
+
+impl From<CallSummary> for CallRow {
+    fn from(c: CallSummary) -> Self {
+        CallRow {
+            call_type: c.call_type.unwrap_or_default().replace('_', " "),
+            did_number: c.did_number.unwrap_or_default(),
+            customer_number: c.customer_number.unwrap_or_else(|| "—".to_owned()),
+            last_event: c.last_event_type,
+            events: c.events,
+            deliveries: c.deliveries,
+            last: when(c.last_received_at),
+            call_id: c.call_id,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "calls.html")]
+struct CallsPage {
+    layout: Layout,
+    rows: Vec<CallRow>,
+}
+
+async fn list(State(state): State<AppState>, signed: Signed) -> WebResult<Response> {
+    let calls = state
+        .store
+        .recent_calls(signed.account(), RECENT_CALLS)
+        .await?;
+    page(&CallsPage {
+        layout: Layout::new(&signed, "Calls", "calls"),
+        rows: calls.into_iter().map(CallRow::from).collect(),
+    })
+}
+
+struct EventView {
+    event_type: String,
+    event_id: String,
+    occurred: When,
+    received: When,
+    /// The event as stored, pretty-printed.
+    payload: String,
+    deliveries: Vec<CallDelivery>,
+}
+
+struct CallDelivery {
+    id: String,
+    webhook: String,
+    trigger: &'static str,
+    status_class: &'static str,
+    status: &'static str,
+    attempts: u32,
+    last_response: String,
+}
+
+#[derive(Template)]
+#[template(path = "call.html")]
+struct CallPage {
+    layout: Layout,
+    call_id: String,
+    events: Vec<EventView>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(call_id): Path<String>,
+) -> WebResult<Response> {
+    let account = signed.account();
+    let timeline = match state.store.call_timeline(account, &call_id).await {
+        Ok(t) => t,
+        Err(StoreError::NotFound) => return Err(WebError::NotFound("call")),
+        Err(e) => return Err(e.into()),
+    };
+    let names: HashMap<String, String> = state
+        .store
+        .list_webhooks(
+            account,
+            &PageRequest {
+                limit: 1000,
+                after: None,
+            },
+        )
+        .await?
+        .items
+        .into_iter()
+        .map(|w| (w.id, w.spec.name))
+        .collect();
+    let events = timeline
+        .into_iter()
+        .map(|(e, ds)| EventView {
+            event_type: e.event_type,
+            event_id: e.event_id,
+            occurred: when(e.occurred_at),
+            received: when(e.received_at),
+            payload: super::view::pretty_body(&e.payload),
+            deliveries: ds
+                .into_iter()
+                .map(|d| {
+                    let (status_class, status) = status_badge(d.status, d.waiting);
+                    CallDelivery {
+                        webhook: names
+                            .get(&d.webhook_id)
+                            .cloned()
+                            .unwrap_or_else(|| "Deleted webhook".to_owned()),
+                        trigger: d.trigger.label(),
+                        status_class,
+                        status,
+                        attempts: d.attempts,
+                        last_response: match (d.last_status, d.last_latency_ms) {
+                            (Some(s), Some(ms)) => format!("{} · {}", http_status(s), latency(ms)),
+                            (Some(s), None) => http_status(s),
+                            (None, _) => "—".to_owned(),
+                        },
+                        id: d.id,
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    page(&CallPage {
+        layout: Layout::new(&signed, format!("Call {call_id}"), "calls"),
+        call_id,
+        events,
+    })
+}

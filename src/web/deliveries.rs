@@ -1,0 +1,138 @@
+//! A delivery's page: its attempts (request, response, latency, error) and **Resend**.
+
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::form::PostForm;
+use super::session::Signed;
+use super::view::{Layout, When, http_status, latency, pretty_body, status_badge, when};
+use super::{WebError, WebResult, page};
+use crate::api::AppState;
+use crate::api::deliveries::resend as resend_delivery;
+use crate::core::id::is_id;
+use crate::store::{Attempt, StoreError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/deliveries/{id}", get(show))
+        .route("/deliveries/{id}/resend", post(resend))
+}
+
+struct AttemptView {
+    n: u32,
+    started: When,
+    latency: String,
+    ok: bool,
+    /// `200 OK`, or what went wrong when no answer came.
+    outcome: String,
+    request_line: String,
+    request_headers: Vec<(String, String)>,
+    request_body: Option<String>,
+    response_headers: Vec<(String, String)>,
+    response_body: Option<String>,
+    error: Option<String>,
+}
+
+impl From<Attempt> for AttemptView {
+    fn from(a: Attempt) -> Self {
+        let ok = a.response_status.is_some_and(|s| (200..300).contains(&s));
+        AttemptView {
+            n: a.n,
+            started: when(a.started_at),
+            latency: latency(a.latency_ms),
+            ok,
+            outcome: match (a.response_status, &a.error_kind) {
+                (Some(s), _) => http_status(s),
+                (None, Some(kind)) => format!("No response ({kind})"),
+                (None, None) => "No response".to_owned(),
+            },
+            request_line: format!("{} {}", a.request_method, a.request_url),
+            request_headers: a.request_headers,
+            request_body: a.request_body.as_deref().map(pretty_body),
+            response_headers: a.response_headers.unwrap_or_default(),
+            response_body: a.response_body.filter(|b| !b.is_empty()),
+            error: a.error,
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "delivery.html")]
+struct DeliveryPage {
+    layout: Layout,
+    id: String,
+    webhook_id: String,
+    webhook_name: String,
+    status_class: &'static str,
+    status: &'static str,
+    trigger: &'static str,
+    call_id: String,
+    event_id: String,
+    test: bool,
+    created: When,
+    next_attempt: Option<When>,
+    last_error: Option<String>,
+    attempts: Vec<AttemptView>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ShowQuery {
+    notice: Option<String>,
+}
+
+async fn show(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> WebResult<Response> {
+    if !is_id("dlv", &id) {
+        return Err(WebError::NotFound("delivery"));
+    }
+    let account = signed.account();
+    let (d, attempts) = match state.store.get_delivery(account, &id).await {
+        Ok(found) => found,
+        Err(StoreError::NotFound) => return Err(WebError::NotFound("delivery")),
+        Err(e) => return Err(e.into()),
+    };
+    // The webhook may have been deleted since; its log rows stay until retention.
+    let webhook_name = match state.store.get_webhook(account, &d.webhook_id).await {
+        Ok(w) => w.spec.name,
+        Err(StoreError::NotFound) => "Deleted webhook".to_owned(),
+        Err(e) => return Err(e.into()),
+    };
+    let (status_class, status) = status_badge(d.status, d.waiting);
+    let mut attempts: Vec<AttemptView> = attempts.into_iter().map(AttemptView::from).collect();
+    // Newest first: the attempt an admin looks for is the last one.
+    attempts.reverse();
+    page(&DeliveryPage {
+        layout: Layout::new(&signed, format!("Delivery {}", d.id), "webhooks")
+            .with_notice(q.notice.as_deref()),
+        id: d.id,
+        webhook_id: d.webhook_id,
+        webhook_name,
+        status_class,
+        status,
+        trigger: d.trigger.label(),
+        call_id: d.call_id,
+        event_id: d.event_id,
+        test: d.test,
+        created: when(d.created_at),
+        next_attempt: d.next_attempt_at.map(when),
+        last_error: d.last_error,
+        attempts,
+    })
+}
+
+async fn resend(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    form: PostForm,
+) -> WebResult<Response> {
+    resend_delivery(&state, form.signed.account(), &id).await?;
+    Ok(Redirect::to(&format!("/deliveries/{id}?notice=resent")).into_response())
+}

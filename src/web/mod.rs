@@ -1,0 +1,181 @@
+//! The web page (SPEC §9): server-rendered pages for account admins — sign-in, Services >
+//! Webhook, Numbers, API keys and Calls — served by the same binary as the REST API.
+//!
+//! Pages are askama templates filled from small view structs; every asset is embedded. The
+//! handlers call the same core, store and API functions as the REST API, so a webhook saved
+//! here is validated exactly like one sent to `POST /v1/webhooks`.
+
+mod api_keys;
+mod assets;
+mod calls;
+mod deliveries;
+mod form;
+mod numbers;
+mod session;
+mod view;
+mod webhooks;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+use crate::api::AppState;
+use crate::api::problem::ApiError;
+use crate::store::StoreError;
+
+pub use session::{SESSION_COOKIE, SIGNIN_COOKIE};
+
+/// Every page and form of the web page, with the security headers they all carry.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(session::home))
+        .merge(session::router())
+        .merge(webhooks::router())
+        .merge(deliveries::router())
+        .merge(numbers::router())
+        .merge(api_keys::router())
+        .merge(calls::router())
+        .merge(assets::router())
+        .layer(axum::middleware::from_fn(security_headers))
+}
+
+/// What a page or form can fail with; each becomes a page a person can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// Not signed in (or the session expired): off to the sign-in page, then back to `next`.
+    #[error("sign in to continue")]
+    SignIn { next: String },
+    /// Nothing by that id in the signed-in account (another account's pages are 404 too).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A form without this session's CSRF token.
+    #[error("this form has expired or did not come from callhook; reload the page and try again")]
+    Csrf,
+    /// A malformed request (a form body that cannot be read).
+    #[error("{0}")]
+    BadRequest(String),
+    /// An error from the API layer the page has no better answer for.
+    #[error(transparent)]
+    Api(ApiError),
+    /// A template failed to render (a bug).
+    #[error("cannot render the page: {0}")]
+    Template(#[from] askama::Error),
+}
+
+impl From<ApiError> for WebError {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::NotFound(what) => WebError::NotFound(what),
+            e => WebError::Api(e),
+        }
+    }
+}
+
+impl From<StoreError> for WebError {
+    fn from(e: StoreError) -> Self {
+        ApiError::from(e).into()
+    }
+}
+
+pub type WebResult<T> = Result<T, WebError>;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    status: u16,
+    title: &'static str,
+    message: String,
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, title, message) = match self {
+            WebError::SignIn { next } => {
+                let to = if next.is_empty() || next == "/" {
+                    "/signin".to_owned()
+                } else {
+                    format!("/signin?next={}", form::urlencode(&next))
+                };
+                return Redirect::to(&to).into_response();
+            }
+            WebError::NotFound(what) => (
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                format!("There is no such {what} in your account."),
+            ),
+            e @ WebError::Csrf => (StatusCode::FORBIDDEN, "Request refused", e.to_string()),
+            WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m),
+            WebError::Api(ApiError::Conflict(m)) => (StatusCode::CONFLICT, "Not possible", m),
+            WebError::Api(ApiError::Invalid(f)) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "Not valid", f.to_string())
+            }
+            WebError::Api(ApiError::Unavailable) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Unavailable",
+                "callhook is shutting down or overloaded; try again in a moment.".to_owned(),
+            ),
+            WebError::Api(e) => {
+                tracing::error!(error = ?e, "web page error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Something went wrong on our side; it has been logged.".to_owned(),
+                )
+            }
+            WebError::Template(e) => {
+                tracing::error!(error = %e, "cannot render a page");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Something went wrong on our side; it has been logged.".to_owned(),
+                )
+            }
+        };
+        let page = ErrorPage {
+            status: status.as_u16(),
+            title,
+            message,
+        };
+        match page.render() {
+            Ok(html) => (status, Html(html)).into_response(),
+            Err(_) => (status, title).into_response(),
+        }
+    }
+}
+
+/// Renders a page template into a response.
+fn page(t: &impl Template) -> WebResult<Response> {
+    Ok(Html(t.render()?).into_response())
+}
+
+/// Headers every web response carries: no caching of account data, no framing, and a
+/// content security policy that allows only our own scripts and styles (none inline).
+async fn security_headers(req: Request, next: Next) -> Response {
+    let is_asset = req.uri().path().starts_with("/assets/");
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; \
+             object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    if !is_asset {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}

@@ -1,0 +1,213 @@
+//! What the templates are filled with: the page frame ([`Layout`]), notices, and values
+//! turned into the words and formats admins read (times, statuses, call types).
+
+use std::sync::OnceLock;
+
+use jiff::Timestamp;
+
+use super::session::Signed;
+use crate::core::event::CallType;
+use crate::store::DeliveryStatus;
+
+/// The frame around every signed-in page: title, active navigation entry, who is signed in,
+/// the CSRF token for its forms, and a notice to show once.
+pub struct Layout {
+    pub title: String,
+    /// `webhooks`, `numbers`, `api-keys` or `calls`.
+    pub nav: &'static str,
+    pub email: String,
+    pub csrf: String,
+    pub notice: Option<Notice>,
+}
+
+impl Layout {
+    pub fn new(signed: &Signed, title: impl Into<String>, nav: &'static str) -> Layout {
+        Layout {
+            title: title.into(),
+            nav,
+            email: signed.user.email.clone(),
+            csrf: signed.session.csrf.clone(),
+            notice: None,
+        }
+    }
+
+    /// Adds the notice a redirect asked for (`?notice=saved`), if it is one we know.
+    pub fn with_notice(mut self, code: Option<&str>) -> Layout {
+        self.notice = code.and_then(Notice::from_code);
+        self
+    }
+
+    pub fn with(mut self, notice: Notice) -> Layout {
+        self.notice = Some(notice);
+        self
+    }
+}
+
+/// A one-line message at the top of a page after an action.
+pub struct Notice {
+    /// `success` or `error`: how it is coloured and announced.
+    pub kind: &'static str,
+    pub text: String,
+}
+
+impl Notice {
+    pub fn success(text: impl Into<String>) -> Notice {
+        Notice {
+            kind: "success",
+            text: text.into(),
+        }
+    }
+
+    pub fn error(text: impl Into<String>) -> Notice {
+        Notice {
+            kind: "error",
+            text: text.into(),
+        }
+    }
+
+    /// The notices redirects may ask for. A fixed list, so a link cannot put words on a page.
+    fn from_code(code: &str) -> Option<Notice> {
+        let text = match code {
+            "created" => "Webhook created. It signs every request with the secret below.",
+            "saved" => "Changes saved.",
+            "enabled" => "Webhook enabled. New call events will be delivered again.",
+            "disabled" => "Webhook disabled. No new deliveries will be made until you enable it.",
+            "deleted" => "Webhook deleted.",
+            "rotated" => {
+                "Secret rotated. The previous secret keeps signing too for 24 hours, so receivers can switch over."
+            }
+            "resent" => "Delivery queued to be sent again now.",
+            "number-added" => "Number added.",
+            "number-saved" => "Label saved.",
+            "number-removed" => "Number removed.",
+            "key-revoked" => "API key revoked. Requests with it are refused from now on.",
+            _ => return None,
+        };
+        Some(Notice::success(text))
+    }
+}
+
+/// A moment, as the page shows it: exact (UTC, localised by the browser's script) and relative.
+pub struct When {
+    /// RFC 3339, for `<time datetime>`.
+    pub iso: String,
+    /// `2026-11-27 09:30:05 UTC`.
+    pub text: String,
+    /// `5 min ago`.
+    pub ago: String,
+}
+
+pub fn when(t: Timestamp) -> When {
+    When {
+        iso: t.to_string(),
+        text: t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        ago: ago(t, Timestamp::now()),
+    }
+}
+
+fn ago(t: Timestamp, now: Timestamp) -> String {
+    let secs = now.as_second() - t.as_second();
+    match secs {
+        s if s < -60 => "in the future".to_owned(),
+        s if s < 45 => "just now".to_owned(),
+        s if s < 3600 => format!("{} min ago", (s + 30) / 60),
+        s if s < 86_400 => format!("{} h ago", s / 3600),
+        s => format!("{} d ago", s / 86_400),
+    }
+}
+
+/// A delivery status as a badge: its CSS class and word.
+pub fn status_badge(status: DeliveryStatus, waiting: bool) -> (&'static str, &'static str) {
+    match status {
+        DeliveryStatus::Succeeded => ("ok", "Succeeded"),
+        DeliveryStatus::Failed => ("bad", "Failed"),
+        DeliveryStatus::Pending if waiting => ("wait", "Waiting"),
+        DeliveryStatus::Pending => ("wait", "Pending"),
+    }
+}
+
+/// `200 OK`, `503 Service Unavailable`.
+pub fn http_status(code: u16) -> String {
+    match axum::http::StatusCode::from_u16(code)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+    {
+        Some(reason) => format!("{code} {reason}"),
+        None => code.to_string(),
+    }
+}
+
+/// The words admins see for a call type.
+pub fn call_type_label(t: CallType) -> &'static str {
+    match t {
+        CallType::Inbound => "Inbound",
+        CallType::Outbound => "Outbound",
+        CallType::ClickToCall => "Click to Call",
+    }
+}
+
+/// Every IANA time zone name, sorted, for the Time Zone picker.
+pub fn time_zones() -> &'static [String] {
+    static ZONES: OnceLock<Vec<String>> = OnceLock::new();
+    ZONES.get_or_init(|| {
+        let mut z: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_owned())
+            .filter(|n| n.contains('/') || n == "UTC")
+            .collect();
+        z.sort();
+        z.dedup();
+        z
+    })
+}
+
+/// `1,234 ms` → `1.2 s`: latencies as people read them.
+pub fn latency(ms: u32) -> String {
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else {
+        format!("{:.1} s", f64::from(ms) / 1000.0)
+    }
+}
+
+/// A body for reading: JSON pretty-printed, anything else as it came.
+pub fn pretty_body(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(v @ (serde_json::Value::Object(_) | serde_json::Value::Array(_))) => {
+            serde_json::to_string_pretty(&v).unwrap_or_else(|_| body.to_owned())
+        }
+        _ => body.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_read_naturally() {
+        let now: Timestamp = "2026-11-27T10:00:00Z".parse().unwrap();
+        let at = |s: &str| s.parse::<Timestamp>().unwrap();
+        assert_eq!(ago(at("2026-11-27T09:59:50Z"), now), "just now");
+        assert_eq!(ago(at("2026-11-27T09:55:00Z"), now), "5 min ago");
+        assert_eq!(ago(at("2026-11-27T07:00:00Z"), now), "3 h ago");
+        assert_eq!(ago(at("2026-11-25T10:00:00Z"), now), "2 d ago");
+    }
+
+    #[test]
+    fn statuses_and_latencies_are_worded() {
+        assert_eq!(http_status(200), "200 OK");
+        assert_eq!(http_status(599), "599");
+        assert_eq!(latency(87), "87 ms");
+        assert_eq!(latency(1234), "1.2 s");
+        assert_eq!(pretty_body("{\"a\":1}"), "{\n  \"a\": 1\n}");
+        assert_eq!(pretty_body("a=1&b=2"), "a=1&b=2");
+    }
+
+    #[test]
+    fn the_zone_list_has_the_usual_names() {
+        let z = time_zones();
+        assert!(z.iter().any(|n| n == "Asia/Kolkata"));
+        assert!(z.iter().any(|n| n == "UTC"));
+    }
+}

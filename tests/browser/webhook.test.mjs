@@ -13,7 +13,11 @@ import { api, launchBrowser, screenshots, startCallhook, startReceiver } from ".
 const NUMBER = "+918065251305";
 let app, receiver, browser, page;
 
-const shot = (name, opts = {}) => page.screenshot({ path: join(screenshots, name), fullPage: true, ...opts });
+async function shot(name) {
+  // From the top, with nothing focused, as a person first sees the page.
+  await page.evaluate(() => { document.activeElement?.blur(); window.scrollTo(0, 0); });
+  await page.screenshot({ path: join(screenshots, name), fullPage: true });
+}
 const label = (name) => page.getByLabel(name, { exact: true });
 const navLink = (name) => page.getByRole("navigation", { name: "Main" }).getByRole("link", { name, exact: true });
 

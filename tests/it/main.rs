@@ -9,3 +9,4 @@ mod delivery;
 mod openapi;
 mod reliability;
 mod resources;
+mod web;

@@ -1,0 +1,310 @@
+//! The web page's guards, over real HTTP: a form without the session's CSRF token is refused
+//! with 403, another account's pages are 404, and pages need a signed-in admin.
+
+use std::time::Duration;
+
+use callhook::api::auth::hash_password;
+use callhook::app::App;
+use callhook::store::User;
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use serde_json::json;
+
+use crate::helpers::{OPERATOR_TOKEN, test_settings};
+
+const EMAIL: &str = "admin@acme.example";
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A running callhook with one account whose admin signs in with [`EMAIL`] / [`PASSWORD`].
+struct Site {
+    base: String,
+    http: reqwest::Client,
+    account_key: String,
+    _dir: tempfile::TempDir,
+}
+
+/// A signed-in browser: its cookies and the CSRF token its forms carry.
+struct Browser {
+    cookie: String,
+    csrf: String,
+}
+
+async fn site() -> Site {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(dir.path());
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = App::build(settings).await.expect("the app starts");
+    let store = app.state.store.clone();
+    tokio::spawn(app.serve(listener, std::future::pending()));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let created: serde_json::Value = http
+        .post(format!("{base}/v1/accounts"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&json!({"name": "Acme"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let account_id = created["id"].as_str().unwrap().to_owned();
+    store
+        .insert_user(&User {
+            id: callhook::core::id::new_id("usr"),
+            account_id,
+            email: EMAIL.into(),
+            password_hash: hash_password(PASSWORD).unwrap(),
+            created_at: jiff::Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    Site {
+        base,
+        http,
+        account_key: created["api_key"]["key"].as_str().unwrap().to_owned(),
+        _dir: dir,
+    }
+}
+
+/// The value of the cookie `name` set by `resp`.
+fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            let (pair, attrs) = v.split_once(';').unwrap_or((v, ""));
+            assert!(
+                attrs.contains("HttpOnly") && attrs.contains("SameSite=Lax"),
+                "{v}"
+            );
+            let (k, val) = pair.split_once('=')?;
+            (k == name && !val.is_empty()).then(|| val.to_owned())
+        })
+}
+
+/// The value of the first `name="csrf"` hidden field of a page.
+fn csrf_field(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("the page has a form")
+        + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+impl Site {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn sign_in(&self) -> Browser {
+        let page = self.http.get(self.url("/signin")).send().await.unwrap();
+        let token = set_cookie(&page, "callhook_signin").expect("a sign-in token cookie");
+        let form_token = csrf_field(&page.text().await.unwrap());
+        assert_eq!(token, form_token);
+        let resp = self
+            .http
+            .post(self.url("/signin"))
+            .header(COOKIE, format!("callhook_signin={token}"))
+            .form(&[
+                ("csrf", token.as_str()),
+                ("email", EMAIL),
+                ("password", PASSWORD),
+                ("next", "/webhooks"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+        let cookie = format!(
+            "callhook_session={}",
+            set_cookie(&resp, "callhook_session").expect("a session cookie")
+        );
+        let list = self
+            .http
+            .get(self.url("/webhooks"))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(list.status(), StatusCode::OK);
+        let csrf = csrf_field(&list.text().await.unwrap());
+        Browser { cookie, csrf }
+    }
+
+    async fn post_form(&self, b: &Browser, path: &str, form: &[(&str, &str)]) -> StatusCode {
+        self.http
+            .post(self.url(path))
+            .header(COOKIE, &b.cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    async fn get_page(&self, b: &Browser, path: &str) -> StatusCode {
+        self.http
+            .get(self.url(path))
+            .header(COOKIE, &b.cookie)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
+
+    async fn webhook_count(&self, key: &str) -> usize {
+        let list: serde_json::Value = self
+            .http
+            .get(self.url("/v1/webhooks"))
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        list["data"].as_array().unwrap().len()
+    }
+}
+
+#[tokio::test]
+async fn a_form_without_the_sessions_csrf_token_is_refused() {
+    let site = site().await;
+    let b = site.sign_in().await;
+    let fields = [
+        ("name", "CRM"),
+        ("trigger", "call_missed"),
+        ("url", "https://crm.example.com/hook"),
+        ("call_types", "inbound"),
+        ("enabled", "on"),
+    ];
+    assert_eq!(
+        site.post_form(&b, "/webhooks", &fields).await,
+        StatusCode::FORBIDDEN
+    );
+    let mut forged = fields.to_vec();
+    forged.push(("csrf", "forged"));
+    assert_eq!(
+        site.post_form(&b, "/webhooks", &forged).await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(site.webhook_count(&site.account_key).await, 0);
+
+    let mut real = fields.to_vec();
+    real.push(("csrf", &b.csrf));
+    assert_eq!(
+        site.post_form(&b, "/webhooks", &real).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(site.webhook_count(&site.account_key).await, 1);
+
+    // Signing out is a form too.
+    assert_eq!(
+        site.post_form(&b, "/signout", &[]).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn signing_in_needs_the_sign_in_pages_token() {
+    let site = site().await;
+    let resp = site
+        .http
+        .post(site.url("/signin"))
+        .form(&[("csrf", "x"), ("email", EMAIL), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    assert!(set_cookie(&resp, "callhook_session").is_none());
+}
+
+#[tokio::test]
+async fn another_accounts_pages_are_404() {
+    let site = site().await;
+    let b = site.sign_in().await;
+    let other: serde_json::Value = site
+        .http
+        .post(site.url("/v1/accounts"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&json!({"name": "Other Co"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let other_key = other["api_key"]["key"].as_str().unwrap().to_owned();
+    let theirs: serde_json::Value = site
+        .http
+        .post(site.url("/v1/webhooks"))
+        .bearer_auth(&other_key)
+        .json(&json!({"name": "Theirs", "trigger": "call_missed", "url": "https://other.example.com/h"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = theirs["id"].as_str().unwrap();
+    for path in [
+        format!("/webhooks/{id}"),
+        format!("/webhooks/{id}/edit"),
+        format!("/webhooks/{id}/delete"),
+        format!("/webhooks/{id}/secret"),
+    ] {
+        assert_eq!(
+            site.get_page(&b, &path).await,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    let csrf = b.csrf.as_str();
+    for path in ["delete", "disable", "test", "secret/rotate"] {
+        assert_eq!(
+            site.post_form(&b, &format!("/webhooks/{id}/{path}"), &[("csrf", csrf)])
+                .await,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
+    // Nothing of theirs changed.
+    assert_eq!(site.webhook_count(&other_key).await, 1);
+    let after: serde_json::Value = site
+        .http
+        .get(site.url(&format!("/v1/webhooks/{id}")))
+        .bearer_auth(&other_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(after["enabled"], true);
+}
+
+#[tokio::test]
+async fn pages_send_a_visitor_to_sign_in_and_back() {
+    let site = site().await;
+    let resp = site
+        .http
+        .get(site.url("/webhooks/new"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        resp.headers()[LOCATION].to_str().unwrap(),
+        "/signin?next=%2Fwebhooks%2Fnew"
+    );
+    let resp = site.http.get(site.url("/")).send().await.unwrap();
+    assert_eq!(resp.headers()[LOCATION].to_str().unwrap(), "/signin");
+}

@@ -552,16 +552,17 @@ impl PreviewView {
         let spec = match sample_spec(trigger, &params) {
             Ok(spec) => Some(spec),
             Err(errors) => {
+                // Each field the sample could not use falls back to its default.
                 for e in &errors.0 {
-                    match e.field.as_str() {
-                        "url" => (params.url = None, skipped.push("URL")),
-                        "time_zone" => (params.time_zone = None, skipped.push("Time Zone")),
-                        "method" => (params.method = None, skipped.push("Request")),
-                        "content_type" => {
-                            (params.content_type = None, skipped.push("Content-Type"))
-                        }
-                        _ => ((), ()),
+                    let (field, name) = match e.field.as_str() {
+                        "url" => (&mut params.url, "URL"),
+                        "time_zone" => (&mut params.time_zone, "Time Zone"),
+                        "method" => (&mut params.method, "Request"),
+                        "content_type" => (&mut params.content_type, "Content-Type"),
+                        _ => continue,
                     };
+                    *field = None;
+                    skipped.push(name);
                 }
                 sample_spec(trigger, &params).ok()
             }
@@ -864,11 +865,7 @@ async fn show(
 ) -> WebResult<Response> {
     let account = signed.account();
     let w = load(&state, account, &id).await?;
-    let status = q
-        .status
-        .as_deref()
-        .and_then(DeliveryStatus::parse)
-        .filter(|_| q.status.is_some());
+    let status = q.status.as_deref().and_then(DeliveryStatus::parse);
     let log = state
         .store
         .list_deliveries(

@@ -21,6 +21,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Connection, QueryBuilder, Row, SqlSafeStr, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
+use super::rows::*;
 use super::*;
 use crate::core::validate::FieldErrors;
 
@@ -30,9 +31,18 @@ const MAX_GROUP: usize = 512;
 type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
 type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Reply)> + Send>;
 
+/// What the writer task is asked to do.
+enum Work {
+    /// Any write, in its own savepoint.
+    Job(Job),
+    /// Events to store. The writer merges every ingest waiting in its channel into one set of
+    /// multi-row statements: many small requests cost about what one large batch does.
+    Ingest(Vec<NewEvent>, oneshot::Sender<Result<Vec<Inserted>>>),
+}
+
 pub struct SqliteStore {
     read: SqlitePool,
-    writer: mpsc::Sender<Job>,
+    writer: mpsc::Sender<Work>,
 }
 
 fn migrator() -> sqlx::migrate::Migrator {
@@ -76,7 +86,7 @@ impl SqliteStore {
             .min_connections(1)
             .connect_with(opts.read_only(true))
             .await?;
-        let (tx, rx) = mpsc::channel::<Job>(4096);
+        let (tx, rx) = mpsc::channel::<Work>(4096);
         tokio::spawn(writer_loop(writer, rx));
         Ok(SqliteStore { read, writer: tx })
     }
@@ -102,49 +112,102 @@ impl SqliteStore {
             })
         });
         self.writer
-            .send(job)
+            .send(Work::Job(job))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 }
 
-async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
-    let mut jobs: Vec<Job> = Vec::with_capacity(MAX_GROUP);
-    while rx.recv_many(&mut jobs, MAX_GROUP).await > 0 {
-        let mut replies: Vec<Reply> = Vec::with_capacity(jobs.len());
+/// Runs a statement the writer cannot do without; a failure here is logged, and the
+/// transaction's commit will report it to the callers.
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) {
+    if let Err(e) = sqlx::raw_sql(sql).execute(&mut *conn).await {
+        tracing::error!(error = %e, sql, "writer statement failed");
+    }
+}
+
+/// Stores every waiting ingest: all together when they go through, each on its own (in its
+/// own savepoint) when one of them is refused, so only that one fails.
+async fn run_ingests(
+    conn: &mut SqliteConnection,
+    ingests: Vec<(Vec<NewEvent>, oneshot::Sender<Result<Vec<Inserted>>>)>,
+    replies: &mut Vec<Reply>,
+) {
+    let answer = |tx: oneshot::Sender<Result<Vec<Inserted>>>, r: Result<Vec<Inserted>>| -> Reply {
+        Box::new(move |commit_err| {
+            let _ = tx.send(match commit_err {
+                Some(e) => Err(e),
+                None => r,
+            });
+        })
+    };
+    if ingests.len() > 1 {
+        exec(conn, "SAVEPOINT ingests").await;
+        let all: Vec<NewEvent> = ingests
+            .iter()
+            .flat_map(|(e, _)| e.iter().cloned())
+            .collect();
+        if let Ok(results) = insert_events_in(conn, &all).await {
+            exec(conn, "RELEASE ingests").await;
+            let mut results = results.into_iter();
+            for (events, tx) in ingests {
+                let mine: Vec<Inserted> = results.by_ref().take(events.len()).collect();
+                replies.push(answer(tx, Ok(mine)));
+            }
+            return;
+        }
+        exec(conn, "ROLLBACK TO ingests; RELEASE ingests").await;
+    }
+    for (events, tx) in ingests {
+        exec(conn, "SAVEPOINT ingest_one").await;
+        let r = insert_events_in(conn, &events).await;
+        exec(
+            conn,
+            if r.is_ok() {
+                "RELEASE ingest_one"
+            } else {
+                "ROLLBACK TO ingest_one; RELEASE ingest_one"
+            },
+        )
+        .await;
+        replies.push(answer(tx, r));
+    }
+}
+
+async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Work>) {
+    let mut work: Vec<Work> = Vec::with_capacity(MAX_GROUP);
+    while rx.recv_many(&mut work, MAX_GROUP).await > 0 {
+        let mut replies: Vec<Reply> = Vec::with_capacity(work.len());
         if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await {
             tracing::error!(error = %e, "cannot begin a write transaction");
-            // Dropping the jobs answers their callers with `Closed`.
-            jobs.clear();
+            // Dropping the work answers its callers with `Closed`.
+            work.clear();
             tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
-        let single = jobs.len() == 1;
-        for job in jobs.drain(..) {
-            if !single && let Err(e) = sqlx::query("SAVEPOINT job").execute(&mut conn).await {
-                tracing::error!(error = %e, "cannot open a savepoint");
+        let mut ingests = Vec::new();
+        let mut jobs = Vec::new();
+        for w in work.drain(..) {
+            match w {
+                Work::Ingest(events, tx) => ingests.push((events, tx)),
+                Work::Job(job) => jobs.push(job),
             }
+        }
+        run_ingests(&mut conn, ingests, &mut replies).await;
+        for job in jobs {
+            exec(&mut conn, "SAVEPOINT job").await;
             let (ok, reply) = job(&mut conn).await;
-            if !single {
-                let sql = if ok {
+            exec(
+                &mut conn,
+                if ok {
                     "RELEASE job"
                 } else {
                     "ROLLBACK TO job; RELEASE job"
-                };
-                if let Err(e) = sqlx::raw_sql(sql).execute(&mut conn).await {
-                    tracing::error!(error = %e, "cannot close a savepoint");
-                }
-            } else if !ok {
-                // The only job failed: undo it whole.
-                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
-                reply(None);
-                continue;
-            }
+                },
+            )
+            .await;
             replies.push(reply);
-        }
-        if replies.is_empty() {
-            continue;
         }
         match sqlx::query("COMMIT").execute(&mut conn).await {
             Ok(_) => replies.into_iter().for_each(|r| r(None)),
@@ -180,146 +243,148 @@ fn trigger_col(row: &SqliteRow, name: &str) -> Result<Trigger> {
     Trigger::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("unknown trigger {s:?}")))
 }
 
-fn limit_plus_one(page: &PageRequest) -> i64 {
-    page.limit as i64 + 1
-}
-
-const WEBHOOK_COLUMNS: &str = "id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, last_success_at";
-
-fn webhook_from_row(row: &SqliteRow) -> Result<Webhook> {
-    let mut spec = spec_from_json(&col::<String>(row, "spec")?)?;
-    spec.enabled = col::<bool>(row, "enabled")?;
-    Ok(Webhook {
-        id: col(row, "id")?,
-        account_id: col(row, "account_id")?,
-        spec,
-        disabled_reason: col(row, "disabled_reason")?,
-        secrets: secrets_from_json(&col::<String>(row, "secrets")?)?,
-        created_at: ts_col(row, "created_at")?,
-        updated_at: ts_col(row, "updated_at")?,
-        last_success_at: opt_ts_col(row, "last_success_at")?,
-    })
-}
-
-fn account_from_row(row: &SqliteRow) -> Result<Account> {
-    Ok(Account {
-        id: col(row, "id")?,
-        name: col(row, "name")?,
-        created_at: ts_col(row, "created_at")?,
-    })
-}
-
-fn api_key_from_row(row: &SqliteRow) -> Result<ApiKey> {
-    Ok(ApiKey {
-        id: col(row, "id")?,
-        account_id: col(row, "account_id")?,
-        name: col(row, "name")?,
-        prefix: col(row, "prefix")?,
-        created_at: ts_col(row, "created_at")?,
-        last_used_at: opt_ts_col(row, "last_used_at")?,
-    })
-}
-
-fn number_from_row(row: &SqliteRow) -> Result<Number> {
-    let n: String = col(row, "number")?;
-    Ok(Number {
-        number: E164::parse(&n).map_err(StoreError::Corrupt)?,
-        label: col(row, "label")?,
-        created_at: ts_col(row, "created_at")?,
-    })
-}
-
-const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.account_id, d.webhook_id, e.event_id, d.call_id, d.trigger, d.state, \
-     d.attempts, d.next_attempt_at, d.created_at, d.updated_at, d.last_attempt_at, d.last_status, d.last_error, \
-     d.last_latency_ms, e.test";
-
-fn delivery_from_row(row: &SqliteRow) -> Result<Delivery> {
-    let state: String = col(row, "state")?;
-    Ok(Delivery {
-        id: col(row, "id")?,
-        account_id: col(row, "account_id")?,
-        webhook_id: col(row, "webhook_id")?,
-        event_id: col(row, "event_id")?,
-        call_id: col(row, "call_id")?,
-        trigger: trigger_col(row, "trigger")?,
-        status: DeliveryStatus::from_state(&state),
-        waiting: state == STATE_WAITING,
-        attempts: col::<i64>(row, "attempts")? as u32,
-        next_attempt_at: if state == STATE_QUEUED {
-            opt_ts_col(row, "next_attempt_at")?
-        } else {
-            None
-        },
-        created_at: ts_col(row, "created_at")?,
-        updated_at: ts_col(row, "updated_at")?,
-        last_attempt_at: opt_ts_col(row, "last_attempt_at")?,
-        last_status: col::<Option<i64>>(row, "last_status")?.map(|s| s as u16),
-        last_error: col(row, "last_error")?,
-        last_latency_ms: col::<Option<i64>>(row, "last_latency_ms")?.map(|s| s as u32),
-        test: col(row, "test")?,
-    })
-}
-
-fn headers_to_json(h: &[(String, String)]) -> String {
-    serde_json::to_string(h).unwrap_or_else(|_| "[]".into())
-}
-
-fn headers_from_json(s: &str) -> Result<Vec<(String, String)>> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("headers: {e}")))
-}
-
-fn attempt_from_row(row: &SqliteRow) -> Result<Attempt> {
-    Ok(Attempt {
-        n: col::<i64>(row, "n")? as u32,
-        started_at: ts_col(row, "started_at")?,
-        latency_ms: col::<i64>(row, "latency_ms")? as u32,
-        request_method: col(row, "request_method")?,
-        request_url: col(row, "request_url")?,
-        request_headers: headers_from_json(&col::<String>(row, "request_headers")?)?,
-        request_body: col(row, "request_body")?,
-        response_status: col::<Option<i64>>(row, "response_status")?.map(|s| s as u16),
-        response_headers: col::<Option<String>>(row, "response_headers")?
-            .map(|s| headers_from_json(&s))
-            .transpose()?,
-        response_body: col(row, "response_body")?,
-        error_kind: col(row, "error_kind")?,
-        error: col(row, "error")?,
-    })
-}
-
-fn event_from_row(row: &SqliteRow) -> Result<StoredEvent> {
-    Ok(StoredEvent {
-        id: col(row, "id")?,
-        account_id: col(row, "account_id")?,
-        event_id: col(row, "event_id")?,
-        call_id: col(row, "call_id")?,
-        event_type: col(row, "type")?,
-        occurred_at: ts_col(row, "occurred_at")?,
-        received_at: ts_col(row, "received_at")?,
-        test: col(row, "test")?,
-        payload: col(row, "payload")?,
-    })
-}
-
-/// Makes the earliest waiting delivery of (webhook, call) due, unless one is already queued.
+/// Makes the earliest waiting delivery of each (webhook, call) due, unless one of that pair is
+/// already queued: the next of a call goes once the one before it has finished.
 async fn promote_next(
     conn: &mut SqliteConnection,
-    webhook_id: &str,
-    call_id: &str,
+    pairs: &[(String, String)],
     now: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE deliveries SET state = 'queued', next_attempt_at = $3, updated_at = $3
-         WHERE seq = (SELECT seq FROM deliveries WHERE webhook_id = $1 AND call_id = $2 AND state = 'waiting'
-                      ORDER BY seq LIMIT 1)
-           AND NOT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $1 AND call_id = $2 AND state = 'queued')",
-    )
-    .bind(webhook_id)
-    .bind(call_id)
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
+    for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("WITH p(webhook_id, call_id) AS (");
+        q.push_values(chunk, |mut b, (w, call)| {
+            b.push_bind(w).push_bind(call);
+        });
+        q.push(") UPDATE deliveries SET state = 'queued', next_attempt_at = ");
+        q.push_bind(now);
+        q.push(", updated_at = ");
+        q.push_bind(now);
+        q.push(
+            " WHERE seq IN (SELECT (SELECT d.seq FROM deliveries d WHERE d.webhook_id = p.webhook_id
+                  AND d.call_id = p.call_id AND d.state = 'waiting' ORDER BY d.seq LIMIT 1) FROM p
+                WHERE NOT EXISTS (SELECT 1 FROM deliveries q WHERE q.webhook_id = p.webhook_id
+                  AND q.call_id = p.call_id AND q.state = 'queued'))",
+        );
+        q.build().execute(&mut *conn).await?;
+    }
     Ok(())
+}
+
+/// Records a chunk of attempts with one statement per table: the deliveries move on (only
+/// where the lease still holds), their attempts are logged, webhooks note successes or are
+/// disabled, and finished deliveries let the next of their call go.
+async fn record_chunk(c: &mut SqliteConnection, records: &[AttemptRecord], now: i64) -> Result<()> {
+    use std::collections::HashMap;
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "WITH v(id, lease, state, next_at, has_attempt, started, status, err, latency) AS (",
+    );
+    q.push_values(records, |mut b, r| {
+        let (state, next_at) = match &r.next {
+            Next::Succeeded => (STATE_SUCCEEDED, None),
+            Next::RetryAt(t) => (STATE_QUEUED, Some(to_ms(*t))),
+            Next::Failed => (STATE_FAILED, None),
+        };
+        let a = r.attempt.as_ref();
+        b.push_bind(&r.delivery_id)
+            .push_bind(r.lease)
+            .push_bind(state)
+            .push_bind(next_at)
+            .push_bind(a.is_some() as i64)
+            .push_bind(a.map(|a| to_ms(a.started_at)))
+            .push_bind(a.and_then(|a| a.response_status.map(i64::from)))
+            .push_bind(match a {
+                Some(a) => a.error.as_deref(),
+                None => r.note.as_deref(),
+            })
+            .push_bind(a.map(|a| a.latency_ms as i64));
+    });
+    q.push(") UPDATE deliveries SET state = v.state, next_attempt_at = v.next_at, updated_at = ");
+    q.push_bind(now);
+    q.push(
+        ", attempts = deliveries.attempts + v.has_attempt,
+           last_attempt_at = COALESCE(v.started, deliveries.last_attempt_at),
+           last_status = CASE WHEN v.has_attempt = 1 THEN v.status ELSE deliveries.last_status END,
+           last_error = v.err,
+           last_latency_ms = COALESCE(v.latency, deliveries.last_latency_ms)
+         FROM v WHERE deliveries.id = v.id AND deliveries.lease = v.lease
+         RETURNING deliveries.id AS id, deliveries.webhook_id AS webhook_id, deliveries.call_id AS call_id,
+                   deliveries.attempts AS attempts",
+    );
+    let mut applied: HashMap<String, (String, String, i64)> = HashMap::with_capacity(records.len());
+    for row in q.build().fetch_all(&mut *c).await? {
+        applied.insert(
+            row.text("id")?,
+            (
+                row.text("webhook_id")?,
+                row.text("call_id")?,
+                row.int("attempts")?,
+            ),
+        );
+    }
+    let mut attempts = Vec::new();
+    let mut succeeded: Vec<&str> = Vec::new();
+    let mut finished: Vec<(String, String)> = Vec::new();
+    for r in records {
+        let Some((webhook_id, call_id, n)) = applied.get(&r.delivery_id) else {
+            tracing::warn!(delivery = %r.delivery_id, "lease lost before the attempt was recorded; another worker owns it");
+            continue;
+        };
+        if let Some(a) = &r.attempt {
+            attempts.push((r.delivery_id.as_str(), *n, a));
+        }
+        if r.next == Next::Succeeded && !succeeded.contains(&webhook_id.as_str()) {
+            succeeded.push(webhook_id);
+        }
+        if !matches!(r.next, Next::RetryAt(_)) {
+            finished.push((webhook_id.clone(), call_id.clone()));
+        }
+        if let Some(reason) = &r.disable_webhook {
+            sqlx::query(
+                "UPDATE webhooks SET enabled = 0, disabled_reason = $2, updated_at = $3 WHERE id = $1 AND enabled = 1",
+            )
+            .bind(webhook_id)
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+        }
+    }
+    if !attempts.is_empty() {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO attempts (delivery_id, n, started_at, latency_ms, request_method, request_url, \
+             request_headers, request_body, response_status, response_headers, response_body, error_kind, error) ",
+        );
+        q.push_values(&attempts, |mut b, (id, n, a)| {
+            b.push_bind(*id)
+                .push_bind(*n)
+                .push_bind(to_ms(a.started_at))
+                .push_bind(a.latency_ms as i64)
+                .push_bind(&a.request_method)
+                .push_bind(&a.request_url)
+                .push_bind(headers_to_json(&a.request_headers))
+                .push_bind(&a.request_body)
+                .push_bind(a.response_status.map(i64::from))
+                .push_bind(a.response_headers.as_deref().map(headers_to_json))
+                .push_bind(&a.response_body)
+                .push_bind(&a.error_kind)
+                .push_bind(&a.error);
+        });
+        q.build().execute(&mut *c).await?;
+    }
+    if !succeeded.is_empty() {
+        let mut q = QueryBuilder::<Sqlite>::new("UPDATE webhooks SET last_success_at = ");
+        q.push_bind(now);
+        q.push(" WHERE id IN (");
+        let mut sep = q.separated(", ");
+        for w in &succeeded {
+            sep.push_bind(*w);
+        }
+        q.push(")");
+        q.build().execute(&mut *c).await?;
+    }
+    finished.sort();
+    finished.dedup();
+    promote_next(c, &finished, now).await
 }
 
 /// Loads what a dispatcher needs for leased rows `(id, lease, trigger, attempts, limit, event_seq, webhook_id)`.
@@ -406,7 +471,152 @@ async fn complete_claims(
 }
 
 /// Stores events and their deliveries; an event whose id the account used before is skipped.
+/// Most rows in one multi-row statement (SQLite allows 32766 bound values).
+const ROWS_PER_STATEMENT: usize = 250;
+
+/// Stores events and their deliveries with a few multi-row statements, whatever the batch
+/// size; an event whose id the account used before is skipped. When an event breaks the
+/// one-`call.ended` rule the batch is redone one event at a time, to name the culprit.
 async fn insert_events_in(c: &mut SqliteConnection, events: &[NewEvent]) -> Result<Vec<Inserted>> {
+    sqlx::query("SAVEPOINT ingest").execute(&mut *c).await?;
+    let batched = insert_events_batched(c, events).await;
+    let undo = if batched.is_ok() {
+        "RELEASE ingest"
+    } else {
+        "ROLLBACK TO ingest; RELEASE ingest"
+    };
+    sqlx::raw_sql(undo).execute(&mut *c).await?;
+    match batched {
+        Err(StoreError::Database(e))
+            if e.as_database_error()
+                .is_some_and(|d| d.is_unique_violation()) =>
+        {
+            insert_events_one_by_one(c, events).await
+        }
+        other => other,
+    }
+}
+
+async fn insert_events_batched(
+    c: &mut SqliteConnection,
+    events: &[NewEvent],
+) -> Result<Vec<Inserted>> {
+    use std::collections::{HashMap, HashSet};
+    let mut seqs: HashMap<(String, String), i64> = HashMap::with_capacity(events.len());
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload) ",
+        );
+        q.push_values(chunk, |mut b, ne| {
+            let e = &ne.event;
+            b.push_bind(&e.id)
+                .push_bind(&e.account_id)
+                .push_bind(&e.event_id)
+                .push_bind(&e.call_id)
+                .push_bind(&e.event_type)
+                .push_bind(to_ms(e.occurred_at))
+                .push_bind(to_ms(e.received_at))
+                .push_bind(e.test)
+                .push_bind(&e.payload);
+        });
+        q.push(" ON CONFLICT(account_id, event_id) DO NOTHING RETURNING seq, account_id, event_id");
+        for row in q.build().fetch_all(&mut *c).await? {
+            seqs.insert(
+                (row.text("account_id")?, row.text("event_id")?),
+                row.int("seq")?,
+            );
+        }
+    }
+    // Which events are new (the first of a repeated id in the batch wins), and their seq.
+    let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(events.len());
+    let mut out = Vec::with_capacity(events.len());
+    let mut fresh: Vec<(&NewEvent, i64)> = Vec::with_capacity(events.len());
+    for ne in events {
+        let e = &ne.event;
+        let first = seen.insert((e.account_id.as_str(), e.event_id.as_str()));
+        match seqs.get(&(e.account_id.clone(), e.event_id.clone())) {
+            Some(seq) if first => {
+                fresh.push((ne, *seq));
+                out.push(Inserted::New(ne.deliveries.len()));
+            }
+            _ => out.push(Inserted::Duplicate),
+        }
+    }
+    // A delivery waits when its webhook still has an unfinished delivery of the same call,
+    // stored before or earlier in this batch.
+    let pairs: Vec<(&str, &str)> = fresh
+        .iter()
+        .flat_map(|(ne, _)| {
+            ne.deliveries
+                .iter()
+                .map(|d| (d.webhook_id.as_str(), ne.event.call_id.as_str()))
+        })
+        .collect();
+    let mut busy: HashSet<(String, String)> = HashSet::new();
+    for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new("WITH p(webhook_id, call_id) AS (");
+        q.push_values(chunk, |mut b, (w, call)| {
+            b.push_bind(*w).push_bind(*call);
+        });
+        q.push(
+            ") SELECT DISTINCT d.webhook_id, d.call_id FROM p JOIN deliveries d
+               ON d.webhook_id = p.webhook_id AND d.call_id = p.call_id WHERE d.state IN ('queued', 'waiting')",
+        );
+        for row in q.build().fetch_all(&mut *c).await? {
+            busy.insert((row.text("webhook_id")?, row.text("call_id")?));
+        }
+    }
+    struct Row<'a> {
+        d: &'a NewDelivery,
+        e: &'a StoredEvent,
+        seq: i64,
+        waiting: bool,
+    }
+    let mut rows: Vec<Row> = Vec::with_capacity(pairs.len());
+    for (ne, seq) in &fresh {
+        for d in &ne.deliveries {
+            let waiting = !busy.insert((d.webhook_id.clone(), ne.event.call_id.clone()));
+            rows.push(Row {
+                d,
+                e: &ne.event,
+                seq: *seq,
+                waiting,
+            });
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO deliveries (id, account_id, webhook_id, event_seq, call_id, trigger, state, \
+             next_attempt_at, created_at, updated_at, attempt_limit) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            let at = to_ms(r.e.received_at);
+            b.push_bind(&r.d.id)
+                .push_bind(&r.e.account_id)
+                .push_bind(&r.d.webhook_id)
+                .push_bind(r.seq)
+                .push_bind(&r.e.call_id)
+                .push_bind(r.d.trigger.id())
+                .push_bind(if r.waiting {
+                    STATE_WAITING
+                } else {
+                    STATE_QUEUED
+                })
+                .push_bind((!r.waiting).then_some(at))
+                .push_bind(at)
+                .push_bind(at)
+                .push_bind(r.d.attempt_limit.map(i64::from));
+        });
+        q.build().execute(&mut *c).await?;
+    }
+    Ok(out)
+}
+
+/// The same, one statement per row: slow, but it tells which event broke a rule.
+async fn insert_events_one_by_one(
+    c: &mut SqliteConnection,
+    events: &[NewEvent],
+) -> Result<Vec<Inserted>> {
     let mut out = Vec::with_capacity(events.len());
     for (i, ne) in events.iter().enumerate() {
         let e = &ne.event;
@@ -642,16 +852,7 @@ impl Store for SqliteStore {
         .bind(email)
         .fetch_optional(&self.read)
         .await?;
-        row.map(|r| {
-            Ok(User {
-                id: col(&r, "id")?,
-                account_id: col(&r, "account_id")?,
-                email: col(&r, "email")?,
-                password_hash: col(&r, "password_hash")?,
-                created_at: ts_col(&r, "created_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(user_from_row).transpose()
     }
 
     async fn insert_number(&self, account_id: &str, number: &Number) -> Result<()> {
@@ -921,24 +1122,16 @@ impl Store for SqliteStore {
         .bind(recent as i64)
         .fetch_all(&self.read)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    col(r, "id")?,
-                    WebhookStats {
-                        succeeded: col::<i64>(r, "succeeded")? as u64,
-                        failed: col::<i64>(r, "failed")? as u64,
-                        pending: col::<i64>(r, "pending")? as u64,
-                        last_delivery_at: opt_ts_col(r, "last_delivery_at")?,
-                    },
-                ))
-            })
-            .collect()
+        rows.iter().map(stats_from_row).collect()
     }
 
     async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>> {
-        self.write(move |c| Box::pin(async move { insert_events_in(c, &events).await }))
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Work::Ingest(events, tx))
             .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn claim_due(
@@ -1016,90 +1209,8 @@ impl Store for SqliteStore {
         let now = to_ms(now);
         self.write(move |c| {
             Box::pin(async move {
-                for r in records {
-                    let (state, next_at) = match &r.next {
-                        Next::Succeeded => (STATE_SUCCEEDED, None),
-                        Next::RetryAt(t) => (STATE_QUEUED, Some(to_ms(*t))),
-                        Next::Failed => (STATE_FAILED, None),
-                    };
-                    let a = r.attempt.as_ref();
-                    let last_error = match a {
-                        Some(a) => a.error.clone(),
-                        None => r.note.clone(),
-                    };
-                    let row = sqlx::query(
-                        "UPDATE deliveries SET state = $3, next_attempt_at = $4, updated_at = $5,
-                                attempts = attempts + $6,
-                                last_attempt_at = COALESCE($7, last_attempt_at),
-                                last_status = CASE WHEN $6 = 1 THEN $8 ELSE last_status END,
-                                last_error = $9,
-                                last_latency_ms = COALESCE($10, last_latency_ms)
-                         WHERE id = $1 AND lease = $2
-                         RETURNING webhook_id, call_id, attempts",
-                    )
-                    .bind(&r.delivery_id)
-                    .bind(r.lease)
-                    .bind(state)
-                    .bind(next_at)
-                    .bind(now)
-                    .bind(a.is_some() as i64)
-                    .bind(a.map(|a| to_ms(a.started_at)))
-                    .bind(a.and_then(|a| a.response_status.map(i64::from)))
-                    .bind(last_error)
-                    .bind(a.map(|a| a.latency_ms as i64))
-                    .fetch_optional(&mut *c)
-                    .await?;
-                    let Some(row) = row else {
-                        tracing::warn!(delivery = %r.delivery_id, "lease lost before the attempt was recorded; another worker owns it");
-                        continue;
-                    };
-                    let webhook_id: String = col(&row, "webhook_id")?;
-                    let call_id: String = col(&row, "call_id")?;
-                    let n: i64 = col(&row, "attempts")?;
-                    if let Some(a) = a {
-                        sqlx::query(
-                            "INSERT INTO attempts (delivery_id, n, started_at, latency_ms, request_method, request_url,
-                                 request_headers, request_body, response_status, response_headers, response_body,
-                                 error_kind, error)
-                             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                        )
-                        .bind(&r.delivery_id)
-                        .bind(n)
-                        .bind(to_ms(a.started_at))
-                        .bind(a.latency_ms as i64)
-                        .bind(&a.request_method)
-                        .bind(&a.request_url)
-                        .bind(headers_to_json(&a.request_headers))
-                        .bind(&a.request_body)
-                        .bind(a.response_status.map(i64::from))
-                        .bind(a.response_headers.as_deref().map(headers_to_json))
-                        .bind(&a.response_body)
-                        .bind(&a.error_kind)
-                        .bind(&a.error)
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                    if r.next == Next::Succeeded {
-                        sqlx::query("UPDATE webhooks SET last_success_at = $2 WHERE id = $1")
-                            .bind(&webhook_id)
-                            .bind(now)
-                            .execute(&mut *c)
-                            .await?;
-                    }
-                    if let Some(reason) = &r.disable_webhook {
-                        sqlx::query(
-                            "UPDATE webhooks SET enabled = 0, disabled_reason = $2, updated_at = $3
-                             WHERE id = $1 AND enabled = 1",
-                        )
-                        .bind(&webhook_id)
-                        .bind(reason)
-                        .bind(now)
-                        .execute(&mut *c)
-                        .await?;
-                    }
-                    if !matches!(r.next, Next::RetryAt(_)) {
-                        promote_next(c, &webhook_id, &call_id, now).await?;
-                    }
+                for chunk in records.chunks(ROWS_PER_STATEMENT) {
+                    record_chunk(c, chunk, now).await?;
                 }
                 Ok(())
             })
@@ -1266,12 +1377,11 @@ impl Store for SqliteStore {
                 q.push(") RETURNING call_id");
                 let calls: Vec<String> = q.build_query_scalar().fetch_all(&mut *c).await?;
                 let n = calls.len() as u64;
-                let mut calls = calls;
-                calls.sort();
-                calls.dedup();
-                for call in calls {
-                    promote_next(c, &webhook_id, &call, now).await?;
-                }
+                let mut pairs: Vec<(String, String)> =
+                    calls.into_iter().map(|call| (webhook_id.clone(), call)).collect();
+                pairs.sort();
+                pairs.dedup();
+                promote_next(c, &pairs, now).await?;
                 Ok(n)
             })
         })

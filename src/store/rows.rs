@@ -1,0 +1,204 @@
+//! Reading rows into the store's types, written once for both databases: each backend's row
+//! type implements [`Cols`] (a macro does it), and the `*_from_row` functions take any `Cols`.
+
+use jiff::Timestamp;
+use sqlx::Row;
+
+use super::*;
+
+/// Typed column access with decode failures turned into [`StoreError::Corrupt`].
+pub trait Cols {
+    fn text(&self, name: &str) -> Result<String>;
+    fn opt_text(&self, name: &str) -> Result<Option<String>>;
+    fn int(&self, name: &str) -> Result<i64>;
+    fn opt_int(&self, name: &str) -> Result<Option<i64>>;
+    fn boolean(&self, name: &str) -> Result<bool>;
+
+    fn ts(&self, name: &str) -> Result<Timestamp> {
+        Ok(from_ms(self.int(name)?))
+    }
+
+    fn opt_ts(&self, name: &str) -> Result<Option<Timestamp>> {
+        Ok(self.opt_int(name)?.map(from_ms))
+    }
+
+    fn trigger(&self, name: &str) -> Result<Trigger> {
+        let s = self.text(name)?;
+        Trigger::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("unknown trigger {s:?}")))
+    }
+}
+
+macro_rules! impl_cols {
+    ($row:ty) => {
+        impl Cols for $row {
+            fn text(&self, name: &str) -> Result<String> {
+                self.try_get(name).map_err(|e| corrupt(name, e))
+            }
+            fn opt_text(&self, name: &str) -> Result<Option<String>> {
+                self.try_get(name).map_err(|e| corrupt(name, e))
+            }
+            fn int(&self, name: &str) -> Result<i64> {
+                self.try_get(name).map_err(|e| corrupt(name, e))
+            }
+            fn opt_int(&self, name: &str) -> Result<Option<i64>> {
+                self.try_get(name).map_err(|e| corrupt(name, e))
+            }
+            fn boolean(&self, name: &str) -> Result<bool> {
+                self.try_get(name).map_err(|e| corrupt(name, e))
+            }
+        }
+    };
+}
+
+impl_cols!(sqlx::sqlite::SqliteRow);
+impl_cols!(sqlx::postgres::PgRow);
+
+fn corrupt(name: &str, e: sqlx::Error) -> StoreError {
+    StoreError::Corrupt(format!("{name}: {e}"))
+}
+
+/// One more row than asked, to know whether there is a next page.
+pub fn limit_plus_one(page: &PageRequest) -> i64 {
+    page.limit as i64 + 1
+}
+
+pub const WEBHOOK_COLUMNS: &str = "id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, last_success_at";
+
+pub fn webhook_from_row(row: &impl Cols) -> Result<Webhook> {
+    let mut spec = spec_from_json(&row.text("spec")?)?;
+    spec.enabled = row.boolean("enabled")?;
+    Ok(Webhook {
+        id: row.text("id")?,
+        account_id: row.text("account_id")?,
+        spec,
+        disabled_reason: row.opt_text("disabled_reason")?,
+        secrets: secrets_from_json(&row.text("secrets")?)?,
+        created_at: row.ts("created_at")?,
+        updated_at: row.ts("updated_at")?,
+        last_success_at: row.opt_ts("last_success_at")?,
+    })
+}
+
+pub fn account_from_row(row: &impl Cols) -> Result<Account> {
+    Ok(Account {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        created_at: row.ts("created_at")?,
+    })
+}
+
+pub fn api_key_from_row(row: &impl Cols) -> Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.text("id")?,
+        account_id: row.text("account_id")?,
+        name: row.text("name")?,
+        prefix: row.text("prefix")?,
+        created_at: row.ts("created_at")?,
+        last_used_at: row.opt_ts("last_used_at")?,
+    })
+}
+
+pub fn user_from_row(row: &impl Cols) -> Result<User> {
+    Ok(User {
+        id: row.text("id")?,
+        account_id: row.text("account_id")?,
+        email: row.text("email")?,
+        password_hash: row.text("password_hash")?,
+        created_at: row.ts("created_at")?,
+    })
+}
+
+pub fn number_from_row(row: &impl Cols) -> Result<Number> {
+    let n = row.text("number")?;
+    Ok(Number {
+        number: E164::parse(&n).map_err(StoreError::Corrupt)?,
+        label: row.opt_text("label")?,
+        created_at: row.ts("created_at")?,
+    })
+}
+
+pub const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.account_id, d.webhook_id, e.event_id, d.call_id, d.trigger, d.state, \
+     d.attempts, d.next_attempt_at, d.created_at, d.updated_at, d.last_attempt_at, d.last_status, d.last_error, \
+     d.last_latency_ms, e.test";
+
+pub fn delivery_from_row(row: &impl Cols) -> Result<Delivery> {
+    let state = row.text("state")?;
+    Ok(Delivery {
+        id: row.text("id")?,
+        account_id: row.text("account_id")?,
+        webhook_id: row.text("webhook_id")?,
+        event_id: row.text("event_id")?,
+        call_id: row.text("call_id")?,
+        trigger: row.trigger("trigger")?,
+        status: DeliveryStatus::from_state(&state),
+        waiting: state == STATE_WAITING,
+        attempts: row.int("attempts")? as u32,
+        next_attempt_at: if state == STATE_QUEUED {
+            row.opt_ts("next_attempt_at")?
+        } else {
+            None
+        },
+        created_at: row.ts("created_at")?,
+        updated_at: row.ts("updated_at")?,
+        last_attempt_at: row.opt_ts("last_attempt_at")?,
+        last_status: row.opt_int("last_status")?.map(|s| s as u16),
+        last_error: row.opt_text("last_error")?,
+        last_latency_ms: row.opt_int("last_latency_ms")?.map(|s| s as u32),
+        test: row.boolean("test")?,
+    })
+}
+
+pub fn headers_to_json(h: &[(String, String)]) -> String {
+    serde_json::to_string(h).unwrap_or_else(|_| "[]".into())
+}
+
+fn headers_from_json(s: &str) -> Result<Vec<(String, String)>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("headers: {e}")))
+}
+
+pub fn attempt_from_row(row: &impl Cols) -> Result<Attempt> {
+    Ok(Attempt {
+        n: row.int("n")? as u32,
+        started_at: row.ts("started_at")?,
+        latency_ms: row.int("latency_ms")? as u32,
+        request_method: row.text("request_method")?,
+        request_url: row.text("request_url")?,
+        request_headers: headers_from_json(&row.text("request_headers")?)?,
+        request_body: row.opt_text("request_body")?,
+        response_status: row.opt_int("response_status")?.map(|s| s as u16),
+        response_headers: row
+            .opt_text("response_headers")?
+            .map(|s| headers_from_json(&s))
+            .transpose()?,
+        response_body: row.opt_text("response_body")?,
+        error_kind: row.opt_text("error_kind")?,
+        error: row.opt_text("error")?,
+    })
+}
+
+pub fn event_from_row(row: &impl Cols) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        id: row.text("id")?,
+        account_id: row.text("account_id")?,
+        event_id: row.text("event_id")?,
+        call_id: row.text("call_id")?,
+        event_type: row.text("type")?,
+        occurred_at: row.ts("occurred_at")?,
+        received_at: row.ts("received_at")?,
+        test: row.boolean("test")?,
+        payload: row.text("payload")?,
+    })
+}
+
+/// The webhook stats columns of `webhook_stats`.
+pub fn stats_from_row(row: &impl Cols) -> Result<(String, WebhookStats)> {
+    Ok((
+        row.text("id")?,
+        WebhookStats {
+            succeeded: row.int("succeeded")? as u64,
+            failed: row.int("failed")? as u64,
+            pending: row.int("pending")? as u64,
+            last_delivery_at: row.opt_ts("last_delivery_at")?,
+        },
+    ))
+}

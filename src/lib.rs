@@ -8,6 +8,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod connectors;
 pub mod core;
 pub mod delivery;
 pub mod ingest;

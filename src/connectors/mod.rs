@@ -1,0 +1,574 @@
+//! PBX connectors: callhook connects to an Asterisk (AMI) or FreeSWITCH (event socket) PBX,
+//! follows its calls and turns them into call events that take the same path as
+//! `POST /v1/events` ([`crate::ingest::Ingest::accept`]).
+//!
+//! The parsing and the call following are pure (`ami`, `ami_calls`, `esl`, `esl_calls`,
+//! `call`): bytes in, call events out. [`runner`] is the thin shell that moves the bytes and
+//! keeps the status shown on `/readyz`, the web page and `/metrics`. This file holds the
+//! settings (`[[connectors]]` in the TOML file) and the handle the rest of the app uses.
+
+pub mod ami;
+pub mod ami_calls;
+pub mod call;
+pub mod esl;
+pub mod esl_calls;
+pub mod numbers;
+mod runner;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::core::event::{CallEvent, CallType, DialVia};
+use crate::core::number::E164;
+use crate::ingest::Ingest;
+use crate::store::Store;
+use call::{Built, DidFrom, IvrRule, Place, Rules, TargetRule};
+use numbers::NumberPlan;
+
+/// Which PBX interface a connector speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectorKind {
+    /// The Asterisk Manager Interface (`manager.conf`), port 5038.
+    AsteriskAmi,
+    /// The FreeSWITCH event socket (`event_socket.conf.xml`), port 8021.
+    FreeswitchEsl,
+}
+
+impl ConnectorKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorKind::AsteriskAmi => "asterisk_ami",
+            ConnectorKind::FreeswitchEsl => "freeswitch_esl",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            ConnectorKind::AsteriskAmi => 5038,
+            ConnectorKind::FreeswitchEsl => 8021,
+        }
+    }
+}
+
+/// One `[[connectors]]` table of the settings file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorSettings {
+    pub kind: ConnectorKind,
+    /// Names the connector in event ids, metrics and the status; default `host:port`.
+    /// Changing it changes the ids of events read afterwards.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub host: String,
+    /// Default 5038 (AMI) or 8021 (event socket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The AMI user (`manager.conf`); unused by the event socket.
+    #[serde(default)]
+    pub username: String,
+    /// The AMI secret or the event socket password.
+    #[serde(default)]
+    pub password: String,
+    /// The account the PBX's calls belong to.
+    pub account: String,
+    /// Where IVRs are: the PBX answering a call there is `call.answered` (ivr). Empty: every
+    /// answer by the PBX itself is an IVR answer, named after its context.
+    #[serde(default)]
+    pub ivrs: Vec<IvrSetting>,
+    /// Dialplan places whose dial rings a ring group or a queue; other dials are direct.
+    #[serde(default)]
+    pub dial_targets: Vec<DialTargetSetting>,
+    /// Display names of the PBX's queues (app_queue / mod_callcenter), by queue name.
+    #[serde(default)]
+    pub queue_names: BTreeMap<String, String>,
+    /// Display names of extensions, by extension.
+    #[serde(default)]
+    pub extension_names: BTreeMap<String, String>,
+    /// Contexts of the account's own phones: calls starting there are `outbound`.
+    #[serde(default)]
+    pub outbound_contexts: Vec<String>,
+    /// The call type of calls the PBX places itself: `click_to_call` or `outbound`.
+    #[serde(default = "default_originated")]
+    pub originated_call_type: CallType,
+    /// Where the DID of an inbound call is: `exten` (the dialed extension / destination
+    /// number) or `variable:NAME` (a channel variable the dialplan sets).
+    #[serde(default = "default_did_from")]
+    pub did_from: String,
+    /// PBX numbers or extensions that stand for a DID: `"300" = "+918065251300"`.
+    #[serde(default)]
+    pub dids: BTreeMap<String, String>,
+    /// The DID of calls whose own cannot be found; without it such calls are not reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_did: Option<String>,
+    /// Country code of national numbers (`91`): turns `08065251305` into `+918065251305`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_code: Option<String>,
+    /// A channel variable holding a click-to-call request's reference (`ref_id`); empty: none.
+    #[serde(default = "default_ref_id_variable")]
+    pub ref_id_variable: String,
+}
+
+fn default_originated() -> CallType {
+    CallType::ClickToCall
+}
+
+fn default_did_from() -> String {
+    "exten".into()
+}
+
+fn default_ref_id_variable() -> String {
+    "CALLHOOK_REF_ID".into()
+}
+
+/// An IVR: a context, optionally one extension of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IvrSetting {
+    pub context: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exten: Option<String>,
+    /// Default: the context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// What a dial from one dialplan place rings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DialTargetSetting {
+    /// Any context when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    pub exten: String,
+    /// `ring_group` or `queue`.
+    #[serde(rename = "type")]
+    pub kind: TargetKind,
+    /// Default: the extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    RingGroup,
+    Queue,
+}
+
+/// Settings that cannot work, named precisely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("connector {connector}: {field} {problem}")]
+    Invalid {
+        connector: String,
+        field: &'static str,
+        problem: String,
+    },
+    #[error("two connectors are named {0:?}; give each its own `name`")]
+    DuplicateName(String),
+}
+
+impl ConnectorSettings {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(self.kind.default_port())
+    }
+
+    pub fn name(&self) -> String {
+        if self.name.is_empty() {
+            format!("{}:{}", self.host, self.port())
+        } else {
+            self.name.clone()
+        }
+    }
+
+    /// Checks the settings and resolves them into the rules the call followers apply.
+    pub fn rules(&self) -> Result<Rules, SettingsError> {
+        let name = self.name();
+        let bad = |field: &'static str, problem: String| SettingsError::Invalid {
+            connector: name.clone(),
+            field,
+            problem,
+        };
+        if self.host.trim().is_empty() {
+            return Err(bad("host", "is required".into()));
+        }
+        if name.chars().count() > 64 || name.chars().any(|c| c.is_control() || c == '/') {
+            return Err(bad(
+                "name",
+                "must be at most 64 characters, without `/` or control characters".into(),
+            ));
+        }
+        if self.account.trim().is_empty() {
+            return Err(bad("account", "is required (an account id, acct_…)".into()));
+        }
+        if self.kind == ConnectorKind::AsteriskAmi && self.username.is_empty() {
+            return Err(bad("username", "is required for asterisk_ami".into()));
+        }
+        for (field, v) in [("username", &self.username), ("password", &self.password)] {
+            if v.contains(['\r', '\n']) {
+                return Err(bad(field, "must not contain line breaks".into()));
+            }
+        }
+        if self.originated_call_type == CallType::Inbound {
+            return Err(bad(
+                "originated_call_type",
+                "must be click_to_call or outbound".into(),
+            ));
+        }
+        let did_from = match self.did_from.split_once(':') {
+            None if self.did_from == "exten" => DidFrom::Exten,
+            Some(("variable", v)) if !v.trim().is_empty() => DidFrom::Variable(v.trim().into()),
+            _ => {
+                return Err(bad(
+                    "did_from",
+                    format!("{:?} is not `exten` or `variable:NAME`", self.did_from),
+                ));
+            }
+        };
+        if let Some(cc) = &self.country_code
+            && (!(1..=3).contains(&cc.len())
+                || !cc.bytes().all(|b| b.is_ascii_digit())
+                || cc.starts_with('0'))
+        {
+            return Err(bad(
+                "country_code",
+                format!("{cc:?} is not a country code (1 to 3 digits, like 91)"),
+            ));
+        }
+        let e164 = |field: &'static str, s: &str| E164::parse(s).map_err(|e| bad(field, e));
+        let mut dids = BTreeMap::new();
+        for (pbx, number) in &self.dids {
+            dids.insert(pbx.trim().to_owned(), e164("dids", number)?);
+        }
+        let default_did = self
+            .default_did
+            .as_deref()
+            .map(|d| e164("default_did", d))
+            .transpose()?;
+        let ivrs = self
+            .ivrs
+            .iter()
+            .map(|i| IvrRule {
+                context: i.context.clone(),
+                exten: i.exten.clone(),
+                place: Place {
+                    id: call::clip(i.id.as_deref().unwrap_or(&i.context)),
+                    name: i.name.as_deref().map(call::clip),
+                },
+            })
+            .collect();
+        let targets = self
+            .dial_targets
+            .iter()
+            .map(|t| TargetRule {
+                context: t.context.clone(),
+                exten: t.exten.clone(),
+                via: match t.kind {
+                    TargetKind::RingGroup => DialVia::RingGroup,
+                    TargetKind::Queue => DialVia::Queue,
+                },
+                place: Place {
+                    id: call::clip(t.id.as_deref().unwrap_or(&t.exten)),
+                    name: t.name.as_deref().map(call::clip),
+                },
+            })
+            .collect();
+        Ok(Rules {
+            name,
+            ivrs,
+            targets,
+            queue_names: self.queue_names.clone(),
+            extension_names: self.extension_names.clone(),
+            outbound_contexts: self.outbound_contexts.clone(),
+            originated: self.originated_call_type,
+            numbers: NumberPlan {
+                country_code: self.country_code.clone(),
+                dids,
+                default_did,
+            },
+            did_from,
+            ref_id_variable: Some(self.ref_id_variable.trim().to_owned()).filter(|v| !v.is_empty()),
+        })
+    }
+
+    fn session(&self, rules: Rules) -> Box<dyn Session> {
+        match self.kind {
+            ConnectorKind::AsteriskAmi => {
+                Box::new(ami::AmiSession::new(&self.username, &self.password, rules))
+            }
+            ConnectorKind::FreeswitchEsl => Box::new(esl::EslSession::new(&self.password, rules)),
+        }
+    }
+}
+
+/// Checks every connector's settings, and that their names differ.
+pub fn check(settings: &[ConnectorSettings]) -> Result<(), SettingsError> {
+    let mut names = BTreeSet::new();
+    for s in settings {
+        s.rules()?;
+        if !names.insert(s.name()) {
+            return Err(SettingsError::DuplicateName(s.name()));
+        }
+    }
+    Ok(())
+}
+
+/// What a session made of what it was given: bytes to send back, call events, and news for
+/// the status. Sessions are pure; the runner acts on this.
+#[derive(Debug, Default)]
+pub struct Step {
+    pub send: Vec<u8>,
+    pub events: Vec<CallEvent>,
+    /// PBX events read.
+    pub frames: u64,
+    /// The PBX accepted our login just now.
+    pub logged_in: bool,
+    /// The PBX refused us (a wrong password): disconnect and wait before trying again.
+    pub refused: Option<String>,
+    /// Things worth telling the operator that do not stop the session (a garbled frame).
+    pub problems: Vec<String>,
+}
+
+impl Step {
+    fn take(&mut self, built: Vec<Built>) {
+        for b in built {
+            match b {
+                Ok(ev) => self.events.push(ev),
+                // The follower built an event the API would refuse: a bug, never sent.
+                Err(e) => self
+                    .problems
+                    .push(format!("dropped an invalid call event (a bug): {e}")),
+            }
+        }
+    }
+}
+
+/// One PBX protocol's session, as a pure state machine the runner drives.
+pub trait Session: Send {
+    /// A new TCP connection is up (a reconnect keeps the calls being followed).
+    fn connected(&mut self, now: Timestamp) -> Step;
+    /// Bytes from the PBX, read at `now`.
+    fn received(&mut self, bytes: &[u8], now: Timestamp) -> Step;
+    /// The connection is gone.
+    fn disconnected(&mut self, now: Timestamp) -> Step;
+    /// What to send now and then so a dead connection is noticed.
+    fn keepalive(&mut self) -> Option<Vec<u8>>;
+    /// What to send before closing on shutdown.
+    fn logoff(&mut self) -> Option<Vec<u8>>;
+    fn calls_open(&self) -> usize;
+}
+
+/// A connector's state, as `/readyz` and the web page show it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ConnectorStatus {
+    pub name: String,
+    pub kind: ConnectorKind,
+    /// `host:port` of the PBX.
+    pub address: String,
+    pub account_id: String,
+    /// Logged in to the PBX now.
+    pub connected: bool,
+    /// Since when, if connected.
+    pub connected_since: Option<String>,
+    /// PBX events read since start.
+    pub events_read: u64,
+    /// Call events stored since start (repeats excluded).
+    pub call_events: u64,
+    /// Call events the store already had (a replay after a reconnect).
+    pub duplicates: u64,
+    /// Calls being followed now.
+    pub calls_open: u64,
+    /// Connections made since start.
+    pub connects: u64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<String>,
+}
+
+/// The handle the app keeps: the connectors' status, and a way to wait for them to stop.
+#[derive(Clone, Default)]
+pub struct Connectors {
+    shared: Arc<Vec<Arc<runner::Shared>>>,
+    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Connectors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.status()).finish()
+    }
+}
+
+impl Connectors {
+    /// Checks the settings and starts one task per connector; they stop on `shutdown`.
+    pub fn start(
+        settings: &[ConnectorSettings],
+        ingest: Ingest,
+        store: Arc<dyn Store>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Connectors, SettingsError> {
+        check(settings)?;
+        let mut shared = Vec::with_capacity(settings.len());
+        let mut tasks = Vec::with_capacity(settings.len());
+        for s in settings {
+            let rules = s.rules()?;
+            let sh = Arc::new(runner::Shared::new(s));
+            let session = s.session(rules);
+            tasks.push(tokio::spawn(runner::run(
+                sh.clone(),
+                runner::Target {
+                    address: format!("{}:{}", s.host, s.port()),
+                    account: s.account.clone(),
+                },
+                session,
+                ingest.clone(),
+                store.clone(),
+                shutdown.clone(),
+            )));
+            shared.push(sh);
+        }
+        Ok(Connectors {
+            shared: Arc::new(shared),
+            tasks: Arc::new(Mutex::new(tasks)),
+        })
+    }
+
+    /// Every connector's status, in the order of the settings.
+    pub fn status(&self) -> Vec<ConnectorStatus> {
+        self.shared.iter().map(|s| s.status()).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shared.is_empty()
+    }
+
+    /// Waits until every connector has stopped (after the shutdown signal).
+    pub async fn join(&self) {
+        let tasks: Vec<_> = match self.tasks.lock() {
+            Ok(mut t) => t.drain(..).collect(),
+            Err(poisoned) => poisoned.into_inner().drain(..).collect(),
+        };
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<Vec<ConnectorSettings>, String> {
+        #[derive(Deserialize)]
+        struct Wrap {
+            connectors: Vec<ConnectorSettings>,
+        }
+        use figment::providers::Format as _;
+        figment::Figment::from(figment::providers::Toml::string(toml))
+            .extract::<Wrap>()
+            .map(|w| w.connectors)
+            .map_err(|e| e.to_string())
+    }
+
+    const FULL: &str = r#"
+        [[connectors]]
+        kind = "asterisk_ami"
+        name = "pbx1"
+        host = "10.0.0.5"
+        username = "callhook"
+        password = "s3cret"
+        account = "acct_1"
+        country_code = "91"
+        default_did = "+918065251305"
+        did_from = "variable:DID"
+        outbound_contexts = ["from-internal"]
+        originated_call_type = "outbound"
+        dids = { "300" = "+918065251300" }
+        queue_names = { "support" = "Support" }
+        extension_names = { "101" = "Asha" }
+        [[connectors.ivrs]]
+        context = "ivr-main"
+        name = "Main menu"
+        [[connectors.dial_targets]]
+        context = "from-external"
+        exten = "600"
+        type = "ring_group"
+        id = "rg_sales"
+        name = "Sales"
+
+        [[connectors]]
+        kind = "freeswitch_esl"
+        host = "fs.example.com"
+        password = "ClueCon"
+        account = "acct_1"
+    "#;
+
+    #[test]
+    fn a_full_table_reads_and_resolves() {
+        let c = parse(FULL).unwrap();
+        assert_eq!(c.len(), 2);
+        check(&c).unwrap();
+        let r = c[0].rules().unwrap();
+        assert_eq!(r.name, "pbx1");
+        assert_eq!(r.did_from, DidFrom::Variable("DID".into()));
+        assert_eq!(r.originated, CallType::Outbound);
+        assert_eq!(
+            r.ivr("ivr-main", "s").unwrap().name.as_deref(),
+            Some("Main menu")
+        );
+        assert_eq!(r.target("from-external", "600").unwrap().1.id, "rg_sales");
+        assert_eq!(
+            r.numbers.did(Some("300")).unwrap().as_str(),
+            "+918065251300"
+        );
+        assert_eq!(r.ref_id_variable.as_deref(), Some("CALLHOOK_REF_ID"));
+        assert_eq!(c[1].port(), 8021);
+        assert_eq!(c[1].name(), "fs.example.com:8021");
+        assert_eq!(c[1].rules().unwrap().did_from, DidFrom::Exten);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let base = "[[connectors]]\nkind = \"asterisk_ami\"\nhost = \"h\"\nusername = \"u\"\naccount = \"a\"\n";
+        for (extra, field) in [
+            ("default_did = \"8065251305\"", "default_did"),
+            ("dids = { \"300\" = \"x\" }", "dids"),
+            ("country_code = \"0091\"", "country_code"),
+            ("did_from = \"header\"", "did_from"),
+            ("did_from = \"variable:\"", "did_from"),
+            ("originated_call_type = \"inbound\"", "originated_call_type"),
+            ("password = \"a\\r\\nAction: Originate\"", "password"),
+            ("name = \"a/b\"", "name"),
+        ] {
+            let c = parse(&format!("{base}{extra}\n")).unwrap();
+            match check(&c) {
+                Err(SettingsError::Invalid { field: f, .. }) => assert_eq!(f, field, "{extra}"),
+                other => panic!("{extra}: {other:?}"),
+            }
+        }
+        assert!(parse(&format!("{base}colour = \"red\"\n")).is_err());
+        assert!(parse("[[connectors]]\nkind = \"yate\"\nhost = \"h\"\naccount = \"a\"\n").is_err());
+        let no_user =
+            parse("[[connectors]]\nkind = \"asterisk_ami\"\nhost = \"h\"\naccount = \"a\"\n")
+                .unwrap();
+        assert!(matches!(
+            check(&no_user),
+            Err(SettingsError::Invalid {
+                field: "username",
+                ..
+            })
+        ));
+        let twice = parse(&format!("{base}{base}")).unwrap();
+        assert_eq!(
+            check(&twice),
+            Err(SettingsError::DuplicateName("h:5038".into()))
+        );
+    }
+}

@@ -185,6 +185,13 @@ impl App {
             },
             shutdown_rx.clone(),
         );
+        // PBX connectors: their call events take the same path as the API's.
+        let connectors = crate::connectors::Connectors::start(
+            &settings.connectors,
+            Ingest::new(store.clone(), dispatcher.waker.clone()),
+            store.clone(),
+            shutdown_rx.clone(),
+        )?;
         tokio::spawn(crate::retention::prune_loop(
             store.clone(),
             settings.retention.0,
@@ -198,6 +205,7 @@ impl App {
             metrics: metrics_handle(),
             client,
             policy: Arc::new(policy),
+            connectors,
         };
         let (api, openapi) = api::router();
         let openapi_json = Arc::new(
@@ -245,6 +253,7 @@ impl App {
             .context("the HTTP server failed");
         let _ = self.shutdown.send(true);
         self.dispatcher.join().await;
+        self.state.connectors.join().await;
         tracing::info!("stopped");
         served
     }

@@ -94,6 +94,8 @@ pub struct Settings {
     pub poll_interval: Dur,
     pub shutdown_grace: Dur,
     pub log: String,
+    /// PBXs to follow (`[[connectors]]` tables); see docs/connectors.md.
+    pub connectors: Vec<crate::connectors::ConnectorSettings>,
 }
 
 impl Default for Settings {
@@ -115,6 +117,7 @@ impl Default for Settings {
             poll_interval: Dur(Duration::from_secs(1)),
             shutdown_grace: Dur(Duration::from_secs(10)),
             log: "info".into(),
+            connectors: Vec::new(),
         }
     }
 }
@@ -193,6 +196,11 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
         "log",
         "info",
         "log filter (error, warn, info, debug, or tracing's directives)",
+    ),
+    (
+        "connectors",
+        "none",
+        "Asterisk (AMI) or FreeSWITCH (event socket) PBXs to follow: [[connectors]] tables in the TOML file, see docs/connectors.md",
     ),
 ];
 
@@ -318,6 +326,30 @@ mod tests {
             assert!(Settings::load(None, &Overrides::default()).is_ok());
             jail.set_env("CALLHOOK_RETRY_SCHEDULE", "5q");
             assert!(Settings::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the error type
+    fn connectors_come_from_the_settings_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "c.toml",
+                "[[connectors]]\nkind = \"asterisk_ami\"\nhost = \"10.0.0.5\"\nusername = \"callhook\"\npassword = \"pw\"\naccount = \"acct_1\"\n[[connectors.ivrs]]\ncontext = \"ivr\"\n",
+            )?;
+            let s = Settings::load(Some(Path::new("c.toml")), &Overrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(s.connectors.len(), 1);
+            assert_eq!(s.connectors[0].port(), 5038);
+            assert_eq!(s.connectors[0].ivrs[0].context, "ivr");
+            let none = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(none.connectors.is_empty());
+            jail.create_file(
+                "bad.toml",
+                "[[connectors]]\nkind = \"asterisk_ami\"\nhots = \"x\"\n",
+            )?;
+            assert!(Settings::load(Some(Path::new("bad.toml")), &Overrides::default()).is_err());
             Ok(())
         });
     }

@@ -22,6 +22,11 @@ pub struct Health {
     /// `ok`, or what is wrong.
     pub status: String,
     pub version: &'static str,
+    /// The PBX connectors (readiness only; absent when none is configured). A connector that
+    /// is reconnecting does not make callhook unready: the API, the web page and deliveries
+    /// work without it, and taking this node out of service would not bring the PBX back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub connectors: Vec<crate::connectors::ConnectorStatus>,
 }
 
 /// Liveness: the process answers.
@@ -30,10 +35,11 @@ async fn healthz() -> Json<Health> {
     Json(Health {
         status: "ok".into(),
         version: env!("CARGO_PKG_VERSION"),
+        connectors: Vec::new(),
     })
 }
 
-/// Readiness: the database answers.
+/// Readiness: the database answers. Lists the PBX connectors' state too.
 #[utoipa::path(get, path = "/readyz", tag = "ops", security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
@@ -43,6 +49,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
             Json(Health {
                 status: "ok".into(),
                 version: env!("CARGO_PKG_VERSION"),
+                connectors: state.connectors.status(),
             }),
         ),
         Err(e) => (
@@ -50,6 +57,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
             Json(Health {
                 status: format!("database: {e}"),
                 version: env!("CARGO_PKG_VERSION"),
+                connectors: state.connectors.status(),
             }),
         ),
     }

@@ -40,6 +40,8 @@ pub struct AppState {
     /// For test sends, which go out at once through the same client and policy.
     pub client: HttpClient,
     pub policy: Arc<Policy>,
+    /// The PBX connectors, for their status (`/readyz`, the web page).
+    pub connectors: crate::connectors::Connectors,
 }
 
 /// A page of a list as JSON.

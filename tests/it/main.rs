@@ -5,6 +5,7 @@ mod crash;
 mod helpers;
 mod receiver;
 
+mod connectors;
 mod delivery;
 mod openapi;
 mod reliability;

@@ -357,6 +357,14 @@ impl Session for AmiSession {
     fn calls_open(&self) -> usize {
         self.calls.open()
     }
+
+    fn save(&self) -> String {
+        self.calls.save()
+    }
+
+    fn restore(&mut self, saved: &str) -> Result<(), String> {
+        self.calls.restore(saved).map_err(|e| e.to_string())
+    }
 }
 
 #[cfg(test)]

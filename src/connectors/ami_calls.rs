@@ -18,6 +18,7 @@
 use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
 use super::ami::Frame;
 use super::call::{Built, CallStart, CallTrack, DidFrom, Measured, Pickup, Place, Rules};
@@ -42,8 +43,11 @@ const DIAL_BURST: &[&str] = &[
     "RTCPReceived",
 ];
 
+/// The format of [`AmiCalls::save`]; a different one is not read back.
+const SAVED_VERSION: u32 = 1;
+
 /// Where a call came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Origin {
     Inbound,
     /// Placed by an extension in an outbound context.
@@ -52,7 +56,7 @@ enum Origin {
     Originated,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 enum Phase {
     /// Waiting to know the DID (a variable, or the originate's caller id).
     Pending,
@@ -61,7 +65,7 @@ enum Phase {
     Ignored,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Leg {
     extension: String,
     name: Option<String>,
@@ -74,7 +78,7 @@ struct Leg {
     reported: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct PendingDial {
     via: DialVia,
     place: Option<Place>,
@@ -82,7 +86,7 @@ struct PendingDial {
     rung: Vec<(String, String)>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Call {
     id: String,
     customer: String,
@@ -113,7 +117,7 @@ struct Call {
     cause: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Chan {
     call: Option<String>,
     name: String,
@@ -145,6 +149,51 @@ impl AmiCalls {
             bridges: HashMap::new(),
             unconfirmed: None,
         }
+    }
+
+    /// The calls being followed and the channels they know, as JSON, so that a restart of
+    /// callhook picks them up (the next channel listing then closes those that ended).
+    pub fn save(&self) -> String {
+        #[derive(Serialize)]
+        struct Saving<'a> {
+            version: u32,
+            clock: &'a super::call::PbxClock,
+            channels: &'a HashMap<String, Chan>,
+            calls: &'a HashMap<String, Call>,
+            bridges: &'a HashMap<String, Vec<String>>,
+        }
+        serde_json::to_string(&Saving {
+            version: SAVED_VERSION,
+            clock: &self.clock,
+            channels: &self.channels,
+            calls: &self.calls,
+            bridges: &self.bridges,
+        })
+        .unwrap_or_default()
+    }
+
+    /// Takes back what [`AmiCalls::save`] wrote (by this version of callhook).
+    pub fn restore(&mut self, saved: &str) -> Result<(), serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Saved {
+            version: u32,
+            clock: super::call::PbxClock,
+            channels: HashMap<String, Chan>,
+            calls: HashMap<String, Call>,
+            bridges: HashMap<String, Vec<String>>,
+        }
+        let s: Saved = serde_json::from_str(saved)?;
+        if s.version != SAVED_VERSION {
+            return Err(serde::de::Error::custom(format!(
+                "saved by another version ({})",
+                s.version
+            )));
+        }
+        self.clock = s.clock;
+        self.channels = s.channels;
+        self.calls = s.calls;
+        self.bridges = s.bridges;
+        Ok(())
     }
 
     /// Calls being followed (or waiting for their DID).
@@ -1476,6 +1525,51 @@ mod tests {
         assert!(first_ids.contains(&"pbx/1790519558.2/ended".to_owned()));
         let unique: std::collections::BTreeSet<&String> = first_ids.iter().collect();
         assert_eq!(unique.len(), first_ids.len(), "ids are unique within a run");
+    }
+
+    /// callhook restarts in the middle of the capture: the calls it was following are saved
+    /// and picked up, and the run ends exactly as an uninterrupted one.
+    #[test]
+    fn saved_calls_are_picked_up_after_a_restart() {
+        let (whole, _) = replay(QUEUE_SHAPES, queue_shapes_rules());
+        let mut items = Vec::new();
+        Parser::new().feed(QUEUE_SHAPES, &mut items);
+        let frames: Vec<&Frame> = items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Frame(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let local = Timestamp::from_second(2_000_000_000).unwrap();
+        let at = |i: usize| {
+            local
+                .checked_add(jiff::SignedDuration::from_millis(10 * i as i64))
+                .unwrap()
+        };
+        for cut in [1, 100, 260, 355, 600] {
+            let mut built = Vec::new();
+            let mut before = AmiCalls::new(queue_shapes_rules());
+            for (i, f) in frames[..cut].iter().enumerate() {
+                before.on_frame(f, at(i), &mut built);
+            }
+            let saved = before.save();
+            let mut after = AmiCalls::new(queue_shapes_rules());
+            after.restore(&saved).unwrap();
+            assert_eq!(after.open(), before.open());
+            for (i, f) in frames.iter().enumerate().skip(cut) {
+                after.on_frame(f, at(i), &mut built);
+            }
+            let got: Vec<CallEvent> = built.into_iter().map(Result::unwrap).collect();
+            assert_eq!(got, whole, "restarted after frame {cut}");
+        }
+        let mut calls = AmiCalls::new(queue_shapes_rules());
+        assert!(calls.restore("not json").is_err());
+        assert!(
+            calls
+                .restore(r#"{"version":99,"clock":{"anchor":null},"channels":{},"calls":{},"bridges":{}}"#)
+                .is_err()
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! so reading the same PBX events again yields the same ids, and ingest stores them once.
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::core::event::{CallEvent, CallType, DialVia, HangupBy, Stage};
@@ -21,7 +22,7 @@ const MAX_TEXT: usize = 256;
 pub type Built = Result<CallEvent, FieldErrors>;
 
 /// An IVR, ring group or queue as reported: its id and display name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Place {
     pub id: String,
     pub name: Option<String>,
@@ -117,14 +118,16 @@ impl Rules {
 }
 
 /// What a follower knows when it starts reporting a call.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallStart {
     /// The PBX's id of the call (Asterisk `Linkedid`, FreeSWITCH A-leg UUID).
     pub call_id: String,
     /// The customer's leg.
     pub leg_id: String,
     pub call_type: CallType,
+    #[serde(with = "e164")]
     pub did: E164,
+    #[serde(with = "e164::opt")]
     pub customer: Option<E164>,
     pub started_at: Timestamp,
 }
@@ -149,15 +152,15 @@ pub struct Measured {
     pub billsec: Option<i64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Talker {
     extension: String,
     name: Option<String>,
     at: Timestamp,
 }
 
-/// One followed call.
-#[derive(Debug, Clone)]
+/// One followed call (serializable: a restart picks it up where it was).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CallTrack {
     id_prefix: String,
     start: CallStart,
@@ -545,9 +548,43 @@ pub fn extension(s: &str) -> String {
 /// gives only coarse times (Asterisk writes no timestamps unless `timestampevents = yes`, but
 /// every channel's `Uniqueid` starts with its creation second) the clock runs on from the last
 /// such time at the local clock's pace, and never goes backwards.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
 pub struct PbxClock {
     anchor: Option<(Timestamp, Timestamp)>,
+}
+
+/// E.164 numbers in saved follower state: as their text, checked again when read back.
+mod e164 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use crate::core::number::E164;
+
+    pub fn serialize<S: Serializer>(n: &E164, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(n.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<E164, D::Error> {
+        E164::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+
+    pub mod opt {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use crate::core::number::E164;
+
+        pub fn serialize<S: Serializer>(n: &Option<E164>, s: S) -> Result<S::Ok, S::Error> {
+            match n {
+                Some(n) => s.serialize_some(n.as_str()),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<E164>, D::Error> {
+            Option::<String>::deserialize(d)?
+                .map(|n| E164::parse(&n).map_err(serde::de::Error::custom))
+                .transpose()
+        }
+    }
 }
 
 /// A PBX time this far behind our estimate means the estimate is wrong (the PBX's clock was

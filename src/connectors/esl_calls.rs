@@ -19,27 +19,31 @@
 use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 
 use super::call::{Built, CallStart, CallTrack, DidFrom, Measured, PbxClock, Pickup, Place, Rules};
 use super::esl::Headers;
 use super::numbers::present;
 use crate::core::event::{CallType, DialVia, HangupBy};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The format of [`EslCalls::save`]; a different one is not read back.
+const SAVED_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Origin {
     Inbound,
     Outbound,
     Originated,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 enum Phase {
     Pending,
     Followed(Box<CallTrack>),
     Ignored,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Leg {
     extension: String,
     name: Option<String>,
@@ -49,7 +53,7 @@ struct Leg {
     reported: bool,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct PendingDial {
     via: DialVia,
     place: Option<Place>,
@@ -57,7 +61,7 @@ struct PendingDial {
     rung: Vec<(String, String)>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Call {
     id: String,
     customer: String,
@@ -103,6 +107,47 @@ impl EslCalls {
             calls: HashMap::new(),
             unconfirmed: None,
         }
+    }
+
+    /// The calls being followed and the legs they know, as JSON (see [`EslCalls::restore`]).
+    pub fn save(&self) -> String {
+        #[derive(Serialize)]
+        struct Saving<'a> {
+            version: u32,
+            clock: &'a PbxClock,
+            channels: &'a HashMap<String, Option<String>>,
+            calls: &'a HashMap<String, Call>,
+        }
+        serde_json::to_string(&Saving {
+            version: SAVED_VERSION,
+            clock: &self.clock,
+            channels: &self.channels,
+            calls: &self.calls,
+        })
+        .unwrap_or_default()
+    }
+
+    /// Takes back what [`EslCalls::save`] wrote, after a restart of callhook; the channel
+    /// listing that follows the next login closes the calls that ended meanwhile.
+    pub fn restore(&mut self, saved: &str) -> Result<(), serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Saved {
+            version: u32,
+            clock: PbxClock,
+            channels: HashMap<String, Option<String>>,
+            calls: HashMap<String, Call>,
+        }
+        let s: Saved = serde_json::from_str(saved)?;
+        if s.version != SAVED_VERSION {
+            return Err(serde::de::Error::custom(format!(
+                "saved by another version ({})",
+                s.version
+            )));
+        }
+        self.clock = s.clock;
+        self.channels = s.channels;
+        self.calls = s.calls;
+        Ok(())
     }
 
     pub fn open(&self) -> usize {
@@ -959,6 +1004,40 @@ pub(crate) mod tests {
                 "ended answered ext=1001 missed=[] stage=extension by=customer cause=NORMAL_CLEARING",
             ]
         );
+    }
+
+    #[test]
+    fn saved_calls_are_picked_up_after_a_restart() {
+        let (whole, _) = play("callcenter-answered.esl");
+        let mut messages = Vec::new();
+        crate::connectors::esl::Parser::default()
+            .feed(&session_file("callcenter-answered.esl"), &mut messages);
+        let events: Vec<Headers> = messages
+            .iter()
+            .filter_map(|m| match m {
+                crate::connectors::esl::Item::Message(m)
+                    if m.content_type() == "text/event-plain" =>
+                {
+                    Some(crate::connectors::esl::plain_event(&m.body))
+                }
+                _ => None,
+            })
+            .collect();
+        for cut in 1..events.len() {
+            let mut built = Vec::new();
+            let mut before = EslCalls::new(fs_rules());
+            for e in &events[..cut] {
+                before.on_event(e, Timestamp::UNIX_EPOCH, &mut built);
+            }
+            let mut after = EslCalls::new(fs_rules());
+            after.restore(&before.save()).unwrap();
+            for e in &events[cut..] {
+                after.on_event(e, Timestamp::UNIX_EPOCH, &mut built);
+            }
+            let got: Vec<CallEvent> = built.into_iter().map(Result::unwrap).collect();
+            assert_eq!(got, whole, "restarted after event {cut}");
+        }
+        assert!(EslCalls::new(fs_rules()).restore("[]").is_err());
     }
 
     fn event(pairs: &[(&str, &str)]) -> Headers {

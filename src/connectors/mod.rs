@@ -365,6 +365,11 @@ pub trait Session: Send {
     /// What to send before closing on shutdown.
     fn logoff(&mut self) -> Option<Vec<u8>>;
     fn calls_open(&self) -> usize;
+    /// The calls being followed, to be picked up after a restart of callhook.
+    fn save(&self) -> String;
+    /// Picks up the calls a previous run saved; the channel listing after the next login
+    /// closes those that ended meanwhile.
+    fn restore(&mut self, saved: &str) -> Result<(), String>;
 }
 
 /// A connector's state, as `/readyz` and the web page show it.

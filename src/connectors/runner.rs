@@ -27,6 +27,9 @@ const KEEPALIVE: Duration = Duration::from_secs(30);
 const IDLE: Duration = Duration::from_secs(95);
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const LONGEST_RETRY: Duration = Duration::from_secs(30);
+/// How often the calls being followed are saved (and at shutdown): a crash loses at most
+/// this much of what happened to them.
+const SAVE_EVERY: Duration = Duration::from_secs(5);
 /// A session that stayed logged in this long was healthy: the next retry starts quick again.
 const HEALTHY: Duration = Duration::from_secs(10);
 
@@ -178,7 +181,12 @@ pub(super) async fn run(
         shared: &shared,
         account: &target.account,
         ingest: &ingest,
+        store: store.as_ref(),
+        state_key: format!("connector_state:{}", shared.name),
+        saved: String::new(),
+        saved_at: tokio::time::Instant::now(),
     };
+    link.load(session.as_mut()).await;
     while !*shutdown.borrow() {
         let began = tokio::time::Instant::now();
         let mut healthy = false;
@@ -199,6 +207,7 @@ pub(super) async fn run(
         link.shared.disconnected();
         let step = session.disconnected(Timestamp::now());
         link.apply(step, session.calls_open(), &mut shutdown).await;
+        link.save(session.save()).await;
         match ended {
             Ok(()) => break,
             Err(e) => link.shared.error(e.to_string()),
@@ -222,9 +231,52 @@ struct Link<'a> {
     shared: &'a Shared,
     account: &'a str,
     ingest: &'a Ingest,
+    store: &'a dyn Store,
+    /// Where the calls being followed are kept between runs (the store's settings).
+    state_key: String,
+    saved: String,
+    saved_at: tokio::time::Instant,
 }
 
 impl Link<'_> {
+    /// Picks up the calls a previous run of callhook was following.
+    async fn load(&mut self, session: &mut dyn Session) {
+        match self.store.get_setting(&self.state_key).await {
+            Ok(Some(saved)) => match session.restore(&saved) {
+                Ok(()) => {
+                    self.saved = saved;
+                    self.shared.read(0, session.calls_open());
+                }
+                Err(e) => self.shared.error(format!(
+                    "cannot pick up the calls of the previous run ({e}); they are not reported"
+                )),
+            },
+            Ok(None) => {}
+            Err(e) => self
+                .shared
+                .error(format!("cannot read the calls of the previous run: {e}")),
+        }
+    }
+
+    /// Whether it is time to save the calls being followed.
+    fn save_due(&self) -> bool {
+        self.saved_at.elapsed() >= SAVE_EVERY
+    }
+
+    /// Keeps `state` (the session's calls) for the next run, unless it did not change.
+    async fn save(&mut self, state: String) {
+        self.saved_at = tokio::time::Instant::now();
+        if state == self.saved {
+            return;
+        }
+        match self.store.set_setting(&self.state_key, &state).await {
+            Ok(()) => self.saved = state,
+            Err(e) => self
+                .shared
+                .error(format!("cannot save the calls being followed: {e}")),
+        }
+    }
+
     /// Records a step and stores its events. Returns the refusal, if the PBX refused us.
     async fn apply(
         &mut self,
@@ -329,6 +381,9 @@ async fn follow(
                 *healthy |= step.logged_in;
                 if let Some(refused) = link.apply(step, session.calls_open(), shutdown).await {
                     return Err(SessionError::Refused(refused));
+                }
+                if link.save_due() {
+                    link.save(session.save()).await;
                 }
                 if *shutdown.borrow() {
                     return Ok(());

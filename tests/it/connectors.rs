@@ -48,6 +48,8 @@ enum Act {
     AmiLogin,
     /// Waits until the client has sent this text.
     Expect(&'static str),
+    /// Answers the client's `CoreShowChannels` with these live channels (uniqueid, linkedid).
+    AmiListing(Vec<(&'static str, &'static str)>),
     /// Ends the connection.
     Close,
 }
@@ -158,6 +160,32 @@ async fn play(
                     return;
                 }
             }
+            Act::AmiListing(channels) => {
+                let id = hear_until!(|g: &String| {
+                    let at = g.find("Action: CoreShowChannels")?;
+                    let end = g[at..].find("\r\n\r\n")?;
+                    g[at..at + end]
+                        .lines()
+                        .find_map(|l| l.strip_prefix("ActionID: "))
+                        .map(str::to_owned)
+                });
+                let Some(id) = id else { return };
+                let mut reply = format!(
+                    "Response: Success\r\nActionID: {id}\r\nEventList: start\r\nMessage: Channels will follow\r\n\r\n"
+                );
+                for (u, l) in &channels {
+                    reply.push_str(&format!(
+                        "Event: CoreShowChannel\r\nActionID: {id}\r\nChannel: PJSIP/x-00000001\r\nUniqueid: {u}\r\nLinkedid: {l}\r\n\r\n"
+                    ));
+                }
+                reply.push_str(&format!(
+                    "Event: CoreShowChannelsComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: {}\r\n\r\n",
+                    channels.len()
+                ));
+                if sock.write_all(reply.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
             Act::Expect(text) => {
                 if hear_until!(|g: &String| g.contains(text).then_some(())).is_none() {
                     return;
@@ -202,35 +230,50 @@ fn ami_connection(frames: &[u8]) -> Vec<Act> {
     vec![Act::Send(banner), Act::AmiLogin, Act::Send(frames.to_vec())]
 }
 
-/// A callhook that follows `pbx` for a fresh account, delivers to loopback receivers, and has
-/// one webhook per trigger, each to `receiver` at `/<trigger>`.
-///
-/// The connector names its account in the settings, so the account is made first: callhook
-/// runs once to create it, then starts again on the same data folder with the connector.
-async fn follow(pbx: &FakePbx, connector: Value, receiver: &Receiver) -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = test_settings(dir.path());
-    settings.allow_targets = vec!["127.0.0.0/8".parse().unwrap()];
-    settings.poll_interval = Dur(Duration::from_millis(100));
+/// Serves `settings` on loopback until `until` resolves; answers the base URL and the task.
+async fn serve(
+    settings: callhook::config::Settings,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (String, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = App::build(settings).await.expect("the app starts");
+    (base, tokio::spawn(app.serve(listener, until)))
+}
+
+fn client() -> reqwest::Client {
     callhook::init_crypto();
-    let http = reqwest::Client::builder()
+    reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
-        .unwrap();
+        .unwrap()
+}
 
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+/// Settings for a callhook that follows `pbx` and delivers to loopback receivers.
+///
+/// The connector names its account in the settings, so the account is made first: callhook
+/// runs once to create it; the caller starts it again on the same data folder with the
+/// connector. Answers the settings, the account id and its key.
+async fn settings_following(
+    dir: &std::path::Path,
+    pbx: &FakePbx,
+    connector: Value,
+) -> (callhook::config::Settings, String, String) {
+    let mut settings = test_settings(dir);
+    settings.allow_targets = vec!["127.0.0.0/8".parse().unwrap()];
+    settings.poll_interval = Dur(Duration::from_millis(100));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (base, server) = serve(settings.clone(), async {
+        let _ = stopped.await;
+    })
+    .await;
     let first = TestApp {
-        base: format!("http://{}", listener.local_addr().unwrap()),
-        http: http.clone(),
+        base,
+        http: client(),
         account_id: String::new(),
         key: String::new(),
         _dir: tempfile::tempdir().unwrap(),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = App::build(settings.clone()).await.expect("the app starts");
-    let server = tokio::spawn(app.serve(listener, async {
-        let _ = stopped.await;
-    }));
     let (s, b) = first
         .operator(
             Method::POST,
@@ -250,22 +293,31 @@ async fn follow(pbx: &FakePbx, connector: Value, receiver: &Receiver) -> TestApp
     connector["account"] = json!(account_id);
     let connector: ConnectorSettings = serde_json::from_value(connector).unwrap();
     settings.connectors = vec![connector];
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let app = TestApp {
-        base: format!("http://{}", listener.local_addr().unwrap()),
-        http,
-        account_id,
-        key,
-        _dir: dir,
-    };
-    let built = App::build(settings)
-        .await
-        .expect("the app starts with its connector");
-    tokio::spawn(built.serve(listener, std::future::pending()));
+    (settings, account_id, key)
+}
+
+/// One webhook per trigger, each to `receiver` at `/<trigger>`.
+async fn hook_every_trigger(app: &TestApp, receiver: &Receiver) {
     for t in TRIGGERS {
         app.create_webhook(json!({"name": t, "trigger": t, "url": receiver.url(&format!("/{t}"))}))
             .await;
     }
+}
+
+/// A callhook that follows `pbx` for a fresh account, with a webhook for every trigger to
+/// `receiver`; then lets the PBX begin.
+async fn follow(pbx: &FakePbx, connector: Value, receiver: &Receiver) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, account_id, key) = settings_following(dir.path(), pbx, connector).await;
+    let (base, _) = serve(settings, std::future::pending()).await;
+    let app = TestApp {
+        base,
+        http: client(),
+        account_id,
+        key,
+        _dir: dir,
+    };
+    hook_every_trigger(&app, receiver).await;
     pbx.go();
     app
 }
@@ -842,6 +894,125 @@ async fn a_replay_delivers_nothing_twice() {
     })
     .await;
     assert_eq!(status["calls_open"], 0);
+}
+
+/// Where the call-shapes capture is cut for a restart: right after S6's agent answered (the
+/// call is connected), and the channels S6 has then.
+fn cut_after_s6_answer(frames: &[u8]) -> usize {
+    let at = frames
+        .windows(19)
+        .position(|w| w == b"Event: AgentConnect")
+        .unwrap();
+    at + frames[at..]
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap()
+        + 4
+}
+const S6: &str = "1790513817.6";
+const S6_CHANNELS: [(&str, &str); 3] = [
+    ("1790513817.6", "1790513817.6"),
+    ("1790513818.7", "1790513817.6"),
+    ("1790513818.8", "1790513817.6"),
+];
+
+/// callhook follows the PBX, is stopped while S6 is connected, and starts again: `second` is
+/// what the PBX does on the new connection. Answers the restarted app (the receiver has a
+/// webhook for every trigger).
+async fn restart_mid_call(second: Vec<Act>, receiver: &Receiver) -> (TestApp, FakePbx) {
+    let (_, frames) = banner_and_frames(CALL_SHAPES);
+    let cut = cut_after_s6_answer(&frames);
+    let pbx = FakePbx::start(vec![ami_connection(&frames[..cut]), second]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (settings, account_id, key) =
+        settings_following(dir.path(), &pbx, call_shapes_connector()).await;
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (base, server) = serve(settings.clone(), async {
+        let _ = stopped.await;
+    })
+    .await;
+    let before = TestApp {
+        base,
+        http: client(),
+        account_id: account_id.clone(),
+        key: key.clone(),
+        _dir: tempfile::tempdir().unwrap(),
+    };
+    hook_every_trigger(&before, receiver).await;
+    pbx.go();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (_, t) = before.get(&format!("/v1/calls/{S6}")).await;
+        if t["events"].as_array().is_some_and(|e| e.len() == 4) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "S6 never got its agent: {t}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(connector_status(&before).await["calls_open"], 1);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+
+    let (base, _) = serve(settings, std::future::pending()).await;
+    let after = TestApp {
+        base,
+        http: client(),
+        account_id,
+        key,
+        _dir: dir,
+    };
+    (after, pbx)
+}
+
+/// callhook restarts while a call is connected; the PBX (which kept running) reports the
+/// call's channels alive and goes on: the call is followed to its end as if nothing happened.
+#[tokio::test]
+async fn a_restart_picks_up_the_calls_being_followed() {
+    let receiver = Receiver::start().await;
+    let (_, frames) = banner_and_frames(CALL_SHAPES);
+    let cut = cut_after_s6_answer(&frames);
+    let (banner, _) = banner_and_frames(CALL_SHAPES);
+    let second = vec![
+        Act::Send(banner),
+        Act::AmiLogin,
+        Act::AmiListing(S6_CHANNELS.to_vec()),
+        Act::Send(frames[cut..].to_vec()),
+    ];
+    let (app, pbx) = restart_mid_call(second, &receiver).await;
+    let deliveries = check_calls(&app, CALL_SHAPES_WANT).await;
+    check_received(&receiver, &deliveries).await;
+    let status = status_where(&app, |s| s["calls_open"] == 0).await;
+    assert_eq!(status["duplicates"], 0);
+    assert_eq!(pbx.heard().len(), 2);
+}
+
+/// callhook restarts while a call is connected, and the call ends before it is back: the
+/// channel listing after the login shows it gone, and it is closed then, as answered.
+#[tokio::test]
+async fn a_call_that_ended_while_callhook_was_down_is_closed() {
+    let receiver = Receiver::start().await;
+    let (banner, _) = banner_and_frames(CALL_SHAPES);
+    let second = vec![Act::Send(banner), Act::AmiLogin, Act::AmiListing(vec![])];
+    let (app, _pbx) = restart_mid_call(second, &receiver).await;
+    let closed: &[&str] = &[
+        "received click_to_call",
+        "answered customer -",
+        "dialed queue 600",
+        "answered queue 600",
+        "ended answered extension 600",
+    ];
+    let mut want: Vec<Scenario> = CALL_SHAPES_WANT[..5].to_vec();
+    want.push(("S6, closed at the restart", S6, closed));
+    let deliveries = check_calls(&app, &want).await;
+    check_received(&receiver, &deliveries).await;
+    let t = ended_call(&app, S6).await;
+    let ended = &t["events"][4]["event"]["ended"];
+    assert!(
+        ended["hangup_cause"].is_null() && ended["hangup_by"].is_null(),
+        "{ended}"
+    );
+    assert_eq!(connector_status(&app).await["calls_open"], 0);
 }
 
 #[tokio::test]

@@ -327,12 +327,17 @@ impl AmiCalls {
     }
 
     fn newchannel(&mut self, f: &Frame, at: Timestamp, out: &mut Vec<Built>) {
-        let Some(u) = f.get("Uniqueid") else { return };
+        let Some(u) = f.get("Uniqueid").filter(|u| !u.trim().is_empty()) else {
+            return;
+        };
         if self.channels.contains_key(u) {
             self.update(f);
             return;
         }
-        let linkedid = f.get("Linkedid").unwrap_or(u);
+        let linkedid = f
+            .get("Linkedid")
+            .filter(|l| !l.trim().is_empty())
+            .unwrap_or(u);
         let context = f.get("Context").unwrap_or_default();
         let exten = f.get("Exten").unwrap_or_default();
         let caller = f.get("CallerIDNum").unwrap_or_default();
@@ -1915,6 +1920,138 @@ mod tests {
         );
         assert_eq!(epoch("12.5"), None);
         assert_eq!(epoch("abc"), None);
+    }
+
+    /// Frames made of the keys the follower reads, with values from the plausible to the
+    /// absurd: empty ids, ids shared by everything, huge numbers, non-digits, long text.
+    fn arbitrary_frame() -> impl proptest::strategy::Strategy<Value = Frame> {
+        use proptest::prelude::*;
+        let events = prop::sample::select(vec![
+            "Newchannel",
+            "Newstate",
+            "NewCallerid",
+            "VarSet",
+            "DialBegin",
+            "AgentCalled",
+            "DialEnd",
+            "AgentConnect",
+            "AgentComplete",
+            "QueueCallerJoin",
+            "QueueCallerLeave",
+            "BridgeEnter",
+            "BridgeLeave",
+            "BlindTransfer",
+            "DTMFEnd",
+            "HangupRequest",
+            "SoftHangupRequest",
+            "Hangup",
+            "CoreShowChannel",
+            "Bogus",
+        ]);
+        let id = prop::sample::select(vec![
+            "",
+            "1790000000.1",
+            "1790000000.2",
+            "1790000001.3",
+            "x",
+            "0.0",
+        ]);
+        let text = prop::sample::select(vec![
+            "",
+            "0",
+            "4",
+            "6",
+            "ANSWER",
+            "CANCEL",
+            "Received",
+            "Sent",
+            "caller",
+            "agent",
+            "5",
+            "#",
+            "12",
+            "from-external",
+            "300",
+            "s",
+            "PJSIP/agent1-00000001",
+            "Local/600@q-0001;1",
+            "Local/600@q-0001;2",
+            "q1",
+            "99999999999999999999",
+            "-5",
+            "1790000000.123456",
+            "<unknown>",
+            "08065251305",
+            "DID",
+            "CALLHOOK_REF_ID",
+            "a,b",
+            "\u{1F600}",
+        ]);
+        let long = "L".repeat(300);
+        let key = prop::sample::select(vec![
+            "Uniqueid",
+            "Linkedid",
+            "DestUniqueid",
+            "ChannelState",
+            "Channel",
+            "DestChannel",
+            "CallerIDNum",
+            "DestCallerIDNum",
+            "Context",
+            "Exten",
+            "DialStatus",
+            "DialString",
+            "Queue",
+            "Interface",
+            "MemberName",
+            "RingTime",
+            "HoldTime",
+            "Reason",
+            "Digit",
+            "Direction",
+            "Cause",
+            "Variable",
+            "Value",
+            "BridgeUniqueid",
+            "TransfereeUniqueid",
+            "Timestamp",
+        ]);
+        let value = prop_oneof![
+            id.prop_map(str::to_owned),
+            text.prop_map(str::to_owned),
+            Just(long)
+        ];
+        (events, proptest::collection::vec((key, value), 0..14)).prop_map(|(event, pairs)| {
+            let mut f = vec![("Event".to_owned(), event.to_owned())];
+            f.extend(pairs.into_iter().map(|(k, v)| (k.to_owned(), v)));
+            Frame::from_pairs(f)
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever the frames say, the follower neither panics nor builds an event the API
+        /// would refuse, and a resync or a flush afterwards is as safe.
+        #[test]
+        fn arbitrary_frames_give_only_valid_events(frames in proptest::collection::vec(arbitrary_frame(), 0..60)) {
+            let mut r = call_shapes_rules();
+            r.did_from = DidFrom::Variable("DID".into());
+            r.ref_id_variable = Some("CALLHOOK_REF_ID".into());
+            r.numbers.country_code = Some("91".into());
+            let mut calls = AmiCalls::new(r);
+            let mut built = Vec::new();
+            for f in &frames {
+                calls.on_frame(f, Timestamp::UNIX_EPOCH, &mut built);
+            }
+            calls.begin_resync();
+            calls.finish_resync(Timestamp::UNIX_EPOCH, &mut built);
+            calls.flush(&mut built);
+            for b in built {
+                proptest::prop_assert!(b.is_ok(), "{:?}", b);
+            }
+            proptest::prop_assert_eq!(calls.open(), 0);
+        }
     }
 
     proptest::proptest! {

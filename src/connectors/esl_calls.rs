@@ -308,7 +308,9 @@ impl EslCalls {
     }
 
     fn create(&mut self, e: &Headers, at: Timestamp, out: &mut Vec<Built>) {
-        let Some(u) = e.get("Unique-ID") else { return };
+        let Some(u) = e.get("Unique-ID").filter(|u| !u.trim().is_empty()) else {
+            return;
+        };
         if self.channels.contains_key(u) {
             return;
         }
@@ -1127,6 +1129,115 @@ pub(crate) mod tests {
         calls.begin_resync();
         calls.channel_list(b"-ERR no reply", now, &mut built);
         assert_eq!(calls.open(), 1);
+    }
+
+    fn arbitrary_event() -> impl proptest::strategy::Strategy<Value = Headers> {
+        use proptest::prelude::*;
+        let names = prop::sample::select(vec![
+            "CHANNEL_CREATE",
+            "CHANNEL_PROGRESS",
+            "CHANNEL_PROGRESS_MEDIA",
+            "CHANNEL_ANSWER",
+            "CHANNEL_BRIDGE",
+            "CHANNEL_HANGUP_COMPLETE",
+            "DTMF",
+            "CUSTOM",
+            "HEARTBEAT",
+            "BOGUS",
+        ]);
+        let key = prop::sample::select(vec![
+            "Unique-ID",
+            "Channel-Call-UUID",
+            "Other-Type",
+            "Other-Leg-Unique-ID",
+            "variable_cc_member_session_uuid",
+            "Call-Direction",
+            "Caller-Context",
+            "Caller-Destination-Number",
+            "Caller-Caller-ID-Number",
+            "Caller-Channel-Name",
+            "Caller-Channel-Created-Time",
+            "Event-Date-Timestamp",
+            "DTMF-Digit",
+            "Hangup-Cause",
+            "variable_sip_hangup_disposition",
+            "variable_billsec",
+            "variable_duration",
+            "Bridge-B-Unique-ID",
+            "Event-Subclass",
+            "CC-Action",
+            "CC-Queue",
+            "CC-Agent",
+            "CC-Member-Session-UUID",
+            "CC-Agent-UUID",
+            "CC-Agent-Called-Time",
+            "CC-Agent-Answered-Time",
+            "CC-Member-Joined-Time",
+            "Other-Leg-Context",
+            "Other-Leg-Destination-Number",
+            "variable_DID",
+            "variable_CALLHOOK_REF_ID",
+        ]);
+        let value = prop::sample::select(vec![
+            "",
+            "A",
+            "B",
+            "C",
+            "inbound",
+            "outbound",
+            "originator",
+            "default",
+            "public",
+            "5000",
+            "600",
+            "1001",
+            "18005550199",
+            "+14155550100",
+            "1790589600000000",
+            "-1",
+            "99999999999999999999",
+            "1",
+            "#",
+            "xx",
+            "recv_bye",
+            "send_bye",
+            "callcenter::info",
+            "member-queue-start",
+            "agent-offering",
+            "bridge-agent-start",
+            "bridge-agent-fail",
+            "q@default",
+            "1002@default",
+            "NORMAL_CLEARING",
+            "sofia/internal/1001@h",
+        ]);
+        (names, proptest::collection::vec((key, value), 0..12)).prop_map(|(name, pairs)| {
+            let mut h = vec![("Event-Name".to_owned(), name.to_owned())];
+            h.extend(pairs.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+            Headers::from_pairs(h)
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_events_give_only_valid_call_events(events in proptest::collection::vec(arbitrary_event(), 0..50)) {
+            let mut r = fs_rules();
+            r.did_from = DidFrom::Variable("DID".into());
+            let mut calls = EslCalls::new(r);
+            let mut built = Vec::new();
+            for e in &events {
+                calls.on_event(e, Timestamp::UNIX_EPOCH, &mut built);
+            }
+            calls.begin_resync();
+            calls.channel_list(br#"{"rows":[]}"#, Timestamp::UNIX_EPOCH, &mut built);
+            calls.flush(&mut built);
+            for b in built {
+                proptest::prop_assert!(b.is_ok(), "{:?}", b);
+            }
+            proptest::prop_assert_eq!(calls.open(), 0);
+        }
     }
 
     proptest::proptest! {

@@ -224,6 +224,7 @@ pub struct AmiSession {
     calls: AmiCalls,
     phase: Phase,
     actions: u64,
+    keepalives: u32,
     login_id: String,
     listing_id: String,
 }
@@ -246,6 +247,7 @@ impl AmiSession {
             calls: AmiCalls::new(rules),
             phase: Phase::Banner,
             actions: 0,
+            keepalives: 0,
             login_id: String::new(),
             listing_id: String::new(),
         }
@@ -344,10 +346,20 @@ impl Session for AmiSession {
     }
 
     fn keepalive(&mut self) -> Option<Vec<u8>> {
-        (self.phase == Phase::Ready).then(|| {
-            let id = self.next_id("ping");
-            action(&[("Action", "Ping"), ("ActionID", &id)])
-        })
+        if self.phase != Phase::Ready {
+            return None;
+        }
+        self.keepalives += 1;
+        if self.keepalives.is_multiple_of(super::LISTING_EVERY) {
+            self.calls.begin_resync();
+            self.listing_id = self.next_id("channels");
+            return Some(action(&[
+                ("Action", "CoreShowChannels"),
+                ("ActionID", &self.listing_id),
+            ]));
+        }
+        let id = self.next_id("ping");
+        Some(action(&[("Action", "Ping"), ("ActionID", &id)]))
     }
 
     fn logoff(&mut self) -> Option<Vec<u8>> {
@@ -509,7 +521,15 @@ mod tests {
                 .unwrap()
                 .contains("Action: CoreShowChannels")
         );
-        assert!(s.keepalive().is_some());
+        let pings: Vec<String> = (0..super::super::LISTING_EVERY)
+            .map(|_| String::from_utf8(s.keepalive().unwrap()).unwrap())
+            .collect();
+        assert!(
+            pings[..pings.len() - 1]
+                .iter()
+                .all(|p| p.starts_with("Action: Ping\r\n"))
+        );
+        assert!(pings[pings.len() - 1].starts_with("Action: CoreShowChannels\r\n"));
         assert!(s.logoff().is_some());
 
         let mut s = AmiSession::new("hook", "bad", super::super::call::tests::rules());

@@ -313,6 +313,7 @@ pub struct EslSession {
     calls: EslCalls,
     phase: Phase,
     asked: VecDeque<Asked>,
+    keepalives: u32,
 }
 
 impl EslSession {
@@ -323,6 +324,7 @@ impl EslSession {
             calls: EslCalls::new(rules),
             phase: Phase::Greeting,
             asked: VecDeque::new(),
+            keepalives: 0,
         }
     }
 
@@ -411,10 +413,17 @@ impl Session for EslSession {
     }
 
     fn keepalive(&mut self) -> Option<Vec<u8>> {
-        (self.phase == Phase::Ready).then(|| {
-            self.asked.push_back(Asked::Ping);
-            Self::command("api uptime")
-        })
+        if self.phase != Phase::Ready {
+            return None;
+        }
+        self.keepalives += 1;
+        if self.keepalives.is_multiple_of(super::LISTING_EVERY) {
+            self.calls.begin_resync();
+            self.asked.push_back(Asked::Channels);
+            return Some(Self::command("api show channels as json"));
+        }
+        self.asked.push_back(Asked::Ping);
+        Some(Self::command("api uptime"))
     }
 
     fn logoff(&mut self) -> Option<Vec<u8>> {
@@ -530,7 +539,15 @@ mod tests {
             now,
         );
         assert_eq!(step.send, b"api show channels as json\n\n");
-        assert!(s.keepalive().is_some());
+        let sent: Vec<Vec<u8>> = (0..super::super::LISTING_EVERY)
+            .map(|_| s.keepalive().unwrap())
+            .collect();
+        assert_eq!(sent[0], b"api uptime\n\n");
+        assert_eq!(sent[sent.len() - 1], b"api show channels as json\n\n");
+        // Replies are matched to commands by their order; the first answers the listing sent
+        // after the subscription (an empty one: nothing was being followed).
+        let step = s.received(b"Content-Type: api/response\nContent-Length: 2\n\n{}", now);
+        assert!(step.events.is_empty() && step.problems.is_empty());
 
         let mut s = EslSession::new("wrong", rules);
         s.connected(now);

@@ -322,6 +322,11 @@ pub fn check(settings: &[ConnectorSettings]) -> Result<(), SettingsError> {
     Ok(())
 }
 
+/// Every this many keep-alives (about five minutes) a session lists the PBX's live channels
+/// again, as after a reconnect: a call whose hangup event was lost (a PBX that dropped events
+/// for a slow reader) still ends, instead of staying open forever.
+pub const LISTING_EVERY: u32 = 10;
+
 /// What a session made of what it was given: bytes to send back, call events, and news for
 /// the status. Sessions are pure; the runner acts on this.
 #[derive(Debug, Default)]

@@ -412,11 +412,13 @@ async fn scenario(name: &str) {
         tokio::time::sleep(Duration::from_millis(1200)).await; // whsink flushes every second
         let r = report(&b, Some(&sent));
         println!(
-            "latency at 1,000 events/s:  p50 {} ms, p99 {} ms, lost {}, duplicates {}",
-            field(&r, "latency p50"),
-            field(&r, "latency p99"),
-            field(&r, "lost"),
-            field(&r, "duplicates")
+            "latency at 1,000 events/s:  {}",
+            field(&r, "latency first arrival")
+        );
+        println!(
+            "  sent {}, lost {}",
+            field(&r, "sent ids"),
+            field(&r, "lost")
         );
     }
     let (_, rss) = usage(pid);

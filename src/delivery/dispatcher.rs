@@ -21,6 +21,9 @@ use crate::store::{AttemptRecord, Claimed, Next, Release, Store};
 
 /// Most deliveries one claim takes.
 const CLAIM_BATCH: u32 = 256;
+/// A lane holds up to this many times its concurrency in claimed work: enough that a busy
+/// webhook is not claimed for every few requests, little enough to start well within a lease.
+const BACKLOG_FACTOR: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -59,6 +62,8 @@ struct Lane {
     queue: VecDeque<Claimed>,
     /// Earliest time the next request may start (rate limit).
     next_slot: Option<Instant>,
+    /// The webhook's rate limit, as last claimed.
+    rate: Option<f64>,
     /// When a request of this lane last finished (or the lane began).
     last_progress: Instant,
     /// Until when its due backlog was pushed back (see [`STUCK_AFTER`]).
@@ -71,6 +76,7 @@ impl Default for Lane {
             in_flight: 0,
             queue: VecDeque::new(),
             next_slot: None,
+            rate: None,
             last_progress: Instant::now(),
             deferred_until: None,
         }
@@ -190,9 +196,12 @@ impl Dispatcher {
             .sum()
     }
 
-    /// Whether a lane takes no more work for now.
+    /// Whether a lane takes no more work for now: it has plenty queued (it is claimed for again
+    /// while half its backlog is left, so it never runs dry waiting for a claim), or it is
+    /// held back by its rate limit.
     fn lane_full(&self, lane: &Lane) -> bool {
-        lane.in_flight >= self.limits.per_webhook || !lane.queue.is_empty()
+        lane.queue.len() * 2 > self.backlog(lane.rate)
+            || lane.next_slot.is_some_and(|s| s > Instant::now())
     }
 
     /// Claims due work while there is room, and starts what the lanes allow.
@@ -211,7 +220,8 @@ impl Dispatcher {
                 .collect();
             let limit = free.min(CLAIM_BATCH);
             let now = Timestamp::now();
-            let per_webhook = self.limits.per_webhook.saturating_mul(2);
+            // A lane is claimed for once half its backlog is left, so half a backlog fills it.
+            let per_webhook = (self.limits.per_webhook * BACKLOG_FACTOR / 2).max(1);
             let batch = self
                 .store
                 .claim_due(
@@ -229,7 +239,9 @@ impl Dispatcher {
                 if !touched.contains(&w) {
                     touched.push(w.clone());
                 }
-                self.lanes.entry(w).or_default().queue.push_back(c);
+                let lane = self.lanes.entry(w).or_default();
+                lane.rate = c.webhook.spec.rate_limit;
+                lane.queue.push_back(c);
             }
             for w in &touched {
                 self.pump(w);
@@ -243,9 +255,9 @@ impl Dispatcher {
 
     /// How much claimed work a lane may hold unstarted: enough to keep it busy, never so much
     /// that its leases could run out while it waits.
-    fn lane_backlog(&self, c: &Claimed) -> usize {
-        let by_concurrency = self.limits.per_webhook as usize * 2;
-        match c.webhook.spec.rate_limit {
+    fn backlog(&self, rate: Option<f64>) -> usize {
+        let by_concurrency = (self.limits.per_webhook * BACKLOG_FACTOR) as usize;
+        match rate {
             Some(rate) => {
                 ((rate * self.limits.lease.as_secs_f64() / 2.0) as usize).clamp(1, by_concurrency)
             }
@@ -267,7 +279,7 @@ impl Dispatcher {
             let Some(first) = lane.queue.front() else {
                 continue;
             };
-            let keep = self.lane_backlog(first);
+            let keep = self.backlog(first.webhook.spec.rate_limit);
             if lane.queue.len() <= keep {
                 continue;
             }

@@ -97,7 +97,8 @@ CREATE TABLE deliveries (
     last_error       TEXT,
     last_latency_ms  INTEGER
 );
-CREATE INDEX deliveries_due ON deliveries(next_attempt_at) WHERE state = 'queued';
+-- Claims read due rows in time order with their webhook, from the index alone.
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at, webhook_id) WHERE state = 'queued';
 CREATE INDEX deliveries_webhook_call ON deliveries(webhook_id, call_id, seq);
 CREATE INDEX deliveries_webhook ON deliveries(webhook_id, seq);
 CREATE INDEX deliveries_event ON deliveries(event_seq);

@@ -6,6 +6,7 @@
 //! when to retry, which webhooks match — that is decided by the core and the dispatcher and
 //! handed to the store to write.
 
+mod batch;
 mod rows;
 pub mod sqlite;
 

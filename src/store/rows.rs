@@ -202,3 +202,45 @@ pub fn stats_from_row(row: &impl Cols) -> Result<(String, WebhookStats)> {
         },
     ))
 }
+
+/// A session joined with its user (`session_with_user`).
+pub fn session_user_from_row(row: &impl Cols) -> Result<(Session, User)> {
+    let session = Session {
+        id: row.text("id")?,
+        user_id: row.text("user_id")?,
+        csrf: row.text("csrf")?,
+        created_at: row.ts("created_at")?,
+        expires_at: row.ts("expires_at")?,
+    };
+    let user = User {
+        id: session.user_id.clone(),
+        account_id: row.text("account_id")?,
+        email: row.text("email")?,
+        password_hash: row.text("password_hash")?,
+        created_at: row.ts("user_created_at")?,
+    };
+    Ok((session, user))
+}
+
+pub fn hourly_from_row(row: &impl Cols) -> Result<HourlyDeliveries> {
+    Ok(HourlyDeliveries {
+        hour: row.ts("hour")?,
+        succeeded: row.int("succeeded")? as u64,
+        failed: row.int("failed")? as u64,
+        pending: row.int("pending")? as u64,
+    })
+}
+
+pub fn call_summary_from_row(row: &impl Cols) -> Result<CallSummary> {
+    Ok(CallSummary {
+        call_id: row.text("call_id")?,
+        call_type: row.opt_text("call_type")?,
+        did_number: row.opt_text("did_number")?,
+        customer_number: row.opt_text("customer_number")?,
+        last_event_type: row.text("last_type")?,
+        first_received_at: row.ts("first_at")?,
+        last_received_at: row.ts("last_at")?,
+        events: row.int("events")? as u64,
+        deliveries: row.int("deliveries")? as u64,
+    })
+}

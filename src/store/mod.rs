@@ -7,6 +7,7 @@
 //! handed to the store to write.
 
 mod batch;
+mod common;
 mod rows;
 pub mod sqlite;
 

@@ -64,6 +64,11 @@ pub fn limit_plus_one(page: &PageRequest) -> i64 {
 
 pub const WEBHOOK_COLUMNS: &str = "id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, last_success_at";
 
+pub const SELECT_WEBHOOK: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
+     last_success_at FROM webhooks WHERE account_id = $1 AND id = $2";
+pub const LIST_WEBHOOKS: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
+     last_success_at FROM webhooks WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+
 pub fn webhook_from_row(row: &impl Cols) -> Result<Webhook> {
     let mut spec = spec_from_json(&row.text("spec")?)?;
     spec.enabled = row.boolean("enabled")?;

@@ -21,6 +21,7 @@ use crate::delivery::attempt::Policy;
 use crate::delivery::client::HttpClient;
 use crate::delivery::dispatcher::{self, DispatcherHandle, Limits};
 use crate::ingest::Ingest;
+use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{Account, Store, User};
 
@@ -32,7 +33,10 @@ pub const ADMIN_EMAIL: &str = "admin@callhook.local";
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let url = settings.database_url();
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        anyhow::bail!("PostgreSQL is not supported by this build yet; use sqlite://");
+        let store = PgStore::open(&url)
+            .await
+            .with_context(|| format!("cannot open the PostgreSQL database {}", redact(&url)))?;
+        return Ok(Arc::new(store));
     }
     if settings.database_url.is_empty() {
         std::fs::create_dir_all(&settings.data_dir).with_context(|| {
@@ -46,6 +50,17 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
         .await
         .with_context(|| format!("cannot open the database {url}"))?;
     Ok(Arc::new(store))
+}
+
+/// A database URL fit for logs: without its password.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The process-wide Prometheus recorder (one per process, shared by every app in it).
@@ -185,6 +200,9 @@ impl App {
             },
             shutdown_rx.clone(),
         );
+        // Work announced by other nodes (PostgreSQL) wakes this node's dispatcher at once.
+        let waker = dispatcher.waker.clone();
+        store.listen_for_work(Arc::new(move || waker.wake()));
         // PBX connectors: their call events take the same path as the API's.
         let connectors = crate::connectors::Connectors::start(
             &settings.connectors,

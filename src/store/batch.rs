@@ -427,7 +427,7 @@ macro_rules! batched_writes {
                          SELECT $1, $2, $3, $4, $5, $6, CASE WHEN b THEN 'waiting' ELSE 'queued' END,
                                 CASE WHEN b THEN NULL ELSE $7 END, $7, $7, $8
                          FROM (SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $3 AND call_id = $5
-                                              AND state IN ('queued', 'waiting')) AS b)",
+                                              AND state IN ('queued', 'waiting')) AS b) AS busy",
                     )
                     .bind(&d.id)
                     .bind(&e.account_id)

@@ -5,12 +5,66 @@
 //! for a backend from these shared methods plus the few whose SQL differs, which the backend
 //! passes in.
 
-/// `impl Store for $store` from the shared methods and the backend's own (`$($own)*`).
+/// `impl Store for $store` from the shared methods and the backend's own (`$($own)*`). Where
+/// only a fragment of SQL differs, the backend defines it as a constant the shared code names:
+/// `WEBHOOKS_USING_NUMBER` (JSON array search) and `CALL_FIELDS` (JSON field access).
 macro_rules! impl_store {
     ($store:ty, $db:ty, $conn:ty, { $($own:tt)* }) => {
         #[async_trait::async_trait]
         impl Store for $store {
             $($own)*
+
+            async fn delete_number(&self, account_id: &str, number: &E164) -> Result<()> {
+                let (account_id, number) = (account_id.to_owned(), number.clone());
+                self.write(move |c| {
+                    Box::pin(async move {
+                        let using: Vec<String> = sqlx::query_scalar(WEBHOOKS_USING_NUMBER)
+                        .bind(&account_id)
+                        .bind(number.as_str())
+                        .fetch_all(&mut *c)
+                        .await?;
+                        if !using.is_empty() {
+                            return Err(StoreError::Conflict(format!(
+                                "{number} is used by webhook{} {}; remove it from {} first, or a webhook would start firing for every number",
+                                if using.len() == 1 { "" } else { "s" },
+                                using.join(", "),
+                                if using.len() == 1 { "it" } else { "them" },
+                            )));
+                        }
+                        let r = sqlx::query("DELETE FROM numbers WHERE account_id = $1 AND number = $2")
+                            .bind(&account_id)
+                            .bind(number.as_str())
+                            .execute(&mut *c)
+                            .await?;
+                        if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+                    })
+                })
+                .await
+            }
+
+            async fn recent_calls(&self, account_id: &str, limit: u32) -> Result<Vec<CallSummary>> {
+                // Only the account's latest events are grouped, so the page stays quick however long
+                // the history is; a call older than that window simply drops off the list.
+                let rows = sqlx::query(AssertSqlSafe(format!(
+                    "WITH recent AS (
+                         SELECT seq, call_id, received_at FROM events
+                         WHERE account_id = $1 AND NOT test ORDER BY seq DESC LIMIT 5000),
+                     calls AS (
+                         SELECT call_id, COUNT(*) AS events, MIN(received_at) AS first_at,
+                                MAX(received_at) AS last_at, MAX(seq) AS last_seq
+                         FROM recent GROUP BY call_id ORDER BY last_seq DESC LIMIT $2)
+                     SELECT c.call_id, c.events, c.first_at, c.last_at, l.type AS last_type, {CALL_FIELDS},
+                            (SELECT COUNT(*) FROM deliveries d WHERE d.event_seq IN
+                                (SELECT seq FROM events e WHERE e.account_id = $1 AND e.call_id = c.call_id)) AS deliveries
+                     FROM calls c JOIN events l ON l.seq = c.last_seq
+                     ORDER BY c.last_seq DESC"
+                )))
+                .bind(account_id)
+                .bind(limit as i64)
+                .fetch_all(&self.read)
+                .await?;
+                rows.iter().map(call_summary_from_row).collect()
+            }
 
                 async fn get_setting(&self, key: &str) -> Result<Option<String>> {
                     Ok(
@@ -603,31 +657,38 @@ macro_rules! impl_store {
                     self.write(move |c| {
                         Box::pin(async move {
                             // Everything replayed waits first; then the head of each call goes, so a call's
-                            // deliveries leave in order exactly as they did the first time.
+                            // deliveries leave in order exactly as they did the first time. The calls are
+                            // locked before anything changes (nodes write concurrently on PostgreSQL).
+                            let matching = |q: &mut QueryBuilder<$db>| {
+                                q.push(" WHERE account_id = ");
+                                q.push_bind(account_id.clone());
+                                q.push(" AND webhook_id = ");
+                                q.push_bind(webhook_id.clone());
+                                q.push(" AND created_at >= ");
+                                q.push_bind(to_ms(since));
+                                q.push(" AND state IN (");
+                                let mut sep = q.separated(", ");
+                                for s in &states {
+                                    sep.push_bind(*s);
+                                }
+                                q.push(")");
+                            };
+                            let mut q = QueryBuilder::<$db>::new("SELECT DISTINCT call_id FROM deliveries");
+                            matching(&mut q);
+                            let calls: Vec<String> = q.build_query_scalar().fetch_all(&mut *c).await?;
+                            let keys: Vec<(&str, &str)> = calls.iter().map(|call| (webhook_id.as_str(), call.as_str())).collect();
+                            lock_calls(c, &keys).await?;
                             let mut q = QueryBuilder::<$db>::new(
                                 "UPDATE deliveries SET state = 'waiting', next_attempt_at = NULL, attempt_limit = attempts + ",
                             );
                             q.push_bind(attempts as i64);
                             q.push(", updated_at = ");
                             q.push_bind(now);
-                            q.push(" WHERE account_id = ");
-                            q.push_bind(&account_id);
-                            q.push(" AND webhook_id = ");
-                            q.push_bind(&webhook_id);
-                            q.push(" AND created_at >= ");
-                            q.push_bind(to_ms(since));
-                            q.push(" AND state IN (");
-                            let mut sep = q.separated(", ");
-                            for s in &states {
-                                sep.push_bind(*s);
-                            }
-                            q.push(") RETURNING call_id");
-                            let calls: Vec<String> = q.build_query_scalar().fetch_all(&mut *c).await?;
-                            let n = calls.len() as u64;
+                            matching(&mut q);
+                            let n = q.build().execute(&mut *c).await?.rows_affected();
                             let mut pairs: Vec<(String, String)> =
                                 calls.into_iter().map(|call| (webhook_id.clone(), call)).collect();
                             pairs.sort();
-                            pairs.dedup();
                             promote_next(c, &pairs, now).await?;
                             Ok(n)
                         })

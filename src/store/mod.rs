@@ -8,6 +8,7 @@
 
 mod batch;
 mod common;
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 
@@ -475,6 +476,10 @@ pub struct CallSummary {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // Settings callhook keeps for itself.
+    /// Calls `wake` whenever another node (or this one) announces new due work. Stores
+    /// shared by several nodes implement it; the default does nothing, polling is enough.
+    fn listen_for_work(&self, _wake: Arc<dyn Fn() + Send + Sync>) {}
+
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;
     async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
 

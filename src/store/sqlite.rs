@@ -230,6 +230,15 @@ async fn lock_calls(_conn: &mut SqliteConnection, _calls: &[(&str, &str)]) -> Re
     Ok(())
 }
 
+/// The webhooks of account `$1` that name number `$2`.
+const WEBHOOKS_USING_NUMBER: &str = "SELECT w.id FROM webhooks w, json_each(w.spec, '$.numbers') n
+     WHERE w.account_id = $1 AND n.value = $2 ORDER BY w.id";
+
+/// The call's type and numbers, from its latest event `l`.
+const CALL_FIELDS: &str = "json_extract(l.payload, '$.call.call_type') AS call_type,
+     json_extract(l.payload, '$.call.did_number') AS did_number,
+     json_extract(l.payload, '$.call.customer_number') AS customer_number";
+
 super::batch::batched_writes!(Sqlite, SqliteConnection);
 
 super::common::impl_store!(SqliteStore, Sqlite, SqliteConnection, {
@@ -287,63 +296,5 @@ super::common::impl_store!(SqliteStore, Sqlite, SqliteConnection, {
             })
         })
         .await
-    }
-
-    async fn delete_number(&self, account_id: &str, number: &E164) -> Result<()> {
-        let (account_id, number) = (account_id.to_owned(), number.clone());
-        self.write(move |c| {
-            Box::pin(async move {
-                let using: Vec<String> = sqlx::query_scalar(
-                    "SELECT w.id FROM webhooks w, json_each(w.spec, '$.numbers') n
-                     WHERE w.account_id = $1 AND n.value = $2 ORDER BY w.id",
-                )
-                .bind(&account_id)
-                .bind(number.as_str())
-                .fetch_all(&mut *c)
-                .await?;
-                if !using.is_empty() {
-                    return Err(StoreError::Conflict(format!(
-                        "{number} is used by webhook{} {}; remove it from {} first, or a webhook would start firing for every number",
-                        if using.len() == 1 { "" } else { "s" },
-                        using.join(", "),
-                        if using.len() == 1 { "it" } else { "them" },
-                    )));
-                }
-                let r = sqlx::query("DELETE FROM numbers WHERE account_id = $1 AND number = $2")
-                    .bind(&account_id)
-                    .bind(number.as_str())
-                    .execute(&mut *c)
-                    .await?;
-                if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
-            })
-        })
-        .await
-    }
-
-    async fn recent_calls(&self, account_id: &str, limit: u32) -> Result<Vec<CallSummary>> {
-        // Only the account's latest events are grouped, so the page stays quick however long
-        // the history is; a call older than that window simply drops off the list.
-        let rows = sqlx::query(
-            "WITH recent AS (
-                 SELECT seq, call_id, received_at FROM events
-                 WHERE account_id = $1 AND NOT test ORDER BY seq DESC LIMIT 5000),
-             calls AS (
-                 SELECT call_id, COUNT(*) AS events, MIN(received_at) AS first_at,
-                        MAX(received_at) AS last_at, MAX(seq) AS last_seq
-                 FROM recent GROUP BY call_id ORDER BY last_seq DESC LIMIT $2)
-             SELECT c.call_id, c.events, c.first_at, c.last_at, l.type AS last_type,
-                    json_extract(l.payload, '$.call.call_type') AS call_type,
-                    json_extract(l.payload, '$.call.did_number') AS did_number,
-                    json_extract(l.payload, '$.call.customer_number') AS customer_number,
-                    (SELECT COUNT(*) FROM deliveries d WHERE d.event_seq IN
-                        (SELECT seq FROM events e WHERE e.account_id = $1 AND e.call_id = c.call_id)) AS deliveries
-             FROM calls c JOIN events l ON l.seq = c.last_seq
-             ORDER BY c.last_seq DESC",
-        )
-        .bind(account_id)
-        .bind(limit as i64)
-        .fetch_all(&self.read)
-        .await?;
-        rows.iter().map(call_summary_from_row).collect()
     }
 });

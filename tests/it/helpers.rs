@@ -34,9 +34,36 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
+/// With `CALLHOOK_TEST_DATABASE=postgres` every test gets a fresh PostgreSQL database
+/// (`CALLHOOK_TEST_PG`, default `postgres://postgres@127.0.0.1:5432`) instead of SQLite.
+pub async fn test_database_url() -> Option<String> {
+    if std::env::var("CALLHOOK_TEST_DATABASE").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let server = std::env::var("CALLHOOK_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
+    let name = format!("callhook_t_{}", uuid::Uuid::now_v7().simple());
+    let mut admin =
+        <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{server}/postgres"))
+            .await
+            .expect("PostgreSQL is reachable");
+    sqlx::Executor::execute(
+        &mut admin,
+        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
+    )
+    .await
+    .expect("a test database can be created");
+    Some(format!("{server}/{name}"))
+}
+
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    // Warnings and errors (an internal error behind a 500, say) show with a failing test.
+    callhook::cli::init_tracing("warn");
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
+    if let Some(url) = test_database_url().await {
+        settings.database_url = url;
+    }
     tweak(&mut settings);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await

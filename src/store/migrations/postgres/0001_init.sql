@@ -1,0 +1,139 @@
+-- callhook schema, PostgreSQL. Times are Unix milliseconds (UTC). Lists and headers are JSON text.
+-- Kept column for column like the SQLite schema, so both stores share their SQL.
+
+CREATE TABLE accounts (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL
+);
+
+CREATE TABLE api_keys (
+    id           TEXT PRIMARY KEY,
+    account_id   TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    -- The first characters of the secret, to tell keys apart in lists.
+    prefix       TEXT NOT NULL,
+    -- SHA-256 of the whole secret; the secret itself is never stored.
+    hash         TEXT NOT NULL UNIQUE,
+    created_at   BIGINT NOT NULL,
+    last_used_at BIGINT
+);
+CREATE INDEX api_keys_account ON api_keys(account_id, id);
+
+CREATE TABLE users (
+    id            TEXT PRIMARY KEY,
+    account_id    TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    email         TEXT NOT NULL UNIQUE,
+    password_hash TEXT NOT NULL,
+    created_at    BIGINT NOT NULL
+);
+
+CREATE TABLE numbers (
+    account_id  TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    number      TEXT NOT NULL,
+    label       TEXT,
+    created_at  BIGINT NOT NULL,
+    PRIMARY KEY (account_id, number)
+);
+
+CREATE TABLE webhooks (
+    id               TEXT PRIMARY KEY,
+    account_id       TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    -- The admin-set fields (WebhookSpec) as JSON.
+    spec             TEXT NOT NULL,
+    trigger          TEXT NOT NULL,
+    enabled          BOOLEAN NOT NULL,
+    disabled_reason  TEXT,
+    -- Signing secrets, newest first: [{"secret": "whsec_…", "created_at": ms, "expires_at": ms|null}].
+    secrets          TEXT NOT NULL,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL,
+    last_success_at  BIGINT
+);
+-- Matching looks webhooks up by account and trigger, never scanning the rest.
+CREATE INDEX webhooks_match ON webhooks(account_id, trigger);
+CREATE INDEX webhooks_account ON webhooks(account_id, id);
+
+CREATE TABLE events (
+    seq          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id           TEXT NOT NULL UNIQUE,
+    account_id   TEXT NOT NULL,
+    -- The id the sender gave, or `id` when it gave none: what receivers see as event_id.
+    event_id     TEXT NOT NULL,
+    call_id      TEXT NOT NULL,
+    type         TEXT NOT NULL,
+    occurred_at  BIGINT NOT NULL,
+    received_at  BIGINT NOT NULL,
+    test         BOOLEAN NOT NULL DEFAULT false,
+    payload      TEXT NOT NULL
+);
+CREATE UNIQUE INDEX events_idempotency ON events(account_id, event_id);
+CREATE INDEX events_call ON events(account_id, call_id, seq);
+CREATE INDEX events_received ON events(received_at);
+-- One call.ended per call.
+CREATE UNIQUE INDEX events_one_end ON events(account_id, call_id) WHERE type = 'call.ended' AND NOT test;
+
+-- The deliveries table is both the queue and the log.
+--   state: queued (due at next_attempt_at), waiting (behind an earlier delivery of its call to
+--   the same webhook), succeeded, failed.
+CREATE TABLE deliveries (
+    seq              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id               TEXT NOT NULL UNIQUE,
+    account_id       TEXT NOT NULL,
+    webhook_id       TEXT NOT NULL,
+    event_seq        BIGINT NOT NULL,
+    call_id          TEXT NOT NULL,
+    trigger          TEXT NOT NULL,
+    state            TEXT NOT NULL,
+    attempts         BIGINT NOT NULL DEFAULT 0,
+    -- After this many attempts the delivery fails; NULL: the configured schedule decides.
+    attempt_limit    BIGINT,
+    next_attempt_at  BIGINT,
+    -- Bumped by every claim; an attempt is recorded only by the holder of the current lease.
+    lease            BIGINT NOT NULL DEFAULT 0,
+    created_at       BIGINT NOT NULL,
+    updated_at       BIGINT NOT NULL,
+    last_attempt_at  BIGINT,
+    last_status      BIGINT,
+    last_error       TEXT,
+    last_latency_ms  BIGINT
+);
+-- Claims read due rows in time order with their webhook, from the index alone.
+CREATE INDEX deliveries_due ON deliveries(next_attempt_at, webhook_id) WHERE state = 'queued';
+CREATE INDEX deliveries_webhook_call ON deliveries(webhook_id, call_id, seq);
+CREATE INDEX deliveries_webhook ON deliveries(webhook_id, seq);
+CREATE INDEX deliveries_event ON deliveries(event_seq);
+CREATE INDEX deliveries_waiting ON deliveries(webhook_id, call_id) WHERE state = 'waiting';
+
+CREATE TABLE attempts (
+    seq              BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    delivery_id      TEXT NOT NULL,
+    n                BIGINT NOT NULL,
+    started_at       BIGINT NOT NULL,
+    latency_ms       BIGINT NOT NULL,
+    request_method   TEXT NOT NULL,
+    request_url      TEXT NOT NULL,
+    request_headers  TEXT NOT NULL,
+    request_body     TEXT,
+    response_status  BIGINT,
+    response_headers TEXT,
+    response_body    TEXT,
+    error_kind       TEXT,
+    error            TEXT
+);
+CREATE INDEX attempts_delivery ON attempts(delivery_id, n);
+CREATE INDEX attempts_started ON attempts(started_at);
+
+CREATE TABLE sessions (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    csrf        TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL
+);
+
+-- Values callhook keeps for itself (the operator token's hash, first-start marker, …).
+CREATE TABLE settings (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+);

@@ -1,0 +1,213 @@
+//! The PostgreSQL store, for running several `callhook serve` nodes on one database.
+//!
+//! Writes are short transactions from a pool; nodes share the work through leases claimed
+//! with `FOR UPDATE SKIP LOCKED`, so two nodes never take the same delivery and none waits on
+//! another's claim. What SQLite gets for free from its single writer — a call's deliveries
+//! queued and promoted one at a time — takes transaction-scoped advisory locks here, one per
+//! (webhook, call), always taken in the same order so they cannot deadlock. New work is
+//! announced with `NOTIFY`, a hint that wakes idle dispatchers on every node; polling stays
+//! the guarantee.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use jiff::Timestamp;
+use sha2::{Digest, Sha256};
+use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, Postgres};
+use sqlx::{AssertSqlSafe, QueryBuilder, Row, SqlSafeStr};
+
+use super::rows::*;
+use super::*;
+use crate::core::validate::FieldErrors;
+
+/// The channel `NOTIFY` announces new due work on.
+const WORK_CHANNEL: &str = "callhook_work";
+
+pub struct PgStore {
+    read: PgPool,
+    url: String,
+}
+
+fn migrator() -> sqlx::migrate::Migrator {
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "init".into(),
+        MigrationType::Simple,
+        include_str!("migrations/postgres/0001_init.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl PgStore {
+    /// Connects and brings the schema up to date. Several nodes may start at once: the
+    /// migrator holds an advisory lock while it works, so one migrates and the others wait.
+    pub async fn open(url: &str) -> Result<PgStore> {
+        let read = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        migrator()
+            .run(&read)
+            .await
+            .map_err(|e| StoreError::Database(Arc::new(sqlx::Error::Migrate(Box::new(e)))))?;
+        Ok(PgStore {
+            read,
+            url: url.to_owned(),
+        })
+    }
+
+    /// Runs `f` in a transaction and answers once it is committed.
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        let mut tx = self.read.begin().await?;
+        match f(&mut tx).await {
+            Ok(v) => {
+                tx.commit().await?;
+                Ok(v)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A stable 64-bit key per (webhook, call), the same on every node and every version.
+fn call_key(webhook_id: &str, call_id: &str) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(webhook_id.as_bytes())
+        .chain_update([0u8])
+        .chain_update(call_id.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}
+
+/// Locks (webhook, call) pairs until the transaction ends. Keys are taken in ascending order
+/// (the aggregate reads the sorted subquery row by row), so two transactions never wait on
+/// each other in a circle.
+async fn lock_calls(conn: &mut PgConnection, calls: &[(&str, &str)]) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let mut keys: Vec<i64> = calls.iter().map(|(w, c)| call_key(w, c)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    sqlx::query(
+        "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT k FROM unnest($1::bigint[]) AS k ORDER BY k) AS s",
+    )
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The webhooks of account `$1` that name number `$2`.
+const WEBHOOKS_USING_NUMBER: &str =
+    "SELECT w.id FROM webhooks w, jsonb_array_elements_text(w.spec::jsonb -> 'numbers') n
+     WHERE w.account_id = $1 AND n = $2 ORDER BY w.id";
+
+/// The call's type and numbers, from its latest event `l`.
+const CALL_FIELDS: &str = "l.payload::jsonb -> 'call' ->> 'call_type' AS call_type,
+     l.payload::jsonb -> 'call' ->> 'did_number' AS did_number,
+     l.payload::jsonb -> 'call' ->> 'customer_number' AS customer_number";
+
+super::batch::batched_writes!(Postgres, PgConnection);
+
+super::common::impl_store!(PgStore, Postgres, PgConnection, {
+    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>> {
+        self.write(move |c| {
+            Box::pin(async move {
+                let out = insert_events_in(c, &events).await?;
+                if out.iter().any(|i| matches!(i, Inserted::New(n) if *n > 0)) {
+                    sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(WORK_CHANNEL)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    /// Calls `wake` whenever any node announces new work, until the process ends. A lost
+    /// connection is re-established; meanwhile polling carries on alone.
+    fn listen_for_work(&self, wake: Arc<dyn Fn() + Send + Sync>) {
+        let url = self.url.clone();
+        tokio::spawn(async move {
+            loop {
+                match PgListener::connect(&url).await {
+                    Ok(mut listener) => {
+                        if let Err(e) = listener.listen(WORK_CHANNEL).await {
+                            tracing::warn!(error = %e, "cannot LISTEN for new work; polling only");
+                        } else {
+                            while listener.recv().await.is_ok() {
+                                wake();
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot connect to LISTEN for new work; polling only")
+                    }
+                }
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        });
+    }
+
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        per_webhook: u32,
+        exclude: &[String],
+    ) -> Result<Vec<Claimed>> {
+        let exclude = exclude.to_vec();
+        self.write(move |c| {
+            Box::pin(async move {
+                // Oldest due first, at most `per_webhook` of any one webhook; rows another node
+                // is claiming right now are skipped, never waited for.
+                let mut q = QueryBuilder::<Postgres>::new(
+                    "WITH cand AS (SELECT seq, webhook_id, next_attempt_at FROM deliveries \
+                     WHERE state = 'queued' AND next_attempt_at <= ",
+                );
+                q.push_bind(to_ms(now));
+                if !exclude.is_empty() {
+                    q.push(" AND webhook_id <> ALL(");
+                    q.push_bind(exclude);
+                    q.push(")");
+                }
+                q.push(" ORDER BY next_attempt_at LIMIT ");
+                q.push_bind(i64::from(limit) * 4);
+                q.push(
+                    " FOR UPDATE SKIP LOCKED), ranked AS (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
+                     (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM cand), \
+                     picked AS (SELECT seq FROM ranked WHERE rn <= ",
+                );
+                q.push_bind(i64::from(per_webhook));
+                q.push(" ORDER BY next_attempt_at, seq LIMIT ");
+                q.push_bind(i64::from(limit));
+                q.push(") UPDATE deliveries d SET lease = d.lease + 1, next_attempt_at = ");
+                q.push_bind(to_ms(lease_until));
+                q.push(
+                    " FROM picked WHERE d.seq = picked.seq RETURNING d.id, d.lease, d.trigger, d.attempts, \
+                     d.attempt_limit, d.event_seq, d.webhook_id, d.seq",
+                );
+                let mut rows = q.build().fetch_all(&mut *c).await?;
+                rows.sort_by_key(|r| r.try_get::<i64, _>("seq").unwrap_or(0));
+                complete_claims(c, rows).await
+            })
+        })
+        .await
+    }
+});

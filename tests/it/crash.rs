@@ -19,9 +19,12 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_callhook"))
-        .arg("serve")
+fn start(dir: &std::path::Path, port: u16, database: Option<&str>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callhook"));
+    if let Some(url) = database {
+        cmd.env("CALLHOOK_DATABASE_URL", url);
+    }
+    cmd.arg("serve")
         .env("CALLHOOK_LISTEN", format!("127.0.0.1:{port}"))
         .env("CALLHOOK_DATA_DIR", dir)
         .env("CALLHOOK_OPERATOR_TOKEN", OPERATOR_TOKEN)
@@ -64,7 +67,8 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
         ..Reply::status(200)
     });
 
-    let mut child = start(dir.path(), port);
+    let database = crate::helpers::test_database_url().await;
+    let mut child = start(dir.path(), port, database.as_deref());
     wait_healthy(&http, &base).await;
     let resp: Value = http
         .post(format!("{base}/v1/accounts"))
@@ -122,7 +126,7 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
     let acked_at_kill = acked.lock().unwrap().len();
     let received_at_kill = rx.received().len();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut child = start(dir.path(), port);
+    let mut child = start(dir.path(), port, database.as_deref());
     wait_healthy(&http, &base).await;
     poster.await.unwrap();
 

@@ -174,6 +174,7 @@ pub struct App {
 impl App {
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
         crate::init_crypto();
+        settings.check()?;
         let settings = Arc::new(settings);
         let store = open_store(&settings).await?;
         let (operator_hash, first_start) = bootstrap(&*store, &settings).await?;
@@ -193,6 +194,7 @@ impl App {
             policy.clone(),
             Limits {
                 lease: settings.lease.0,
+                request_timeout: settings.request_timeout.0,
                 poll_interval: settings.poll_interval.0,
                 per_webhook: settings.max_in_flight_per_webhook.max(1),
                 total: settings.max_in_flight.max(1),

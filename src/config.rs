@@ -251,7 +251,30 @@ impl Settings {
         let settings: Settings = fig
             .extract()
             .map_err(|e| anyhow::anyhow!("invalid settings: {e}"))?;
+        settings.check()?;
         Ok(settings)
+    }
+
+    /// Rules between settings that no single one can break.
+    pub fn check(&self) -> anyhow::Result<()> {
+        // A claimed delivery is sent only while a whole request fits in what is left of its
+        // lease; with less than two request times of lease, little would ever be sent.
+        if self.lease.0 < self.request_timeout.0 * 2 {
+            anyhow::bail!(
+                "invalid settings: lease ({}) must be at least twice request_timeout ({})",
+                format_duration(self.lease.0),
+                format_duration(self.request_timeout.0)
+            );
+        }
+        if self.poll_interval.0.is_zero() {
+            anyhow::bail!("invalid settings: poll_interval must be above 0");
+        }
+        if self.max_in_flight_per_webhook == 0 || self.max_in_flight == 0 {
+            anyhow::bail!(
+                "invalid settings: max_in_flight and max_in_flight_per_webhook must be at least 1"
+            );
+        }
+        Ok(())
     }
 
     pub fn database_url(&self) -> String {

@@ -273,6 +273,7 @@ pub async fn insert(
         created_at: now,
         updated_at: now,
         last_success_at: None,
+        failing_since: None,
     };
     state.store.insert_webhook(&webhook).await?;
     Ok((webhook, secret))

@@ -129,6 +129,90 @@ pub fn judge(status: u16, retry_after: Option<&str>, now: Timestamp) -> Verdict 
     }
 }
 
+/// How a delivery continues after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    Succeeded,
+    /// Try again at this time.
+    RetryAt(Timestamp),
+    /// No attempts left (or the receiver answered 410).
+    Failed,
+}
+
+/// Everything [`decide`] weighs.
+#[derive(Debug, Clone)]
+pub struct Situation<'a> {
+    pub verdict: Verdict,
+    /// This attempt's number (1 for the first).
+    pub attempt: u32,
+    /// Attempts allowed in all (a resend or replay raises it past the schedule's count).
+    pub limit: u32,
+    pub schedule: &'a RetrySchedule,
+    /// When the webhook's current run of failures began, if it is failing.
+    pub failing_since: Option<Timestamp>,
+    pub disable_after: Duration,
+    /// Test sends never disable a webhook nor count towards it.
+    pub test: bool,
+    pub now: Timestamp,
+    /// A random number in [-1, 1] for the jitter.
+    pub jitter: f64,
+}
+
+/// What follows an attempt: the delivery's next step, and a reason when the webhook must be
+/// disabled (SPEC §7: 410 Gone at once; failing for `disable_after` once a delivery has used
+/// every attempt).
+pub fn decide(s: &Situation) -> (Next, Option<String>) {
+    let now = s.now;
+    match s.verdict {
+        Verdict::Success => (Next::Succeeded, None),
+        Verdict::Gone if s.test => (Next::Failed, None),
+        Verdict::Gone => (
+            Next::Failed,
+            Some(format!(
+                "The receiver answered 410 Gone at {now}, asking callhook to stop; the webhook was disabled. \
+                 Enable it again once the URL is fixed."
+            )),
+        ),
+        Verdict::Retry(_) if s.attempt >= s.limit => {
+            let disable = match s.failing_since {
+                Some(since)
+                    if !s.test
+                        && now.duration_since(since).as_secs()
+                            >= s.disable_after.as_secs() as i64 =>
+                {
+                    let failing =
+                        Duration::from_secs(now.duration_since(since).as_secs().max(0) as u64);
+                    Some(format!(
+                        "Every delivery has failed since {since} ({}) and the latest used all its attempts; \
+                         disabled at {now}.",
+                        format_duration(failing)
+                    ))
+                }
+                _ => None,
+            };
+            (Next::Failed, disable)
+        }
+        Verdict::Retry(asked) => {
+            // Position within the current budget: a replay starts the schedule afresh.
+            let base = s.limit.saturating_sub(s.schedule.max_attempts());
+            let pos = s.attempt.saturating_sub(base).max(1);
+            let wait = match asked {
+                Some(d) => d,
+                None => {
+                    let d = s
+                        .schedule
+                        .delay_after(pos)
+                        .or_else(|| s.schedule.delays().last().copied())
+                        .unwrap_or(Duration::from_secs(5));
+                    jitter(d, s.jitter)
+                }
+            };
+            let wait = jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::MAX);
+            (Next::RetryAt(now.saturating_add(wait).unwrap_or(now)), None)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +276,103 @@ mod tests {
         );
         assert_eq!(judge(503, Some("x"), now), Verdict::Retry(None));
         assert_eq!(judge(500, Some("7"), now), Verdict::Retry(None));
+    }
+
+    fn situation(verdict: Verdict, attempt: u32, schedule: &RetrySchedule) -> Situation<'_> {
+        Situation {
+            verdict,
+            attempt,
+            limit: schedule.max_attempts(),
+            schedule,
+            failing_since: None,
+            disable_after: Duration::from_secs(5 * 86400),
+            test: false,
+            now: "2026-11-27T04:00:00Z".parse().unwrap(),
+            jitter: 0.0,
+        }
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn each_failure_waits_its_turn_of_the_schedule() {
+        let schedule = RetrySchedule::default();
+        let expected = [
+            "04:00:05", "04:05:00", "04:30:00", "06:00:00", "09:00:00", "14:00:00", "14:00:00",
+        ];
+        for (i, want) in expected.iter().enumerate() {
+            let (next, disable) = decide(&situation(Verdict::Retry(None), i as u32 + 1, &schedule));
+            assert_eq!(
+                next,
+                Next::RetryAt(at(&format!("2026-11-27T{want}Z"))),
+                "after attempt {}",
+                i + 1
+            );
+            assert_eq!(disable, None);
+        }
+        let (next, _) = decide(&situation(Verdict::Retry(None), 8, &schedule));
+        assert_eq!(next, Next::Failed, "eight attempts in all");
+    }
+
+    #[test]
+    fn jitter_moves_the_wait_by_at_most_a_fifth() {
+        let schedule = RetrySchedule::default();
+        let mut s = situation(Verdict::Retry(None), 2, &schedule);
+        s.jitter = 1.0;
+        assert_eq!(decide(&s).0, Next::RetryAt(at("2026-11-27T04:06:00Z")));
+        s.jitter = -1.0;
+        assert_eq!(decide(&s).0, Next::RetryAt(at("2026-11-27T04:04:00Z")));
+    }
+
+    #[test]
+    fn retry_after_replaces_the_schedule() {
+        let schedule = RetrySchedule::default();
+        let s = situation(Verdict::Retry(Some(Duration::from_secs(120))), 1, &schedule);
+        assert_eq!(decide(&s).0, Next::RetryAt(at("2026-11-27T04:02:00Z")));
+    }
+
+    #[test]
+    fn a_replay_starts_the_schedule_afresh() {
+        let schedule = RetrySchedule::default();
+        let mut s = situation(Verdict::Retry(None), 9, &schedule);
+        s.limit = 8 + 8;
+        assert_eq!(decide(&s).0, Next::RetryAt(at("2026-11-27T04:00:05Z")));
+    }
+
+    #[test]
+    fn gone_fails_at_once_and_disables_but_not_for_a_test() {
+        let schedule = RetrySchedule::default();
+        let (next, disable) = decide(&situation(Verdict::Gone, 1, &schedule));
+        assert_eq!(next, Next::Failed);
+        assert!(disable.unwrap().contains("410"));
+        let mut s = situation(Verdict::Gone, 1, &schedule);
+        s.test = true;
+        assert_eq!(decide(&s), (Next::Failed, None));
+    }
+
+    #[test]
+    fn failing_for_long_enough_disables_on_the_last_attempt_only() {
+        let schedule = RetrySchedule::default();
+        let mut s = situation(Verdict::Retry(None), 8, &schedule);
+        s.failing_since = Some(at("2026-11-22T04:00:00Z"));
+        let (next, disable) = decide(&s);
+        assert_eq!(next, Next::Failed);
+        assert!(disable.unwrap().contains("since 2026-11-22T04:00:00Z (5d)"));
+        // Not yet on an earlier attempt, not when failing for less, not for a test.
+        s.attempt = 7;
+        assert!(decide(&s).1.is_none());
+        s.attempt = 8;
+        s.failing_since = Some(at("2026-11-22T04:00:01Z"));
+        assert!(decide(&s).1.is_none());
+        s.failing_since = Some(at("2026-11-20T00:00:00Z"));
+        s.test = true;
+        assert!(decide(&s).1.is_none());
+        // A webhook that is not failing (its last delivery succeeded) is never disabled.
+        s.test = false;
+        s.failing_since = None;
+        assert!(decide(&s).1.is_none());
     }
 
     proptest! {

@@ -3,25 +3,21 @@
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use super::client::{HttpClient, Response};
 use crate::core::event::CallEvent;
 use crate::core::render::{Context, build};
-use crate::core::retry::{RetrySchedule, Verdict, jitter, judge};
+use crate::core::retry::{RetrySchedule, Situation, Verdict, decide, judge};
 use crate::store::{Attempt, AttemptRecord, Claimed, Next};
 
 /// What an attempt needs to know beyond the delivery itself.
 #[derive(Debug, Clone)]
 pub struct Policy {
     pub schedule: RetrySchedule,
-    /// A webhook with no success for this long whose delivery finally fails is disabled.
+    /// A webhook whose deliveries have all failed for this long is disabled once one of them
+    /// has used every attempt.
     pub disable_after: Duration,
-}
-
-fn after(now: Timestamp, d: Duration) -> Timestamp {
-    now.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
-        .unwrap_or(now)
 }
 
 /// Sends `claimed` once and says what to record.
@@ -36,6 +32,7 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
         next,
         disable_webhook: disable,
         note: None,
+        test: claimed.test,
     };
     if !webhook.spec.enabled {
         let why = webhook.disabled_reason.as_deref().unwrap_or("disabled");
@@ -62,56 +59,24 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
     let secrets = webhook.live_secrets(now);
     let request = build(&webhook.spec, &ctx, &claimed.delivery_id, now, &secrets);
     let response = client.send(&request).await;
-    let n = claimed.attempts + 1;
-    let limit = claimed
-        .attempt_limit
-        .unwrap_or(policy.schedule.max_attempts());
     let finished = Timestamp::now();
     let verdict = match response.status {
         Some(s) => judge(s, response.header("retry-after"), finished),
         None => Verdict::Retry(None),
     };
-    let mut disable = None;
-    let next = match verdict {
-        Verdict::Success => Next::Succeeded,
-        Verdict::Gone => {
-            disable = Some(format!(
-                "The receiver answered 410 Gone at {finished}, asking callhook to stop; the webhook was disabled. Enable it again once the URL is fixed."
-            ));
-            Next::Failed
-        }
-        Verdict::Retry(_) if n >= limit => {
-            let since = webhook.last_success_at.unwrap_or(webhook.created_at);
-            if finished.duration_since(since)
-                >= SignedDuration::try_from(policy.disable_after).unwrap_or(SignedDuration::MAX)
-            {
-                disable = Some(format!(
-                    "No successful delivery since {since} ({} ago) and the latest delivery failed all its attempts; disabled at {finished}.",
-                    crate::core::retry::format_duration(Duration::from_secs(
-                        finished.duration_since(since).as_secs().max(0) as u64
-                    ))
-                ));
-            }
-            Next::Failed
-        }
-        Verdict::Retry(asked) => {
-            // Position within the current budget: a replay starts the schedule afresh.
-            let base = limit.saturating_sub(policy.schedule.max_attempts());
-            let pos = n.saturating_sub(base).max(1);
-            let wait = match asked {
-                Some(d) => d,
-                None => {
-                    let d = policy
-                        .schedule
-                        .delay_after(pos)
-                        .or_else(|| policy.schedule.delays().last().copied())
-                        .unwrap_or(Duration::from_secs(5));
-                    jitter(d, rand::random_range(-1.0..=1.0))
-                }
-            };
-            Next::RetryAt(after(finished, wait))
-        }
-    };
+    let (next, disable) = decide(&Situation {
+        verdict,
+        attempt: claimed.attempts + 1,
+        limit: claimed
+            .attempt_limit
+            .unwrap_or(policy.schedule.max_attempts()),
+        schedule: &policy.schedule,
+        failing_since: webhook.failing_since,
+        disable_after: policy.disable_after,
+        test: claimed.test,
+        now: finished,
+        jitter: rand::random_range(-1.0..=1.0),
+    });
     let attempt = to_attempt(now, &request, &response);
     record(Some(attempt), next, disable)
 }

@@ -28,6 +28,8 @@ const BACKLOG_FACTOR: u32 = 4;
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub lease: Duration,
+    /// The longest a request may take; a claimed delivery is only sent with this much lease left.
+    pub request_timeout: Duration,
     pub poll_interval: Duration,
     pub per_webhook: u32,
     pub total: u32,
@@ -101,6 +103,8 @@ struct Dispatcher {
     records: mpsc::UnboundedSender<AttemptRecord>,
     /// The earliest retry this node scheduled, so it looks again right then, not a poll later.
     next_retry: Option<Timestamp>,
+    /// Claimed work whose lease ran too short to send it, to give back.
+    stale: Vec<Release>,
 }
 
 pub fn start(
@@ -124,6 +128,7 @@ pub fn start(
         tasks: JoinSet::new(),
         records,
         next_retry: None,
+        stale: Vec::new(),
     };
     let task = tokio::spawn(async move {
         d.run(notify, shutdown).await;
@@ -206,6 +211,10 @@ impl Dispatcher {
 
     /// Claims due work while there is room, and starts what the lanes allow.
     async fn claim_round(&mut self) -> anyhow::Result<()> {
+        if !self.stale.is_empty() {
+            let stale = std::mem::take(&mut self.stale);
+            self.store.release(stale, Timestamp::now()).await?;
+        }
         self.defer_stuck().await?;
         loop {
             let free = self.limits.total.saturating_sub(self.queued_total());
@@ -351,6 +360,16 @@ impl Dispatcher {
             let Some(claimed) = lane.queue.pop_front() else {
                 break;
             };
+            // Too little of its lease left to finish a whole request: another node (or this
+            // one, after the lease) could send it too. Give it back instead.
+            let must_end_by = plus(Timestamp::now(), self.limits.request_timeout);
+            if must_end_by >= claimed.lease_until {
+                self.stale.push(Release {
+                    delivery_id: claimed.delivery_id,
+                    lease: claimed.lease,
+                });
+                continue;
+            }
             lane.in_flight += 1;
             let release = Release {
                 delivery_id: claimed.delivery_id.clone(),

@@ -63,7 +63,7 @@ macro_rules! batched_writes {
                     })
                     .push_bind(a.map(|a| a.latency_ms as i64));
             });
-            q.push(") UPDATE deliveries SET state = v.state, next_attempt_at = v.next_at, updated_at = ");
+            q.push(") UPDATE deliveries SET state = v.state, next_attempt_at = v.next_at, claimed_until = NULL, updated_at = ");
             q.push_bind(now);
             q.push(
                 ", attempts = deliveries.attempts + v.has_attempt,
@@ -87,7 +87,10 @@ macro_rules! batched_writes {
                 );
             }
             let mut attempts = Vec::new();
+            // Real deliveries (not tests) tell whether a webhook is healthy: a success ends its
+            // run of failures, a failed attempt starts one if none is running.
             let mut succeeded: Vec<&str> = Vec::new();
+            let mut failing: Vec<&str> = Vec::new();
             let mut finished: Vec<(String, String)> = Vec::new();
             for r in records {
                 let Some((webhook_id, call_id, n)) = applied.get(&r.delivery_id) else {
@@ -97,8 +100,11 @@ macro_rules! batched_writes {
                 if let Some(a) = &r.attempt {
                     attempts.push((r.delivery_id.as_str(), *n, a));
                 }
-                if r.next == Next::Succeeded && !succeeded.contains(&webhook_id.as_str()) {
+                if r.next == Next::Succeeded && !r.test && !succeeded.contains(&webhook_id.as_str()) {
                     succeeded.push(webhook_id);
+                }
+                if r.next != Next::Succeeded && r.attempt.is_some() && !r.test && !failing.contains(&webhook_id.as_str()) {
+                    failing.push(webhook_id);
                 }
                 if !matches!(r.next, Next::RetryAt(_)) {
                     finished.push((webhook_id.clone(), call_id.clone()));
@@ -137,12 +143,25 @@ macro_rules! batched_writes {
                 });
                 q.build().execute(&mut *c).await?;
             }
+            // A webhook with both in one batch ends failing: its latest attempt may be either,
+            // and a failure noted with no run started is harmless.
             if !succeeded.is_empty() {
-                let mut q = QueryBuilder::<$db>::new("UPDATE webhooks SET last_success_at = ");
+                let mut q = QueryBuilder::<$db>::new("UPDATE webhooks SET failing_since = NULL, last_success_at = ");
                 q.push_bind(now);
                 q.push(" WHERE id IN (");
                 let mut sep = q.separated(", ");
                 for w in &succeeded {
+                    sep.push_bind(*w);
+                }
+                q.push(")");
+                q.build().execute(&mut *c).await?;
+            }
+            if !failing.is_empty() {
+                let mut q = QueryBuilder::<$db>::new("UPDATE webhooks SET failing_since = COALESCE(failing_since, ");
+                q.push_bind(now);
+                q.push(") WHERE id IN (");
+                let mut sep = q.separated(", ");
+                for w in &failing {
                     sep.push_bind(*w);
                 }
                 q.push(")");
@@ -159,6 +178,7 @@ macro_rules! batched_writes {
         async fn complete_claims(
             conn: &mut $conn,
             rows: Vec<<$db as sqlx::Database>::Row>,
+            lease_until: Timestamp,
         ) -> Result<Vec<Claimed>> {
             if rows.is_empty() {
                 return Ok(Vec::new());
@@ -173,13 +193,13 @@ macro_rules! batched_writes {
                 }
             }
             let mut q =
-                QueryBuilder::<$db>::new("SELECT seq, event_id, payload FROM events WHERE seq IN (");
+                QueryBuilder::<$db>::new("SELECT seq, event_id, payload, test FROM events WHERE seq IN (");
             let mut sep = q.separated(", ");
             for s in &event_seqs {
                 sep.push_bind(*s);
             }
             q.push(")");
-            let events: std::collections::HashMap<i64, (String, String)> = q
+            let events: std::collections::HashMap<i64, (String, String, bool)> = q
                 .build()
                 .fetch_all(&mut *conn)
                 .await?
@@ -187,7 +207,7 @@ macro_rules! batched_writes {
                 .map(|r| {
                     Ok((
                         r.int("seq")?,
-                        (r.text("event_id")?, r.text("payload")?),
+                        (r.text("event_id")?, r.text("payload")?, r.boolean("test")?),
                     ))
                 })
                 .collect::<Result<_>>()?;
@@ -207,21 +227,27 @@ macro_rules! batched_writes {
                 .map(|r| webhook_from_row(r).map(|w| (w.id.clone(), w)))
                 .collect::<Result<_>>()?;
             let mut out = Vec::with_capacity(rows.len());
+            let mut gone = Vec::new();
             for r in rows {
                 let delivery_id = r.text("id")?;
                 let webhook_id = r.text("webhook_id")?;
                 let event_seq = r.int("event_seq")?;
-                let (Some(webhook), Some((event_id, payload))) =
+                let (Some(webhook), Some((event_id, payload, test))) =
                     (webhooks.get(&webhook_id), events.get(&event_seq))
                 else {
-                    // Its webhook was deleted (or the event pruned): nothing left to send.
-                    sqlx::query(
-                        "UPDATE deliveries SET state = 'failed', next_attempt_at = NULL, last_error = 'the webhook was deleted'
-                         WHERE id = $1",
-                    )
-                    .bind(&delivery_id)
-                    .execute(&mut *conn)
-                    .await?;
+                    // Its webhook was deleted (or its event pruned): nothing is left to send.
+                    // It ends like any failed delivery, so the next of its call can go.
+                    let what = if webhooks.contains_key(&webhook_id) { "event" } else { "webhook" };
+                    gone.push(AttemptRecord {
+                        delivery_id,
+                        webhook_id,
+                        lease: r.int("lease")?,
+                        attempt: None,
+                        next: Next::Failed,
+                        disable_webhook: None,
+                        note: Some(format!("not sent: its {what} no longer exists")),
+                        test: false,
+                    });
                     continue;
                 };
                 out.push(Claimed {
@@ -233,7 +259,12 @@ macro_rules! batched_writes {
                     event_id: event_id.clone(),
                     event_payload: payload.clone(),
                     webhook: webhook.clone(),
+                    lease_until,
+                    test: *test,
                 });
+            }
+            if !gone.is_empty() {
+                record_chunk(conn, &gone, to_ms(Timestamp::now())).await?;
             }
             Ok(out)
         }

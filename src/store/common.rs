@@ -348,7 +348,7 @@ macro_rules! impl_store {
                     self.write(move |c| {
                         Box::pin(async move {
                             sqlx::query(AssertSqlSafe(format!(
-                                "INSERT INTO webhooks ({WEBHOOK_COLUMNS}, trigger) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                                "INSERT INTO webhooks ({WEBHOOK_COLUMNS}, trigger) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                             )))
                             .bind(&w.id)
                             .bind(&w.account_id)
@@ -359,6 +359,7 @@ macro_rules! impl_store {
                             .bind(to_ms(w.created_at))
                             .bind(to_ms(w.updated_at))
                             .bind(w.last_success_at.map(to_ms))
+                            .bind(w.failing_since.map(to_ms))
                             .bind(w.spec.trigger.id())
                             .execute(&mut *c)
                             .await?;
@@ -493,6 +494,8 @@ macro_rules! impl_store {
                             insert_events_in(c, std::slice::from_ref(&event)).await?;
                             let mut q = QueryBuilder::<$db>::new("UPDATE deliveries SET lease = lease + 1, state = 'queued', next_attempt_at = ");
                             q.push_bind(to_ms(lease_until));
+                            q.push(", claimed_until = ");
+                            q.push_bind(to_ms(lease_until));
                             q.push(" WHERE id IN (");
                             let mut sep = q.separated(", ");
                             for id in &ids {
@@ -500,7 +503,7 @@ macro_rules! impl_store {
                             }
                             q.push(") RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id");
                             let rows = q.build().fetch_all(&mut *c).await?;
-                            complete_claims(c, rows).await?.pop().ok_or(StoreError::NotFound)
+                            complete_claims(c, rows, lease_until).await?.pop().ok_or(StoreError::NotFound)
                         })
                     })
                     .await
@@ -524,7 +527,7 @@ macro_rules! impl_store {
                     self.write(move |c| {
                         Box::pin(async move {
                             for r in releases {
-                                sqlx::query("UPDATE deliveries SET next_attempt_at = $3 WHERE id = $1 AND lease = $2 AND state = 'queued'")
+                                sqlx::query("UPDATE deliveries SET next_attempt_at = $3, claimed_until = NULL WHERE id = $1 AND lease = $2 AND state = 'queued'")
                                     .bind(&r.delivery_id)
                                     .bind(r.lease)
                                     .bind(now)

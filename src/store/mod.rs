@@ -177,6 +177,8 @@ pub struct Webhook {
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
     pub last_success_at: Option<Timestamp>,
+    /// When its current run of failed attempts began; `None` while it is not failing.
+    pub failing_since: Option<Timestamp>,
 }
 
 /// How long a rotated-out secret keeps signing.
@@ -375,17 +377,13 @@ pub struct Claimed {
     pub event_id: String,
     pub event_payload: String,
     pub webhook: Webhook,
+    /// Until when this node holds it: sending it later could overlap another node's attempt.
+    pub lease_until: Timestamp,
+    /// A test delivery (sample data, sent from the API or the web page).
+    pub test: bool,
 }
 
-/// How a delivery continues after an attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Next {
-    Succeeded,
-    /// Try again at this time.
-    RetryAt(Timestamp),
-    /// No attempts left (or the receiver answered 410).
-    Failed,
-}
+pub use crate::core::retry::Next;
 
 /// One attempt to record, with the delivery's new state. Written only if `lease` still holds.
 #[derive(Debug, Clone)]
@@ -400,6 +398,8 @@ pub struct AttemptRecord {
     pub disable_webhook: Option<String>,
     /// Why the delivery ended without a request, when `attempt` is `None`.
     pub note: Option<String>,
+    /// A test delivery: it neither counts as the webhook's success nor as its failure.
+    pub test: bool,
 }
 
 /// Work the dispatcher gives back unsent (shutdown), to be claimed again at once.

@@ -199,13 +199,15 @@ super::common::impl_store!(PgStore, Postgres, PgConnection, {
                 q.push_bind(i64::from(limit));
                 q.push(") UPDATE deliveries d SET lease = d.lease + 1, next_attempt_at = ");
                 q.push_bind(to_ms(lease_until));
+                q.push(", claimed_until = ");
+                q.push_bind(to_ms(lease_until));
                 q.push(
                     " FROM picked WHERE d.seq = picked.seq RETURNING d.id, d.lease, d.trigger, d.attempts, \
                      d.attempt_limit, d.event_seq, d.webhook_id, d.seq",
                 );
                 let mut rows = q.build().fetch_all(&mut *c).await?;
                 rows.sort_by_key(|r| r.try_get::<i64, _>("seq").unwrap_or(0));
-                complete_claims(c, rows).await
+                complete_claims(c, rows, lease_until).await
             })
         })
         .await

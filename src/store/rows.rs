@@ -62,12 +62,13 @@ pub fn limit_plus_one(page: &PageRequest) -> i64 {
     page.limit as i64 + 1
 }
 
-pub const WEBHOOK_COLUMNS: &str = "id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, last_success_at";
+pub const WEBHOOK_COLUMNS: &str = "id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
+     last_success_at, failing_since";
 
 pub const SELECT_WEBHOOK: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
-     last_success_at FROM webhooks WHERE account_id = $1 AND id = $2";
+     last_success_at, failing_since FROM webhooks WHERE account_id = $1 AND id = $2";
 pub const LIST_WEBHOOKS: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
-     last_success_at FROM webhooks WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+     last_success_at, failing_since FROM webhooks WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3";
 
 pub fn webhook_from_row(row: &impl Cols) -> Result<Webhook> {
     let mut spec = spec_from_json(&row.text("spec")?)?;
@@ -81,6 +82,7 @@ pub fn webhook_from_row(row: &impl Cols) -> Result<Webhook> {
         created_at: row.ts("created_at")?,
         updated_at: row.ts("updated_at")?,
         last_success_at: row.opt_ts("last_success_at")?,
+        failing_since: row.opt_ts("failing_since")?,
     })
 }
 

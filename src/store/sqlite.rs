@@ -268,6 +268,8 @@ super::common::impl_store!(SqliteStore, Sqlite, SqliteConnection, {
                     "UPDATE deliveries SET lease = lease + 1, next_attempt_at = ",
                 );
                 q.push_bind(to_ms(lease_until));
+                q.push(", claimed_until = ");
+                q.push_bind(to_ms(lease_until));
                 q.push(
                     " WHERE seq IN (SELECT seq FROM (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
                      (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM \
@@ -292,7 +294,7 @@ super::common::impl_store!(SqliteStore, Sqlite, SqliteConnection, {
                 let mut rows = q.build().fetch_all(&mut *c).await?;
                 // RETURNING gives no order; send oldest first.
                 rows.sort_by_key(|r| r.try_get::<i64, _>("seq").unwrap_or(0));
-                complete_claims(c, rows).await
+                complete_claims(c, rows, lease_until).await
             })
         })
         .await

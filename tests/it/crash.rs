@@ -34,6 +34,7 @@ fn start(dir: &std::path::Path, port: u16, database: Option<&str>) -> Child {
             "100ms,200ms,400ms,800ms,1s,1s,1s,1s",
         )
         .env("CALLHOOK_LEASE", "2s")
+        .env("CALLHOOK_REQUEST_TIMEOUT", "1s")
         .env("CALLHOOK_POLL_INTERVAL", "100ms")
         .env("CALLHOOK_LOG", "warn")
         .stdout(Stdio::null())

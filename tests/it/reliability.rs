@@ -226,22 +226,43 @@ async fn gone_disables_the_webhook_at_once_and_enabling_is_one_call() {
 
 #[tokio::test]
 async fn a_webhook_failing_for_too_long_is_disabled() {
-    let app = app_with("", |s| s.disable_after = Dur(Duration::from_millis(1))).await;
+    // disable_after is a second: the first failure starts the run, a failure after that
+    // second (with its delivery's attempts used up) disables the webhook.
+    let app = app_with("", |s| s.disable_after = Dur(Duration::from_secs(1))).await;
     let rx = Receiver::start().await;
     rx.behave(|_, _| Reply::status(500));
     let w = app.create_webhook(json!({"url": rx.url("/h")})).await;
     let id = w["id"].as_str().unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
     post_events(&app, received("e1", "c1")).await;
     wait_status(&app, id, "failed", Duration::from_secs(5)).await;
     let (_, got) = app.get(&format!("/v1/webhooks/{id}")).await;
-    assert_eq!(got["enabled"], false, "{got}");
+    assert_eq!(
+        got["enabled"], true,
+        "one failure is not a run of failures: {got}"
+    );
+    // A test that fails does not count, and one that succeeds does not end the run.
+    rx.behave(|_, _| Reply::status(200));
+    let (s, b) = app
+        .post(&format!("/v1/webhooks/{id}/test"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["status"], "succeeded");
+    rx.behave(|_, _| Reply::status(500));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    post_events(&app, received("e2", "c2")).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let got = loop {
+        let (_, got) = app.get(&format!("/v1/webhooks/{id}")).await;
+        if got["enabled"] == false {
+            break got;
+        }
+        assert!(Instant::now() < deadline, "never disabled: {got}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let reason = got["disabled_reason"].as_str().unwrap();
     assert!(
-        got["disabled_reason"]
-            .as_str()
-            .unwrap()
-            .contains("No successful delivery"),
-        "{got}"
+        reason.contains("Every delivery has failed since"),
+        "{reason}"
     );
 }
 

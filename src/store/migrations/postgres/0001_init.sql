@@ -48,7 +48,9 @@ CREATE TABLE webhooks (
     secrets          TEXT NOT NULL,
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL,
-    last_success_at  BIGINT
+    last_success_at  BIGINT,
+    -- The first failed attempt since the last success (or since creation); cleared by a success.
+    failing_since    BIGINT
 );
 -- Matching looks webhooks up by account and trigger, never scanning the rest.
 CREATE INDEX webhooks_match ON webhooks(account_id, trigger);
@@ -91,6 +93,8 @@ CREATE TABLE deliveries (
     next_attempt_at  BIGINT,
     -- Bumped by every claim; an attempt is recorded only by the holder of the current lease.
     lease            BIGINT NOT NULL DEFAULT 0,
+    -- Until when the current claim holds it (NULL when nobody holds it): a delivery being sent.
+    claimed_until    BIGINT,
     created_at       BIGINT NOT NULL,
     updated_at       BIGINT NOT NULL,
     last_attempt_at  BIGINT,

@@ -47,7 +47,9 @@ CREATE TABLE webhooks (
     secrets          TEXT NOT NULL,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
-    last_success_at  INTEGER
+    last_success_at  INTEGER,
+    -- The first failed attempt since the last success (or since creation); cleared by a success.
+    failing_since    INTEGER
 );
 -- Matching looks webhooks up by account and trigger, never scanning the rest.
 CREATE INDEX webhooks_match ON webhooks(account_id, trigger);
@@ -90,6 +92,8 @@ CREATE TABLE deliveries (
     next_attempt_at  INTEGER,
     -- Bumped by every claim; an attempt is recorded only by the holder of the current lease.
     lease            INTEGER NOT NULL DEFAULT 0,
+    -- Until when the current claim holds it (NULL when nobody holds it): a delivery being sent.
+    claimed_until    INTEGER,
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     last_attempt_at  INTEGER,

@@ -61,7 +61,6 @@ impl CreatedApiKey {
     }
 }
 
-/// A key just inserted, as the store keeps it (so the answer and later lists agree).
 /// Creates an API key for the caller's account.
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = AccountInput,
     responses((status = 201, body = CreatedApiKey), (status = 422, body = Problem)))]

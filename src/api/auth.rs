@@ -82,7 +82,6 @@ impl Auth {
             }
             return Ok(Caller::Account {
                 account_id: key.account_id,
-                key_id: key.id,
             });
         }
         if !self.operator_hash.is_empty()

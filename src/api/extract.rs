@@ -25,7 +25,7 @@ pub enum Caller {
     /// The operator token: manages accounts, may post events for any account.
     Operator,
     /// An account API key (`chk_…`): sees only its own account.
-    Account { account_id: String, key_id: String },
+    Account { account_id: String },
 }
 
 impl Caller {

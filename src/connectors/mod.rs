@@ -455,10 +455,6 @@ impl Connectors {
         self.shared.iter().map(|s| s.status()).collect()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.shared.is_empty()
-    }
-
     /// Waits until every connector has stopped (after the shutdown signal).
     pub async fn join(&self) {
         let tasks: Vec<_> = match self.tasks.lock() {

@@ -12,18 +12,18 @@ use jiff::Timestamp;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
-use crate::api::auth::{Auth, hash_password, hash_token, new_api_key, random_token};
+use crate::accounts;
+use crate::api::auth::{Auth, hash_token, random_token};
 use crate::api::problem::ApiError;
 use crate::api::{self, AppState};
 use crate::config::Settings;
-use crate::core::id::new_id;
 use crate::delivery::attempt::Policy;
 use crate::delivery::client::HttpClient;
 use crate::delivery::dispatcher::{self, DispatcherHandle, Limits};
 use crate::ingest::Ingest;
+use crate::store::Store;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Account, Store, User};
 
 const OPERATOR_HASH: &str = "operator_token_sha256";
 const BOOTSTRAPPED: &str = "bootstrapped_at";
@@ -134,30 +134,14 @@ pub async fn bootstrap(
         h
     };
     if store.get_setting(BOOTSTRAPPED).await?.is_none() {
-        let account = Account {
-            id: new_id("acct"),
-            name: "Default".into(),
-            created_at: Timestamp::now(),
-        };
-        store.insert_account(&account).await?;
-        let password = random_token("")[..20].to_owned();
-        store
-            .insert_user(&User {
-                id: new_id("usr"),
-                account_id: account.id.clone(),
-                email: ADMIN_EMAIL.into(),
-                password_hash: hash_password(&password)?,
-                created_at: Timestamp::now(),
-            })
-            .await?;
-        let (key, hash, secret) = new_api_key(&account.id, "default");
-        store.insert_api_key(&key, &hash).await?;
+        let made = accounts::create_account(store, "Default").await?;
+        let admin = accounts::create_user(store, &made.account.id, ADMIN_EMAIL).await?;
         store
             .set_setting(BOOTSTRAPPED, &Timestamp::now().to_string())
             .await?;
-        first.account_id = Some(account.id);
-        first.admin_password = Some(password);
-        first.api_key = Some(secret);
+        first.account_id = Some(made.account.id);
+        first.admin_password = Some(admin.password);
+        first.api_key = Some(made.api_key.secret);
     }
     Ok((operator_hash, first))
 }

@@ -1,14 +1,12 @@
 //! What the `callhook` subcommands do, behind the argument parsing in `main.rs`.
 
 use anyhow::Context as _;
-use jiff::Timestamp;
 use tokio::net::TcpListener;
 
-use crate::api::auth::{hash_password, new_api_key, random_token};
+use crate::accounts;
 use crate::app::{App, open_store};
 use crate::config::Settings;
-use crate::core::id::new_id;
-use crate::store::{Account, StoreError, User};
+use crate::store::StoreError;
 
 pub fn init_tracing(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
@@ -63,21 +61,14 @@ pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 pub async fn create_account(settings: &Settings, name: &str) -> anyhow::Result<()> {
-    let name = name.trim();
-    anyhow::ensure!(
-        !name.is_empty() && name.chars().count() <= 100,
-        "the name must be 1 to 100 characters"
-    );
+    // Checked before the database is opened (and perhaps created); `accounts` checks again.
+    accounts::check_name(name).map_err(|m| anyhow::anyhow!("the name {m}"))?;
     let store = open_store(settings).await?;
-    let account = Account {
-        id: new_id("acct"),
-        name: name.to_owned(),
-        created_at: Timestamp::now(),
-    };
-    store.insert_account(&account).await?;
-    let (key, hash, secret) = new_api_key(&account.id, "default");
-    store.insert_api_key(&key, &hash).await?;
-    println!("account  {}\napi key  {secret}", account.id);
+    let made = accounts::create_account(&*store, name).await?;
+    println!(
+        "account  {}\napi key  {}",
+        made.account.id, made.api_key.secret
+    );
     Ok(())
 }
 
@@ -94,35 +85,19 @@ pub async fn create_api_key(
     account_id: &str,
     name: &str,
 ) -> anyhow::Result<()> {
+    accounts::check_name(name).map_err(|m| anyhow::anyhow!("the name {m}"))?;
     let store = open_store(settings).await?;
     existing_account(&*store, account_id).await?;
-    let (key, hash, secret) = new_api_key(account_id, name);
-    store.insert_api_key(&key, &hash).await?;
-    println!("{secret}");
+    let made = accounts::create_api_key(&*store, account_id, name).await?;
+    println!("{}", made.secret);
     Ok(())
 }
 
 pub async fn create_user(settings: &Settings, account_id: &str, email: &str) -> anyhow::Result<()> {
-    let email = email.trim().to_ascii_lowercase();
-    anyhow::ensure!(
-        email.len() <= 254
-            && email
-                .split_once('@')
-                .is_some_and(|(a, b)| !a.is_empty() && b.contains('.') || b == "localhost"),
-        "{email:?} is not an email address"
-    );
+    accounts::check_email(email).map_err(anyhow::Error::msg)?;
     let store = open_store(settings).await?;
     existing_account(&*store, account_id).await?;
-    let password = random_token("")[..20].to_owned();
-    store
-        .insert_user(&User {
-            id: new_id("usr"),
-            account_id: account_id.to_owned(),
-            email: email.clone(),
-            password_hash: hash_password(&password)?,
-            created_at: Timestamp::now(),
-        })
-        .await?;
-    println!("user      {email}\npassword  {password}");
+    let made = accounts::create_user(&*store, account_id, email).await?;
+    println!("user      {}\npassword  {}", made.user.email, made.password);
     Ok(())
 }

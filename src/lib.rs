@@ -4,6 +4,7 @@
 //! [`core`], stored with its deliveries in one transaction ([`store`]), then claimed, rendered,
 //! signed, sent and recorded by the dispatcher.
 
+pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod cli;

@@ -3,17 +3,16 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use jiff::Timestamp;
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::api_keys::CreatedApiKey;
-use super::auth::new_api_key;
 use super::extract::{ApiQuery, Caller, JsonBody, ListParams};
 use super::problem::{ApiError, ApiResult, OrNotFound, Problem};
 use super::{AppState, ListOf, ts};
-use crate::core::id::{is_id, new_id};
+use crate::accounts::{self, NewAccount, check_name};
+use crate::core::id::is_id;
 use crate::core::validate::Fields;
 use crate::store::Account;
 
@@ -58,14 +57,12 @@ pub struct AccountInput {
 /// Reads `{ "name": … }` for accounts and API keys.
 pub fn name_field(body: &JsonBody) -> Result<String, ApiError> {
     let mut f = Fields::new("", body.object()?);
-    let name = f.req_str("name").map(str::trim).map(str::to_owned);
-    if let Some(n) = &name
-        && (n.is_empty() || n.chars().count() > 100)
-    {
-        f.error("name", "must be 1 to 100 characters");
+    let name = f.req_str("name").map(check_name);
+    if let Some(Err(problem)) = &name {
+        f.error("name", *problem);
     }
     f.finish().into_result(())?;
-    Ok(name.unwrap_or_default())
+    Ok(name.and_then(Result::ok).unwrap_or_default())
 }
 
 /// Creates an account and its first API key (operator only).
@@ -78,24 +75,14 @@ async fn create_account(
 ) -> ApiResult<(StatusCode, Json<CreatedAccount>)> {
     caller.operator()?;
     let name = name_field(&body)?;
-    let account = create_with_key(&state, &name).await?;
-    Ok((StatusCode::CREATED, Json(account)))
-}
-
-/// Creates an account with a first API key named "default".
-pub async fn create_with_key(state: &AppState, name: &str) -> ApiResult<CreatedAccount> {
-    let account = Account {
-        id: new_id("acct"),
-        name: name.to_owned(),
-        created_at: Timestamp::now(),
-    };
-    state.store.insert_account(&account).await?;
-    let (key, hash, secret) = new_api_key(&account.id, "default");
-    state.store.insert_api_key(&key, &hash).await?;
-    Ok(CreatedAccount {
-        account: account.into(),
-        api_key: CreatedApiKey::new(key, secret),
-    })
+    let NewAccount { account, api_key } = accounts::create_account(&*state.store, &name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedAccount {
+            account: account.into(),
+            api_key: api_key.into(),
+        }),
+    ))
 }
 
 /// Lists accounts (operator only).

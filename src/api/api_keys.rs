@@ -8,10 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::accounts::{AccountInput, name_field};
-use super::auth::new_api_key;
 use super::extract::{ApiQuery, Caller, JsonBody, ListParams};
 use super::problem::{ApiError, ApiResult, OrNotFound, Problem};
 use super::{AppState, ListOf, ts};
+use crate::accounts::{self, NewApiKey};
 use crate::core::id::is_id;
 use crate::store::ApiKey;
 
@@ -52,11 +52,11 @@ pub struct CreatedApiKey {
     pub secret: String,
 }
 
-impl CreatedApiKey {
-    pub fn new(key: ApiKey, secret: String) -> CreatedApiKey {
+impl From<NewApiKey> for CreatedApiKey {
+    fn from(k: NewApiKey) -> Self {
         CreatedApiKey {
-            key: key.into(),
-            secret,
+            key: k.key.into(),
+            secret: k.secret,
         }
     }
 }
@@ -71,9 +71,8 @@ async fn create_api_key(
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let account_id = caller.account()?;
     let name = name_field(&body)?;
-    let (key, hash, secret) = new_api_key(account_id, &name);
-    state.store.insert_api_key(&key, &hash).await?;
-    Ok((StatusCode::CREATED, Json(CreatedApiKey::new(key, secret))))
+    let key = accounts::create_api_key(&*state.store, account_id, &name).await?;
+    Ok((StatusCode::CREATED, Json(key.into())))
 }
 
 /// Lists the account's API keys (never their secrets).

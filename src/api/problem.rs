@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::accounts::CreateError;
 use crate::core::validate::{FieldError, FieldErrors};
 use crate::store::StoreError;
 
@@ -63,6 +64,16 @@ impl From<StoreError> for ApiError {
             StoreError::Rejected(f) => ApiError::Invalid(f),
             StoreError::Closed => ApiError::Unavailable,
             e @ (StoreError::Database(_) | StoreError::Corrupt(_)) => ApiError::Internal(e.into()),
+        }
+    }
+}
+
+impl From<CreateError> for ApiError {
+    fn from(e: CreateError) -> Self {
+        match e {
+            CreateError::Invalid(f) => ApiError::Invalid(f),
+            CreateError::Store(e) => e.into(),
+            CreateError::Internal(e) => ApiError::Internal(e),
         }
     }
 }

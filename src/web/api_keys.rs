@@ -8,16 +8,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::form::PostForm;
 use super::session::Signed;
 use super::view::{Layout, Notice, When, when};
 use super::{WebError, WebResult, page};
+use crate::accounts::{self, CreateError};
 use crate::api::AppState;
-use crate::api::accounts::name_field;
-use crate::api::auth::new_api_key;
-use crate::api::extract::JsonBody;
 use crate::api::problem::ApiError;
 use crate::core::id::is_id;
 use crate::store::{PageRequest, StoreError};
@@ -101,9 +98,9 @@ async fn list(
 async fn create(State(state): State<AppState>, form: PostForm) -> WebResult<Response> {
     let signed = &form.signed;
     let typed = form.fields.get("name").to_owned();
-    let name = match name_field(&JsonBody(json!({ "name": typed }))) {
-        Ok(name) => name,
-        Err(ApiError::Invalid(errors)) => {
+    let created = match accounts::create_api_key(&*state.store, signed.account(), &typed).await {
+        Ok(created) => created,
+        Err(CreateError::Invalid(errors)) => {
             let layout = Layout::new(signed, "API keys", "api-keys");
             let msg = errors.0.into_iter().map(|e| e.message).collect::<Vec<_>>();
             let mut resp =
@@ -111,15 +108,22 @@ async fn create(State(state): State<AppState>, form: PostForm) -> WebResult<Resp
             *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             return Ok(resp);
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => return Err(ApiError::from(e).into()),
     };
-    let (key, hash, secret) = new_api_key(signed.account(), &name);
-    state.store.insert_api_key(&key, &hash).await?;
     // Answered here rather than redirected: the secret exists only in this response.
     let layout = Layout::new(signed, "API keys", "api-keys").with(Notice::success(format!(
-        "API key “{name}” created. Copy it now: it is not shown again."
+        "API key “{}” created. Copy it now: it is not shown again.",
+        created.key.name
     )));
-    render(&state, signed, layout, Some(secret), String::new(), None).await
+    render(
+        &state,
+        signed,
+        layout,
+        Some(created.secret),
+        String::new(),
+        None,
+    )
+    .await
 }
 
 async fn revoke(

@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use super::form::{PostForm, read_body};
 use super::{WebError, WebResult, page};
+use crate::accounts::normalize_email;
 use crate::api::AppState;
 use crate::api::auth::{hash_password, hash_token, random_token, verify_password};
 use crate::store::{Session, User};
@@ -199,7 +200,7 @@ async fn signin(State(state): State<AppState>, req: Request<Body>) -> WebResult<
     if !tokens_match(fields.get("csrf"), token) {
         return Err(WebError::Csrf);
     }
-    let email = fields.get("email").to_ascii_lowercase();
+    let email = normalize_email(fields.get("email"));
     let password = fields.get("password").to_owned();
     let next = safe_next(fields.get("next"));
     let user = state.store.user_by_email(&email).await?;

@@ -1,5 +1,6 @@
-//! The web page's guards, over real HTTP: a form without the session's CSRF token is refused
-//! with 403, another account's pages are 404, and pages need a signed-in admin.
+//! The web page over real HTTP: a form without the session's CSRF token is refused with 403,
+//! another account's pages are 404, pages need a signed-in admin, and links to a call work
+//! whatever its id holds.
 
 use std::time::Duration;
 
@@ -307,4 +308,47 @@ async fn pages_send_a_visitor_to_sign_in_and_back() {
     );
     let resp = site.http.get(site.url("/")).send().await.unwrap();
     assert_eq!(resp.headers()[LOCATION].to_str().unwrap(), "/signin");
+}
+
+#[tokio::test]
+async fn call_ids_with_url_characters_link_to_their_own_page() {
+    let site = site().await;
+    let call_id = "pbx/17 90?x=1#frag%2F";
+    let now = jiff::Timestamp::now().to_string();
+    let resp = site
+        .http
+        .post(site.url("/v1/events"))
+        .bearer_auth(&site.account_key)
+        .json(&json!({"type": "call.received", "occurred_at": now,
+            "call": {"call_id": call_id, "call_type": "inbound", "did_number": "+918065251305",
+                     "customer_number": "+919812345678", "started_at": now}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let b = site.sign_in().await;
+    let list = site
+        .http
+        .get(site.url("/calls"))
+        .header(COOKIE, &b.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Every character that means something in a URL is encoded, `%` and `/` included.
+    let href = "/calls/pbx%2F17%2090%3Fx%3D1%23frag%252F";
+    assert!(list.contains(&format!("href=\"{href}\"")), "{list}");
+    let page = site
+        .http
+        .get(site.url(href))
+        .header(COOKIE, &b.cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("17 90?x=1#frag%2F"), "{html}");
+    assert!(html.contains("call.received"), "{html}");
 }

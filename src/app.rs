@@ -210,6 +210,7 @@ impl App {
             client,
             policy: Arc::new(policy),
             connectors,
+            sign_in: Default::default(),
         };
         let (api, openapi) = api::router();
         let openapi_json = Arc::new(
@@ -251,7 +252,11 @@ impl App {
         listener: TcpListener,
         signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let served = axum::serve(listener, self.router)
+        // The peer's address is kept for the sign-in limits.
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(signal)
             .await
             .context("the HTTP server failed");

@@ -42,6 +42,8 @@ pub struct AppState {
     pub policy: Arc<Policy>,
     /// The PBX connectors, for their status (`/readyz`, the web page).
     pub connectors: crate::connectors::Connectors,
+    /// How many web sign-ins are checked, and from whom (see [`crate::web::SignInThrottle`]).
+    pub sign_in: crate::web::SignInThrottle,
 }
 
 /// A page of a list as JSON.

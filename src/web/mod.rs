@@ -12,6 +12,7 @@ mod deliveries;
 mod form;
 mod numbers;
 mod session;
+mod throttle;
 mod view;
 mod webhooks;
 
@@ -28,6 +29,7 @@ use crate::api::problem::ApiError;
 use crate::store::StoreError;
 
 pub use session::{SESSION_COOKIE, SIGNIN_COOKIE};
+pub use throttle::SignInThrottle;
 
 /// Every page and form of the web page, with the security headers they all carry.
 pub fn router() -> Router<AppState> {

@@ -7,14 +7,18 @@
 //! browser came over https (`X-Forwarded-Proto: https`); callhook itself speaks plain HTTP.
 //!
 //! The sign-in form has no session yet, so it is protected by a double-submit token: a
-//! random value set in a short-lived cookie and repeated in the form.
+//! random value set in a short-lived cookie and repeated in the form. That token is the
+//! visitor's own, so it stops cross-site posts but not a script: [`super::throttle`] limits
+//! how many sign-ins are checked.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use askama::Template;
-use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Router, body::Body};
@@ -22,6 +26,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
 use super::form::{PostForm, read_body};
+use super::throttle::Refusal;
 use super::{WebError, WebResult, page};
 use crate::accounts::normalize_email;
 use crate::api::AppState;
@@ -126,6 +131,32 @@ fn behind_https(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
+/// The client's address, for the sign-in limits: the peer's, or, when the peer is a proxy on
+/// this host or network (a loopback or private address) that names the client in
+/// `X-Forwarded-For`, the last address there (the one that proxy added).
+fn client_ip(parts: &Parts) -> Option<IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_canonical())?;
+    let local = match peer {
+        IpAddr::V4(a) => a.is_loopback() || a.is_private() || a.is_link_local(),
+        IpAddr::V6(a) => a.is_loopback() || a.is_unique_local() || a.is_unicast_link_local(),
+    };
+    if !local {
+        return Some(peer);
+    }
+    let forwarded = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .last()
+        .and_then(|a| a.trim().parse::<IpAddr>().ok());
+    Some(forwarded.map_or(peer, |a| a.to_canonical()))
+}
+
 /// Compares a sent token with the expected one in constant time.
 pub fn tokens_match(sent: &str, expected: &str) -> bool {
     !expected.is_empty()
@@ -203,26 +234,56 @@ async fn signin(State(state): State<AppState>, req: Request<Body>) -> WebResult<
     let email = normalize_email(fields.get("email"));
     let password = fields.get("password").to_owned();
     let next = safe_next(fields.get("next"));
+    let client = client_ip(&parts);
+    let refused = |error: &str| SigninPage {
+        token: token.to_owned(),
+        email: email.clone(),
+        next: next.clone(),
+        error: Some(error.to_owned()),
+    };
+    let permit = match state.sign_in.admit(&email, client, Instant::now()) {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            let (message, retry) = match refusal {
+                Refusal::Busy => (
+                    "Too many sign-ins are being checked right now. Try again in a few seconds.",
+                    Duration::from_secs(2),
+                ),
+                Refusal::TooManyFailures(wait) => (
+                    "Too many failed sign-ins. Try again in a few minutes.",
+                    wait,
+                ),
+            };
+            tracing::info!(%email, ?client, ?refusal, "sign-in not checked");
+            let mut resp = super::page(&refused(message))?;
+            *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry.as_secs().max(1)),
+            );
+            return Ok(resp);
+        }
+    };
     let user = state.store.user_by_email(&email).await?;
     let hash = user
         .as_ref()
         .map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
-    // Argon2 is deliberately slow: keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
+    // Argon2 is deliberately slow: keep it off the async workers. The permit goes with the
+    // check, so it counts until the check ends even if this request is dropped meanwhile.
+    let ok = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        verify_password(&password, &hash)
+    })
+    .await
+    .unwrap_or(false);
     let Some(user) = user.filter(|_| ok) else {
-        tracing::info!(%email, "sign-in refused");
-        let page = SigninPage {
-            token: token.to_owned(),
-            email,
-            next,
-            error: Some("That email and password do not match an account.".into()),
-        };
-        let mut resp = super::page(&page)?;
-        *resp.status_mut() = axum::http::StatusCode::UNAUTHORIZED;
+        state.sign_in.failed(&email, client, Instant::now());
+        tracing::info!(%email, ?client, "sign-in refused");
+        let mut resp = super::page(&refused("That email and password do not match an account."))?;
+        *resp.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(resp);
     };
+    state.sign_in.succeeded(&email);
     let now = Timestamp::now();
     if let Err(e) = state.store.delete_expired_sessions(now).await {
         tracing::warn!(error = %e, "could not delete expired sessions");

@@ -1,12 +1,13 @@
 //! The web page over real HTTP: a form without the session's CSRF token is refused with 403,
-//! another account's pages are 404, pages need a signed-in admin, and links to a call work
-//! whatever its id holds.
+//! another account's pages are 404, pages need a signed-in admin, failed sign-ins are
+//! throttled, and links to a call work whatever its id holds.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use callhook::api::auth::hash_password;
 use callhook::app::App;
-use callhook::store::User;
+use callhook::store::{Store, User};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -20,7 +21,9 @@ const PASSWORD: &str = "correct horse battery staple";
 struct Site {
     base: String,
     http: reqwest::Client,
+    account_id: String,
     account_key: String,
+    store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
 }
 
@@ -55,23 +58,16 @@ async fn site() -> Site {
         .json()
         .await
         .unwrap();
-    let account_id = created["id"].as_str().unwrap().to_owned();
-    store
-        .insert_user(&User {
-            id: callhook::core::id::new_id("usr"),
-            account_id,
-            email: EMAIL.into(),
-            password_hash: hash_password(PASSWORD).unwrap(),
-            created_at: jiff::Timestamp::now(),
-        })
-        .await
-        .unwrap();
-    Site {
+    let site = Site {
         base,
         http,
+        account_id: created["id"].as_str().unwrap().to_owned(),
         account_key: created["api_key"]["key"].as_str().unwrap().to_owned(),
+        store,
         _dir: dir,
-    }
+    };
+    site.add_admin(EMAIL).await;
+    site
 }
 
 /// The value of the cookie `name` set by `resp`.
@@ -103,6 +99,39 @@ fn csrf_field(html: &str) -> String {
 impl Site {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Another admin of the account, who signs in with `email` / [`PASSWORD`].
+    async fn add_admin(&self, email: &str) {
+        self.store
+            .insert_user(&User {
+                id: callhook::core::id::new_id("usr"),
+                account_id: self.account_id.clone(),
+                email: email.into(),
+                password_hash: hash_password(PASSWORD).unwrap(),
+                created_at: jiff::Timestamp::now(),
+            })
+            .await
+            .unwrap();
+    }
+
+    /// Posts the sign-in form as a script would (its own double-submit token), from a
+    /// browser that a proxy on this host names `client`; answers the status and the page.
+    async fn try_sign_in(&self, email: &str, password: &str, client: &str) -> (StatusCode, String) {
+        let resp = self
+            .http
+            .post(self.url("/signin"))
+            .header(COOKIE, "callhook_signin=chosen-by-the-script")
+            .header("x-forwarded-for", format!("203.0.113.7, {client}"))
+            .form(&[
+                ("csrf", "chosen-by-the-script"),
+                ("email", email),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (resp.status(), resp.text().await.unwrap())
     }
 
     async fn sign_in(&self) -> Browser {
@@ -351,4 +380,35 @@ async fn call_ids_with_url_characters_link_to_their_own_page() {
     let html = page.text().await.unwrap();
     assert!(html.contains("17 90?x=1#frag%2F"), "{html}");
     assert!(html.contains("call.received"), "{html}");
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_per_email_and_per_client() {
+    let site = site().await;
+    let other = "other@acme.example";
+    site.add_admin(other).await;
+    for _ in 0..10 {
+        let (status, _) = site.try_sign_in(EMAIL, "wrong", "198.51.100.1").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    // The 11th is not even checked: refused with the right password, from another client too.
+    let (status, page) = site.try_sign_in(EMAIL, PASSWORD, "198.51.100.2").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.contains("Try again in a few minutes"), "{page}");
+    // Other admins still sign in, but not from the client that failed ten times.
+    let (status, _) = site.try_sign_in(other, PASSWORD, "198.51.100.2").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (status, _) = site.try_sign_in(other, PASSWORD, "198.51.100.1").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    // An unknown email is counted like a known one, so a refusal tells nobody who exists.
+    for _ in 0..10 {
+        let (status, _) = site
+            .try_sign_in("nobody@acme.example", PASSWORD, "198.51.100.3")
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = site
+        .try_sign_in("nobody@acme.example", PASSWORD, "198.51.100.4")
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }

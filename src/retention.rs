@@ -24,13 +24,13 @@ pub async fn prune_loop(
             .unwrap_or(Timestamp::MIN);
         loop {
             match store.prune(before, BATCH).await {
-                Ok(n) if n == BATCH as u64 => {
-                    metrics::counter!("callhook_pruned_deliveries_total").increment(n);
+                Ok(n) if n >= BATCH as u64 => {
+                    metrics::counter!("callhook_pruned_total").increment(n);
                     // More to do: let other writes through first.
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
                 Ok(n) => {
-                    metrics::counter!("callhook_pruned_deliveries_total").increment(n);
+                    metrics::counter!("callhook_pruned_total").increment(n);
                     break;
                 }
                 Err(e) => {

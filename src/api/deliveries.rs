@@ -166,21 +166,6 @@ fn parse_status(field: &str, s: &str) -> ApiResult<DeliveryStatus> {
     })
 }
 
-async fn own_webhook(
-    state: &AppState,
-    account_id: &str,
-    id: &str,
-) -> ApiResult<crate::store::Webhook> {
-    if !is_id("wh", id) {
-        return Err(ApiError::NotFound("webhook"));
-    }
-    state
-        .store
-        .get_webhook(account_id, id)
-        .await
-        .or_404("webhook")
-}
-
 async fn detail(state: &AppState, account_id: &str, id: &str) -> ApiResult<DeliveryDetail> {
     if !is_id("dlv", id) {
         return Err(ApiError::NotFound("delivery"));
@@ -207,7 +192,7 @@ async fn list_deliveries(
     ApiQuery(q): ApiQuery<DeliveryQuery>,
 ) -> ApiResult<Json<ListOf<DeliveryOut>>> {
     let account_id = caller.account()?;
-    own_webhook(&state, account_id, &id).await?;
+    super::webhooks::load(&state, account_id, &id).await?;
     let page = ListParams {
         limit: q.limit,
         after: q.after.clone(),
@@ -298,7 +283,7 @@ async fn replay_webhook(
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<Replayed>)> {
     let account_id = caller.account()?;
-    own_webhook(&state, account_id, &id).await?;
+    super::webhooks::load(&state, account_id, &id).await?;
     let mut f = Fields::new("", body.object()?);
     let since = f
         .req_str("since")
@@ -361,7 +346,7 @@ async fn test_webhook(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryDetail>> {
     let account_id = caller.account()?;
-    let webhook = own_webhook(&state, account_id, &id).await?;
+    let webhook = super::webhooks::load(&state, account_id, &id).await?;
     let delivery_id = send_test(&state, webhook).await?;
     Ok(Json(detail(&state, account_id, &delivery_id).await?))
 }

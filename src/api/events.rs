@@ -1,6 +1,6 @@
 //! `POST /v1/events`: call events in (SPEC §4), one or up to 1000 at once, all or nothing.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
@@ -150,7 +150,8 @@ async fn post_events(
     }
     let mut errors = FieldErrors::default();
     let mut events = Vec::with_capacity(items.len());
-    let mut operator_accounts = BTreeSet::new();
+    // Each account the operator names, with every field that named it: one lookup per account.
+    let mut operator_accounts: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (i, v) in items.iter().enumerate() {
         let prefix = if batch {
             format!("[{i}]")
@@ -184,7 +185,10 @@ async fn post_events(
                 continue;
             }
             (Caller::Operator, Some(named)) => {
-                operator_accounts.insert((named.clone(), field("account_id")));
+                operator_accounts
+                    .entry(named.clone())
+                    .or_default()
+                    .push(field("account_id"));
                 named.clone()
             }
             (Caller::Operator, None) => {
@@ -197,11 +201,13 @@ async fn post_events(
         };
         events.push((account, ev));
     }
-    for (account, field) in operator_accounts {
+    for (account, fields) in operator_accounts {
         match state.store.get_account(&account).await {
             Ok(_) => {}
             Err(crate::store::StoreError::NotFound) => {
-                errors.push(field, format!("there is no account {account}"))
+                for field in fields {
+                    errors.push(field, format!("there is no account {account}"));
+                }
             }
             Err(e) => return Err(e.into()),
         }

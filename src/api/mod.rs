@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod auth;
 pub mod calls;
+pub mod connectors;
 pub mod deliveries;
 pub mod events;
 pub mod extract;
@@ -119,6 +120,7 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::router())
         .merge(deliveries::router())
         .merge(calls::router())
+        .merge(connectors::router())
         .merge(health::router())
         .split_for_parts()
 }

@@ -347,13 +347,26 @@ async fn save(state: &AppState, w: &mut Webhook, spec: WebhookSpec) -> ApiResult
 }
 
 /// Replaces a webhook's spec with a validated one, keeping `disabled_reason` in step.
+/// Refused (409) when the webhook changed since `w` was read, so a stale form or a PATCH
+/// racing callhook's own 410 disable never silently undoes the other change.
 pub async fn update(state: &AppState, w: &mut Webhook, spec: WebhookSpec) -> ApiResult<()> {
-    let now = Timestamp::now();
+    let read_at = w.updated_at;
+    let now = stored_now();
     let was_enabled = w.spec.enabled;
     w.spec = spec;
     w.updated_at = now;
     note_enabled_change(w, was_enabled, now);
-    state.store.update_webhook(w).await.or_404("webhook")
+    state
+        .store
+        .update_webhook(w, read_at)
+        .await
+        .or_404("webhook")
+}
+
+/// Now, to the millisecond the store keeps (it is compared on the next write).
+fn stored_now() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
 }
 
 /// Deletes a webhook; its unfinished deliveries end.
@@ -402,10 +415,23 @@ async fn rotate_secret(
 }
 
 /// Gives a webhook a new signing secret (the old one signs on for 24 hours); answers when.
+/// A rotation depends on nothing else of the webhook, so when another change got in first it
+/// is simply redone on the fresh copy.
 pub async fn rotate(state: &AppState, w: &mut Webhook) -> ApiResult<Timestamp> {
-    let now = Timestamp::now();
-    w.rotate_secret(now);
-    w.updated_at = now;
-    state.store.update_webhook(w).await.or_404("webhook")?;
-    Ok(now)
+    for _ in 0..3 {
+        let read_at = w.updated_at;
+        let now = stored_now();
+        w.rotate_secret(now);
+        w.updated_at = now;
+        match state.store.update_webhook(w, read_at).await {
+            Ok(()) => return Ok(now),
+            Err(crate::store::StoreError::Conflict(_)) => {
+                *w = load(state, &w.account_id.clone(), &w.id.clone()).await?;
+            }
+            Err(e) => return Err(ApiError::from(e)),
+        }
+    }
+    Err(ApiError::Conflict(
+        "the webhook keeps changing; try the rotation again".into(),
+    ))
 }

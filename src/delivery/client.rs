@@ -19,8 +19,10 @@ use crate::core::webhook::Method;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Response bodies are kept up to this size.
+/// Response bodies are kept up to this size, and response headers up to this size together.
 pub const MAX_RESPONSE_BODY: usize = 16 * 1024;
+/// Most response headers kept.
+pub const MAX_RESPONSE_HEADERS: usize = 100;
 
 /// The SSRF verdict, carried through reqwest's error chain.
 #[derive(Debug)]
@@ -211,9 +213,17 @@ impl HttpClient {
             }
         };
         let status = resp.status().as_u16();
+        // Kept like the body: up to 16 KiB, so a receiver cannot fill the log.
+        let mut room = MAX_RESPONSE_BODY;
         let headers: Vec<(String, String)> = resp
             .headers()
             .iter()
+            .take(MAX_RESPONSE_HEADERS)
+            .take_while(|(k, v)| {
+                let size = k.as_str().len() + v.len();
+                room = room.saturating_sub(size);
+                room > 0
+            })
             .map(|(k, v)| {
                 (
                     k.as_str().to_owned(),

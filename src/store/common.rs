@@ -66,6 +66,16 @@ macro_rules! impl_store {
                 rows.iter().map(call_summary_from_row).collect()
             }
 
+                async fn ping(&self) -> Result<()> {
+                    self.write(|c| {
+                        Box::pin(async move {
+                            sqlx::query("SELECT 1").execute(&mut *c).await?;
+                            Ok(())
+                        })
+                    })
+                    .await
+                }
+
                 async fn get_setting(&self, key: &str) -> Result<Option<String>> {
                     Ok(
                         sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
@@ -391,13 +401,13 @@ macro_rules! impl_store {
                     }))
                 }
 
-                async fn update_webhook(&self, webhook: &Webhook) -> Result<()> {
+                async fn update_webhook(&self, webhook: &Webhook, read_at: Timestamp) -> Result<()> {
                     let w = webhook.clone();
                     self.write(move |c| {
                         Box::pin(async move {
                             let r = sqlx::query(
                                 "UPDATE webhooks SET spec = $3, trigger = $4, enabled = $5, disabled_reason = $6, secrets = $7,
-                                 updated_at = $8 WHERE account_id = $1 AND id = $2",
+                                 updated_at = $8 WHERE account_id = $1 AND id = $2 AND updated_at = $9",
                             )
                             .bind(&w.account_id)
                             .bind(&w.id)
@@ -407,9 +417,25 @@ macro_rules! impl_store {
                             .bind(&w.disabled_reason)
                             .bind(secrets_to_json(&w.secrets))
                             .bind(to_ms(w.updated_at))
+                            .bind(to_ms(read_at))
                             .execute(&mut *c)
                             .await?;
-                            if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+                            if r.rows_affected() == 1 {
+                                return Ok(());
+                            }
+                            let exists: Option<i64> = sqlx::query_scalar("SELECT CAST(1 AS BIGINT) FROM webhooks WHERE account_id = $1 AND id = $2")
+                                .bind(&w.account_id)
+                                .bind(&w.id)
+                                .fetch_optional(&mut *c)
+                                .await?;
+                            match exists {
+                                None => Err(StoreError::NotFound),
+                                Some(_) => Err(StoreError::Conflict(
+                                    "the webhook changed since it was read (another edit, or callhook disabled it); \
+                                     load it again and repeat the change"
+                                        .into(),
+                                )),
+                            }
                         })
                     })
                     .await
@@ -598,8 +624,13 @@ macro_rules! impl_store {
                     q.push(" AND d.webhook_id = ");
                     q.push_bind(webhook_id);
                     if let Some(after) = &page.after {
+                        // The cursor counts only as one of this webhook's own deliveries.
                         q.push(" AND d.seq < (SELECT seq FROM deliveries WHERE id = ");
                         q.push_bind(after.as_str());
+                        q.push(" AND account_id = ");
+                        q.push_bind(account_id);
+                        q.push(" AND webhook_id = ");
+                        q.push_bind(webhook_id);
                         q.push(")");
                     }
                     if let Some(status) = filter.status {
@@ -627,19 +658,54 @@ macro_rules! impl_store {
                     let (account_id, id, now) = (account_id.to_owned(), id.to_owned(), to_ms(now));
                     self.write(move |c| {
                         Box::pin(async move {
-                            // A pending delivery simply goes now; one that had ended gets exactly one more try.
-                            let r = sqlx::query(
-                                "UPDATE deliveries SET
-                                    attempt_limit = CASE WHEN state IN ('succeeded', 'failed') THEN attempts + 1 ELSE attempt_limit END,
-                                    state = 'queued', next_attempt_at = $3, updated_at = $3
-                                 WHERE account_id = $1 AND id = $2",
+                            let row = sqlx::query(
+                                "SELECT state, claimed_until, webhook_id, call_id FROM deliveries WHERE account_id = $1 AND id = $2",
                             )
                             .bind(&account_id)
                             .bind(&id)
-                            .bind(now)
-                            .execute(&mut *c)
-                            .await?;
-                            if r.rows_affected() == 0 { Err(StoreError::NotFound) } else { Ok(()) }
+                            .fetch_optional(&mut *c)
+                            .await?
+                            .ok_or(StoreError::NotFound)?;
+                            let state = row.text("state")?;
+                            let (webhook_id, call_id) = (row.text("webhook_id")?, row.text("call_id")?);
+                            match state.as_str() {
+                                STATE_WAITING => Err(StoreError::Conflict(format!(
+                                    "it waits for an earlier delivery of call {call_id} to the same webhook, and goes once that one has ended"
+                                ))),
+                                STATE_QUEUED if row.opt_int("claimed_until")?.is_some_and(|t| t > now) => {
+                                    Err(StoreError::Conflict("it is being sent right now".into()))
+                                }
+                                STATE_QUEUED => {
+                                    // Waiting for a retry: the retry comes now.
+                                    sqlx::query("UPDATE deliveries SET next_attempt_at = $2, updated_at = $2 WHERE id = $1")
+                                        .bind(&id)
+                                        .bind(now)
+                                        .execute(&mut *c)
+                                        .await?;
+                                    Ok(())
+                                }
+                                _ => {
+                                    // It had ended: exactly one more attempt, keeping its call's order (it
+                                    // waits if a later delivery of the call is still under way; being the
+                                    // earliest, it then goes next).
+                                    lock_calls(c, &[(webhook_id.as_str(), call_id.as_str())]).await?;
+                                    sqlx::query(
+                                        "UPDATE deliveries SET attempt_limit = attempts + 1, updated_at = $2,
+                                            state = CASE WHEN b THEN 'waiting' ELSE 'queued' END,
+                                            next_attempt_at = CASE WHEN b THEN NULL ELSE $2 END
+                                         FROM (SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $3 AND call_id = $4
+                                                              AND state IN ('queued', 'waiting')) AS b) AS busy
+                                         WHERE id = $1",
+                                    )
+                                    .bind(&id)
+                                    .bind(now)
+                                    .bind(&webhook_id)
+                                    .bind(&call_id)
+                                    .execute(&mut *c)
+                                    .await?;
+                                    Ok(())
+                                }
+                            }
                         })
                     })
                     .await
@@ -758,27 +824,33 @@ macro_rules! impl_store {
                     let (before, batch) = (to_ms(before), batch as i64);
                     self.write(move |c| {
                         Box::pin(async move {
-                            let gone = sqlx::query(
+                            // Oldest first: finished deliveries last touched before the cut, then
+                            // their attempts (all of them: a delivery's log goes whole or not at all),
+                            // then events that no longer have a delivery.
+                            let gone: Vec<String> = sqlx::query_scalar(
                                 "DELETE FROM deliveries WHERE seq IN (
                                     SELECT seq FROM deliveries
                                     WHERE seq < COALESCE((SELECT seq FROM deliveries WHERE created_at >= $1 ORDER BY seq LIMIT 1),
                                                          9223372036854775807)
                                       AND state IN ('succeeded', 'failed') AND updated_at < $1
-                                    ORDER BY seq LIMIT $2)",
+                                    ORDER BY seq LIMIT $2)
+                                 RETURNING id",
                             )
                             .bind(before)
                             .bind(batch)
-                            .execute(&mut *c)
-                            .await?
-                            .rows_affected();
-                            sqlx::query(
-                                "DELETE FROM attempts WHERE seq IN (SELECT seq FROM attempts WHERE started_at < $1 ORDER BY started_at LIMIT $2)",
-                            )
-                            .bind(before)
-                            .bind(batch)
-                            .execute(&mut *c)
+                            .fetch_all(&mut *c)
                             .await?;
-                            sqlx::query(
+                            let mut removed = gone.len() as u64;
+                            for chunk in gone.chunks(ROWS_PER_STATEMENT) {
+                                let mut q = QueryBuilder::<$db>::new("DELETE FROM attempts WHERE delivery_id IN (");
+                                let mut sep = q.separated(", ");
+                                for id in chunk {
+                                    sep.push_bind(id.as_str());
+                                }
+                                q.push(")");
+                                q.build().execute(&mut *c).await?;
+                            }
+                            removed += sqlx::query(
                                 "DELETE FROM events WHERE seq IN (
                                     SELECT e.seq FROM events e WHERE e.received_at < $1
                                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)
@@ -787,8 +859,9 @@ macro_rules! impl_store {
                             .bind(before)
                             .bind(batch)
                             .execute(&mut *c)
-                            .await?;
-                            Ok(gone)
+                            .await?
+                            .rows_affected();
+                            Ok(removed)
                         })
                     })
                     .await

@@ -480,6 +480,8 @@ pub trait Store: Send + Sync + 'static {
     /// shared by several nodes implement it; the default does nothing, polling is enough.
     fn listen_for_work(&self, _wake: Arc<dyn Fn() + Send + Sync>) {}
 
+    /// Takes a trivial write through the path every write takes: the store can do its work.
+    async fn ping(&self) -> Result<()>;
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;
     async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
 
@@ -519,8 +521,10 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()>;
     async fn get_webhook(&self, account_id: &str, id: &str) -> Result<Webhook>;
     async fn list_webhooks(&self, account_id: &str, page: &PageRequest) -> Result<Page<Webhook>>;
-    /// Replaces spec, secrets, enabled state and reason; `updated_at` is the caller's.
-    async fn update_webhook(&self, webhook: &Webhook) -> Result<()>;
+    /// Replaces spec, secrets, enabled state and reason, and sets `updated_at` to the
+    /// webhook's; refused with a conflict unless the stored webhook is still as it was read
+    /// (its `updated_at` is `read_at`), so no concurrent change is silently undone.
+    async fn update_webhook(&self, webhook: &Webhook, read_at: Timestamp) -> Result<()>;
     async fn delete_webhook(&self, account_id: &str, id: &str) -> Result<()>;
     /// Enabled webhooks of the account with one of `triggers`: the candidates for matching.
     async fn webhooks_for(&self, account_id: &str, triggers: &[Trigger]) -> Result<Vec<Webhook>>;
@@ -587,8 +591,9 @@ pub trait Store: Send + Sync + 'static {
         call_id: &str,
     ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>>;
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats>;
-    /// Deletes up to `batch` finished deliveries (with their attempts and events) last
-    /// touched before `before`. Returns how many deliveries went.
+    /// Deletes up to `batch` finished deliveries last touched before `before` with all their
+    /// attempts, and up to `batch` events older than that left without deliveries. Returns
+    /// how many deliveries and events went (under `batch` means nothing is left to do).
     async fn prune(&self, before: Timestamp, batch: u32) -> Result<u64>;
 
     // Web sessions (the web page's sign-in).

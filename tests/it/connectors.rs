@@ -474,9 +474,17 @@ async fn check_received(receiver: &Receiver, want: &BTreeSet<(String, String)>) 
 }
 
 async fn connector_status(app: &TestApp) -> Value {
-    let (s, body) = app.call_as(None, Method::GET, "/readyz", None).await;
+    let (s, ready) = app.call_as(None, Method::GET, "/readyz", None).await;
+    assert_eq!(s, StatusCode::OK, "{ready}");
+    let (s, body) = app.operator(Method::GET, "/v1/connectors", None).await;
     assert_eq!(s, StatusCode::OK, "{body}");
-    body["connectors"][0].clone()
+    let status = body["data"][0].clone();
+    // The public probe says only whether it is connected, nothing more.
+    assert_eq!(
+        ready["connectors"][0],
+        json!({"name": status["name"], "connected": status["connected"]})
+    );
+    status
 }
 
 /// Waits until the connector's status satisfies `ok`.

@@ -10,4 +10,5 @@ mod delivery;
 mod openapi;
 mod reliability;
 mod resources;
+mod store;
 mod web;

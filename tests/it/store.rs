@@ -1,0 +1,297 @@
+//! The store contract: the same tests against the SQLite store and, with
+//! `CALLHOOK_TEST_DATABASE=postgres`, the PostgreSQL one. They drive the `Store` trait directly,
+//! for the rules no API test can reach precisely: claims and leases, per-call order, resend,
+//! lost updates, retention.
+
+use std::sync::Arc;
+
+use callhook::core::id::new_id;
+use callhook::core::retry::Next;
+use callhook::core::sample::sample_event;
+use callhook::core::sign::Secret;
+use callhook::core::trigger::Trigger;
+use callhook::core::webhook::WebhookSpec;
+use callhook::ingest::stored_event;
+use callhook::store::*;
+use jiff::{SignedDuration, Timestamp};
+use serde_json::json;
+
+use crate::helpers::{test_database_url, test_settings};
+
+struct Fixture {
+    store: Arc<dyn Store>,
+    account: String,
+    webhook: Webhook,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    if let Some(url) = test_database_url().await {
+        settings.database_url = url;
+    }
+    let store = callhook::app::open_store(&settings).await.unwrap();
+    let account = new_id("acct");
+    store
+        .insert_account(&Account {
+            id: account.clone(),
+            name: "a".into(),
+            created_at: Timestamp::now(),
+        })
+        .await
+        .unwrap();
+    let spec = json!({"name": "h", "trigger": "call_received", "url": "https://crm.example.com/h"});
+    let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).unwrap();
+    let webhook = Webhook {
+        id: new_id("wh"),
+        account_id: account.clone(),
+        spec: WebhookSpec::from_json(spec.as_object().unwrap()).unwrap(),
+        disabled_reason: None,
+        secrets: vec![StoredSecret {
+            secret: Secret::generate(),
+            created_at: now,
+            expires_at: None,
+        }],
+        created_at: now,
+        updated_at: now,
+        last_success_at: None,
+        failing_since: None,
+    };
+    store.insert_webhook(&webhook).await.unwrap();
+    Fixture {
+        store,
+        account,
+        webhook,
+        _dir: dir,
+    }
+}
+
+impl Fixture {
+    /// Stores `n` call.received events of `call`, each with a delivery to the webhook.
+    async fn events(&self, call: &str, n: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut batch = Vec::new();
+        for _ in 0..n {
+            let mut ev = sample_event(Trigger::CallReceived);
+            ev.call.call_id = call.into();
+            let id = new_id("dlv");
+            ids.push(id.clone());
+            batch.push(NewEvent {
+                event: stored_event(&self.account, &ev, Timestamp::now(), false),
+                deliveries: vec![NewDelivery {
+                    id,
+                    webhook_id: self.webhook.id.clone(),
+                    trigger: Trigger::CallReceived,
+                    attempt_limit: None,
+                }],
+            });
+        }
+        self.store.insert_events(batch).await.unwrap();
+        ids
+    }
+
+    async fn claim(&self, lease: SignedDuration) -> Vec<Claimed> {
+        let now = Timestamp::now();
+        self.store
+            .claim_due(now, now.saturating_add(lease).unwrap(), 100, 100, &[])
+            .await
+            .unwrap()
+    }
+
+    async fn finish(&self, c: &Claimed, next: Next) {
+        let record = AttemptRecord {
+            delivery_id: c.delivery_id.clone(),
+            webhook_id: c.webhook.id.clone(),
+            lease: c.lease,
+            attempt: None,
+            next,
+            disable_webhook: None,
+            note: Some("done".into()),
+            test: false,
+        };
+        self.store
+            .record_attempts(vec![record], Timestamp::now())
+            .await
+            .unwrap();
+    }
+
+    async fn status(&self, id: &str) -> (DeliveryStatus, bool) {
+        let (d, _) = self.store.get_delivery(&self.account, id).await.unwrap();
+        (d.status, d.waiting)
+    }
+}
+
+#[tokio::test]
+async fn a_call_goes_one_delivery_at_a_time_in_order() {
+    let f = fixture().await;
+    let ids = f.events("c1", 3).await;
+    let other = f.events("c2", 1).await;
+    let claimed = f.claim(SignedDuration::from_secs(60)).await;
+    let got: Vec<&str> = claimed.iter().map(|c| c.delivery_id.as_str()).collect();
+    assert_eq!(
+        got,
+        [ids[0].as_str(), other[0].as_str()],
+        "only the head of each call is due"
+    );
+    assert_eq!(f.status(&ids[1]).await, (DeliveryStatus::Pending, true));
+    f.finish(&claimed[0], Next::Failed).await;
+    let next = f.claim(SignedDuration::from_secs(60)).await;
+    assert_eq!(next.len(), 1);
+    assert_eq!(
+        next[0].delivery_id, ids[1],
+        "a finally failed delivery lets the next go"
+    );
+    f.finish(&next[0], Next::RetryAt(Timestamp::now())).await;
+    let again = f.claim(SignedDuration::from_secs(60)).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(
+        again[0].delivery_id, ids[1],
+        "a retry keeps its place: the third still waits"
+    );
+    assert_eq!(f.status(&ids[2]).await, (DeliveryStatus::Pending, true));
+}
+
+#[tokio::test]
+async fn leases_expire_and_a_stale_record_is_dropped() {
+    let f = fixture().await;
+    let ids = f.events("c1", 1).await;
+    let first = f.claim(SignedDuration::from_millis(1)).await;
+    assert_eq!(first.len(), 1);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let second = f.claim(SignedDuration::from_secs(60)).await;
+    assert_eq!(second.len(), 1, "an expired lease is claimed again");
+    assert!(second[0].lease > first[0].lease);
+    f.finish(&first[0], Next::Succeeded).await;
+    assert_eq!(
+        f.status(&ids[0]).await.0,
+        DeliveryStatus::Pending,
+        "the old holder's record is dropped"
+    );
+    f.finish(&second[0], Next::Succeeded).await;
+    assert_eq!(f.status(&ids[0]).await.0, DeliveryStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn claims_take_a_bounded_share_of_one_webhook_and_skip_excluded_ones() {
+    let f = fixture().await;
+    for i in 0..10 {
+        f.events(&format!("c{i}"), 1).await;
+    }
+    let now = Timestamp::now();
+    let lease = now.saturating_add(SignedDuration::from_secs(60)).unwrap();
+    let some = f.store.claim_due(now, lease, 100, 4, &[]).await.unwrap();
+    assert_eq!(some.len(), 4);
+    let none = f
+        .store
+        .claim_due(now, lease, 100, 100, &[f.webhook.id.clone()])
+        .await
+        .unwrap();
+    assert!(none.is_empty());
+}
+
+#[tokio::test]
+async fn resend_respects_what_the_delivery_is_doing() {
+    let f = fixture().await;
+    let ids = f.events("c1", 2).await;
+    let now = Timestamp::now();
+    let err = f.store.resend(&f.account, &ids[1], now).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(ref m) if m.contains("waits")),
+        "{err}"
+    );
+    let claimed = f.claim(SignedDuration::from_secs(60)).await;
+    let err = f
+        .store
+        .resend(&f.account, &ids[0], Timestamp::now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict(ref m) if m.contains("being sent")),
+        "{err}"
+    );
+    f.finish(&claimed[0], Next::Failed).await;
+    // The second is now queued; resending the first (ended) makes it wait behind it, and
+    // being the earlier of the call it goes next.
+    f.store
+        .resend(&f.account, &ids[0], Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(f.status(&ids[0]).await, (DeliveryStatus::Pending, true));
+    let c = f.claim(SignedDuration::from_secs(60)).await;
+    assert_eq!(c[0].delivery_id, ids[1]);
+    f.finish(&c[0], Next::Succeeded).await;
+    let c = f.claim(SignedDuration::from_secs(60)).await;
+    assert_eq!(c[0].delivery_id, ids[0]);
+    assert_eq!(
+        c[0].attempt_limit,
+        Some(c[0].attempts + 1),
+        "exactly one more attempt"
+    );
+    assert!(matches!(
+        f.store
+            .resend(&f.account, "dlv_nope", Timestamp::now())
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn a_webhook_write_never_undoes_a_change_it_did_not_see() {
+    let f = fixture().await;
+    let mut a = f
+        .store
+        .get_webhook(&f.account, &f.webhook.id)
+        .await
+        .unwrap();
+    let mut b = a.clone();
+    let read_at = a.updated_at;
+    a.spec.name = "first".into();
+    a.updated_at = Timestamp::from_millisecond(read_at.as_millisecond() + 5).unwrap();
+    f.store.update_webhook(&a, read_at).await.unwrap();
+    b.spec.name = "second".into();
+    b.updated_at = Timestamp::from_millisecond(read_at.as_millisecond() + 9).unwrap();
+    let err = f.store.update_webhook(&b, read_at).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err}");
+    assert_eq!(
+        f.store
+            .get_webhook(&f.account, &f.webhook.id)
+            .await
+            .unwrap()
+            .spec
+            .name,
+        "first"
+    );
+}
+
+#[tokio::test]
+async fn retention_removes_old_finished_deliveries_with_their_attempts_and_events() {
+    let f = fixture().await;
+    let ids = f.events("c1", 1).await;
+    let kept = f.events("c2", 1).await;
+    let c = f.claim(SignedDuration::from_secs(60)).await;
+    let done = c.iter().find(|c| c.delivery_id == ids[0]).unwrap();
+    f.finish(done, Next::Succeeded).await;
+    let later = Timestamp::now()
+        .saturating_add(SignedDuration::from_secs(1))
+        .unwrap();
+    let removed = f.store.prune(later, 100).await.unwrap();
+    assert!(removed >= 2, "the delivery and its event: {removed}");
+    assert!(matches!(
+        f.store.get_delivery(&f.account, &ids[0]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(
+        f.store.get_delivery(&f.account, &kept[0]).await.is_ok(),
+        "unfinished deliveries stay"
+    );
+    assert!(matches!(
+        f.store.call_timeline(&f.account, "c1").await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        f.store.prune(later, 100).await.unwrap(),
+        0,
+        "nothing left to do"
+    );
+}

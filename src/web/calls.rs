@@ -1,5 +1,5 @@
-//! Calls: the account's recent calls, and a call's timeline of events with the deliveries
-//! each one caused.
+//! Calls: the account's recent calls with the state of the PBX connectors that report them,
+//! and a call's timeline of events with the deliveries each one caused.
 
 use std::collections::HashMap;
 
@@ -13,6 +13,7 @@ use super::session::Signed;
 use super::view::{Layout, When, http_status, latency, status_badge, when};
 use super::{WebError, WebResult, page};
 use crate::api::AppState;
+use crate::connectors::ConnectorStatus;
 use crate::store::{CallSummary, PageRequest, StoreError};
 
 /// How many calls the Calls page lists.
@@ -50,11 +51,34 @@ impl From<CallSummary> for CallRow {
     }
 }
 
+/// A PBX connector of the account, as the Calls page shows it.
+struct ConnectorRow {
+    name: String,
+    connected: bool,
+    calls_open: u64,
+    last_error: Option<String>,
+    last_error_at: Option<When>,
+}
+
+impl From<ConnectorStatus> for ConnectorRow {
+    fn from(c: ConnectorStatus) -> Self {
+        ConnectorRow {
+            name: c.name,
+            connected: c.connected,
+            calls_open: c.calls_open,
+            last_error: c.last_error,
+            last_error_at: c.last_error_at.and_then(|t| t.parse().ok()).map(when),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "calls.html")]
 struct CallsPage {
     layout: Layout,
     rows: Vec<CallRow>,
+    /// The PBX connectors that report this account's calls (none: the box is not shown).
+    connectors: Vec<ConnectorRow>,
 }
 
 async fn list(State(state): State<AppState>, signed: Signed) -> WebResult<Response> {
@@ -62,9 +86,17 @@ async fn list(State(state): State<AppState>, signed: Signed) -> WebResult<Respon
         .store
         .recent_calls(signed.account(), RECENT_CALLS)
         .await?;
+    let connectors = state
+        .connectors
+        .status()
+        .into_iter()
+        .filter(|c| c.account_id == signed.account())
+        .map(ConnectorRow::from)
+        .collect();
     page(&CallsPage {
         layout: Layout::new(&signed, "Calls", "calls"),
         rows: calls.into_iter().map(CallRow::from).collect(),
+        connectors,
     })
 }
 

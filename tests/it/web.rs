@@ -1,12 +1,14 @@
 //! The web page over real HTTP: a form without the session's CSRF token is refused with 403,
 //! another account's pages are 404, pages need a signed-in admin, failed sign-ins are
-//! throttled, and links to a call work whatever its id holds.
+//! throttled, links to a call work whatever its id holds, and the Calls page shows the
+//! account's PBX connectors.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use callhook::api::auth::hash_password;
-use callhook::app::App;
+use callhook::app::{App, open_store};
+use callhook::connectors::ConnectorSettings;
 use callhook::store::{Store, User};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -34,8 +36,21 @@ struct Browser {
 }
 
 async fn site() -> Site {
+    site_with_connectors(|_| Vec::new()).await
+}
+
+/// A site whose callhook also runs the PBX connectors `connectors` makes for the account's id.
+async fn site_with_connectors(connectors: impl FnOnce(&str) -> Vec<ConnectorSettings>) -> Site {
     let dir = tempfile::tempdir().unwrap();
-    let settings = test_settings(dir.path());
+    let mut settings = test_settings(dir.path());
+    // The account is made before callhook starts, so that a connector can name it.
+    let made = {
+        let store = open_store(&settings).await.unwrap();
+        callhook::accounts::create_account(&*store, "Acme")
+            .await
+            .unwrap()
+    };
+    settings.connectors = connectors(&made.account.id);
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .unwrap();
@@ -48,21 +63,11 @@ async fn site() -> Site {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let created: serde_json::Value = http
-        .post(format!("{base}/v1/accounts"))
-        .bearer_auth(OPERATOR_TOKEN)
-        .json(&json!({"name": "Acme"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     let site = Site {
         base,
         http,
-        account_id: created["id"].as_str().unwrap().to_owned(),
-        account_key: created["api_key"]["key"].as_str().unwrap().to_owned(),
+        account_id: made.account.id,
+        account_key: made.api_key.secret,
         store,
         _dir: dir,
     };
@@ -411,4 +416,39 @@ async fn failed_sign_ins_are_throttled_per_email_and_per_client() {
         .try_sign_in("nobody@acme.example", PASSWORD, "198.51.100.4")
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn the_calls_page_shows_the_accounts_pbx_connectors() {
+    // Nothing listens on the discard port: the connectors keep trying, and say why.
+    let connector = |name: &str, account: &str| {
+        serde_json::from_value(
+            json!({"kind": "asterisk_ami", "name": name, "host": "127.0.0.1",
+            "port": 9, "username": "callhook", "password": "s3cret", "account": account}),
+        )
+        .unwrap()
+    };
+    let site = site_with_connectors(|account| {
+        vec![
+            connector("pbx-acme", account),
+            connector("pbx-other", "acct_someone_else"),
+        ]
+    })
+    .await;
+    let b = site.sign_in().await;
+    let html = site
+        .http
+        .get(site.url("/calls"))
+        .header(COOKIE, &b.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("PBX connectors"), "{html}");
+    assert!(html.contains("pbx-acme"), "{html}");
+    assert!(html.contains("Not connected"), "{html}");
+    // Another account's connector is not shown.
+    assert!(!html.contains("pbx-other"), "{html}");
 }

@@ -7,6 +7,7 @@ use jiff::Timestamp;
 
 use super::ami_calls::AmiCalls;
 use super::call::Rules;
+use super::table::Follower;
 use super::{Session, Step};
 
 /// Longest line kept; the rest of a longer line is dropped (its value arrives cut short).
@@ -224,7 +225,6 @@ pub struct AmiSession {
     calls: AmiCalls,
     phase: Phase,
     actions: u64,
-    keepalives: u32,
     login_id: String,
     listing_id: String,
 }
@@ -247,7 +247,6 @@ impl AmiSession {
             calls: AmiCalls::new(rules),
             phase: Phase::Banner,
             actions: 0,
-            keepalives: 0,
             login_id: String::new(),
             listing_id: String::new(),
         }
@@ -337,21 +336,11 @@ impl Session for AmiSession {
         step
     }
 
-    fn disconnected(&mut self, _now: Timestamp) -> Step {
-        let mut built = Vec::new();
-        self.calls.flush(&mut built);
-        let mut step = Step::default();
-        step.take(built);
-        step
-    }
-
     fn keepalive(&mut self) -> Option<Vec<u8>> {
         if self.phase != Phase::Ready {
             return None;
         }
-        self.keepalives += 1;
-        if self.keepalives.is_multiple_of(super::LISTING_EVERY) {
-            self.calls.begin_resync();
+        if self.calls.listing_due() {
             self.listing_id = self.next_id("channels");
             return Some(action(&[
                 ("Action", "CoreShowChannels"),
@@ -366,16 +355,12 @@ impl Session for AmiSession {
         (self.phase == Phase::Ready).then(|| action(&[("Action", "Logoff")]))
     }
 
-    fn calls_open(&self) -> usize {
-        self.calls.open()
+    fn calls(&self) -> &dyn Follower {
+        &self.calls
     }
 
-    fn save(&self) -> String {
-        self.calls.save()
-    }
-
-    fn restore(&mut self, saved: &str) -> Result<(), String> {
-        self.calls.restore(saved).map_err(|e| e.to_string())
+    fn calls_mut(&mut self) -> &mut dyn Follower {
+        &mut self.calls
     }
 }
 

@@ -1,6 +1,8 @@
 //! Following Asterisk calls from AMI events: channels are grouped into calls by `Linkedid`
-//! (legs by `Uniqueid`), and what happens to them becomes call events (through
-//! [`CallTrack`]). Pure: frames and the time they were read in, events out.
+//! (legs by `Uniqueid`), and what happens to them becomes call events (through the call
+//! table, [`super::table`], and [`super::call::CallTrack`]). This file holds what is
+//! Asterisk's own: which frame means what. Pure: frames and the time they were read in,
+//! events out.
 //!
 //! The rules, as Asterisk 22 shows them (see `tests/fixtures/asterisk-ami/README.md`):
 //! - A channel whose `Linkedid` is its own `Uniqueid` starts a call; it is the customer's leg.
@@ -15,15 +17,16 @@
 //!   members the answer is reported at `AgentConnect`, which carries hold and ring times).
 //! - The last channel of the call hanging up ends it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::ami::Frame;
-use super::call::{Built, CallStart, CallTrack, DidFrom, Measured, Pickup, Place, Rules};
+use super::call::{Built, DidFrom, Rules};
 use super::numbers::present;
-use crate::core::event::{CallType, DialVia, HangupBy};
+use super::table::{Call, CallTable, Leg, Origin, Pbx, Phase, Seen};
+use crate::core::event::{DialVia, HangupBy};
 
 /// Events that arrive in a burst while a dial starts; a pending `call.dialed` waits for the
 /// first event of the call that is not one of these, so legs rung together are one event.
@@ -43,82 +46,26 @@ const DIAL_BURST: &[&str] = &[
     "RTCPReceived",
 ];
 
-/// The format of [`AmiCalls::save`]; a different one is not read back.
-const SAVED_VERSION: u32 = 1;
-
-/// Where a call came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Origin {
-    Inbound,
-    /// Placed by an extension in an outbound context.
-    Outbound,
-    /// Placed by the PBX itself (an `Originate`).
-    Originated,
-}
-
+/// What the Asterisk follower keeps per call, beside the table's [`Call`].
 #[derive(Debug, Serialize, Deserialize)]
-enum Phase {
-    /// Waiting to know the DID (a variable, or the originate's caller id).
-    Pending,
-    Followed(Box<CallTrack>),
-    /// Not reported (no DID, or an internal call); its channels are ignored with it.
-    Ignored,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Leg {
-    extension: String,
-    name: Option<String>,
-    via: DialVia,
-    place: Option<Place>,
-    rang_at: Timestamp,
-    /// `DialEnd ANSWER` seen.
-    answered: bool,
-    /// Its `call.answered` was sent.
-    reported: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct PendingDial {
-    via: DialVia,
-    place: Option<Place>,
-    at: Timestamp,
-    rung: Vec<(String, String)>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Call {
-    id: String,
-    customer: String,
-    origin: Origin,
-    phase: Phase,
-    started_at: Timestamp,
-    channels: HashSet<String>,
-    legs: HashMap<String, Leg>,
-    pending_dial: Option<PendingDial>,
+pub struct AmiCall {
     /// The queue the customer waits in now.
     queue: Option<String>,
     /// The extension the call was placed to, as first seen (the inbound DID).
     first_exten: String,
     /// The customer's caller id, as first seen.
     first_caller: String,
-    did_var: Option<String>,
-    ref_id: Option<String>,
     /// An originate's `DialBegin`: the caller id it presents and the number it dials.
     originate: Option<(String, String)>,
-    /// Outbound: the leg to the customer.
-    outbound_leg: Option<String>,
     dial_answered: bool,
-    pbx_answered: bool,
-    customer_answered: bool,
     /// The bridge in which the customer talks with an extension.
     talking: Option<String>,
     transferring: bool,
-    cause: Option<String>,
 }
 
+/// An Asterisk channel.
 #[derive(Debug, Serialize, Deserialize)]
-struct Chan {
+pub struct Chan {
     call: Option<String>,
     name: String,
     linkedid: String,
@@ -127,116 +74,49 @@ struct Chan {
     caller: String,
 }
 
-/// All calls of one PBX.
-#[derive(Debug)]
-pub struct AmiCalls {
-    rules: Rules,
-    clock: super::call::PbxClock,
-    channels: HashMap<String, Chan>,
-    calls: HashMap<String, Call>,
+/// What the Asterisk follower keeps beside its calls: the members of each bridge.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Asterisk {
     bridges: HashMap<String, Vec<String>>,
-    /// During a resync: channels known before the reconnect and not seen since.
-    unconfirmed: Option<HashSet<String>>,
 }
 
+impl Pbx for Asterisk {
+    type Channel = Chan;
+    type Call = AmiCall;
+
+    fn seen<'a>(
+        channels: &'a HashMap<String, Chan>,
+        call: &'a Call<AmiCall>,
+        _force: bool,
+    ) -> Seen<'a> {
+        Seen {
+            exten: &call.pbx.first_exten,
+            caller: &call.pbx.first_caller,
+            caller_now: channels
+                .get(&call.customer)
+                .map_or("", |c| c.caller.as_str()),
+            did_var: call.did_var.as_deref(),
+            originate: call
+                .pbx
+                .originate
+                .as_ref()
+                .map(|(presented, dialed)| (presented.as_str(), dial_number(dialed))),
+        }
+    }
+
+    fn channel_gone(calls: &mut AmiCalls, id: &str, at: Timestamp, out: &mut Vec<Built>) {
+        calls.hangup(id, None, at, out);
+    }
+
+    fn talking(call: &AmiCall) -> bool {
+        call.talking.is_some()
+    }
+}
+
+/// All calls of one Asterisk.
+pub type AmiCalls = CallTable<Asterisk>;
+
 impl AmiCalls {
-    pub fn new(rules: Rules) -> AmiCalls {
-        AmiCalls {
-            rules,
-            clock: Default::default(),
-            channels: HashMap::new(),
-            calls: HashMap::new(),
-            bridges: HashMap::new(),
-            unconfirmed: None,
-        }
-    }
-
-    /// The calls being followed and the channels they know, as JSON, so that a restart of
-    /// callhook picks them up (the next channel listing then closes those that ended).
-    pub fn save(&self) -> String {
-        #[derive(Serialize)]
-        struct Saving<'a> {
-            version: u32,
-            clock: &'a super::call::PbxClock,
-            channels: &'a HashMap<String, Chan>,
-            calls: &'a HashMap<String, Call>,
-            bridges: &'a HashMap<String, Vec<String>>,
-        }
-        serde_json::to_string(&Saving {
-            version: SAVED_VERSION,
-            clock: &self.clock,
-            channels: &self.channels,
-            calls: &self.calls,
-            bridges: &self.bridges,
-        })
-        .unwrap_or_default()
-    }
-
-    /// Takes back what [`AmiCalls::save`] wrote (by this version of callhook).
-    pub fn restore(&mut self, saved: &str) -> Result<(), serde_json::Error> {
-        #[derive(Deserialize)]
-        struct Saved {
-            version: u32,
-            clock: super::call::PbxClock,
-            channels: HashMap<String, Chan>,
-            calls: HashMap<String, Call>,
-            bridges: HashMap<String, Vec<String>>,
-        }
-        let s: Saved = serde_json::from_str(saved)?;
-        if s.version != SAVED_VERSION {
-            return Err(serde::de::Error::custom(format!(
-                "saved by another version ({})",
-                s.version
-            )));
-        }
-        self.clock = s.clock;
-        self.channels = s.channels;
-        self.calls = s.calls;
-        self.bridges = s.bridges;
-        Ok(())
-    }
-
-    /// Calls being followed (or waiting for their DID).
-    pub fn open(&self) -> usize {
-        self.calls
-            .values()
-            .filter(|c| !matches!(c.phase, Phase::Ignored))
-            .count()
-    }
-
-    /// After a reconnect: every channel we know must show up again (in the channel listing or
-    /// in an event) or it hung up while we were away.
-    pub fn begin_resync(&mut self) {
-        self.unconfirmed = Some(self.channels.keys().cloned().collect());
-    }
-
-    pub fn confirm(&mut self, uniqueid: &str) {
-        if let Some(u) = self.unconfirmed.as_mut() {
-            u.remove(uniqueid);
-        }
-    }
-
-    /// The channel listing is complete: channels not in it are gone; their calls end now.
-    pub fn finish_resync(&mut self, local: Timestamp, out: &mut Vec<Built>) {
-        let Some(gone) = self.unconfirmed.take() else {
-            return;
-        };
-        let at = self.clock.now(local);
-        let mut gone: Vec<String> = gone.into_iter().collect();
-        gone.sort();
-        for u in gone {
-            self.hangup(&u, None, at, out);
-        }
-    }
-
-    /// Sends every pending `call.dialed` (the connection is lost: no later event will).
-    pub fn flush(&mut self, out: &mut Vec<Built>) {
-        let ids: Vec<String> = self.calls.keys().cloned().collect();
-        for id in ids {
-            self.flush_dial(&id, out);
-        }
-    }
-
     pub fn on_frame(&mut self, f: &Frame, local: Timestamp, out: &mut Vec<Built>) {
         let Some(event) = f.event() else { return };
         let precise = f.get("Timestamp").and_then(epoch);
@@ -273,7 +153,7 @@ impl AmiCalls {
             "QueueCallerJoin" | "Join" => self.queue_join(f, at, out),
             "QueueCallerLeave" | "Leave" => {
                 if let Some(call) = self.customer_call(f) {
-                    call.queue = None;
+                    call.pbx.queue = None;
                 }
             }
             "BridgeEnter" => self.bridge_enter(f, at, out),
@@ -301,7 +181,7 @@ impl AmiCalls {
     }
 
     /// The followed call whose customer leg the frame's `Uniqueid` is.
-    fn customer_call(&mut self, f: &Frame) -> Option<&mut Call> {
+    fn customer_call(&mut self, f: &Frame) -> Option<&mut Call<AmiCall>> {
         let u = f.get("Uniqueid")?;
         let id = self.channels.get(u)?.call.clone()?;
         self.calls.get_mut(&id).filter(|c| c.customer == u)
@@ -344,38 +224,26 @@ impl AmiCalls {
         let call = if self.calls.contains_key(linkedid) {
             Some(linkedid.to_owned())
         } else if linkedid == u {
-            let origin = if f.get("ChannelState") == Some("0") {
-                Origin::Originated
-            } else if self.rules.is_outbound_context(context) {
-                Origin::Outbound
-            } else {
-                Origin::Inbound
-            };
+            // Created `Down`: the PBX placed it (an originate).
+            let placed = f.get("ChannelState") == Some("0");
+            let origin = Origin::of(placed, context, &self.rules);
             self.calls.insert(
                 u.to_owned(),
-                Call {
-                    id: super::call::clip(u),
-                    customer: u.to_owned(),
+                Call::new(
+                    super::call::clip(u),
+                    u,
                     origin,
-                    phase: Phase::Pending,
-                    started_at: epoch(u).unwrap_or(at),
-                    channels: HashSet::new(),
-                    legs: HashMap::new(),
-                    pending_dial: None,
-                    queue: None,
-                    first_exten: exten.to_owned(),
-                    first_caller: caller.to_owned(),
-                    did_var: None,
-                    ref_id: None,
-                    originate: None,
-                    outbound_leg: None,
-                    dial_answered: false,
-                    pbx_answered: false,
-                    customer_answered: false,
-                    talking: None,
-                    transferring: false,
-                    cause: None,
-                },
+                    epoch(u).unwrap_or(at),
+                    AmiCall {
+                        queue: None,
+                        first_exten: exten.to_owned(),
+                        first_caller: caller.to_owned(),
+                        originate: None,
+                        dial_answered: false,
+                        talking: None,
+                        transferring: false,
+                    },
+                ),
             );
             Some(u.to_owned())
         } else {
@@ -403,90 +271,6 @@ impl AmiCalls {
         }
     }
 
-    /// Starts reporting a pending call once its DID is known, or now when `force`d (something
-    /// must be reported: the DID falls back to the default, or the call is ignored).
-    fn try_start(&mut self, id: &str, at: Timestamp, force: bool, out: &mut Vec<Built>) {
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        if !matches!(call.phase, Phase::Pending) {
-            return;
-        }
-        let plan = &self.rules.numbers;
-        let customer_caller = self
-            .channels
-            .get(&call.customer)
-            .map(|c| c.caller.clone())
-            .unwrap_or_default();
-        let (call_type, did, customer) = match call.origin {
-            Origin::Inbound => {
-                let raw = match &self.rules.did_from {
-                    DidFrom::Exten => Some(call.first_exten.as_str()),
-                    DidFrom::Variable(_) => match &call.did_var {
-                        Some(v) if plan.knows(v) => Some(v.as_str()),
-                        _ if !force => return,
-                        // The variable never came: the dialed extension is the next best.
-                        _ => Some(call.first_exten.as_str()),
-                    },
-                };
-                let caller = if present(&call.first_caller) {
-                    &call.first_caller
-                } else {
-                    &customer_caller
-                };
-                (CallType::Inbound, plan.did(raw), plan.to_e164(caller))
-            }
-            Origin::Originated => {
-                let (presented, dialed) = match &call.originate {
-                    Some((p, d)) => (p.clone(), d.clone()),
-                    None if !force => return,
-                    None => (customer_caller.clone(), String::new()),
-                };
-                let presented = Some(presented.as_str()).filter(|p| present(p));
-                (
-                    self.rules.originated,
-                    plan.did(presented),
-                    plan.to_e164(dial_number(&dialed)),
-                )
-            }
-            Origin::Outbound => {
-                let customer = plan.to_e164(&call.first_exten);
-                // A call from an extension to something that is no phone number is an
-                // internal call: nobody outside to report it to.
-                let did = customer.as_ref().and_then(|_| {
-                    plan.did(Some(call.first_caller.as_str()).filter(|c| present(c)))
-                });
-                (CallType::Outbound, did, customer)
-            }
-        };
-        let Some(did) = did else {
-            call.phase = Phase::Ignored;
-            return;
-        };
-        let (track, received) = CallTrack::start(
-            &self.rules,
-            CallStart {
-                call_id: call.id.clone(),
-                leg_id: call.customer.clone(),
-                call_type,
-                did,
-                customer,
-                started_at: call.started_at,
-            },
-            at,
-        );
-        call.phase = Phase::Followed(Box::new(track));
-        out.push(received);
-    }
-
-    /// Whether call `id` is reported, starting it if it was waiting (something happens now).
-    fn started(&mut self, id: &str, at: Timestamp, out: &mut Vec<Built>) -> bool {
-        self.try_start(id, at, true, out);
-        self.calls
-            .get(id)
-            .is_some_and(|c| matches!(c.phase, Phase::Followed(_)))
-    }
-
     fn newstate(&mut self, f: &Frame, at: Timestamp, out: &mut Vec<Built>) {
         let Some(id) = self.update(f) else { return };
         let Some(u) = f.get("Uniqueid") else { return };
@@ -503,24 +287,8 @@ impl AmiCalls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.customer != u {
-            return;
-        }
-        let Phase::Followed(track) = &mut call.phase else {
-            return;
-        };
-        match call.origin {
-            Origin::Inbound if !call.dial_answered && !call.pbx_answered => {
-                call.pbx_answered = true;
-                if let Some(ivr) = ivr {
-                    out.push(track.ivr_answered(at, u, ivr));
-                }
-            }
-            Origin::Originated if !call.customer_answered => {
-                call.customer_answered = true;
-                out.push(track.customer_answered(at, u, None, call.ref_id.as_deref()));
-            }
-            _ => {}
+        if call.customer == u {
+            call.customer_leg_up(at, ivr, call.pbx.dial_answered, out);
         }
     }
 
@@ -567,9 +335,9 @@ impl AmiCalls {
             if let Some(call) = self.calls.get_mut(&id)
                 && call.customer == dest
                 && call.origin == Origin::Originated
-                && call.originate.is_none()
+                && call.pbx.originate.is_none()
             {
-                call.originate = Some((
+                call.pbx.originate = Some((
                     f.get("DestCallerIDNum").unwrap_or_default().to_owned(),
                     f.get("DialString").unwrap_or_default().to_owned(),
                 ));
@@ -595,7 +363,7 @@ impl AmiCalls {
             call.outbound_leg.get_or_insert_with(|| dest.to_owned());
             return;
         }
-        let (via, place) = match &call.queue {
+        let (via, place) = match &call.pbx.queue {
             Some(q) => (DialVia::Queue, Some(self.rules.queue(q))),
             None => match self.rules.target(&context, &exten) {
                 Some((via, place)) => (via, Some(place)),
@@ -624,64 +392,6 @@ impl AmiCalls {
         let (ext, name) = member(f, &self.rules);
         let place = self.rules.queue(f.get("Queue").unwrap_or_default());
         self.ring(&id, dest, ext, name, DialVia::Queue, Some(place), at, out);
-    }
-
-    /// A leg starts ringing an extension; joins the pending `call.dialed` when it rings
-    /// together with the others.
-    #[allow(clippy::too_many_arguments)]
-    fn ring(
-        &mut self,
-        id: &str,
-        leg: &str,
-        extension: String,
-        name: Option<String>,
-        via: DialVia,
-        place: Option<Place>,
-        at: Timestamp,
-        out: &mut Vec<Built>,
-    ) {
-        let same = self
-            .calls
-            .get(id)
-            .and_then(|c| c.pending_dial.as_ref())
-            .is_some_and(|p| p.via == via && p.place == place);
-        if !same {
-            self.flush_dial(id, out);
-        }
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        let pending = call.pending_dial.get_or_insert_with(|| PendingDial {
-            via,
-            place: place.clone(),
-            at,
-            rung: Vec::new(),
-        });
-        pending.rung.push((leg.to_owned(), extension.clone()));
-        call.legs.insert(
-            leg.to_owned(),
-            Leg {
-                extension,
-                name,
-                via,
-                place,
-                rang_at: at,
-                answered: false,
-                reported: false,
-            },
-        );
-    }
-
-    fn flush_dial(&mut self, id: &str, out: &mut Vec<Built>) {
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        let Some(p) = call.pending_dial.take() else {
-            return;
-        };
-        if let Phase::Followed(track) = &mut call.phase {
-            out.push(track.dialed(p.at, p.via, p.place.as_ref(), &p.rung));
-        }
     }
 
     fn dial_end(&mut self, f: &Frame, at: Timestamp, out: &mut Vec<Built>) {
@@ -744,13 +454,11 @@ impl AmiCalls {
             return;
         }
         leg.answered = true;
-        call.dial_answered = true;
+        call.pbx.dial_answered = true;
         track.picked_up();
         // A queue confirms with `AgentConnect`, which carries hold and ring times.
-        if leg.via != DialVia::Queue && !leg.reported {
-            leg.reported = true;
-            let ring_time = at.duration_since(leg.rang_at).as_secs();
-            out.push(track.agent_answered(at, &pickup(dest, leg, Some(ring_time), None)));
+        if leg.via != DialVia::Queue {
+            out.extend(leg.report(dest, track, at));
         }
     }
 
@@ -770,7 +478,7 @@ impl AmiCalls {
         if call.customer != src {
             return;
         }
-        call.dial_answered = true;
+        call.pbx.dial_answered = true;
         let leg = call.legs.entry(dest.to_owned()).or_insert(Leg {
             extension: ext,
             name,
@@ -785,7 +493,7 @@ impl AmiCalls {
         }
         leg.reported = true;
         let secs = |k: &str| f.get(k).and_then(|v| v.trim().parse::<i64>().ok());
-        let p = pickup(dest, leg, secs("RingTime"), secs("HoldTime"));
+        let p = leg.pickup(dest, secs("RingTime"), secs("HoldTime"));
         if let Phase::Followed(track) = &mut call.phase {
             out.push(track.agent_answered(at, &p));
         }
@@ -816,8 +524,8 @@ impl AmiCalls {
         if call.customer != u {
             return;
         }
-        call.queue = f.get("Queue").map(str::to_owned);
-        call.transferring = false;
+        call.pbx.queue = f.get("Queue").map(str::to_owned);
+        call.pbx.transferring = false;
         if let Phase::Followed(track) = &mut call.phase {
             track.entered_queue();
         }
@@ -827,7 +535,7 @@ impl AmiCalls {
         let (Some(u), Some(b)) = (f.get("Uniqueid"), f.get("BridgeUniqueid")) else {
             return;
         };
-        let members = self.bridges.entry(b.to_owned()).or_default();
+        let members = self.pbx.bridges.entry(b.to_owned()).or_default();
         if !members.iter().any(|m| m == u) {
             members.push(u.to_owned());
         }
@@ -857,20 +565,17 @@ impl AmiCalls {
         }) else {
             return;
         };
-        call.talking = Some(b.to_owned());
-        call.transferring = false;
+        call.pbx.talking = Some(b.to_owned());
+        call.pbx.transferring = false;
         let Some(leg) = call.legs.get_mut(&leg_id) else {
             return;
         };
-        if leg.answered && !leg.reported {
-            // Answered without an `AgentConnect` (an older Asterisk, or a queue that bridges
-            // by itself): the bridge is the proof.
-            leg.reported = true;
-            let ring_time = at.duration_since(leg.rang_at).as_secs();
-            let p = pickup(&leg_id, leg, Some(ring_time), None);
-            if let Phase::Followed(track) = &mut call.phase {
-                out.push(track.agent_answered(at, &p));
-            }
+        // Answered without an `AgentConnect` (an older Asterisk, or a queue that bridges by
+        // itself): the bridge is the proof.
+        if leg.answered
+            && let Phase::Followed(track) = &mut call.phase
+        {
+            out.extend(leg.report(&leg_id, track, at));
         }
     }
 
@@ -878,23 +583,23 @@ impl AmiCalls {
         let (Some(u), Some(b)) = (f.get("Uniqueid"), f.get("BridgeUniqueid")) else {
             return;
         };
-        if let Some(m) = self.bridges.get_mut(b) {
+        if let Some(m) = self.pbx.bridges.get_mut(b) {
             m.retain(|x| x != u);
             if m.is_empty() {
-                self.bridges.remove(b);
+                self.pbx.bridges.remove(b);
             }
         }
         let Some(id) = self.update(f) else { return };
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        if call.talking.as_deref() != Some(b) {
+        if call.pbx.talking.as_deref() != Some(b) {
             return;
         }
-        call.talking = None;
+        call.pbx.talking = None;
         // Whoever leaves the conversation first hung up on the other (unless a transfer
         // moved them apart).
-        if !std::mem::take(&mut call.transferring)
+        if !std::mem::take(&mut call.pbx.transferring)
             && let Phase::Followed(track) = &mut call.phase
         {
             let who = if call.customer == u {
@@ -920,7 +625,7 @@ impl AmiCalls {
                 continue;
             };
             if let Some(call) = self.calls.get_mut(&id) {
-                call.transferring = true;
+                call.pbx.transferring = true;
             }
         }
     }
@@ -940,26 +645,7 @@ impl AmiCalls {
             f.get("Context").unwrap_or_default(),
             f.get("Exten").unwrap_or_default(),
         );
-        if !self.started(&id, at, out) {
-            return;
-        }
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        if call.customer != u {
-            return;
-        }
-        if let Phase::Followed(track) = &mut call.phase {
-            if call.pbx_answered
-                && call.talking.is_none()
-                && let Some(ivr) = ivr
-            {
-                track.enter_ivr(ivr);
-            }
-            if let Some(ev) = track.dtmf(at, u, digit) {
-                out.push(ev);
-            }
-        }
+        self.customer_dtmf(&id, u, digit, ivr, at, out);
     }
 
     fn hangup_request(&mut self, f: &Frame, soft: bool) {
@@ -978,7 +664,7 @@ impl AmiCalls {
         };
         if call.customer == u {
             // A Local channel's hangup request only echoes its partner's.
-            if local_pair(&name).is_some() || (soft && call.talking.is_some()) {
+            if local_pair(&name).is_some() || (soft && call.pbx.talking.is_some()) {
                 return;
             }
             track.hangup_by(
@@ -989,7 +675,7 @@ impl AmiCalls {
                 },
                 false,
             );
-        } else if call.talking.is_some() {
+        } else if call.pbx.talking.is_some() {
             let of_talking_leg = call.legs.iter().any(|(l, leg)| {
                 leg.answered
                     && (l == u
@@ -1008,7 +694,7 @@ impl AmiCalls {
         let Some(ch) = self.channels.remove(u) else {
             return;
         };
-        self.bridges.retain(|_, m| {
+        self.pbx.bridges.retain(|_, m| {
             m.retain(|x| x != u);
             !m.is_empty()
         });
@@ -1036,9 +722,7 @@ impl AmiCalls {
         if !(call.channels.is_empty() || customer_gone && rest_elsewhere) {
             return;
         }
-        self.flush_dial(&id, out);
-        self.try_start(&id, at, true, out);
-        let Some(call) = self.calls.remove(&id) else {
+        let Some(call) = self.end_call(&id, at, out) else {
             return;
         };
         for c in &call.channels {
@@ -1046,21 +730,6 @@ impl AmiCalls {
                 ch.call = None;
             }
         }
-        if let Phase::Followed(mut track) = call.phase {
-            out.push(track.end(at, call.cause.as_deref(), Measured::default()));
-        }
-    }
-}
-
-fn pickup(leg_id: &str, leg: &Leg, ring_time: Option<i64>, hold_time: Option<i64>) -> Pickup {
-    Pickup {
-        leg_id: leg_id.to_owned(),
-        extension: leg.extension.clone(),
-        extension_name: leg.name.clone(),
-        via: leg.via,
-        place: leg.place.clone(),
-        ring_time,
-        hold_time,
     }
 }
 
@@ -1198,7 +867,7 @@ mod tests {
     use super::*;
     use crate::connectors::ami::{Item, Parser};
     use crate::connectors::call::tests::describe;
-    use crate::connectors::call::{IvrRule, TargetRule};
+    use crate::connectors::call::{IvrRule, Place, TargetRule};
     use crate::core::event::{CallEvent, EventDetail};
     use crate::core::number::E164;
 

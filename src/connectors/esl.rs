@@ -9,6 +9,7 @@ use jiff::Timestamp;
 
 use super::call::Rules;
 use super::esl_calls::EslCalls;
+use super::table::Follower;
 use super::{Session, Step};
 
 /// Longest header line kept; the rest is dropped.
@@ -313,7 +314,6 @@ pub struct EslSession {
     calls: EslCalls,
     phase: Phase,
     asked: VecDeque<Asked>,
-    keepalives: u32,
 }
 
 impl EslSession {
@@ -324,7 +324,6 @@ impl EslSession {
             calls: EslCalls::new(rules),
             phase: Phase::Greeting,
             asked: VecDeque::new(),
-            keepalives: 0,
         }
     }
 
@@ -404,21 +403,11 @@ impl Session for EslSession {
         step
     }
 
-    fn disconnected(&mut self, _now: Timestamp) -> Step {
-        let mut built = Vec::new();
-        self.calls.flush(&mut built);
-        let mut step = Step::default();
-        step.take(built);
-        step
-    }
-
     fn keepalive(&mut self) -> Option<Vec<u8>> {
         if self.phase != Phase::Ready {
             return None;
         }
-        self.keepalives += 1;
-        if self.keepalives.is_multiple_of(super::LISTING_EVERY) {
-            self.calls.begin_resync();
+        if self.calls.listing_due() {
             self.asked.push_back(Asked::Channels);
             return Some(Self::command("api show channels as json"));
         }
@@ -430,16 +419,12 @@ impl Session for EslSession {
         (self.phase != Phase::Greeting).then(|| Self::command("exit"))
     }
 
-    fn calls_open(&self) -> usize {
-        self.calls.open()
+    fn calls(&self) -> &dyn Follower {
+        &self.calls
     }
 
-    fn save(&self) -> String {
-        self.calls.save()
-    }
-
-    fn restore(&mut self, saved: &str) -> Result<(), String> {
-        self.calls.restore(saved).map_err(|e| e.to_string())
+    fn calls_mut(&mut self) -> &mut dyn Follower {
+        &mut self.calls
     }
 }
 

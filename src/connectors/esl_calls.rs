@@ -1,8 +1,9 @@
 //! Following FreeSWITCH calls from event-socket events: legs are grouped into calls by the
 //! A-leg's UUID (`Channel-Call-UUID`, `Other-Leg-Unique-ID` for bridged B-legs, and
 //! `variable_cc_member_session_uuid` for mod_callcenter's agent legs), and what happens to
-//! them becomes call events through [`CallTrack`]. Pure: events and read times in, call events
-//! out.
+//! them becomes call events through the call table ([`super::table`]) and
+//! [`super::call::CallTrack`]. This file holds what is FreeSWITCH's own: which event means
+//! what. Pure: events and read times in, call events out.
 //!
 //! The rules:
 //! - The first leg of a call is the customer's. `Call-Direction: outbound` means FreeSWITCH
@@ -16,183 +17,92 @@
 //! - `CHANNEL_HANGUP_COMPLETE` of the last leg ends the call, with FreeSWITCH's own duration,
 //!   billing seconds and hangup cause.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::call::{Built, CallStart, CallTrack, DidFrom, Measured, PbxClock, Pickup, Place, Rules};
+use super::call::{Built, DidFrom, Measured, Pickup};
 use super::esl::Headers;
 use super::numbers::present;
-use crate::core::event::{CallType, DialVia, HangupBy};
+use super::table::{Call, CallTable, Leg, Origin, Pbx, Phase, Seen};
+use crate::core::event::{DialVia, HangupBy};
 
-/// The format of [`EslCalls::save`]; a different one is not read back.
-const SAVED_VERSION: u32 = 1;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-enum Origin {
-    Inbound,
-    Outbound,
-    Originated,
-}
-
+/// What the FreeSWITCH follower keeps per call, beside the table's [`Call`].
 #[derive(Debug, Serialize, Deserialize)]
-enum Phase {
-    Pending,
-    Followed(Box<CallTrack>),
-    Ignored,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Leg {
-    extension: String,
-    name: Option<String>,
-    via: DialVia,
-    place: Option<Place>,
-    rang_at: Timestamp,
-    reported: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct PendingDial {
-    via: DialVia,
-    place: Option<Place>,
-    at: Timestamp,
-    rung: Vec<(String, String)>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Call {
-    id: String,
-    customer: String,
-    origin: Origin,
-    phase: Phase,
-    started_at: Timestamp,
-    legs: HashMap<String, Leg>,
-    channels: HashSet<String>,
-    pending_dial: Option<PendingDial>,
+pub struct EslCall {
+    /// The customer leg's destination number.
     did_raw: String,
-    did_var: Option<String>,
+    /// The customer leg's caller id.
     caller: String,
-    ref_id: Option<String>,
     /// The customer's dialplan place now (for ring-group targets and IVRs).
     context: String,
     exten: String,
-    outbound_leg: Option<String>,
-    pbx_answered: bool,
-    customer_answered: bool,
     talking: bool,
-    cause: Option<String>,
     duration: Option<i64>,
     billsec: Option<i64>,
 }
 
-/// All calls of one FreeSWITCH.
-#[derive(Debug)]
-pub struct EslCalls {
-    rules: Rules,
-    clock: PbxClock,
-    /// Leg UUID → the call it belongs to (`None`: not ours).
-    channels: HashMap<String, Option<String>>,
-    calls: HashMap<String, Call>,
-    unconfirmed: Option<HashSet<String>>,
+/// FreeSWITCH keeps nothing beside its calls; a leg is known by the call it belongs to
+/// (`None`: not ours).
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct FreeSwitch {}
+
+impl Pbx for FreeSwitch {
+    type Channel = Option<String>;
+    type Call = EslCall;
+
+    fn seen<'a>(
+        _channels: &'a HashMap<String, Option<String>>,
+        call: &'a Call<EslCall>,
+        force: bool,
+    ) -> Seen<'a> {
+        let c = &call.pbx;
+        Seen {
+            exten: &c.did_raw,
+            caller: &c.caller,
+            caller_now: &c.caller,
+            did_var: call.did_var.as_deref(),
+            // A leg FreeSWITCH placed may yet show it belongs to another call (see `relink`),
+            // so it waits until it must be reported. FreeSWITCH presents its caller id to the
+            // customer it dials.
+            originate: force.then_some((c.caller.as_str(), c.did_raw.as_str())),
+        }
+    }
+
+    fn channel_gone(calls: &mut EslCalls, id: &str, at: Timestamp, out: &mut Vec<Built>) {
+        calls.leg_gone(id, at, out);
+    }
+
+    fn talking(c: &EslCall) -> bool {
+        c.talking
+    }
+
+    fn measured(c: &EslCall) -> Measured {
+        Measured {
+            duration: c.duration,
+            billsec: c.billsec,
+        }
+    }
 }
 
+/// All calls of one FreeSWITCH.
+pub type EslCalls = CallTable<FreeSwitch>;
+
 impl EslCalls {
-    pub fn new(rules: Rules) -> EslCalls {
-        EslCalls {
-            rules,
-            clock: PbxClock::default(),
-            channels: HashMap::new(),
-            calls: HashMap::new(),
-            unconfirmed: None,
-        }
-    }
-
-    /// The calls being followed and the legs they know, as JSON (see [`EslCalls::restore`]).
-    pub fn save(&self) -> String {
-        #[derive(Serialize)]
-        struct Saving<'a> {
-            version: u32,
-            clock: &'a PbxClock,
-            channels: &'a HashMap<String, Option<String>>,
-            calls: &'a HashMap<String, Call>,
-        }
-        serde_json::to_string(&Saving {
-            version: SAVED_VERSION,
-            clock: &self.clock,
-            channels: &self.channels,
-            calls: &self.calls,
-        })
-        .unwrap_or_default()
-    }
-
-    /// Takes back what [`EslCalls::save`] wrote, after a restart of callhook; the channel
-    /// listing that follows the next login closes the calls that ended meanwhile.
-    pub fn restore(&mut self, saved: &str) -> Result<(), serde_json::Error> {
-        #[derive(Deserialize)]
-        struct Saved {
-            version: u32,
-            clock: PbxClock,
-            channels: HashMap<String, Option<String>>,
-            calls: HashMap<String, Call>,
-        }
-        let s: Saved = serde_json::from_str(saved)?;
-        if s.version != SAVED_VERSION {
-            return Err(serde::de::Error::custom(format!(
-                "saved by another version ({})",
-                s.version
-            )));
-        }
-        self.clock = s.clock;
-        self.channels = s.channels;
-        self.calls = s.calls;
-        Ok(())
-    }
-
-    pub fn open(&self) -> usize {
-        self.calls
-            .values()
-            .filter(|c| !matches!(c.phase, Phase::Ignored))
-            .count()
-    }
-
-    pub fn begin_resync(&mut self) {
-        self.unconfirmed = Some(self.channels.keys().cloned().collect());
-    }
-
     /// The answer to `show channels as json`: legs not in it are gone.
     pub fn channel_list(&mut self, body: &[u8], local: Timestamp, out: &mut Vec<Built>) {
         let Ok(list) = serde_json::from_slice::<serde_json::Value>(body) else {
             // Not a listing we understand: keep following, close nothing.
-            self.unconfirmed = None;
+            self.cancel_resync();
             return;
         };
         if let Some(rows) = list.get("rows").and_then(|r| r.as_array()) {
-            for row in rows {
-                if let Some(u) = row.get("uuid").and_then(|u| u.as_str())
-                    && let Some(set) = self.unconfirmed.as_mut()
-                {
-                    set.remove(u);
-                }
+            for u in rows.iter().filter_map(|row| row.get("uuid")?.as_str()) {
+                self.confirm(u);
             }
         }
-        let Some(gone) = self.unconfirmed.take() else {
-            return;
-        };
-        let at = self.clock.now(local);
-        let mut gone: Vec<String> = gone.into_iter().collect();
-        gone.sort();
-        for u in gone {
-            self.leg_gone(&u, at, out);
-        }
-    }
-
-    pub fn flush(&mut self, out: &mut Vec<Built>) {
-        let ids: Vec<String> = self.calls.keys().cloned().collect();
-        for id in ids {
-            self.flush_dial(&id, out);
-        }
+        self.finish_resync(local, out);
     }
 
     pub fn on_event(&mut self, e: &Headers, local: Timestamp, out: &mut Vec<Built>) {
@@ -205,8 +115,8 @@ impl EslCalls {
             self.clock.observe(t, local);
         }
         let at = precise.unwrap_or_else(|| self.clock.now(local));
-        if let (Some(u), Some(set)) = (e.get("Unique-ID"), self.unconfirmed.as_mut()) {
-            set.remove(u);
+        if let Some(u) = e.get("Unique-ID") {
+            self.confirm(u);
         }
         let action = e.get("CC-Action").unwrap_or_default();
         let burst = matches!(name, "CHANNEL_CREATE" | "CHANNEL_OUTGOING" | "HEARTBEAT")
@@ -302,7 +212,7 @@ impl EslCalls {
         }
         if let Some((parent, cc_agent)) = self.parent_of(e, u) {
             let id = id.clone();
-            let dialed = self.calls.remove(&id).map(|c| c.did_raw);
+            let dialed = self.calls.remove(&id).map(|c| c.pbx.did_raw);
             self.join(parent, cc_agent, u, e, dialed, at, out);
         }
     }
@@ -319,16 +229,10 @@ impl EslCalls {
             return;
         }
         let context = e.get("Caller-Context").unwrap_or_default();
-        let origin = if e
+        let placed = e
             .get("Call-Direction")
-            .is_some_and(|d| d.eq_ignore_ascii_case("outbound"))
-        {
-            Origin::Originated
-        } else if self.rules.is_outbound_context(context) {
-            Origin::Outbound
-        } else {
-            Origin::Inbound
-        };
+            .is_some_and(|d| d.eq_ignore_ascii_case("outbound"));
+        let origin = Origin::of(placed, context, &self.rules);
         let started_at = e
             .get("Caller-Channel-Created-Time")
             .and_then(|t| t.trim().parse::<i64>().ok())
@@ -340,32 +244,24 @@ impl EslCalls {
         self.channels.insert(u.to_owned(), Some(id.clone()));
         self.calls.insert(
             id.clone(),
-            Call {
-                id: id.clone(),
-                customer: u.to_owned(),
+            Call::new(
+                id.clone(),
+                u,
                 origin,
-                phase: Phase::Pending,
                 started_at,
-                legs: HashMap::new(),
-                channels: HashSet::from([u.to_owned()]),
-                pending_dial: None,
-                did_raw: dest.to_owned(),
-                did_var: None,
-                caller: e
-                    .get("Caller-Caller-ID-Number")
-                    .unwrap_or_default()
-                    .to_owned(),
-                ref_id: None,
-                context: context.to_owned(),
-                exten: dest.to_owned(),
-                outbound_leg: None,
-                pbx_answered: false,
-                customer_answered: false,
-                talking: false,
-                cause: None,
-                duration: None,
-                billsec: None,
-            },
+                EslCall {
+                    did_raw: dest.to_owned(),
+                    caller: e
+                        .get("Caller-Caller-ID-Number")
+                        .unwrap_or_default()
+                        .to_owned(),
+                    context: context.to_owned(),
+                    exten: dest.to_owned(),
+                    talking: false,
+                    duration: None,
+                    billsec: None,
+                },
+            ),
         );
         self.variables(&id, e);
         self.try_start(&id, at, false, out);
@@ -390,78 +286,11 @@ impl EslCalls {
             call.ref_id = Some(val.to_owned());
         }
         if let Some(c) = e.get("Caller-Context") {
-            c.clone_into(&mut call.context);
+            c.clone_into(&mut call.pbx.context);
         }
         if let Some(d) = e.get("Caller-Destination-Number") {
-            d.clone_into(&mut call.exten);
+            d.clone_into(&mut call.pbx.exten);
         }
-    }
-
-    fn try_start(&mut self, id: &str, at: Timestamp, force: bool, out: &mut Vec<Built>) {
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        if !matches!(call.phase, Phase::Pending) {
-            return;
-        }
-        let plan = &self.rules.numbers;
-        let (call_type, did, customer) = match call.origin {
-            Origin::Inbound => {
-                let raw = match &self.rules.did_from {
-                    DidFrom::Exten => call.did_raw.as_str(),
-                    DidFrom::Variable(_) => match &call.did_var {
-                        Some(v) if plan.knows(v) => v.as_str(),
-                        _ if !force => return,
-                        _ => call.did_raw.as_str(),
-                    },
-                };
-                (
-                    CallType::Inbound,
-                    plan.did(Some(raw)),
-                    plan.to_e164(&call.caller),
-                )
-            }
-            // Wait: the leg may yet show it belongs to another call (see `relink`).
-            Origin::Originated if !force => return,
-            // FreeSWITCH placed the call: it presents its caller id to the customer it dials.
-            Origin::Originated => (
-                self.rules.originated,
-                plan.did(Some(call.caller.as_str()).filter(|c| present(c))),
-                plan.to_e164(&call.did_raw),
-            ),
-            Origin::Outbound => {
-                let customer = plan.to_e164(&call.did_raw);
-                let did = customer
-                    .as_ref()
-                    .and_then(|_| plan.did(Some(call.caller.as_str()).filter(|c| present(c))));
-                (CallType::Outbound, did, customer)
-            }
-        };
-        let Some(did) = did else {
-            call.phase = Phase::Ignored;
-            return;
-        };
-        let (track, received) = CallTrack::start(
-            &self.rules,
-            CallStart {
-                call_id: call.id.clone(),
-                leg_id: call.customer.clone(),
-                call_type,
-                did,
-                customer,
-                started_at: call.started_at,
-            },
-            at,
-        );
-        call.phase = Phase::Followed(Box::new(track));
-        out.push(received);
-    }
-
-    fn started(&mut self, id: &str, at: Timestamp, out: &mut Vec<Built>) -> bool {
-        self.try_start(id, at, true, out);
-        self.calls
-            .get(id)
-            .is_some_and(|c| matches!(c.phase, Phase::Followed(_)))
     }
 
     /// A B-leg of call `id`: an extension rung, or (outbound) the customer being called.
@@ -489,8 +318,10 @@ impl EslCalls {
         }
         // Where the customer's leg dials from: the B-leg names it (`Other-Leg-*`), else the
         // customer's last known place.
-        let context = e.get("Other-Leg-Context").unwrap_or(&call.context);
-        let exten = e.get("Other-Leg-Destination-Number").unwrap_or(&call.exten);
+        let context = e.get("Other-Leg-Context").unwrap_or(&call.pbx.context);
+        let exten = e
+            .get("Other-Leg-Destination-Number")
+            .unwrap_or(&call.pbx.exten);
         let (via, place) = match self.rules.target(context, exten) {
             Some((via, place)) => (via, Some(place)),
             None => (DialVia::Direct, None),
@@ -503,66 +334,6 @@ impl EslCalls {
             .unwrap_or_else(|| user_of(e.get("Caller-Channel-Name").unwrap_or_default()));
         let name = self.rules.extension_name(&ext);
         self.ring(id, u, ext, name, via, place, at, out);
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn ring(
-        &mut self,
-        id: &str,
-        leg: &str,
-        extension: String,
-        name: Option<String>,
-        via: DialVia,
-        place: Option<Place>,
-        at: Timestamp,
-        out: &mut Vec<Built>,
-    ) {
-        let same = self
-            .calls
-            .get(id)
-            .and_then(|c| c.pending_dial.as_ref())
-            .is_some_and(|p| p.via == via && p.place == place);
-        if !same {
-            self.flush_dial(id, out);
-        }
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        if call.legs.contains_key(leg) {
-            return;
-        }
-        call.pending_dial
-            .get_or_insert_with(|| PendingDial {
-                via,
-                place: place.clone(),
-                at,
-                rung: Vec::new(),
-            })
-            .rung
-            .push((leg.to_owned(), extension.clone()));
-        call.legs.insert(
-            leg.to_owned(),
-            Leg {
-                extension,
-                name,
-                via,
-                place,
-                rang_at: at,
-                reported: false,
-            },
-        );
-    }
-
-    fn flush_dial(&mut self, id: &str, out: &mut Vec<Built>) {
-        let Some(call) = self.calls.get_mut(id) else {
-            return;
-        };
-        let Some(p) = call.pending_dial.take() else {
-            return;
-        };
-        if let Phase::Followed(track) = &mut call.phase {
-            out.push(track.dialed(p.at, p.via, p.place.as_ref(), &p.rung));
-        }
     }
 
     fn answer(&mut self, e: &Headers, at: Timestamp, out: &mut Vec<Built>) {
@@ -581,43 +352,25 @@ impl EslCalls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
+        if call.customer == u {
+            let answered = matches!(&call.phase, Phase::Followed(t) if t.answered());
+            call.customer_leg_up(at, ivr, answered, out);
+            return;
+        }
         let Phase::Followed(track) = &mut call.phase else {
             return;
         };
-        if call.customer == u {
-            match call.origin {
-                Origin::Inbound if !call.pbx_answered && !track.answered() => {
-                    call.pbx_answered = true;
-                    if let Some(ivr) = ivr {
-                        out.push(track.ivr_answered(at, u, ivr));
-                    }
-                }
-                Origin::Originated if !call.customer_answered => {
-                    call.customer_answered = true;
-                    out.push(track.customer_answered(at, u, None, call.ref_id.as_deref()));
-                }
-                _ => {}
-            }
-            return;
-        }
         if call.outbound_leg.as_deref() == Some(u) {
             if !call.customer_answered {
                 call.customer_answered = true;
-                let ext = call.caller.clone();
+                let ext = call.pbx.caller.clone();
                 out.push(track.customer_answered(at, u, Some(&ext), None));
             }
             return;
         }
-        let Some(leg) = call.legs.get_mut(u) else {
-            return;
-        };
-        if leg.reported {
-            return;
+        if let Some(leg) = call.legs.get_mut(u) {
+            out.extend(leg.report(u, track, at));
         }
-        leg.reported = true;
-        track.picked_up();
-        let ring_time = at.duration_since(leg.rang_at).as_secs();
-        out.push(track.agent_answered(at, &pickup(u, leg, Some(ring_time), None)));
     }
 
     fn bridge(&mut self, e: &Headers, at: Timestamp, out: &mut Vec<Built>) {
@@ -632,20 +385,13 @@ impl EslCalls {
         let Some(call) = self.calls.get_mut(&id) else {
             return;
         };
-        call.talking = true;
+        call.pbx.talking = true;
         // Bridged without an answer we saw: the bridge is the proof.
-        let Some(b) = b else { return };
-        let Some(leg) = call.legs.get_mut(&b) else {
-            return;
-        };
-        if leg.reported {
-            return;
-        }
-        leg.reported = true;
-        if let Phase::Followed(track) = &mut call.phase {
-            track.picked_up();
-            let ring_time = at.duration_since(leg.rang_at).as_secs();
-            out.push(track.agent_answered(at, &pickup(&b, leg, Some(ring_time), None)));
+        if let Some(b) = b
+            && let Some(leg) = call.legs.get_mut(&b)
+            && let Phase::Followed(track) = &mut call.phase
+        {
+            out.extend(leg.report(&b, track, at));
         }
     }
 
@@ -660,26 +406,7 @@ impl EslCalls {
             e.get("Caller-Context").unwrap_or_default(),
             e.get("Caller-Destination-Number").unwrap_or_default(),
         );
-        if !self.started(&id, at, out) {
-            return;
-        }
-        let Some(call) = self.calls.get_mut(&id) else {
-            return;
-        };
-        if call.customer != u {
-            return;
-        }
-        if let Phase::Followed(track) = &mut call.phase {
-            if call.pbx_answered
-                && !call.talking
-                && let Some(ivr) = ivr
-            {
-                track.enter_ivr(ivr);
-            }
-            if let Some(ev) = track.dtmf(at, u, digit) {
-                out.push(ev);
-            }
-        }
+        self.customer_dtmf(&id, u, digit, ivr, at, out);
     }
 
     fn callcenter(&mut self, e: &Headers, action: &str, at: Timestamp, out: &mut Vec<Built>) {
@@ -733,7 +460,7 @@ impl EslCalls {
                 let Some(call) = self.calls.get_mut(&id) else {
                     return;
                 };
-                call.talking = true;
+                call.pbx.talking = true;
                 if let Phase::Followed(track) = &mut call.phase {
                     track.picked_up();
                     let p = Pickup {
@@ -772,12 +499,12 @@ impl EslCalls {
             let talked_leg = call.legs.get(u).is_some_and(|l| l.reported)
                 || call.outbound_leg.as_deref() == Some(u);
             if talked_leg {
-                call.billsec = secs("variable_billsec").or(call.billsec);
+                call.pbx.billsec = secs("variable_billsec").or(call.pbx.billsec);
             }
             if let Phase::Followed(track) = &mut call.phase {
                 if call.customer == u {
                     call.cause = e.get("Hangup-Cause").map(str::to_owned);
-                    call.duration = secs("variable_duration");
+                    call.pbx.duration = secs("variable_duration");
                     if remote {
                         track.hangup_by(HangupBy::Customer, true);
                     } else if disposition.starts_with("send_") {
@@ -793,7 +520,7 @@ impl EslCalls {
                         },
                         remote,
                     );
-                } else if talked_leg && call.talking && remote {
+                } else if talked_leg && call.pbx.talking && remote {
                     track.hangup_by(HangupBy::Extension, false);
                 }
             }
@@ -819,30 +546,7 @@ impl EslCalls {
         if !call.channels.is_empty() {
             return;
         }
-        self.flush_dial(&id, out);
-        self.try_start(&id, at, true, out);
-        let Some(call) = self.calls.remove(&id) else {
-            return;
-        };
-        if let Phase::Followed(mut track) = call.phase {
-            let measured = Measured {
-                duration: call.duration,
-                billsec: call.billsec,
-            };
-            out.push(track.end(at, call.cause.as_deref(), measured));
-        }
-    }
-}
-
-fn pickup(leg_id: &str, leg: &Leg, ring_time: Option<i64>, hold_time: Option<i64>) -> Pickup {
-    Pickup {
-        leg_id: leg_id.to_owned(),
-        extension: leg.extension.clone(),
-        extension_name: leg.name.clone(),
-        via: leg.via,
-        place: leg.place.clone(),
-        ring_time,
-        hold_time,
+        self.end_call(&id, at, out);
     }
 }
 
@@ -857,7 +561,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::connectors::Session;
     use crate::connectors::call::tests::describe;
-    use crate::connectors::call::{IvrRule, TargetRule};
+    use crate::connectors::call::{IvrRule, Place, Rules, TargetRule};
     use crate::connectors::esl::EslSession;
     use crate::core::event::{CallEvent, EventDetail};
     use crate::core::number::E164;

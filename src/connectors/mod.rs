@@ -3,9 +3,9 @@
 //! `POST /v1/events` ([`crate::ingest::Ingest::accept`]).
 //!
 //! The parsing and the call following are pure (`ami`, `ami_calls`, `esl`, `esl_calls`,
-//! `call`): bytes in, call events out. [`runner`] is the thin shell that moves the bytes and
-//! keeps the status shown on `/readyz`, the web page and `/metrics`. This file holds the
-//! settings (`[[connectors]]` in the TOML file) and the handle the rest of the app uses.
+//! `table`, `call`): bytes in, call events out. [`runner`] is the thin shell that moves the
+//! bytes and keeps the status shown on `/readyz`, the web page and `/metrics`. This file holds
+//! the settings (`[[connectors]]` in the TOML file) and the handle the rest of the app uses.
 
 pub mod ami;
 pub mod ami_calls;
@@ -14,6 +14,7 @@ pub mod esl;
 pub mod esl_calls;
 pub mod numbers;
 mod runner;
+pub mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,7 @@ use crate::ingest::Ingest;
 use crate::store::Store;
 use call::{Built, DidFrom, IvrRule, Place, Rules, TargetRule};
 use numbers::NumberPlan;
+use table::Follower;
 
 /// Which PBX interface a connector speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -363,18 +365,37 @@ pub trait Session: Send {
     fn connected(&mut self, now: Timestamp) -> Step;
     /// Bytes from the PBX, read at `now`.
     fn received(&mut self, bytes: &[u8], now: Timestamp) -> Step;
-    /// The connection is gone.
-    fn disconnected(&mut self, now: Timestamp) -> Step;
     /// What to send now and then so a dead connection is noticed.
     fn keepalive(&mut self) -> Option<Vec<u8>>;
     /// What to send before closing on shutdown.
     fn logoff(&mut self) -> Option<Vec<u8>>;
-    fn calls_open(&self) -> usize;
+    /// The calls the session follows.
+    fn calls(&self) -> &dyn Follower;
+    fn calls_mut(&mut self) -> &mut dyn Follower;
+
+    /// The connection is gone: dials still pending are reported (no later event will).
+    fn disconnected(&mut self, _now: Timestamp) -> Step {
+        let mut built = Vec::new();
+        self.calls_mut().flush(&mut built);
+        let mut step = Step::default();
+        step.take(built);
+        step
+    }
+
+    fn calls_open(&self) -> usize {
+        self.calls().open()
+    }
+
     /// The calls being followed, to be picked up after a restart of callhook.
-    fn save(&self) -> String;
+    fn save(&self) -> String {
+        self.calls().save()
+    }
+
     /// Picks up the calls a previous run saved; the channel listing after the next login
     /// closes those that ended meanwhile.
-    fn restore(&mut self, saved: &str) -> Result<(), String>;
+    fn restore(&mut self, saved: &str) -> Result<(), String> {
+        self.calls_mut().restore(saved)
+    }
 }
 
 /// A connector's state, as `/readyz` and the web page show it.

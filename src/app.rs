@@ -127,18 +127,27 @@ pub async fn bootstrap(
     } else if let Some(h) = store.get_setting(OPERATOR_HASH).await? {
         h
     } else {
+        // Several nodes may start on one new database at once: only the first to store a
+        // token keeps (and prints) it; the others take the one it stored.
         let token = random_token("cho_");
         let h = hash_token(&token);
-        store.set_setting(OPERATOR_HASH, &h).await?;
-        first.operator_token = Some(token);
-        h
+        if store.set_setting_if_absent(OPERATOR_HASH, &h).await? {
+            first.operator_token = Some(token);
+            h
+        } else {
+            store
+                .get_setting(OPERATOR_HASH)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("the operator token vanished while starting"))?
+        }
     };
-    if store.get_setting(BOOTSTRAPPED).await?.is_none() {
+    // Likewise the first account: whichever node claims the first start makes it.
+    if store
+        .set_setting_if_absent(BOOTSTRAPPED, &Timestamp::now().to_string())
+        .await?
+    {
         let made = accounts::create_account(store, "Default").await?;
         let admin = accounts::create_user(store, &made.account.id, ADMIN_EMAIL).await?;
-        store
-            .set_setting(BOOTSTRAPPED, &Timestamp::now().to_string())
-            .await?;
         first.account_id = Some(made.account.id);
         first.admin_password = Some(admin.password);
         first.api_key = Some(made.api_key.secret);

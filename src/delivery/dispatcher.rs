@@ -101,6 +101,9 @@ struct Dispatcher {
     running: HashMap<tokio::task::Id, (String, Release)>,
     tasks: JoinSet<AttemptRecord>,
     records: mpsc::UnboundedSender<AttemptRecord>,
+    /// Attempts made but not yet written: they still count against `max_in_flight`, so a node
+    /// never has more deliveries sent-but-unrecorded (what a crash would send again) than that.
+    unrecorded: Arc<std::sync::atomic::AtomicU32>,
     /// The earliest retry this node scheduled, so it looks again right then, not a poll later.
     next_retry: Option<Timestamp>,
     /// Claimed work whose lease ran too short to send it, to give back.
@@ -117,7 +120,13 @@ pub fn start(
     let notify = Arc::new(Notify::new());
     let waker = Waker(notify.clone());
     let (records, records_rx) = mpsc::unbounded_channel();
-    let recorder = tokio::spawn(record_loop(store.clone(), records_rx, waker.clone()));
+    let unrecorded = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let recorder = tokio::spawn(record_loop(
+        store.clone(),
+        records_rx,
+        waker.clone(),
+        unrecorded.clone(),
+    ));
     let d = Dispatcher {
         store,
         client,
@@ -127,6 +136,7 @@ pub fn start(
         running: HashMap::new(),
         tasks: JoinSet::new(),
         records,
+        unrecorded,
         next_retry: None,
         stale: Vec::new(),
     };
@@ -195,10 +205,12 @@ impl Dispatcher {
     }
 
     fn queued_total(&self) -> u32 {
-        self.lanes
+        let claimed: u32 = self
+            .lanes
             .values()
             .map(|l| l.in_flight + l.queue.len() as u32)
-            .sum()
+            .sum();
+        claimed + self.unrecorded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Whether a lane takes no more work for now: it has plenty queued (it is claimed for again
@@ -409,6 +421,8 @@ impl Dispatcher {
                 if let Next::RetryAt(t) = record.next {
                     self.next_retry = Some(self.next_retry.map_or(t, |n| n.min(t)));
                 }
+                self.unrecorded
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let _ = self.records.send(record);
             }
             Err(e) => {
@@ -482,6 +496,7 @@ async fn record_loop(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
     waker: Waker,
+    unrecorded: Arc<std::sync::atomic::AtomicU32>,
 ) {
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
@@ -503,8 +518,9 @@ async fn record_loop(
                 }
             }
         }
+        unrecorded.fetch_sub(batch.len() as u32, std::sync::atomic::Ordering::Relaxed);
         batch.clear();
-        // Finished deliveries may have let the next of their call go.
+        // Room for more work, and finished deliveries may have let the next of their call go.
         waker.wake();
     }
 }

@@ -66,6 +66,21 @@ macro_rules! impl_store {
                 rows.iter().map(call_summary_from_row).collect()
             }
 
+                async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<bool> {
+                    let (key, value) = (key.to_owned(), value.to_owned());
+                    self.write(move |c| {
+                        Box::pin(async move {
+                            let r = sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                                .bind(key)
+                                .bind(value)
+                                .execute(&mut *c)
+                                .await?;
+                            Ok(r.rows_affected() == 1)
+                        })
+                    })
+                    .await
+                }
+
                 async fn ping(&self) -> Result<()> {
                     self.write(|c| {
                         Box::pin(async move {

@@ -484,6 +484,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;
     async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+    /// Stores the setting only if it is not there yet; answers whether this call stored it.
+    async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<bool>;
 
     // Accounts.
     async fn insert_account(&self, account: &Account) -> Result<()>;

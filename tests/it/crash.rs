@@ -2,54 +2,14 @@
 //! stream in; after a restart every event it answered 202 is delivered.
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
 use crate::helpers::OPERATOR_TOKEN;
+use crate::nodes::{free_port, start_node as start, wait_healthy};
 use crate::receiver::{Receiver, Reply};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn start(dir: &std::path::Path, port: u16, database: Option<&str>) -> Child {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callhook"));
-    if let Some(url) = database {
-        cmd.env("CALLHOOK_DATABASE_URL", url);
-    }
-    cmd.arg("serve")
-        .env("CALLHOOK_LISTEN", format!("127.0.0.1:{port}"))
-        .env("CALLHOOK_DATA_DIR", dir)
-        .env("CALLHOOK_OPERATOR_TOKEN", OPERATOR_TOKEN)
-        .env("CALLHOOK_ALLOW_TARGETS", "127.0.0.0/8")
-        .env(
-            "CALLHOOK_RETRY_SCHEDULE",
-            "100ms,200ms,400ms,800ms,1s,1s,1s,1s",
-        )
-        .env("CALLHOOK_LEASE", "2s")
-        .env("CALLHOOK_REQUEST_TIMEOUT", "1s")
-        .env("CALLHOOK_POLL_INTERVAL", "100ms")
-        .env("CALLHOOK_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("callhook starts")
-}
-
-async fn wait_healthy(http: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "callhook did not come up");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn nothing_answered_202_is_lost_across_kill_9() {

@@ -40,6 +40,11 @@ pub async fn test_database_url() -> Option<String> {
     if std::env::var("CALLHOOK_TEST_DATABASE").as_deref() != Ok("postgres") {
         return None;
     }
+    Some(pg_database().await)
+}
+
+/// A fresh, empty PostgreSQL database.
+pub async fn pg_database() -> String {
     let server = std::env::var("CALLHOOK_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let name = format!("callhook_t_{}", uuid::Uuid::now_v7().simple());
@@ -53,7 +58,7 @@ pub async fn test_database_url() -> Option<String> {
     )
     .await
     .expect("a test database can be created");
-    Some(format!("{server}/{name}"))
+    format!("{server}/{name}")
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {

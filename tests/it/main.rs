@@ -3,6 +3,8 @@
 
 mod crash;
 mod helpers;
+mod multinode;
+mod nodes;
 mod receiver;
 
 mod connectors;

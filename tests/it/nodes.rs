@@ -1,0 +1,50 @@
+//! Real `callhook serve` processes for the tests that kill one (crash safety) or run several
+//! on one database (multi-node).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::OPERATOR_TOKEN;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `callhook serve` on `port` with quick retries and short leases (so a killed node's
+/// work is taken over within seconds), on `database` or an SQLite file in `dir`.
+pub fn start_node(dir: &std::path::Path, port: u16, database: Option<&str>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callhook"));
+    if let Some(url) = database {
+        cmd.env("CALLHOOK_DATABASE_URL", url);
+    }
+    cmd.arg("serve")
+        .env("CALLHOOK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CALLHOOK_DATA_DIR", dir)
+        .env("CALLHOOK_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env("CALLHOOK_ALLOW_TARGETS", "127.0.0.0/8")
+        .env(
+            "CALLHOOK_RETRY_SCHEDULE",
+            "100ms,200ms,400ms,800ms,1s,1s,1s,1s",
+        )
+        .env("CALLHOOK_LEASE", "5s")
+        .env("CALLHOOK_REQUEST_TIMEOUT", "1s")
+        .env("CALLHOOK_POLL_INTERVAL", "100ms")
+        .env("CALLHOOK_MAX_IN_FLIGHT", "64")
+        .env("CALLHOOK_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("callhook starts")
+}
+
+pub async fn wait_healthy(http: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "callhook did not come up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

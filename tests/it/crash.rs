@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::OPERATOR_TOKEN;
-use crate::nodes::{free_port, start_node as start, wait_healthy};
+use crate::nodes::{Nodes, free_port, start_node as start, wait_healthy};
 use crate::receiver::{Receiver, Reply};
 
 #[tokio::test]
@@ -29,7 +29,7 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
     });
 
     let database = crate::helpers::test_database_url().await;
-    let mut child = start(dir.path(), port, database.as_deref());
+    let mut child = Nodes(vec![start(dir.path(), port, database.as_deref())]);
     wait_healthy(&http, &base).await;
     let resp: Value = http
         .post(format!("{base}/v1/accounts"))
@@ -82,12 +82,12 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
     };
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    child.0[0].kill().expect("SIGKILL");
+    child.0[0].wait().unwrap();
     let acked_at_kill = acked.lock().unwrap().len();
     let received_at_kill = rx.received().len();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut child = start(dir.path(), port, database.as_deref());
+    let child = Nodes(vec![start(dir.path(), port, database.as_deref())]);
     wait_healthy(&http, &base).await;
     poster.await.unwrap();
 
@@ -107,8 +107,7 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    child.kill().ok();
-    child.wait().ok();
+    drop(child);
     assert_eq!(
         lost,
         0,

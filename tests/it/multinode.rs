@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::{OPERATOR_TOKEN, pg_database};
-use crate::nodes::{free_port, start_node, wait_healthy};
+use crate::nodes::{Nodes, free_port, start_node, wait_healthy};
 use crate::receiver::Receiver;
 
 fn events(prefix: &str, from: usize, n: usize) -> (Vec<String>, Value) {
@@ -64,9 +64,11 @@ async fn three_nodes_share_the_work_and_survive_losing_one() {
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
-    let mut nodes: Vec<std::process::Child> = (0..3)
-        .map(|i| start_node(dirs[i].path(), ports[i], Some(&database)))
-        .collect();
+    let mut nodes = Nodes(
+        (0..3)
+            .map(|i| start_node(dirs[i].path(), ports[i], Some(&database)))
+            .collect(),
+    );
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -127,8 +129,8 @@ async fn three_nodes_share_the_work_and_survive_losing_one() {
     let mut killed = false;
     for batch in 0..100 {
         if batch == 33 {
-            nodes[2].kill().expect("SIGKILL");
-            nodes[2].wait().unwrap();
+            nodes.0[2].kill().expect("SIGKILL");
+            nodes.0[2].wait().unwrap();
             killed = true;
         }
         let (ids, body) = events("b", batch * 100, 100);
@@ -166,8 +168,4 @@ async fn three_nodes_share_the_work_and_survive_losing_one() {
         extra <= 64,
         "{extra} duplicate deliveries after one node died"
     );
-    for mut n in nodes.into_iter().take(2) {
-        let _ = n.kill();
-        let _ = n.wait();
-    }
 }

@@ -6,6 +6,18 @@ use std::time::{Duration, Instant};
 
 use crate::helpers::OPERATOR_TOKEN;
 
+/// Child processes killed when dropped, so a failing test leaves no server behind.
+pub struct Nodes(pub Vec<Child>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -184,7 +184,7 @@ async fn claims_take_a_bounded_share_of_one_webhook_and_skip_excluded_ones() {
     assert_eq!(some.len(), 4);
     let none = f
         .store
-        .claim_due(now, lease, 100, 100, &[f.webhook.id.clone()])
+        .claim_due(now, lease, 100, 100, std::slice::from_ref(&f.webhook.id))
         .await
         .unwrap();
     assert!(none.is_empty());

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -101,9 +102,11 @@ struct Dispatcher {
     running: HashMap<tokio::task::Id, (String, Release)>,
     tasks: JoinSet<AttemptRecord>,
     records: mpsc::UnboundedSender<AttemptRecord>,
+    /// How many nodes serve from the database (this one included), from the heartbeat.
+    nodes: Arc<AtomicU32>,
     /// Attempts made but not yet written: they still count against `max_in_flight`, so a node
     /// never has more deliveries sent-but-unrecorded (what a crash would send again) than that.
-    unrecorded: Arc<std::sync::atomic::AtomicU32>,
+    unrecorded: Arc<AtomicU32>,
     /// The earliest retry this node scheduled, so it looks again right then, not a poll later.
     next_retry: Option<Timestamp>,
     /// Claimed work whose lease ran too short to send it, to give back.
@@ -120,12 +123,18 @@ pub fn start(
     let notify = Arc::new(Notify::new());
     let waker = Waker(notify.clone());
     let (records, records_rx) = mpsc::unbounded_channel();
-    let unrecorded = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let unrecorded = Arc::new(AtomicU32::new(0));
     let recorder = tokio::spawn(record_loop(
         store.clone(),
         records_rx,
         waker.clone(),
         unrecorded.clone(),
+    ));
+    let nodes = Arc::new(AtomicU32::new(1));
+    tokio::spawn(heartbeat_loop(
+        store.clone(),
+        nodes.clone(),
+        shutdown.clone(),
     ));
     let d = Dispatcher {
         store,
@@ -136,6 +145,7 @@ pub fn start(
         running: HashMap::new(),
         tasks: JoinSet::new(),
         records,
+        nodes,
         unrecorded,
         next_retry: None,
         stale: Vec::new(),
@@ -204,13 +214,27 @@ impl Dispatcher {
             .fold(poll, Instant::min)
     }
 
+    /// This node's share of `max_in_flight_per_webhook`: the limit holds across all the nodes
+    /// on the database, so each takes an equal part (rounded up, at least one).
+    fn per_webhook(&self) -> u32 {
+        self.limits
+            .per_webhook
+            .div_ceil(self.nodes.load(Ordering::Relaxed).max(1))
+            .max(1)
+    }
+
+    /// This node's share of a webhook's rate limit.
+    fn rate_share(&self, rate: Option<f64>) -> Option<f64> {
+        rate.map(|r| r / f64::from(self.nodes.load(Ordering::Relaxed).max(1)))
+    }
+
     fn queued_total(&self) -> u32 {
         let claimed: u32 = self
             .lanes
             .values()
             .map(|l| l.in_flight + l.queue.len() as u32)
             .sum();
-        claimed + self.unrecorded.load(std::sync::atomic::Ordering::Relaxed)
+        claimed + self.unrecorded.load(Ordering::Relaxed)
     }
 
     /// Whether a lane takes no more work for now: it has plenty queued (it is claimed for again
@@ -242,7 +266,7 @@ impl Dispatcher {
             let limit = free.min(CLAIM_BATCH);
             let now = Timestamp::now();
             // A lane is claimed for once half its backlog is left, so half a backlog fills it.
-            let per_webhook = (self.limits.per_webhook * BACKLOG_FACTOR / 2).max(1);
+            let per_webhook = (self.per_webhook() * BACKLOG_FACTOR / 2).max(1);
             let batch = self
                 .store
                 .claim_due(
@@ -260,8 +284,9 @@ impl Dispatcher {
                 if !touched.contains(&w) {
                     touched.push(w.clone());
                 }
+                let rate = self.rate_share(c.webhook.spec.rate_limit);
                 let lane = self.lanes.entry(w).or_default();
-                lane.rate = c.webhook.spec.rate_limit;
+                lane.rate = rate;
                 lane.queue.push_back(c);
             }
             for w in &touched {
@@ -277,7 +302,7 @@ impl Dispatcher {
     /// How much claimed work a lane may hold unstarted: enough to keep it busy, never so much
     /// that its leases could run out while it waits.
     fn backlog(&self, rate: Option<f64>) -> usize {
-        let by_concurrency = (self.limits.per_webhook * BACKLOG_FACTOR) as usize;
+        let by_concurrency = (self.per_webhook() * BACKLOG_FACTOR) as usize;
         match rate {
             Some(rate) => {
                 ((rate * self.limits.lease.as_secs_f64() / 2.0) as usize).clamp(1, by_concurrency)
@@ -300,7 +325,7 @@ impl Dispatcher {
             let Some(first) = lane.queue.front() else {
                 continue;
             };
-            let keep = self.backlog(first.webhook.spec.rate_limit);
+            let keep = self.backlog(self.rate_share(first.webhook.spec.rate_limit));
             if lane.queue.len() <= keep {
                 continue;
             }
@@ -323,7 +348,7 @@ impl Dispatcher {
             .lanes
             .iter()
             .filter(|(_, l)| {
-                l.in_flight >= self.limits.per_webhook
+                l.in_flight >= self.per_webhook()
                     && now.duration_since(l.last_progress) >= STUCK_AFTER
                     && l.deferred_until.is_none_or(|d| d <= now)
             })
@@ -357,11 +382,12 @@ impl Dispatcher {
 
     /// Starts as many of a lane's queued deliveries as its limits allow.
     fn pump(&mut self, webhook_id: &str) {
+        let per_webhook = self.per_webhook();
         let Some(lane) = self.lanes.get_mut(webhook_id) else {
             return;
         };
-        while lane.in_flight < self.limits.per_webhook && !lane.queue.is_empty() {
-            let rate = lane.queue.front().and_then(|c| c.webhook.spec.rate_limit);
+        while lane.in_flight < per_webhook && !lane.queue.is_empty() {
+            let rate = lane.rate;
             if let Some(rate) = rate {
                 let now = Instant::now();
                 match lane.next_slot {
@@ -421,8 +447,7 @@ impl Dispatcher {
                 if let Next::RetryAt(t) = record.next {
                     self.next_retry = Some(self.next_retry.map_or(t, |n| n.min(t)));
                 }
-                self.unrecorded
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.unrecorded.fetch_add(1, Ordering::Relaxed);
                 let _ = self.records.send(record);
             }
             Err(e) => {
@@ -496,7 +521,7 @@ async fn record_loop(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
     waker: Waker,
-    unrecorded: Arc<std::sync::atomic::AtomicU32>,
+    unrecorded: Arc<AtomicU32>,
 ) {
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
@@ -518,9 +543,37 @@ async fn record_loop(
                 }
             }
         }
-        unrecorded.fetch_sub(batch.len() as u32, std::sync::atomic::Ordering::Relaxed);
+        unrecorded.fetch_sub(batch.len() as u32, Ordering::Relaxed);
         batch.clear();
         // Room for more work, and finished deliveries may have let the next of their call go.
         waker.wake();
+    }
+}
+
+/// How often a node says it is alive, and how long it counts as alive after.
+const HEARTBEAT: Duration = Duration::from_secs(5);
+const ALIVE_FOR: Duration = Duration::from_secs(15);
+
+/// Keeps this node in the database's node list and `nodes` up to date, so the per-webhook
+/// limits are shared out between however many nodes are running.
+async fn heartbeat_loop(
+    store: Arc<dyn Store>,
+    nodes: Arc<AtomicU32>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let me = crate::core::id::new_id("node");
+    loop {
+        let now = Timestamp::now();
+        let since = now
+            .saturating_sub(SignedDuration::try_from(ALIVE_FOR).unwrap_or(SignedDuration::ZERO))
+            .unwrap_or(now);
+        match store.heartbeat(&me, now, since).await {
+            Ok(n) => nodes.store(n, Ordering::Relaxed),
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed; keeping the last node count"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(HEARTBEAT) => {}
+            _ = shutdown.changed() => return,
+        }
     }
 }

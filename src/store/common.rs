@@ -66,6 +66,32 @@ macro_rules! impl_store {
                 rows.iter().map(call_summary_from_row).collect()
             }
 
+                async fn heartbeat(&self, node_id: &str, now: Timestamp, alive_since: Timestamp) -> Result<u32> {
+                    let node_id = node_id.to_owned();
+                    let (now, alive_since) = (to_ms(now), to_ms(alive_since));
+                    self.write(move |c| {
+                        Box::pin(async move {
+                            sqlx::query(
+                                "INSERT INTO nodes (id, seen_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET seen_at = $2",
+                            )
+                            .bind(&node_id)
+                            .bind(now)
+                            .execute(&mut *c)
+                            .await?;
+                            sqlx::query("DELETE FROM nodes WHERE seen_at < $1")
+                                .bind(now - 3_600_000)
+                                .execute(&mut *c)
+                                .await?;
+                            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes WHERE seen_at >= $1")
+                                .bind(alive_since)
+                                .fetch_one(&mut *c)
+                                .await?;
+                            Ok(n.max(1) as u32)
+                        })
+                    })
+                    .await
+                }
+
                 async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<bool> {
                     let (key, value) = (key.to_owned(), value.to_owned());
                     self.write(move |c| {

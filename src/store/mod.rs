@@ -480,6 +480,10 @@ pub trait Store: Send + Sync + 'static {
     /// shared by several nodes implement it; the default does nothing, polling is enough.
     fn listen_for_work(&self, _wake: Arc<dyn Fn() + Send + Sync>) {}
 
+    /// Notes that node `node_id` is alive at `now`, forgets nodes silent for an hour, and
+    /// answers how many nodes were seen since `alive_since` (this one included).
+    async fn heartbeat(&self, node_id: &str, now: Timestamp, alive_since: Timestamp)
+    -> Result<u32>;
     /// Takes a trivial write through the path every write takes: the store can do its work.
     async fn ping(&self) -> Result<()>;
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;

@@ -295,3 +295,20 @@ async fn retention_removes_old_finished_deliveries_with_their_attempts_and_event
         "nothing left to do"
     );
 }
+
+#[tokio::test]
+async fn nodes_count_while_their_heartbeat_is_fresh() {
+    let f = fixture().await;
+    let now = Timestamp::now();
+    let ago = |s: i64| now.saturating_sub(SignedDuration::from_secs(s)).unwrap();
+    assert_eq!(
+        f.store.heartbeat("node_a", ago(30), ago(45)).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        f.store.heartbeat("node_b", now, ago(15)).await.unwrap(),
+        1,
+        "node_a was last seen 30 s ago"
+    );
+    assert_eq!(f.store.heartbeat("node_a", now, ago(15)).await.unwrap(), 2);
+}

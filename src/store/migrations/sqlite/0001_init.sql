@@ -135,6 +135,13 @@ CREATE TABLE sessions (
     expires_at  INTEGER NOT NULL
 );
 
+-- The nodes serving from this database, by their last heartbeat: each takes its share of a
+-- webhook's concurrency and rate limits.
+CREATE TABLE nodes (
+    id       TEXT PRIMARY KEY,
+    seen_at  INTEGER NOT NULL
+);
+
 -- Values callhook keeps for itself (the operator token's hash, first-start marker, …).
 CREATE TABLE settings (
     key    TEXT PRIMARY KEY,

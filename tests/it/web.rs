@@ -186,13 +186,19 @@ impl Site {
     }
 
     async fn get_page(&self, b: &Browser, path: &str) -> StatusCode {
-        self.http
+        self.get_html(b, path).await.0
+    }
+
+    /// A page as `b` sees it: its status and HTML.
+    async fn get_html(&self, b: &Browser, path: &str) -> (StatusCode, String) {
+        let resp = self
+            .http
             .get(self.url(path))
             .header(COOKIE, &b.cookie)
             .send()
             .await
-            .unwrap()
-            .status()
+            .unwrap();
+        (resp.status(), resp.text().await.unwrap())
     }
 
     async fn webhook_count(&self, key: &str) -> usize {
@@ -361,28 +367,12 @@ async fn call_ids_with_url_characters_link_to_their_own_page() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::ACCEPTED);
     let b = site.sign_in().await;
-    let list = site
-        .http
-        .get(site.url("/calls"))
-        .header(COOKIE, &b.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (_, list) = site.get_html(&b, "/calls").await;
     // Every character that means something in a URL is encoded, `%` and `/` included.
     let href = "/calls/pbx%2F17%2090%3Fx%3D1%23frag%252F";
     assert!(list.contains(&format!("href=\"{href}\"")), "{list}");
-    let page = site
-        .http
-        .get(site.url(href))
-        .header(COOKIE, &b.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(page.status(), StatusCode::OK);
-    let html = page.text().await.unwrap();
+    let (status, html) = site.get_html(&b, href).await;
+    assert_eq!(status, StatusCode::OK);
     assert!(html.contains("17 90?x=1#frag%2F"), "{html}");
     assert!(html.contains("call.received"), "{html}");
 }
@@ -436,16 +426,8 @@ async fn the_calls_page_shows_the_accounts_pbx_connectors() {
     })
     .await;
     let b = site.sign_in().await;
-    let html = site
-        .http
-        .get(site.url("/calls"))
-        .header(COOKIE, &b.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let (status, html) = site.get_html(&b, "/calls").await;
+    assert_eq!(status, StatusCode::OK);
     assert!(html.contains("PBX connectors"), "{html}");
     assert!(html.contains("pbx-acme"), "{html}");
     assert!(html.contains("Not connected"), "{html}");

@@ -101,6 +101,8 @@ impl Ingest {
                     webhook_id: w.id.clone(),
                     trigger: w.spec.trigger,
                     attempt_limit: None,
+                    // A webhook whose endpoint is stuck takes new work only when its hold ends.
+                    not_before: w.hold_until.filter(|t| *t > received_at),
                 })
                 .collect(),
             })

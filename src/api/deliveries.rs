@@ -374,6 +374,7 @@ pub async fn send_test(state: &AppState, mut webhook: crate::store::Webhook) -> 
             webhook_id: webhook.id.clone(),
             trigger: webhook.spec.trigger,
             attempt_limit: Some(1),
+            not_before: None,
         }],
     };
     let lease = now

@@ -274,6 +274,7 @@ pub async fn insert(
         updated_at: now,
         last_success_at: None,
         failing_since: None,
+        hold_until: None,
     };
     state.store.insert_webhook(&webhook).await?;
     Ok((webhook, secret))

@@ -69,8 +69,12 @@ struct Lane {
     rate: Option<f64>,
     /// When a request of this lane last finished (or the lane began).
     last_progress: Instant,
-    /// Until when its due backlog was pushed back (see [`STUCK_AFTER`]).
-    deferred_until: Option<Instant>,
+    /// Attempts that failed in a row.
+    failures: u32,
+    /// Until when the webhook is held (see [`Dispatcher::hold_stuck`]), and how many holds in
+    /// a row it has had: each doubles the last.
+    held_until: Option<Instant>,
+    holds: u32,
 }
 
 impl Default for Lane {
@@ -81,16 +85,19 @@ impl Default for Lane {
             next_slot: None,
             rate: None,
             last_progress: Instant::now(),
-            deferred_until: None,
+            failures: 0,
+            held_until: None,
+            holds: 0,
         }
     }
 }
 
-/// A full lane that finished nothing for this long is stuck (a black hole, a very slow
-/// endpoint): its due backlog is pushed back by [`STUCK_DEFER`] at a time, so claims do not
-/// keep scanning rows they must skip anyway.
+/// A full lane is stuck when it finished nothing for this long, or when every one of its last
+/// requests failed (a black hole, an endpoint timing out).
 const STUCK_AFTER: Duration = Duration::from_secs(1);
-const STUCK_DEFER: Duration = Duration::from_secs(2);
+/// The first hold of a stuck webhook; each next one in a row doubles, up to [`HOLD_MAX`].
+const HOLD_FIRST: Duration = Duration::from_secs(2);
+const HOLD_MAX: Duration = Duration::from_secs(60);
 
 struct Dispatcher {
     store: Arc<dyn Store>,
@@ -111,6 +118,8 @@ struct Dispatcher {
     next_retry: Option<Timestamp>,
     /// Claimed work whose lease ran too short to send it, to give back.
     stale: Vec<Release>,
+    /// Held webhooks whose endpoint answers again, to release.
+    lifts: Vec<String>,
 }
 
 pub fn start(
@@ -149,6 +158,7 @@ pub fn start(
         unrecorded,
         next_retry: None,
         stale: Vec::new(),
+        lifts: Vec::new(),
     };
     let task = tokio::spawn(async move {
         d.run(notify, shutdown).await;
@@ -251,7 +261,7 @@ impl Dispatcher {
             let stale = std::mem::take(&mut self.stale);
             self.store.release(stale, Timestamp::now()).await?;
         }
-        self.defer_stuck().await?;
+        self.hold_stuck().await?;
         loop {
             let free = self.limits.total.saturating_sub(self.queued_total());
             if free == 0 {
@@ -341,26 +351,37 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Pushes back the due backlog of stuck lanes (see [`STUCK_AFTER`]).
-    async fn defer_stuck(&mut self) -> anyhow::Result<()> {
+    /// Holds the webhooks of stuck lanes. A stuck endpoint's backlog grows while it holds
+    /// every request it gets; left due, that backlog is the oldest work and every claim would
+    /// walk past it to reach healthy webhooks. Held, it moves out of the way once, new
+    /// deliveries for it are stored behind the hold, and claims never see it. Holds double
+    /// while the lane stays stuck; a success ends the run.
+    async fn hold_stuck(&mut self) -> anyhow::Result<()> {
         let now = Instant::now();
-        let stuck: Vec<String> = self
+        let cap = self.per_webhook();
+        let stuck: Vec<(String, u32)> = self
             .lanes
             .iter()
             .filter(|(_, l)| {
-                l.in_flight >= self.per_webhook()
-                    && now.duration_since(l.last_progress) >= STUCK_AFTER
-                    && l.deferred_until.is_none_or(|d| d <= now)
+                l.in_flight >= cap
+                    && (now.duration_since(l.last_progress) >= STUCK_AFTER || l.failures >= cap)
+                    && l.held_until.is_none_or(|h| h <= now)
             })
-            .map(|(w, _)| w.clone())
+            .map(|(w, l)| (w.clone(), l.holds))
             .collect();
-        for w in stuck {
-            let ts = Timestamp::now();
-            self.store
-                .defer_webhook(&w, ts, plus(ts, STUCK_DEFER))
-                .await?;
+        for (w, holds) in stuck {
+            let hold = (HOLD_FIRST * 2u32.saturating_pow(holds.min(8))).min(HOLD_MAX);
+            let until = plus(Timestamp::now(), hold);
+            self.store.hold_webhook(&w, Some(until)).await?;
+            metrics::counter!("callhook_webhook_holds_total").increment(1);
             if let Some(lane) = self.lanes.get_mut(&w) {
-                lane.deferred_until = Some(now + STUCK_DEFER);
+                lane.held_until = Some(now + hold);
+                lane.holds = holds + 1;
+            }
+        }
+        if !self.lifts.is_empty() {
+            for w in std::mem::take(&mut self.lifts) {
+                self.store.hold_webhook(&w, None).await?;
             }
         }
         Ok(())
@@ -421,9 +442,12 @@ impl Dispatcher {
             self.running
                 .insert(handle.id(), (webhook_id.to_owned(), release));
         }
+        let now = Instant::now();
         if lane.in_flight == 0
             && lane.queue.is_empty()
-            && lane.next_slot.is_none_or(|s| s <= Instant::now())
+            && lane.next_slot.is_none_or(|s| s <= now)
+            // A held lane is kept (its holds keep doubling) until its last hold is long over.
+            && lane.held_until.is_none_or(|h| h + HOLD_MAX <= now)
         {
             self.lanes.remove(webhook_id);
         }
@@ -437,9 +461,21 @@ impl Dispatcher {
         let Some((webhook_id, release)) = self.running.remove(&id) else {
             return;
         };
+        let succeeded = matches!(&done, Ok((_, r)) if r.next == Next::Succeeded);
         if let Some(lane) = self.lanes.get_mut(&webhook_id) {
             lane.in_flight = lane.in_flight.saturating_sub(1);
             lane.last_progress = Instant::now();
+            if succeeded {
+                lane.failures = 0;
+                // The endpoint answers again: a long hold ends now, a short one runs out.
+                if lane.holds >= 2 && lane.held_until.is_some_and(|h| h > Instant::now()) {
+                    self.lifts.push(webhook_id.clone());
+                    lane.held_until = None;
+                }
+                lane.holds = 0;
+            } else {
+                lane.failures = lane.failures.saturating_add(1);
+            }
         }
         match done {
             Ok((_, record)) => {

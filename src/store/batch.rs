@@ -269,6 +269,9 @@ macro_rules! batched_writes {
             Ok(out)
         }
 
+        /// Most deliveries one hold moves per statement.
+        const HOLD_ROWS_PER_STATEMENT: i64 = 2000;
+
         /// Stores events and their deliveries; an event whose id the account used before is skipped.
         /// Most rows in one multi-row statement (SQLite allows 32766 bound values).
         const ROWS_PER_STATEMENT: usize = 250;
@@ -391,6 +394,7 @@ macro_rules! batched_writes {
                 );
                 q.push_values(chunk, |mut b, r| {
                     let at = to_ms(r.e.received_at);
+                    let due = r.d.not_before.map_or(at, |t| to_ms(t).max(at));
                     b.push_bind(&r.d.id)
                         .push_bind(&r.e.account_id)
                         .push_bind(&r.d.webhook_id)
@@ -402,7 +406,7 @@ macro_rules! batched_writes {
                         } else {
                             STATE_QUEUED
                         })
-                        .push_bind((!r.waiting).then_some(at))
+                        .push_bind((!r.waiting).then_some(due))
                         .push_bind(at)
                         .push_bind(at)
                         .push_bind(r.d.attempt_limit.map(i64::from));

@@ -399,7 +399,7 @@ macro_rules! impl_store {
                     self.write(move |c| {
                         Box::pin(async move {
                             sqlx::query(AssertSqlSafe(format!(
-                                "INSERT INTO webhooks ({WEBHOOK_COLUMNS}, trigger) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                                "INSERT INTO webhooks ({WEBHOOK_COLUMNS}, trigger) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
                             )))
                             .bind(&w.id)
                             .bind(&w.account_id)
@@ -411,6 +411,7 @@ macro_rules! impl_store {
                             .bind(to_ms(w.updated_at))
                             .bind(w.last_success_at.map(to_ms))
                             .bind(w.failing_since.map(to_ms))
+                            .bind(w.hold_until.map(to_ms))
                             .bind(w.spec.trigger.id())
                             .execute(&mut *c)
                             .await?;
@@ -607,28 +608,48 @@ macro_rules! impl_store {
                     .await
                 }
 
-                async fn defer_webhook(
-                    &self,
-                    webhook_id: &str,
-                    now: Timestamp,
-                    until: Timestamp,
-                ) -> Result<()> {
-                    let webhook_id = webhook_id.to_owned();
+                async fn hold_webhook(&self, webhook_id: &str, until: Option<Timestamp>) -> Result<()> {
+                    let id = webhook_id.to_owned();
                     self.write(move |c| {
                         Box::pin(async move {
-                            sqlx::query(
-                                "UPDATE deliveries SET next_attempt_at = $3
-                                 WHERE webhook_id = $1 AND state = 'queued' AND next_attempt_at <= $2",
-                            )
-                            .bind(webhook_id)
-                            .bind(to_ms(now))
-                            .bind(to_ms(until))
-                            .execute(&mut *c)
-                            .await?;
+                            sqlx::query("UPDATE webhooks SET hold_until = $2 WHERE id = $1")
+                                .bind(&id)
+                                .bind(until.map(to_ms))
+                                .execute(&mut *c)
+                                .await?;
                             Ok(())
                         })
                     })
-                    .await
+                    .await?;
+                    let Some(until) = until else { return Ok(()) };
+                    // A stuck endpoint's backlog can be large: it moves in bounded transactions,
+                    // oldest first, so neither memory nor other writers wait on one huge one.
+                    // Claimed deliveries (being sent, or waiting in a lane) stay as they are.
+                    loop {
+                        let id = webhook_id.to_owned();
+                        let moved = self
+                            .write(move |c| {
+                                Box::pin(async move {
+                                    Ok(sqlx::query(
+                                        "UPDATE deliveries SET next_attempt_at = $2 WHERE seq IN (
+                                            SELECT seq FROM deliveries
+                                            WHERE webhook_id = $1 AND state = 'queued' AND next_attempt_at < $2
+                                              AND claimed_until IS NULL
+                                            ORDER BY next_attempt_at LIMIT $3)",
+                                    )
+                                    .bind(&id)
+                                    .bind(to_ms(until))
+                                    .bind(HOLD_ROWS_PER_STATEMENT)
+                                    .execute(&mut *c)
+                                    .await?
+                                    .rows_affected())
+                                })
+                            })
+                            .await?;
+                        if moved < HOLD_ROWS_PER_STATEMENT as u64 {
+                            return Ok(());
+                        }
+                    }
                 }
 
                 async fn get_delivery(&self, account_id: &str, id: &str) -> Result<(Delivery, Vec<Attempt>)> {

@@ -179,6 +179,8 @@ pub struct Webhook {
     pub last_success_at: Option<Timestamp>,
     /// When its current run of failed attempts began; `None` while it is not failing.
     pub failing_since: Option<Timestamp>,
+    /// Until when its deliveries are held back because its endpoint is stuck.
+    pub hold_until: Option<Timestamp>,
 }
 
 /// How long a rotated-out secret keeps signing.
@@ -355,6 +357,8 @@ pub struct NewDelivery {
     pub trigger: Trigger,
     /// Attempts allowed; `None` follows the retry schedule (test sends get one).
     pub attempt_limit: Option<u32>,
+    /// Not due before this (its webhook is held); `None`: due at once.
+    pub not_before: Option<Timestamp>,
 }
 
 /// What became of one event of a batch.
@@ -566,9 +570,9 @@ pub trait Store: Send + Sync + 'static {
     async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()>;
     /// Gives leased deliveries back, due at `due`.
     async fn release(&self, releases: Vec<Release>, due: Timestamp) -> Result<()>;
-    /// Pushes a webhook's due deliveries to `until` (it is saturated; do not scan them).
-    async fn defer_webhook(&self, webhook_id: &str, now: Timestamp, until: Timestamp)
-    -> Result<()>;
+    /// Holds a webhook's deliveries until `until` (its endpoint is stuck): the unclaimed ones
+    /// due before then move to then, and new ones are stored due then. `None` lifts the hold.
+    async fn hold_webhook(&self, webhook_id: &str, until: Option<Timestamp>) -> Result<()>;
     async fn get_delivery(&self, account_id: &str, id: &str) -> Result<(Delivery, Vec<Attempt>)>;
     async fn list_deliveries(
         &self,

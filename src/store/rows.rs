@@ -63,12 +63,12 @@ pub fn limit_plus_one(page: &PageRequest) -> i64 {
 }
 
 pub const WEBHOOK_COLUMNS: &str = "id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
-     last_success_at, failing_since";
+     last_success_at, failing_since, hold_until";
 
 pub const SELECT_WEBHOOK: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
-     last_success_at, failing_since FROM webhooks WHERE account_id = $1 AND id = $2";
+     last_success_at, failing_since, hold_until FROM webhooks WHERE account_id = $1 AND id = $2";
 pub const LIST_WEBHOOKS: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
-     last_success_at, failing_since FROM webhooks WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+     last_success_at, failing_since, hold_until FROM webhooks WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3";
 
 pub fn webhook_from_row(row: &impl Cols) -> Result<Webhook> {
     let mut spec = spec_from_json(&row.text("spec")?)?;
@@ -83,6 +83,7 @@ pub fn webhook_from_row(row: &impl Cols) -> Result<Webhook> {
         updated_at: row.ts("updated_at")?,
         last_success_at: row.opt_ts("last_success_at")?,
         failing_since: row.opt_ts("failing_since")?,
+        hold_until: row.opt_ts("hold_until")?,
     })
 }
 

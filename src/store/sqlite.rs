@@ -74,6 +74,8 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
+            // Claims sort in temporary b-trees; in memory they cost no file I/O. (Statements
+            // that change many rows are kept small, see hold_webhook, so this stays bounded.)
             .pragma("temp_store", "memory")
             // Map the file instead of read()ing pages: claims and logs read the same hot pages
             // over and over, and a system call per page showed up in profiles.
@@ -131,11 +133,37 @@ async fn exec(conn: &mut SqliteConnection, sql: &'static str) {
     }
 }
 
-/// Stores every waiting ingest: all together when they go through, each on its own (in its
-/// own savepoint) when one of them is refused, so only that one fails.
+/// Stores every waiting ingest: merged when they go through, each on its own (in its own
+/// savepoint) when one of a group is refused, so only that one fails.
 async fn run_ingests(
     conn: &mut SqliteConnection,
     ingests: Vec<(Vec<NewEvent>, IngestReply)>,
+    replies: &mut Vec<Reply>,
+) {
+    // Merged in groups of bounded size: a savepoint keeps the original of every page its
+    // group changes (in memory), so a burst of large batches would otherwise cost a lot of it.
+    let mut group: Vec<(Vec<NewEvent>, IngestReply)> = Vec::new();
+    let mut size = 0;
+    for (events, tx) in ingests {
+        let rows: usize = events.iter().map(|e| 1 + e.deliveries.len()).sum();
+        if size > 0 && size + rows > MAX_MERGED_ROWS {
+            run_ingest_group(conn, std::mem::take(&mut group), replies).await;
+            size = 0;
+        }
+        size += rows;
+        group.push((events, tx));
+    }
+    if !group.is_empty() {
+        run_ingest_group(conn, group, replies).await;
+    }
+}
+
+/// Most rows (events and deliveries) stored by one merged insert.
+const MAX_MERGED_ROWS: usize = 2000;
+
+async fn run_ingest_group(
+    conn: &mut SqliteConnection,
+    group: Vec<(Vec<NewEvent>, IngestReply)>,
     replies: &mut Vec<Reply>,
 ) {
     let answer = |tx: IngestReply, r: Result<Vec<Inserted>>| -> Reply {
@@ -146,26 +174,31 @@ async fn run_ingests(
             });
         })
     };
-    if ingests.len() > 1 {
+    // One list of all the events, and where each request's part ends.
+    let mut all: Vec<NewEvent> = Vec::new();
+    let mut parts: Vec<(usize, IngestReply)> = Vec::with_capacity(group.len());
+    for (events, tx) in group {
+        parts.push((events.len(), tx));
+        all.extend(events);
+    }
+    if parts.len() > 1 {
         exec(conn, "SAVEPOINT ingests").await;
-        let all: Vec<NewEvent> = ingests
-            .iter()
-            .flat_map(|(e, _)| e.iter().cloned())
-            .collect();
         if let Ok(results) = insert_events_in(conn, &all).await {
             exec(conn, "RELEASE ingests").await;
             let mut results = results.into_iter();
-            for (events, tx) in ingests {
-                let mine: Vec<Inserted> = results.by_ref().take(events.len()).collect();
-                replies.push(answer(tx, Ok(mine)));
+            for (n, tx) in parts {
+                replies.push(answer(tx, Ok(results.by_ref().take(n).collect())));
             }
             return;
         }
         exec(conn, "ROLLBACK TO ingests; RELEASE ingests").await;
     }
-    for (events, tx) in ingests {
+    let mut start = 0;
+    for (n, tx) in parts {
+        let events = &all[start..start + n];
+        start += n;
         exec(conn, "SAVEPOINT ingest_one").await;
-        let r = insert_events_in(conn, &events).await;
+        let r = insert_events_in(conn, events).await;
         exec(
             conn,
             if r.is_ok() {

@@ -57,6 +57,7 @@ async fn fixture() -> Fixture {
         updated_at: now,
         last_success_at: None,
         failing_since: None,
+        hold_until: None,
     };
     store.insert_webhook(&webhook).await.unwrap();
     Fixture {
@@ -84,6 +85,7 @@ impl Fixture {
                     webhook_id: self.webhook.id.clone(),
                     trigger: Trigger::CallReceived,
                     attempt_limit: None,
+                    not_before: None,
                 }],
             });
         }
@@ -311,4 +313,57 @@ async fn nodes_count_while_their_heartbeat_is_fresh() {
         "node_a was last seen 30 s ago"
     );
     assert_eq!(f.store.heartbeat("node_a", now, ago(15)).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_held_webhook_is_out_of_the_way_until_its_hold_ends() {
+    let f = fixture().await;
+    f.events("c1", 1).await;
+    let until = Timestamp::now()
+        .saturating_add(SignedDuration::from_secs(30))
+        .unwrap();
+    f.store
+        .hold_webhook(&f.webhook.id, Some(until))
+        .await
+        .unwrap();
+    assert!(
+        f.claim(SignedDuration::from_secs(60)).await.is_empty(),
+        "its due work moved behind the hold"
+    );
+    let held = f
+        .store
+        .get_webhook(&f.account, &f.webhook.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        held.hold_until.map(|t| t.as_millisecond()),
+        Some(until.as_millisecond())
+    );
+    let (d, _) = f
+        .store
+        .list_deliveries(
+            &f.account,
+            &f.webhook.id,
+            &DeliveryFilter::default(),
+            &PageRequest {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .map(|p| (p.items, ()))
+        .unwrap();
+    assert_eq!(
+        d[0].next_attempt_at.map(|t| t.as_millisecond()),
+        Some(until.as_millisecond())
+    );
+    f.store.hold_webhook(&f.webhook.id, None).await.unwrap();
+    assert_eq!(
+        f.store
+            .get_webhook(&f.account, &f.webhook.id)
+            .await
+            .unwrap()
+            .hold_until,
+        None
+    );
 }

@@ -50,7 +50,10 @@ CREATE TABLE webhooks (
     updated_at       BIGINT NOT NULL,
     last_success_at  BIGINT,
     -- The first failed attempt since the last success (or since creation); cleared by a success.
-    failing_since    BIGINT
+    failing_since    BIGINT,
+    -- A dispatcher found the webhook's endpoint stuck (it holds every request it gets): new
+    -- and due deliveries wait until then instead of crowding the front of the queue.
+    hold_until       BIGINT
 );
 -- Matching looks webhooks up by account and trigger, never scanning the rest.
 CREATE INDEX webhooks_match ON webhooks(account_id, trigger);
@@ -104,6 +107,8 @@ CREATE TABLE deliveries (
 );
 -- Claims read due rows in time order with their webhook, from the index alone.
 CREATE INDEX deliveries_due ON deliveries(next_attempt_at, webhook_id) WHERE state = 'queued';
+-- A held webhook's queued deliveries, found without reading its log.
+CREATE INDEX deliveries_webhook_due ON deliveries(webhook_id, next_attempt_at) WHERE state = 'queued';
 CREATE INDEX deliveries_webhook_call ON deliveries(webhook_id, call_id, seq);
 CREATE INDEX deliveries_webhook ON deliveries(webhook_id, seq);
 CREATE INDEX deliveries_event ON deliveries(event_seq);

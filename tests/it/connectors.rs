@@ -481,7 +481,9 @@ async fn connector_status(app: &TestApp) -> Value {
     let status = body["data"][0].clone();
     // The public probe says only whether it is connected, nothing more. (The two answers
     // may straddle a reconnect, so only the shape and the name are compared.)
-    let public = ready["connectors"][0].as_object().expect("the probe lists the connector");
+    let public = ready["connectors"][0]
+        .as_object()
+        .expect("the probe lists the connector");
     let keys: Vec<&str> = public.keys().map(String::as_str).collect();
     assert_eq!(keys, ["name", "connected"]);
     assert_eq!(public["name"], status["name"]);

@@ -62,8 +62,12 @@ pub async fn pg_database() -> String {
 }
 
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    // Warnings and errors (an internal error behind a 500, say) show with a failing test.
-    callhook::cli::init_tracing("warn");
+    // Warnings and errors (an internal error behind a 500, say) show with a failing test,
+    // through the test harness's capture.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
     if let Some(url) = test_database_url().await {

@@ -93,6 +93,15 @@ macro_rules! str_enum {
             }
         }
 
+        impl $crate::core::validate::Choice for $name {
+            fn parse(s: &str) -> Option<Self> {
+                $name::parse(s)
+            }
+            fn choices() -> String {
+                $name::choices()
+            }
+        }
+
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str(self.as_str())
@@ -402,43 +411,6 @@ fn req_timestamp(f: &mut Fields, key: &'static str) -> Option<Timestamp> {
     timestamp(f, key)
 }
 
-/// A required enum value, with an error that lists the accepted spellings.
-macro_rules! req_enum {
-    ($f:expr, $key:literal, $ty:ty) => {{
-        match $f.req_str($key) {
-            Some(s) => {
-                let v = <$ty>::parse(s);
-                if v.is_none() {
-                    $f.error(
-                        $key,
-                        format!("{s:?} is not allowed; use {}", <$ty>::choices()),
-                    );
-                }
-                v
-            }
-            None => None,
-        }
-    }};
-}
-
-macro_rules! opt_enum {
-    ($f:expr, $key:literal, $ty:ty) => {{
-        match $f.str($key) {
-            Some(s) => {
-                let v = <$ty>::parse(s);
-                if v.is_none() {
-                    $f.error(
-                        $key,
-                        format!("{s:?} is not allowed; use {}", <$ty>::choices()),
-                    );
-                }
-                v
-            }
-            None => None,
-        }
-    }};
-}
-
 fn parse_call(obj: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Call> {
     let mut f = Fields::new("call", obj);
     let call_id = f.req_str("call_id").map(str::to_owned);
@@ -448,7 +420,7 @@ fn parse_call(obj: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Call
         f.error("call_id", format!("must be 1 to {MAX_TEXT} characters"));
     }
     let leg_id = text(&mut f, "leg_id", MAX_TEXT);
-    let call_type = req_enum!(f, "call_type", CallType);
+    let call_type = f.req_choice::<CallType>("call_type");
     let did_number = f.req_str("did_number").and_then(|s| match E164::parse(s) {
         Ok(n) => Some(n),
         Err(e) => {
@@ -497,7 +469,7 @@ fn parse_detail(t: EventType, parent: &mut Fields) -> Option<EventDetail> {
     let detail = match t {
         EventType::Received => Some(EventDetail::Received),
         EventType::Answered => {
-            let kind = req_enum!(f, "type", AnswerKind);
+            let kind = f.req_choice::<AnswerKind>("type");
             let a = AnsweredBy {
                 kind: kind.unwrap_or(AnswerKind::Extension),
                 id: text(&mut f, "id", MAX_TEXT),
@@ -511,7 +483,7 @@ fn parse_detail(t: EventType, parent: &mut Fields) -> Option<EventDetail> {
             kind.map(|_| EventDetail::Answered(a))
         }
         EventType::Dialed => {
-            let via = req_enum!(f, "via", DialVia);
+            let via = f.req_choice::<DialVia>("via");
             let id = text(&mut f, "id", MAX_TEXT);
             let name = text(&mut f, "name", MAX_TEXT);
             let extensions = extension_list(&mut f, "extensions", true);
@@ -556,7 +528,7 @@ fn parse_detail(t: EventType, parent: &mut Fields) -> Option<EventDetail> {
             })
         }
         EventType::Ended => {
-            let status = req_enum!(f, "status", EndStatus);
+            let status = f.req_choice::<EndStatus>("status");
             let e = Ended {
                 status: status.unwrap_or(EndStatus::Missed),
                 answered_at: timestamp(&mut f, "answered_at"),
@@ -564,11 +536,11 @@ fn parse_detail(t: EventType, parent: &mut Fields) -> Option<EventDetail> {
                 duration: f.seconds("duration"),
                 billsec: f.seconds("billsec"),
                 hangup_cause: text(&mut f, "hangup_cause", MAX_TEXT),
-                hangup_by: opt_enum!(f, "hangup_by", HangupBy),
+                hangup_by: f.opt_choice::<HangupBy>("hangup_by"),
                 answered_extension: text(&mut f, "answered_extension", MAX_TEXT),
                 answered_extension_name: text(&mut f, "answered_extension_name", MAX_TEXT),
                 missed_extensions: extension_list(&mut f, "missed_extensions", false),
-                last_stage: opt_enum!(f, "last_stage", Stage),
+                last_stage: f.opt_choice::<Stage>("last_stage"),
                 recording_url: text(&mut f, "recording_url", MAX_URL),
             };
             if status == Some(EndStatus::Missed) {

@@ -223,6 +223,40 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// A field whose value is one of a fixed set of spellings (the enums of `str_enum!`).
+pub trait Choice: Sized {
+    fn parse(s: &str) -> Option<Self>;
+    /// The accepted spellings, for error messages: `a, b or c`.
+    fn choices() -> String;
+}
+
+impl Fields<'_> {
+    /// One of `T`'s spellings, if present; a wrong one is an error that lists the right ones.
+    pub fn opt_choice<T: Choice>(&mut self, key: &'static str) -> Option<T> {
+        let s = self.str(key)?;
+        let v = T::parse(s);
+        if v.is_none() {
+            self.error(key, format!("{s:?} is not allowed; use {}", T::choices()));
+        }
+        v
+    }
+
+    /// One of `T`'s spellings, which must be present.
+    pub fn req_choice<T: Choice>(&mut self, key: &'static str) -> Option<T> {
+        self.req_str(key)?;
+        self.opt_choice(key)
+    }
+
+    /// One of `T`'s spellings, or `default` when absent; `None` only when it is wrong.
+    pub fn choice_or<T: Choice>(&mut self, key: &'static str, default: T) -> Option<T> {
+        if self.obj.get(key).is_none_or(Value::is_null) {
+            self.seen.push(key);
+            return Some(default);
+        }
+        self.opt_choice(key)
+    }
+}
+
 /// The JSON kind of a value, for error messages.
 pub fn kind(v: &Value) -> &'static str {
     match v {

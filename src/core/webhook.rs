@@ -242,16 +242,7 @@ impl WebhookSpec {
                 None
             }
         });
-        let method = match f.str("method") {
-            None => Some(Method::Post),
-            Some(s) => Method::parse(s).or_else(|| {
-                f.error(
-                    "method",
-                    format!("{s:?} is not allowed; use {}", Method::choices()),
-                );
-                None
-            }),
-        };
+        let method = f.choice_or("method", Method::Post);
         let call_types = match f.str_array("call_types") {
             None if obj.get("call_types").is_some_and(|v| !v.is_null()) => None,
             None => Some(CallType::ALL.to_vec()),
@@ -279,16 +270,7 @@ impl WebhookSpec {
                 ok.then_some(out)
             }
         };
-        let content_type = match f.str("content_type") {
-            None => Some(ContentType::Json),
-            Some(s) => ContentType::parse(s).or_else(|| {
-                f.error(
-                    "content_type",
-                    format!("{s:?} is not allowed; use {}", ContentType::choices()),
-                );
-                None
-            }),
-        };
+        let content_type = f.choice_or("content_type", ContentType::Json);
         let numbers = match f.str_array("numbers") {
             None if obj.get("numbers").is_some_and(|v| !v.is_null()) => None,
             None => Some(Vec::new()),

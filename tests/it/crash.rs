@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::OPERATOR_TOKEN;
-use crate::nodes::{Nodes, free_port, start_node as start, wait_healthy};
+use crate::nodes::{Nodes, account_with_webhook, free_port, start_node as start, wait_healthy};
 use crate::receiver::{Receiver, Reply};
 
 #[tokio::test]
@@ -31,26 +30,7 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
     let database = crate::helpers::test_database_url().await;
     let mut child = Nodes(vec![start(dir.path(), port, database.as_deref())]);
     wait_healthy(&http, &base).await;
-    let resp: Value = http
-        .post(format!("{base}/v1/accounts"))
-        .bearer_auth(OPERATOR_TOKEN)
-        .json(&json!({"name": "crash"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = resp["api_key"]["key"].as_str().unwrap().to_owned();
-    let status = http
-        .post(format!("{base}/v1/webhooks"))
-        .bearer_auth(&key)
-        .json(&json!({"name": "sink", "trigger": "call_received", "url": rx.url("/sink")}))
-        .send()
-        .await
-        .unwrap()
-        .status();
-    assert_eq!(status, 201);
+    let key = account_with_webhook(&http, &base, &base, &rx.url("/sink")).await;
 
     // Post batches of 10 as fast as they are accepted; remember what was answered 202.
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));

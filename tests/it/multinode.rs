@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{OPERATOR_TOKEN, pg_database};
-use crate::nodes::{Nodes, free_port, start_node, wait_healthy};
+use crate::helpers::pg_database;
+use crate::nodes::{Nodes, account_with_webhook, free_port, start_node, wait_healthy};
 use crate::receiver::Receiver;
 
 fn events(prefix: &str, from: usize, n: usize) -> (Vec<String>, Value) {
@@ -77,25 +77,7 @@ async fn three_nodes_share_the_work_and_survive_losing_one() {
         wait_healthy(&http, b).await;
     }
     let rx = Receiver::start().await;
-    let account: Value = http
-        .post(format!("{}/v1/accounts", bases[0]))
-        .bearer_auth(OPERATOR_TOKEN)
-        .json(&json!({"name": "multi"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = account["api_key"]["key"].as_str().unwrap().to_owned();
-    let r = http
-        .post(format!("{}/v1/webhooks", bases[1]))
-        .bearer_auth(&key)
-        .json(&json!({"name": "sink", "trigger": "call_received", "url": rx.url("/sink")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
+    let key = account_with_webhook(&http, &bases[0], &bases[1], &rx.url("/sink")).await;
 
     // 1. 10,000 events posted across the three nodes: each delivered exactly once.
     let mut first = Vec::new();

@@ -60,3 +60,33 @@ pub async fn wait_healthy(http: &reqwest::Client, base: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Through the API of the node at `base` (the one at `hook_base`, if another): an account with
+/// a webhook on `call.received` to `url`. Answers the account's API key.
+pub async fn account_with_webhook(
+    http: &reqwest::Client,
+    base: &str,
+    hook_base: &str,
+    url: &str,
+) -> String {
+    let account: serde_json::Value = http
+        .post(format!("{base}/v1/accounts"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .json(&serde_json::json!({"name": "processes"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = account["api_key"]["key"].as_str().unwrap().to_owned();
+    let r = http
+        .post(format!("{hook_base}/v1/webhooks"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"name": "sink", "trigger": "call_received", "url": url}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    key
+}

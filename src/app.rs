@@ -1,5 +1,6 @@
-//! Start-up: open the store, make the first account on the very first start, build the HTTP
-//! app, start the background tasks, and shut all of it down on one signal.
+//! Start-up: open the store, make the first account on the very first start, assemble the
+//! operations ([`Services`]) and the HTTP app around them (the REST API and the web page),
+//! start the background tasks, and shut all of it down on one signal.
 
 use std::sync::{Arc, OnceLock};
 
@@ -12,18 +13,19 @@ use jiff::Timestamp;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
-use crate::accounts;
-use crate::api::auth::{Auth, hash_token, random_token};
 use crate::api::problem::ApiError;
-use crate::api::{self, AppState};
+use crate::api::{self, ApiState};
 use crate::config::Settings;
+use crate::core::credentials::{hash_token, random_token};
 use crate::delivery::attempt::Policy;
 use crate::delivery::client::HttpClient;
 use crate::delivery::dispatcher::{self, DispatcherHandle, Limits};
 use crate::ingest::Ingest;
+use crate::service::{Services, accounts, users};
 use crate::store::Store;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
+use crate::web::{self, WebState};
 
 const OPERATOR_HASH: &str = "operator_token_sha256";
 const BOOTSTRAPPED: &str = "bootstrapped_at";
@@ -146,8 +148,8 @@ pub async fn bootstrap(
         .set_setting_if_absent(BOOTSTRAPPED, &Timestamp::now().to_string())
         .await?
     {
-        let made = accounts::create_account(store, "Default").await?;
-        let admin = accounts::create_user(store, &made.account.id, ADMIN_EMAIL).await?;
+        let made = accounts::create(store, "Default").await?;
+        let admin = users::create(store, &made.account.id, ADMIN_EMAIL).await?;
         first.account_id = Some(made.account.id);
         first.admin_password = Some(admin.password);
         first.api_key = Some(made.api_key.secret);
@@ -155,9 +157,10 @@ pub async fn bootstrap(
     Ok((operator_hash, first))
 }
 
-/// A running callhook: its HTTP router, the state behind it, and its background tasks.
+/// A running callhook: its operations, the HTTP router in front of them, and its background
+/// tasks.
 pub struct App {
-    pub state: AppState,
+    pub services: Services,
     pub router: Router,
     pub first_start: FirstStart,
     dispatcher: DispatcherHandle,
@@ -210,25 +213,29 @@ impl App {
             settings.retention.0,
             shutdown_rx,
         ));
-        let state = AppState {
-            auth: Auth::new(store.clone(), operator_hash),
+        let services = Services {
             ingest: Ingest::new(store.clone(), dispatcher.waker.clone()),
             store,
             settings,
-            metrics: metrics_handle(),
             client,
             policy: Arc::new(policy),
             connectors,
-            sign_in: Default::default(),
+            operator_hash: operator_hash.into(),
         };
-        let (api, openapi) = api::router();
+        let (api, openapi) = api::router(ApiState {
+            svc: services.clone(),
+            metrics: metrics_handle(),
+        });
         let openapi_json = Arc::new(
             openapi
                 .to_json()
                 .context("cannot write the OpenAPI document")?,
         );
         let router = api
-            .merge(crate::web::router())
+            .merge(web::router(WebState {
+                svc: services.clone(),
+                sign_in: Default::default(),
+            }))
             .route(
                 "/openapi.json",
                 axum::routing::get(move || {
@@ -243,10 +250,9 @@ impl App {
             )
             .fallback(|| async { ApiError::NotFound("route") })
             .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-            .layer(axum::middleware::from_fn(catch_panics))
-            .with_state(state.clone());
+            .layer(axum::middleware::from_fn(catch_panics));
         Ok(App {
-            state,
+            services,
             router,
             first_start,
             dispatcher,
@@ -271,7 +277,7 @@ impl App {
             .context("the HTTP server failed");
         let _ = self.shutdown.send(true);
         self.dispatcher.join().await;
-        self.state.connectors.join().await;
+        self.services.connectors.join().await;
         tracing::info!("stopped");
         served
     }

@@ -3,9 +3,9 @@
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::accounts;
 use crate::app::{App, open_store};
 use crate::config::Settings;
+use crate::service::{accounts, api_keys, users};
 use crate::store::StoreError;
 
 pub fn init_tracing(filter: &str) {
@@ -64,7 +64,7 @@ pub async fn create_account(settings: &Settings, name: &str) -> anyhow::Result<(
     // Checked before the database is opened (and perhaps created); `accounts` checks again.
     accounts::check_name(name).map_err(|m| anyhow::anyhow!("the name {m}"))?;
     let store = open_store(settings).await?;
-    let made = accounts::create_account(&*store, name).await?;
+    let made = accounts::create(&*store, name).await?;
     println!(
         "account  {}\napi key  {}",
         made.account.id, made.api_key.secret
@@ -88,16 +88,16 @@ pub async fn create_api_key(
     accounts::check_name(name).map_err(|m| anyhow::anyhow!("the name {m}"))?;
     let store = open_store(settings).await?;
     existing_account(&*store, account_id).await?;
-    let made = accounts::create_api_key(&*store, account_id, name).await?;
+    let made = api_keys::create_in(&*store, account_id, name).await?;
     println!("{}", made.secret);
     Ok(())
 }
 
 pub async fn create_user(settings: &Settings, account_id: &str, email: &str) -> anyhow::Result<()> {
-    accounts::check_email(email).map_err(anyhow::Error::msg)?;
+    users::check_email(email).map_err(anyhow::Error::msg)?;
     let store = open_store(settings).await?;
     existing_account(&*store, account_id).await?;
-    let made = accounts::create_user(&*store, account_id, email).await?;
+    let made = users::create(&*store, account_id, email).await?;
     println!("user      {}\npassword  {}", made.user.email, made.password);
     Ok(())
 }

@@ -1,10 +1,11 @@
 //! callhook: real-time call webhooks for cloud telephony.
 //!
-//! A call event enters through the API ([`api`]), is validated and matched by the pure
-//! [`core`], stored with its deliveries in one transaction ([`store`]), then claimed, rendered,
-//! signed, sent and recorded by the dispatcher.
+//! A call event enters through the API ([`api`]) or a PBX connector ([`connectors`]), is
+//! validated and matched by the pure [`core`] on its way through [`ingest`], stored with its
+//! deliveries in one transaction ([`store`]), then claimed, rendered, signed, sent and
+//! recorded by the dispatcher ([`delivery`]). The REST API and the web page ([`web`]) both
+//! work through the operations in [`service`]; [`app`] assembles it all.
 
-pub mod accounts;
 pub mod api;
 pub mod app;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod delivery;
 pub mod ingest;
 pub mod listen;
 pub mod retention;
+pub mod service;
 pub mod simulate;
 pub mod store;
 pub mod web;

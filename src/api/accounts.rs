@@ -9,14 +9,13 @@ use utoipa_axum::routes;
 
 use super::api_keys::CreatedApiKey;
 use super::extract::{ApiQuery, Caller, JsonBody, ListParams};
-use super::problem::{ApiError, ApiResult, OrNotFound, Problem};
-use super::{AppState, ListOf, ts};
-use crate::accounts::{self, NewAccount, check_name};
-use crate::core::id::is_id;
+use super::problem::{ApiError, ApiResult, Problem};
+use super::{ApiState, ListOf, ts};
 use crate::core::validate::Fields;
+use crate::service::accounts::{self, NewAccount, check_name};
 use crate::store::Account;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_account, list_accounts))
         .routes(routes!(get_account))
@@ -69,13 +68,13 @@ pub fn name_field(body: &JsonBody) -> Result<String, ApiError> {
 #[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = AccountInput,
     responses((status = 201, body = CreatedAccount), (status = 422, body = Problem), (status = 403, body = Problem)))]
 async fn create_account(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<CreatedAccount>)> {
     caller.operator()?;
     let name = name_field(&body)?;
-    let NewAccount { account, api_key } = accounts::create_account(&*state.store, &name).await?;
+    let NewAccount { account, api_key } = accounts::create(&*state.svc.store, &name).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedAccount {
@@ -89,12 +88,12 @@ async fn create_account(
 #[utoipa::path(get, path = "/v1/accounts", tag = "accounts", params(ListParams),
     responses((status = 200, body = ListOf<AccountOut>), (status = 403, body = Problem)))]
 async fn list_accounts(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ListOf<AccountOut>>> {
     caller.operator()?;
-    let page = state.store.list_accounts(&params.page()?).await?;
+    let page = accounts::list(&*state.svc.store, &params.page()?).await?;
     Ok(Json(ListOf::from_page(page, AccountOut::from)))
 }
 
@@ -102,14 +101,11 @@ async fn list_accounts(
 #[utoipa::path(get, path = "/v1/accounts/{id}", tag = "accounts", params(("id" = String, Path)),
     responses((status = 200, body = AccountOut), (status = 404, body = Problem)))]
 async fn get_account(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<AccountOut>> {
     caller.operator()?;
-    if !is_id("acct", &id) {
-        return Err(ApiError::NotFound("account"));
-    }
-    let account = state.store.get_account(&id).await.or_404("account")?;
+    let account = accounts::get(&*state.svc.store, &id).await?;
     Ok(Json(account.into()))
 }

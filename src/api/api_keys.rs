@@ -9,13 +9,12 @@ use utoipa_axum::routes;
 
 use super::accounts::{AccountInput, name_field};
 use super::extract::{ApiQuery, Caller, JsonBody, ListParams};
-use super::problem::{ApiError, ApiResult, OrNotFound, Problem};
-use super::{AppState, ListOf, ts};
-use crate::accounts::{self, NewApiKey};
-use crate::core::id::is_id;
+use super::problem::{ApiResult, Problem};
+use super::{ApiState, ListOf, ts};
+use crate::service::api_keys::{self, NewApiKey};
 use crate::store::ApiKey;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(create_api_key, list_api_keys))
         .routes(routes!(delete_api_key))
@@ -65,13 +64,13 @@ impl From<NewApiKey> for CreatedApiKey {
 #[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = AccountInput,
     responses((status = 201, body = CreatedApiKey), (status = 422, body = Problem)))]
 async fn create_api_key(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    let account_id = caller.account()?;
+    let actor = caller.actor()?;
     let name = name_field(&body)?;
-    let key = accounts::create_api_key(&*state.store, account_id, &name).await?;
+    let key = api_keys::create(&*state.svc.store, actor, &name).await?;
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 
@@ -79,14 +78,11 @@ async fn create_api_key(
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", params(ListParams),
     responses((status = 200, body = ListOf<ApiKeyOut>)))]
 async fn list_api_keys(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> ApiResult<Json<ListOf<ApiKeyOut>>> {
-    let page = state
-        .store
-        .list_api_keys(caller.account()?, &params.page()?)
-        .await?;
+    let page = api_keys::list(&*state.svc.store, caller.actor()?, &params.page()?).await?;
     Ok(Json(ListOf::from_page(page, ApiKeyOut::from)))
 }
 
@@ -94,18 +90,10 @@ async fn list_api_keys(
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
     responses((status = 204), (status = 404, body = Problem)))]
 async fn delete_api_key(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let account_id = caller.account()?;
-    if !is_id("key", &id) {
-        return Err(ApiError::NotFound("API key"));
-    }
-    state
-        .store
-        .delete_api_key(account_id, &id)
-        .await
-        .or_404("API key")?;
+    api_keys::revoke(&*state.svc.store, caller.actor()?, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

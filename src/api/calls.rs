@@ -9,10 +9,11 @@ use utoipa_axum::routes;
 
 use super::deliveries::DeliveryOut;
 use super::extract::Caller;
-use super::problem::{ApiResult, OrNotFound, Problem};
-use super::{AppState, ts};
+use super::problem::{ApiResult, Problem};
+use super::{ApiState, ts};
+use crate::service::calls;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(get_call))
 }
 
@@ -40,15 +41,11 @@ pub struct CallEventOut {
 #[utoipa::path(get, path = "/v1/calls/{call_id}", tag = "calls", params(("call_id" = String, Path)),
     responses((status = 200, body = CallOut), (status = 404, body = Problem)))]
 async fn get_call(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(call_id): Path<String>,
 ) -> ApiResult<Json<CallOut>> {
-    let timeline = state
-        .store
-        .call_timeline(caller.account()?, &call_id)
-        .await
-        .or_404("call")?;
+    let timeline = calls::timeline(&*state.svc.store, caller.actor()?, &call_id).await?;
     Ok(Json(CallOut {
         call_id,
         events: timeline

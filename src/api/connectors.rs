@@ -9,10 +9,10 @@ use utoipa_axum::routes;
 
 use super::extract::Caller;
 use super::problem::{ApiResult, Problem};
-use super::{AppState, ListOf};
+use super::{ApiState, ListOf};
 use crate::connectors::ConnectorStatus;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new().routes(routes!(list_connectors))
 }
 
@@ -20,12 +20,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/v1/connectors", tag = "ops",
     responses((status = 200, body = ListOf<ConnectorStatus>), (status = 403, body = Problem)))]
 async fn list_connectors(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
 ) -> ApiResult<Json<ListOf<ConnectorStatus>>> {
     caller.operator()?;
     Ok(Json(ListOf {
-        data: state.connectors.status(),
+        data: state.svc.connectors.status(),
         next: None,
     }))
 }

@@ -4,23 +4,19 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiQuery, Caller, JsonBody, ListParams};
-use super::problem::{ApiError, ApiResult, OrNotFound, Problem};
-use super::{AppState, ListOf, ts};
-use crate::core::id::{is_id, new_id};
-use crate::core::sample::sample_event_for;
+use super::problem::{ApiResult, Problem};
+use super::{ApiState, ListOf, ts};
 use crate::core::trigger::Trigger;
-use crate::core::validate::Fields;
-use crate::delivery::attempt;
-use crate::ingest::stored_event;
-use crate::store::{Attempt, Delivery, DeliveryFilter, DeliveryStatus, NewDelivery, NewEvent};
+use crate::service::deliveries::{self, Replay, parse_status};
+use crate::service::{Actor, Services};
+use crate::store::{Attempt, Delivery, DeliveryFilter, DeliveryStatus};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list_deliveries))
         .routes(routes!(get_delivery))
@@ -157,24 +153,8 @@ pub struct DeliveryQuery {
     pub after: Option<String>,
 }
 
-fn parse_status(field: &str, s: &str) -> ApiResult<DeliveryStatus> {
-    DeliveryStatus::parse(s).ok_or_else(|| {
-        ApiError::field(
-            field,
-            format!("{s:?} is not a status; use pending, succeeded or failed"),
-        )
-    })
-}
-
-async fn detail(state: &AppState, account_id: &str, id: &str) -> ApiResult<DeliveryDetail> {
-    if !is_id("dlv", id) {
-        return Err(ApiError::NotFound("delivery"));
-    }
-    let (d, attempts) = state
-        .store
-        .get_delivery(account_id, id)
-        .await
-        .or_404("delivery")?;
+async fn detail(svc: &Services, actor: &Actor, id: &str) -> ApiResult<DeliveryDetail> {
+    let (d, attempts) = deliveries::get(&*svc.store, actor, id).await?;
     Ok(DeliveryDetail {
         delivery: d.into(),
         attempt_log: attempts.into_iter().map(AttemptOut::from).collect(),
@@ -186,13 +166,11 @@ async fn detail(state: &AppState, account_id: &str, id: &str) -> ApiResult<Deliv
     params(("id" = String, Path), DeliveryQuery),
     responses((status = 200, body = ListOf<DeliveryOut>), (status = 404, body = Problem)))]
 async fn list_deliveries(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<DeliveryQuery>,
 ) -> ApiResult<Json<ListOf<DeliveryOut>>> {
-    let account_id = caller.account()?;
-    super::webhooks::load(&state, account_id, &id).await?;
     let page = ListParams {
         limit: q.limit,
         after: q.after.clone(),
@@ -207,10 +185,7 @@ async fn list_deliveries(
             .transpose()?,
         call_id: q.call_id.clone().filter(|c| !c.is_empty()),
     };
-    let page = state
-        .store
-        .list_deliveries(account_id, &id, &filter, &page)
-        .await?;
+    let page = deliveries::list(&*state.svc.store, caller.actor()?, &id, &filter, &page).await?;
     Ok(Json(ListOf::from_page(page, DeliveryOut::from)))
 }
 
@@ -218,11 +193,11 @@ async fn list_deliveries(
 #[utoipa::path(get, path = "/v1/deliveries/{id}", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = DeliveryDetail), (status = 404, body = Problem)))]
 async fn get_delivery(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryDetail>> {
-    Ok(Json(detail(&state, caller.account()?, &id).await?))
+    Ok(Json(detail(&state.svc, caller.actor()?, &id).await?))
 }
 
 /// Sends a delivery again now, outside its schedule. One that had ended gets exactly one
@@ -230,30 +205,16 @@ async fn get_delivery(
 #[utoipa::path(post, path = "/v1/deliveries/{id}/resend", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 202, body = DeliveryOut), (status = 404, body = Problem)))]
 async fn resend_delivery(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
-    let account_id = caller.account()?;
-    resend(&state, account_id, &id).await?;
+    let actor = caller.actor()?;
+    deliveries::resend(&state.svc, actor, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(detail(&state, account_id, &id).await?.delivery),
+        Json(detail(&state.svc, actor, &id).await?.delivery),
     ))
-}
-
-/// Makes the account's delivery `id` due now for one more attempt and wakes the dispatcher.
-pub async fn resend(state: &AppState, account_id: &str, id: &str) -> ApiResult<()> {
-    if !is_id("dlv", id) {
-        return Err(ApiError::NotFound("delivery"));
-    }
-    state
-        .store
-        .resend(account_id, id, Timestamp::now())
-        .await
-        .or_404("delivery")?;
-    state.ingest.wake();
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -277,62 +238,14 @@ pub struct Replayed {
     request_body = ReplayInput,
     responses((status = 202, body = Replayed), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn replay_webhook(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<Replayed>)> {
-    let account_id = caller.account()?;
-    super::webhooks::load(&state, account_id, &id).await?;
-    let mut f = Fields::new("", body.object()?);
-    let since = f
-        .req_str("since")
-        .and_then(|s| match s.parse::<Timestamp>() {
-            Ok(t) => Some(t),
-            Err(_) => {
-                f.error(
-                    "since",
-                    format!("{s:?} is not an RFC 3339 timestamp with an offset"),
-                );
-                None
-            }
-        });
-    let status = match f.str("status") {
-        None => Some(DeliveryStatus::Failed),
-        Some("pending") => {
-            f.error(
-                "status",
-                "pending deliveries are already queued; replay failed or succeeded ones",
-            );
-            None
-        }
-        Some(s) => match DeliveryStatus::parse(s) {
-            Some(st) => Some(st),
-            None => {
-                f.error(
-                    "status",
-                    format!("{s:?} is not a status; use failed or succeeded"),
-                );
-                None
-            }
-        },
-    };
-    f.finish().into_result(())?;
-    let (Some(since), Some(status)) = (since, status) else {
-        return Err(ApiError::field("since", "is required"));
-    };
-    let n = state
-        .store
-        .replay(
-            account_id,
-            &id,
-            since,
-            status,
-            state.policy.schedule.max_attempts(),
-            Timestamp::now(),
-        )
-        .await?;
-    state.ingest.wake();
+    let actor = caller.actor()?;
+    let replay = Replay::parse(body.object()?)?;
+    let n = deliveries::replay(&state.svc, actor, &id, replay).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed: n })))
 }
 
@@ -341,54 +254,11 @@ async fn replay_webhook(
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "deliveries", params(("id" = String, Path)),
     responses((status = 200, body = DeliveryDetail), (status = 404, body = Problem)))]
 async fn test_webhook(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryDetail>> {
-    let account_id = caller.account()?;
-    let webhook = super::webhooks::load(&state, account_id, &id).await?;
-    let delivery_id = send_test(&state, webhook).await?;
-    Ok(Json(detail(&state, account_id, &delivery_id).await?))
-}
-
-/// Sends sample data for `webhook`'s trigger now, waits for the one attempt and records it;
-/// answers the test delivery's id. The REST API and the web page's **Send test** share it.
-pub async fn send_test(state: &AppState, mut webhook: crate::store::Webhook) -> ApiResult<String> {
-    let account_id = webhook.account_id.clone();
-    let account_id = account_id.as_str();
-    // A test goes out even while the webhook is disabled: it is how an admin checks a fix.
-    webhook.spec.enabled = true;
-    let mut event = sample_event_for(webhook.spec.trigger, webhook.spec.numbers.first());
-    if let Some(t) = webhook.spec.call_types.first()
-        && webhook.spec.trigger != Trigger::AnsweredByCustomer
-    {
-        event.call.call_type = *t;
-    }
-    event.call.call_id = new_id("test");
-    let now = Timestamp::now();
-    let delivery_id = new_id("dlv");
-    let new = NewEvent {
-        event: stored_event(account_id, &event, now, true),
-        deliveries: vec![NewDelivery {
-            id: delivery_id.clone(),
-            webhook_id: webhook.id.clone(),
-            trigger: webhook.spec.trigger,
-            attempt_limit: Some(1),
-            not_before: None,
-        }],
-    };
-    let lease = now
-        .saturating_add(
-            SignedDuration::try_from(state.settings.lease.0)
-                .unwrap_or(SignedDuration::from_secs(60)),
-        )
-        .unwrap_or(now);
-    let mut claimed = state.store.insert_test_delivery(new, lease).await?;
-    claimed.webhook = webhook;
-    let record = attempt::run(&state.client, &claimed, &state.policy).await;
-    state
-        .store
-        .record_attempts(vec![record], Timestamp::now())
-        .await?;
-    Ok(delivery_id)
+    let actor = caller.actor()?;
+    let delivery_id = deliveries::send_test(&state.svc, actor, &id).await?;
+    Ok(Json(detail(&state.svc, actor, &delivery_id).await?))
 }

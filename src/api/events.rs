@@ -1,27 +1,21 @@
 //! `POST /v1/events`: call events in (SPEC §4), one or up to 1000 at once, all or nothing.
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
+use super::ApiState;
 use super::extract::{BodyLimit, Caller, JsonBody};
-use super::problem::{ApiError, ApiResult, Problem};
-use crate::core::event::CallEvent;
-use crate::core::validate::FieldErrors;
+use super::problem::{ApiResult, Problem};
 use crate::ingest::Accepted;
+use crate::service::events;
 
-/// Most events in one request.
-pub const MAX_BATCH: usize = 1000;
 /// Bodies of event batches may be this large.
 pub const EVENTS_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(post_events))
         .layer(axum::Extension(BodyLimit(EVENTS_BODY_LIMIT)))
@@ -125,96 +119,10 @@ pub struct EndedInput {
 #[utoipa::path(post, path = "/v1/events", tag = "events", request_body = CallEventInput,
     responses((status = 202, body = Accepted), (status = 422, body = Problem), (status = 413, body = Problem)))]
 async fn post_events(
-    State(state): State<AppState>,
+    State(state): State<ApiState>,
     caller: Caller,
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<Accepted>)> {
-    let (items, batch): (Vec<&Value>, bool) = match &body.0 {
-        Value::Array(a) => (a.iter().collect(), true),
-        v => (vec![v], false),
-    };
-    if items.is_empty() {
-        return Err(ApiError::field(
-            "",
-            "the array is empty; send at least one event",
-        ));
-    }
-    if items.len() > MAX_BATCH {
-        return Err(ApiError::field(
-            "",
-            format!(
-                "{} events in one request; send at most {MAX_BATCH}",
-                items.len()
-            ),
-        ));
-    }
-    let mut errors = FieldErrors::default();
-    let mut events = Vec::with_capacity(items.len());
-    // Each account the operator names, with every field that named it: one lookup per account.
-    let mut operator_accounts: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (i, v) in items.iter().enumerate() {
-        let prefix = if batch {
-            format!("[{i}]")
-        } else {
-            String::new()
-        };
-        let ev = match CallEvent::from_json(v) {
-            Ok(ev) => ev,
-            Err(e) => {
-                errors.absorb(&prefix, e);
-                continue;
-            }
-        };
-        let field = |f: &str| {
-            if batch {
-                format!("{prefix}.{f}")
-            } else {
-                f.to_owned()
-            }
-        };
-        let account = match (&caller, &ev.account_id) {
-            (Caller::Account { account_id, .. }, None) => account_id.clone(),
-            (Caller::Account { account_id, .. }, Some(named)) if named == account_id => {
-                account_id.clone()
-            }
-            (Caller::Account { .. }, Some(_)) => {
-                errors.push(
-                    field("account_id"),
-                    "only the operator token may post events for another account",
-                );
-                continue;
-            }
-            (Caller::Operator, Some(named)) => {
-                operator_accounts
-                    .entry(named.clone())
-                    .or_default()
-                    .push(field("account_id"));
-                named.clone()
-            }
-            (Caller::Operator, None) => {
-                errors.push(
-                    field("account_id"),
-                    "is required with the operator token: name the account the event is for",
-                );
-                continue;
-            }
-        };
-        events.push((account, ev));
-    }
-    for (account, fields) in operator_accounts {
-        match state.store.get_account(&account).await {
-            Ok(_) => {}
-            Err(crate::store::StoreError::NotFound) => {
-                for field in fields {
-                    errors.push(field, format!("there is no account {account}"));
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors.into());
-    }
-    let accepted = state.ingest.accept(events).await?;
+    let accepted = events::post(&state.svc, &caller, &body.0).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)))
 }

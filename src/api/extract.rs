@@ -1,4 +1,5 @@
-//! Request extractors that answer in problem+json: the caller ([`Caller`]), JSON bodies
+//! Request extractors that answer in problem+json: the caller ([`Caller`], authenticated by
+//! [`crate::service::auth`]), JSON bodies
 //! ([`JsonBody`]), query strings ([`ApiQuery`]) and list paging ([`ListParams`]).
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -8,8 +9,10 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::AppState;
+use super::ApiState;
 use super::problem::ApiError;
+pub use crate::service::auth::Caller;
+use crate::service::auth::{self, AuthError};
 use crate::store::PageRequest;
 
 /// Largest JSON body accepted, unless a route sets its own [`BodyLimit`].
@@ -19,42 +22,12 @@ pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
 
-/// Who is calling.
-#[derive(Debug, Clone)]
-pub enum Caller {
-    /// The operator token: manages accounts, may post events for any account.
-    Operator,
-    /// An account API key (`chk_…`): sees only its own account.
-    Account { account_id: String },
-}
-
-impl Caller {
-    /// The caller's account, for account-scoped routes.
-    pub fn account(&self) -> Result<&str, ApiError> {
-        match self {
-            Caller::Account { account_id, .. } => Ok(account_id),
-            Caller::Operator => Err(ApiError::Forbidden(
-                "this route works on one account's data; call it with that account's API key (chk_…)".into(),
-            )),
-        }
-    }
-
-    pub fn operator(&self) -> Result<(), ApiError> {
-        match self {
-            Caller::Operator => Ok(()),
-            Caller::Account { .. } => Err(ApiError::Forbidden(
-                "this route needs the operator token".into(),
-            )),
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for Caller {
+impl FromRequestParts<ApiState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &ApiState,
     ) -> Result<Self, Self::Rejection> {
         let token = parts
             .headers
@@ -66,7 +39,11 @@ impl FromRequestParts<AppState> for Caller {
             })
             .map(str::trim)
             .ok_or(ApiError::Unauthorized)?;
-        state.auth.authenticate(token).await
+        match auth::authenticate(&state.svc, token).await {
+            Ok(caller) => Ok(caller),
+            Err(AuthError::Unknown) => Err(ApiError::Unauthorized),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -8,9 +8,9 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::AppState;
+use super::ApiState;
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
@@ -37,12 +37,13 @@ pub struct ConnectorReadiness {
     pub connected: bool,
 }
 
-fn health(status: &str, state: Option<&AppState>) -> Json<Health> {
+fn health(status: &str, state: Option<&ApiState>) -> Json<Health> {
     Json(Health {
         status: status.into(),
         version: env!("CARGO_PKG_VERSION"),
         connectors: state.map_or_else(Vec::new, |s| {
-            s.connectors
+            s.svc
+                .connectors
                 .status()
                 .into_iter()
                 .map(|c| ConnectorReadiness {
@@ -64,8 +65,8 @@ async fn healthz() -> Json<Health> {
 /// two seconds.
 #[utoipa::path(get, path = "/readyz", tag = "ops", security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
-async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
-    match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Health>) {
+    match tokio::time::timeout(std::time::Duration::from_secs(2), state.svc.store.ping()).await {
         Ok(Ok(())) => (StatusCode::OK, health("ok", Some(&state))),
         Ok(Err(e)) => {
             tracing::error!(error = %e, "readiness: the database refused a write");
@@ -87,9 +88,9 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>) {
 /// Prometheus metrics (text exposition format).
 #[utoipa::path(get, path = "/metrics", tag = "ops", security(()),
     responses((status = 200, content_type = "text/plain", body = String)))]
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
     let now = jiff::Timestamp::now();
-    match state.store.queue_stats(now).await {
+    match state.svc.store.queue_stats(now).await {
         Ok(q) => {
             metrics::gauge!("callhook_queue_pending").set(q.pending as f64);
             metrics::gauge!("callhook_queue_due").set(q.due as f64);

@@ -3,7 +3,6 @@
 
 pub mod accounts;
 pub mod api_keys;
-pub mod auth;
 pub mod calls;
 pub mod connectors;
 pub mod deliveries;
@@ -15,36 +14,21 @@ pub mod problem;
 pub mod triggers;
 pub mod webhooks;
 
-use std::sync::Arc;
-
 use axum::Router;
-use jiff::Timestamp;
 use serde::Serialize;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::config::Settings;
-use crate::delivery::attempt::Policy;
-use crate::delivery::client::HttpClient;
-use crate::ingest::Ingest;
-use crate::store::{Page, Store};
+use crate::service::Services;
+pub use crate::service::ts;
+use crate::store::Page;
 
-/// What every handler can reach.
+/// What every handler can reach: the operations, and the metrics recorder for `/metrics`.
 #[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub auth: auth::Auth,
-    pub settings: Arc<Settings>,
+pub struct ApiState {
+    pub svc: Services,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
-    pub ingest: Ingest,
-    /// For test sends, which go out at once through the same client and policy.
-    pub client: HttpClient,
-    pub policy: Arc<Policy>,
-    /// The PBX connectors, for their status (`/readyz`, the web page).
-    pub connectors: crate::connectors::Connectors,
-    /// How many web sign-ins are checked, and from whom (see [`crate::web::SignInThrottle`]).
-    pub sign_in: crate::web::SignInThrottle,
 }
 
 /// A page of a list as JSON.
@@ -62,14 +46,6 @@ impl<T> ListOf<T> {
             next: page.next,
         }
     }
-}
-
-/// Timestamps in API answers: RFC 3339, UTC, to the millisecond (what the store keeps, so
-/// the answer to a write and a later read agree).
-pub fn ts(t: Timestamp) -> String {
-    Timestamp::from_millisecond(t.as_millisecond())
-        .unwrap_or(t)
-        .to_string()
 }
 
 #[derive(OpenApi)]
@@ -110,8 +86,8 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API router and its OpenAPI document, built from the same route list so neither can
 /// miss a route the other has.
-pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(accounts::router())
         .merge(api_keys::router())
         .merge(numbers::router())
@@ -122,5 +98,6 @@ pub fn router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(calls::router())
         .merge(connectors::router())
         .merge(health::router())
-        .split_for_parts()
+        .split_for_parts();
+    (router.with_state(state), doc)
 }

@@ -4,9 +4,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::accounts::CreateError;
 use crate::core::validate::{FieldError, FieldErrors};
-use crate::store::StoreError;
+use crate::service::{Failure, IntoFailure};
 
 /// What an API call can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +35,7 @@ pub enum ApiError {
     MethodNotAllowed,
     /// Something broke on our side; logged with context, answered without details.
     #[error("internal error: {0}")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
     #[error("the service is shutting down or overloaded")]
     Unavailable,
 }
@@ -50,30 +49,17 @@ impl ApiError {
     }
 }
 
-impl From<FieldErrors> for ApiError {
-    fn from(e: FieldErrors) -> Self {
-        ApiError::Invalid(e)
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound => ApiError::NotFound("resource"),
-            StoreError::Conflict(m) => ApiError::Conflict(m),
-            StoreError::Rejected(f) => ApiError::Invalid(f),
-            StoreError::Closed => ApiError::Unavailable,
-            e @ (StoreError::Database(_) | StoreError::Corrupt(_)) => ApiError::Internal(e.into()),
-        }
-    }
-}
-
-impl From<CreateError> for ApiError {
-    fn from(e: CreateError) -> Self {
-        match e {
-            CreateError::Invalid(f) => ApiError::Invalid(f),
-            CreateError::Store(e) => e.into(),
-            CreateError::Internal(e) => ApiError::Internal(e),
+/// Every service error, and the store's, field and internal errors below it, read as what
+/// they mean to an API caller.
+impl<E: IntoFailure> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        match e.into_failure() {
+            Failure::NotFound(what) => ApiError::NotFound(what),
+            Failure::Invalid(f) => ApiError::Invalid(f),
+            Failure::Conflict(m) => ApiError::Conflict(m),
+            Failure::Forbidden(m) => ApiError::Forbidden(m),
+            Failure::Unavailable => ApiError::Unavailable,
+            Failure::Internal(e) => ApiError::Internal(e),
         }
     }
 }
@@ -146,17 +132,3 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
-
-/// Turns a store's "not found" into a 404 that names what was missing.
-pub trait OrNotFound<T> {
-    fn or_404(self, what: &'static str) -> ApiResult<T>;
-}
-
-impl<T> OrNotFound<T> for Result<T, StoreError> {
-    fn or_404(self, what: &'static str) -> ApiResult<T> {
-        self.map_err(|e| match e {
-            StoreError::NotFound => ApiError::NotFound(what),
-            e => e.into(),
-        })
-    }
-}

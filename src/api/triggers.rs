@@ -1,25 +1,21 @@
 //! `/v1/triggers`: the trigger catalogue (SPEC §2, §5) and what a receiver would get for each.
 
 use axum::Json;
-use axum::extract::{Path, State};
-use jiff::Timestamp;
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::extract::{ApiQuery, Caller};
 use super::problem::{ApiError, ApiResult, Problem};
-use super::{AppState, ListOf};
+use super::{ApiState, ListOf};
 use crate::core::event::EventType;
-use crate::core::render::{Context, WebhookRequest, build};
-use crate::core::sample::sample_event;
-use crate::core::sign::Secret;
+use crate::core::render::WebhookRequest;
 use crate::core::trigger::{ParamKind, Trigger, TriggerInfo};
-use crate::core::validate::FieldErrors;
-use crate::core::webhook::WebhookSpec;
+use crate::service::triggers::{Sample, SampleOptions, render_sample, sample_spec};
 
-pub fn router() -> OpenApiRouter<AppState> {
+pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list_triggers))
         .routes(routes!(trigger_sample))
@@ -126,47 +122,24 @@ pub struct SampleOut {
     pub request: RequestOut,
 }
 
-/// Builds a sample spec from the preview's query, validated like a webhook.
-pub fn sample_spec(trigger: Trigger, p: &SampleParams) -> Result<WebhookSpec, FieldErrors> {
-    let mut obj = serde_json::Map::new();
-    obj.insert("name".into(), json!("sample"));
-    obj.insert("trigger".into(), json!(trigger.id()));
-    obj.insert(
-        "url".into(),
-        json!(
-            p.url
-                .as_deref()
-                .filter(|u| !u.is_empty())
-                .unwrap_or("https://receiver.example.com/webhook")
-        ),
-    );
-    for (key, v) in [
-        ("method", &p.method),
-        ("content_type", &p.content_type),
-        ("time_zone", &p.time_zone),
-    ] {
-        if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-            obj.insert(key.into(), json!(v));
+impl From<Sample> for SampleOut {
+    fn from(s: Sample) -> Self {
+        SampleOut {
+            trigger: s.trigger,
+            parameters: s.parameters,
+            request: s.request.into(),
         }
     }
-    WebhookSpec::from_json(&obj)
 }
 
-/// What a receiver would get for one sample event of this trigger: rendered, signed, not sent.
-pub fn render_sample(spec: &WebhookSpec) -> SampleOut {
-    let event = sample_event(spec.trigger);
-    let ctx = Context {
-        trigger: spec.trigger,
-        event: &event,
-        event_id: "evt_sample",
-        time_zone: &spec.time_zone,
-    };
-    let secret = Secret::generate();
-    let request = build(spec, &ctx, "dlv_sample", Timestamp::now(), &[&secret]);
-    SampleOut {
-        trigger: spec.trigger,
-        parameters: Value::Object(ctx.json()),
-        request: request.into(),
+impl From<SampleParams> for SampleOptions {
+    fn from(p: SampleParams) -> Self {
+        SampleOptions {
+            method: p.method,
+            content_type: p.content_type,
+            time_zone: p.time_zone,
+            url: p.url,
+        }
     }
 }
 
@@ -175,12 +148,11 @@ pub fn render_sample(spec: &WebhookSpec) -> SampleOut {
     params(("id" = String, Path), SampleParams),
     responses((status = 200, body = SampleOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
 async fn trigger_sample(
-    State(_state): State<AppState>,
     _caller: Caller,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<SampleParams>,
 ) -> ApiResult<Json<SampleOut>> {
     let trigger = Trigger::parse(&id).ok_or(ApiError::NotFound("trigger"))?;
-    let spec = sample_spec(trigger, &params)?;
-    Ok(Json(render_sample(&spec)))
+    let spec = sample_spec(trigger, &params.into())?;
+    Ok(Json(render_sample(&spec).into()))
 }

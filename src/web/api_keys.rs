@@ -12,14 +12,11 @@ use serde::Deserialize;
 use super::form::PostForm;
 use super::session::Signed;
 use super::view::{Layout, Notice, When, when};
-use super::{WebError, WebResult, page};
-use crate::accounts::{self, CreateError};
-use crate::api::AppState;
-use crate::api::problem::ApiError;
-use crate::core::id::is_id;
-use crate::store::{PageRequest, StoreError};
+use super::{WebResult, WebState, page};
+use crate::service::api_keys::{self, ApiKeyError};
+use crate::store::PageRequest;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<WebState> {
     Router::new()
         .route("/api-keys", get(list).post(create))
         .route("/api-keys/{id}/revoke", post(revoke))
@@ -50,23 +47,18 @@ struct ListQuery {
 }
 
 async fn render(
-    state: &AppState,
+    state: &WebState,
     signed: &Signed,
     layout: Layout,
     created_secret: Option<String>,
     name: String,
     name_error: Option<String>,
 ) -> WebResult<Response> {
-    let keys = state
-        .store
-        .list_api_keys(
-            signed.account(),
-            &PageRequest {
-                limit: 1000,
-                after: None,
-            },
-        )
-        .await?;
+    let page_request = PageRequest {
+        limit: 1000,
+        after: None,
+    };
+    let keys = api_keys::list(&*state.svc.store, &signed.actor(), &page_request).await?;
     page(&KeysPage {
         layout,
         rows: keys
@@ -87,7 +79,7 @@ async fn render(
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     signed: Signed,
     Query(q): Query<ListQuery>,
 ) -> WebResult<Response> {
@@ -95,12 +87,12 @@ async fn list(
     render(&state, &signed, layout, None, String::new(), None).await
 }
 
-async fn create(State(state): State<AppState>, form: PostForm) -> WebResult<Response> {
+async fn create(State(state): State<WebState>, form: PostForm) -> WebResult<Response> {
     let signed = &form.signed;
     let typed = form.fields.get("name").to_owned();
-    let created = match accounts::create_api_key(&*state.store, signed.account(), &typed).await {
+    let created = match api_keys::create(&*state.svc.store, &signed.actor(), &typed).await {
         Ok(created) => created,
-        Err(CreateError::Invalid(errors)) => {
+        Err(ApiKeyError::Invalid(errors)) => {
             let layout = Layout::new(signed, "API keys", "api-keys");
             let msg = errors.0.into_iter().map(|e| e.message).collect::<Vec<_>>();
             let mut resp =
@@ -108,7 +100,7 @@ async fn create(State(state): State<AppState>, form: PostForm) -> WebResult<Resp
             *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
             return Ok(resp);
         }
-        Err(e) => return Err(ApiError::from(e).into()),
+        Err(e) => return Err(e.into()),
     };
     // Answered here rather than redirected: the secret exists only in this response.
     let layout = Layout::new(signed, "API keys", "api-keys").with(Notice::success(format!(
@@ -127,16 +119,10 @@ async fn create(State(state): State<AppState>, form: PostForm) -> WebResult<Resp
 }
 
 async fn revoke(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Path(id): Path<String>,
     form: PostForm,
 ) -> WebResult<Response> {
-    if !is_id("key", &id) {
-        return Err(WebError::NotFound("API key"));
-    }
-    match state.store.delete_api_key(form.signed.account(), &id).await {
-        Ok(()) => Ok(Redirect::to("/api-keys?notice=key-revoked").into_response()),
-        Err(StoreError::NotFound) => Err(WebError::NotFound("API key")),
-        Err(e) => Err(e.into()),
-    }
+    api_keys::revoke(&*state.svc.store, &form.signed.actor(), &id).await?;
+    Ok(Redirect::to("/api-keys?notice=key-revoked").into_response())
 }

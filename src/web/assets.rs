@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::api::AppState;
+use super::WebState;
 
 /// Part of every asset URL, so a new version is fetched at once after an upgrade.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -26,7 +26,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("icon.svg", "image/svg+xml", include_str!("assets/icon.svg")),
 ];
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<WebState> {
     Router::new().route("/assets/{version}/{file}", get(asset))
 }
 

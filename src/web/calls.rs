@@ -11,15 +11,15 @@ use axum::routing::get;
 
 use super::session::Signed;
 use super::view::{Layout, When, http_status, latency, status_badge, when};
-use super::{WebError, WebResult, page};
-use crate::api::AppState;
+use super::{WebResult, WebState, page};
 use crate::connectors::ConnectorStatus;
-use crate::store::{CallSummary, PageRequest, StoreError};
+use crate::service::{calls, webhooks};
+use crate::store::{CallSummary, PageRequest};
 
 /// How many calls the Calls page lists.
 const RECENT_CALLS: u32 = 100;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<WebState> {
     Router::new()
         .route("/calls", get(list))
         .route("/calls/{call_id}", get(show))
@@ -81,16 +81,11 @@ struct CallsPage {
     connectors: Vec<ConnectorRow>,
 }
 
-async fn list(State(state): State<AppState>, signed: Signed) -> WebResult<Response> {
-    let calls = state
-        .store
-        .recent_calls(signed.account(), RECENT_CALLS)
-        .await?;
-    let connectors = state
-        .connectors
-        .status()
+async fn list(State(state): State<WebState>, signed: Signed) -> WebResult<Response> {
+    let actor = signed.actor();
+    let calls = calls::recent(&*state.svc.store, &actor, RECENT_CALLS).await?;
+    let connectors = calls::connectors(&state.svc, &actor)
         .into_iter()
-        .filter(|c| c.account_id == signed.account())
         .map(ConnectorRow::from)
         .collect();
     page(&CallsPage {
@@ -129,25 +124,17 @@ struct CallPage {
 }
 
 async fn show(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     signed: Signed,
     Path(call_id): Path<String>,
 ) -> WebResult<Response> {
-    let account = signed.account();
-    let timeline = match state.store.call_timeline(account, &call_id).await {
-        Ok(t) => t,
-        Err(StoreError::NotFound) => return Err(WebError::NotFound("call")),
-        Err(e) => return Err(e.into()),
+    let actor = signed.actor();
+    let timeline = calls::timeline(&*state.svc.store, &actor, &call_id).await?;
+    let all = PageRequest {
+        limit: 1000,
+        after: None,
     };
-    let names: HashMap<String, String> = state
-        .store
-        .list_webhooks(
-            account,
-            &PageRequest {
-                limit: 1000,
-                after: None,
-            },
-        )
+    let names: HashMap<String, String> = webhooks::list(&*state.svc.store, &actor, &all)
         .await?
         .items
         .into_iter()

@@ -10,13 +10,12 @@ use serde::Deserialize;
 use super::form::PostForm;
 use super::session::Signed;
 use super::view::{Layout, When, http_status, latency, pretty_body, status_badge, when};
-use super::{WebError, WebResult, page};
-use crate::api::AppState;
-use crate::api::deliveries::resend as resend_delivery;
-use crate::core::id::is_id;
-use crate::store::{Attempt, StoreError};
+use super::{WebResult, WebState, page};
+use crate::service::deliveries;
+use crate::service::webhooks::{self, WebhookError};
+use crate::store::Attempt;
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<WebState> {
     Router::new()
         .route("/deliveries/{id}", get(show))
         .route("/deliveries/{id}/resend", post(resend))
@@ -85,24 +84,17 @@ struct ShowQuery {
 }
 
 async fn show(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     signed: Signed,
     Path(id): Path<String>,
     Query(q): Query<ShowQuery>,
 ) -> WebResult<Response> {
-    if !is_id("dlv", &id) {
-        return Err(WebError::NotFound("delivery"));
-    }
-    let account = signed.account();
-    let (d, attempts) = match state.store.get_delivery(account, &id).await {
-        Ok(found) => found,
-        Err(StoreError::NotFound) => return Err(WebError::NotFound("delivery")),
-        Err(e) => return Err(e.into()),
-    };
+    let actor = signed.actor();
+    let (d, attempts) = deliveries::get(&*state.svc.store, &actor, &id).await?;
     // The webhook may have been deleted since; its log rows stay until retention.
-    let webhook_name = match state.store.get_webhook(account, &d.webhook_id).await {
+    let webhook_name = match webhooks::get(&*state.svc.store, &actor, &d.webhook_id).await {
         Ok(w) => w.spec.name,
-        Err(StoreError::NotFound) => "Deleted webhook".to_owned(),
+        Err(WebhookError::NotFound) => "Deleted webhook".to_owned(),
         Err(e) => return Err(e.into()),
     };
     let (status_class, status) = status_badge(d.status, d.waiting);
@@ -129,10 +121,10 @@ async fn show(
 }
 
 async fn resend(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     Path(id): Path<String>,
     form: PostForm,
 ) -> WebResult<Response> {
-    resend_delivery(&state, form.signed.account(), &id).await?;
+    deliveries::resend(&state.svc, &form.signed.actor(), &id).await?;
     Ok(Redirect::to(&format!("/deliveries/{id}?notice=resent")).into_response())
 }

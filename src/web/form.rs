@@ -5,8 +5,9 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 
 use super::WebError;
-use super::session::{Signed, tokens_match};
-use crate::api::AppState;
+use super::WebState;
+use super::session::Signed;
+use crate::core::credentials::tokens_match;
 
 /// Largest form body we read; the webhook form with 20 headers is far below it.
 const MAX_FORM: usize = 256 * 1024;
@@ -55,10 +56,10 @@ pub struct PostForm {
     pub fields: Fields,
 }
 
-impl FromRequest<AppState> for PostForm {
+impl FromRequest<WebState> for PostForm {
     type Rejection = WebError;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &WebState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let signed = Signed::from_request_parts(&mut parts, state).await?;
         let fields = read_body(body).await?;

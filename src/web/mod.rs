@@ -2,7 +2,7 @@
 //! Webhook, Numbers, API keys and Calls — served by the same binary as the REST API.
 //!
 //! Pages are askama templates filled from small view structs; every asset is embedded. The
-//! handlers call the same core, store and API functions as the REST API, so a webhook saved
+//! handlers call the same operations ([`crate::service`]) as the REST API, so a webhook saved
 //! here is validated exactly like one sent to `POST /v1/webhooks`.
 
 mod api_keys;
@@ -24,15 +24,21 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 
-use crate::api::AppState;
-use crate::api::problem::ApiError;
-use crate::store::StoreError;
+use crate::service::{Failure, IntoFailure, Services};
 
 pub use session::{SESSION_COOKIE, SIGNIN_COOKIE};
 pub use throttle::SignInThrottle;
 
+/// What every page can reach: the operations, and the sign-in limits.
+#[derive(Clone)]
+pub struct WebState {
+    pub svc: Services,
+    /// How many sign-ins are checked, and from whom.
+    pub sign_in: SignInThrottle,
+}
+
 /// Every page and form of the web page, with the security headers they all carry.
-pub fn router() -> Router<AppState> {
+pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/", get(session::home))
         .merge(session::router())
@@ -43,6 +49,7 @@ pub fn router() -> Router<AppState> {
         .merge(calls::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
 }
 
 /// What a page or form can fail with; each becomes a page a person can act on.
@@ -60,26 +67,22 @@ pub enum WebError {
     /// A malformed request (a form body that cannot be read).
     #[error("{0}")]
     BadRequest(String),
-    /// An error from the API layer the page has no better answer for.
+    /// A refusal or failure of an operation the page has no better answer for.
     #[error(transparent)]
-    Api(ApiError),
+    Failed(Failure),
     /// A template failed to render (a bug).
     #[error("cannot render the page: {0}")]
     Template(#[from] askama::Error),
 }
 
-impl From<ApiError> for WebError {
-    fn from(e: ApiError) -> Self {
-        match e {
-            ApiError::NotFound(what) => WebError::NotFound(what),
-            e => WebError::Api(e),
+/// Every service error (and the store's below them) becomes a page; "not found" is the
+/// same page whichever kind of thing is missing.
+impl<E: IntoFailure> From<E> for WebError {
+    fn from(e: E) -> Self {
+        match e.into_failure() {
+            Failure::NotFound(what) => WebError::NotFound(what),
+            f => WebError::Failed(f),
         }
-    }
-}
-
-impl From<StoreError> for WebError {
-    fn from(e: StoreError) -> Self {
-        ApiError::from(e).into()
     }
 }
 
@@ -111,16 +114,17 @@ impl IntoResponse for WebError {
             ),
             e @ WebError::Csrf => (StatusCode::FORBIDDEN, "Request refused", e.to_string()),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m),
-            WebError::Api(ApiError::Conflict(m)) => (StatusCode::CONFLICT, "Not possible", m),
-            WebError::Api(ApiError::Invalid(f)) => {
+            WebError::Failed(Failure::Conflict(m)) => (StatusCode::CONFLICT, "Not possible", m),
+            WebError::Failed(Failure::Invalid(f)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "Not valid", f.to_string())
             }
-            WebError::Api(ApiError::Unavailable) => (
+            WebError::Failed(Failure::Forbidden(m)) => (StatusCode::FORBIDDEN, "Not allowed", m),
+            WebError::Failed(Failure::Unavailable) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Unavailable",
                 "callhook is shutting down or overloaded; try again in a moment.".to_owned(),
             ),
-            WebError::Api(e) => {
+            WebError::Failed(e) => {
                 tracing::error!(error = ?e, "web page error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,

@@ -12,15 +12,11 @@ use serde_json::{Map, json};
 use super::form::PostForm;
 use super::session::Signed;
 use super::view::{Layout, Notice, When, when};
-use super::{WebResult, page};
-use crate::api::AppState;
-use crate::api::numbers::new_number;
-use crate::api::problem::ApiError;
-use crate::core::number::E164;
+use super::{WebError, WebResult, WebState, page};
 use crate::core::validate::FieldErrors;
-use crate::store::{PageRequest, StoreError};
+use crate::service::numbers::{self, NumberError};
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<WebState> {
     Router::new()
         .route("/numbers", get(list).post(add))
         .route("/numbers/label", post(label))
@@ -72,26 +68,16 @@ struct ListQuery {
 }
 
 async fn render(
-    state: &AppState,
+    state: &WebState,
     signed: &Signed,
     layout: Layout,
     add: AddForm,
     status: StatusCode,
 ) -> WebResult<Response> {
-    let numbers = state
-        .store
-        .list_numbers(
-            signed.account(),
-            &PageRequest {
-                limit: 1000,
-                after: None,
-            },
-        )
-        .await?;
+    let numbers = numbers::all(&*state.svc.store, &signed.actor()).await?;
     let mut resp = page(&NumbersPage {
         layout,
         rows: numbers
-            .items
             .into_iter()
             .map(|n| NumberRow {
                 number: n.number.to_string(),
@@ -109,7 +95,7 @@ async fn render(
 }
 
 async fn list(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     signed: Signed,
     Query(q): Query<ListQuery>,
 ) -> WebResult<Response> {
@@ -117,7 +103,7 @@ async fn list(
     render(&state, &signed, layout, AddForm::default(), StatusCode::OK).await
 }
 
-/// The `{number, label}` body the API's parser takes.
+/// The `{number, label}` body the operations take.
 fn number_json(number: &str, label: &str) -> Map<String, serde_json::Value> {
     let mut m = Map::new();
     m.insert("number".into(), json!(number));
@@ -125,76 +111,63 @@ fn number_json(number: &str, label: &str) -> Map<String, serde_json::Value> {
     m
 }
 
-async fn add(State(state): State<AppState>, form: PostForm) -> WebResult<Response> {
+async fn add(State(state): State<WebState>, form: PostForm) -> WebResult<Response> {
     let signed = &form.signed;
     let (number, label) = (form.fields.get("number"), form.fields.get("label"));
-    let layout = Layout::new(signed, "Numbers", "numbers");
     let again = |errors: FieldErrors| AddForm {
         number: number.to_owned(),
         label: label.to_owned(),
         errors,
     };
-    let n = match new_number(&number_json(number, label)) {
-        Ok(n) => n,
-        Err(ApiError::Invalid(errors)) => {
-            return render(
-                &state,
-                signed,
-                layout,
-                again(errors),
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
+    let (errors, status) = match numbers::add(
+        &*state.svc.store,
+        &signed.actor(),
+        &number_json(number, label),
+    )
+    .await
+    {
+        Ok(_) => return Ok(Redirect::to("/numbers?notice=number-added").into_response()),
+        Err(NumberError::Invalid(errors)) => (errors, StatusCode::UNPROCESSABLE_ENTITY),
+        Err(NumberError::Conflict(m)) => {
+            let mut errors = FieldErrors::default();
+            errors.push("number", m);
+            (errors, StatusCode::CONFLICT)
         }
         Err(e) => return Err(e.into()),
     };
-    match state.store.insert_number(signed.account(), &n).await {
-        Ok(()) => Ok(Redirect::to("/numbers?notice=number-added").into_response()),
-        Err(StoreError::Conflict(m)) => {
-            let mut errors = FieldErrors::default();
-            errors.push("number", m);
-            render(&state, signed, layout, again(errors), StatusCode::CONFLICT).await
-        }
-        Err(e) => Err(e.into()),
-    }
+    let layout = Layout::new(signed, "Numbers", "numbers");
+    render(&state, signed, layout, again(errors), status).await
 }
 
-async fn label(State(state): State<AppState>, form: PostForm) -> WebResult<Response> {
+async fn label(State(state): State<WebState>, form: PostForm) -> WebResult<Response> {
     let signed = &form.signed;
-    let n = match new_number(&number_json(
-        form.fields.get("number"),
-        form.fields.get("label"),
-    )) {
-        Ok(n) => n,
-        Err(ApiError::Invalid(errors)) => {
+    let number = numbers::parse_path(form.fields.get("number"))?;
+    let mut body = Map::new();
+    body.insert("label".into(), json!(form.fields.get("label")));
+    match numbers::update(&*state.svc.store, &signed.actor(), &number, &body).await {
+        Ok(_) => Ok(Redirect::to("/numbers?notice=number-saved").into_response()),
+        Err(NumberError::Invalid(errors)) => {
             let layout =
                 Layout::new(signed, "Numbers", "numbers").with(Notice::error(errors.to_string()));
-            return render(
+            render(
                 &state,
                 signed,
                 layout,
                 AddForm::default(),
                 StatusCode::UNPROCESSABLE_ENTITY,
             )
-            .await;
+            .await
         }
-        Err(e) => return Err(e.into()),
-    };
-    state
-        .store
-        .set_number_label(signed.account(), &n.number, n.label.as_deref())
-        .await?;
-    Ok(Redirect::to("/numbers?notice=number-saved").into_response())
+        Err(e) => Err(e.into()),
+    }
 }
 
-async fn remove(State(state): State<AppState>, form: PostForm) -> WebResult<Response> {
+async fn remove(State(state): State<WebState>, form: PostForm) -> WebResult<Response> {
     let signed = &form.signed;
-    let Ok(number) = E164::parse(form.fields.get("number")) else {
-        return Err(super::WebError::NotFound("number"));
-    };
-    match state.store.delete_number(signed.account(), &number).await {
+    let number = numbers::parse_path(form.fields.get("number"))?;
+    match numbers::remove(&*state.svc.store, &signed.actor(), &number).await {
         Ok(()) => Ok(Redirect::to("/numbers?notice=number-removed").into_response()),
-        Err(StoreError::Conflict(m)) => {
+        Err(NumberError::Conflict(m)) => {
             let layout = Layout::new(signed, "Numbers", "numbers").with(Notice::error(m));
             render(
                 &state,
@@ -205,7 +178,7 @@ async fn remove(State(state): State<AppState>, form: PostForm) -> WebResult<Resp
             )
             .await
         }
-        Err(StoreError::NotFound) => Err(super::WebError::NotFound("number")),
+        Err(NumberError::NotFound) => Err(WebError::NotFound("number")),
         Err(e) => Err(e.into()),
     }
 }

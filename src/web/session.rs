@@ -1,8 +1,7 @@
-//! Sign-in, sessions and CSRF tokens.
+//! Sign-in, sessions and CSRF tokens: the HTTP side of [`crate::service::users`].
 //!
-//! A session is a random 256-bit token in an HttpOnly, SameSite=Lax cookie; the store keeps
-//! only its SHA-256, so a copy of the database signs nobody in. Sessions last 12 hours from
-//! their last use. Each carries its own CSRF token, which every form sends back
+//! A session is a random 256-bit token in an HttpOnly, SameSite=Lax cookie (the store keeps
+//! only its hash). Each carries its own CSRF token, which every form sends back
 //! ([`super::form::PostForm`]). The cookie is marked `Secure` when a proxy in front says the
 //! browser came over https (`X-Forwarded-Proto: https`); callhook itself speaks plain HTTP.
 //!
@@ -12,7 +11,6 @@
 //! how many sign-ins are checked.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use askama::Template;
@@ -22,25 +20,20 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Router, body::Body};
-use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 
 use super::form::{PostForm, read_body};
 use super::throttle::Refusal;
-use super::{WebError, WebResult, page};
-use crate::accounts::normalize_email;
-use crate::api::AppState;
-use crate::api::auth::{hash_password, hash_token, random_token, verify_password};
+use super::{WebError, WebResult, WebState, page};
+use crate::core::credentials::{random_token, tokens_match};
+use crate::service::users::{self, normalize_email};
+use crate::service::{Actor, users::NewSession};
 use crate::store::{Session, User};
 
 pub const SESSION_COOKIE: &str = "callhook_session";
 pub const SIGNIN_COOKIE: &str = "callhook_signin";
-/// How long a session lives after its last use.
-const SESSION_TTL: SignedDuration = SignedDuration::from_hours(12);
-/// A session's expiry is pushed forward at most this often, not on every request.
-const EXTEND_EVERY: SignedDuration = SignedDuration::from_mins(5);
 
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<WebState> {
     Router::new()
         .route("/signin", get(signin_page).post(signin))
         .route("/signout", post(signout))
@@ -54,15 +47,16 @@ pub struct Signed {
 }
 
 impl Signed {
-    pub fn account(&self) -> &str {
-        &self.user.account_id
+    /// The signed-in user, as whom the page's operations act.
+    pub fn actor(&self) -> Actor {
+        users::actor(&self.user)
     }
 }
 
-impl FromRequestParts<AppState> for Signed {
+impl FromRequestParts<WebState> for Signed {
     type Rejection = WebError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> WebResult<Signed> {
+    async fn from_request_parts(parts: &mut Parts, state: &WebState) -> WebResult<Signed> {
         let next = parts
             .uri
             .path_and_query()
@@ -77,20 +71,9 @@ impl FromRequestParts<AppState> for Signed {
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
             return Err(WebError::SignIn { next });
         };
-        let now = Timestamp::now();
-        let Some((session, user)) = state
-            .store
-            .session_with_user(&hash_token(token), now)
-            .await?
-        else {
+        let Some((session, user)) = users::session(&*state.svc.store, token).await? else {
             return Err(WebError::SignIn { next });
         };
-        if session.expires_at.duration_since(now) < SESSION_TTL - EXTEND_EVERY {
-            let until = now.saturating_add(SESSION_TTL).unwrap_or(now);
-            if let Err(e) = state.store.extend_session(&session.id, until).await {
-                tracing::warn!(error = %e, "could not extend a session");
-            }
-        }
         Ok(Signed { user, session })
     }
 }
@@ -157,17 +140,6 @@ fn client_ip(parts: &Parts) -> Option<IpAddr> {
     Some(forwarded.map_or(peer, |a| a.to_canonical()))
 }
 
-/// Compares a sent token with the expected one in constant time.
-pub fn tokens_match(sent: &str, expected: &str) -> bool {
-    !expected.is_empty()
-        && sent.len() == expected.len()
-        && sent
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
-}
-
 /// `/`: the webhook list when signed in, else the sign-in page.
 pub async fn home(signed: Result<Signed, WebError>) -> Redirect {
     match signed {
@@ -217,14 +189,7 @@ async fn signin_page(headers: HeaderMap, Query(q): Query<NextQuery>) -> WebResul
     Ok(resp)
 }
 
-/// A password hash to check against when the email is unknown, so that an unknown email
-/// takes as long to refuse as a wrong password and does not reveal who has an account.
-fn dummy_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| hash_password("not a real password").unwrap_or_default())
-}
-
-async fn signin(State(state): State<AppState>, req: Request<Body>) -> WebResult<Response> {
+async fn signin(State(state): State<WebState>, req: Request<Body>) -> WebResult<Response> {
     let (parts, body) = req.into_parts();
     let fields = read_body(body).await?;
     let token = cookie(&parts.headers, SIGNIN_COOKIE).unwrap_or("");
@@ -264,19 +229,10 @@ async fn signin(State(state): State<AppState>, req: Request<Body>) -> WebResult<
             return Ok(resp);
         }
     };
-    let user = state.store.user_by_email(&email).await?;
-    let hash = user
-        .as_ref()
-        .map_or_else(|| dummy_hash().to_owned(), |u| u.password_hash.clone());
-    // Argon2 is deliberately slow: keep it off the async workers. The permit goes with the
-    // check, so it counts until the check ends even if this request is dropped meanwhile.
-    let ok = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        verify_password(&password, &hash)
-    })
-    .await
-    .unwrap_or(false);
-    let Some(user) = user.filter(|_| ok) else {
+    // The permit goes with the check, so it counts until the check ends even if this request
+    // is dropped meanwhile.
+    let user = users::check_password(&*state.svc.store, &email, password, permit).await?;
+    let Some(user) = user else {
         state.sign_in.failed(&email, client, Instant::now());
         tracing::info!(%email, ?client, "sign-in refused");
         let mut resp = super::page(&refused("That email and password do not match an account."))?;
@@ -284,20 +240,7 @@ async fn signin(State(state): State<AppState>, req: Request<Body>) -> WebResult<
         return Ok(resp);
     };
     state.sign_in.succeeded(&email);
-    let now = Timestamp::now();
-    if let Err(e) = state.store.delete_expired_sessions(now).await {
-        tracing::warn!(error = %e, "could not delete expired sessions");
-    }
-    let secret = random_token("");
-    let session = Session {
-        id: hash_token(&secret),
-        user_id: user.id.clone(),
-        csrf: random_token(""),
-        created_at: now,
-        expires_at: now.saturating_add(SESSION_TTL).unwrap_or(now),
-    };
-    state.store.insert_session(&session).await?;
-    tracing::info!(user = %user.id, "signed in");
+    let NewSession { token: secret, .. } = users::start_session(&*state.svc.store, &user).await?;
     let secure = behind_https(&parts.headers);
     let mut resp = Redirect::to(&next).into_response();
     let h = resp.headers_mut();
@@ -313,11 +256,11 @@ async fn signin(State(state): State<AppState>, req: Request<Body>) -> WebResult<
 }
 
 async fn signout(
-    State(state): State<AppState>,
+    State(state): State<WebState>,
     headers: HeaderMap,
     form: PostForm,
 ) -> WebResult<Response> {
-    state.store.delete_session(&form.signed.session.id).await?;
+    users::end_session(&*state.svc.store, &form.signed.session).await?;
     let mut resp = Redirect::to("/signin").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
@@ -340,14 +283,6 @@ mod tests {
         assert_eq!(cookie(&h, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie(&h, "a"), Some("1"));
         assert_eq!(cookie(&h, "b"), None);
-    }
-
-    #[test]
-    fn tokens_match_only_themselves_and_never_empty() {
-        assert!(tokens_match("abc", "abc"));
-        assert!(!tokens_match("abd", "abc"));
-        assert!(!tokens_match("ab", "abc"));
-        assert!(!tokens_match("", ""));
     }
 
     #[test]

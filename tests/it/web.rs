@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use callhook::api::auth::hash_password;
 use callhook::app::{App, open_store};
 use callhook::connectors::ConnectorSettings;
+use callhook::core::credentials::hash_password;
 use callhook::store::{Store, User};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -46,7 +46,7 @@ async fn site_with_connectors(connectors: impl FnOnce(&str) -> Vec<ConnectorSett
     // The account is made before callhook starts, so that a connector can name it.
     let made = {
         let store = open_store(&settings).await.unwrap();
-        callhook::accounts::create_account(&*store, "Acme")
+        callhook::service::accounts::create(&*store, "Acme")
             .await
             .unwrap()
     };
@@ -56,7 +56,7 @@ async fn site_with_connectors(connectors: impl FnOnce(&str) -> Vec<ConnectorSett
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = App::build(settings).await.expect("the app starts");
-    let store = app.state.store.clone();
+    let store = app.services.store.clone();
     tokio::spawn(app.serve(listener, std::future::pending()));
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

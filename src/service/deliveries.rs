@@ -1,0 +1,253 @@
+//! The delivery log, one delivery with its attempts, resend, replay and test sends.
+
+use jiff::{SignedDuration, Timestamp};
+use serde_json::{Map, Value};
+
+use super::webhooks::{self, WebhookError};
+use super::{Actor, Failure, IntoFailure, Services, or_not_found};
+use crate::core::id::{is_id, new_id};
+use crate::core::sample::sample_event_for;
+use crate::core::trigger::Trigger;
+use crate::core::validate::{FieldErrors, Fields};
+use crate::delivery::attempt;
+use crate::ingest::stored_event;
+use crate::store::{
+    Attempt, Delivery, DeliveryFilter, DeliveryStatus, HourlyDeliveries, NewDelivery, NewEvent,
+    Page, PageRequest, Store, StoreError, Webhook,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("delivery not found")]
+    NotFound,
+    #[error("webhook not found")]
+    WebhookNotFound,
+    #[error("{0}")]
+    Invalid(FieldErrors),
+    /// Not now: it waits for an earlier delivery of its call, or is being sent (the message
+    /// says which).
+    #[error("{0}")]
+    NotNow(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for DeliveryError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => DeliveryError::NotNow(m),
+            e => DeliveryError::Store(e),
+        }
+    }
+}
+
+impl From<WebhookError> for DeliveryError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::NotFound => DeliveryError::WebhookNotFound,
+            WebhookError::Invalid(f) => DeliveryError::Invalid(f),
+            WebhookError::Stale(m) => DeliveryError::NotNow(m),
+            WebhookError::Store(e) => DeliveryError::Store(e),
+        }
+    }
+}
+
+impl IntoFailure for DeliveryError {
+    fn into_failure(self) -> Failure {
+        match self {
+            DeliveryError::NotFound => Failure::NotFound("delivery"),
+            DeliveryError::WebhookNotFound => Failure::NotFound("webhook"),
+            DeliveryError::Invalid(f) => Failure::Invalid(f),
+            DeliveryError::NotNow(m) => Failure::Conflict(m),
+            DeliveryError::Store(e) => e.into_failure(),
+        }
+    }
+}
+
+/// Reads a status filter: `pending`, `succeeded` or `failed`.
+pub fn parse_status(field: &str, s: &str) -> Result<DeliveryStatus, FieldErrors> {
+    DeliveryStatus::parse(s).ok_or_else(|| {
+        super::invalid(
+            field,
+            format!("{s:?} is not a status; use pending, succeeded or failed"),
+        )
+    })
+}
+
+/// A page of webhook `webhook_id`'s deliveries, newest first.
+pub async fn list(
+    store: &dyn Store,
+    actor: &Actor,
+    webhook_id: &str,
+    filter: &DeliveryFilter,
+    page: &PageRequest,
+) -> Result<Page<Delivery>, DeliveryError> {
+    webhooks::get(store, actor, webhook_id).await?;
+    Ok(store
+        .list_deliveries(actor.account(), webhook_id, filter, page)
+        .await?)
+}
+
+/// Webhook `webhook_id`'s deliveries created since `since`, counted per UTC hour by status.
+pub async fn hourly(
+    store: &dyn Store,
+    actor: &Actor,
+    webhook_id: &str,
+    since: Timestamp,
+) -> Result<Vec<HourlyDeliveries>, DeliveryError> {
+    Ok(store
+        .hourly_deliveries(actor.account(), webhook_id, since)
+        .await?)
+}
+
+/// One delivery with every attempt.
+pub async fn get(
+    store: &dyn Store,
+    actor: &Actor,
+    id: &str,
+) -> Result<(Delivery, Vec<Attempt>), DeliveryError> {
+    if !is_id("dlv", id) {
+        return Err(DeliveryError::NotFound);
+    }
+    store
+        .get_delivery(actor.account(), id)
+        .await
+        .map_err(|e| or_not_found(e, DeliveryError::NotFound))
+}
+
+/// Makes delivery `id` due now for one more attempt and wakes the dispatcher. One that had
+/// ended gets exactly one more attempt, in its call's order.
+pub async fn resend(svc: &Services, actor: &Actor, id: &str) -> Result<(), DeliveryError> {
+    if !is_id("dlv", id) {
+        return Err(DeliveryError::NotFound);
+    }
+    svc.store
+        .resend(actor.account(), id, Timestamp::now())
+        .await
+        .map_err(|e| or_not_found(e, DeliveryError::NotFound))?;
+    svc.ingest.wake();
+    Ok(())
+}
+
+/// What a replay takes: deliveries created since `since`, in `status`.
+#[derive(Debug, Clone, Copy)]
+pub struct Replay {
+    pub since: Timestamp,
+    pub status: DeliveryStatus,
+}
+
+impl Replay {
+    /// From `{since, status}`; `status` is `failed` (default) or `succeeded`.
+    pub fn parse(obj: &Map<String, Value>) -> Result<Replay, FieldErrors> {
+        let mut f = Fields::new("", obj);
+        let since = f
+            .req_str("since")
+            .and_then(|s| match s.parse::<Timestamp>() {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    f.error(
+                        "since",
+                        format!("{s:?} is not an RFC 3339 timestamp with an offset"),
+                    );
+                    None
+                }
+            });
+        let status = match f.str("status") {
+            None => Some(DeliveryStatus::Failed),
+            Some("pending") => {
+                f.error(
+                    "status",
+                    "pending deliveries are already queued; replay failed or succeeded ones",
+                );
+                None
+            }
+            Some(s) => match DeliveryStatus::parse(s) {
+                Some(st) => Some(st),
+                None => {
+                    f.error(
+                        "status",
+                        format!("{s:?} is not a status; use failed or succeeded"),
+                    );
+                    None
+                }
+            },
+        };
+        f.finish().into_result(())?;
+        match (since, status) {
+            (Some(since), Some(status)) => Ok(Replay { since, status }),
+            _ => Err(super::invalid("since", "is required")),
+        }
+    }
+}
+
+/// Queues webhook `webhook_id`'s deliveries again, each call's in their original order, each
+/// with a fresh retry schedule. Answers how many.
+pub async fn replay(
+    svc: &Services,
+    actor: &Actor,
+    webhook_id: &str,
+    replay: Replay,
+) -> Result<u64, DeliveryError> {
+    webhooks::get(&*svc.store, actor, webhook_id).await?;
+    let n = svc
+        .store
+        .replay(
+            actor.account(),
+            webhook_id,
+            replay.since,
+            replay.status,
+            svc.policy.schedule.max_attempts(),
+            Timestamp::now(),
+        )
+        .await?;
+    svc.ingest.wake();
+    Ok(n)
+}
+
+/// Sends sample data for webhook `webhook_id`'s trigger now, waits for the one attempt and
+/// records it; answers the test delivery's id. It shows in the log, marked test.
+pub async fn send_test(
+    svc: &Services,
+    actor: &Actor,
+    webhook_id: &str,
+) -> Result<String, DeliveryError> {
+    let webhook = webhooks::get(&*svc.store, actor, webhook_id).await?;
+    test_send(svc, webhook).await
+}
+
+async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<String, DeliveryError> {
+    let account_id = webhook.account_id.clone();
+    // A test goes out even while the webhook is disabled: it is how an admin checks a fix.
+    webhook.spec.enabled = true;
+    let mut event = sample_event_for(webhook.spec.trigger, webhook.spec.numbers.first());
+    if let Some(t) = webhook.spec.call_types.first()
+        && webhook.spec.trigger != Trigger::AnsweredByCustomer
+    {
+        event.call.call_type = *t;
+    }
+    event.call.call_id = new_id("test");
+    let now = Timestamp::now();
+    let delivery_id = new_id("dlv");
+    let new = NewEvent {
+        event: stored_event(&account_id, &event, now, true),
+        deliveries: vec![NewDelivery {
+            id: delivery_id.clone(),
+            webhook_id: webhook.id.clone(),
+            trigger: webhook.spec.trigger,
+            attempt_limit: Some(1),
+            not_before: None,
+        }],
+    };
+    let lease = now
+        .saturating_add(
+            SignedDuration::try_from(svc.settings.lease.0).unwrap_or(SignedDuration::from_secs(60)),
+        )
+        .unwrap_or(now);
+    let mut claimed = svc.store.insert_test_delivery(new, lease).await?;
+    claimed.webhook = webhook;
+    let record = attempt::run(&svc.client, &claimed, &svc.policy).await;
+    svc.store
+        .record_attempts(vec![record], Timestamp::now())
+        .await?;
+    Ok(delivery_id)
+}

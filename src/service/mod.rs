@@ -1,0 +1,155 @@
+//! The operations of callhook, one module per resource: what the REST API ([`crate::api`]),
+//! the web page ([`crate::web`]) and the CLI do to accounts, keys, users, numbers, webhooks,
+//! deliveries and calls. Both front ends call these functions and nothing below them, so a
+//! rule (a validation, who may do what) is kept in one place.
+//!
+//! Each module has its own error enum saying what its operations can fail with; every one of
+//! them reads as a [`Failure`], which the API turns into problem+json and the web page into a
+//! page a person can act on.
+
+pub mod accounts;
+pub mod api_keys;
+pub mod auth;
+pub mod calls;
+pub mod deliveries;
+pub mod events;
+pub mod numbers;
+pub mod triggers;
+pub mod users;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use crate::config::Settings;
+use crate::connectors::Connectors;
+use crate::core::validate::FieldErrors;
+use crate::delivery::attempt::Policy;
+use crate::delivery::client::HttpClient;
+use crate::ingest::Ingest;
+use crate::store::{Store, StoreError};
+
+/// Everything the operations reach: the store, the settings, ingest (which wakes the
+/// dispatcher), the HTTP client and retry policy for test sends, and the PBX connectors.
+/// Cheap to clone: it is a handful of shared pointers.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<Settings>,
+    pub ingest: Ingest,
+    /// Test sends go out at once through the same client and policy as the dispatcher's.
+    pub client: HttpClient,
+    pub policy: Arc<Policy>,
+    pub connectors: Connectors,
+    /// SHA-256 of the operator token.
+    pub operator_hash: Arc<str>,
+}
+
+/// Who acts on an account: a signed-in user of the web page or an API key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub account_id: String,
+    pub who: Who,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Who {
+    User { id: String, email: String },
+    ApiKey { id: String, name: String },
+}
+
+impl Actor {
+    pub fn account(&self) -> &str {
+        &self.account_id
+    }
+}
+
+/// How a service error reads to whoever asked: enough for the API to choose a status and for
+/// the web page to choose a message.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Nothing by that id in the caller's account (`what` names the kind of thing).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// Fields that break the rules, every one of them.
+    #[error("{0}")]
+    Invalid(FieldErrors),
+    /// The request is fine but the state of things does not allow it now.
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// callhook is shutting down (the store is closed).
+    #[error("callhook is shutting down or overloaded")]
+    Unavailable,
+    /// Something broke on our side; logged by whoever answers, never shown.
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+/// An error that reads as a [`Failure`]: every service error, and the errors of the layers
+/// below that a front end may meet directly.
+pub trait IntoFailure {
+    fn into_failure(self) -> Failure;
+}
+
+impl IntoFailure for Failure {
+    fn into_failure(self) -> Failure {
+        self
+    }
+}
+
+impl IntoFailure for StoreError {
+    fn into_failure(self) -> Failure {
+        match self {
+            StoreError::NotFound => Failure::NotFound("resource"),
+            StoreError::Conflict(m) => Failure::Conflict(m),
+            StoreError::Rejected(f) => Failure::Invalid(f),
+            StoreError::Closed => Failure::Unavailable,
+            e @ (StoreError::Database(_) | StoreError::Corrupt(_)) => Failure::Internal(e.into()),
+        }
+    }
+}
+
+impl IntoFailure for FieldErrors {
+    fn into_failure(self) -> Failure {
+        Failure::Invalid(self)
+    }
+}
+
+impl IntoFailure for anyhow::Error {
+    fn into_failure(self) -> Failure {
+        Failure::Internal(self)
+    }
+}
+
+/// One invalid field.
+pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> FieldErrors {
+    let mut e = FieldErrors::default();
+    e.push(field, message);
+    e
+}
+
+/// Maps a store error to `not_found` when it is "no such row", else keeps it.
+pub(crate) fn or_not_found<E: From<StoreError>>(e: StoreError, not_found: E) -> E {
+    match e {
+        StoreError::NotFound => not_found,
+        e => E::from(e),
+    }
+}
+
+/// Now, to the millisecond the store keeps (it is compared on the next write).
+pub(crate) fn stored_now() -> Timestamp {
+    let now = Timestamp::now();
+    Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now)
+}
+
+/// Timestamps as answers and messages show them: RFC 3339, UTC, to the millisecond (what the
+/// store keeps, so the answer to a write and a later read agree).
+pub fn ts(t: Timestamp) -> String {
+    Timestamp::from_millisecond(t.as_millisecond())
+        .unwrap_or(t)
+        .to_string()
+}

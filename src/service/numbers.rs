@@ -1,0 +1,140 @@
+//! My Numbers: the DID numbers an account owns, in E.164, each with an optional label.
+
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+use super::{Actor, Failure, IntoFailure, invalid, or_not_found};
+use crate::core::number::E164;
+use crate::core::validate::{FieldErrors, Fields};
+use crate::store::{Number, Page, PageRequest, Store, StoreError};
+
+const MAX_LABEL: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NumberError {
+    #[error("number not found")]
+    NotFound,
+    #[error("{0}")]
+    Invalid(FieldErrors),
+    /// Already the account's, or still named by a webhook (the message says which).
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl From<StoreError> for NumberError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(m) => NumberError::Conflict(m),
+            e => NumberError::Store(e),
+        }
+    }
+}
+
+impl IntoFailure for NumberError {
+    fn into_failure(self) -> Failure {
+        match self {
+            NumberError::NotFound => Failure::NotFound("number"),
+            NumberError::Invalid(f) => Failure::Invalid(f),
+            NumberError::Conflict(m) => Failure::Conflict(m),
+            NumberError::Store(e) => e.into_failure(),
+        }
+    }
+}
+
+fn label(f: &mut Fields) -> Option<String> {
+    let l = f.str("label").map(str::trim).filter(|l| !l.is_empty())?;
+    if l.chars().count() > MAX_LABEL {
+        f.error("label", format!("must be at most {MAX_LABEL} characters"));
+        return None;
+    }
+    Some(l.to_owned())
+}
+
+/// A number to add, from `{number, label}`: every problem found, or the number.
+pub fn parse_new(obj: &Map<String, Value>) -> Result<Number, FieldErrors> {
+    let mut f = Fields::new("", obj);
+    let number = f.req_str("number").and_then(|s| match E164::parse(s) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            f.error("number", e);
+            None
+        }
+    });
+    let label = label(&mut f);
+    f.finish().into_result(())?;
+    Ok(Number {
+        number: number.ok_or_else(|| invalid("number", "is required"))?,
+        label,
+        created_at: Timestamp::now(),
+    })
+}
+
+/// A number named in a path; a malformed one is simply not the account's.
+pub fn parse_path(s: &str) -> Result<E164, NumberError> {
+    E164::parse(s).map_err(|_| NumberError::NotFound)
+}
+
+/// Adds a number from `{number, label}`.
+pub async fn add(
+    store: &dyn Store,
+    actor: &Actor,
+    obj: &Map<String, Value>,
+) -> Result<Number, NumberError> {
+    let number = parse_new(obj).map_err(NumberError::Invalid)?;
+    store.insert_number(actor.account(), &number).await?;
+    Ok(number)
+}
+
+pub async fn list(
+    store: &dyn Store,
+    actor: &Actor,
+    page: &PageRequest,
+) -> Result<Page<Number>, NumberError> {
+    Ok(store.list_numbers(actor.account(), page).await?)
+}
+
+/// Every number of the account (for pickers), up to 1,000.
+pub async fn all(store: &dyn Store, actor: &Actor) -> Result<Vec<Number>, NumberError> {
+    let page = PageRequest {
+        limit: 1000,
+        after: None,
+    };
+    Ok(list(store, actor, &page).await?.items)
+}
+
+pub async fn get(store: &dyn Store, actor: &Actor, number: &E164) -> Result<Number, NumberError> {
+    store
+        .get_number(actor.account(), number)
+        .await
+        .map_err(|e| or_not_found(e, NumberError::NotFound))
+}
+
+/// Changes a number's label from `{label}` (an absent `label` changes nothing; null or empty
+/// removes it). Answers the number as it is now.
+pub async fn update(
+    store: &dyn Store,
+    actor: &Actor,
+    number: &E164,
+    obj: &Map<String, Value>,
+) -> Result<Number, NumberError> {
+    let mut f = Fields::new("", obj);
+    let label = label(&mut f);
+    f.finish().into_result(()).map_err(NumberError::Invalid)?;
+    if obj.contains_key("label") {
+        store
+            .set_number_label(actor.account(), number, label.as_deref())
+            .await
+            .map_err(|e| or_not_found(e, NumberError::NotFound))?;
+    }
+    get(store, actor, number).await
+}
+
+/// Removes a number; refused while a webhook names it.
+pub async fn remove(store: &dyn Store, actor: &Actor, number: &E164) -> Result<(), NumberError> {
+    store
+        .delete_number(actor.account(), number)
+        .await
+        .map_err(|e| or_not_found(e, NumberError::NotFound))
+}

@@ -1,0 +1,458 @@
+//! The Add / edit form, and its live preview of what the receiver will get.
+
+use askama::Template;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde_json::{Map, Value, json};
+
+use crate::core::event::CallType;
+use crate::core::trigger::Trigger;
+use crate::core::validate::FieldErrors;
+use crate::core::webhook::{ContentType, Header, Method, WebhookSpec};
+use crate::service::numbers;
+use crate::service::triggers::{SampleOptions, render_sample, sample_spec};
+use crate::service::webhooks::{self, WebhookError};
+use crate::store::Number;
+use crate::web::form::{Fields, PostForm};
+use crate::web::session::Signed;
+use crate::web::view::{Layout, call_type_label, pretty_body, time_zones};
+use crate::web::{WebResult, WebState, page};
+
+/// What the form shows: a webhook's values, the defaults, or what was just typed.
+struct FormValues {
+    name: String,
+    description: String,
+    trigger: String,
+    url: String,
+    method: String,
+    content_type: String,
+    call_types: Vec<String>,
+    numbers: Vec<String>,
+    time_zone: String,
+    headers: Vec<HeaderRow>,
+    rate_limit: String,
+    enabled: bool,
+}
+
+struct HeaderRow {
+    key: String,
+    value: String,
+    key_error: Option<String>,
+    value_error: Option<String>,
+}
+
+impl FormValues {
+    fn defaults() -> FormValues {
+        FormValues {
+            name: String::new(),
+            description: String::new(),
+            trigger: Trigger::CallReceived.id().to_owned(),
+            url: String::new(),
+            method: Method::Post.as_str().to_owned(),
+            content_type: ContentType::Json.as_str().to_owned(),
+            call_types: CallType::ALL
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
+            numbers: Vec::new(),
+            time_zone: "UTC".to_owned(),
+            headers: Vec::new(),
+            rate_limit: String::new(),
+            enabled: true,
+        }
+    }
+
+    fn of(spec: &WebhookSpec) -> FormValues {
+        FormValues {
+            name: spec.name.clone(),
+            description: spec.description.clone(),
+            trigger: spec.trigger.id().to_owned(),
+            url: spec.url.to_string(),
+            method: spec.method.as_str().to_owned(),
+            content_type: spec.content_type.as_str().to_owned(),
+            call_types: spec
+                .call_types
+                .iter()
+                .map(|t| t.as_str().to_owned())
+                .collect(),
+            numbers: spec.numbers.iter().map(|n| n.to_string()).collect(),
+            time_zone: spec.time_zone.name().to_owned(),
+            headers: spec
+                .headers
+                .iter()
+                .map(|h| HeaderRow {
+                    key: h.key.clone(),
+                    value: h.value.clone(),
+                    key_error: None,
+                    value_error: None,
+                })
+                .collect(),
+            rate_limit: spec.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
+            enabled: spec.enabled,
+        }
+    }
+
+    /// Reads the posted form. Header rows left entirely blank are dropped first, so the
+    /// validator's `headers[i]` are the rows shown again.
+    fn from_fields(f: &Fields) -> FormValues {
+        let keys = f.all("header_key");
+        let values = f.all("header_value");
+        let headers = keys
+            .iter()
+            .zip(values.iter().chain(std::iter::repeat(&"")))
+            .filter(|(k, v)| !k.trim().is_empty() || !v.trim().is_empty())
+            .map(|(k, v)| HeaderRow {
+                key: k.trim().to_owned(),
+                value: (*v).to_owned(),
+                key_error: None,
+                value_error: None,
+            })
+            .collect();
+        FormValues {
+            name: f.get("name").to_owned(),
+            description: f.get("description").to_owned(),
+            trigger: f.get("trigger").to_owned(),
+            url: f.get("url").to_owned(),
+            method: f.get("method").to_owned(),
+            content_type: f.get("content_type").to_owned(),
+            call_types: f.all("call_types").iter().map(|s| s.to_string()).collect(),
+            numbers: f.all("numbers").iter().map(|s| s.to_string()).collect(),
+            time_zone: f.get("time_zone").to_owned(),
+            headers,
+            rate_limit: f.get("rate_limit").to_owned(),
+            enabled: f.has("enabled"),
+        }
+    }
+
+    /// The values as the JSON body the REST API takes, for the one validator both share.
+    fn to_json(&self) -> Map<String, Value> {
+        let opt = |s: &str| {
+            if s.is_empty() { Value::Null } else { json!(s) }
+        };
+        let mut m = Map::new();
+        m.insert("name".into(), json!(self.name));
+        m.insert("description".into(), json!(self.description));
+        m.insert("trigger".into(), json!(self.trigger));
+        m.insert("url".into(), json!(self.url));
+        m.insert("method".into(), opt(&self.method));
+        m.insert("content_type".into(), opt(&self.content_type));
+        m.insert("call_types".into(), json!(self.call_types));
+        m.insert("numbers".into(), json!(self.numbers));
+        m.insert("time_zone".into(), opt(&self.time_zone));
+        let headers: Vec<Value> = self
+            .headers
+            .iter()
+            .map(|h| json!({"key": h.key, "value": h.value}))
+            .collect();
+        m.insert("headers".into(), Value::Array(headers));
+        // A number stays a number; anything else goes through as typed, so the validator
+        // words the error like every other.
+        let rate = self.rate_limit.trim();
+        m.insert(
+            "rate_limit".into(),
+            if rate.is_empty() {
+                Value::Null
+            } else {
+                rate.parse::<f64>()
+                    .ok()
+                    .and_then(serde_json::Number::from_f64)
+                    .map_or_else(|| json!(rate), Value::Number)
+            },
+        );
+        m.insert("enabled".into(), json!(self.enabled));
+        m
+    }
+
+    fn has_call_type(&self, t: &str) -> bool {
+        self.call_types.iter().any(|c| c == t)
+    }
+
+    fn has_number(&self, n: &str) -> bool {
+        self.numbers.iter().any(|c| c == n)
+    }
+}
+
+/// The validator's errors, looked up by field for the template.
+#[derive(Default)]
+struct Errors(FieldErrors);
+
+impl Errors {
+    /// The messages for `field` and anything inside it (`call_types[1]`), joined.
+    fn get(&self, field: &str) -> Option<String> {
+        let msgs: Vec<&str> = self
+            .0
+            .0
+            .iter()
+            .filter(|e| {
+                e.field == field
+                    || e.field
+                        .strip_prefix(field)
+                        .is_some_and(|rest| rest.starts_with('[') && field != "headers")
+            })
+            .map(|e| e.message.as_str())
+            .collect();
+        (!msgs.is_empty()).then(|| msgs.join("; "))
+    }
+
+    fn count(&self) -> usize {
+        self.0.0.len()
+    }
+
+    /// Puts each `headers[i].key` / `headers[i].value` error on its row.
+    fn place_on_rows(&self, rows: &mut [HeaderRow]) {
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.key_error = self.get(&format!("headers[{i}].key"));
+            row.value_error = self.get(&format!("headers[{i}].value"));
+        }
+    }
+}
+
+struct Choice {
+    value: &'static str,
+    label: &'static str,
+}
+
+#[derive(Template)]
+#[template(path = "webhook_form.html")]
+struct FormPage {
+    layout: Layout,
+    /// `None` when adding.
+    webhook_id: Option<String>,
+    f: FormValues,
+    errors: Errors,
+    triggers: Vec<Choice>,
+    call_types: Vec<Choice>,
+    content_types: Vec<Choice>,
+    numbers: Vec<Number>,
+    zones: &'static [String],
+    p: PreviewView,
+}
+
+impl FormPage {
+    fn action(&self) -> String {
+        match &self.webhook_id {
+            Some(id) => format!("/webhooks/{id}"),
+            None => "/webhooks".to_owned(),
+        }
+    }
+}
+
+async fn form_page(
+    state: &WebState,
+    signed: &Signed,
+    webhook_id: Option<String>,
+    mut f: FormValues,
+    errors: Errors,
+) -> WebResult<Response> {
+    errors.place_on_rows(&mut f.headers);
+    let numbers = numbers::all(&*state.svc.store, &signed.actor()).await?;
+    let title = match &webhook_id {
+        Some(_) => format!("Edit {}", f.name),
+        None => "Add Webhook".to_owned(),
+    };
+    let preview = PreviewView::of(&preview_fields(&f));
+    let invalid = errors.count() > 0;
+    let mut resp = page(&FormPage {
+        layout: Layout::new(signed, title, "webhooks"),
+        webhook_id,
+        f,
+        errors,
+        triggers: Trigger::ALL
+            .iter()
+            .map(|t| Choice {
+                value: t.id(),
+                label: t.label(),
+            })
+            .collect(),
+        call_types: CallType::ALL
+            .iter()
+            .map(|t| Choice {
+                value: t.as_str(),
+                label: call_type_label(*t),
+            })
+            .collect(),
+        content_types: ContentType::ALL
+            .iter()
+            .map(|t| Choice {
+                value: t.as_str(),
+                label: t.as_str(),
+            })
+            .collect(),
+        numbers,
+        zones: time_zones(),
+        p: preview,
+    })?;
+    if invalid {
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
+}
+
+pub(super) async fn new_form(State(state): State<WebState>, signed: Signed) -> WebResult<Response> {
+    form_page(
+        &state,
+        &signed,
+        None,
+        FormValues::defaults(),
+        Errors::default(),
+    )
+    .await
+}
+
+pub(super) async fn edit_form(
+    State(state): State<WebState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let w = webhooks::get(&*state.svc.store, &signed.actor(), &id).await?;
+    form_page(
+        &state,
+        &signed,
+        Some(w.id),
+        FormValues::of(&w.spec),
+        Errors::default(),
+    )
+    .await
+}
+
+/// Creates a webhook from the posted form; when it is not valid, the form again with every
+/// error next to its field and everything typed kept.
+pub(super) async fn create(State(state): State<WebState>, form: PostForm) -> WebResult<Response> {
+    let values = FormValues::from_fields(&form.fields);
+    let actor = form.signed.actor();
+    match webhooks::create(&*state.svc.store, &actor, &values.to_json()).await {
+        Ok((w, _)) => {
+            Ok(Redirect::to(&format!("/webhooks/{}?notice=created", w.id)).into_response())
+        }
+        Err(WebhookError::Invalid(errors)) => {
+            form_page(&state, &form.signed, None, values, Errors(errors)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Saves the posted form over webhook `id`, or shows the form again as [`create`] does.
+pub(super) async fn save(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    form: PostForm,
+) -> WebResult<Response> {
+    let values = FormValues::from_fields(&form.fields);
+    let actor = form.signed.actor();
+    match webhooks::replace(&*state.svc.store, &actor, &id, &values.to_json()).await {
+        Ok(w) => Ok(Redirect::to(&format!("/webhooks/{}?notice=saved", w.id)).into_response()),
+        Err(WebhookError::Invalid(errors)) => {
+            form_page(&state, &form.signed, Some(id), values, Errors(errors)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+// The live preview.
+
+/// The request a receiver would get, as the preview shows it.
+struct PreviewView {
+    method: String,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Option<String>,
+    /// Why the preview is not exactly what was typed (a field it could not use yet).
+    note: Option<String>,
+}
+
+/// The form fields the preview reads.
+struct PreviewFields {
+    trigger: Option<Trigger>,
+    params: SampleOptions,
+    headers: Vec<(String, String)>,
+}
+
+fn preview_fields(f: &FormValues) -> PreviewFields {
+    PreviewFields {
+        trigger: Trigger::parse(&f.trigger),
+        params: SampleOptions {
+            method: Some(f.method.clone()),
+            content_type: Some(f.content_type.clone()),
+            time_zone: Some(f.time_zone.clone()),
+            url: Some(f.url.clone()),
+        },
+        headers: f
+            .headers
+            .iter()
+            .map(|h| (h.key.clone(), h.value.clone()))
+            .collect(),
+    }
+}
+
+impl PreviewView {
+    /// Renders the trigger's sample exactly as `GET /v1/triggers/{id}/sample` does. A field
+    /// that is not valid yet (a half-typed URL or zone) falls back to its default, and says so.
+    fn of(p: &PreviewFields) -> PreviewView {
+        let trigger = p.trigger.unwrap_or(Trigger::CallReceived);
+        let mut params = p.params.clone();
+        let mut skipped = Vec::new();
+        let spec = match sample_spec(trigger, &params) {
+            Ok(spec) => Some(spec),
+            Err(errors) => {
+                // Each field the sample could not use falls back to its default.
+                for e in &errors.0 {
+                    let (field, name) = match e.field.as_str() {
+                        "url" => (&mut params.url, "URL"),
+                        "time_zone" => (&mut params.time_zone, "Time Zone"),
+                        "method" => (&mut params.method, "Request"),
+                        "content_type" => (&mut params.content_type, "Content-Type"),
+                        _ => continue,
+                    };
+                    *field = None;
+                    skipped.push(name);
+                }
+                sample_spec(trigger, &params).ok()
+            }
+        };
+        let Some(mut spec) = spec else {
+            return PreviewView {
+                method: String::new(),
+                url: String::new(),
+                headers: Vec::new(),
+                body: None,
+                note: Some("The preview appears once the form's fields are valid.".into()),
+            };
+        };
+        // Custom headers as they would be sent; rows that are not valid yet are left out.
+        spec.headers = p
+            .headers
+            .iter()
+            .filter_map(|(k, v)| Header::parse(k, v).ok())
+            .collect();
+        let r = render_sample(&spec).request;
+        PreviewView {
+            body: r.body.as_deref().map(pretty_body),
+            method: r.method.as_str().to_owned(),
+            url: r.url,
+            headers: r.headers,
+            note: (!skipped.is_empty()).then(|| {
+                format!(
+                    "Shown with the default {} until the field is valid.",
+                    skipped.join(" and ")
+                )
+            }),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "preview.html")]
+struct PreviewFragment {
+    p: PreviewView,
+}
+
+/// `GET /webhooks/preview?trigger=…&method=…`: the preview panel for the form's current
+/// values, which the form's script swaps in as the admin types.
+pub(super) async fn preview(_signed: Signed, RawQuery(q): RawQuery) -> WebResult<Response> {
+    let fields = Fields::parse(q.as_deref().unwrap_or(""))?;
+    let values = FormValues::from_fields(&fields);
+    page(&PreviewFragment {
+        p: PreviewView::of(&preview_fields(&values)),
+    })
+}

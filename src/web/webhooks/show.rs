@@ -1,0 +1,421 @@
+//! A webhook's page: its settings, enable/disable, delete, signing secret, Send test, the
+//! delivery log and the deliveries-per-hour chart.
+
+use askama::Template;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use jiff::{SignedDuration, Timestamp};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::core::id::is_id;
+use crate::core::webhook::Header;
+use crate::service::deliveries::{self, DeliveryError};
+use crate::service::{Actor, webhooks};
+use crate::store::{Delivery, DeliveryFilter, DeliveryStatus, HourlyDeliveries, PageRequest};
+use crate::web::form::PostForm;
+use crate::web::session::Signed;
+use crate::web::view::{Layout, When, call_type_label, http_status, latency, status_badge, when};
+use crate::web::{WebResult, WebState, page};
+
+/// Deliveries shown per page of the log.
+const LOG_PAGE: u32 = 25;
+
+struct DeliveryRow {
+    id: String,
+    status_class: &'static str,
+    status: &'static str,
+    trigger: &'static str,
+    call_id: String,
+    created: When,
+    attempts: u32,
+    last_response: String,
+    latency: String,
+    test: bool,
+}
+
+impl From<Delivery> for DeliveryRow {
+    fn from(d: Delivery) -> Self {
+        let (status_class, status) = status_badge(d.status, d.waiting);
+        DeliveryRow {
+            status_class,
+            status,
+            trigger: d.trigger.label(),
+            created: when(d.created_at),
+            attempts: d.attempts,
+            last_response: match (d.last_status, &d.last_error) {
+                (Some(s), _) => http_status(s),
+                (None, Some(_)) => "No response".to_owned(),
+                (None, None) => "—".to_owned(),
+            },
+            latency: d.last_latency_ms.map_or_else(|| "—".to_owned(), latency),
+            test: d.test,
+            call_id: d.call_id,
+            id: d.id,
+        }
+    }
+}
+
+/// The outcome of **Send test**, shown at the top of the webhook's page.
+struct TestResult {
+    ok: bool,
+    headline: String,
+    detail: Option<String>,
+    delivery_id: String,
+}
+
+/// One hour of the chart: a stacked bar.
+struct Bar {
+    x: u32,
+    /// Segments bottom-up: (y, height, class).
+    segments: Vec<(u32, u32, &'static str)>,
+    title: String,
+    /// An hour label under some bars (`09:00`).
+    label: Option<String>,
+}
+
+struct Chart {
+    bars: Vec<Bar>,
+    succeeded: u64,
+    failed: u64,
+    pending: u64,
+}
+
+const CHART_HEIGHT: u32 = 120;
+const BAR_STEP: u32 = 30;
+
+impl Chart {
+    fn total(&self) -> u64 {
+        self.succeeded + self.failed + self.pending
+    }
+
+    /// 24 bars, one per UTC hour up to the current one.
+    fn build(hours: &[HourlyDeliveries], now: Timestamp) -> Chart {
+        let this_hour = now.as_second() - now.as_second().rem_euclid(3600);
+        let first = this_hour - 23 * 3600;
+        let max = hours
+            .iter()
+            .map(|h| h.succeeded + h.failed + h.pending)
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        let mut chart = Chart {
+            bars: Vec::with_capacity(24),
+            succeeded: 0,
+            failed: 0,
+            pending: 0,
+        };
+        for i in 0..24u32 {
+            let start = first + i64::from(i) * 3600;
+            let h = hours.iter().find(|h| h.hour.as_second() == start);
+            let (ok, bad, wait) = h.map_or((0, 0, 0), |h| (h.succeeded, h.failed, h.pending));
+            chart.succeeded += ok;
+            chart.failed += bad;
+            chart.pending += wait;
+            let scale = |n: u64| -> u32 {
+                if n == 0 {
+                    0
+                } else {
+                    ((n * u64::from(CHART_HEIGHT)) / max).max(2) as u32
+                }
+            };
+            let mut y = CHART_HEIGHT;
+            let mut segments = Vec::new();
+            for (n, class) in [(ok, "ok"), (bad, "bad"), (wait, "wait")] {
+                let hgt = scale(n).min(y);
+                if hgt > 0 {
+                    y -= hgt;
+                    segments.push((y, hgt, class));
+                }
+            }
+            let at = Timestamp::from_second(start).unwrap_or(now);
+            let hour = at.strftime("%H:00").to_string();
+            chart.bars.push(Bar {
+                x: i * BAR_STEP,
+                segments,
+                title: format!("{hour} UTC: {ok} succeeded, {bad} failed, {wait} pending"),
+                label: (i % 6 == 0 || i == 23).then_some(hour),
+            });
+        }
+        chart
+    }
+}
+
+struct SecretView {
+    /// When the rotated-out secret stops signing, if one still does.
+    previous_until: Option<When>,
+}
+
+#[derive(Template)]
+#[template(path = "webhook.html")]
+struct ShowPage {
+    layout: Layout,
+    id: String,
+    name: String,
+    description: String,
+    trigger: &'static str,
+    url: String,
+    method: &'static str,
+    content_type: &'static str,
+    call_types: String,
+    numbers: String,
+    time_zone: String,
+    headers: Vec<Header>,
+    rate_limit: String,
+    enabled: bool,
+    disabled_reason: Option<String>,
+    created: When,
+    updated: When,
+    secret: SecretView,
+    test: Option<TestResult>,
+    chart: Chart,
+    deliveries: Vec<DeliveryRow>,
+    /// `all`, `pending`, `succeeded` or `failed`.
+    filter: String,
+    next: Option<String>,
+}
+
+/// One filter of the delivery log.
+struct Tab {
+    label: &'static str,
+    href: String,
+    current: bool,
+}
+
+impl ShowPage {
+    fn tabs(&self) -> Vec<Tab> {
+        [
+            ("all", "All"),
+            ("pending", "Pending"),
+            ("succeeded", "Succeeded"),
+            ("failed", "Failed"),
+        ]
+        .into_iter()
+        .map(|(status, label)| Tab {
+            label,
+            href: match status {
+                "all" => format!("/webhooks/{}#log", self.id),
+                s => format!("/webhooks/{}?status={s}#log", self.id),
+            },
+            current: self.filter == status,
+        })
+        .collect()
+    }
+
+    fn next_link(&self) -> Option<String> {
+        let after = self.next.as_ref()?;
+        Some(match self.filter.as_str() {
+            "all" => format!("/webhooks/{}?after={after}#log", self.id),
+            s => format!("/webhooks/{}?status={s}&after={after}#log", self.id),
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ShowQuery {
+    notice: Option<String>,
+    status: Option<String>,
+    after: Option<String>,
+    test: Option<String>,
+}
+
+async fn test_result(
+    state: &WebState,
+    actor: &Actor,
+    webhook_id: &str,
+    delivery_id: &str,
+) -> WebResult<Option<TestResult>> {
+    let (d, attempts) = match deliveries::get(&*state.svc.store, actor, delivery_id).await {
+        Ok(found) => found,
+        Err(DeliveryError::NotFound) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if d.webhook_id != webhook_id {
+        return Ok(None);
+    }
+    let Some(a) = attempts.last() else {
+        return Ok(None);
+    };
+    let ok = d.status == DeliveryStatus::Succeeded;
+    let took = latency(a.latency_ms);
+    let headline = match (a.response_status, &a.error) {
+        (Some(s), _) if ok => format!("Test delivered: {} in {took}", http_status(s)),
+        (Some(s), _) => format!("Test failed: the receiver answered {}", http_status(s)),
+        (None, Some(e)) => format!("Test failed: {e}"),
+        (None, None) => "Test failed.".to_owned(),
+    };
+    let detail = a
+        .response_body
+        .as_deref()
+        .filter(|b| !b.trim().is_empty())
+        .map(|b| b.chars().take(300).collect::<String>());
+    Ok(Some(TestResult {
+        ok,
+        headline,
+        detail,
+        delivery_id: d.id,
+    }))
+}
+
+pub(super) async fn show(
+    State(state): State<WebState>,
+    signed: Signed,
+    Path(id): Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> WebResult<Response> {
+    let actor = signed.actor();
+    let store = &*state.svc.store;
+    let w = webhooks::get(store, &actor, &id).await?;
+    let status = q.status.as_deref().and_then(DeliveryStatus::parse);
+    let filter = DeliveryFilter {
+        status,
+        call_id: None,
+    };
+    let page_request = PageRequest {
+        limit: LOG_PAGE,
+        after: q.after.clone().filter(|a| is_id("dlv", a)),
+    };
+    let log = deliveries::list(store, &actor, &w.id, &filter, &page_request).await?;
+    let now = Timestamp::now();
+    let since = now
+        .checked_sub(SignedDuration::from_hours(24))
+        .unwrap_or(now);
+    let hours = deliveries::hourly(store, &actor, &w.id, since).await?;
+    let test = match q.test.as_deref() {
+        Some(t) => test_result(&state, &actor, &w.id, t).await?,
+        None => None,
+    };
+    let spec = &w.spec;
+    page(&ShowPage {
+        layout: Layout::new(&signed, spec.name.clone(), "webhooks")
+            .with_notice(q.notice.as_deref()),
+        id: w.id.clone(),
+        name: spec.name.clone(),
+        description: spec.description.clone(),
+        trigger: spec.trigger.label(),
+        url: spec.url.to_string(),
+        method: spec.method.as_str(),
+        content_type: spec.content_type.as_str(),
+        call_types: spec
+            .call_types
+            .iter()
+            .map(|t| call_type_label(*t))
+            .collect::<Vec<_>>()
+            .join(", "),
+        numbers: if spec.numbers.is_empty() {
+            "All numbers".to_owned()
+        } else {
+            spec.numbers
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        time_zone: spec.time_zone.name().to_owned(),
+        headers: spec.headers.clone(),
+        rate_limit: spec
+            .rate_limit
+            .map_or_else(|| "No limit".to_owned(), |r| format!("{r} requests/s")),
+        enabled: spec.enabled,
+        disabled_reason: w.disabled_reason.clone(),
+        created: when(w.created_at),
+        updated: when(w.updated_at),
+        secret: SecretView {
+            previous_until: w
+                .secrets
+                .iter()
+                .filter_map(|s| s.expires_at)
+                .filter(|e| *e > now)
+                .max()
+                .map(when),
+        },
+        test,
+        chart: Chart::build(&hours, now),
+        deliveries: log.items.into_iter().map(DeliveryRow::from).collect(),
+        filter: status.map_or("all", DeliveryStatus::as_str).to_owned(),
+        next: log.next,
+    })
+}
+
+async fn set_enabled(state: &WebState, form: &PostForm, id: &str, on: bool) -> WebResult<Response> {
+    let w = webhooks::set_enabled(&*state.svc.store, &form.signed.actor(), id, on).await?;
+    let notice = if on { "enabled" } else { "disabled" };
+    Ok(Redirect::to(&format!("/webhooks/{}?notice={notice}", w.id)).into_response())
+}
+
+pub(super) async fn enable(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    form: PostForm,
+) -> WebResult<Response> {
+    set_enabled(&state, &form, &id, true).await
+}
+
+pub(super) async fn disable(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    form: PostForm,
+) -> WebResult<Response> {
+    set_enabled(&state, &form, &id, false).await
+}
+
+#[derive(Template)]
+#[template(path = "webhook_delete.html")]
+struct DeletePage {
+    layout: Layout,
+    id: String,
+    name: String,
+}
+
+pub(super) async fn confirm_delete(
+    State(state): State<WebState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let w = webhooks::get(&*state.svc.store, &signed.actor(), &id).await?;
+    page(&DeletePage {
+        layout: Layout::new(&signed, format!("Delete {}", w.spec.name), "webhooks"),
+        id: w.id,
+        name: w.spec.name,
+    })
+}
+
+pub(super) async fn delete(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    form: PostForm,
+) -> WebResult<Response> {
+    webhooks::delete(&*state.svc.store, &form.signed.actor(), &id).await?;
+    Ok(Redirect::to("/webhooks?notice=deleted").into_response())
+}
+
+/// The signing secret, fetched by the page's script only when the admin asks to reveal or
+/// copy it, so it is not in the page itself.
+pub(super) async fn secret(
+    State(state): State<WebState>,
+    signed: Signed,
+    Path(id): Path<String>,
+) -> WebResult<Response> {
+    let secrets = webhooks::secrets(&*state.svc.store, &signed.actor(), &id).await?;
+    let secret = secrets.current.map(|s| s.expose()).unwrap_or_default();
+    Ok(Json(json!({ "secret": secret })).into_response())
+}
+
+pub(super) async fn rotate_secret(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    form: PostForm,
+) -> WebResult<Response> {
+    webhooks::rotate(&*state.svc.store, &form.signed.actor(), &id).await?;
+    Ok(Redirect::to(&format!("/webhooks/{id}?notice=rotated#secret")).into_response())
+}
+
+pub(super) async fn test(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    form: PostForm,
+) -> WebResult<Response> {
+    let delivery = deliveries::send_test(&state.svc, &form.signed.actor(), &id).await?;
+    Ok(Redirect::to(&format!("/webhooks/{id}?test={delivery}#test")).into_response())
+}

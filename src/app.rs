@@ -250,7 +250,8 @@ impl App {
             )
             .fallback(|| async { ApiError::NotFound("route") })
             .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-            .layer(axum::middleware::from_fn(catch_panics));
+            .layer(axum::middleware::from_fn(catch_panics))
+            .layer(axum::middleware::from_fn(request_span));
         Ok(App {
             services,
             router,
@@ -281,6 +282,24 @@ impl App {
         tracing::info!("stopped");
         served
     }
+}
+
+/// Runs each request in a span naming its method, route and (once authenticated) account, so
+/// that whatever a request logs — a 500's cause above all — says which request it was.
+async fn request_span(req: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("-", |p| p.as_str())
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route,
+        account = tracing::field::Empty,
+    );
+    next.run(req).instrument(span).await
 }
 
 /// Answers a panicking handler with a problem+json 500 instead of dropping the connection.

@@ -40,7 +40,14 @@ impl FromRequestParts<ApiState> for Caller {
             .map(str::trim)
             .ok_or(ApiError::Unauthorized)?;
         match auth::authenticate(&state.svc, token).await {
-            Ok(caller) => Ok(caller),
+            Ok(caller) => {
+                let account = match &caller {
+                    Caller::Account(actor) => actor.account(),
+                    Caller::Operator => "operator",
+                };
+                tracing::Span::current().record("account", account);
+                Ok(caller)
+            }
             Err(AuthError::Unknown) => Err(ApiError::Unauthorized),
             Err(e) => Err(e.into()),
         }

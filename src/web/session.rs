@@ -74,6 +74,7 @@ impl FromRequestParts<WebState> for Signed {
         let Some((session, user)) = users::session(&*state.svc.store, token).await? else {
             return Err(WebError::SignIn { next });
         };
+        tracing::Span::current().record("account", user.account_id.as_str());
         Ok(Signed { user, session })
     }
 }

@@ -358,12 +358,11 @@ pub async fn send_test(state: &AppState, mut webhook: crate::store::Webhook) -> 
     let account_id = account_id.as_str();
     // A test goes out even while the webhook is disabled: it is how an admin checks a fix.
     webhook.spec.enabled = true;
-    let mut event = sample_event_for(webhook.spec.trigger, webhook.spec.numbers.first());
-    if let Some(t) = webhook.spec.call_types.first()
-        && webhook.spec.trigger != Trigger::AnsweredByCustomer
-    {
-        event.call.call_type = *t;
-    }
+    let mut event = sample_event_for(
+        webhook.spec.trigger,
+        &webhook.spec.call_types,
+        webhook.spec.numbers.first(),
+    );
     event.call.call_id = new_id("test");
     let now = Timestamp::now();
     let delivery_id = new_id("dlv");

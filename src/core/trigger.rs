@@ -129,6 +129,7 @@ pub struct TriggerInfo {
     pub id: &'static str,
     /// The words admins see.
     pub label: &'static str,
+    /// The call event that fires it, and the condition on that event.
     pub fires_on: FiresOn,
     /// The call types its sample may have; a test send takes the webhook's first among them,
     /// else the first here. A customer answers only the calls the platform placed for an
@@ -737,20 +738,22 @@ mod tests {
     /// every `ended.status`.
     fn situations() -> Vec<(String, CallEvent)> {
         let mut out = Vec::new();
-        let base = |t: Trigger| sample_event(t);
-        out.push(("received".to_owned(), base(Trigger::CallReceived)));
+        out.push(("received".to_owned(), sample_event(Trigger::CallReceived)));
         for kind in AnswerKind::ALL {
-            let mut ev = base(Trigger::AnsweredOnIvr);
+            let mut ev = sample_event(Trigger::AnsweredOnIvr);
             let EventDetail::Answered(a) = &mut ev.detail else {
                 panic!("an answer")
             };
             a.kind = *kind;
             out.push((format!("answered:{kind}"), ev));
         }
-        out.push(("dialed".to_owned(), base(Trigger::DialedOnExtension)));
-        out.push(("dtmf".to_owned(), base(Trigger::DtmfOption)));
+        out.push((
+            "dialed".to_owned(),
+            sample_event(Trigger::DialedOnExtension),
+        ));
+        out.push(("dtmf".to_owned(), sample_event(Trigger::DtmfOption)));
         for status in EndStatus::ALL {
-            let mut ev = base(Trigger::CallMissedOrAnswered);
+            let mut ev = sample_event(Trigger::CallMissedOrAnswered);
             let EventDetail::Ended(e) = &mut ev.detail else {
                 panic!("an end")
             };

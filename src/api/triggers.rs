@@ -12,7 +12,7 @@ use super::problem::{ApiError, ApiResult, Problem};
 use super::{ApiState, ListOf};
 use crate::core::event::EventType;
 use crate::core::render::WebhookRequest;
-use crate::core::trigger::{ParamKind, Trigger, TriggerInfo};
+use crate::core::trigger::{COMMON_PARAMS, JsonType, ParamKind, Trigger};
 use crate::service::triggers::{Sample, SampleOptions, render_sample, sample_spec};
 
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -29,7 +29,7 @@ pub struct TriggerOut {
     /// The call event type that fires it.
     pub fires_on: EventType,
     /// The condition on that event.
-    pub condition: &'static str,
+    pub condition: String,
     /// Every parameter a receiver gets, in order: the common ones, then the trigger's own.
     pub parameters: Vec<ParamOut>,
 }
@@ -37,27 +37,40 @@ pub struct TriggerOut {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ParamOut {
     pub name: &'static str,
+    /// How its value is written.
     pub kind: ParamKind,
+    /// The JSON type of its value when it is known (it is `null` when not).
+    #[serde(rename = "type")]
+    pub json_type: JsonType,
+    /// What it means, in one line.
+    pub description: &'static str,
+    /// An example value, as a receiver in Asia/Kolkata gets it.
+    pub example: Value,
     /// Whether every trigger carries it.
     pub common: bool,
 }
 
-impl From<&TriggerInfo> for TriggerOut {
-    fn from(t: &TriggerInfo) -> Self {
-        let common = crate::core::trigger::COMMON_PARAMS.len();
+impl From<Trigger> for TriggerOut {
+    fn from(t: Trigger) -> Self {
+        let info = t.info();
         TriggerOut {
-            id: t.trigger,
-            label: t.label,
-            fires_on: t.fires_on,
-            condition: t.condition,
+            id: t,
+            label: info.label,
+            fires_on: info.fires_on.event_type(),
+            condition: info.fires_on.condition(),
             parameters: t
-                .trigger
                 .params()
                 .enumerate()
-                .map(|(i, p)| ParamOut {
-                    name: p.name(),
-                    kind: p.kind(),
-                    common: i < common,
+                .map(|(i, p)| {
+                    let info = p.info();
+                    ParamOut {
+                        name: info.name,
+                        kind: p.kind(),
+                        json_type: p.kind().json_type(),
+                        description: info.meaning,
+                        example: info.example.to_json(),
+                        common: i < COMMON_PARAMS.len(),
+                    }
                 })
                 .collect(),
         }
@@ -69,10 +82,7 @@ impl From<&TriggerInfo> for TriggerOut {
     responses((status = 200, body = ListOf<TriggerOut>)))]
 async fn list_triggers(_caller: Caller) -> Json<ListOf<TriggerOut>> {
     Json(ListOf {
-        data: crate::core::trigger::TRIGGERS
-            .iter()
-            .map(TriggerOut::from)
-            .collect(),
+        data: Trigger::ALL.into_iter().map(TriggerOut::from).collect(),
         next: None,
     })
 }

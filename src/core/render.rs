@@ -85,21 +85,12 @@ impl<'a> Context<'a> {
         use ParamValue as V;
         let ev = self.event;
         let tz = self.time_zone;
-        let answered = match &ev.detail {
-            EventDetail::Answered(a) => Some(a),
-            _ => None,
-        };
-        let ended = match &ev.detail {
-            EventDetail::Ended(e) => Some(e),
-            _ => None,
-        };
-        let dialed = match &ev.detail {
-            EventDetail::Dialed(d) => Some(d),
-            _ => None,
-        };
-        let dtmf = match &ev.detail {
-            EventDetail::Dtmf(d) => Some(d),
-            _ => None,
+        let (answered, dialed, dtmf, ended) = match &ev.detail {
+            EventDetail::Received => (None, None, None, None),
+            EventDetail::Answered(a) => (Some(a), None, None, None),
+            EventDetail::Dialed(d) => (None, Some(d), None, None),
+            EventDetail::Dtmf(d) => (None, None, Some(d), None),
+            EventDetail::Ended(e) => (None, None, None, Some(e)),
         };
         // The id and name of what answered (IVR, ring group, queue), when that is what we want.
         let answered_by_id = answered.map_or(V::Null, |a| V::opt_str(&a.id));
@@ -121,10 +112,10 @@ impl<'a> Context<'a> {
             }
             Param::TimeZone => V::Str(Cow::Borrowed(tz.name())),
             Param::StartStamp => V::stamp(ev.call.started_at, tz),
-            Param::AnswerStamp => match &ev.detail {
-                EventDetail::Answered(_) => V::stamp(Some(ev.occurred_at), tz),
-                EventDetail::Ended(e) => V::stamp(e.answered_at, tz),
-                _ => V::Null,
+            Param::AnswerStamp => match (answered, ended) {
+                (Some(_), _) => V::stamp(Some(ev.occurred_at), tz),
+                (None, Some(e)) => V::stamp(e.answered_at, tz),
+                (None, None) => V::Null,
             },
             Param::EndStamp => V::stamp(ended.and_then(|e| e.ended_at), tz),
             Param::IvrId => match dtmf {
@@ -151,15 +142,15 @@ impl<'a> Context<'a> {
                 (None, None) => V::Null,
             },
             Param::ViaId | Param::ViaName => match (answered, dialed) {
-                (Some(a), _) if matches!(a.kind, AnswerKind::RingGroup | AnswerKind::Queue) => {
-                    if p == Param::ViaId {
+                (Some(a), _) => match a.kind {
+                    AnswerKind::RingGroup | AnswerKind::Queue if p == Param::ViaId => {
                         answered_by_id
-                    } else {
-                        answered_by_name
                     }
-                }
+                    AnswerKind::RingGroup | AnswerKind::Queue => answered_by_name,
+                    AnswerKind::Ivr | AnswerKind::Extension | AnswerKind::Customer => V::Null,
+                },
                 (None, Some(d)) => V::opt_str(if p == Param::ViaId { &d.id } else { &d.name }),
-                _ => V::Null,
+                (None, None) => V::Null,
             },
             Param::RingTime => answered.map_or(V::Null, |a| V::opt_int(a.ring_time)),
             Param::HoldTime => answered.map_or(V::Null, |a| V::opt_int(a.hold_time)),

@@ -7,7 +7,6 @@ use super::webhooks::{self, WebhookError};
 use super::{Actor, Failure, IntoFailure, Services, or_not_found};
 use crate::core::id::{is_id, new_id};
 use crate::core::sample::sample_event_for;
-use crate::core::trigger::Trigger;
 use crate::core::validate::{FieldErrors, Fields};
 use crate::delivery::attempt;
 use crate::ingest::stored_event;
@@ -219,12 +218,11 @@ async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<String, Deliv
     let account_id = webhook.account_id.clone();
     // A test goes out even while the webhook is disabled: it is how an admin checks a fix.
     webhook.spec.enabled = true;
-    let mut event = sample_event_for(webhook.spec.trigger, webhook.spec.numbers.first());
-    if let Some(t) = webhook.spec.call_types.first()
-        && webhook.spec.trigger != Trigger::AnsweredByCustomer
-    {
-        event.call.call_type = *t;
-    }
+    let mut event = sample_event_for(
+        webhook.spec.trigger,
+        &webhook.spec.call_types,
+        webhook.spec.numbers.first(),
+    );
     event.call.call_id = new_id("test");
     let now = Timestamp::now();
     let delivery_id = new_id("dlv");

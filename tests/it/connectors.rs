@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use crate::helpers::*;
 use crate::receiver::Receiver;
+use crate::spec;
 
 const CALL_SHAPES: &[u8] =
     include_bytes!("../fixtures/asterisk-ami/call-shapes-asterisk-22.9.0.raw");
@@ -379,28 +380,6 @@ fn line(e: &Value) -> String {
     }
 }
 
-/// The triggers an event fires (SPEC §2), to check the deliveries against.
-fn triggers_of(e: &Value) -> BTreeSet<&'static str> {
-    let t: &[&str] = match e["type"].as_str().unwrap_or_default() {
-        "call.received" => &["call_received"],
-        "call.answered" => match e["answered_by"]["type"].as_str().unwrap_or_default() {
-            "ivr" => &["answered_on_ivr"],
-            "ring_group" => &["answered_on_ring_group", "answered_by_extension"],
-            "queue" => &["answered_on_queue", "answered_by_extension"],
-            "extension" => &["answered_by_extension"],
-            _ => &["answered_by_customer"],
-        },
-        "call.dialed" => &["dialed_on_extension"],
-        "call.dtmf" => &["dtmf_option"],
-        "call.ended" if e["ended"]["status"] == "missed" => {
-            &["call_missed", "call_missed_or_answered"]
-        }
-        "call.ended" => &["call_hangup", "call_missed_or_answered"],
-        _ => &[],
-    };
-    t.iter().copied().collect()
-}
-
 /// Waits until the call has ended; answers its timeline.
 async fn ended_call(app: &TestApp, call_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -439,7 +418,7 @@ async fn check_calls(app: &TestApp, want: &[(&str, &str, &[&str])]) -> BTreeSet<
                 .collect();
             assert_eq!(
                 caused,
-                triggers_of(&e["event"]),
+                spec::triggers_firing_for(&e["event"]),
                 "{scenario}: {}",
                 e["event_id"]
             );
@@ -462,10 +441,11 @@ async fn check_received(receiver: &Receiver, want: &BTreeSet<(String, String)>) 
         .iter()
         .map(|r| {
             let b = r.json();
-            (
-                b["event_id"].as_str().unwrap().to_owned(),
-                b["trigger"].as_str().unwrap().to_owned(),
-            )
+            let trigger = b["trigger"].as_str().unwrap().to_owned();
+            // Each carries the SPEC's parameters of its trigger, like events posted to the API.
+            let keys: Vec<&str> = b.as_object().unwrap().keys().map(String::as_str).collect();
+            assert_eq!(keys, spec::params_of(&trigger), "{b}");
+            (b["event_id"].as_str().unwrap().to_owned(), trigger)
         })
         .collect();
     let unique: BTreeSet<(String, String)> = got.iter().cloned().collect();

@@ -20,145 +20,7 @@ use sha2::Sha256;
 
 use crate::helpers::*;
 use crate::receiver::{Received, Receiver, Reply};
-
-// ---------------------------------------------------------------------------------------------
-// The contract, written from SPEC §5 (not from the code)
-
-/// The parameters every request carries first, in this order.
-const COMMON: &[&str] = &[
-    "event_id",
-    "trigger",
-    "call_id",
-    "leg_id",
-    "call_type",
-    "did_number",
-    "customer_number",
-    "occurred_at",
-    "time_zone",
-];
-
-/// Each trigger's own parameters, in order, after the common ones.
-const OWN: &[(&str, &[&str])] = &[
-    ("call_received", &["start_stamp"]),
-    (
-        "answered_on_ivr",
-        &["start_stamp", "answer_stamp", "ivr_id", "ivr_name"],
-    ),
-    (
-        "answered_on_ring_group",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "ring_group_id",
-            "ring_group_name",
-            "extension",
-            "extension_name",
-            "ring_time",
-        ],
-    ),
-    (
-        "answered_on_queue",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "queue_id",
-            "queue_name",
-            "extension",
-            "extension_name",
-            "ring_time",
-            "hold_time",
-        ],
-    ),
-    (
-        "answered_by_extension",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "extension",
-            "extension_name",
-            "via",
-            "via_id",
-            "via_name",
-            "ring_time",
-        ],
-    ),
-    (
-        "call_missed",
-        &[
-            "start_stamp",
-            "end_stamp",
-            "duration",
-            "call_status",
-            "missed_extensions",
-            "last_stage",
-            "hangup_cause",
-            "hangup_by",
-            "recording_url",
-        ],
-    ),
-    (
-        "call_hangup",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "end_stamp",
-            "duration",
-            "billsec",
-            "call_status",
-            "answered_extension",
-            "answered_extension_name",
-            "hangup_cause",
-            "hangup_by",
-            "recording_url",
-        ],
-    ),
-    (
-        "call_missed_or_answered",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "end_stamp",
-            "duration",
-            "billsec",
-            "call_status",
-            "answered_extension",
-            "answered_extension_name",
-            "missed_extensions",
-            "last_stage",
-            "hangup_cause",
-            "hangup_by",
-            "recording_url",
-        ],
-    ),
-    (
-        "dtmf_option",
-        &["digit", "digits", "ivr_id", "ivr_name", "pressed_at"],
-    ),
-    (
-        "dialed_on_extension",
-        &["extensions", "via", "via_id", "via_name", "dialed_at"],
-    ),
-    (
-        "answered_by_customer",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "extension",
-            "extension_name",
-            "ref_id",
-        ],
-    ),
-];
-
-/// Every parameter name of `trigger`, in the order a receiver gets them.
-fn keys_of(trigger: &str) -> Vec<&'static str> {
-    let own = OWN
-        .iter()
-        .find(|(t, _)| *t == trigger)
-        .unwrap_or_else(|| panic!("{trigger} is not in the table"))
-        .1;
-    COMMON.iter().chain(own).copied().collect()
-}
+use crate::spec;
 
 // ---------------------------------------------------------------------------------------------
 // Realistic call events
@@ -362,7 +224,7 @@ fn cases(trigger: &'static str) -> Vec<Case> {
         )],
         other => panic!("no cases for {other}"),
     };
-    let own_keys: HashSet<&str> = keys_of(trigger)[COMMON.len()..].iter().copied().collect();
+    let own_keys: HashSet<&str> = spec::trigger(trigger).own.iter().copied().collect();
     for c in &mut out {
         let obj = c.own.as_object_mut().unwrap();
         obj.retain(|k, _| own_keys.contains(k.as_str()));
@@ -756,7 +618,7 @@ async fn renders(trigger: &'static str) {
         );
     }
     let got = rx.wait_for(3 * cases.len(), Duration::from_secs(10)).await;
-    let keys = keys_of(trigger);
+    let keys = spec::params_of(trigger);
     for c in &cases {
         let ev = event(c.event);
         let call_id = ev["call"]["call_id"].as_str().unwrap();
@@ -846,9 +708,9 @@ async fn answered_by_customer_parameters() {
 
 #[test]
 fn the_tables_cover_the_eleven_triggers() {
-    assert_eq!(OWN.len(), 11);
-    for (t, _) in OWN {
-        assert!(!cases(t).is_empty(), "{t}");
+    assert_eq!(spec::TRIGGERS.len(), 11);
+    for t in &spec::TRIGGERS {
+        assert!(!cases(t.id).is_empty(), "{}", t.id);
     }
 }
 
@@ -1951,7 +1813,7 @@ async fn a_test_send_goes_out_now_and_shows_in_the_log() {
         .collect();
     assert_eq!(
         keys,
-        keys_of("answered_on_queue"),
+        spec::params_of("answered_on_queue"),
         "sample data for the trigger"
     );
     assert_eq!(body["trigger"], "answered_on_queue");
@@ -2015,7 +1877,7 @@ async fn a_trigger_sample_renders_the_get_query_in_the_zone() {
         let url = url::Url::parse(req["url"].as_str().unwrap()).expect("a URL");
         let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
         let names: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, keys_of(trigger), "{url}");
+        assert_eq!(names, spec::params_of(trigger), "{url}");
         let value = |k: &str| pairs.iter().find(|(n, _)| n == k).unwrap().1.clone();
         assert_eq!(value("trigger"), trigger);
         assert_eq!(value("time_zone"), "Asia/Kolkata");
@@ -2026,7 +1888,7 @@ async fn a_trigger_sample_renders_the_get_query_in_the_zone() {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(params, keys_of(trigger));
+        assert_eq!(params, spec::params_of(trigger));
     }
     let (s, b) = app
         .get("/v1/triggers/dialed_on_extension/sample?method=GET&time_zone=Asia/Kolkata")

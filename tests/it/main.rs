@@ -6,6 +6,7 @@ mod helpers;
 mod multinode;
 mod nodes;
 mod receiver;
+mod spec;
 
 mod connectors;
 mod delivery;

@@ -7,6 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
+use crate::spec;
 
 /// An answer with the headers we check.
 struct Answer {
@@ -1486,161 +1487,6 @@ async fn secrets_rotate_and_the_old_ones_keep_signing_for_a_day() {
 // ---------------------------------------------------------------------------------------------
 // The trigger catalogue
 
-/// SPEC §2 and §5: id, label, the event that fires it, and its own parameters in order.
-const CATALOGUE: [(&str, &str, &str, &[&str]); 11] = [
-    (
-        "call_received",
-        "Call received on server",
-        "call.received",
-        &["start_stamp"],
-    ),
-    (
-        "answered_on_ivr",
-        "Call answered on IVR",
-        "call.answered",
-        &["start_stamp", "answer_stamp", "ivr_id", "ivr_name"],
-    ),
-    (
-        "answered_on_ring_group",
-        "Call answered on ring group",
-        "call.answered",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "ring_group_id",
-            "ring_group_name",
-            "extension",
-            "extension_name",
-            "ring_time",
-        ],
-    ),
-    (
-        "answered_on_queue",
-        "Call answered on call queue",
-        "call.answered",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "queue_id",
-            "queue_name",
-            "extension",
-            "extension_name",
-            "ring_time",
-            "hold_time",
-        ],
-    ),
-    (
-        "answered_by_extension",
-        "Call answered by extension",
-        "call.answered",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "extension",
-            "extension_name",
-            "via",
-            "via_id",
-            "via_name",
-            "ring_time",
-        ],
-    ),
-    (
-        "call_missed",
-        "Call missed",
-        "call.ended",
-        &[
-            "start_stamp",
-            "end_stamp",
-            "duration",
-            "call_status",
-            "missed_extensions",
-            "last_stage",
-            "hangup_cause",
-            "hangup_by",
-            "recording_url",
-        ],
-    ),
-    (
-        "call_hangup",
-        "Call hangup",
-        "call.ended",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "end_stamp",
-            "duration",
-            "billsec",
-            "call_status",
-            "answered_extension",
-            "answered_extension_name",
-            "hangup_cause",
-            "hangup_by",
-            "recording_url",
-        ],
-    ),
-    (
-        "call_missed_or_answered",
-        "Call missed or answered",
-        "call.ended",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "end_stamp",
-            "duration",
-            "billsec",
-            "call_status",
-            "answered_extension",
-            "answered_extension_name",
-            "missed_extensions",
-            "last_stage",
-            "hangup_cause",
-            "hangup_by",
-            "recording_url",
-        ],
-    ),
-    (
-        "dtmf_option",
-        "DTMF option",
-        "call.dtmf",
-        &["digit", "digits", "ivr_id", "ivr_name", "pressed_at"],
-    ),
-    (
-        "dialed_on_extension",
-        "Dialed on extensions",
-        "call.dialed",
-        &["extensions", "via", "via_id", "via_name", "dialed_at"],
-    ),
-    (
-        "answered_by_customer",
-        "Call answered by customer (Click to Call)",
-        "call.answered",
-        &[
-            "start_stamp",
-            "answer_stamp",
-            "extension",
-            "extension_name",
-            "ref_id",
-        ],
-    ),
-];
-
-const COMMON: [&str; 9] = [
-    "event_id",
-    "trigger",
-    "call_id",
-    "leg_id",
-    "call_type",
-    "did_number",
-    "customer_number",
-    "occurred_at",
-    "time_zone",
-];
-
-/// Every parameter of a trigger, in the order a receiver gets them.
-fn all_params(own: &[&str]) -> Vec<String> {
-    COMMON.iter().chain(own).map(|p| p.to_string()).collect()
-}
-
 #[tokio::test]
 async fn the_catalogue_lists_the_eleven_triggers_in_order() {
     let app = spawn_app().await;
@@ -1648,20 +1494,40 @@ async fn the_catalogue_lists_the_eleven_triggers_in_order() {
     assert_eq!(s, StatusCode::OK, "{list}");
     let data = list["data"].as_array().unwrap();
     let ids: Vec<&str> = data.iter().map(|t| t["id"].as_str().unwrap()).collect();
-    let want: Vec<&str> = CATALOGUE.iter().map(|c| c.0).collect();
+    let want: Vec<&str> = spec::TRIGGERS.iter().map(|t| t.id).collect();
     assert_eq!(ids, want);
-    for (t, (id, label, fires_on, own)) in data.iter().zip(CATALOGUE) {
-        assert_eq!(t["label"], label, "{id}");
-        assert_eq!(t["fires_on"], fires_on, "{id}");
+    for (t, want) in data.iter().zip(&spec::TRIGGERS) {
+        let id = want.id;
+        assert_eq!(t["label"], want.label, "{id}");
+        assert_eq!(t["fires_on"], want.fires_on, "{id}");
         let params = t["parameters"].as_array().unwrap();
-        let names: Vec<String> = params
-            .iter()
-            .map(|p| p["name"].as_str().unwrap().to_owned())
-            .collect();
-        assert_eq!(names, all_params(own), "{id}");
+        let names: Vec<&str> = params.iter().map(|p| p["name"].as_str().unwrap()).collect();
+        assert_eq!(names, want.params(), "{id}");
         for (i, p) in params.iter().enumerate() {
-            assert_eq!(p["common"], i < COMMON.len(), "{id}: {p}");
-            assert!(p["kind"].is_string(), "{id}: {p}");
+            assert_eq!(p["common"], i < spec::COMMON.len(), "{id}: {p}");
+            let name = p["name"].as_str().unwrap();
+            assert_eq!(p["kind"], spec::kind_of(name), "{id}: {p}");
+            // SPEC §11: a type, a one-line meaning and an example of that type.
+            let json_type = match spec::kind_of(name) {
+                "seconds" => "integer",
+                "list" => "array",
+                _ => "string",
+            };
+            assert_eq!(p["type"], json_type, "{id}: {p}");
+            let description = p["description"].as_str().unwrap_or_default();
+            assert!(
+                !description.is_empty() && !description.contains('\n'),
+                "{id}: {p}"
+            );
+            let example = &p["example"];
+            let typed = match json_type {
+                "integer" => example.is_i64(),
+                "array" => example
+                    .as_array()
+                    .is_some_and(|a| !a.is_empty() && a.iter().all(Value::is_string)),
+                _ => example.as_str().is_some_and(|s| !s.is_empty()),
+            };
+            assert!(typed, "{id}: {p}");
         }
     }
     assert_eq!(list["next"], Value::Null);
@@ -1670,17 +1536,18 @@ async fn the_catalogue_lists_the_eleven_triggers_in_order() {
 #[tokio::test]
 async fn every_trigger_has_a_sample_with_its_parameters() {
     let app = spawn_app().await;
-    for (id, _, _, own) in CATALOGUE {
+    for t in &spec::TRIGGERS {
+        let id = t.id;
         let (s, sample) = app.get(&format!("/v1/triggers/{id}/sample")).await;
         assert_eq!(s, StatusCode::OK, "{id}: {sample}");
         assert_eq!(sample["trigger"], id);
-        let keys: Vec<String> = sample["parameters"]
+        let keys: Vec<&str> = sample["parameters"]
             .as_object()
             .unwrap()
             .keys()
-            .cloned()
+            .map(String::as_str)
             .collect();
-        assert_eq!(keys, all_params(own), "{id}");
+        assert_eq!(keys, t.params(), "{id}");
         assert_eq!(sample["parameters"]["trigger"], id);
         assert_eq!(sample["request"]["method"], "POST");
         let body: Value =

@@ -38,12 +38,7 @@ fn match_render_sign(bencher: divan::Bencher, (method, content_type): (&str, &st
             .iter()
             .filter(|w| w.trigger.fires_for(&event) && w.accepts_call(&event))
         {
-            let ctx = Context {
-                trigger: w.trigger,
-                event: &event,
-                event_id: "evt_01",
-                time_zone: &w.time_zone,
-            };
+            let ctx = Context::of(w, w.trigger, &event, "evt_01");
             let req = build(w, &ctx, "dlv_01JDXAAAAAAAAAAAAAAAAAAAAA", now, &[&secret]);
             n += req.headers.len();
         }

@@ -98,6 +98,8 @@ pub struct SampleParams {
     pub time_zone: Option<String>,
     /// The receiver's URL (default `https://receiver.example.com/webhook`).
     pub url: Option<String>,
+    /// `rfc3339` (default), `local` or `unix`.
+    pub time_format: Option<String>,
 }
 
 /// A request as a receiver gets it, ready to show.
@@ -149,6 +151,7 @@ impl From<SampleParams> for SampleOptions {
             content_type: p.content_type,
             time_zone: p.time_zone,
             url: p.url,
+            time_format: p.time_format,
         }
     }
 }

@@ -11,6 +11,7 @@ use super::extract::{ApiQuery, Caller, JsonBody, ListParams};
 use super::problem::{ApiResult, Problem};
 use super::{ApiState, ListOf, ts};
 use crate::core::event::CallType;
+use crate::core::shape::{Payload, TimeFormat};
 use crate::core::trigger::Trigger;
 use crate::core::webhook::Header;
 use crate::service::webhooks::{self, Secrets};
@@ -47,6 +48,13 @@ pub struct WebhookOut {
     /// IANA time zone the receiver's timestamps are written in.
     pub time_zone: String,
     pub headers: Vec<Header>,
+    /// `standard`: every parameter of the trigger, then `body_fields`; `custom`: only
+    /// `body_fields`.
+    pub payload: Payload,
+    /// The admin's own rows, in order.
+    pub body_fields: Vec<BodyFieldIo>,
+    /// How timestamps are written: `rfc3339`, `local` or `unix`.
+    pub time_format: TimeFormat,
     /// Requests per second, or `null` for no limit.
     pub rate_limit: Option<f64>,
     pub enabled: bool,
@@ -74,6 +82,16 @@ impl From<&Webhook> for WebhookOut {
             numbers: s.numbers.iter().map(ToString::to_string).collect(),
             time_zone: s.time_zone.name().to_owned(),
             headers: s.headers.clone(),
+            payload: s.payload,
+            body_fields: s
+                .body_fields
+                .iter()
+                .map(|r| BodyFieldIo {
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                })
+                .collect(),
+            time_format: s.time_format,
             rate_limit: s.rate_limit,
             enabled: s.enabled,
             disabled_reason: w.disabled_reason.clone(),
@@ -82,6 +100,14 @@ impl From<&Webhook> for WebhookOut {
             secret: None,
         }
     }
+}
+
+/// One body row as the API reads and writes it.
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct BodyFieldIo {
+    pub key: String,
+    /// A template: literal text with `$name` / `${name}` references and `$$` for `$`.
+    pub value: String,
 }
 
 /// What a create (POST) or replace (PUT) takes; PATCH takes any subset.
@@ -93,7 +119,8 @@ pub struct WebhookInput {
     /// Up to 1000 characters.
     pub description: Option<String>,
     pub trigger: Trigger,
-    /// Absolute http(s) URL, no user name or password, at most 2048 characters.
+    /// Absolute http(s) URL, no user name or password, at most 2048 characters. Its path and
+    /// query may hold references to the trigger's parameters, filled in percent-encoded.
     pub url: String,
     /// `GET` or `POST` (default).
     pub method: Option<String>,
@@ -107,7 +134,18 @@ pub struct WebhookInput {
     pub time_zone: Option<String>,
     /// Up to 20. Keys are HTTP tokens; `host`, `content-length`, `content-type`,
     /// `transfer-encoding`, `connection`, `user-agent` and `webhook-*` are refused.
+    /// Header values may hold references to the trigger's parameters (`$name`, `${name}`).
     pub headers: Option<Vec<Header>>,
+    /// `standard` (default) or `custom`.
+    pub payload: Option<Payload>,
+    /// Up to 50 rows. Keys: 1 to 100 characters, unique; dots nest in JSON bodies
+    /// (`lead.phone`), and a dotted key may not also be a leaf. Values: up to 2,000
+    /// characters, templates over the trigger's parameters (`$customer_number`,
+    /// `lead-${call_id}`, `$$` for `$`); a value that is exactly one reference keeps the
+    /// parameter's JSON type.
+    pub body_fields: Option<Vec<BodyFieldIo>>,
+    /// `rfc3339` (default), `local` or `unix`.
+    pub time_format: Option<TimeFormat>,
     /// Requests per second, 0.1 to 1000, or `null` for none.
     pub rate_limit: Option<f64>,
     /// Default `true`.

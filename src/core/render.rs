@@ -1,5 +1,8 @@
-//! Parameters → the HTTP request a receiver gets (SPEC §5, §6): values in the webhook's time
-//! zone, JSON / form / query encodings, custom and signature headers.
+//! Parameters → the HTTP request a receiver gets (SPEC §5, §6, §11): values in the webhook's
+//! time zone and time format, the standard parameters and the admin's body rows in JSON /
+//! form / query encodings, the URL and custom headers with their references filled in, and
+//! the signature headers. Previews, samples, test sends and deliveries all come through
+//! [`build`].
 
 use std::borrow::Cow;
 
@@ -7,6 +10,7 @@ use jiff::Timestamp;
 use serde_json::Value;
 
 use super::event::{AnswerKind, CallEvent, DialVia, EventDetail};
+use super::shape::{Payload, TimeFormat, insert_nested};
 use super::sign::{Secret, signature_header};
 use super::trigger::{Param, Trigger};
 use super::webhook::{ContentType, Method, TimeZone, WebhookSpec};
@@ -36,13 +40,16 @@ impl<'a> ParamValue<'a> {
         l.as_deref().map_or(ParamValue::Null, ParamValue::List)
     }
 
-    fn stamp(t: Option<Timestamp>, tz: &TimeZone) -> Self {
-        t.map_or(ParamValue::Null, |t| {
-            ParamValue::Str(Cow::Owned(format_stamp(t, tz)))
+    fn stamp(t: Option<Timestamp>, tz: &TimeZone, format: TimeFormat) -> Self {
+        t.map_or(ParamValue::Null, |t| match format {
+            TimeFormat::Rfc3339 => ParamValue::Str(Cow::Owned(format_stamp(t, tz))),
+            TimeFormat::Local => ParamValue::Str(Cow::Owned(format_local(t, tz))),
+            TimeFormat::Unix => ParamValue::Int(t.as_second()),
         })
     }
 
-    fn to_json(&self) -> Value {
+    /// The JSON value: strings, numbers, arrays of strings, or null.
+    pub fn to_json(&self) -> Value {
         match self {
             ParamValue::Null => Value::Null,
             ParamValue::Str(s) => Value::String(s.to_string()),
@@ -52,7 +59,7 @@ impl<'a> ParamValue<'a> {
     }
 
     /// The form / query spelling: empty when unknown, lists comma-joined.
-    fn to_form(&self) -> Cow<'_, str> {
+    pub fn to_form(&self) -> Cow<'_, str> {
         match self {
             ParamValue::Null => Cow::Borrowed(""),
             ParamValue::Str(s) => Cow::Borrowed(s),
@@ -70,6 +77,13 @@ pub fn format_stamp(t: Timestamp, tz: &TimeZone) -> String {
         .to_string()
 }
 
+/// Wall-clock time in `tz` without an offset: `2026-11-27 09:30:05` (SPEC §11, `local`).
+pub fn format_local(t: Timestamp, tz: &TimeZone) -> String {
+    t.to_zoned_datetime(tz.tz().clone())
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
 /// Everything a parameter's value can come from.
 pub struct Context<'a> {
     pub trigger: Trigger,
@@ -77,14 +91,31 @@ pub struct Context<'a> {
     /// The event's id as posted, or the one callhook gave it.
     pub event_id: &'a str,
     pub time_zone: &'a TimeZone,
+    pub time_format: TimeFormat,
 }
 
 impl<'a> Context<'a> {
+    /// The values `spec`'s requests carry for `event`, as trigger `trigger` sees it.
+    pub fn of(
+        spec: &'a WebhookSpec,
+        trigger: Trigger,
+        event: &'a CallEvent,
+        event_id: &'a str,
+    ) -> Context<'a> {
+        Context {
+            trigger,
+            event,
+            event_id,
+            time_zone: &spec.time_zone,
+            time_format: spec.time_format,
+        }
+    }
+
     /// The value of one parameter (SPEC §5, "Values").
     pub fn value(&self, p: Param) -> ParamValue<'a> {
         use ParamValue as V;
         let ev = self.event;
-        let tz = self.time_zone;
+        let (tz, tf) = (self.time_zone, self.time_format);
         let (answered, dialed, dtmf, ended) = match &ev.detail {
             EventDetail::Received => (None, None, None, None),
             EventDetail::Answered(a) => (Some(a), None, None, None),
@@ -108,16 +139,16 @@ impl<'a> Context<'a> {
                 .as_ref()
                 .map_or(V::Null, |n| V::Str(Cow::Borrowed(n.as_str()))),
             Param::OccurredAt | Param::PressedAt | Param::DialedAt => {
-                V::stamp(Some(ev.occurred_at), tz)
+                V::stamp(Some(ev.occurred_at), tz, tf)
             }
             Param::TimeZone => V::Str(Cow::Borrowed(tz.name())),
-            Param::StartStamp => V::stamp(ev.call.started_at, tz),
+            Param::StartStamp => V::stamp(ev.call.started_at, tz, tf),
             Param::AnswerStamp => match (answered, ended) {
-                (Some(_), _) => V::stamp(Some(ev.occurred_at), tz),
-                (None, Some(e)) => V::stamp(e.answered_at, tz),
+                (Some(_), _) => V::stamp(Some(ev.occurred_at), tz, tf),
+                (None, Some(e)) => V::stamp(e.answered_at, tz, tf),
                 (None, None) => V::Null,
             },
-            Param::EndStamp => V::stamp(ended.and_then(|e| e.ended_at), tz),
+            Param::EndStamp => V::stamp(ended.and_then(|e| e.ended_at), tz, tf),
             Param::IvrId => match dtmf {
                 Some(d) => V::opt_str(&d.ivr_id),
                 None => answered_by_id,
@@ -219,27 +250,66 @@ pub struct WebhookRequest {
     pub body: Option<String>,
 }
 
+/// The `(key, value)` pairs a form body or query carries: the parameters (for a standard
+/// payload) then the body rows, keys as written.
+fn form_pairs(spec: &WebhookSpec, ctx: &Context) -> String {
+    let value = |p: Param| ctx.value(p);
+    let mut ser = url::form_urlencoded::Serializer::new(String::with_capacity(512));
+    if spec.payload == Payload::Standard {
+        for p in ctx.trigger.params() {
+            ser.append_pair(p.name(), &ctx.value(p).to_form());
+        }
+    }
+    for row in &spec.body_fields {
+        ser.append_pair(&row.key, &row.form_value(&value));
+    }
+    ser.finish()
+}
+
+/// The JSON body: the parameters (for a standard payload) then the body rows, dotted keys
+/// nested.
+fn json_body(spec: &WebhookSpec, ctx: &Context) -> String {
+    let value = |p: Param| ctx.value(p);
+    let mut m = match spec.payload {
+        Payload::Standard => ctx.json(),
+        Payload::Custom => serde_json::Map::new(),
+    };
+    for row in &spec.body_fields {
+        insert_nested(&mut m, &row.key, row.json_value(&value));
+    }
+    serde_json::to_string(&Value::Object(m)).unwrap_or_default()
+}
+
 /// The body (or, for GET, the query we append) and the final URL, unsigned.
 pub fn encode(spec: &WebhookSpec, ctx: &Context) -> (String, Option<String>, String) {
+    let url = spec.url.render(&|p| ctx.value(p));
     match spec.method {
         Method::Get => {
-            let query = ctx.form();
-            let mut url = spec.url.url().clone();
-            let joined = match url.query() {
-                Some(q) if !q.is_empty() => format!("{q}&{query}"),
-                _ => query.clone(),
+            let query = form_pairs(spec, ctx);
+            let url = match url::Url::parse(&url) {
+                Ok(mut u) => {
+                    let joined = match u.query() {
+                        Some(q) if !q.is_empty() => format!("{q}&{query}"),
+                        _ => query.clone(),
+                    };
+                    u.set_query(Some(&joined));
+                    u.to_string()
+                }
+                // Cannot happen for a URL checked at save (values are percent-encoded); kept
+                // well-formed anyway, without the fragment logic.
+                Err(_) => {
+                    let sep = if url.contains('?') { '&' } else { '?' };
+                    format!("{url}{sep}{query}")
+                }
             };
-            url.set_query(Some(&joined));
-            (url.to_string(), None, query)
+            (url, None, query)
         }
         Method::Post => {
             let body = match spec.content_type {
-                ContentType::Json => {
-                    serde_json::to_string(&Value::Object(ctx.json())).unwrap_or_default()
-                }
-                ContentType::Form => ctx.form(),
+                ContentType::Json => json_body(spec, ctx),
+                ContentType::Form => form_pairs(spec, ctx),
             };
-            (spec.url.as_str().to_owned(), Some(body.clone()), body)
+            (url, Some(body.clone()), body)
         }
     }
 }
@@ -263,7 +333,7 @@ pub fn build(
         ));
     }
     for h in &spec.headers {
-        headers.push((h.key.clone(), h.value.clone()));
+        headers.push((h.key.clone(), h.render(&|p| ctx.value(p))));
     }
     headers.push(("webhook-id".to_owned(), delivery_id.to_owned()));
     headers.push(("webhook-timestamp".to_owned(), ts.to_string()));
@@ -292,6 +362,7 @@ mod tests {
             event: ev,
             event_id: "ev-1",
             time_zone: &tz,
+            time_format: TimeFormat::Rfc3339,
         }
         .json()
     }
@@ -365,6 +436,7 @@ mod tests {
             event: &ev,
             event_id: "e 1",
             time_zone: &tz,
+            time_format: TimeFormat::Rfc3339,
         };
         let form = ctx.form();
         assert!(
@@ -387,12 +459,7 @@ mod tests {
         };
         let spec = WebhookSpec::from_json(&m).unwrap();
         let ev = sample_event(Trigger::DtmfOption);
-        let ctx = Context {
-            trigger: Trigger::DtmfOption,
-            event: &ev,
-            event_id: "ev",
-            time_zone: &spec.time_zone,
-        };
+        let ctx = Context::of(&spec, Trigger::DtmfOption, &ev, "ev");
         let (url, body, content) = encode(&spec, &ctx);
         assert!(body.is_none());
         assert!(
@@ -413,12 +480,7 @@ mod tests {
         };
         let spec = WebhookSpec::from_json(&m).unwrap();
         let ev = sample_event(Trigger::CallReceived);
-        let ctx = Context {
-            trigger: Trigger::CallReceived,
-            event: &ev,
-            event_id: "ev",
-            time_zone: &spec.time_zone,
-        };
+        let ctx = Context::of(&spec, Trigger::CallReceived, &ev, "ev");
         let secret = Secret::generate();
         let req = build(
             &spec,

@@ -177,6 +177,7 @@ mod tests {
                 event: &ev,
                 event_id: "evt_sample",
                 time_zone: &tz,
+                time_format: crate::core::shape::TimeFormat::Rfc3339,
             };
             let json = ctx.json();
             let names: Vec<&str> = json.keys().map(String::as_str).collect();

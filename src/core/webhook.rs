@@ -1,5 +1,6 @@
 //! Webhooks (SPEC §3) and the types their fields are parsed into: [`WebhookUrl`], [`TimeZone`],
-//! [`Header`]. A [`WebhookSpec`] is everything an admin sets; it is valid by construction.
+//! [`Header`], and the request's shape (SPEC §11, [`super::shape`]). A [`WebhookSpec`] is
+//! everything an admin sets; it is valid by construction, its templates already parsed.
 
 use std::fmt;
 
@@ -7,7 +8,10 @@ use serde_json::{Map, Value, json};
 
 use super::event::{CallEvent, CallType, str_enum};
 use super::number::E164;
-use super::trigger::Trigger;
+use super::render::ParamValue;
+use super::shape::{BodyField, Payload, TimeFormat, parse_body_fields};
+use super::template::{Escape, Template};
+use super::trigger::{Param, Trigger};
 use super::validate::{FieldErrors, Fields};
 
 pub const MAX_NAME: usize = 100;
@@ -29,43 +33,97 @@ str_enum!(
     ContentType { Json = "application/json", Form = "application/x-www-form-urlencoded" }
 );
 
-/// An absolute `http`/`https` URL without userinfo, at most 2048 characters.
+/// An absolute `http`/`https` URL without userinfo, at most 2048 characters, whose path and
+/// query may hold references to the trigger's parameters (SPEC §11).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookUrl(url::Url);
+pub struct WebhookUrl {
+    /// As shown and stored: normalised when it holds no reference, else as typed.
+    text: String,
+    template: Template,
+}
+
+/// Checks an absolute URL's parts that SPEC §3 rules on.
+fn check_url(url: &url::Url) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("must use http or https, not {:?}", url.scheme()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "must not contain a user name or password; send credentials in a custom header".into(),
+        );
+    }
+    if url.host().is_none() {
+        return Err("must name a host".into());
+    }
+    Ok(())
+}
 
 impl WebhookUrl {
+    /// A URL without references (as the sample and tests use).
     pub fn parse(s: &str) -> Result<WebhookUrl, String> {
+        Self::parse_for(s, None)
+    }
+
+    /// A URL whose references are checked against `trigger`'s parameters; without a trigger,
+    /// `$` is taken literally.
+    pub fn parse_for(s: &str, trigger: Option<Trigger>) -> Result<WebhookUrl, String> {
         if s.len() > MAX_URL {
             return Err(format!("must be at most {MAX_URL} characters"));
         }
-        let url =
-            url::Url::parse(s.trim()).map_err(|e| format!("{s:?} is not an absolute URL ({e})"))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("must use http or https, not {:?}", url.scheme()));
+        let s = s.trim();
+        let template = match trigger {
+            Some(t) => Template::parse(s, t).map_err(|e| e.to_string())?,
+            None => Template::literal(s),
+        };
+        if !template.has_references() {
+            let plain = template.render(&|_| ParamValue::Null, Escape::None);
+            let url = url::Url::parse(&plain)
+                .map_err(|e| format!("{s:?} is not an absolute URL ({e})"))?;
+            check_url(&url)?;
+            if url.as_str().len() > MAX_URL {
+                return Err(format!(
+                    "must be at most {MAX_URL} characters once normalised"
+                ));
+            }
+            let template = Template::literal(url.as_str());
+            return Ok(WebhookUrl {
+                text: if trigger.is_some() {
+                    template.source()
+                } else {
+                    url.to_string()
+                },
+                template,
+            });
         }
-        if !url.username().is_empty() || url.password().is_some() {
+        // References may stand in the path and the query only: the scheme and host before
+        // the first one must be complete, so a value can never change where the request goes.
+        let lead = template.leading_literal();
+        let authority_ends = lead
+            .split_once("://")
+            .is_some_and(|(_, rest)| rest.contains(['/', '?']) && !rest.starts_with(['/', '?']));
+        if !authority_ends {
             return Err(
-                "must not contain a user name or password; send credentials in a custom header"
+                "parameters may only stand in the URL's path or query, after the host and a /"
                     .into(),
             );
         }
-        if url.host().is_none() {
-            return Err("must name a host".into());
-        }
-        if url.as_str().len() > MAX_URL {
-            return Err(format!(
-                "must be at most {MAX_URL} characters once normalised"
-            ));
-        }
-        Ok(WebhookUrl(url))
+        let example = template.render(&|_| ParamValue::Str("x".into()), Escape::Url);
+        let url = url::Url::parse(&example)
+            .map_err(|e| format!("{s:?} is not an absolute URL once filled in ({e})"))?;
+        check_url(&url)?;
+        Ok(WebhookUrl {
+            text: s.to_owned(),
+            template,
+        })
     }
 
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.text
     }
 
-    pub fn url(&self) -> &url::Url {
-        &self.0
+    /// The URL of one request: references filled in, their values percent-encoded.
+    pub fn render<'v>(&self, value: &impl Fn(Param) -> ParamValue<'v>) -> String {
+        self.template.render(value, Escape::Url)
     }
 }
 
@@ -113,11 +171,23 @@ impl PartialEq for TimeZone {
     }
 }
 
-/// A custom header the admin adds to every request.
+/// A custom header the admin adds to every request. Its value may hold references to the
+/// trigger's parameters (SPEC §11).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Header {
     pub key: String,
+    /// As written, references included.
     pub value: String,
+    /// The value parsed.
+    #[serde(skip)]
+    pub template: Template,
+}
+
+impl Header {
+    /// The value of one request: references filled in, control characters never sent.
+    pub fn render<'v>(&self, value: &impl Fn(Param) -> ParamValue<'v>) -> String {
+        self.template.render(value, Escape::Header)
+    }
 }
 
 /// Headers callhook sets itself (or that HTTP itself owns), so an admin may not.
@@ -140,8 +210,13 @@ fn is_token_char(c: char) -> bool {
 }
 
 impl Header {
-    /// Checks one header; errors are keyed `key` or `value`.
-    pub fn parse(key: &str, value: &str) -> Result<Header, Vec<(&'static str, String)>> {
+    /// Checks one header, its value's references against `trigger` (taken literally without
+    /// one); errors are keyed `key` or `value`.
+    pub fn parse(
+        key: &str,
+        value: &str,
+        trigger: Option<Trigger>,
+    ) -> Result<Header, Vec<(&'static str, String)>> {
         let mut errs = Vec::new();
         if key.is_empty() {
             errs.push(("key", "must not be empty".to_string()));
@@ -165,13 +240,24 @@ impl Header {
         } else if value.chars().any(|c| c.is_control() && c != '\t') {
             errs.push(("value", "must not contain control characters".to_string()));
         }
-        if errs.is_empty() {
-            Ok(Header {
+        let value = value.trim();
+        let template = match trigger {
+            Some(t) => match Template::parse(value, t) {
+                Ok(template) => Some(template),
+                Err(e) => {
+                    errs.push(("value", e.to_string()));
+                    None
+                }
+            },
+            None => Some(Template::literal(value)),
+        };
+        match template {
+            Some(template) if errs.is_empty() => Ok(Header {
                 key: key.to_owned(),
-                value: value.trim().to_owned(),
-            })
-        } else {
-            Err(errs)
+                value: value.to_owned(),
+                template,
+            }),
+            _ => Err(errs),
         }
     }
 }
@@ -191,6 +277,10 @@ pub struct WebhookSpec {
     pub numbers: Vec<E164>,
     pub time_zone: TimeZone,
     pub headers: Vec<Header>,
+    /// Every parameter then the body rows, or only the rows.
+    pub payload: Payload,
+    pub body_fields: Vec<BodyField>,
+    pub time_format: TimeFormat,
     /// Requests per second, or `None` for no limit.
     pub rate_limit: Option<f64>,
     pub enabled: bool,
@@ -224,7 +314,7 @@ impl WebhookSpec {
                 format!("must be at most {MAX_DESCRIPTION} characters"),
             );
         }
-        let trigger = f.req_str("trigger").and_then(|s| {
+        let trigger: Option<Trigger> = f.req_str("trigger").and_then(|s| {
             let t = Trigger::parse(s);
             if t.is_none() {
                 let ids: Vec<&str> = Trigger::ALL.iter().map(|t| t.id()).collect();
@@ -235,13 +325,15 @@ impl WebhookSpec {
             }
             t
         });
-        let url = f.req_str("url").and_then(|s| match WebhookUrl::parse(s) {
-            Ok(u) => Some(u),
-            Err(e) => {
-                f.error("url", e);
-                None
-            }
-        });
+        let url = f
+            .req_str("url")
+            .and_then(|s| match WebhookUrl::parse_for(s, trigger) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    f.error("url", e);
+                    None
+                }
+            });
         let method = f.choice_or("method", Method::Post);
         let call_types = match f.str_array("call_types") {
             None if obj.get("call_types").is_some_and(|v| !v.is_null()) => None,
@@ -305,7 +397,10 @@ impl WebhookSpec {
                 }
             },
         };
-        let headers = parse_headers(&mut f);
+        let headers = parse_headers(&mut f, trigger);
+        let payload = f.choice_or("payload", Payload::Standard);
+        let body_fields = parse_body_fields(&mut f, trigger, payload);
+        let time_format = f.choice_or("time_format", TimeFormat::Rfc3339);
         let rate_limit = match f.value("rate_limit") {
             None => Some(None),
             Some(_) => match f.f64("rate_limit") {
@@ -332,6 +427,9 @@ impl WebhookSpec {
             numbers,
             time_zone,
             headers,
+            payload,
+            body_fields,
+            time_format,
             rate_limit,
         ) {
             (
@@ -344,6 +442,9 @@ impl WebhookSpec {
                 Some(numbers),
                 Some(time_zone),
                 Some(headers),
+                Some(payload),
+                Some(body_fields),
+                Some(time_format),
                 Some(rate_limit),
             ) if errors.is_empty() => Ok(WebhookSpec {
                 name,
@@ -356,6 +457,9 @@ impl WebhookSpec {
                 numbers,
                 time_zone,
                 headers,
+                payload,
+                body_fields,
+                time_format,
                 rate_limit,
                 enabled,
             }),
@@ -379,6 +483,14 @@ impl WebhookSpec {
         );
         m.insert("time_zone".into(), json!(self.time_zone.name()));
         m.insert("headers".into(), json!(self.headers));
+        m.insert("payload".into(), json!(self.payload.as_str()));
+        let rows: Vec<Value> = self
+            .body_fields
+            .iter()
+            .map(|r| json!({"key": r.key, "value": r.value}))
+            .collect();
+        m.insert("body_fields".into(), Value::Array(rows));
+        m.insert("time_format".into(), json!(self.time_format.as_str()));
         m.insert("rate_limit".into(), json!(self.rate_limit));
         m.insert("enabled".into(), json!(self.enabled));
         m
@@ -403,7 +515,7 @@ impl WebhookSpec {
     }
 }
 
-fn parse_headers(f: &mut Fields) -> Option<Vec<Header>> {
+fn parse_headers(f: &mut Fields, trigger: Option<Trigger>) -> Option<Vec<Header>> {
     let list = match f.array("headers") {
         None => return (!f.errors.0.iter().any(|e| e.field == "headers")).then(Vec::new),
         Some(l) => l,
@@ -427,7 +539,7 @@ fn parse_headers(f: &mut Fields) -> Option<Vec<Header>> {
         let key = hf.req_str("key");
         let value = hf.req_str("value");
         if let (Some(key), Some(value)) = (key, value) {
-            match Header::parse(key, value) {
+            match Header::parse(key, value, trigger) {
                 Ok(h) => {
                     if out.iter().any(|o| o.key.eq_ignore_ascii_case(&h.key)) {
                         hf.error("key", format!("{key:?} is given twice"));
@@ -592,10 +704,10 @@ mod tests {
             "webhook-id",
             "Webhook-Timestamp",
         ] {
-            assert!(Header::parse(key, "v").is_err(), "{key}");
+            assert!(Header::parse(key, "v", None).is_err(), "{key}");
         }
-        assert!(Header::parse("X-Api-Key", "s3cr3t").is_ok());
-        assert!(Header::parse("Authorization", "Bearer abc").is_ok());
+        assert!(Header::parse("X-Api-Key", "s3cr3t", None).is_ok());
+        assert!(Header::parse("Authorization", "Bearer abc", None).is_ok());
     }
 
     #[test]
@@ -632,12 +744,12 @@ mod tests {
         #[test]
         fn header_values_with_line_breaks_never_pass(prefix in "[a-z]{0,5}", br in "[\r\n\0]", suffix in "[a-z]{0,5}") {
             let value = format!("{prefix}{br}{suffix}");
-            prop_assert!(Header::parse("X-Test", &value).is_err());
+            prop_assert!(Header::parse("X-Test", &value, None).is_err());
         }
 
         #[test]
         fn header_keys_are_tokens(key in "\\PC{1,20}") {
-            if Header::parse(&key, "v").is_ok() {
+            if Header::parse(&key, "v", None).is_ok() {
                 prop_assert!(key.chars().all(is_token_char));
                 prop_assert!(http::HeaderName::from_bytes(key.as_bytes()).is_ok());
             }
@@ -645,10 +757,15 @@ mod tests {
 
         #[test]
         fn urls_that_pass_are_http_and_have_no_userinfo(s in "\\PC{0,60}") {
-            if let Ok(u) = WebhookUrl::parse(&s) {
-                prop_assert!(matches!(u.url().scheme(), "http" | "https"));
-                prop_assert!(u.url().username().is_empty());
-                prop_assert!(u.url().host().is_some());
+            for trigger in [None, Some(Trigger::CallMissed)] {
+                if let Ok(u) = WebhookUrl::parse_for(&s, trigger) {
+                    let sent = url::Url::parse(&u.render(&|_| ParamValue::Str("a b/@:?#".into())));
+                    prop_assert!(sent.is_ok(), "{s:?}");
+                    let sent = sent.unwrap();
+                    prop_assert!(matches!(sent.scheme(), "http" | "https"));
+                    prop_assert!(sent.username().is_empty() && sent.password().is_none());
+                    prop_assert!(sent.host().is_some());
+                }
             }
         }
 

@@ -50,12 +50,7 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
                 .with_error(format!("not sent: the stored event is unreadable ({e})"));
         }
     };
-    let ctx = Context {
-        trigger: claimed.trigger,
-        event: &event,
-        event_id: &claimed.event_id,
-        time_zone: &webhook.spec.time_zone,
-    };
+    let ctx = Context::of(&webhook.spec, claimed.trigger, &event, &claimed.event_id);
     let secrets = webhook.live_secrets(now);
     let request = build(&webhook.spec, &ctx, &claimed.delivery_id, now, &secrets);
     let response = client.send(&request).await;

@@ -1,5 +1,6 @@
 // callhook's web page: small progressive enhancements. Every page works without this
-// script except adding header rows and revealing the signing secret.
+// script except adding header and body rows, the parameter picker and revealing the
+// signing secret.
 "use strict";
 
 (function () {
@@ -100,32 +101,63 @@
     if (mine && $$("#zones option").some((o) => o.value === mine)) zone.value = mine;
   }
 
-  // Header rows: Add header appends a Key/Value row; each row can be removed.
-  const rows = $("#header-rows");
-  const template = $("#header-row-template");
-  const addHeader = $("#add-header");
-  let next = rows.children.length;
-  const renumber = () => {
-    $$(".remove-header", rows).forEach((b, i) => b.setAttribute("aria-label", `Remove header ${i + 1}`));
+  // Key/value rows (headers, body fields): Add appends a row; each row can be removed.
+  function rowList(rowsId, templateId, addId) {
+    const rows = $("#" + rowsId);
+    const template = $("#" + templateId);
+    const add = $("#" + addId);
+    if (!rows || !template || !add) return;
+    const kind = rows.dataset.kind;
+    let next = rows.children.length;
+    const renumber = () => {
+      $$(".remove-row", rows).forEach((b, i) => b.setAttribute("aria-label", `Remove ${kind} ${i + 1}`));
+    };
+    add.addEventListener("click", () => {
+      const row = template.content.firstElementChild.cloneNode(true);
+      for (const el of $$("[id], [for]", row)) {
+        if (el.id) el.id = el.id.replace("-N", "-" + next);
+        if (el.htmlFor) el.htmlFor = el.htmlFor.replace("-N", "-" + next);
+      }
+      next += 1;
+      rows.appendChild(row);
+      renumber();
+      $("input", row).focus();
+    });
+    rows.addEventListener("click", (e) => {
+      const btn = e.target.closest(".remove-row");
+      if (!btn) return;
+      btn.closest(".header-row").remove();
+      renumber();
+      add.focus();
+      schedulePreview();
+    });
+  }
+  rowList("header-rows", "header-row-template", "add-header");
+  rowList("body-rows", "body-row-template", "add-body-field");
+
+  // The parameter picker: the chosen trigger's parameters; a click puts `$name` where the
+  // admin was typing (the URL, a header value or a body field), or `${name}` when letters
+  // follow, so the reference cannot run into them.
+  const trigger = $("#trigger");
+  const showParams = () => {
+    for (const list of $$(".param-list")) list.hidden = list.dataset.trigger !== trigger.value;
   };
-  addHeader.addEventListener("click", () => {
-    const row = template.content.firstElementChild.cloneNode(true);
-    for (const el of $$("[id], [for]", row)) {
-      if (el.id) el.id = el.id.replace("-N", "-" + next);
-      if (el.htmlFor) el.htmlFor = el.htmlFor.replace("-N", "-" + next);
-    }
-    next += 1;
-    rows.appendChild(row);
-    renumber();
-    $("input", row).focus();
-  });
-  rows.addEventListener("click", (e) => {
-    const btn = e.target.closest(".remove-header");
+  trigger?.addEventListener("change", showParams);
+  let target = null;
+  form.addEventListener("focusin", (e) => { if (e.target.matches("[data-template]")) target = e.target; });
+  $("#param-picker")?.addEventListener("click", (e) => {
+    const btn = e.target.closest("button.param");
     if (!btn) return;
-    btn.closest(".header-row").remove();
-    renumber();
-    addHeader.focus();
-    schedulePreview();
+    const el = target && document.contains(target) ? target : $("#body-rows [data-template]") || $("#url");
+    const start = el.selectionStart ?? el.value.length;
+    const end = el.selectionEnd ?? el.value.length;
+    const after = el.value.slice(end);
+    const name = btn.dataset.param;
+    const ref = /^[A-Za-z0-9_]/.test(after) ? "${" + name + "}" : "$" + name;
+    el.value = el.value.slice(0, start) + ref + after;
+    el.focus();
+    el.setSelectionRange(start + ref.length, start + ref.length);
+    el.dispatchEvent(new Event("input", { bubbles: true }));
   });
 
   // The live preview: what the receiver would get for the form as it stands.
@@ -139,7 +171,8 @@
   async function updatePreview() {
     const data = new FormData(form);
     const q = new URLSearchParams();
-    for (const name of ["trigger", "method", "content_type", "time_zone", "url", "header_key", "header_value"]) {
+    for (const name of ["trigger", "method", "content_type", "time_zone", "url", "header_key", "header_value",
+      "payload", "body_key", "body_value", "time_format"]) {
       for (const v of data.getAll(name)) q.append(name, v);
     }
     const mine = ++seq;

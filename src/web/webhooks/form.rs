@@ -7,11 +7,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Map, Value, json};
 
 use crate::core::event::CallType;
-use crate::core::trigger::Trigger;
+use crate::core::shape::{Payload, TimeFormat};
+use crate::core::trigger::{ParamKind, Trigger};
 use crate::core::validate::FieldErrors;
-use crate::core::webhook::{ContentType, Header, Method, WebhookSpec};
+use crate::core::webhook::{ContentType, Method, WebhookSpec};
 use crate::service::numbers;
-use crate::service::triggers::{SampleOptions, render_sample, sample_spec};
+use crate::service::triggers;
 use crate::service::webhooks::{self, WebhookError};
 use crate::store::Number;
 use crate::web::form::{Fields, PostForm};
@@ -31,10 +32,14 @@ struct FormValues {
     numbers: Vec<String>,
     time_zone: String,
     headers: Vec<HeaderRow>,
+    payload: String,
+    body_fields: Vec<HeaderRow>,
+    time_format: String,
     rate_limit: String,
     enabled: bool,
 }
 
+/// A key/value row of the form: a custom header or a body field.
 struct HeaderRow {
     key: String,
     value: String,
@@ -58,6 +63,9 @@ impl FormValues {
             numbers: Vec::new(),
             time_zone: "UTC".to_owned(),
             headers: Vec::new(),
+            payload: Payload::Standard.as_str().to_owned(),
+            body_fields: Vec::new(),
+            time_format: TimeFormat::Rfc3339.as_str().to_owned(),
             rate_limit: String::new(),
             enabled: true,
         }
@@ -88,27 +96,40 @@ impl FormValues {
                     value_error: None,
                 })
                 .collect(),
+            payload: spec.payload.as_str().to_owned(),
+            body_fields: spec
+                .body_fields
+                .iter()
+                .map(|r| HeaderRow {
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                    key_error: None,
+                    value_error: None,
+                })
+                .collect(),
+            time_format: spec.time_format.as_str().to_owned(),
             rate_limit: spec.rate_limit.map(|r| r.to_string()).unwrap_or_default(),
             enabled: spec.enabled,
         }
     }
 
-    /// Reads the posted form. Header rows left entirely blank are dropped first, so the
-    /// validator's `headers[i]` are the rows shown again.
+    /// Reads the posted form. Header and body rows left entirely blank are dropped first, so
+    /// the validator's `headers[i]` and `body_fields[i]` are the rows shown again.
     fn from_fields(f: &Fields) -> FormValues {
-        let keys = f.all("header_key");
-        let values = f.all("header_value");
-        let headers = keys
-            .iter()
-            .zip(values.iter().chain(std::iter::repeat(&"")))
-            .filter(|(k, v)| !k.trim().is_empty() || !v.trim().is_empty())
-            .map(|(k, v)| HeaderRow {
-                key: k.trim().to_owned(),
-                value: (*v).to_owned(),
-                key_error: None,
-                value_error: None,
-            })
-            .collect();
+        let rows = |key: &str, value: &str| -> Vec<HeaderRow> {
+            let keys = f.all(key);
+            let values = f.all(value);
+            keys.iter()
+                .zip(values.iter().chain(std::iter::repeat(&"")))
+                .filter(|(k, v)| !k.trim().is_empty() || !v.trim().is_empty())
+                .map(|(k, v)| HeaderRow {
+                    key: k.trim().to_owned(),
+                    value: (*v).to_owned(),
+                    key_error: None,
+                    value_error: None,
+                })
+                .collect()
+        };
         FormValues {
             name: f.get("name").to_owned(),
             description: f.get("description").to_owned(),
@@ -119,7 +140,10 @@ impl FormValues {
             call_types: f.all("call_types").iter().map(|s| s.to_string()).collect(),
             numbers: f.all("numbers").iter().map(|s| s.to_string()).collect(),
             time_zone: f.get("time_zone").to_owned(),
-            headers,
+            headers: rows("header_key", "header_value"),
+            payload: f.get("payload").to_owned(),
+            body_fields: rows("body_key", "body_value"),
+            time_format: f.get("time_format").to_owned(),
             rate_limit: f.get("rate_limit").to_owned(),
             enabled: f.has("enabled"),
         }
@@ -146,6 +170,14 @@ impl FormValues {
             .map(|h| json!({"key": h.key, "value": h.value}))
             .collect();
         m.insert("headers".into(), Value::Array(headers));
+        m.insert("payload".into(), opt(&self.payload));
+        let rows: Vec<Value> = self
+            .body_fields
+            .iter()
+            .map(|h| json!({"key": h.key, "value": h.value}))
+            .collect();
+        m.insert("body_fields".into(), Value::Array(rows));
+        m.insert("time_format".into(), opt(&self.time_format));
         // A number stays a number; anything else goes through as typed, so the validator
         // words the error like every other.
         let rate = self.rate_limit.trim();
@@ -186,9 +218,9 @@ impl Errors {
             .iter()
             .filter(|e| {
                 e.field == field
-                    || e.field
-                        .strip_prefix(field)
-                        .is_some_and(|rest| rest.starts_with('[') && field != "headers")
+                    || e.field.strip_prefix(field).is_some_and(|rest| {
+                        rest.starts_with('[') && !matches!(field, "headers" | "body_fields")
+                    })
             })
             .map(|e| e.message.as_str())
             .collect();
@@ -199,11 +231,11 @@ impl Errors {
         self.0.0.len()
     }
 
-    /// Puts each `headers[i].key` / `headers[i].value` error on its row.
-    fn place_on_rows(&self, rows: &mut [HeaderRow]) {
+    /// Puts each `{list}[i].key` / `{list}[i].value` error on its row.
+    fn place_on_rows(&self, list: &str, rows: &mut [HeaderRow]) {
         for (i, row) in rows.iter_mut().enumerate() {
-            row.key_error = self.get(&format!("headers[{i}].key"));
-            row.value_error = self.get(&format!("headers[{i}].value"));
+            row.key_error = self.get(&format!("{list}[{i}].key"));
+            row.value_error = self.get(&format!("{list}[{i}].value"));
         }
     }
 }
@@ -226,7 +258,50 @@ struct FormPage {
     content_types: Vec<Choice>,
     numbers: Vec<Number>,
     zones: &'static [String],
+    time_formats: Vec<Choice>,
+    /// Each trigger's parameters, for the picker beside the trigger.
+    catalogue: Vec<TriggerParams>,
     p: PreviewView,
+}
+
+/// One trigger's parameters as the picker lists them.
+struct TriggerParams {
+    id: &'static str,
+    params: Vec<ParamChip>,
+}
+
+struct ParamChip {
+    name: &'static str,
+    /// `text`, `timestamp`, `seconds` or `list`.
+    kind: &'static str,
+    meaning: &'static str,
+    example: String,
+}
+
+fn catalogue() -> Vec<TriggerParams> {
+    Trigger::ALL
+        .iter()
+        .map(|t| TriggerParams {
+            id: t.id(),
+            params: t
+                .params()
+                .map(|p| {
+                    let info = p.info();
+                    ParamChip {
+                        name: info.name,
+                        kind: match p.kind() {
+                            ParamKind::String => "text",
+                            ParamKind::Timestamp => "timestamp",
+                            ParamKind::Seconds => "seconds",
+                            ParamKind::List => "list",
+                        },
+                        meaning: info.meaning,
+                        example: info.example.to_json().to_string(),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 impl FormPage {
@@ -245,13 +320,14 @@ async fn form_page(
     mut f: FormValues,
     errors: Errors,
 ) -> WebResult<Response> {
-    errors.place_on_rows(&mut f.headers);
+    errors.place_on_rows("headers", &mut f.headers);
+    errors.place_on_rows("body_fields", &mut f.body_fields);
     let numbers = numbers::all(&*state.svc.store, &signed.actor()).await?;
     let title = match &webhook_id {
         Some(_) => format!("Edit {}", f.name),
         None => "Add Webhook".to_owned(),
     };
-    let preview = PreviewView::of(&preview_fields(&f));
+    let preview = PreviewView::of(&f);
     let invalid = errors.count() > 0;
     let mut resp = page(&FormPage {
         layout: Layout::new(signed, title, "webhooks"),
@@ -281,6 +357,18 @@ async fn form_page(
             .collect(),
         numbers,
         zones: time_zones(),
+        time_formats: TimeFormat::ALL
+            .iter()
+            .map(|t| Choice {
+                value: t.as_str(),
+                label: match t {
+                    TimeFormat::Rfc3339 => "RFC 3339 with offset (2026-11-27T09:30:05+05:30)",
+                    TimeFormat::Local => "Local time (2026-11-27 09:30:05)",
+                    TimeFormat::Unix => "Unix seconds (1795752005)",
+                },
+            })
+            .collect(),
+        catalogue: catalogue(),
         p: preview,
     })?;
     if invalid {
@@ -361,56 +449,13 @@ struct PreviewView {
     note: Option<String>,
 }
 
-/// The form fields the preview reads.
-struct PreviewFields {
-    trigger: Option<Trigger>,
-    params: SampleOptions,
-    headers: Vec<(String, String)>,
-}
-
-fn preview_fields(f: &FormValues) -> PreviewFields {
-    PreviewFields {
-        trigger: Trigger::parse(&f.trigger),
-        params: SampleOptions {
-            method: Some(f.method.clone()),
-            content_type: Some(f.content_type.clone()),
-            time_zone: Some(f.time_zone.clone()),
-            url: Some(f.url.clone()),
-        },
-        headers: f
-            .headers
-            .iter()
-            .map(|h| (h.key.clone(), h.value.clone()))
-            .collect(),
-    }
-}
-
 impl PreviewView {
-    /// Renders the trigger's sample exactly as `GET /v1/triggers/{id}/sample` does. A field
-    /// that is not valid yet (a half-typed URL or zone) falls back to its default, and says so.
-    fn of(p: &PreviewFields) -> PreviewView {
-        let trigger = p.trigger.unwrap_or(Trigger::CallReceived);
-        let mut params = p.params.clone();
-        let mut skipped = Vec::new();
-        let spec = match sample_spec(trigger, &params) {
-            Ok(spec) => Some(spec),
-            Err(errors) => {
-                // Each field the sample could not use falls back to its default.
-                for e in &errors.0 {
-                    let (field, name) = match e.field.as_str() {
-                        "url" => (&mut params.url, "URL"),
-                        "time_zone" => (&mut params.time_zone, "Time Zone"),
-                        "method" => (&mut params.method, "Request"),
-                        "content_type" => (&mut params.content_type, "Content-Type"),
-                        _ => continue,
-                    };
-                    *field = None;
-                    skipped.push(name);
-                }
-                sample_spec(trigger, &params).ok()
-            }
-        };
-        let Some(mut spec) = spec else {
+    /// Renders the trigger's sample for the form as it stands, with the renderer every
+    /// delivery uses. A field that is not valid yet (a half-typed URL or zone) falls back to
+    /// its default, and a row that is not valid yet is left out; the note says which.
+    fn of(f: &FormValues) -> PreviewView {
+        let preview = triggers::preview(&f.to_json());
+        let Some(r) = preview.request else {
             return PreviewView {
                 method: String::new(),
                 url: String::new(),
@@ -419,24 +464,40 @@ impl PreviewView {
                 note: Some("The preview appears once the form's fields are valid.".into()),
             };
         };
-        // Custom headers as they would be sent; rows that are not valid yet are left out.
-        spec.headers = p
-            .headers
-            .iter()
-            .filter_map(|(k, v)| Header::parse(k, v).ok())
-            .collect();
-        let r = render_sample(&spec).request;
+        let (mut defaulted, mut left_out) = (Vec::new(), Vec::new());
+        for field in &preview.skipped {
+            match field.as_str() {
+                "url" => defaulted.push("URL"),
+                "time_zone" => defaulted.push("Time Zone"),
+                "method" => defaulted.push("Request"),
+                "content_type" => defaulted.push("Content-Type"),
+                "time_format" => defaulted.push("Time format"),
+                "payload" => defaulted.push("Payload"),
+                "trigger" => defaulted.push("Trigger"),
+                "headers" => left_out.push("headers"),
+                "body_fields" => left_out.push("body fields"),
+                _ => {}
+            }
+        }
+        let mut notes = Vec::new();
+        if !defaulted.is_empty() {
+            notes.push(format!(
+                "Shown with the default {} until the field is valid.",
+                defaulted.join(" and ")
+            ));
+        }
+        if !left_out.is_empty() {
+            notes.push(format!(
+                "Shown without the {} that are not valid yet.",
+                left_out.join(" and ")
+            ));
+        }
         PreviewView {
             body: r.body.as_deref().map(pretty_body),
             method: r.method.as_str().to_owned(),
             url: r.url,
             headers: r.headers,
-            note: (!skipped.is_empty()).then(|| {
-                format!(
-                    "Shown with the default {} until the field is valid.",
-                    skipped.join(" and ")
-                )
-            }),
+            note: (!notes.is_empty()).then(|| notes.join(" ")),
         }
     }
 }
@@ -453,6 +514,6 @@ pub(super) async fn preview(_signed: Signed, RawQuery(q): RawQuery) -> WebResult
     let fields = Fields::parse(q.as_deref().unwrap_or(""))?;
     let values = FormValues::from_fields(&fields);
     page(&PreviewFragment {
-        p: PreviewView::of(&preview_fields(&values)),
+        p: PreviewView::of(&values),
     })
 }

@@ -177,7 +177,7 @@ impl App {
             settings.request_timeout.0,
         )?;
         let policy = Policy {
-            schedule: settings.retry_schedule(),
+            schedule: settings.retry_schedule.clone(),
             disable_after: settings.disable_after.0,
         };
         let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);

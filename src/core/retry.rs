@@ -55,6 +55,29 @@ impl std::fmt::Display for RetrySchedule {
     }
 }
 
+impl std::str::FromStr for RetrySchedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RetrySchedule, String> {
+        RetrySchedule::parse(s)
+    }
+}
+
+/// Written as it is read (`"5s,5m,30m"`): the settings file, the environment and `--help` all
+/// show the one form.
+impl serde::Serialize for RetrySchedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RetrySchedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RetrySchedule::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Reads one duration: `250ms`, `5s`, `5m`, `2h`, `1d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s

@@ -15,7 +15,7 @@ const DID: &str = "+918065251305";
 
 /// A server that may reach loopback, polls fast and retries on `schedule`.
 async fn app_with(schedule: &str, tweak: impl FnOnce(&mut callhook::config::Settings)) -> TestApp {
-    let schedule = schedule.to_owned();
+    let schedule = schedule.parse().expect("a valid retry schedule");
     spawn_app_with(move |s| {
         s.allow_targets = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
         s.poll_interval = Dur(Duration::from_millis(100));

@@ -15,6 +15,7 @@ pub mod delivery;
 pub mod ingest;
 pub mod listen;
 pub mod retention;
+pub mod shutdown;
 pub mod simulate;
 pub mod store;
 pub mod web;

@@ -197,12 +197,10 @@ pub fn decide(s: &Situation) -> (Next, Option<String>) {
             )),
         ),
         Verdict::Retry(_) if s.attempt >= s.limit => {
+            let disable_after = jiff::SignedDuration::try_from(s.disable_after)
+                .unwrap_or(jiff::SignedDuration::MAX);
             let disable = match s.failing_since {
-                Some(since)
-                    if !s.test
-                        && now.duration_since(since).as_secs()
-                            >= s.disable_after.as_secs() as i64 =>
-                {
+                Some(since) if !s.test && now.duration_since(since) >= disable_after => {
                     let failing =
                         Duration::from_secs(now.duration_since(since).as_secs().max(0) as u64);
                     Some(format!(
@@ -396,6 +394,12 @@ mod tests {
         s.test = false;
         s.failing_since = None;
         assert!(decide(&s).1.is_none());
+        // Short runs are measured to the millisecond, not in whole seconds.
+        s.disable_after = Duration::from_millis(300);
+        s.failing_since = Some(at("2026-11-27T03:59:59.701Z"));
+        assert!(decide(&s).1.is_none(), "299 ms");
+        s.failing_since = Some(at("2026-11-27T03:59:59.700Z"));
+        assert!(decide(&s).1.is_some(), "300 ms");
     }
 
     proptest! {

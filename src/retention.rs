@@ -4,9 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::{SignedDuration, Timestamp};
+
 use crate::shutdown::Shutdown;
 use crate::store::Store;
-use jiff::{SignedDuration, Timestamp};
 
 const BATCH: u32 = 500;
 const EVERY: Duration = Duration::from_secs(60);

@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use super::attempt::{self, Policy};
 use super::client::HttpClient;
-use super::lanes::{Done, Health, Holds, LaneRules, Lanes, Leased};
+use super::lanes::{Done, Health, Holds, LaneRules, Lanes, Leased, plus};
 use crate::shutdown::Shutdown;
 use crate::store::{AttemptRecord, Claimed, Next, Release, Store};
 
@@ -126,11 +126,6 @@ pub fn start(
     };
     tokio::spawn(d.run(notify, shutdown));
     waker
-}
-
-fn plus(now: Timestamp, d: Duration) -> Timestamp {
-    now.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
-        .unwrap_or(now)
 }
 
 /// How long from `now` until `then` (nothing if it has passed).
@@ -306,10 +301,12 @@ impl Dispatcher {
             Ok((_, r)) => Done {
                 succeeded: r.next == Next::Succeeded,
                 tells_health: !r.test,
+                disables: r.disable_webhook.is_some(),
             },
             Err(_) => Done {
                 succeeded: false,
                 tells_health: false,
+                disables: false,
             },
         };
         let finished = self.lanes.finished(&webhook_id, outcome, now);
@@ -323,14 +320,18 @@ impl Dispatcher {
             Some(Health::Recovered) => {
                 tracing::info!(webhook = %webhook_id, "the webhook recovered")
             }
+            Some(Health::Disabled) => {
+                let reason = match &done {
+                    Ok((_, r)) => r.disable_webhook.as_deref(),
+                    Err(_) => None,
+                };
+                tracing::warn!(webhook = %webhook_id, reason, "the webhook is disabled")
+            }
             None => {}
         }
         match done {
             Ok((_, record)) => {
                 observe(&record);
-                if let Some(reason) = &record.disable_webhook {
-                    tracing::warn!(webhook = %webhook_id, %reason, "the webhook is disabled");
-                }
                 if let Next::RetryAt(t) = record.next {
                     self.next_retry = Some(self.next_retry.map_or(t, |n| n.min(t)));
                 }

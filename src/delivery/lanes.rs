@@ -64,6 +64,8 @@ pub struct Done {
     /// Whether the attempt says anything of the webhook's health: test sends (SPEC §12) and
     /// sends that crashed do not.
     pub tells_health: bool,
+    /// The attempt disabled the webhook (410 Gone, or failing for too long).
+    pub disables: bool,
 }
 
 /// A change of a webhook's health, as this node saw it.
@@ -73,6 +75,8 @@ pub enum Health {
     Failing,
     /// It succeeded again after failing.
     Recovered,
+    /// An attempt disabled it.
+    Disabled,
 }
 
 /// What follows a finished attempt.
@@ -114,8 +118,10 @@ struct Lane<T> {
     /// Until when the webhook is held, and how many holds in a row it has had.
     held_until: Option<Timestamp>,
     holds: u32,
-    /// Whether the webhook is failing, as far as this node knows: only changes are logged.
+    /// Whether the webhook is failing, or disabled, as far as this node knows: only changes
+    /// are logged (several requests in flight may all fail, or all answer 410).
     failing: bool,
+    disabled: bool,
 }
 
 /// Every webhook's lane. A lane exists while it has work, or while its webhook's holds may
@@ -127,7 +133,8 @@ pub struct Lanes<T> {
     nodes: u32,
 }
 
-fn plus(t: Timestamp, d: Duration) -> Timestamp {
+/// `t` plus `d`, saturating.
+pub(super) fn plus(t: Timestamp, d: Duration) -> Timestamp {
     t.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
         .unwrap_or(t)
 }
@@ -216,6 +223,7 @@ impl<T: Leased> Lanes<T> {
                 held_until: None,
                 holds: 0,
                 failing,
+                disabled: false,
             });
         lane.rate = rate;
         lane.queue.push_back(item);
@@ -305,7 +313,13 @@ impl<T: Leased> Lanes<T> {
         } else {
             lane.failures = lane.failures.saturating_add(1);
         }
-        if done.tells_health && done.succeeded == lane.failing {
+        if done.disables {
+            if !lane.disabled {
+                lane.disabled = true;
+                out.health = Some(Health::Disabled);
+            }
+            lane.failing = true;
+        } else if done.tells_health && done.succeeded == lane.failing {
             lane.failing = !done.succeeded;
             out.health = Some(if done.succeeded {
                 Health::Recovered
@@ -415,10 +429,17 @@ mod tests {
     const OK: Done = Done {
         succeeded: true,
         tells_health: true,
+        disables: false,
     };
     const FAIL: Done = Done {
         succeeded: false,
         tells_health: true,
+        disables: false,
+    };
+    const GONE: Done = Done {
+        succeeded: false,
+        tells_health: true,
+        disables: true,
     };
 
     #[test]
@@ -621,11 +642,12 @@ mod tests {
     }
 
     #[test]
-    fn health_changes_are_told_once_and_tests_tell_nothing() {
+    fn health_changes_are_told_once_and_test_sends_tell_nothing() {
         // (what the claim said, outcomes in order) → the changes they tell
         let test = Done {
             succeeded: false,
             tells_health: false,
+            disables: false,
         };
         for (failing, outcomes, told) in [
             (false, vec![OK, OK], vec![None, None]),
@@ -637,6 +659,17 @@ mod tests {
             (true, vec![FAIL, OK], vec![None, Some(Health::Recovered)]),
             (false, vec![test, OK], vec![None, None]),
             (true, vec![test, test], vec![None, None]),
+            // Disabled supersedes failing, and is told once for all the 410s in flight.
+            (
+                false,
+                vec![GONE, GONE, FAIL],
+                vec![Some(Health::Disabled), None, None],
+            ),
+            (
+                false,
+                vec![FAIL, GONE],
+                vec![Some(Health::Failing), Some(Health::Disabled)],
+            ),
         ] {
             let mut lanes = Lanes::new(rules(16));
             for i in 0..outcomes.len() as u32 {

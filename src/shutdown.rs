@@ -19,14 +19,15 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
-    /// Whether the signal was given.
+    /// Whether the signal was given. An owner dropped without a word (an app that was built
+    /// but never served) counts as one: nobody is left to give it.
     pub fn is_shutdown(&self) -> bool {
-        *self.signal.borrow()
+        *self.signal.borrow() || self.signal.has_changed().is_err()
     }
 
     /// Waits for the signal; at once if it was already given.
     pub async fn recv(&mut self) {
-        // An error means the owner is gone without a word, which can only mean it is over too.
+        // An error is the owner gone without a word: that is the end too.
         let _ = self.signal.wait_for(|stop| *stop).await;
     }
 }
@@ -110,7 +111,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_signal_is_seen_by_polling_and_by_waiting_even_when_late() {
+    async fn the_signal_is_seen_by_polling_and_by_waiting() {
         let stopper = Stopper::new();
         let mut early = stopper.handle();
         assert!(!early.is_shutdown());
@@ -150,6 +151,15 @@ mod tests {
         });
         stopper.stop().await;
         assert!(task.await.unwrap_err().is_panic());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopper_dropped_without_stopping_stops_the_tasks_too() {
+        let stopper = Stopper::new();
+        let mut shutdown = stopper.handle();
+        drop(stopper);
+        assert!(shutdown.is_shutdown());
+        shutdown.recv().await;
     }
 
     #[tokio::test(start_paused = true)]

@@ -19,9 +19,10 @@ use crate::config::Settings;
 use crate::core::credentials::{hash_token, random_token};
 use crate::delivery::attempt::Policy;
 use crate::delivery::client::HttpClient;
-use crate::delivery::dispatcher::{self, DispatcherHandle, Limits};
+use crate::delivery::dispatcher::{self, Limits};
 use crate::ingest::Ingest;
 use crate::service::{Services, accounts, users};
+use crate::shutdown::Stopper;
 use crate::store::Store;
 use crate::store::postgres::PgStore;
 use crate::store::sqlite::SqliteStore;
@@ -163,8 +164,8 @@ pub struct App {
     pub services: Services,
     pub router: Router,
     pub first_start: FirstStart,
-    dispatcher: DispatcherHandle,
-    shutdown: tokio::sync::watch::Sender<bool>,
+    /// Stops every background task, and waits for them.
+    stopper: Stopper,
 }
 
 impl App {
@@ -180,11 +181,11 @@ impl App {
             settings.request_timeout.0,
         )?;
         let policy = Policy {
-            schedule: settings.retry_schedule(),
+            schedule: settings.retry_schedule.clone(),
             disable_after: settings.disable_after.0,
         };
-        let (shutdown, shutdown_rx) = tokio::sync::watch::channel(false);
-        let dispatcher = dispatcher::start(
+        let stopper = Stopper::new();
+        let waker = dispatcher::start(
             store.clone(),
             client.clone(),
             policy.clone(),
@@ -195,26 +196,27 @@ impl App {
                 per_webhook: settings.max_in_flight_per_webhook.max(1),
                 total: settings.max_in_flight.max(1),
                 shutdown_grace: settings.shutdown_grace.0,
+                holds: Default::default(),
             },
-            shutdown_rx.clone(),
+            stopper.handle(),
         );
         // Work announced by other nodes (PostgreSQL) wakes this node's dispatcher at once.
-        let waker = dispatcher.waker.clone();
-        store.listen_for_work(Arc::new(move || waker.wake()));
+        let wake = waker.clone();
+        store.listen_for_work(Arc::new(move || wake.wake()));
         // PBX connectors: their call events take the same path as the API's.
         let connectors = crate::connectors::Connectors::start(
             &settings.connectors,
-            Ingest::new(store.clone(), dispatcher.waker.clone()),
+            Ingest::new(store.clone(), waker.clone()),
             store.clone(),
-            shutdown_rx.clone(),
+            &stopper.handle(),
         )?;
         tokio::spawn(crate::retention::prune_loop(
             store.clone(),
             settings.retention.0,
-            shutdown_rx,
+            stopper.handle(),
         ));
         let services = Services {
-            ingest: Ingest::new(store.clone(), dispatcher.waker.clone()),
+            ingest: Ingest::new(store.clone(), waker),
             store,
             settings,
             client,
@@ -256,13 +258,13 @@ impl App {
             services,
             router,
             first_start,
-            dispatcher,
-            shutdown,
+            stopper,
         })
     }
 
     /// Serves until `signal` resolves, then shuts down in order: stop taking requests, stop
     /// claiming, let in-flight deliveries finish within the grace period, give back the rest.
+    /// Returns once every background task has finished.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -276,9 +278,7 @@ impl App {
             .with_graceful_shutdown(signal)
             .await
             .context("the HTTP server failed");
-        let _ = self.shutdown.send(true);
-        self.dispatcher.join().await;
-        self.services.connectors.join().await;
+        self.stopper.stop().await;
         tracing::info!("stopped");
         served
     }

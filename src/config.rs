@@ -65,12 +65,6 @@ fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
         .collect()
 }
 
-fn schedule<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
-    let s = String::deserialize(d)?;
-    RetrySchedule::parse(&s).map_err(serde::de::Error::custom)?;
-    Ok(s)
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -84,8 +78,8 @@ pub struct Settings {
     pub allow_targets: Vec<IpNet>,
     pub connect_timeout: Dur,
     pub request_timeout: Dur,
-    #[serde(deserialize_with = "schedule")]
-    pub retry_schedule: String,
+    /// Parsed once, here: a bad schedule stops the start, naming this setting.
+    pub retry_schedule: RetrySchedule,
     pub max_in_flight_per_webhook: u32,
     pub max_in_flight: u32,
     pub disable_after: Dur,
@@ -108,7 +102,7 @@ impl Default for Settings {
             allow_targets: Vec::new(),
             connect_timeout: Dur(Duration::from_secs(5)),
             request_timeout: Dur(Duration::from_secs(15)),
-            retry_schedule: RetrySchedule::default().to_string(),
+            retry_schedule: RetrySchedule::default(),
             max_in_flight_per_webhook: 16,
             max_in_flight: 1024,
             disable_after: Dur(Duration::from_secs(5 * 86400)),
@@ -284,10 +278,6 @@ impl Settings {
             self.database_url.clone()
         }
     }
-
-    pub fn retry_schedule(&self) -> RetrySchedule {
-        RetrySchedule::parse(&self.retry_schedule).unwrap_or_default()
-    }
 }
 
 #[cfg(test)]
@@ -340,15 +330,40 @@ mod tests {
                 s.allow_targets,
                 vec!["10.0.0.0/8".parse::<IpNet>().unwrap()]
             );
-            assert_eq!(s.retry_schedule().max_attempts(), 3);
+            assert_eq!(s.retry_schedule.max_attempts(), 3);
             assert_eq!(s.database_url(), "sqlite:///tmp/x/callhook.db");
             jail.set_env("CALLHOOK_ALLOW_TARGETS", "127.0.0.0/8, ::1/128");
             let s = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
             assert_eq!(s.allow_targets.len(), 2);
             jail.set_env("CALLHOOK_API_KEY", "not a setting");
             assert!(Settings::load(None, &Overrides::default()).is_ok());
+            // A bad schedule stops the start, naming the setting and the layer it came from.
             jail.set_env("CALLHOOK_RETRY_SCHEDULE", "5q");
-            assert!(Settings::load(None, &Overrides::default()).is_err());
+            let e = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("\"5q\" has no unit")
+                    && e.contains("RETRY_SCHEDULE")
+                    && e.contains("CALLHOOK_"),
+                "{e}"
+            );
+            jail.clear_env();
+            jail.create_file("bad.toml", "retry_schedule = \"5s,,5m\"")?;
+            let e = Settings::load(Some(Path::new("bad.toml")), &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("retry_schedule") && e.contains("bad.toml"),
+                "{e}"
+            );
+            jail.set_env("CALLHOOK_RETRY_SCHEDULE", "");
+            let s = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(
+                s.retry_schedule.max_attempts(),
+                1,
+                "an empty schedule: no retries"
+            );
             Ok(())
         });
     }

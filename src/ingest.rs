@@ -70,6 +70,11 @@ impl Ingest {
 
     /// Matches and stores `events` (each with the account it belongs to), all or nothing.
     /// Answers only once everything is committed.
+    #[tracing::instrument(
+        name = "ingest",
+        skip_all,
+        fields(events = events.len(), account = tracing::field::Empty)
+    )]
     pub async fn accept(&self, events: Vec<(String, CallEvent)>) -> Result<Accepted> {
         let received_at = Timestamp::now();
         // One lookup per account and batch, by the triggers the batch can fire.
@@ -82,6 +87,12 @@ impl Ingest {
                     triggers.push(t);
                 }
             }
+        }
+        // One account (any but an operator's mixed batch) is named on the span.
+        if by_account.len() == 1
+            && let Some(account) = by_account.keys().next()
+        {
+            tracing::Span::current().record("account", *account);
         }
         for (account, triggers) in &by_account {
             candidates.insert(account, self.store.webhooks_for(account, triggers).await?);
@@ -121,6 +132,12 @@ impl Ingest {
         metrics::counter!("callhook_events_accepted_total").increment(acc.accepted);
         metrics::counter!("callhook_events_duplicate_total").increment(acc.duplicates);
         metrics::counter!("callhook_deliveries_created_total").increment(acc.deliveries);
+        tracing::debug!(
+            accepted = acc.accepted,
+            duplicates = acc.duplicates,
+            deliveries = acc.deliveries,
+            "events stored"
+        );
         if acc.deliveries > 0 {
             self.waker.wake();
         }

@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod listen;
 pub mod retention;
 pub mod service;
+pub mod shutdown;
 pub mod simulate;
 pub mod store;
 pub mod web;

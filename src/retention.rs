@@ -5,18 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tokio::sync::watch;
 
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 const BATCH: u32 = 500;
 const EVERY: Duration = Duration::from_secs(60);
 
-pub async fn prune_loop(
-    store: Arc<dyn Store>,
-    retention: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
+pub async fn prune_loop(store: Arc<dyn Store>, retention: Duration, mut shutdown: Shutdown) {
     let keep = SignedDuration::try_from(retention).unwrap_or(SignedDuration::MAX);
     loop {
         let before = Timestamp::now()
@@ -38,13 +34,13 @@ pub async fn prune_loop(
                     break;
                 }
             }
-            if *shutdown.borrow() {
+            if shutdown.is_shutdown() {
                 return;
             }
         }
         tokio::select! {
             _ = tokio::time::sleep(EVERY) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.recv() => return,
         }
     }
 }

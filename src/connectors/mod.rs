@@ -17,15 +17,15 @@ mod runner;
 pub mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 
 use crate::core::event::{CallEvent, CallType, DialVia};
 use crate::core::number::E164;
 use crate::ingest::Ingest;
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 use call::{Built, DidFrom, IvrRule, Place, Rules, TargetRule};
 use numbers::NumberPlan;
@@ -424,11 +424,10 @@ pub struct ConnectorStatus {
     pub last_error_at: Option<String>,
 }
 
-/// The handle the app keeps: the connectors' status, and a way to wait for them to stop.
+/// The handle the app keeps: the connectors' status.
 #[derive(Clone, Default)]
 pub struct Connectors {
     shared: Arc<Vec<Arc<runner::Shared>>>,
-    tasks: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for Connectors {
@@ -438,21 +437,21 @@ impl std::fmt::Debug for Connectors {
 }
 
 impl Connectors {
-    /// Checks the settings and starts one task per connector; they stop on `shutdown`.
+    /// Checks the settings and starts one task per connector; they stop on `shutdown`, each
+    /// after saving the calls it follows, and are done once they have dropped it.
     pub fn start(
         settings: &[ConnectorSettings],
         ingest: Ingest,
         store: Arc<dyn Store>,
-        shutdown: watch::Receiver<bool>,
+        shutdown: &Shutdown,
     ) -> Result<Connectors, SettingsError> {
         check(settings)?;
         let mut shared = Vec::with_capacity(settings.len());
-        let mut tasks = Vec::with_capacity(settings.len());
         for s in settings {
             let rules = s.rules()?;
             let sh = Arc::new(runner::Shared::new(s));
             let session = s.session(rules);
-            tasks.push(tokio::spawn(runner::run(
+            tokio::spawn(runner::run(
                 sh.clone(),
                 runner::Target {
                     address: format!("{}:{}", s.host, s.port()),
@@ -462,29 +461,17 @@ impl Connectors {
                 ingest.clone(),
                 store.clone(),
                 shutdown.clone(),
-            )));
+            ));
             shared.push(sh);
         }
         Ok(Connectors {
             shared: Arc::new(shared),
-            tasks: Arc::new(Mutex::new(tasks)),
         })
     }
 
     /// Every connector's status, in the order of the settings.
     pub fn status(&self) -> Vec<ConnectorStatus> {
         self.shared.iter().map(|s| s.status()).collect()
-    }
-
-    /// Waits until every connector has stopped (after the shutdown signal).
-    pub async fn join(&self) {
-        let tasks: Vec<_> = match self.tasks.lock() {
-            Ok(mut t) => t.drain(..).collect(),
-            Err(poisoned) => poisoned.into_inner().drain(..).collect(),
-        };
-        for t in tasks {
-            let _ = t.await;
-        }
     }
 }
 

@@ -12,11 +12,11 @@ use jiff::Timestamp;
 use rand::Rng as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
 
 use super::{ConnectorKind, ConnectorSettings, ConnectorStatus, Session, Step};
 use crate::core::event::CallEvent;
 use crate::ingest::Ingest;
+use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
 /// How long connecting to the PBX may take.
@@ -174,7 +174,7 @@ pub(super) async fn run(
     mut session: Box<dyn Session>,
     ingest: Ingest,
     store: Arc<dyn Store>,
-    mut shutdown: watch::Receiver<bool>,
+    mut shutdown: Shutdown,
 ) {
     let mut retry = FIRST_RETRY;
     let mut link = Link {
@@ -187,7 +187,7 @@ pub(super) async fn run(
         saved_at: tokio::time::Instant::now(),
     };
     link.load(session.as_mut()).await;
-    while !*shutdown.borrow() {
+    while !shutdown.is_shutdown() {
         let began = tokio::time::Instant::now();
         let mut healthy = false;
         let ended = match store.get_account(&target.account).await {
@@ -219,7 +219,7 @@ pub(super) async fn run(
         let jitter = rand::rng().random_range(0.8..1.2);
         tokio::select! {
             _ = tokio::time::sleep(retry.mul_f64(jitter)) => {}
-            _ = shutdown.changed() => break,
+            _ = shutdown.recv() => break,
         }
         retry = (retry * 2).min(LONGEST_RETRY);
     }
@@ -282,7 +282,7 @@ impl Link<'_> {
         &mut self,
         step: Step,
         calls_open: usize,
-        shutdown: &mut watch::Receiver<bool>,
+        shutdown: &mut Shutdown,
     ) -> Option<String> {
         if step.logged_in {
             self.shared.logged_in();
@@ -296,7 +296,7 @@ impl Link<'_> {
     }
 
     /// Hands events to ingest, retrying while the store is down (reading waits meanwhile).
-    async fn deliver(&mut self, events: Vec<CallEvent>, shutdown: &mut watch::Receiver<bool>) {
+    async fn deliver(&mut self, events: Vec<CallEvent>, shutdown: &mut Shutdown) {
         if events.is_empty() {
             return;
         }
@@ -328,7 +328,7 @@ impl Link<'_> {
                     ));
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = shutdown.changed() => {
+                        _ = shutdown.recv() => {
                             self.shared.error(format!(
                                 "shutting down with {} call events not stored", batch.len()
                             ));
@@ -347,7 +347,7 @@ async fn follow(
     target: &Target,
     session: &mut dyn Session,
     link: &mut Link<'_>,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &mut Shutdown,
     healthy: &mut bool,
 ) -> Result<(), SessionError> {
     let address = &target.address;
@@ -385,7 +385,7 @@ async fn follow(
                 if link.save_due() {
                     link.save(session.save()).await;
                 }
-                if *shutdown.borrow() {
+                if shutdown.is_shutdown() {
                     return Ok(());
                 }
             }
@@ -397,7 +397,7 @@ async fn follow(
                     stream.write_all(&ping).await?;
                 }
             }
-            _ = shutdown.changed() => {
+            _ = shutdown.recv() => {
                 if let Some(bye) = session.logoff() {
                     let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(&bye)).await;
                 }

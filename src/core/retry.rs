@@ -55,6 +55,29 @@ impl std::fmt::Display for RetrySchedule {
     }
 }
 
+impl std::str::FromStr for RetrySchedule {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<RetrySchedule, String> {
+        RetrySchedule::parse(s)
+    }
+}
+
+/// Written as it is read (`"5s,5m,30m"`): the settings file, the environment and `--help` all
+/// show the one form.
+impl serde::Serialize for RetrySchedule {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for RetrySchedule {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        RetrySchedule::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Reads one duration: `250ms`, `5s`, `5m`, `2h`, `1d`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = s
@@ -174,12 +197,10 @@ pub fn decide(s: &Situation) -> (Next, Option<String>) {
             )),
         ),
         Verdict::Retry(_) if s.attempt >= s.limit => {
+            let disable_after = jiff::SignedDuration::try_from(s.disable_after)
+                .unwrap_or(jiff::SignedDuration::MAX);
             let disable = match s.failing_since {
-                Some(since)
-                    if !s.test
-                        && now.duration_since(since).as_secs()
-                            >= s.disable_after.as_secs() as i64 =>
-                {
+                Some(since) if !s.test && now.duration_since(since) >= disable_after => {
                     let failing =
                         Duration::from_secs(now.duration_since(since).as_secs().max(0) as u64);
                     Some(format!(
@@ -373,6 +394,12 @@ mod tests {
         s.test = false;
         s.failing_since = None;
         assert!(decide(&s).1.is_none());
+        // Short runs are measured to the millisecond, not in whole seconds.
+        s.disable_after = Duration::from_millis(300);
+        s.failing_since = Some(at("2026-11-27T03:59:59.701Z"));
+        assert!(decide(&s).1.is_none(), "299 ms");
+        s.failing_since = Some(at("2026-11-27T03:59:59.700Z"));
+        assert!(decide(&s).1.is_some(), "300 ms");
     }
 
     proptest! {

@@ -20,7 +20,18 @@ pub struct Policy {
     pub disable_after: Duration,
 }
 
-/// Sends `claimed` once and says what to record.
+/// Sends `claimed` once and says what to record. Logs a failed attempt at `info` (with what
+/// comes next), a success only at `debug`: a busy node's log is its failures.
+#[tracing::instrument(
+    name = "attempt",
+    skip_all,
+    fields(
+        webhook = %claimed.webhook.id,
+        delivery = %claimed.delivery_id,
+        call = tracing::field::Empty,
+        n = claimed.attempts + 1,
+    )
+)]
 pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> AttemptRecord {
     let now = Timestamp::now();
     let webhook = &claimed.webhook;
@@ -36,6 +47,7 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
     };
     if !webhook.spec.enabled {
         let why = webhook.disabled_reason.as_deref().unwrap_or("disabled");
+        tracing::debug!(reason = why, "not sent: the webhook is disabled");
         return record(None, Next::Failed, None)
             .with_error(format!("not sent: the webhook is disabled ({why})"));
     }
@@ -50,6 +62,7 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
                 .with_error(format!("not sent: the stored event is unreadable ({e})"));
         }
     };
+    tracing::Span::current().record("call", event.call.call_id.as_str());
     let ctx = Context::of(&webhook.spec, claimed.trigger, &event, &claimed.event_id);
     let secrets = webhook.live_secrets(now);
     let request = build(&webhook.spec, &ctx, &claimed.delivery_id, now, &secrets);
@@ -72,8 +85,36 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
         now: finished,
         jitter: rand::random_range(-1.0..=1.0),
     });
+    log_outcome(&response, &next);
     let attempt = to_attempt(now, &request, &response);
     record(Some(attempt), next, disable)
+}
+
+fn log_outcome(response: &Response, next: &Next) {
+    let latency_ms = response.latency.as_millis();
+    let status = response.status;
+    let (error_kind, error) = match &response.error {
+        Some((kind, message)) => (Some(kind.as_str()), Some(message.as_str())),
+        None => (None, None),
+    };
+    match next {
+        Next::Succeeded => tracing::debug!(status, latency_ms, "delivered"),
+        Next::RetryAt(at) => tracing::info!(
+            status,
+            error_kind,
+            error,
+            latency_ms,
+            retry_at = %at,
+            "attempt failed; retrying"
+        ),
+        Next::Failed => tracing::info!(
+            status,
+            error_kind,
+            error,
+            latency_ms,
+            "attempt failed; no attempts left"
+        ),
+    }
 }
 
 fn to_attempt(

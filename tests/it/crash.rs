@@ -2,6 +2,7 @@
 //! stream in; after a restart every event it answered 202 is delivered.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,14 +33,21 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
     wait_healthy(&http, &base).await;
     let key = account_with_webhook(&http, &base, &base, &rx.url("/sink")).await;
 
-    // Post batches of 10 as fast as they are accepted; remember what was answered 202.
+    // Post batches of 10 as fast as they are accepted, until told to stop; remember what was
+    // answered 202.
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
     let poster = {
-        let (http, base, key, acked) = (http.clone(), base.clone(), key.clone(), acked.clone());
+        let (http, base, key, acked, stop) = (
+            http.clone(),
+            base.clone(),
+            key.clone(),
+            acked.clone(),
+            stop.clone(),
+        );
         tokio::spawn(async move {
             let mut n = 0u32;
-            let until = Instant::now() + Duration::from_secs(6);
-            while Instant::now() < until {
+            while !stop.load(Ordering::Relaxed) {
                 let ids: Vec<String> = (0..10).map(|i| format!("ev-{n}-{i}")).collect();
                 let batch: Vec<Value> = ids
                     .iter()
@@ -61,14 +69,24 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
         })
     };
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill it once events stream in and some of them are still queued.
+    until("a backlog", || {
+        let acked = acked.lock().unwrap().len();
+        acked >= 300 && rx.received().len() < acked
+    })
+    .await;
     child.0[0].kill().expect("SIGKILL");
     child.0[0].wait().unwrap();
     let acked_at_kill = acked.lock().unwrap().len();
     let received_at_kill = rx.received().len();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let child = Nodes(vec![start(dir.path(), port, database.as_deref())]);
     wait_healthy(&http, &base).await;
+    // The restarted node takes events too before the posting stops.
+    until("events acknowledged after the restart", || {
+        acked.lock().unwrap().len() >= acked_at_kill + 100
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
     poster.await.unwrap();
 
     let acked: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
@@ -98,4 +116,13 @@ async fn nothing_answered_202_is_lost_across_kill_9() {
         received_at_kill < acked_at_kill,
         "the kill should have left a backlog to recover"
     );
+}
+
+/// Waits until `ok` holds (panics after 30 s, naming `what`).
+async fn until(what: &str, ok: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ok() {
+        assert!(Instant::now() < deadline, "never got {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

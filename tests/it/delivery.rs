@@ -268,7 +268,7 @@ async fn loopback_app() -> TestApp {
     spawn_app_with(|s| {
         s.allow_targets = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
         s.poll_interval = Dur(Duration::from_millis(100));
-        s.retry_schedule = "100ms,200ms".into();
+        s.retry_schedule = "100ms,200ms".parse().unwrap();
     })
     .await
 }
@@ -1454,7 +1454,7 @@ async fn loopback_hooks(app: &TestApp, v4: &Receiver, v6: &Receiver) -> Vec<(Str
 async fn loopback_receivers_get_nothing_by_default() {
     let app = spawn_app_with(|s| {
         s.poll_interval = Dur(Duration::from_millis(100));
-        s.retry_schedule = String::new();
+        s.retry_schedule = "".parse().unwrap();
     })
     .await;
     let v4 = Receiver::start().await;

@@ -15,7 +15,7 @@ const DID: &str = "+918065251305";
 
 /// A server that may reach loopback, polls fast and retries on `schedule`.
 async fn app_with(schedule: &str, tweak: impl FnOnce(&mut callhook::config::Settings)) -> TestApp {
-    let schedule = schedule.to_owned();
+    let schedule = schedule.parse().expect("a valid retry schedule");
     spawn_app_with(move |s| {
         s.allow_targets = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
         s.poll_interval = Dur(Duration::from_millis(100));
@@ -68,32 +68,47 @@ async fn only_delivery(app: &TestApp, webhook_id: &str) -> Value {
     d
 }
 
-/// Polls a delivery until its status is `want`.
-async fn wait_status(app: &TestApp, webhook_id: &str, want: &str, timeout: Duration) -> Value {
+fn timestamp(v: &Value) -> jiff::Timestamp {
+    v.as_str()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("not a timestamp: {v}"))
+}
+
+/// Polls the webhook's only delivery until `ok` holds for it.
+async fn wait_until(
+    app: &TestApp,
+    webhook_id: &str,
+    what: &str,
+    timeout: Duration,
+    ok: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = Instant::now() + timeout;
     loop {
         let d = only_delivery(app, webhook_id).await;
-        if d["status"] == want {
+        if ok(&d) {
             return d;
         }
-        assert!(
-            Instant::now() < deadline,
-            "delivery never became {want}: {d:#}"
-        );
+        assert!(Instant::now() < deadline, "delivery never {what}: {d:#}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
+/// Polls a delivery until its status is `want`.
+async fn wait_status(app: &TestApp, webhook_id: &str, want: &str, timeout: Duration) -> Value {
+    let what = format!("became {want}");
+    wait_until(app, webhook_id, &what, timeout, |d| d["status"] == want).await
+}
+
 #[tokio::test]
 async fn failed_attempts_follow_the_schedule_then_fail() {
-    let app = app_with("300ms,600ms,900ms", |_| {}).await;
+    let app = app_with("100ms,200ms,300ms", |_| {}).await;
     let rx = Receiver::start().await;
     rx.behave(|_, _| Reply::status(500));
     let w = app.create_webhook(json!({"url": rx.url("/h")})).await;
     post_events(&app, received("e1", "c1")).await;
     let got = rx.wait_for(4, Duration::from_secs(10)).await;
     let gaps: Vec<Duration> = got.windows(2).map(|p| p[1].at - p[0].at).collect();
-    for (gap, want) in gaps.iter().zip([300u64, 600, 900]) {
+    for (gap, want) in gaps.iter().zip([100u64, 200, 300]) {
         let want = Duration::from_millis(want);
         assert!(
             *gap >= want.mul_f64(0.8) - Duration::from_millis(20),
@@ -162,33 +177,35 @@ async fn timeouts_and_refused_connections_are_failed_attempts() {
 
 #[tokio::test]
 async fn retry_after_on_429_is_honoured() {
+    // The schedule would try again after 100 ms; the receiver asks for 2 s. The retry is set
+    // for then, and nothing is claimed before its time (the schedule test above sees that
+    // happen), so the two seconds need not be waited out here.
     let app = app_with("100ms,100ms", |_| {}).await;
     let rx = Receiver::start().await;
-    rx.behave(|_, n| {
-        if n == 0 {
-            Reply {
-                retry_after: Some("2".into()),
-                ..Reply::status(429)
-            }
-        } else {
-            Reply::status(200)
-        }
+    rx.behave(|_, _| Reply {
+        retry_after: Some("2".into()),
+        ..Reply::status(429)
     });
     let w = app.create_webhook(json!({"url": rx.url("/h")})).await;
     post_events(&app, received("e1", "c1")).await;
-    let got = rx.wait_for(2, Duration::from_secs(10)).await;
-    let gap = got[1].at - got[0].at;
-    assert!(
-        gap >= Duration::from_millis(1900),
-        "Retry-After: 2 was not honoured: {gap:?}"
-    );
-    wait_status(
+    let d = wait_until(
         &app,
         w["id"].as_str().unwrap(),
-        "succeeded",
-        Duration::from_secs(5),
+        "had an attempt",
+        Duration::from_secs(10),
+        |d| d["attempts"] == 1,
     )
     .await;
+    assert_eq!(d["status"], "pending", "{d:#}");
+    assert_eq!(d["last_status"], 429, "{d:#}");
+    let tried = timestamp(&d["attempt_log"][0]["started_at"]);
+    let next = timestamp(&d["next_attempt_at"]);
+    let wait = tried.duration_until(next);
+    assert!(
+        wait >= jiff::SignedDuration::from_secs(2) && wait < jiff::SignedDuration::from_secs(3),
+        "Retry-After: 2 was not honoured: the next attempt is {wait:?} after the first"
+    );
+    assert_eq!(rx.received().len(), 1, "not tried again meanwhile");
 }
 
 #[tokio::test]
@@ -207,9 +224,10 @@ async fn gone_disables_the_webhook_at_once_and_enabling_is_one_call() {
         got["disabled_reason"].as_str().unwrap().contains("410"),
         "{got}"
     );
-    // Disabled: new events make no deliveries.
-    post_events(&app, received("e2", "c2")).await;
-    rx.expect_no_more_than(1, Duration::from_millis(500)).await;
+    // Disabled: new events make no deliveries (so nothing can be sent).
+    let counts = post_events(&app, received("e2", "c2")).await;
+    assert_eq!(counts["deliveries"], 0, "{counts}");
+    assert_eq!(rx.received().len(), 1);
     let (s, got) = app
         .call(
             reqwest::Method::PATCH,
@@ -226,20 +244,23 @@ async fn gone_disables_the_webhook_at_once_and_enabling_is_one_call() {
 
 #[tokio::test]
 async fn a_webhook_failing_for_too_long_is_disabled() {
-    // disable_after is a second: the first failure starts the run, a failure after that
-    // second (with its delivery's attempts used up) disables the webhook.
-    let app = app_with("", |s| s.disable_after = Dur(Duration::from_secs(1))).await;
+    // The first failure starts the run; a failure `disable_after` later (with its delivery's
+    // attempts used up) disables the webhook.
+    const DISABLE_AFTER: Duration = Duration::from_millis(300);
+    let app = app_with("", |s| s.disable_after = Dur(DISABLE_AFTER)).await;
     let rx = Receiver::start().await;
     rx.behave(|_, _| Reply::status(500));
     let w = app.create_webhook(json!({"url": rx.url("/h")})).await;
     let id = w["id"].as_str().unwrap();
     post_events(&app, received("e1", "c1")).await;
-    wait_status(&app, id, "failed", Duration::from_secs(5)).await;
+    let first = wait_status(&app, id, "failed", Duration::from_secs(5)).await;
     let (_, got) = app.get(&format!("/v1/webhooks/{id}")).await;
     assert_eq!(
         got["enabled"], true,
         "one failure is not a run of failures: {got}"
     );
+    // The run began as that failure was recorded.
+    let run_began = timestamp(&first["updated_at"]);
     // A test that fails does not count, and one that succeeds does not end the run.
     rx.behave(|_, _| Reply::status(200));
     let (s, b) = app
@@ -248,7 +269,13 @@ async fn a_webhook_failing_for_too_long_is_disabled() {
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["status"], "succeeded");
     rx.behave(|_, _| Reply::status(500));
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let run_long_enough = run_began
+        .checked_add(jiff::SignedDuration::try_from(DISABLE_AFTER).unwrap())
+        .unwrap();
+    let left = jiff::Timestamp::now().duration_until(run_long_enough);
+    if left.is_positive() {
+        tokio::time::sleep(left.unsigned_abs()).await;
+    }
     post_events(&app, received("e2", "c2")).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     let got = loop {
@@ -481,4 +508,79 @@ async fn rate_limit_spaces_requests() {
         span >= Duration::from_millis(950),
         "rate limit not kept: {span:?}"
     );
+}
+
+#[tokio::test]
+async fn shutdown_lets_sends_finish_within_the_grace_period_and_gives_back_the_rest() {
+    callhook::init_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = test_settings(dir.path());
+    if let Some(url) = test_database_url().await {
+        settings.database_url = url;
+    }
+    settings.allow_targets = vec!["127.0.0.0/8".parse().unwrap()];
+    settings.poll_interval = Dur(Duration::from_millis(100));
+    settings.shutdown_grace = Dur(Duration::from_secs(1));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = callhook::app::App::build(settings.clone()).await.unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut app = TestApp {
+        base,
+        http: reqwest::Client::new(),
+        account_id: String::new(),
+        key: String::new(),
+        _dir: dir,
+    };
+    let (s, b) = app
+        .operator(
+            reqwest::Method::POST,
+            "/v1/accounts",
+            Some(json!({"name": "a"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    app.key = b["api_key"]["key"].as_str().unwrap().to_owned();
+
+    // One receiver answers within the grace period, the other long after it.
+    let quick = Receiver::start().await;
+    quick.behave(|_, _| Reply {
+        delay: Duration::from_millis(300),
+        ..Reply::status(200)
+    });
+    let hung = Receiver::start().await;
+    hung.behave(|_, _| Reply {
+        delay: Duration::from_secs(60),
+        ..Reply::status(200)
+    });
+    let finishes = app.create_webhook(json!({"url": quick.url("/q")})).await;
+    let hangs = app.create_webhook(json!({"url": hung.url("/h")})).await;
+    post_events(&app, received("e1", "c1")).await;
+    quick.wait_for(1, Duration::from_secs(10)).await;
+    hung.wait_for(1, Duration::from_secs(10)).await;
+
+    let asked = Instant::now();
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+    let took = asked.elapsed();
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(4),
+        "the hung send gets the grace period (a second) and no more; shutting down took {took:?}"
+    );
+
+    // Started again: what finished in time was recorded before the stop, and what did not
+    // was given back, so it goes out again at once (not when its lease would have run out).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    app.base = format!("http://{}", listener.local_addr().unwrap());
+    let again = callhook::app::App::build(settings).await.unwrap();
+    tokio::spawn(again.serve(listener, std::future::pending()));
+    let d = only_delivery(&app, finishes["id"].as_str().unwrap()).await;
+    assert_eq!(d["status"], "succeeded", "{d:#}");
+    let d = only_delivery(&app, hangs["id"].as_str().unwrap()).await;
+    assert_eq!(d["attempts"], 0, "a send cut short is no attempt: {d:#}");
+    hung.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(quick.received().len(), 1);
 }

@@ -353,7 +353,59 @@ pub fn build(
 mod tests {
     use super::*;
     use crate::core::sample::sample_event;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    proptest! {
+        /// For any template and any trigger's event, rendering never panics, and a JSON body
+        /// always parses back with the expected keys in order.
+        #[test]
+        fn custom_and_standard_json_bodies_parse_back_with_their_keys(
+            t in 0..Trigger::ALL.len(),
+            custom in any::<bool>(),
+            rows in proptest::collection::vec(
+                (
+                    "(a|b|lead|lead\\.x|lead\\.y|c\\.d\\.e|z)",
+                    proptest::collection::vec(
+                        prop_oneof![
+                            "[a-z .{}0-9]{0,5}",
+                            Just("$$".to_owned()),
+                            Just("${call_id}".to_owned()),
+                            Just("$customer_number".to_owned()),
+                            Just("$occurred_at".to_owned()),
+                            Just("$leg_id".to_owned()),
+                            "[$a-z_{}]{0,6}",
+                        ],
+                        0..4,
+                    )
+                    .prop_map(|parts| parts.concat()),
+                ),
+                0..8,
+            ),
+        ) {
+            let trigger = Trigger::ALL[t];
+            let body: Vec<Value> = rows.iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
+            let Value::Object(m) = json!({"name": "n", "trigger": trigger.id(),
+                "url": "https://x.example/$call_id", "payload": if custom { "custom" } else { "standard" },
+                "body_fields": body, "headers": [{"key": "X-V", "value": rows.first().map_or("v", |r| r.1.as_str())}]})
+            else { unreachable!() };
+            let Ok(spec) = WebhookSpec::from_json(&m) else { return Ok(()) };
+            let ev = sample_event(trigger);
+            let ctx = Context::of(&spec, trigger, &ev, "ev");
+            let req = build(&spec, &ctx, "dlv_1", Timestamp::UNIX_EPOCH, &[&Secret::generate()]);
+            let parsed: Value = serde_json::from_str(req.body.as_deref().unwrap()).unwrap();
+            let keys: Vec<&str> = parsed.as_object().unwrap().keys().map(String::as_str).collect();
+            let mut want: Vec<&str> = if custom { Vec::new() } else { trigger.params().map(Param::name).collect() };
+            for r in &spec.body_fields {
+                let top = r.key.split('.').next().unwrap();
+                if !want.contains(&top) {
+                    want.push(top);
+                }
+            }
+            prop_assert_eq!(keys, want);
+            prop_assert!(!req.headers.iter().any(|(_, v)| v.chars().any(char::is_control)));
+        }
+    }
 
     fn ctx_json(trigger: Trigger, ev: &CallEvent, tz: &str) -> serde_json::Map<String, Value> {
         let tz = TimeZone::parse(tz).unwrap();

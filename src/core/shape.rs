@@ -71,6 +71,9 @@ pub fn parse_body_fields(
         return None;
     }
     let mut out: Vec<BodyField> = Vec::with_capacity(list.len());
+    // Every well-formed key so far, valid value or not: a repeat is named even when the
+    // first row has another problem.
+    let mut keys: Vec<&str> = Vec::with_capacity(list.len());
     let mut ok = true;
     for (i, item) in list.iter().enumerate() {
         let at = format!("body_fields[{i}]");
@@ -88,14 +91,13 @@ pub fn parse_body_fields(
             }
         });
         if let Some(k) = key {
-            if let Some(other) = out.iter().find(|o| o.key == k) {
-                rf.error("key", format!("{:?} is given twice", other.key));
-            } else if let Some(other) = out.iter().find(|o| nests(&o.key, k) || nests(k, &o.key)) {
+            if keys.contains(&k) {
+                rf.error("key", format!("{k:?} is given twice"));
+            } else if let Some(other) = keys.iter().find(|o| nests(o, k) || nests(k, o)) {
                 rf.error(
                     "key",
                     format!(
-                        "{k:?} and {:?} cannot both be sent: in JSON one would be both a value and an object",
-                        other.key
+                        "{k:?} and {other:?} cannot both be sent: in JSON one would be both a value and an object"
                     ),
                 );
             } else if payload == Some(Payload::Standard)
@@ -131,6 +133,9 @@ pub fn parse_body_fields(
                 }
             }
         });
+        if let Some(k) = key {
+            keys.push(k);
+        }
         let e = rf.finish();
         ok &= e.is_empty();
         f.errors.0.extend(e.0);

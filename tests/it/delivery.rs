@@ -264,7 +264,7 @@ impl Case {
 // Helpers
 
 /// A server that may reach loopback receivers, polls often and retries quickly.
-async fn loopback_app() -> TestApp {
+pub(crate) async fn loopback_app() -> TestApp {
     spawn_app_with(|s| {
         s.allow_targets = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
         s.poll_interval = Dur(Duration::from_millis(100));
@@ -274,7 +274,7 @@ async fn loopback_app() -> TestApp {
 }
 
 /// Creates a webhook (its `url` must be a loopback receiver); answers its id.
-async fn hook(app: &TestApp, fields: Value) -> String {
+pub(crate) async fn hook(app: &TestApp, fields: Value) -> String {
     let url = fields["url"]
         .as_str()
         .expect("every test webhook names its url");
@@ -291,14 +291,14 @@ async fn hook(app: &TestApp, fields: Value) -> String {
         .to_owned()
 }
 
-async fn secret_of(app: &TestApp, webhook_id: &str) -> String {
+pub(crate) async fn secret_of(app: &TestApp, webhook_id: &str) -> String {
     let (s, b) = app.get(&format!("/v1/webhooks/{webhook_id}/secret")).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     b["secret"].as_str().unwrap().to_owned()
 }
 
 /// Posts events with the account key and expects a 202; answers the counts.
-async fn accept(app: &TestApp, body: Value) -> Value {
+pub(crate) async fn accept(app: &TestApp, body: Value) -> Value {
     let (s, b) = app.post("/v1/events", body).await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
     b
@@ -534,7 +534,7 @@ fn python() -> PathBuf {
 }
 
 /// Runs tests/verify_signatures.py on `items`; answers its lines (`ok` / `bad`).
-async fn python_verdicts(items: Vec<Value>) -> Vec<String> {
+pub(crate) async fn python_verdicts(items: Vec<Value>) -> Vec<String> {
     tokio::task::spawn_blocking(move || {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/verify_signatures.py");
         let mut child = Command::new(python())
@@ -575,7 +575,7 @@ async fn python_verdicts(items: Vec<Value>) -> Vec<String> {
 }
 
 /// What the Python verifier needs to check one received POST.
-fn verifier_input(secret: &str, r: &Received, body: &str) -> Value {
+pub(crate) fn verifier_input(secret: &str, r: &Received, body: &str) -> Value {
     json!({
         "secret": secret,
         "id": r.header("webhook-id").unwrap(),

@@ -13,5 +13,6 @@ mod delivery;
 mod openapi;
 mod reliability;
 mod resources;
+mod shaping;
 mod store;
 mod web;

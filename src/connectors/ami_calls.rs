@@ -950,7 +950,7 @@ mod tests {
     use crate::connectors::ami::{Item, Parser};
     use crate::connectors::call::tests::describe;
     use crate::connectors::call::{IvrRule, Place, TargetRule};
-    use crate::core::event::{CallEvent, EventDetail};
+    use crate::core::event::{CallEvent, CallType, EventDetail};
     use crate::core::number::E164;
 
     const CALL_SHAPES: &[u8] =
@@ -1186,6 +1186,77 @@ mod tests {
                 ),
             ],
         );
+    }
+
+    /// SPEC §15: the lab's originates read as a dialer's calls (`originated_call_type =
+    /// "outbound"`). A call that never rings an extension is answered when the customer
+    /// answered (S3, S4, S7); one that does is answered when an extension talked (S6); one the
+    /// customer never answered is missed (S5).
+    #[test]
+    fn dialer_calls_are_answered_when_the_customer_answered() {
+        let mut r = call_shapes_rules();
+        r.originated = CallType::Outbound;
+        let got = by_scenario(CALL_SHAPES, r.clone());
+        let received = "received outbound did=+15550000100 customer=-";
+        let want: &[(&str, &[&str])] = &[
+            (
+                "S3-originate-answered-no-dial",
+                &[
+                    received,
+                    CUSTOMER,
+                    "ended answered ext=- missed=[] stage=- by=system cause=NORMAL_CLEARING",
+                ],
+            ),
+            (
+                "S4-originate-local-answered",
+                &[
+                    received,
+                    CUSTOMER,
+                    "ended answered ext=- missed=[] stage=- by=- cause=NORMAL_CLEARING",
+                ],
+            ),
+            (
+                "S5-originate-never-answered",
+                &[
+                    received,
+                    "ended missed ext=- missed=[] stage=- by=- cause=NO_ANSWER",
+                ],
+            ),
+            (
+                "S6-dialer-queued-agent-answers",
+                &[
+                    received,
+                    CUSTOMER,
+                    "dialed queue id=n5q name=Support [600]",
+                    N5Q_600,
+                    "ended answered ext=600 missed=[] stage=extension by=extension cause=NORMAL_CLEARING",
+                ],
+            ),
+            (
+                "S7-dialer-queued-abandoned",
+                &[
+                    received,
+                    CUSTOMER,
+                    "ended answered ext=- missed=[] stage=queue by=system cause=NORMAL_CLEARING",
+                ],
+            ),
+        ];
+        for (scenario, lines) in want {
+            let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            assert_eq!(got.get(*scenario), Some(&lines), "{scenario}");
+        }
+        // Answered when the customer answered: billed from then.
+        let (events, _) = replay(CALL_SHAPES, r);
+        let s3: Vec<&CallEvent> = events
+            .iter()
+            .filter(|e| e.call.call_id == "1790513796.2")
+            .collect();
+        let EventDetail::Ended(end) = &s3[2].detail else {
+            panic!()
+        };
+        assert_eq!(end.answered_at, Some(s3[1].occurred_at));
+        assert!(end.billsec.is_some_and(|b| b <= end.duration.unwrap_or(0)));
+        assert_eq!(end.answered_extension, None);
     }
 
     fn queue_answer(queue: &str, ext: &str, name: &str, secs: u8) -> String {

@@ -856,6 +856,63 @@ pub(crate) mod tests {
         assert!(!c2.answered());
     }
 
+    /// SPEC §15, for calls the PBX places.
+    #[test]
+    fn placed_calls_are_answered_as_spec_15_says() {
+        let status = |call_type: CallType, steps: &dyn Fn(&mut CallTrack)| {
+            let (mut c, _) = CallTrack::start(&rules(), start(call_type), t(0));
+            steps(&mut c);
+            let e = c.end(t(30), None, Measured::default()).unwrap();
+            let en = ended(&e);
+            (en.status, en.answered_extension.clone(), en.billsec)
+        };
+        let answer = |c: &mut CallTrack| {
+            c.customer_answered(t(5), "a", None, None).unwrap();
+        };
+        // A dialer's or a broadcast's call that never rings an extension: the customer
+        // answering is enough.
+        assert_eq!(
+            status(CallType::Outbound, &answer),
+            (EndStatus::Answered, None, Some(25))
+        );
+        // Once extensions ring, one of them has to talk with the customer.
+        let rung = |c: &mut CallTrack| {
+            answer(c);
+            let rung = [("l1".to_owned(), "600".to_owned())];
+            c.dialed(t(6), DialVia::Queue, None, &rung).unwrap();
+            c.ring_ended("l1");
+        };
+        assert_eq!(status(CallType::Outbound, &rung).0, EndStatus::Missed);
+        // A click-to-call is made for an agent: without one it is missed.
+        assert_eq!(
+            status(CallType::ClickToCall, &answer),
+            (EndStatus::Missed, None, None)
+        );
+        // With the agent rung first (on the line when the customer answers), it is answered.
+        let agent_first = |c: &mut CallTrack| {
+            let a = c
+                .customer_answered(t(8), "c", Some(("101", Some("Asha"))), Some("crm-42"))
+                .unwrap();
+            let EventDetail::Answered(ab) = &a.detail else {
+                panic!()
+            };
+            assert_eq!(
+                (
+                    ab.extension.as_deref(),
+                    ab.extension_name.as_deref(),
+                    ab.ref_id.as_deref()
+                ),
+                (Some("101"), Some("Asha"), Some("crm-42"))
+            );
+        };
+        assert_eq!(
+            status(CallType::ClickToCall, &agent_first),
+            (EndStatus::Answered, Some("101".into()), Some(22))
+        );
+        // Nobody answered: missed, whatever the type.
+        assert_eq!(status(CallType::Outbound, &|_| {}).0, EndStatus::Missed);
+    }
+
     #[test]
     fn long_pbx_text_is_clipped_not_refused() {
         let mut r = rules();

@@ -922,4 +922,180 @@ mod tests {
             Err(SettingsError::DuplicateName("h:5038".into()))
         );
     }
+
+    const PLACING: &str = r#"
+        [[connectors]]
+        kind = "asterisk_ami"
+        name = "pbx1"
+        host = "10.0.0.5"
+        username = "callhook"
+        account = "acct_1"
+        country_code = "91"
+        default_did = "+918065251305"
+        originate = true
+        originate_channel = "PJSIP/{extension}"
+        originate_context = "callhook-click-to-call"
+        originate_dial = "0{national}"
+        originate_caller_id = "{digits}"
+        originate_agent_timeout = "20s"
+        originate_variables = { "__CRM" = "acme" }
+    "#;
+
+    #[test]
+    fn a_connector_that_places_calls() {
+        let c = parse(PLACING).unwrap();
+        check(&c).unwrap();
+        let o = c[0].originate_rules().unwrap().unwrap();
+        assert_eq!(o.context, "callhook-click-to-call");
+        assert_eq!(o.agent_timeout, Duration::from_secs(20));
+        assert_eq!(o.ref_id_variable, "CALLHOOK_REF_ID");
+        let did = E164::parse("+918065251305").unwrap();
+        assert_eq!(o.default_did.as_ref(), Some(&did));
+        assert_eq!(
+            o.dial_number(&E164::parse("+919812345678").unwrap()),
+            "09812345678"
+        );
+        assert_eq!(
+            o.dial_number(&E164::parse("+14155550177").unwrap()),
+            "0014155550177"
+        );
+        assert_eq!(o.caller_id_number(&did), "918065251305");
+        assert_eq!(parse(FULL).unwrap()[0].originate_rules(), Ok(None));
+    }
+
+    #[test]
+    fn originate_mistakes_are_named() {
+        let base = "[[connectors]]\nkind = \"asterisk_ami\"\nhost = \"h\"\nusername = \"u\"\naccount = \"a\"\n";
+        let placing = "originate = true\noriginate_channel = \"PJSIP/{extension}\"\noriginate_context = \"c2c\"\n";
+        for (extra, field) in [
+            (
+                "originate_channel = \"PJSIP/{extension}\"",
+                "originate_channel",
+            ),
+            (
+                "originate_agent_timeout = \"5s\"",
+                "originate_agent_timeout",
+            ),
+            (
+                "originate_variables = { \"X\" = \"1\" }",
+                "originate_variables",
+            ),
+            (
+                "originate = true\noriginate_context = \"c2c\"",
+                "originate_channel",
+            ),
+            (
+                "originate = true\noriginate_channel = \"PJSIP/101\"\noriginate_context = \"c2c\"",
+                "originate_channel",
+            ),
+            (
+                "originate = true\noriginate_channel = \"PJSIP/{extension}\"",
+                "originate_context",
+            ),
+            (
+                "originate = true\noriginate_channel = \"PJSIP/{extension}\"\noriginate_context = \"a b\"",
+                "originate_context",
+            ),
+            (
+                &format!("{placing}ref_id_variable = \"\""),
+                "ref_id_variable",
+            ),
+            (
+                &format!("{placing}originate_dial = \"0{{national}}\""),
+                "originate_dial",
+            ),
+            (
+                &format!("{placing}originate_dial = \"9-{{e164}}\""),
+                "originate_dial",
+            ),
+            (
+                &format!("{placing}originate_caller_id = \"{{national}}\""),
+                "originate_caller_id",
+            ),
+            (
+                &format!("{placing}originate_dial_international = \"00{{digits}}\""),
+                "originate_dial_international",
+            ),
+            (
+                &format!(
+                    "{placing}country_code = \"91\"\noriginate_dial = \"0{{national}}\"\noriginate_dial_international = \"{{national}}\""
+                ),
+                "originate_dial_international",
+            ),
+            (
+                &format!("{placing}originate_agent_timeout = \"0s\""),
+                "originate_agent_timeout",
+            ),
+            (
+                &format!("{placing}originate_agent_timeout = \"1h\""),
+                "originate_agent_timeout",
+            ),
+            (
+                &format!("{placing}originate_variables = {{ \"CALLHOOK_REF_ID\" = \"x\" }}"),
+                "originate_variables",
+            ),
+            (
+                &format!("{placing}originate_variables = {{ \"A-B\" = \"x\" }}"),
+                "originate_variables",
+            ),
+            (
+                &format!("{placing}originate_variables = {{ \"A\" = \"x,y\" }}"),
+                "originate_variables",
+            ),
+            (
+                &format!("{placing}default_did = \"8065251305\""),
+                "default_did",
+            ),
+        ] {
+            let c = parse(&format!("{base}{extra}\n")).unwrap();
+            match check(&c) {
+                Err(SettingsError::Invalid { field: f, .. }) => assert_eq!(f, field, "{extra}"),
+                other => panic!("{extra}: {other:?}"),
+            }
+        }
+        let fs = "[[connectors]]\nkind = \"freeswitch_esl\"\nhost = \"h\"\naccount = \"a\"\noriginate = true\noriginate_channel = \"user/{extension}\"\noriginate_context = \"c2c\"\noriginate_variables = { \"originate_timeout\" = \"9\" }\n";
+        assert!(matches!(
+            check(&parse(fs).unwrap()),
+            Err(SettingsError::Invalid {
+                field: "originate_variables",
+                ..
+            })
+        ));
+        assert!(parse(&format!("{base}{placing}originate_channels = \"x\"\n")).is_err());
+    }
+
+    #[test]
+    fn one_connector_per_account_places_calls() {
+        let mut c = parse(PLACING).unwrap();
+        let mut other = c[0].clone();
+        other.name = "pbx2".into();
+        c.push(other.clone());
+        let err = check(&c).unwrap_err();
+        assert_eq!(
+            err,
+            SettingsError::TwoPlacers {
+                account: "acct_1".into(),
+                first: "pbx1".into(),
+                second: "pbx2".into(),
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("at most one connector per account"),
+            "{err}"
+        );
+        // Following calls with another connector of the account, or placing for another
+        // account, is fine.
+        c[1].originate = false;
+        c[1].originate_channel = None;
+        c[1].originate_context = None;
+        c[1].originate_dial = None;
+        c[1].originate_caller_id = None;
+        c[1].originate_agent_timeout = None;
+        c[1].originate_variables.clear();
+        check(&c).unwrap();
+        other.account = "acct_2".into();
+        c[1] = other;
+        check(&c).unwrap();
+    }
 }

@@ -950,4 +950,478 @@ pub(crate) mod tests {
         assert_eq!(states(&out)[1], "c failed agent_busy");
         assert!(o.is_empty());
     }
+
+    // Whole calls placed agent first, through the sessions: the command sent, the PBX's
+    // events, the call events and the request's changes.
+
+    use crate::connectors::Session;
+    use crate::connectors::ami::AmiSession;
+    use crate::connectors::call::tests::describe;
+    use crate::connectors::esl::EslSession;
+
+    const ACTION: &str = "callhook-originate-c2c_1";
+    const AGENT: &str = "1790600000.20";
+    const CUSTOMER: &str = "1790600004.21";
+
+    /// One AMI frame.
+    fn f(pairs: &[(&str, &str)]) -> String {
+        let mut s: String = pairs.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+        s.push_str("\r\n");
+        s
+    }
+
+    fn chan(event: &str, who: &str, state: &str, more: &[(&str, &str)]) -> String {
+        let (name, u, caller) = match who {
+            "agent" => ("PJSIP/101-00000010", AGENT, "+918065251305"),
+            _ => ("PJSIP/trunk-00000011", CUSTOMER, "+919812345678"),
+        };
+        let mut p = vec![
+            ("Event", event),
+            ("Channel", name),
+            ("ChannelState", state),
+            ("CallerIDNum", caller),
+            ("Context", "callhook-click-to-call"),
+            ("Exten", "+919812345678"),
+            ("Uniqueid", u),
+            ("Linkedid", AGENT),
+        ];
+        p.extend_from_slice(more);
+        f(&p)
+    }
+
+    /// Asterisk takes the originate and rings the agent (as the 22.9.0 captures' originates
+    /// begin, S3 and S5: a `Down` channel, its variables, a dial with no calling channel).
+    fn ami_agent_rings() -> String {
+        [
+            f(&[
+                ("Response", "Success"),
+                ("ActionID", ACTION),
+                ("Message", "Originate successfully queued"),
+            ]),
+            chan("Newchannel", "agent", "0", &[]),
+            chan(
+                "VarSet",
+                "agent",
+                "0",
+                &[("Variable", "CALLHOOK_REF_ID"), ("Value", "crm-42")],
+            ),
+            f(&[
+                ("Event", "DialBegin"),
+                ("DestChannel", "PJSIP/101-00000010"),
+                ("DestCallerIDNum", "+918065251305"),
+                ("DestUniqueid", AGENT),
+                ("DestLinkedid", AGENT),
+                ("DialString", "101"),
+            ]),
+            chan("Newstate", "agent", "5", &[]),
+        ]
+        .concat()
+    }
+
+    /// The agent answers; the dialplan dials the customer, whose phone rings.
+    fn ami_customer_rings() -> String {
+        [
+            chan("Newstate", "agent", "6", &[]),
+            f(&[
+                ("Event", "OriginateResponse"),
+                ("ActionID", ACTION),
+                ("Response", "Success"),
+                ("Channel", "PJSIP/101-00000010"),
+                ("Context", "callhook-click-to-call"),
+                ("Exten", "+919812345678"),
+                ("Reason", "4"),
+                ("Uniqueid", AGENT),
+            ]),
+            f(&[
+                ("Event", "DialEnd"),
+                ("DestChannel", "PJSIP/101-00000010"),
+                ("DestUniqueid", AGENT),
+                ("DialStatus", "ANSWER"),
+            ]),
+            chan("Newchannel", "customer", "0", &[]),
+            chan(
+                "DialBegin",
+                "agent",
+                "6",
+                &[
+                    ("DestChannel", "PJSIP/trunk-00000011"),
+                    ("DestUniqueid", CUSTOMER),
+                    ("DialString", "trunk/+919812345678"),
+                ],
+            ),
+            chan("Newstate", "customer", "5", &[]),
+        ]
+        .concat()
+    }
+
+    fn customer_dial_ends(status: &str) -> String {
+        chan(
+            "DialEnd",
+            "agent",
+            "6",
+            &[
+                ("DestChannel", "PJSIP/trunk-00000011"),
+                ("DestUniqueid", CUSTOMER),
+                ("DialStatus", status),
+            ],
+        )
+    }
+
+    fn ami_placed(script: &str) -> (Vec<String>, Vec<String>) {
+        let mut follow = crate::connectors::call::tests::rules();
+        follow.ref_id_variable = Some("CALLHOOK_REF_ID".into());
+        let mut s = AmiSession::new("hook", "pw", follow, Some(rules()));
+        s.connected(t(0));
+        s.received(b"Asterisk Call Manager/11.0.0\r\n", t(0));
+        s.received(
+            b"Response: Success\r\nActionID: callhook-login-1\r\n\r\n",
+            t(0),
+        );
+        let p = rules().placing(request("c2c_1", "crm-42")).unwrap();
+        let sent = s.originate(p, t(0));
+        assert!(
+            sent.send
+                .starts_with(b"Action: Originate\r\nActionID: callhook-originate-c2c_1\r\n")
+        );
+        let step = s.received(script.as_bytes(), t(1));
+        assert!(step.problems.is_empty(), "{:?}", step.problems);
+        assert!(s.originations().is_empty(), "every request came to an end");
+        (
+            step.events.iter().map(describe).collect(),
+            states(&step.changes),
+        )
+    }
+
+    #[test]
+    fn asterisk_calls_placed_agent_first() {
+        let received = "received click_to_call did=+918065251305 customer=+919812345678";
+        let b = [("BridgeUniqueid", "b1")];
+        let answered = [
+            ami_agent_rings(),
+            ami_customer_rings(),
+            chan("Newstate", "customer", "6", &[]),
+            customer_dial_ends("ANSWER"),
+            chan("BridgeEnter", "agent", "6", &b),
+            chan("BridgeEnter", "customer", "6", &b),
+            chan("HangupRequest", "customer", "6", &[("Cause", "16")]),
+            chan("BridgeLeave", "customer", "6", &b),
+            chan("Hangup", "customer", "6", &[("Cause", "16")]),
+            chan("BridgeLeave", "agent", "6", &b),
+            chan("Hangup", "agent", "6", &[("Cause", "16")]),
+        ]
+        .concat();
+        assert_eq!(
+            ami_placed(&answered),
+            (
+                vec![
+                    received.to_owned(),
+                    "answered customer id=- name=- ext=101 ext_name=Asha ring=- hold=- ref=crm-42".into(),
+                    "ended answered ext=101 missed=[] stage=extension by=customer cause=NORMAL_CLEARING".into(),
+                ],
+                vec![
+                    "c2c_1 ringing_agent".into(),
+                    "c2c_1 ringing_customer".into(),
+                    "c2c_1 answered".into(),
+                ]
+            )
+        );
+
+        let agent_busy = [
+            ami_agent_rings(),
+            f(&[
+                ("Event", "DialEnd"),
+                ("DestChannel", "PJSIP/101-00000010"),
+                ("DestUniqueid", AGENT),
+                ("DialStatus", "BUSY"),
+            ]),
+            f(&[
+                ("Event", "OriginateResponse"),
+                ("ActionID", ACTION),
+                ("Response", "Failure"),
+                ("Channel", "PJSIP/101"),
+                ("Reason", "5"),
+                ("Uniqueid", "<unknown>"),
+            ]),
+            chan("Hangup", "agent", "5", &[("Cause", "17")]),
+        ]
+        .concat();
+        assert_eq!(
+            ami_placed(&agent_busy),
+            (
+                vec![
+                    received.to_owned(),
+                    "ended missed ext=- missed=[] stage=- by=- cause=USER_BUSY".into(),
+                ],
+                vec![
+                    "c2c_1 ringing_agent".into(),
+                    "c2c_1 failed agent_busy".into()
+                ]
+            )
+        );
+
+        let customer_no_answer = [
+            ami_agent_rings(),
+            ami_customer_rings(),
+            customer_dial_ends("NOANSWER"),
+            chan("Hangup", "customer", "5", &[("Cause", "19")]),
+            chan("Hangup", "agent", "6", &[("Cause", "16")]),
+        ]
+        .concat();
+        assert_eq!(
+            ami_placed(&customer_no_answer),
+            (
+                vec![
+                    received.to_owned(),
+                    "ended missed ext=- missed=[] stage=- by=- cause=NORMAL_CLEARING".into(),
+                ],
+                vec![
+                    "c2c_1 ringing_agent".into(),
+                    "c2c_1 ringing_customer".into(),
+                    "c2c_1 failed customer_no_answer".into(),
+                ]
+            )
+        );
+
+        let refused = f(&[
+            ("Response", "Error"),
+            ("ActionID", ACTION),
+            ("Message", "Permission denied"),
+        ]);
+        assert_eq!(
+            ami_placed(&refused),
+            (vec![], vec!["c2c_1 failed originate_refused".into()])
+        );
+    }
+
+    #[test]
+    fn a_session_places_only_when_it_may_and_can() {
+        let p = || rules().placing(request("c2c_1", "crm-42")).unwrap();
+        let follow = crate::connectors::call::tests::rules;
+        let mut s = AmiSession::new("hook", "pw", follow(), Some(rules()));
+        s.connected(t(0));
+        let step = s.originate(p(), t(0));
+        assert!(step.send.is_empty());
+        assert_eq!(states(&step.changes), ["c2c_1 failed connector_lost"]);
+        let mut s = EslSession::new("ClueCon", follow(), None);
+        let step = s.originate(p(), t(0));
+        assert!(step.send.is_empty());
+        assert_eq!(states(&step.changes), ["c2c_1 failed originate_refused"]);
+        // Requests sent whose call never showed up are lost with the connection.
+        let mut s = AmiSession::new("hook", "pw", follow(), Some(rules()));
+        s.connected(t(0));
+        s.received(b"Asterisk Call Manager/11.0.0\r\n", t(0));
+        s.received(
+            b"Response: Success\r\nActionID: callhook-login-1\r\n\r\n",
+            t(0),
+        );
+        assert!(!s.originate(p(), t(0)).send.is_empty());
+        let step = s.disconnected(t(1));
+        assert_eq!(states(&step.changes), ["c2c_1 failed connector_lost"]);
+    }
+
+    /// One FreeSWITCH event (plain), with `body` after its headers.
+    fn fs(name: &str, uuid: &str, more: &[(&str, &str)], body: &str) -> String {
+        let mut head = format!("Event-Name: {name}\nUnique-ID: {uuid}\n");
+        for (k, v) in more {
+            head.push_str(&format!("{k}: {}\n", v.replace(' ', "%20")));
+        }
+        if !body.is_empty() {
+            head.push_str(&format!("Content-Length: {}\n", body.len()));
+        }
+        head.push('\n');
+        head.push_str(body);
+        format!(
+            "Content-Length: {}\nContent-Type: text/event-plain\n\n{head}",
+            head.len()
+        )
+    }
+
+    const A: &str = "5f1c2d3e-0000-4000-8000-00000000000a";
+    const B: &str = "5f1c2d3e-0000-4000-8000-00000000000b";
+
+    fn fs_agent_rings() -> String {
+        [
+            "Content-Type: command/reply\nReply-Text: +OK Job-UUID: c2c_1\nJob-UUID: c2c_1\n\n"
+                .to_owned(),
+            fs(
+                "CHANNEL_CREATE",
+                A,
+                &[
+                    ("Call-Direction", "outbound"),
+                    ("Channel-Call-UUID", A),
+                    ("Caller-Channel-Name", "sofia/internal/101@10.0.0.21"),
+                    ("Caller-Context", "default"),
+                    ("Caller-Destination-Number", "101"),
+                    ("Caller-Caller-ID-Number", "+918065251305"),
+                    ("variable_CALLHOOK_REF_ID", "crm-42"),
+                ],
+                "",
+            ),
+            fs("CHANNEL_PROGRESS", A, &[("Call-Direction", "outbound")], ""),
+        ]
+        .concat()
+    }
+
+    fn fs_customer_rings() -> String {
+        [
+            fs("CHANNEL_ANSWER", A, &[("Call-Direction", "outbound")], ""),
+            fs(
+                "BACKGROUND_JOB",
+                "",
+                &[("Job-UUID", "c2c_1"), ("Job-Command", "originate")],
+                &format!("+OK {A}\n"),
+            ),
+            fs(
+                "CHANNEL_CREATE",
+                B,
+                &[
+                    ("Call-Direction", "outbound"),
+                    ("Other-Type", "originator"),
+                    ("Other-Leg-Unique-ID", A),
+                    ("Channel-Call-UUID", A),
+                    ("Caller-Channel-Name", "sofia/gateway/carrier/+919812345678"),
+                    ("Caller-Destination-Number", "+919812345678"),
+                    ("Caller-Caller-ID-Number", "+918065251305"),
+                ],
+                "",
+            ),
+            fs("CHANNEL_PROGRESS", B, &[], ""),
+        ]
+        .concat()
+    }
+
+    fn hangup(uuid: &str, cause: &str, disposition: &str) -> String {
+        fs(
+            "CHANNEL_HANGUP_COMPLETE",
+            uuid,
+            &[
+                ("Hangup-Cause", cause),
+                ("variable_sip_hangup_disposition", disposition),
+            ],
+            "",
+        )
+    }
+
+    fn fs_placed(script: &str) -> (Vec<String>, Vec<String>) {
+        let mut r = rules();
+        r.channel = ChannelTemplate::parse("user/{extension}").unwrap();
+        let follow = crate::connectors::esl_calls::tests::fs_rules();
+        let mut s = EslSession::new("ClueCon", follow, Some(r));
+        s.connected(t(0));
+        s.received(b"Content-Type: auth/request\n\n", t(0));
+        let step = s.received(
+            b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n",
+            t(0),
+        );
+        assert!(
+            step.send.ends_with(b" BACKGROUND_JOB\n\n"),
+            "subscribes to job results"
+        );
+        s.received(
+            b"Content-Type: command/reply\nReply-Text: +OK event listener enabled plain\n\n",
+            t(0),
+        );
+        let p = rules().placing(request("c2c_1", "crm-42")).unwrap();
+        let sent = String::from_utf8(s.originate(p, t(0)).send).unwrap();
+        assert!(
+            sent.starts_with("bgapi originate {origination_caller_id_number=+918065251305,"),
+            "{sent}"
+        );
+        assert!(
+            sent.ends_with(
+                "}user/101 +919812345678 XML callhook-click-to-call\nJob-UUID: c2c_1\n\n"
+            ),
+            "{sent}"
+        );
+        let step = s.received(script.as_bytes(), t(1));
+        assert!(step.problems.is_empty(), "{:?}", step.problems);
+        assert!(s.originations().is_empty(), "every request came to an end");
+        (
+            step.events.iter().map(describe).collect(),
+            states(&step.changes),
+        )
+    }
+
+    #[test]
+    fn freeswitch_calls_placed_agent_first() {
+        let received = "received click_to_call did=+918065251305 customer=+919812345678";
+        let answered = [
+            fs_agent_rings(),
+            fs_customer_rings(),
+            fs("CHANNEL_ANSWER", B, &[], ""),
+            fs("CHANNEL_BRIDGE", A, &[("Bridge-B-Unique-ID", B)], ""),
+            hangup(B, "NORMAL_CLEARING", "recv_bye"),
+            hangup(A, "NORMAL_CLEARING", "send_bye"),
+        ]
+        .concat();
+        assert_eq!(
+            fs_placed(&answered),
+            (
+                vec![
+                    received.to_owned(),
+                    "answered customer id=- name=- ext=101 ext_name=- ring=- hold=- ref=crm-42".into(),
+                    "ended answered ext=101 missed=[] stage=extension by=customer cause=NORMAL_CLEARING".into(),
+                ],
+                vec![
+                    "c2c_1 ringing_agent".into(),
+                    "c2c_1 ringing_customer".into(),
+                    "c2c_1 answered".into(),
+                ]
+            )
+        );
+
+        let agent_busy = [
+            fs_agent_rings(),
+            hangup(A, "USER_BUSY", "recv_486"),
+            fs(
+                "BACKGROUND_JOB",
+                "",
+                &[("Job-UUID", "c2c_1")],
+                "-ERR USER_BUSY\n",
+            ),
+        ]
+        .concat();
+        assert_eq!(
+            fs_placed(&agent_busy),
+            (
+                vec![
+                    received.to_owned(),
+                    "ended missed ext=- missed=[] stage=- by=extension cause=USER_BUSY".into(),
+                ],
+                vec![
+                    "c2c_1 ringing_agent".into(),
+                    "c2c_1 failed agent_busy".into()
+                ]
+            )
+        );
+
+        let customer_no_answer = [
+            fs_agent_rings(),
+            fs_customer_rings(),
+            hangup(B, "NO_ANSWER", "send_cancel"),
+            hangup(A, "NORMAL_CLEARING", "send_bye"),
+        ]
+        .concat();
+        assert_eq!(
+            fs_placed(&customer_no_answer),
+            (
+                vec![
+                    received.to_owned(),
+                    "ended missed ext=- missed=[] stage=- by=extension cause=NORMAL_CLEARING"
+                        .into(),
+                ],
+                vec![
+                    "c2c_1 ringing_agent".into(),
+                    "c2c_1 ringing_customer".into(),
+                    "c2c_1 failed customer_no_answer".into(),
+                ]
+            )
+        );
+
+        let refused = "Content-Type: command/reply\nReply-Text: -ERR permission denied\n\n";
+        assert_eq!(
+            fs_placed(refused),
+            (vec![], vec!["c2c_1 failed originate_refused".into()])
+        );
+    }
 }

@@ -408,6 +408,15 @@ mod tests {
             Signal::Ended(None),
         ]);
         assert_eq!(s, Status::Failed(FailReason::CustomerNoAnswer));
+        // The dialplan dials the customer again (another trunk), and this time they answer.
+        let (s, _) = run(&[
+            Signal::AgentAnswered,
+            Signal::CustomerRinging,
+            Signal::CustomerFailed(LegEnd::Unavailable),
+            Signal::CustomerRinging,
+            Signal::CustomerAnswered,
+        ]);
+        assert_eq!(s, Status::Answered);
         // The agent answered but the dialplan never dialled the customer.
         let (s, _) = run(&[Signal::Accepted, Signal::AgentAnswered, Signal::Ended(None)]);
         assert_eq!(s, Status::Failed(FailReason::CustomerUnavailable));

@@ -1,12 +1,14 @@
 //! The Asterisk Manager Interface on the wire: a parser that cuts the byte stream into frames
 //! (`Key: Value` lines, a blank line ends a frame), and the session around it (banner, login,
-//! keep-alive, listing live channels after a reconnect). No I/O here: the runner moves the
-//! bytes, so every byte split and every garbled stream can be tested as plain data.
+//! keep-alive, listing live channels after a reconnect, the originates of click-to-call
+//! requests). No I/O here: the runner moves the bytes, so every byte split and every garbled
+//! stream can be tested as plain data.
 
 use jiff::Timestamp;
 
 use super::ami_calls::AmiCalls;
 use super::call::Rules;
+use super::originate::{self, Answer, OriginateRules, Originations, Placing};
 use super::table::Follower;
 use super::{Session, Step};
 
@@ -194,7 +196,7 @@ impl Parser {
 
 /// One AMI action, written as Asterisk reads it. Values lose CR and LF so that nothing in a
 /// setting can end the action early or smuggle in another.
-fn action(pairs: &[(&str, &str)]) -> Vec<u8> {
+pub(super) fn action(pairs: &[(&str, &str)]) -> Vec<u8> {
     let mut s = String::new();
     for (k, v) in pairs {
         s.push_str(k);
@@ -227,10 +229,18 @@ pub struct AmiSession {
     actions: u64,
     login_id: String,
     listing_id: String,
+    /// How to place calls, for a connector with `originate`.
+    originate: Option<OriginateRules>,
+    originations: Originations,
 }
 
 impl AmiSession {
-    pub fn new(username: &str, secret: &str, rules: Rules) -> AmiSession {
+    pub fn new(
+        username: &str,
+        secret: &str,
+        rules: Rules,
+        originate: Option<OriginateRules>,
+    ) -> AmiSession {
         // `dialplan` brings VarSet, which we need only to read the DID or a reference from a
         // channel variable; it is most of the traffic on a busy PBX, so ask for it only then.
         let needs_vars = matches!(rules.did_from, super::call::DidFrom::Variable(_))
@@ -249,6 +259,8 @@ impl AmiSession {
             actions: 0,
             login_id: String::new(),
             listing_id: String::new(),
+            originate,
+            originations: Originations::default(),
         }
     }
 
@@ -288,11 +300,27 @@ impl AmiSession {
                     let why = f.get("Message").unwrap_or("no reason given");
                     step.refused = Some(format!("the PBX refused the login: {why}"));
                 }
+            } else if let Some(id) = f.get("ActionID")
+                && self.originations.knows(id)
+            {
+                let answer = originate::ami_response(&f);
+                self.originations.answer(id, answer, now, &mut step.changes);
             }
             return;
         }
         step.frames += 1;
         let mut built = Vec::new();
+        if f.event() == Some("OriginateResponse")
+            && let Some(id) = f.get("ActionID")
+            && let Some(ref_id) = self.originations.ref_of(id)
+        {
+            let answer = originate::ami_originate_response(&f);
+            if let Answer::AgentAnswered(Some(leg)) = &answer {
+                let ref_id = ref_id.to_owned();
+                self.calls.reference_leg(leg, &ref_id, now, &mut built);
+            }
+            self.originations.answer(id, answer, now, &mut step.changes);
+        }
         match f.event() {
             Some(e) if e.eq_ignore_ascii_case("CoreShowChannel") && ours(&self.listing_id) => {
                 if let Some(u) = f.get("Uniqueid") {
@@ -307,6 +335,8 @@ impl AmiSession {
             _ => self.calls.on_frame(&f, now, &mut built),
         }
         step.take(built);
+        let progress = self.calls.take_progress();
+        self.originations.calls(progress, now, &mut step.changes);
     }
 }
 
@@ -333,6 +363,7 @@ impl Session for AmiSession {
                 Item::Garbage(g) => step.problems.push(g.to_string()),
             }
         }
+        self.originations.expire(now, &mut step.changes);
         step
     }
 
@@ -361,6 +392,24 @@ impl Session for AmiSession {
 
     fn calls_mut(&mut self) -> &mut dyn Follower {
         &mut self.calls
+    }
+
+    fn originate(&mut self, placing: Placing, now: Timestamp) -> Step {
+        let key = format!("callhook-originate-{}", placing.request_id);
+        originate::place(
+            self.originate.as_ref(),
+            self.phase == Phase::Ready,
+            placing,
+            key,
+            OriginateRules::ami_originate,
+            &mut self.originations,
+            &mut self.calls,
+            now,
+        )
+    }
+
+    fn originations(&mut self) -> &mut Originations {
+        &mut self.originations
     }
 }
 
@@ -489,7 +538,7 @@ mod tests {
 
     #[test]
     fn the_session_logs_in_lists_channels_and_reports_refusal() {
-        let mut s = AmiSession::new("hook", "pw", super::super::call::tests::rules());
+        let mut s = AmiSession::new("hook", "pw", super::super::call::tests::rules(), None);
         let now = Timestamp::UNIX_EPOCH;
         s.connected(now);
         assert!(s.keepalive().is_none());
@@ -517,7 +566,7 @@ mod tests {
         assert!(pings[pings.len() - 1].starts_with("Action: CoreShowChannels\r\n"));
         assert!(s.logoff().is_some());
 
-        let mut s = AmiSession::new("hook", "bad", super::super::call::tests::rules());
+        let mut s = AmiSession::new("hook", "bad", super::super::call::tests::rules(), None);
         s.connected(now);
         s.received(b"Asterisk Call Manager/11.0.0\r\n", now);
         let step = s.received(

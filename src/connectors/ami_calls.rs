@@ -16,6 +16,10 @@
 //!   are reported in one `call.dialed`. `DialEnd ANSWER` is an extension picking up (for queue
 //!   members the answer is reported at `AgentConnect`, which carries hold and ring times).
 //! - The last channel of the call hanging up ends it.
+//! - A call this connector placed for a click-to-call request (its first channel carries the
+//!   request's reference) rings the agent first: that channel going `Up` is the agent
+//!   answering, its own dial is the customer's leg, and that dial's `DialEnd` says whether the
+//!   customer answered.
 
 use std::collections::HashMap;
 
@@ -26,6 +30,7 @@ use super::ami::Frame;
 use super::call::{Built, DidFrom, Rules};
 use super::numbers::present;
 use super::table::{Call, CallTable, Leg, Origin, Pbx, Phase, Seen};
+use crate::core::click_to_call::{LegEnd, Signal};
 use crate::core::event::{DialVia, HangupBy};
 
 /// Events that arrive in a burst while a dial starts; a pending `call.dialed` waits for the
@@ -288,7 +293,8 @@ impl AmiCalls {
             return;
         };
         if call.customer == u {
-            call.customer_leg_up(at, ivr, call.pbx.dial_answered, out);
+            let answered = call.pbx.dial_answered;
+            call.customer_leg_up(at, ivr, answered, out, &mut self.progress);
         }
     }
 
@@ -314,11 +320,13 @@ impl AmiCalls {
             return;
         };
         let id = call.id.clone();
-        if ref_var && !value.is_empty() {
-            call.ref_id = Some(value.to_owned());
-        }
         if did_var && present(value) {
             call.did_var = Some(value.to_owned());
+        }
+        if ref_var && !value.is_empty() {
+            self.reference(&id, value, at, out);
+        }
+        if did_var && present(value) {
             self.try_start(&id, at, false, out);
         }
     }
@@ -357,6 +365,15 @@ impl AmiCalls {
         if call.customer != src || call.legs.contains_key(dest) {
             // A member's own dial (a Local channel calling the phone) or an agent dialing
             // out mid-call: the customer's dial already covers it.
+            return;
+        }
+        if let Some(p) = &call.placed {
+            // The agent's call dials the customer (again, if the dialplan tries once more).
+            if call.outbound_leg.is_none() {
+                call.outbound_leg = Some(dest.to_owned());
+                self.progress
+                    .push(p.progress(&call.id, Signal::CustomerRinging, None));
+            }
             return;
         }
         if call.origin == Origin::Outbound {
@@ -412,6 +429,20 @@ impl AmiCalls {
             let Some(call) = self.calls.get_mut(&id) else {
                 return;
             };
+            if let Some(p) = &call.placed {
+                // The originate's dial rings the agent.
+                if call.customer == dest {
+                    let status = f.get("DialStatus").unwrap_or_default();
+                    let signal = if answer {
+                        Signal::AgentAnswered
+                    } else {
+                        Signal::AgentFailed(dial_failure(status))
+                    };
+                    let cause = Some(status.to_owned()).filter(|_| !answer);
+                    self.progress.push(p.progress(&call.id, signal, cause));
+                }
+                return;
+            }
             if answer && call.customer == dest && !call.customer_answered {
                 call.customer_answered = true;
                 if let Phase::Followed(track) = &mut call.phase {
@@ -433,6 +464,31 @@ impl AmiCalls {
         let Phase::Followed(track) = &mut call.phase else {
             return;
         };
+        if let Some(p) = &call.placed {
+            if call.outbound_leg.as_deref() != Some(dest) {
+                return;
+            }
+            if !answer {
+                // The customer was not reached; the dialplan may try again.
+                let status = f.get("DialStatus").unwrap_or_default();
+                let failed = Signal::CustomerFailed(dial_failure(status));
+                self.progress
+                    .push(p.progress(&call.id, failed, Some(status.to_owned())));
+                call.outbound_leg = None;
+            } else if !call.customer_answered {
+                call.customer_answered = true;
+                let name = self.rules.extension_name(&p.agent);
+                out.push(track.customer_answered(
+                    at,
+                    dest,
+                    Some((&p.agent, name.as_deref())),
+                    call.ref_id.as_deref(),
+                ));
+                self.progress
+                    .push(p.progress(&call.id, Signal::CustomerAnswered, None));
+            }
+            return;
+        }
         if call.origin == Origin::Outbound {
             if answer && call.outbound_leg.as_deref() == Some(dest) && !call.customer_answered {
                 call.customer_answered = true;
@@ -442,7 +498,7 @@ impl AmiCalls {
                         .map(|c| c.name.as_str())
                         .unwrap_or_default(),
                 );
-                out.push(track.customer_answered(at, dest, Some(&ext), None));
+                out.push(track.customer_answered(at, dest, Some((&ext, None)), None));
             }
             return;
         }
@@ -550,6 +606,18 @@ impl AmiCalls {
         if !members.contains(&call.customer) {
             return;
         }
+        if call.placed.is_some() {
+            // The agent talks with the customer it dialed.
+            if call
+                .outbound_leg
+                .as_ref()
+                .is_some_and(|c| members.contains(c))
+            {
+                call.pbx.talking = Some(b.to_owned());
+                call.pbx.transferring = false;
+            }
+            return;
+        }
         // The customer talks with one of the legs it dialed (or that leg's Local partner).
         let Some(leg_id) = members.iter().find_map(|m| {
             let name = self.channels.get(m).map(|c| c.name.as_str())?;
@@ -602,7 +670,8 @@ impl AmiCalls {
         if !std::mem::take(&mut call.pbx.transferring)
             && let Phase::Followed(track) = &mut call.phase
         {
-            let who = if call.customer == u {
+            // The first channel is the customer's, but the agent's on a placed call.
+            let who = if (call.customer == u) != call.placed.is_some() {
                 HangupBy::Customer
             } else {
                 HangupBy::Extension
@@ -667,14 +736,16 @@ impl AmiCalls {
             if local_pair(&name).is_some() || (soft && call.pbx.talking.is_some()) {
                 return;
             }
-            track.hangup_by(
-                if soft {
-                    HangupBy::System
-                } else {
-                    HangupBy::Customer
-                },
-                false,
-            );
+            let far_end = if call.placed.is_some() {
+                HangupBy::Extension
+            } else {
+                HangupBy::Customer
+            };
+            track.hangup_by(if soft { HangupBy::System } else { far_end }, false);
+        } else if call.placed.is_some() {
+            if !soft && call.outbound_leg.as_deref() == Some(u) {
+                track.hangup_by(HangupBy::Customer, false);
+            }
         } else if call.pbx.talking.is_some() {
             let of_talking_leg = call.legs.iter().any(|(l, leg)| {
                 leg.answered
@@ -730,6 +801,17 @@ impl AmiCalls {
                 ch.call = None;
             }
         }
+    }
+}
+
+/// How a dial that was not answered ended, by Asterisk's `DialStatus`.
+fn dial_failure(status: &str) -> LegEnd {
+    match status.trim().to_ascii_uppercase().as_str() {
+        "BUSY" => LegEnd::Busy,
+        "NOANSWER" => LegEnd::NoAnswer,
+        "CANCEL" => LegEnd::Cancelled,
+        // CONGESTION, CHANUNAVAIL, DONTCALL, TORTURE, INVALIDARGS.
+        _ => LegEnd::Unavailable,
     }
 }
 
@@ -868,7 +950,7 @@ mod tests {
     use crate::connectors::ami::{Item, Parser};
     use crate::connectors::call::tests::describe;
     use crate::connectors::call::{IvrRule, Place, TargetRule};
-    use crate::core::event::{CallEvent, EventDetail};
+    use crate::core::event::{CallEvent, CallType, EventDetail};
     use crate::core::number::E164;
 
     const CALL_SHAPES: &[u8] =
@@ -1104,6 +1186,77 @@ mod tests {
                 ),
             ],
         );
+    }
+
+    /// SPEC §15: the lab's originates read as a dialer's calls (`originated_call_type =
+    /// "outbound"`). A call that never rings an extension is answered when the customer
+    /// answered (S3, S4, S7); one that does is answered when an extension talked (S6); one the
+    /// customer never answered is missed (S5).
+    #[test]
+    fn dialer_calls_are_answered_when_the_customer_answered() {
+        let mut r = call_shapes_rules();
+        r.originated = CallType::Outbound;
+        let got = by_scenario(CALL_SHAPES, r.clone());
+        let received = "received outbound did=+15550000100 customer=-";
+        let want: &[(&str, &[&str])] = &[
+            (
+                "S3-originate-answered-no-dial",
+                &[
+                    received,
+                    CUSTOMER,
+                    "ended answered ext=- missed=[] stage=- by=system cause=NORMAL_CLEARING",
+                ],
+            ),
+            (
+                "S4-originate-local-answered",
+                &[
+                    received,
+                    CUSTOMER,
+                    "ended answered ext=- missed=[] stage=- by=- cause=NORMAL_CLEARING",
+                ],
+            ),
+            (
+                "S5-originate-never-answered",
+                &[
+                    received,
+                    "ended missed ext=- missed=[] stage=- by=- cause=NO_ANSWER",
+                ],
+            ),
+            (
+                "S6-dialer-queued-agent-answers",
+                &[
+                    received,
+                    CUSTOMER,
+                    "dialed queue id=n5q name=Support [600]",
+                    N5Q_600,
+                    "ended answered ext=600 missed=[] stage=extension by=extension cause=NORMAL_CLEARING",
+                ],
+            ),
+            (
+                "S7-dialer-queued-abandoned",
+                &[
+                    received,
+                    CUSTOMER,
+                    "ended answered ext=- missed=[] stage=queue by=system cause=NORMAL_CLEARING",
+                ],
+            ),
+        ];
+        for (scenario, lines) in want {
+            let lines: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            assert_eq!(got.get(*scenario), Some(&lines), "{scenario}");
+        }
+        // Answered when the customer answered: billed from then.
+        let (events, _) = replay(CALL_SHAPES, r);
+        let s3: Vec<&CallEvent> = events
+            .iter()
+            .filter(|e| e.call.call_id == "1790513796.2")
+            .collect();
+        let EventDetail::Ended(end) = &s3[2].detail else {
+            panic!()
+        };
+        assert_eq!(end.answered_at, Some(s3[1].occurred_at));
+        assert!(end.billsec.is_some_and(|b| b <= end.duration.unwrap_or(0)));
+        assert_eq!(end.answered_extension, None);
     }
 
     fn queue_answer(queue: &str, ext: &str, name: &str, secs: u8) -> String {

@@ -172,6 +172,9 @@ pub struct CallTrack {
     digits: String,
     /// The first extension that talked with the customer: what makes a call answered.
     talked: Option<Talker>,
+    /// When the customer answered a call placed to them.
+    #[serde(default)]
+    customer_at: Option<Timestamp>,
     /// Legs ringing an extension now.
     ringing: Vec<(String, String)>,
     /// Extensions that rang and stopped without anyone answering meanwhile.
@@ -193,6 +196,7 @@ impl CallTrack {
             ivr: None,
             digits: String::new(),
             talked: None,
+            customer_at: None,
             ringing: Vec::new(),
             missed: Vec::new(),
             hangup_by: None,
@@ -357,31 +361,47 @@ impl CallTrack {
         )
     }
 
-    /// The customer answered a call the PBX placed (click-to-call) or an extension dialed out.
-    /// For an outbound call the calling extension talks from now on; for click-to-call an
-    /// agent still has to (it may have been called first: `extension`).
+    /// The customer answered a call placed to them: by the PBX (a click-to-call, a dialer) or
+    /// by an extension dialling out. `caller` is the extension already on the call (the one
+    /// dialling out, or the agent a click-to-call rang first), with its name: it talks with the
+    /// customer from now on. Without one an agent still has to.
     pub fn customer_answered(
         &mut self,
         at: Timestamp,
         leg: &str,
-        caller_extension: Option<&str>,
+        caller: Option<(&str, Option<&str>)>,
         ref_id: Option<&str>,
     ) -> Built {
-        let ext = caller_extension.map(extension).filter(|e| !e.is_empty());
-        if self.start.call_type == CallType::Outbound
-            && let Some(e) = &ext
+        let ext = caller.map(|(e, _)| extension(e)).filter(|e| !e.is_empty());
+        let name = caller.and_then(|(_, n)| n);
+        self.customer_at.get_or_insert(at);
+        if let Some(e) = &ext
             && self.talked.is_none()
         {
             self.talked = Some(Talker {
                 extension: e.clone(),
-                name: None,
+                name: name.map(clip),
                 at,
             });
             self.stage = Some(Stage::Extension);
         }
         self.answers += 1;
-        let detail = answered_by("customer", None, ext.as_ref(), None, None, None, ref_id);
+        let detail = answered_by("customer", None, ext.as_ref(), name, None, None, ref_id);
         self.build("answered", Some(self.answers), at, Some(leg), Some(detail))
+    }
+
+    /// SPEC §15: a call ends answered when the customer talked with an extension, or, in an
+    /// `outbound` call the PBX placed that never rang an extension (a dialer or a broadcast
+    /// playing to the customer), when the customer answered. A `click_to_call` is made for
+    /// an agent: without one it is missed.
+    fn answered_at(&self) -> Option<Timestamp> {
+        match &self.talked {
+            Some(t) => Some(t.at),
+            None if self.start.call_type == CallType::Outbound && self.dials == 0 => {
+                self.customer_at
+            }
+            None => None,
+        }
     }
 
     /// Who hung up. A weak signal (the first side to go) only counts when nothing else was
@@ -398,9 +418,10 @@ impl CallTrack {
         }
     }
 
-    /// The call is over: its one `call.ended`. `answered` only when an extension talked.
+    /// The call is over: its one `call.ended`, answered as [`CallTrack::answered_at`] says.
     pub fn end(&mut self, at: Timestamp, cause: Option<&str>, measured: Measured) -> Built {
-        let answered = self.talked.is_some();
+        let answered_at = self.answered_at();
+        let answered = answered_at.is_some();
         if !answered {
             let left: Vec<String> = self.ringing.drain(..).map(|(_, e)| e).collect();
             for ext in left {
@@ -413,8 +434,8 @@ impl CallTrack {
             "status".into(),
             json!(if answered { "answered" } else { "missed" }),
         );
-        if let Some(t) = &self.talked {
-            m.insert("answered_at".into(), json!(t.at.to_string()));
+        if let Some(t) = answered_at {
+            m.insert("answered_at".into(), json!(t.to_string()));
         }
         m.insert("ended_at".into(), json!(at.to_string()));
         m.insert(
@@ -426,10 +447,10 @@ impl CallTrack {
                     .max(0)
             ),
         );
-        if let Some(t) = &self.talked {
+        if let Some(t) = answered_at {
             m.insert(
                 "billsec".into(),
-                json!(measured.billsec.unwrap_or_else(|| secs(t.at)).max(0)),
+                json!(measured.billsec.unwrap_or_else(|| secs(t)).max(0)),
             );
         }
         put(&mut m, "hangup_cause", cause.map(clip).as_deref());
@@ -554,7 +575,7 @@ pub struct PbxClock {
 }
 
 /// E.164 numbers in saved follower state: as their text, checked again when read back.
-mod e164 {
+pub(super) mod e164 {
     use serde::{Deserialize, Deserializer, Serializer};
 
     use crate::core::number::E164;
@@ -807,7 +828,9 @@ pub(crate) mod tests {
     #[test]
     fn outbound_calls_are_answered_when_the_customer_answers() {
         let (mut c, _) = CallTrack::start(&rules(), start(CallType::Outbound), t(0));
-        let a = c.customer_answered(t(2), "b", Some("101"), None).unwrap();
+        let a = c
+            .customer_answered(t(2), "b", Some(("101", None)), None)
+            .unwrap();
         let EventDetail::Answered(ab) = &a.detail else {
             panic!()
         };
@@ -831,6 +854,63 @@ pub(crate) mod tests {
         c2.customer_answered(t(2), "b", None, Some("crm-42"))
             .unwrap();
         assert!(!c2.answered());
+    }
+
+    /// SPEC §15, for calls the PBX places.
+    #[test]
+    fn placed_calls_are_answered_as_spec_15_says() {
+        let status = |call_type: CallType, steps: &dyn Fn(&mut CallTrack)| {
+            let (mut c, _) = CallTrack::start(&rules(), start(call_type), t(0));
+            steps(&mut c);
+            let e = c.end(t(30), None, Measured::default()).unwrap();
+            let en = ended(&e);
+            (en.status, en.answered_extension.clone(), en.billsec)
+        };
+        let answer = |c: &mut CallTrack| {
+            c.customer_answered(t(5), "a", None, None).unwrap();
+        };
+        // A dialer's or a broadcast's call that never rings an extension: the customer
+        // answering is enough.
+        assert_eq!(
+            status(CallType::Outbound, &answer),
+            (EndStatus::Answered, None, Some(25))
+        );
+        // Once extensions ring, one of them has to talk with the customer.
+        let rung = |c: &mut CallTrack| {
+            answer(c);
+            let rung = [("l1".to_owned(), "600".to_owned())];
+            c.dialed(t(6), DialVia::Queue, None, &rung).unwrap();
+            c.ring_ended("l1");
+        };
+        assert_eq!(status(CallType::Outbound, &rung).0, EndStatus::Missed);
+        // A click-to-call is made for an agent: without one it is missed.
+        assert_eq!(
+            status(CallType::ClickToCall, &answer),
+            (EndStatus::Missed, None, None)
+        );
+        // With the agent rung first (on the line when the customer answers), it is answered.
+        let agent_first = |c: &mut CallTrack| {
+            let a = c
+                .customer_answered(t(8), "c", Some(("101", Some("Asha"))), Some("crm-42"))
+                .unwrap();
+            let EventDetail::Answered(ab) = &a.detail else {
+                panic!()
+            };
+            assert_eq!(
+                (
+                    ab.extension.as_deref(),
+                    ab.extension_name.as_deref(),
+                    ab.ref_id.as_deref()
+                ),
+                (Some("101"), Some("Asha"), Some("crm-42"))
+            );
+        };
+        assert_eq!(
+            status(CallType::ClickToCall, &agent_first),
+            (EndStatus::Answered, Some("101".into()), Some(22))
+        );
+        // Nobody answered: missed, whatever the type.
+        assert_eq!(status(CallType::Outbound, &|_| {}).0, EndStatus::Missed);
     }
 
     #[test]

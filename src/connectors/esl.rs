@@ -1,14 +1,16 @@
 //! The FreeSWITCH event socket on the wire (inbound mode, `event plain`): a parser for its
 //! messages (a header block, then `Content-Length` bytes of body), the plain event format
 //! (URL-encoded `Key: Value` lines), and the session around them (auth, subscription,
-//! listing live channels after a reconnect). No I/O here, as for AMI.
+//! listing live channels after a reconnect, the `bgapi originate` of click-to-call requests).
+//! No I/O here, as for AMI.
 
 use std::collections::VecDeque;
 
 use jiff::Timestamp;
 
-use super::call::Rules;
+use super::call::{Built, Rules};
 use super::esl_calls::EslCalls;
+use super::originate::{self, Answer, OriginateRules, Originations, Placing, StateChange};
 use super::table::Follower;
 use super::{Session, Step};
 
@@ -310,21 +312,60 @@ enum Asked {
 /// An event socket session.
 pub struct EslSession {
     password: String,
+    /// What to subscribe to: [`EVENTS`], and `BACKGROUND_JOB` when placing calls.
+    events: String,
     parser: Parser,
     calls: EslCalls,
     phase: Phase,
     asked: VecDeque<Asked>,
+    /// How to place calls, for a connector with `originate`.
+    originate: Option<OriginateRules>,
+    originations: Originations,
+    /// The `Job-UUID`s of `bgapi` commands whose reply has not come yet, in order.
+    jobs: VecDeque<String>,
 }
 
 impl EslSession {
-    pub fn new(password: &str, rules: Rules) -> EslSession {
+    pub fn new(password: &str, rules: Rules, originate: Option<OriginateRules>) -> EslSession {
+        // An originate's outcome comes as the `BACKGROUND_JOB` of its `bgapi`.
+        let events = match originate {
+            Some(_) => format!("{EVENTS} BACKGROUND_JOB"),
+            None => EVENTS.to_owned(),
+        };
         EslSession {
             password: password.to_owned(),
+            events,
             parser: Parser::default(),
             calls: EslCalls::new(rules),
             phase: Phase::Greeting,
             asked: VecDeque::new(),
+            originate,
+            originations: Originations::default(),
+            jobs: VecDeque::new(),
         }
+    }
+
+    /// The `BACKGROUND_JOB` of a `bgapi originate` we sent: the agent answered (`+OK` and
+    /// the agent leg's UUID) or the agent's leg failed (`-ERR` and the cause).
+    fn background_job(
+        &mut self,
+        ev: &Headers,
+        now: Timestamp,
+        built: &mut Vec<Built>,
+        changes: &mut Vec<StateChange>,
+    ) {
+        let Some(job) = ev.get("Job-UUID") else {
+            return;
+        };
+        let Some(ref_id) = self.originations.ref_of(job) else {
+            return;
+        };
+        let answer = originate::esl_job(ev.get("_body").unwrap_or_default());
+        if let Answer::AgentAnswered(Some(leg)) = &answer {
+            let ref_id = ref_id.to_owned();
+            self.calls.reference_leg(leg, &ref_id, now, built);
+        }
+        self.originations.answer(job, answer, now, changes);
     }
 
     fn command(line: &str) -> Vec<u8> {
@@ -346,7 +387,7 @@ impl EslSession {
                     self.phase = Phase::Subscribing;
                     step.logged_in = true;
                     step.send
-                        .extend(Self::command(&format!("event plain {EVENTS}")));
+                        .extend(Self::command(&format!("event plain {}", self.events)));
                 } else {
                     step.refused = Some(format!("FreeSWITCH refused the password: {reply}"));
                 }
@@ -359,6 +400,19 @@ impl EslSession {
                 }
                 self.asked.push_back(Asked::Channels);
                 step.send.extend(Self::command("api show channels as json"));
+            }
+            "command/reply" if self.phase == Phase::Ready => {
+                // The reply to a `bgapi`: it names its job; else replies come in order.
+                let job = match m.headers.get("Job-UUID") {
+                    Some(j) => Some(j.to_owned()),
+                    None => self.jobs.front().cloned(),
+                };
+                if let Some(job) = job {
+                    self.jobs.retain(|j| *j != job);
+                    let answer = originate::esl_reply(reply);
+                    self.originations
+                        .answer(&job, answer, now, &mut step.changes);
+                }
             }
             "api/response" => {
                 // Replies come in the order the commands went out.
@@ -373,8 +427,14 @@ impl EslSession {
                 step.frames += 1;
                 let ev = plain_event(&m.body);
                 let mut built = Vec::new();
-                self.calls.on_event(&ev, now, &mut built);
+                if ev.get("Event-Name") == Some("BACKGROUND_JOB") {
+                    self.background_job(&ev, now, &mut built, &mut step.changes);
+                } else {
+                    self.calls.on_event(&ev, now, &mut built);
+                }
                 step.take(built);
+                let progress = self.calls.take_progress();
+                self.originations.calls(progress, now, &mut step.changes);
             }
             _ => {}
         }
@@ -386,6 +446,7 @@ impl Session for EslSession {
         self.parser = Parser::default();
         self.phase = Phase::Greeting;
         self.asked.clear();
+        self.jobs.clear();
         self.calls.begin_resync();
         Step::default()
     }
@@ -400,6 +461,7 @@ impl Session for EslSession {
                 Item::Garbage(g) => step.problems.push(g.to_string()),
             }
         }
+        self.originations.expire(now, &mut step.changes);
         step
     }
 
@@ -425,6 +487,28 @@ impl Session for EslSession {
 
     fn calls_mut(&mut self) -> &mut dyn Follower {
         &mut self.calls
+    }
+
+    fn originate(&mut self, placing: Placing, now: Timestamp) -> Step {
+        let job = placing.request_id.clone();
+        let step = originate::place(
+            self.originate.as_ref(),
+            self.phase == Phase::Ready,
+            placing,
+            job.clone(),
+            OriginateRules::esl_originate,
+            &mut self.originations,
+            &mut self.calls,
+            now,
+        );
+        if !step.send.is_empty() {
+            self.jobs.push_back(job);
+        }
+        step
+    }
+
+    fn originations(&mut self) -> &mut Originations {
+        &mut self.originations
     }
 }
 
@@ -505,7 +589,7 @@ mod tests {
     fn the_session_authenticates_subscribes_and_reports_refusal() {
         let rules = super::super::call::tests::rules();
         let now = Timestamp::UNIX_EPOCH;
-        let mut s = EslSession::new("ClueCon", rules.clone());
+        let mut s = EslSession::new("ClueCon", rules.clone(), None);
         s.connected(now);
         let step = s.received(b"Content-Type: auth/request\n\n", now);
         assert_eq!(step.send, b"auth ClueCon\n\n");
@@ -534,7 +618,7 @@ mod tests {
         let step = s.received(b"Content-Type: api/response\nContent-Length: 2\n\n{}", now);
         assert!(step.events.is_empty() && step.problems.is_empty());
 
-        let mut s = EslSession::new("wrong", rules);
+        let mut s = EslSession::new("wrong", rules, None);
         s.connected(now);
         s.received(b"Content-Type: auth/request\n\n", now);
         let step = s.received(
@@ -578,7 +662,7 @@ mod tests {
             let mut bytes = SESSION[..at].to_vec();
             bytes.extend_from_slice(&noise);
             bytes.extend_from_slice(&SESSION[at..]);
-            let mut s = EslSession::new("ClueCon", super::super::call::tests::rules());
+            let mut s = EslSession::new("ClueCon", super::super::call::tests::rules(), None);
             s.connected(Timestamp::UNIX_EPOCH);
             let _ = s.received(&bytes, Timestamp::UNIX_EPOCH);
         }

@@ -16,6 +16,10 @@
 //!   its hold and ring times), `bridge-agent-fail` a miss.
 //! - `CHANNEL_HANGUP_COMPLETE` of the last leg ends the call, with FreeSWITCH's own duration,
 //!   billing seconds and hangup cause.
+//! - A call this connector placed for a click-to-call request (its first leg carries the
+//!   request's reference) rings the agent first: that leg's answer is the agent's, the B-leg
+//!   its dialplan bridges to is the customer's, and that leg's answer or hangup says whether
+//!   the customer answered.
 
 use std::collections::HashMap;
 
@@ -26,6 +30,7 @@ use super::call::{Built, DidFrom, Measured, Pickup};
 use super::esl::Headers;
 use super::numbers::present;
 use super::table::{Call, CallTable, Leg, Origin, Pbx, Phase, Seen};
+use crate::core::click_to_call::{LegEnd, Signal};
 use crate::core::event::{DialVia, HangupBy};
 
 /// What the FreeSWITCH follower keeps per call, beside the table's [`Call`].
@@ -127,6 +132,7 @@ impl EslCalls {
         if name != "CHANNEL_CREATE" {
             self.relink(e, at, out);
         }
+        self.reference_in(e, at, out);
         match name {
             "CHANNEL_CREATE" | "CHANNEL_OUTGOING" => self.create(e, at, out),
             "CHANNEL_PROGRESS" | "CHANNEL_PROGRESS_MEDIA" => {
@@ -264,7 +270,32 @@ impl EslCalls {
             ),
         );
         self.variables(&id, e);
+        self.reference_in(e, at, out);
         self.try_start(&id, at, false, out);
+    }
+
+    /// The reference a first leg carries (`variable_<ref_id_variable>`), from whichever of
+    /// its events shows it first: it tells a call this connector placed.
+    fn reference_in(&mut self, e: &Headers, at: Timestamp, out: &mut Vec<Built>) {
+        let Some(var) = &self.rules.ref_id_variable else {
+            return;
+        };
+        let Some(u) = e.get("Unique-ID") else { return };
+        let Some(Some(id)) = self.channels.get(u) else {
+            return;
+        };
+        if self
+            .calls
+            .get(id)
+            .is_none_or(|c| c.customer != u || c.placed.is_some())
+        {
+            return;
+        }
+        let Some(value) = e.get(&format!("variable_{var}")).filter(|v| !v.is_empty()) else {
+            return;
+        };
+        let (id, value) = (id.clone(), value.to_owned());
+        self.reference(&id, &value, at, out);
     }
 
     /// Keeps what the customer leg's variables say (the DID variable, the reference).
@@ -307,13 +338,20 @@ impl EslCalls {
         if !self.started(id, at, out) {
             return;
         }
-        let Some(call) = self.calls.get(id) else {
+        let Some(call) = self.calls.get_mut(id) else {
             return;
         };
-        if call.origin == Origin::Outbound {
-            if let Some(call) = self.calls.get_mut(id) {
-                call.outbound_leg.get_or_insert_with(|| u.to_owned());
+        if let Some(p) = &call.placed {
+            // The agent's call bridges to the customer (again, if the dialplan tries once more).
+            if call.outbound_leg.is_none() {
+                call.outbound_leg = Some(u.to_owned());
+                self.progress
+                    .push(p.progress(&call.id, Signal::CustomerRinging, None));
             }
+            return;
+        }
+        if call.origin == Origin::Outbound {
+            call.outbound_leg.get_or_insert_with(|| u.to_owned());
             return;
         }
         // Where the customer's leg dials from: the B-leg names it (`Other-Leg-*`), else the
@@ -354,7 +392,7 @@ impl EslCalls {
         };
         if call.customer == u {
             let answered = matches!(&call.phase, Phase::Followed(t) if t.answered());
-            call.customer_leg_up(at, ivr, answered, out);
+            call.customer_leg_up(at, ivr, answered, out, &mut self.progress);
             return;
         }
         let Phase::Followed(track) = &mut call.phase else {
@@ -363,8 +401,19 @@ impl EslCalls {
         if call.outbound_leg.as_deref() == Some(u) {
             if !call.customer_answered {
                 call.customer_answered = true;
-                let ext = call.pbx.caller.clone();
-                out.push(track.customer_answered(at, u, Some(&ext), None));
+                match &call.placed {
+                    Some(p) => {
+                        let name = self.rules.extension_name(&p.agent);
+                        let caller = Some((p.agent.as_str(), name.as_deref()));
+                        out.push(track.customer_answered(at, u, caller, call.ref_id.as_deref()));
+                        self.progress
+                            .push(p.progress(&call.id, Signal::CustomerAnswered, None));
+                    }
+                    None => {
+                        let ext = call.pbx.caller.clone();
+                        out.push(track.customer_answered(at, u, Some((&ext, None)), None));
+                    }
+                }
             }
             return;
         }
@@ -506,7 +555,13 @@ impl EslCalls {
                     call.cause = e.get("Hangup-Cause").map(str::to_owned);
                     call.pbx.duration = secs("variable_duration");
                     if remote {
-                        track.hangup_by(HangupBy::Customer, true);
+                        // The first leg is the customer's, but the agent's on a placed call.
+                        let far_end = if call.placed.is_some() {
+                            HangupBy::Extension
+                        } else {
+                            HangupBy::Customer
+                        };
+                        track.hangup_by(far_end, true);
                     } else if disposition.starts_with("send_") {
                         track.hangup_by(HangupBy::System, false);
                     }
@@ -523,6 +578,17 @@ impl EslCalls {
                 } else if talked_leg && call.pbx.talking && remote {
                     track.hangup_by(HangupBy::Extension, false);
                 }
+            }
+            if let Some(p) = &call.placed
+                && call.outbound_leg.as_deref() == Some(u)
+                && !call.customer_answered
+            {
+                // The customer was not reached; the dialplan may try again.
+                let cause = e.get("Hangup-Cause").unwrap_or_default();
+                let failed = Signal::CustomerFailed(LegEnd::from_cause(cause));
+                self.progress
+                    .push(p.progress(&call.id, failed, Some(cause.to_owned())));
+                call.outbound_leg = None;
             }
         }
         self.leg_gone(u, at, out);
@@ -606,7 +672,7 @@ pub(crate) mod tests {
     }
 
     fn play(name: &str) -> (Vec<CallEvent>, usize) {
-        let mut s = EslSession::new("ClueCon", fs_rules());
+        let mut s = EslSession::new("ClueCon", fs_rules(), None);
         s.connected(Timestamp::UNIX_EPOCH);
         let step = s.received(&session_file(name), Timestamp::UNIX_EPOCH);
         assert!(step.problems.is_empty(), "{:?}", step.problems);
@@ -955,7 +1021,7 @@ pub(crate) mod tests {
             let (whole, _) = play(name);
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % bytes.len()).collect();
             cuts.sort_unstable();
-            let mut s = EslSession::new("ClueCon", fs_rules());
+            let mut s = EslSession::new("ClueCon", fs_rules(), None);
             s.connected(Timestamp::UNIX_EPOCH);
             let mut events = Vec::new();
             let mut from = 0;

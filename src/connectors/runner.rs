@@ -3,8 +3,10 @@
 //!
 //! Nothing here knows a PBX protocol; it only moves bytes and events. Events are handed to
 //! [`Ingest::accept`] before the next bytes are read, so a store that is down slows reading
-//! (the PBX buffers) instead of losing events.
+//! (the PBX buffers) instead of losing events. Click-to-call requests come in as [`Order`]s;
+//! their changes of status go back to whoever placed them.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -12,8 +14,11 @@ use jiff::Timestamp;
 use rand::Rng as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 
+use super::originate::{Placing, StateChange};
 use super::{ConnectorKind, ConnectorSettings, ConnectorStatus, Session, Step};
+use crate::core::click_to_call::FailReason;
 use crate::core::event::CallEvent;
 use crate::ingest::Ingest;
 use crate::shutdown::Shutdown;
@@ -60,6 +65,12 @@ pub(super) struct Target {
     pub account: String,
 }
 
+/// A click-to-call request for the connector to place, and where its changes go.
+pub(super) struct Order {
+    pub placing: Placing,
+    pub changes: mpsc::UnboundedSender<StateChange>,
+}
+
 /// A connector's status, shared between its task and the readers of the status.
 pub(super) struct Shared {
     name: String,
@@ -97,6 +108,15 @@ impl Shared {
     /// The state, even if a panic elsewhere poisoned the lock (it holds plain counters).
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Logged in to the PBX now.
+    pub fn is_connected(&self) -> bool {
+        self.state().connected_since.is_some()
     }
 
     pub fn status(&self) -> ConnectorStatus {
@@ -172,6 +192,7 @@ pub(super) async fn run(
     shared: Arc<Shared>,
     target: Target,
     mut session: Box<dyn Session>,
+    orders: Option<mpsc::UnboundedReceiver<Order>>,
     ingest: Ingest,
     store: Arc<dyn Store>,
     mut shutdown: Shutdown,
@@ -185,6 +206,8 @@ pub(super) async fn run(
         state_key: format!("connector_state:{}", shared.name),
         saved: String::new(),
         saved_at: tokio::time::Instant::now(),
+        orders,
+        requests: HashMap::new(),
     };
     link.load(session.as_mut()).await;
     while !shutdown.is_shutdown() {
@@ -207,6 +230,7 @@ pub(super) async fn run(
         link.shared.disconnected();
         let step = session.disconnected(Timestamp::now());
         link.apply(step, session.calls_open(), &mut shutdown).await;
+        link.refuse_waiting_orders();
         link.save(session.save()).await;
         match ended {
             Ok(()) => break,
@@ -236,9 +260,76 @@ struct Link<'a> {
     state_key: String,
     saved: String,
     saved_at: tokio::time::Instant,
+    /// Click-to-call requests to place (a connector with `originate`).
+    orders: Option<mpsc::UnboundedReceiver<Order>>,
+    /// Where each request's changes go, until its final one.
+    requests: HashMap<String, mpsc::UnboundedSender<StateChange>>,
+}
+
+/// The next click-to-call request, for a connector that places calls; never, for another.
+async fn next_order(orders: &mut Option<mpsc::UnboundedReceiver<Order>>) -> Option<Order> {
+    match orders {
+        Some(o) => o.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Link<'_> {
+    /// Hands a request to the session; answers what to send the PBX.
+    fn place(&mut self, order: Order, session: &mut dyn Session) -> Step {
+        let id = order.placing.request_id.clone();
+        if self.requests.contains_key(&id) {
+            let _ = order.changes.send(StateChange::failed(
+                &order.placing,
+                FailReason::OriginateRefused,
+                "a request with this id is being placed already",
+                Timestamp::now(),
+            ));
+            return Step::default();
+        }
+        self.requests.insert(id, order.changes);
+        session.originate(order.placing, Timestamp::now())
+    }
+
+    /// Requests that came while the connection went down fail now rather than wait for the
+    /// next one.
+    fn refuse_waiting_orders(&mut self) {
+        let Some(orders) = self.orders.as_mut() else {
+            return;
+        };
+        while let Ok(order) = orders.try_recv() {
+            let _ = order.changes.send(StateChange::failed(
+                &order.placing,
+                FailReason::ConnectorLost,
+                "the connection to the PBX was lost",
+                Timestamp::now(),
+            ));
+        }
+    }
+
+    /// Sends each change to whoever placed its request.
+    fn report(&mut self, changes: Vec<StateChange>) {
+        for c in changes {
+            tracing::info!(
+                connector = %self.shared.name,
+                request_id = %c.request_id,
+                ref_id = %c.ref_id,
+                state = c.status.as_str(),
+                reason = c.status.reason().map(|r| r.as_str()),
+                cause = c.cause.as_deref(),
+                "click-to-call"
+            );
+            let to = if c.status.is_final() {
+                self.requests.remove(&c.request_id)
+            } else {
+                self.requests.get(&c.request_id).cloned()
+            };
+            if let Some(to) = to {
+                let _ = to.send(c);
+            }
+        }
+    }
+
     /// Picks up the calls a previous run of callhook was following.
     async fn load(&mut self, session: &mut dyn Session) {
         match self.store.get_setting(&self.state_key).await {
@@ -291,6 +382,7 @@ impl Link<'_> {
         for p in step.problems {
             self.shared.error(p);
         }
+        self.report(step.changes);
         self.deliver(step.events, shutdown).await;
         step.refused
     }
@@ -388,6 +480,16 @@ async fn follow(
                 if shutdown.is_shutdown() {
                     return Ok(());
                 }
+            }
+            order = next_order(&mut link.orders) => {
+                let Some(order) = order else {
+                    // Nobody can place calls any more (the app is stopping).
+                    link.orders = None;
+                    continue;
+                };
+                let step = link.place(order, session);
+                stream.write_all(&step.send).await?;
+                link.apply(step, session.calls_open(), shutdown).await;
             }
             _ = keepalive.tick() => {
                 if last_read.elapsed() >= IDLE {

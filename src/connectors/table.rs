@@ -1,7 +1,8 @@
 //! The calls of one PBX, kept the same way whatever the protocol: each call is pending until
 //! its DID is known, then followed (through [`CallTrack`]) or ignored; which channels (legs)
 //! belong to it and which of them rang an extension; the PBX's clock; the check after a
-//! reconnect that the channels known before still exist; and the state saved across restarts
+//! reconnect that the channels known before still exist; the calls this connector placed for
+//! click-to-call requests, recognised by their reference; and the state saved across restarts
 //! of callhook. The followers (`ami_calls`, `esl_calls`) add only what their protocol says and
 //! when, through [`Pbx`]. Pure, like them.
 
@@ -14,11 +15,16 @@ use serde::{Deserialize, Serialize};
 
 use super::call::{Built, CallStart, CallTrack, DidFrom, Measured, PbxClock, Pickup, Place, Rules};
 use super::numbers::present;
+use crate::core::click_to_call::{LegEnd, Signal};
 use crate::core::event::{CallType, DialVia};
 use crate::core::number::E164;
 
 /// The format of [`CallTable::save`]; a different one is not read back.
 const SAVED_VERSION: u32 = 1;
+
+/// How long a call being placed is waited for: an originate the PBX has not turned into a
+/// channel by then never will.
+const EXPECTED_FOR: jiff::SignedDuration = jiff::SignedDuration::from_secs(600);
 
 /// What one PBX protocol keeps beside the table, and the little the table asks of it.
 pub trait Pbx: Debug + Default + Serialize + DeserializeOwned + Send {
@@ -78,6 +84,40 @@ pub enum Phase {
     Followed(Box<CallTrack>),
     /// Not reported (no DID, or an internal call); its channels are ignored with it.
     Ignored,
+}
+
+/// A call this connector placed for a click-to-call request (SPEC §15). Its first leg is the
+/// agent's, and the customer is dialled from it; the request named the customer and the DID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Placed {
+    pub ref_id: String,
+    pub agent: String,
+    #[serde(with = "super::call::e164")]
+    pub customer: E164,
+    #[serde(with = "super::call::e164")]
+    pub did: E164,
+}
+
+impl Placed {
+    /// What call `call_id`, placed for this request, did.
+    pub fn progress(&self, call_id: &str, signal: Signal, cause: Option<String>) -> Progress {
+        Progress {
+            ref_id: self.ref_id.clone(),
+            call_id: call_id.to_owned(),
+            signal,
+            cause,
+        }
+    }
+}
+
+/// What a placed call did, for the request that placed it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub ref_id: String,
+    pub call_id: String,
+    pub signal: Signal,
+    /// The PBX's words for a failure (a hangup cause).
+    pub cause: Option<String>,
 }
 
 /// A leg that rang an extension.
@@ -155,6 +195,10 @@ pub struct Call<X> {
     pub customer_answered: bool,
     /// The customer leg's hangup cause.
     pub cause: Option<String>,
+    /// Placed by this connector for a click-to-call request: the first leg is the agent's,
+    /// `outbound_leg` the customer's.
+    #[serde(default)]
+    pub placed: Option<Placed>,
     #[serde(flatten)]
     pub pbx: X,
 }
@@ -177,20 +221,33 @@ impl<X> Call<X> {
             pbx_answered: false,
             customer_answered: false,
             cause: None,
+            placed: None,
             pbx,
         }
     }
 
-    /// The customer's leg was answered, at `ivr` in the dialplan: by the PBX on a call that
-    /// came in (unless an extension `answered` already), or by the customer on a call the PBX
-    /// placed.
+    /// What this call did, for the request that placed it (if this connector placed it).
+    pub fn progress(&self, signal: Signal, cause: Option<String>) -> Option<Progress> {
+        self.placed
+            .as_ref()
+            .map(|p| p.progress(&self.id, signal, cause))
+    }
+
+    /// The first leg was answered, at `ivr` in the dialplan: by the PBX on a call that came in
+    /// (unless an extension `answered` already), by the customer on a call the PBX placed, or
+    /// by the agent on a call placed for a click-to-call request.
     pub fn customer_leg_up(
         &mut self,
         at: Timestamp,
         ivr: Option<Place>,
         answered: bool,
         out: &mut Vec<Built>,
+        progress: &mut Vec<Progress>,
     ) {
+        if self.placed.is_some() {
+            progress.extend(self.progress(Signal::AgentAnswered, None));
+            return;
+        }
         let Phase::Followed(track) = &mut self.phase else {
             return;
         };
@@ -308,6 +365,10 @@ pub struct CallTable<P: Pbx> {
     /// During a resync: channels known before the reconnect and not seen since.
     unconfirmed: Option<HashSet<String>>,
     keepalives: u32,
+    /// Calls being placed, by reference, until their channel shows up (and since when).
+    expected: HashMap<String, (Placed, Timestamp)>,
+    /// What placed calls did since the session last took it.
+    pub(super) progress: Vec<Progress>,
 }
 
 impl<P: Pbx> CallTable<P> {
@@ -320,7 +381,66 @@ impl<P: Pbx> CallTable<P> {
             pbx: P::default(),
             unconfirmed: None,
             keepalives: 0,
+            expected: HashMap::new(),
+            progress: Vec::new(),
         }
+    }
+
+    /// A call this connector is placing now: the call that shows up with its reference is the
+    /// request's.
+    pub fn expect(&mut self, placed: Placed, now: Timestamp) {
+        self.expected
+            .retain(|_, (_, since)| now.duration_since(*since) < EXPECTED_FOR);
+        self.expected.insert(placed.ref_id.clone(), (placed, now));
+    }
+
+    /// What placed calls did since last asked.
+    pub fn take_progress(&mut self) -> Vec<Progress> {
+        std::mem::take(&mut self.progress)
+    }
+
+    /// Call `id`'s first leg carries the reference `ref_id` (its channel variable). A call the
+    /// PBX placed with a reference this connector is placing is the request's.
+    pub fn reference(&mut self, id: &str, ref_id: &str, at: Timestamp, out: &mut Vec<Built>) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        call.ref_id = Some(ref_id.to_owned());
+        self.bind(id, at, out);
+    }
+
+    /// The PBX says its channel `leg` is the agent's leg of the request with reference
+    /// `ref_id` (in its answer to the originate, read at local time `local`), for a PBX that
+    /// did not show the variable.
+    pub fn reference_leg(
+        &mut self,
+        leg: &str,
+        ref_id: &str,
+        local: Timestamp,
+        out: &mut Vec<Built>,
+    ) {
+        let at = self.clock.now(local);
+        let Some((id, call)) = self.calls.iter_mut().find(|(_, c)| c.customer == leg) else {
+            return;
+        };
+        let id = id.clone();
+        call.ref_id.get_or_insert_with(|| ref_id.to_owned());
+        self.bind(&id, at, out);
+    }
+
+    fn bind(&mut self, id: &str, at: Timestamp, out: &mut Vec<Built>) {
+        let Some(call) = self.calls.get_mut(id) else {
+            return;
+        };
+        if call.origin != Origin::Originated || call.placed.is_some() {
+            return;
+        }
+        let Some((placed, _)) = call.ref_id.as_deref().and_then(|r| self.expected.remove(r)) else {
+            return;
+        };
+        call.placed = Some(placed);
+        self.progress.extend(call.progress(Signal::CallSeen, None));
+        self.try_start(id, at, false, out);
     }
 
     /// The calls being followed and the channels they know, as JSON, so that a restart of
@@ -500,12 +620,20 @@ impl<P: Pbx> CallTable<P> {
         if !matches!(call.phase, Phase::Pending) {
             return;
         }
-        let choice = choose_did(
-            &self.rules,
-            call.origin,
-            &P::seen(&self.channels, call, force),
-            force,
-        );
+        let choice = match &call.placed {
+            // The request said who is called and from which number.
+            Some(p) => Choice::Report {
+                call_type: CallType::ClickToCall,
+                did: p.did.clone(),
+                customer: Some(p.customer.clone()),
+            },
+            None => choose_did(
+                &self.rules,
+                call.origin,
+                &P::seen(&self.channels, call, force),
+                force,
+            ),
+        };
         let Some(call) = self.calls.get_mut(id) else {
             return;
         };
@@ -593,6 +721,9 @@ impl<P: Pbx> CallTable<P> {
         if let Phase::Followed(track) = &mut call.phase {
             out.push(track.end(at, call.cause.as_deref(), P::measured(&call.pbx)));
         }
+        let how = call.cause.as_deref().map(LegEnd::from_cause);
+        self.progress
+            .extend(call.progress(Signal::Ended(how), call.cause.clone()));
         Some(call)
     }
 }

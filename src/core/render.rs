@@ -287,6 +287,7 @@ pub fn encode(spec: &WebhookSpec, ctx: &Context) -> (String, Option<String>, Str
         Method::Get => {
             let query = form_pairs(spec, ctx);
             let url = match url::Url::parse(&url) {
+                Ok(_) if query.is_empty() => url,
                 Ok(mut u) => {
                     let joined = match u.query() {
                         Some(q) if !q.is_empty() => format!("{q}&{query}"),

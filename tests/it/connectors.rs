@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use callhook::app::App;
 use callhook::config::Dur;
-use callhook::connectors::ConnectorSettings;
+use callhook::connectors::{ConnectorSettings, Connectors};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -20,12 +20,12 @@ use crate::helpers::*;
 use crate::receiver::Receiver;
 use crate::spec;
 
-const CALL_SHAPES: &[u8] =
+pub(crate) const CALL_SHAPES: &[u8] =
     include_bytes!("../fixtures/asterisk-ami/call-shapes-asterisk-22.9.0.raw");
 const QUEUE_SHAPES: &[u8] =
     include_bytes!("../fixtures/asterisk-ami/queue-shapes-asterisk-22.9.0.raw");
 
-const TRIGGERS: [&str; 11] = [
+pub(crate) const TRIGGERS: [&str; 11] = [
     "call_received",
     "answered_on_ivr",
     "answered_on_ring_group",
@@ -41,14 +41,14 @@ const TRIGGERS: [&str; 11] = [
 
 /// What the fake PBX does on one connection.
 #[derive(Clone)]
-enum Act {
+pub(crate) enum Act {
     /// Writes these bytes, in uneven pieces (as a PBX's writes reach a socket).
     Send(Vec<u8>),
     /// Waits for an AMI `Action: Login` and answers it with success (the captures had their
     /// login response removed; a real Asterisk sends this).
     AmiLogin,
     /// Waits until the client has sent this text.
-    Expect(&'static str),
+    Expect(String),
     /// Answers the client's `CoreShowChannels` with these live channels (uniqueid, linkedid).
     AmiListing(Vec<(&'static str, &'static str)>),
     /// Ends the connection.
@@ -57,15 +57,15 @@ enum Act {
 
 /// A PBX on 127.0.0.1 that plays a script, one list of acts per connection, once `go` is
 /// given. Connections beyond the script are held open and silent.
-struct FakePbx {
-    addr: std::net::SocketAddr,
+pub(crate) struct FakePbx {
+    pub(crate) addr: std::net::SocketAddr,
     go: watch::Sender<bool>,
     /// What each connection received from callhook.
     heard: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakePbx {
-    async fn start(script: Vec<Vec<Act>>) -> FakePbx {
+    pub(crate) async fn start(script: Vec<Vec<Act>>) -> FakePbx {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (go, go_rx) = watch::channel(false);
@@ -86,11 +86,11 @@ impl FakePbx {
         FakePbx { addr, go, heard }
     }
 
-    fn go(&self) {
+    pub(crate) fn go(&self) {
         let _ = self.go.send(true);
     }
 
-    fn heard(&self) -> Vec<String> {
+    pub(crate) fn heard(&self) -> Vec<String> {
         self.heard.lock().unwrap().clone()
     }
 }
@@ -188,7 +188,7 @@ async fn play(
                 }
             }
             Act::Expect(text) => {
-                if hear_until!(|g: &String| g.contains(text).then_some(())).is_none() {
+                if hear_until!(|g: &String| g.contains(text.as_str()).then_some(())).is_none() {
                     return;
                 }
             }
@@ -220,7 +220,7 @@ async fn play(
 }
 
 /// The banner line of an AMI capture, and everything after it.
-fn banner_and_frames(capture: &[u8]) -> (Vec<u8>, Vec<u8>) {
+pub(crate) fn banner_and_frames(capture: &[u8]) -> (Vec<u8>, Vec<u8>) {
     let end = capture.windows(2).position(|w| w == b"\r\n").unwrap() + 2;
     (capture[..end].to_vec(), capture[end..].to_vec())
 }
@@ -236,13 +236,27 @@ async fn serve(
     settings: callhook::config::Settings,
     until: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> (String, tokio::task::JoinHandle<anyhow::Result<()>>) {
+    let (base, task, _) = serve_with_connectors(settings, until).await;
+    (base, task)
+}
+
+/// Like [`serve`], and answers the app's connectors too (to place calls through them).
+async fn serve_with_connectors(
+    settings: callhook::config::Settings,
+    until: impl std::future::Future<Output = ()> + Send + 'static,
+) -> (
+    String,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+    Connectors,
+) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let app = App::build(settings).await.expect("the app starts");
-    (base, tokio::spawn(app.serve(listener, until)))
+    let connectors = app.services.connectors.clone();
+    (base, tokio::spawn(app.serve(listener, until)), connectors)
 }
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     callhook::init_crypto();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -255,12 +269,15 @@ fn client() -> reqwest::Client {
 /// The connector names its account in the settings, so the account is made first: callhook
 /// runs once to create it; the caller starts it again on the same data folder with the
 /// connector. Answers the settings, the account id and its key.
-async fn settings_following(
+pub(crate) async fn settings_following(
     dir: &std::path::Path,
     pbx: &FakePbx,
     connector: Value,
 ) -> (callhook::config::Settings, String, String) {
     let mut settings = test_settings(dir);
+    if let Some(url) = test_database_url().await {
+        settings.database_url = url;
+    }
     settings.allow_targets = vec!["127.0.0.0/8".parse().unwrap()];
     settings.poll_interval = Dur(Duration::from_millis(100));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -298,7 +315,7 @@ async fn settings_following(
 }
 
 /// One webhook per trigger, each to `receiver` at `/<trigger>`.
-async fn hook_every_trigger(app: &TestApp, receiver: &Receiver) {
+pub(crate) async fn hook_every_trigger(app: &TestApp, receiver: &Receiver) {
     for t in TRIGGERS {
         app.create_webhook(json!({"name": t, "trigger": t, "url": receiver.url(&format!("/{t}"))}))
             .await;
@@ -308,9 +325,20 @@ async fn hook_every_trigger(app: &TestApp, receiver: &Receiver) {
 /// A callhook that follows `pbx` for a fresh account, with a webhook for every trigger to
 /// `receiver`; then lets the PBX begin.
 async fn follow(pbx: &FakePbx, connector: Value, receiver: &Receiver) -> TestApp {
+    let (app, _) = follow_with_connectors(pbx, connector, receiver).await;
+    pbx.go();
+    app
+}
+
+/// Like [`follow`], but the PBX has not begun yet; answers the app's connectors too.
+pub(crate) async fn follow_with_connectors(
+    pbx: &FakePbx,
+    connector: Value,
+    receiver: &Receiver,
+) -> (TestApp, Connectors) {
     let dir = tempfile::tempdir().unwrap();
     let (settings, account_id, key) = settings_following(dir.path(), pbx, connector).await;
-    let (base, _) = serve(settings, std::future::pending()).await;
+    let (base, _, connectors) = serve_with_connectors(settings, std::future::pending()).await;
     let app = TestApp {
         base,
         http: client(),
@@ -319,8 +347,7 @@ async fn follow(pbx: &FakePbx, connector: Value, receiver: &Receiver) -> TestApp
         _dir: dir,
     };
     hook_every_trigger(&app, receiver).await;
-    pbx.go();
-    app
+    (app, connectors)
 }
 
 /// The connector settings of the call-shapes lab (see tests/fixtures/asterisk-ami/README.md).
@@ -350,7 +377,7 @@ fn queue_shapes_connector() -> Value {
 }
 
 /// One line per stored call event.
-fn line(e: &Value) -> String {
+pub(crate) fn line(e: &Value) -> String {
     let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
     match e["type"].as_str().unwrap_or_default() {
         "call.received" => format!("received {}", s(&e["call"]["call_type"])),
@@ -381,7 +408,7 @@ fn line(e: &Value) -> String {
 }
 
 /// Waits until the call has ended; answers its timeline.
-async fn ended_call(app: &TestApp, call_id: &str) -> Value {
+pub(crate) async fn ended_call(app: &TestApp, call_id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let (s, body) = app.get(&format!("/v1/calls/{call_id}")).await;
@@ -402,7 +429,10 @@ async fn ended_call(app: &TestApp, call_id: &str) -> Value {
 
 /// Checks every scenario's call events, and that each event caused the deliveries its
 /// triggers call for. Answers the deliveries expected, as (event id, trigger).
-async fn check_calls(app: &TestApp, want: &[(&str, &str, &[&str])]) -> BTreeSet<(String, String)> {
+pub(crate) async fn check_calls(
+    app: &TestApp,
+    want: &[(&str, &str, &[&str])],
+) -> BTreeSet<(String, String)> {
     let mut deliveries = BTreeSet::new();
     for (scenario, call_id, lines) in want {
         let timeline = ended_call(app, call_id).await;
@@ -432,7 +462,7 @@ async fn check_calls(app: &TestApp, want: &[(&str, &str, &[&str])]) -> BTreeSet<
 
 /// Waits for the receiver to have all `want` deliveries, then checks it got those and no
 /// other (and none twice).
-async fn check_received(receiver: &Receiver, want: &BTreeSet<(String, String)>) {
+pub(crate) async fn check_received(receiver: &Receiver, want: &BTreeSet<(String, String)>) {
     let got = receiver.wait_for(want.len(), Duration::from_secs(60)).await;
     receiver
         .expect_no_more_than(want.len(), Duration::from_millis(500))
@@ -453,7 +483,7 @@ async fn check_received(receiver: &Receiver, want: &BTreeSet<(String, String)>) 
     assert_eq!(&unique, want);
 }
 
-async fn connector_status(app: &TestApp) -> Value {
+pub(crate) async fn connector_status(app: &TestApp) -> Value {
     let (s, ready) = app.call_as(None, Method::GET, "/readyz", None).await;
     assert_eq!(s, StatusCode::OK, "{ready}");
     let (s, body) = app.operator(Method::GET, "/v1/connectors", None).await;
@@ -471,7 +501,7 @@ async fn connector_status(app: &TestApp) -> Value {
 }
 
 /// Waits until the connector's status satisfies `ok`.
-async fn status_where(app: &TestApp, ok: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn status_where(app: &TestApp, ok: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let s = connector_status(app).await;
@@ -483,7 +513,7 @@ async fn status_where(app: &TestApp, ok: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
-type Scenario = (&'static str, &'static str, &'static [&'static str]);
+pub(crate) type Scenario = (&'static str, &'static str, &'static [&'static str]);
 
 const IVR_ONLY: &[&str] = &["received inbound", "answered ivr -", "ended missed ivr -"];
 
@@ -799,6 +829,107 @@ async fn asterisk_call_shapes_become_call_events_and_deliveries() {
     assert!(metrics.contains("callhook_connector_calls_open{connector=\"pbx\"} 0"));
 }
 
+/// SPEC §15: the lab's originates as a dialer's calls (`originated_call_type = "outbound"`).
+/// Answered when the customer answered and no extension rang (S3, S4, S7) or when an extension
+/// talked with them (S6); missed when the customer never answered (S5). Receivers get
+/// `call_hangup` for the answered ones and `call_missed` for the other.
+#[tokio::test]
+async fn asterisk_dialer_calls_end_as_spec_15_says() {
+    let receiver = Receiver::start().await;
+    let (_, frames) = banner_and_frames(CALL_SHAPES);
+    let pbx = FakePbx::start(vec![ami_connection(&frames)]).await;
+    let mut connector = call_shapes_connector();
+    connector["originated_call_type"] = json!("outbound");
+    let app = follow(&pbx, connector, &receiver).await;
+
+    let dialer: &[Scenario] = &[
+        (
+            "S3-originate-answered-no-dial",
+            "1790513796.2",
+            &[
+                "received outbound",
+                "answered customer -",
+                "ended answered - -",
+            ],
+        ),
+        (
+            "S4-originate-local-answered",
+            "1790513803.3",
+            &[
+                "received outbound",
+                "answered customer -",
+                "ended answered - -",
+            ],
+        ),
+        (
+            "S5-originate-never-answered",
+            "1790513809.5",
+            &["received outbound", "ended missed - -"],
+        ),
+        (
+            "S6-dialer-queued-agent-answers",
+            "1790513817.6",
+            &[
+                "received outbound",
+                "answered customer -",
+                "dialed queue 600",
+                "answered queue 600",
+                "ended answered extension 600",
+            ],
+        ),
+        (
+            "S7-dialer-queued-abandoned",
+            "1790513827.9",
+            &[
+                "received outbound",
+                "answered customer -",
+                "ended answered queue -",
+            ],
+        ),
+    ];
+    let mut want: Vec<Scenario> = CALL_SHAPES_WANT
+        .iter()
+        .filter(|(s, _, _)| !dialer.iter().any(|(d, _, _)| d == s))
+        .copied()
+        .collect();
+    want.extend_from_slice(dialer);
+    let deliveries = check_calls(&app, &want).await;
+    check_received(&receiver, &deliveries).await;
+    let ends: BTreeMap<String, String> = receiver
+        .received()
+        .into_iter()
+        .map(|r| r.json())
+        .filter(|b| b["trigger"] == "call_missed_or_answered" && b["call_type"] == "outbound")
+        .map(|b| {
+            let call = b["call_id"].as_str().unwrap_or_default().to_owned();
+            (
+                call,
+                b["call_status"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    let status = |s: &str| s.to_owned();
+    assert_eq!(
+        ends,
+        BTreeMap::from([
+            (status("1790513796.2"), status("answered")),
+            (status("1790513803.3"), status("answered")),
+            (status("1790513809.5"), status("missed")),
+            (status("1790513817.6"), status("answered")),
+            (status("1790513827.9"), status("answered")),
+        ])
+    );
+    // Billed from the customer's answer, with nobody's extension.
+    let s3 = ended_call(&app, "1790513796.2").await;
+    let ended = &s3["events"][2]["event"]["ended"];
+    assert_eq!(
+        ended["answered_at"],
+        s3["events"][1]["event"]["occurred_at"]
+    );
+    assert!(ended["billsec"].as_u64().is_some(), "{ended}");
+    assert!(ended["answered_extension"].is_null(), "{ended}");
+}
+
 #[tokio::test]
 async fn asterisk_queue_shapes_become_call_events_and_deliveries() {
     let receiver = Receiver::start().await;
@@ -1012,7 +1143,7 @@ async fn a_refused_login_is_reported_and_callhook_stays_ready() {
     let (banner, _) = banner_and_frames(CALL_SHAPES);
     let refuse = vec![
         Act::Send(banner),
-        Act::Expect("Action: Login"),
+        Act::Expect("Action: Login".into()),
         Act::Send(b"Response: Error\r\nActionID: callhook-login-1\r\nMessage: Authentication failed\r\n\r\n".to_vec()),
     ];
     let pbx = FakePbx::start(vec![refuse]).await;
@@ -1057,9 +1188,9 @@ async fn freeswitch_sessions_become_call_events_and_deliveries() {
     }
     let script = vec![vec![
         Act::Send(greeting[0].clone()),
-        Act::Expect("auth ClueCon\n\n"),
+        Act::Expect("auth ClueCon\n\n".into()),
         Act::Send(greeting[1].clone()),
-        Act::Expect("event plain CHANNEL_CREATE"),
+        Act::Expect("event plain CHANNEL_CREATE".into()),
         Act::Send(greeting[2].clone()),
         Act::Send(events),
     ]];

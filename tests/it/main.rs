@@ -8,6 +8,7 @@ mod nodes;
 mod receiver;
 mod spec;
 
+mod click_to_call;
 mod connectors;
 mod delivery;
 mod openapi;

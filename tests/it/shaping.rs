@@ -374,3 +374,22 @@ async fn the_test_send_sample_and_delivery_render_alike_and_sign_what_is_sent() 
         ["ok"]
     );
 }
+
+#[tokio::test]
+async fn a_custom_get_without_rows_sends_only_its_own_query() {
+    let app = loopback_app().await;
+    let rx = Receiver::start().await;
+    hook(
+        &app,
+        json!({"trigger": "call_received", "method": "GET", "payload": "custom",
+            "url": rx.url("/lookup?phone=$customer_number&line=$did_number")}),
+    )
+    .await;
+    accept(&app, received_at("c-4", "2026-11-27T04:00:00Z")).await;
+    let r = one(&rx).await;
+    assert_eq!(r.path, "/lookup");
+    assert_eq!(
+        r.query.as_deref(),
+        Some("phone=%2B919812345678&line=%2B918065251305")
+    );
+}

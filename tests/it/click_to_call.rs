@@ -1,0 +1,580 @@
+//! Click-to-call through a connected PBX (SPEC §15, issue 17): requests placed through the
+//! connectors' entry point (`Connectors::originate`), over a real TCP socket to a scripted
+//! Asterisk (AMI) and a scripted FreeSWITCH (event socket). What callhook sends (the
+//! originate: channel, context, caller id, variables), the request's states as the PBX
+//! answers and the call goes on, the call events it stores and the webhooks they cause:
+//! `answered_by_customer` with the reference, and the final `call.ended`.
+
+use std::time::Duration;
+
+use callhook::connectors::originate::{ClickToCallRequest, OriginateError};
+use callhook::connectors::{Connectors, Originating};
+use callhook::core::number::E164;
+use serde_json::{Value, json};
+
+use crate::connectors::{
+    Act, CALL_SHAPES, FakePbx, banner_and_frames, check_calls, check_received, ended_call,
+    follow_with_connectors, status_where,
+};
+use crate::helpers::TestApp;
+use crate::receiver::Receiver;
+
+fn request(n: u32) -> ClickToCallRequest {
+    ClickToCallRequest {
+        request_id: format!("c2c_{n}"),
+        ref_id: format!("crm-{n}"),
+        agent_extension: "101".into(),
+        customer_number: E164::parse("+919812345678").unwrap(),
+        did_number: None,
+    }
+}
+
+/// Places request `n` and follows it to its end: its states, as `state[ reason]`, and the
+/// call id the last change named.
+async fn place(connectors: &Connectors, app: &TestApp, n: u32) -> (Vec<String>, Option<String>) {
+    let mut placing: Originating = connectors
+        .originate(&app.account_id, request(n))
+        .expect("the request is taken");
+    assert_eq!(placing.ref_id, format!("crm-{n}"));
+    let mut states = vec!["queued".to_owned()];
+    let mut call_id = None;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), placing.next()).await {
+            Ok(Some(change)) => {
+                assert_eq!(change.request_id, format!("c2c_{n}"));
+                call_id = change.call_id.clone().or(call_id);
+                states.push(match change.status.reason() {
+                    Some(r) => format!("failed {r}"),
+                    None => change.status.as_str().to_owned(),
+                });
+            }
+            Ok(None) => return (states, call_id),
+            Err(_) => panic!("request {n} got stuck after {states:?}"),
+        }
+    }
+}
+
+/// One AMI frame.
+fn f(pairs: &[(&str, &str)]) -> String {
+    let mut s: String = pairs.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    s.push_str("\r\n");
+    s
+}
+
+/// How a scripted call goes.
+#[derive(Clone, Copy)]
+enum Shape {
+    Answered,
+    AgentBusy,
+    CustomerNoAnswer,
+    Refused,
+}
+
+/// The agent's and the customer's channel of request `n`'s call (the agent's is the call id).
+fn uniqueids(n: u32) -> (String, String) {
+    (format!("179060{n}000.{n}1"), format!("179060{n}004.{n}2"))
+}
+
+/// What Asterisk sends for request `n`'s `Originate`, shaped like the 22.9.0 captures'
+/// originates (tests/fixtures/asterisk-ami, S3 and S5) but placed agent first: the agent's
+/// `Down` channel with the reference variable, the dial with no calling channel, the
+/// `OriginateResponse`, then the dialplan's dial from the agent's channel to the customer.
+fn asterisk_call(n: u32, shape: Shape) -> String {
+    let action = format!("callhook-originate-c2c_{n}");
+    let (agent_id, customer_id) = uniqueids(n);
+    let chan = |event: &str, agent: bool, state: &str, more: &[(&str, &str)]| {
+        let (name, u, caller) = if agent {
+            ("PJSIP/101-00000010", agent_id.as_str(), "+918065251305")
+        } else {
+            (
+                "PJSIP/trunk-00000011",
+                customer_id.as_str(),
+                "+919812345678",
+            )
+        };
+        let mut p = vec![
+            ("Event", event),
+            ("Channel", name),
+            ("ChannelState", state),
+            ("CallerIDNum", caller),
+            ("Context", "callhook-click-to-call"),
+            ("Exten", "09812345678"),
+            ("Uniqueid", u),
+            ("Linkedid", agent_id.as_str()),
+        ];
+        p.extend_from_slice(more);
+        f(&p)
+    };
+    let ref_id = format!("crm-{n}");
+    if let Shape::Refused = shape {
+        return f(&[
+            ("Response", "Error"),
+            ("ActionID", &action),
+            ("Message", "Permission denied"),
+        ]);
+    }
+    let mut s = [
+        f(&[
+            ("Response", "Success"),
+            ("ActionID", &action),
+            ("Message", "Originate successfully queued"),
+        ]),
+        chan("Newchannel", true, "0", &[]),
+        chan(
+            "VarSet",
+            true,
+            "0",
+            &[("Variable", "CALLHOOK_REF_ID"), ("Value", &ref_id)],
+        ),
+        f(&[
+            ("Event", "DialBegin"),
+            ("DestChannel", "PJSIP/101-00000010"),
+            ("DestCallerIDNum", "+918065251305"),
+            ("DestUniqueid", &agent_id),
+            ("DestLinkedid", &agent_id),
+            ("DialString", "101"),
+        ]),
+        chan("Newstate", true, "5", &[]),
+    ]
+    .concat();
+    let agent_dial_end = |status: &str| {
+        f(&[
+            ("Event", "DialEnd"),
+            ("DestChannel", "PJSIP/101-00000010"),
+            ("DestUniqueid", &agent_id),
+            ("DialStatus", status),
+        ])
+    };
+    if let Shape::AgentBusy = shape {
+        s.push_str(&agent_dial_end("BUSY"));
+        s.push_str(&f(&[
+            ("Event", "OriginateResponse"),
+            ("ActionID", &action),
+            ("Response", "Failure"),
+            ("Channel", "PJSIP/101"),
+            ("Context", "callhook-click-to-call"),
+            ("Exten", "09812345678"),
+            ("Reason", "5"),
+            ("Uniqueid", "<unknown>"),
+        ]));
+        s.push_str(&chan("Hangup", true, "5", &[("Cause", "17")]));
+        return s;
+    }
+    let customer_dial = |event: &str, status: &str| {
+        let mut more = vec![
+            ("DestChannel", "PJSIP/trunk-00000011"),
+            ("DestUniqueid", customer_id.as_str()),
+        ];
+        if event == "DialBegin" {
+            more.push(("DialString", "trunk/09812345678"));
+        } else {
+            more.push(("DialStatus", status));
+        }
+        chan(event, true, "6", &more)
+    };
+    s.push_str(
+        &[
+            chan("Newstate", true, "6", &[]),
+            f(&[
+                ("Event", "OriginateResponse"),
+                ("ActionID", &action),
+                ("Response", "Success"),
+                ("Channel", "PJSIP/101-00000010"),
+                ("Context", "callhook-click-to-call"),
+                ("Exten", "09812345678"),
+                ("Reason", "4"),
+                ("Uniqueid", &agent_id),
+            ]),
+            agent_dial_end("ANSWER"),
+            chan("Newchannel", false, "0", &[]),
+            customer_dial("DialBegin", ""),
+            chan("Newstate", false, "5", &[]),
+        ]
+        .concat(),
+    );
+    let b = [("BridgeUniqueid", "b1")];
+    let rest = match shape {
+        Shape::Answered => vec![
+            chan("Newstate", false, "6", &[]),
+            customer_dial("DialEnd", "ANSWER"),
+            chan("BridgeEnter", true, "6", &b),
+            chan("BridgeEnter", false, "6", &b),
+            chan("HangupRequest", false, "6", &[("Cause", "16")]),
+            chan("BridgeLeave", false, "6", &b),
+            chan("Hangup", false, "6", &[("Cause", "16")]),
+            chan("BridgeLeave", true, "6", &b),
+            chan("Hangup", true, "6", &[("Cause", "16")]),
+        ],
+        _ => vec![
+            customer_dial("DialEnd", "NOANSWER"),
+            chan("Hangup", false, "5", &[("Cause", "19")]),
+            chan("Hangup", true, "6", &[("Cause", "16")]),
+        ],
+    };
+    s.push_str(&rest.concat());
+    s
+}
+
+impl Shape {
+    fn name(self) -> &'static str {
+        match self {
+            Shape::Answered => "answered",
+            Shape::AgentBusy => "agent busy",
+            Shape::CustomerNoAnswer => "customer no answer",
+            Shape::Refused => "refused",
+        }
+    }
+}
+
+const SHAPES: [Shape; 4] = [
+    Shape::Answered,
+    Shape::AgentBusy,
+    Shape::CustomerNoAnswer,
+    Shape::Refused,
+];
+
+/// The states each shape takes the request through.
+fn states_of(shape: Shape) -> Vec<String> {
+    let s = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+    match shape {
+        Shape::Answered => s(&["queued", "ringing_agent", "ringing_customer", "answered"]),
+        Shape::AgentBusy => s(&["queued", "ringing_agent", "failed agent_busy"]),
+        Shape::CustomerNoAnswer => s(&[
+            "queued",
+            "ringing_agent",
+            "ringing_customer",
+            "failed customer_no_answer",
+        ]),
+        Shape::Refused => s(&["queued", "failed originate_refused"]),
+    }
+}
+
+const ANSWERED: &[&str] = &[
+    "received click_to_call",
+    "answered customer 101",
+    "ended answered extension 101",
+];
+const MISSED: &[&str] = &["received click_to_call", "ended missed - -"];
+
+/// The webhooks of the answered call: `answered_by_customer` with the reference and the
+/// agent, and the `call.ended` of a call that was answered.
+fn check_answered_deliveries(receiver: &Receiver, call_id: &str, ref_id: &str) {
+    let got: Vec<Value> = receiver
+        .received()
+        .into_iter()
+        .map(|r| r.json())
+        .filter(|b| b["call_id"] == call_id)
+        .collect();
+    let by_trigger = |t: &str| {
+        got.iter()
+            .find(|b| b["trigger"] == t)
+            .unwrap_or_else(|| panic!("no {t} delivery for {call_id}"))
+    };
+    let customer = by_trigger("answered_by_customer");
+    assert_eq!(customer["ref_id"], ref_id);
+    assert_eq!(customer["extension"], "101");
+    assert_eq!(customer["extension_name"], "Asha");
+    assert_eq!(customer["call_type"], "click_to_call");
+    assert_eq!(customer["customer_number"], "+919812345678");
+    assert_eq!(customer["did_number"], "+918065251305");
+    let hangup = by_trigger("call_hangup");
+    assert_eq!(hangup["call_status"], "answered");
+    assert_eq!(hangup["answered_extension"], "101");
+    assert_eq!(hangup["hangup_by"], "customer");
+}
+
+#[tokio::test]
+async fn asterisk_places_click_to_call_calls() {
+    let (banner, _) = banner_and_frames(CALL_SHAPES);
+    let mut script = vec![Act::Send(banner), Act::AmiLogin];
+    for (i, shape) in SHAPES.iter().enumerate() {
+        let n = i as u32 + 1;
+        // The PBX answers each originate once it heard it.
+        script.push(Act::Expect(format!(
+            "ActionID: callhook-originate-c2c_{n}\r\n"
+        )));
+        script.push(Act::Send(asterisk_call(n, *shape).into_bytes()));
+    }
+    let pbx = FakePbx::start(vec![script]).await;
+    let receiver = Receiver::start().await;
+    let connector = json!({
+        "kind": "asterisk_ami", "name": "pbx", "username": "callhook", "password": "s3cret",
+        "country_code": "91", "default_did": "+918065251305",
+        "extension_names": {"101": "Asha"},
+        "originate": true,
+        "originate_channel": "PJSIP/{extension}",
+        "originate_context": "callhook-click-to-call",
+        "originate_dial": "0{national}",
+        "originate_agent_timeout": "20s",
+        "originate_variables": {"__CRM": "acme"},
+    });
+    let (app, connectors) = follow_with_connectors(&pbx, connector, &receiver).await;
+
+    // Not logged in yet: nothing can be placed (SPEC §15's 409), nor for another account.
+    assert_eq!(
+        connectors
+            .originate(&app.account_id, request(1))
+            .unwrap_err(),
+        OriginateError::NotConnected("pbx".into())
+    );
+    assert_eq!(
+        connectors.originate("acct_other", request(1)).unwrap_err(),
+        OriginateError::NoConnector
+    );
+    let mut bad = request(1);
+    bad.agent_extension = "101&102".into();
+    assert!(matches!(
+        connectors.originate(&app.account_id, bad),
+        Err(OriginateError::Invalid {
+            field: "agent_extension",
+            ..
+        })
+    ));
+    pbx.go();
+    status_where(&app, |s| s["connected"] == true).await;
+    assert_eq!(
+        connectors.placing_connector(&app.account_id).as_deref(),
+        Ok("pbx")
+    );
+
+    // Each request in turn, to its end; then the calls they made.
+    let mut calls: Vec<(&str, String, &[&str])> = Vec::new();
+    for (i, shape) in SHAPES.iter().enumerate() {
+        let n = i as u32 + 1;
+        let (states, call_id) = place(&connectors, &app, n).await;
+        assert_eq!(states, states_of(*shape), "request {n}");
+        let (agent_id, _) = uniqueids(n);
+        match shape {
+            Shape::Refused => assert_eq!(call_id, None),
+            _ => assert_eq!(call_id.as_deref(), Some(agent_id.as_str())),
+        }
+        let lines = match shape {
+            Shape::Answered => ANSWERED,
+            Shape::Refused => continue,
+            _ => MISSED,
+        };
+        calls.push((shape.name(), agent_id, lines));
+    }
+    let want: Vec<(&str, &str, &[&str])> =
+        calls.iter().map(|(s, c, l)| (*s, c.as_str(), *l)).collect();
+
+    // What callhook asked of the PBX: the agent's channel, the context and the customer's
+    // number as the trunk wants it, the DID as caller id, the reference as a variable.
+    let heard = &pbx.heard()[0];
+    let originate = "Action: Originate\r\nActionID: callhook-originate-c2c_1\r\n\
+                     Channel: PJSIP/101\r\nContext: callhook-click-to-call\r\nExten: 09812345678\r\n\
+                     Priority: 1\r\nCallerID: <+918065251305>\r\nTimeout: 20000\r\nAsync: true\r\n\
+                     Variable: CALLHOOK_REF_ID=crm-1\r\nVariable: __CRM=acme\r\n\r\n";
+    assert!(heard.contains(originate), "{heard}");
+    assert!(
+        heard.contains("Events: call,agent,dtmf,dialplan\r\n"),
+        "{heard}"
+    );
+
+    let deliveries = check_calls(&app, &want).await;
+    check_received(&receiver, &deliveries).await;
+    let (answered, _) = uniqueids(1);
+    check_answered_deliveries(&receiver, &answered, "crm-1");
+    let busy = ended_call(&app, &uniqueids(2).0).await;
+    assert_eq!(
+        busy["events"][1]["event"]["ended"]["hangup_cause"],
+        "USER_BUSY"
+    );
+    let status = status_where(&app, |s| s["calls_open"] == 0).await;
+    assert_eq!(status["connected"], true);
+}
+
+/// One FreeSWITCH plain event, with `body` after its headers.
+fn fs(name: &str, uuid: &str, more: &[(&str, &str)], body: &str) -> String {
+    let mut head = format!("Event-Name: {name}\n");
+    if !uuid.is_empty() {
+        head.push_str(&format!("Unique-ID: {uuid}\n"));
+    }
+    for (k, v) in more {
+        head.push_str(&format!("{k}: {}\n", v.replace(' ', "%20")));
+    }
+    if !body.is_empty() {
+        head.push_str(&format!("Content-Length: {}\n", body.len()));
+    }
+    head.push('\n');
+    head.push_str(body);
+    format!(
+        "Content-Length: {}\nContent-Type: text/event-plain\n\n{head}",
+        head.len()
+    )
+}
+
+/// The agent's and the customer's leg of request `n`'s call (the agent's is the call id).
+fn legs(n: u32) -> (String, String) {
+    (
+        format!("5f1c2d3e-0000-4000-8000-0000000000a{n}"),
+        format!("5f1c2d3e-0000-4000-8000-0000000000b{n}"),
+    )
+}
+
+/// What FreeSWITCH sends for request `n`'s `bgapi originate`: the reply naming the job, the
+/// agent's leg (placed by FreeSWITCH, with the reference among its variables), the job's
+/// result once the agent answered, then the B-leg the dialplan bridges to the customer.
+fn freeswitch_call(n: u32, shape: Shape) -> String {
+    let job = format!("c2c_{n}");
+    let (a, b) = legs(n);
+    let ref_id = format!("crm-{n}");
+    if let Shape::Refused = shape {
+        return "Content-Type: command/reply\nReply-Text: -ERR permission denied\n\n".into();
+    }
+    let hangup = |uuid: &str, cause: &str, disposition: &str| {
+        fs(
+            "CHANNEL_HANGUP_COMPLETE",
+            uuid,
+            &[
+                ("Hangup-Cause", cause),
+                ("variable_sip_hangup_disposition", disposition),
+            ],
+            "",
+        )
+    };
+    let mut s = [
+        format!(
+            "Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n"
+        ),
+        fs(
+            "CHANNEL_CREATE",
+            &a,
+            &[
+                ("Call-Direction", "outbound"),
+                ("Channel-Call-UUID", &a),
+                ("Caller-Channel-Name", "sofia/internal/101@10.0.0.21"),
+                ("Caller-Context", "default"),
+                ("Caller-Destination-Number", "101"),
+                ("Caller-Caller-ID-Number", "+918065251305"),
+                ("variable_CALLHOOK_REF_ID", &ref_id),
+            ],
+            "",
+        ),
+        fs(
+            "CHANNEL_PROGRESS",
+            &a,
+            &[("Call-Direction", "outbound")],
+            "",
+        ),
+    ]
+    .concat();
+    if let Shape::AgentBusy = shape {
+        s.push_str(&hangup(&a, "USER_BUSY", "recv_486"));
+        s.push_str(&fs(
+            "BACKGROUND_JOB",
+            "",
+            &[("Job-UUID", &job), ("Job-Command", "originate")],
+            "-ERR USER_BUSY\n",
+        ));
+        return s;
+    }
+    s.push_str(
+        &[
+            fs("CHANNEL_ANSWER", &a, &[("Call-Direction", "outbound")], ""),
+            fs(
+                "BACKGROUND_JOB",
+                "",
+                &[("Job-UUID", &job), ("Job-Command", "originate")],
+                &format!("+OK {a}\n"),
+            ),
+            fs(
+                "CHANNEL_CREATE",
+                &b,
+                &[
+                    ("Call-Direction", "outbound"),
+                    ("Other-Type", "originator"),
+                    ("Other-Leg-Unique-ID", &a),
+                    ("Channel-Call-UUID", &a),
+                    ("Caller-Channel-Name", "sofia/gateway/carrier/+919812345678"),
+                    ("Caller-Destination-Number", "+919812345678"),
+                    ("Caller-Caller-ID-Number", "+918065251305"),
+                ],
+                "",
+            ),
+            fs("CHANNEL_PROGRESS", &b, &[], ""),
+        ]
+        .concat(),
+    );
+    let rest = match shape {
+        Shape::Answered => [
+            fs("CHANNEL_ANSWER", &b, &[], ""),
+            fs("CHANNEL_BRIDGE", &a, &[("Bridge-B-Unique-ID", &b)], ""),
+            hangup(&b, "NORMAL_CLEARING", "recv_bye"),
+            hangup(&a, "NORMAL_CLEARING", "send_bye"),
+        ]
+        .concat(),
+        _ => [
+            hangup(&b, "NO_ANSWER", "send_cancel"),
+            hangup(&a, "NORMAL_CLEARING", "send_bye"),
+        ]
+        .concat(),
+    };
+    s.push_str(&rest);
+    s
+}
+
+#[tokio::test]
+async fn freeswitch_places_click_to_call_calls() {
+    let mut script = vec![
+        Act::Send(b"Content-Type: auth/request\n\n".to_vec()),
+        Act::Expect("auth ClueCon\n\n".into()),
+        Act::Send(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n".to_vec()),
+        Act::Expect(" BACKGROUND_JOB\n\n".into()),
+        Act::Send(
+            b"Content-Type: command/reply\nReply-Text: +OK event listener enabled plain\n\n"
+                .to_vec(),
+        ),
+    ];
+    for (i, shape) in SHAPES.iter().enumerate() {
+        let n = i as u32 + 1;
+        script.push(Act::Expect(format!("Job-UUID: c2c_{n}\n\n")));
+        script.push(Act::Send(freeswitch_call(n, *shape).into_bytes()));
+    }
+    let pbx = FakePbx::start(vec![script]).await;
+    let receiver = Receiver::start().await;
+    let connector = json!({
+        "kind": "freeswitch_esl", "name": "fs", "password": "ClueCon",
+        "default_did": "+918065251305",
+        "extension_names": {"101": "Asha"},
+        "originate": true,
+        "originate_channel": "user/{extension}",
+        "originate_context": "callhook-click-to-call",
+    });
+    let (app, connectors) = follow_with_connectors(&pbx, connector, &receiver).await;
+    pbx.go();
+    status_where(&app, |s| s["connected"] == true).await;
+
+    // Each request in turn, to its end; then the calls they made.
+    let mut calls: Vec<(&str, String, &[&str])> = Vec::new();
+    for (i, shape) in SHAPES.iter().enumerate() {
+        let n = i as u32 + 1;
+        let (states, call_id) = place(&connectors, &app, n).await;
+        assert_eq!(states, states_of(*shape), "request {n}");
+        let (a, _) = legs(n);
+        match shape {
+            Shape::Refused => assert_eq!(call_id, None),
+            _ => assert_eq!(call_id.as_deref(), Some(a.as_str())),
+        }
+        let lines = match shape {
+            Shape::Answered => ANSWERED,
+            Shape::Refused => continue,
+            _ => MISSED,
+        };
+        calls.push((shape.name(), a, lines));
+    }
+    let want: Vec<(&str, &str, &[&str])> =
+        calls.iter().map(|(s, c, l)| (*s, c.as_str(), *l)).collect();
+
+    let heard = &pbx.heard()[0];
+    let originate = "bgapi originate {origination_caller_id_number=+918065251305,\
+                     originate_timeout=30,CALLHOOK_REF_ID=crm-1}user/101 +919812345678 XML \
+                     callhook-click-to-call\nJob-UUID: c2c_1\n\n";
+    assert!(heard.contains(originate), "{heard}");
+
+    let deliveries = check_calls(&app, &want).await;
+    check_received(&receiver, &deliveries).await;
+    check_answered_deliveries(&receiver, &legs(1).0, "crm-1");
+    let status = status_where(&app, |s| s["calls_open"] == 0).await;
+    assert_eq!(status["connected"], true);
+}

@@ -2,12 +2,14 @@
 //! retry schedule. Nothing here does I/O, awaits or touches a database, so every rule of the
 //! product can be tested as a plain function.
 
+pub mod delivery_state;
 pub mod event;
 pub mod id;
 pub mod number;
 pub mod render;
 pub mod retry;
 pub mod sample;
+pub mod secret;
 pub mod sign;
 pub mod target;
 pub mod trigger;

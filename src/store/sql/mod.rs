@@ -3,6 +3,12 @@
 //! PostgreSQL's pool) whose database is an [`SqlDb`] (the bounds generic sqlx code needs, and
 //! the few statements that differ). Each resource's statements live in their own file; the
 //! impl below only says which one serves each method.
+//!
+//! To add a store method: declare it on [`Store`]; write it once in its resource's file,
+//! generic over `DB: SqlDb` (`b.read()` to read, `b.write(|c| …)` for one transaction); add
+//! its one-line delegation below; test it in `tests/it/store.rs`, which runs on both databases.
+//! Only a statement that cannot be written for both becomes a member of [`SqlDb`], implemented
+//! in `sqlite.rs` and `postgres.rs`.
 
 mod accounts;
 mod api_keys;

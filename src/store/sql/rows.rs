@@ -49,6 +49,8 @@ pub trait Cols {
     }
 }
 
+/// Any row whose database decodes these types: SQLite's and PostgreSQL's ([`super::SqlDb`]
+/// requires it).
 impl<R: Row> Cols for R
 where
     for<'a> &'a str: ColumnIndex<R>,

@@ -1,7 +1,7 @@
 //! The store contract: the same tests against the SQLite store and, with
 //! `CALLHOOK_TEST_DATABASE=postgres`, the PostgreSQL one. They drive the `Store` trait directly,
 //! for the rules no API test can reach precisely: claims and leases, per-call order, resend,
-//! lost updates, retention.
+//! lost updates, retention, a webhook's health, rotated secrets.
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use super::db::{Conn, SqlDb};
 use super::rows::{Cols, to_ms};
 use crate::core::delivery_state::arrival;
 use crate::core::validate::FieldErrors;
-use crate::store::{Inserted, NewEvent, Result, StoreError};
+use crate::store::{Inserted, NewDelivery, NewEvent, Result, StoreError};
 
 /// Most rows in one multi-row statement (SQLite allows 32766 bound values).
 pub const ROWS_PER_STATEMENT: usize = 250;
@@ -111,7 +111,7 @@ async fn insert_deliveries<DB: SqlDb>(c: &mut Conn<DB>, fresh: &[(&NewEvent, i64
     }
     struct Row<'a> {
         ne: &'a NewEvent,
-        d: &'a crate::store::NewDelivery,
+        d: &'a NewDelivery,
         seq: i64,
         call_busy: bool,
     }

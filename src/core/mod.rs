@@ -4,12 +4,14 @@
 
 pub mod click_to_call;
 pub mod credentials;
+pub mod delivery_state;
 pub mod event;
 pub mod id;
 pub mod number;
 pub mod render;
 pub mod retry;
 pub mod sample;
+pub mod secret;
 pub mod shape;
 pub mod sign;
 pub mod target;

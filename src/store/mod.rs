@@ -1,24 +1,26 @@
-//! Storage: one [`Store`] trait, with the SQLite implementation ([`sqlite`]) and the PostgreSQL
-//! one side by side, held to one contract test suite. The deliveries table is both the queue
-//! and the log.
+//! Storage: one [`Store`] trait, implemented once in SQL (`sql/`, one file per resource) for
+//! two backends side by side, SQLite ([`sqlite`]) and PostgreSQL ([`postgres`]), and held to
+//! one contract test suite. The deliveries table is both the queue and the log.
 //!
-//! The store is deliberately dumb: it keeps and finds rows. What a delivery's next state is,
-//! when to retry, which webhooks match — that is decided by the core and the dispatcher and
+//! The store is deliberately dumb: it keeps and finds rows. What a delivery's next state is
+//! (`core::delivery_state`), when to retry (`core::retry`), how secrets rotate
+//! (`core::secret`), which webhooks match — that is decided by the core and the dispatcher and
 //! handed to the store to write.
 
-mod batch;
-mod common;
 pub mod postgres;
-mod rows;
+mod sql;
 pub mod sqlite;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 
+pub use crate::core::delivery_state::DeliveryStatus;
 use crate::core::number::E164;
+pub use crate::core::retry::Next;
+use crate::core::secret;
+pub use crate::core::secret::StoredSecret;
 use crate::core::sign::Secret;
 use crate::core::trigger::Trigger;
 use crate::core::webhook::WebhookSpec;
@@ -56,15 +58,6 @@ impl From<sqlx::Error> for StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-/// Milliseconds since the Unix epoch, as stored.
-pub fn to_ms(t: Timestamp) -> i64 {
-    t.as_millisecond()
-}
-
-pub fn from_ms(ms: i64) -> Timestamp {
-    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
-}
 
 /// A page of a list, oldest first, and the cursor for the next page.
 #[derive(Debug, Clone)]
@@ -123,49 +116,6 @@ pub struct Number {
     pub created_at: Timestamp,
 }
 
-/// A webhook signing secret and how long it stays valid.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredSecret {
-    pub secret: Secret,
-    pub created_at: Timestamp,
-    /// `None` for the current secret; set when it was rotated out.
-    pub expires_at: Option<Timestamp>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SecretJson {
-    secret: String,
-    created_at: i64,
-    expires_at: Option<i64>,
-}
-
-/// Secrets as stored: a JSON list, newest first.
-pub fn secrets_to_json(secrets: &[StoredSecret]) -> String {
-    let list: Vec<SecretJson> = secrets
-        .iter()
-        .map(|s| SecretJson {
-            secret: s.secret.expose(),
-            created_at: to_ms(s.created_at),
-            expires_at: s.expires_at.map(to_ms),
-        })
-        .collect();
-    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
-}
-
-pub fn secrets_from_json(s: &str) -> Result<Vec<StoredSecret>> {
-    let list: Vec<SecretJson> =
-        serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("secrets: {e}")))?;
-    list.into_iter()
-        .map(|j| {
-            Ok(StoredSecret {
-                secret: Secret::parse(&j.secret).map_err(StoreError::Corrupt)?,
-                created_at: from_ms(j.created_at),
-                expires_at: j.expires_at.map(from_ms),
-            })
-        })
-        .collect()
-}
-
 #[derive(Debug, Clone)]
 pub struct Webhook {
     pub id: String,
@@ -183,108 +133,24 @@ pub struct Webhook {
     pub hold_until: Option<Timestamp>,
 }
 
-/// How long a rotated-out secret keeps signing.
-pub const SECRET_OVERLAP: jiff::SignedDuration = jiff::SignedDuration::from_hours(24);
-
+/// The rules of rotation live in [`crate::core::secret`]; these name them on the webhook.
 impl Webhook {
     /// The secret that signs from now on.
     pub fn current_secret(&self) -> Option<&StoredSecret> {
-        self.secrets.iter().find(|s| s.expires_at.is_none())
+        secret::current(&self.secrets)
     }
 
-    /// Makes a new current secret; the old one keeps signing for [`SECRET_OVERLAP`], and
-    /// secrets already past their overlap are dropped.
+    /// Makes a new current secret; the old one keeps signing for a while (see
+    /// [`secret::rotate`]).
     pub fn rotate_secret(&mut self, now: Timestamp) {
-        let expires = now.saturating_add(SECRET_OVERLAP).unwrap_or(now);
-        for s in &mut self.secrets {
-            if s.expires_at.is_none() {
-                s.expires_at = Some(expires);
-            }
-        }
-        self.secrets
-            .retain(|s| s.expires_at.is_none_or(|e| e > now));
-        self.secrets.insert(
-            0,
-            StoredSecret {
-                secret: Secret::generate(),
-                created_at: now,
-                expires_at: None,
-            },
-        );
+        secret::rotate(&mut self.secrets, now);
     }
 
-    /// The secrets that sign requests at `now`: the current one and those rotated out less
-    /// than 24 hours ago.
+    /// The secrets that sign requests at `now`.
     pub fn live_secrets(&self, now: Timestamp) -> Vec<&Secret> {
-        self.secrets
-            .iter()
-            .filter(|s| s.expires_at.is_none_or(|e| e > now))
-            .map(|s| &s.secret)
-            .collect()
+        secret::live(&self.secrets, now)
     }
 }
-
-/// A webhook's spec, read back from its JSON.
-pub fn spec_from_json(s: &str) -> Result<WebhookSpec> {
-    let v: serde_json::Value =
-        serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| StoreError::Corrupt("webhook spec is not an object".into()))?;
-    WebhookSpec::from_json(obj).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))
-}
-
-/// A delivery's state, as the API shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryStatus {
-    /// Waiting for its first or next attempt, or for an earlier delivery of its call.
-    Pending,
-    Succeeded,
-    /// Every attempt used.
-    Failed,
-}
-
-impl DeliveryStatus {
-    pub fn parse(s: &str) -> Option<DeliveryStatus> {
-        match s {
-            "pending" => Some(DeliveryStatus::Pending),
-            "succeeded" => Some(DeliveryStatus::Succeeded),
-            "failed" => Some(DeliveryStatus::Failed),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Succeeded => "succeeded",
-            DeliveryStatus::Failed => "failed",
-        }
-    }
-
-    /// The stored states this status covers.
-    pub fn states(self) -> &'static [&'static str] {
-        match self {
-            DeliveryStatus::Pending => &[STATE_QUEUED, STATE_WAITING],
-            DeliveryStatus::Succeeded => &[STATE_SUCCEEDED],
-            DeliveryStatus::Failed => &[STATE_FAILED],
-        }
-    }
-
-    pub fn from_state(state: &str) -> DeliveryStatus {
-        match state {
-            STATE_SUCCEEDED => DeliveryStatus::Succeeded,
-            STATE_FAILED => DeliveryStatus::Failed,
-            _ => DeliveryStatus::Pending,
-        }
-    }
-}
-
-pub const STATE_QUEUED: &str = "queued";
-pub const STATE_WAITING: &str = "waiting";
-pub const STATE_SUCCEEDED: &str = "succeeded";
-pub const STATE_FAILED: &str = "failed";
 
 /// A delivery as the log shows it.
 #[derive(Debug, Clone)]
@@ -386,8 +252,6 @@ pub struct Claimed {
     /// A test delivery (sample data, sent from the API or the web page).
     pub test: bool,
 }
-
-pub use crate::core::retry::Next;
 
 /// One attempt to record, with the delivery's new state. Written only if `lease` still holds.
 #[derive(Debug, Clone)]

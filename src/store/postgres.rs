@@ -15,16 +15,19 @@ use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, Postgres};
-use sqlx::{AssertSqlSafe, QueryBuilder, Row, SqlSafeStr};
+use sqlx::{QueryBuilder, SqlSafeStr};
 
-use super::rows::*;
-use super::*;
-use crate::core::validate::FieldErrors;
+use super::sql::{Backend, SqlDb, SqlStore, insert_events_in, to_ms};
+use super::{Inserted, NewEvent, Result, StoreError};
 
 /// The channel `NOTIFY` announces new due work on.
 const WORK_CHANNEL: &str = "callhook_work";
 
-pub struct PgStore {
+/// The PostgreSQL store.
+pub type PgStore = SqlStore<PgBackend>;
+
+/// How the PostgreSQL store runs: reads and short write transactions on one pool.
+pub struct PgBackend {
     read: PgPool,
     url: String,
 }
@@ -53,10 +56,18 @@ impl PgStore {
             .run(&read)
             .await
             .map_err(|e| StoreError::Database(Arc::new(sqlx::Error::Migrate(Box::new(e)))))?;
-        Ok(PgStore {
+        Ok(SqlStore::new(PgBackend {
             read,
             url: url.to_owned(),
-        })
+        }))
+    }
+}
+
+impl Backend for PgBackend {
+    type Db = Postgres;
+
+    fn read(&self) -> &PgPool {
+        &self.read
     }
 
     /// Runs `f` in a transaction and answers once it is committed.
@@ -77,56 +88,12 @@ impl PgStore {
             }
         }
     }
-}
 
-/// A stable 64-bit key per (webhook, call), the same on every node and every version.
-fn call_key(webhook_id: &str, call_id: &str) -> i64 {
-    let digest = Sha256::new()
-        .chain_update(webhook_id.as_bytes())
-        .chain_update([0u8])
-        .chain_update(call_id.as_bytes())
-        .finalize();
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&digest[..8]);
-    i64::from_be_bytes(bytes)
-}
-
-/// Locks (webhook, call) pairs until the transaction ends. Keys are taken in ascending order
-/// (the aggregate reads the sorted subquery row by row), so two transactions never wait on
-/// each other in a circle.
-async fn lock_calls(conn: &mut PgConnection, calls: &[(&str, &str)]) -> Result<()> {
-    if calls.is_empty() {
-        return Ok(());
-    }
-    let mut keys: Vec<i64> = calls.iter().map(|(w, c)| call_key(w, c)).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    sqlx::query(
-        "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT k FROM unnest($1::bigint[]) AS k ORDER BY k) AS s",
-    )
-    .bind(&keys)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// The webhooks of account `$1` that name number `$2`.
-const WEBHOOKS_USING_NUMBER: &str =
-    "SELECT w.id FROM webhooks w, jsonb_array_elements_text(w.spec::jsonb -> 'numbers') n
-     WHERE w.account_id = $1 AND n = $2 ORDER BY w.id";
-
-/// The call's type and numbers, from its latest event `l`.
-const CALL_FIELDS: &str = "l.payload::jsonb -> 'call' ->> 'call_type' AS call_type,
-     l.payload::jsonb -> 'call' ->> 'did_number' AS did_number,
-     l.payload::jsonb -> 'call' ->> 'customer_number' AS customer_number";
-
-super::batch::batched_writes!(Postgres, PgConnection);
-
-super::common::impl_store!(PgStore, Postgres, PgConnection, {
+    /// Stores the events in a transaction of their own, and announces the new work.
     async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>> {
         self.write(move |c| {
             Box::pin(async move {
-                let out = insert_events_in(c, &events).await?;
+                let out = insert_events_in::<Postgres>(c, &events).await?;
                 if out.iter().any(|i| matches!(i, Inserted::New(n) if *n > 0)) {
                     sqlx::query("SELECT pg_notify($1, '')")
                         .bind(WORK_CHANNEL)
@@ -163,53 +130,85 @@ super::common::impl_store!(PgStore, Postgres, PgConnection, {
             }
         });
     }
+}
 
-    async fn claim_due(
-        &self,
+impl SqlDb for Postgres {
+    const WEBHOOKS_USING_NUMBER: &'static str =
+        "SELECT w.id FROM webhooks w, jsonb_array_elements_text(w.spec::jsonb -> 'numbers') n
+     WHERE w.account_id = $1 AND n = $2 ORDER BY w.id";
+
+    const CALL_FIELDS: &'static str = "l.payload::jsonb -> 'call' ->> 'call_type' AS call_type,
+     l.payload::jsonb -> 'call' ->> 'did_number' AS did_number,
+     l.payload::jsonb -> 'call' ->> 'customer_number' AS customer_number";
+
+    fn claim_due(
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
         exclude: &[String],
-    ) -> Result<Vec<Claimed>> {
-        let exclude = exclude.to_vec();
-        self.write(move |c| {
-            Box::pin(async move {
-                // Oldest due first, at most `per_webhook` of any one webhook; rows another node
-                // is claiming right now are skipped, never waited for.
-                let mut q = QueryBuilder::<Postgres>::new(
-                    "WITH cand AS (SELECT seq, webhook_id, next_attempt_at FROM deliveries \
-                     WHERE state = 'queued' AND next_attempt_at <= ",
-                );
-                q.push_bind(to_ms(now));
-                if !exclude.is_empty() {
-                    q.push(" AND webhook_id <> ALL(");
-                    q.push_bind(exclude);
-                    q.push(")");
-                }
-                q.push(" ORDER BY next_attempt_at LIMIT ");
-                q.push_bind(i64::from(limit) * 4);
-                q.push(
-                    " FOR UPDATE SKIP LOCKED), ranked AS (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
-                     (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM cand), \
-                     picked AS (SELECT seq FROM ranked WHERE rn <= ",
-                );
-                q.push_bind(i64::from(per_webhook));
-                q.push(" ORDER BY next_attempt_at, seq LIMIT ");
-                q.push_bind(i64::from(limit));
-                q.push(") UPDATE deliveries d SET lease = d.lease + 1, next_attempt_at = ");
-                q.push_bind(to_ms(lease_until));
-                q.push(", claimed_until = ");
-                q.push_bind(to_ms(lease_until));
-                q.push(
-                    " FROM picked WHERE d.seq = picked.seq RETURNING d.id, d.lease, d.trigger, d.attempts, \
-                     d.attempt_limit, d.event_seq, d.webhook_id, d.seq",
-                );
-                let mut rows = q.build().fetch_all(&mut *c).await?;
-                rows.sort_by_key(|r| r.try_get::<i64, _>("seq").unwrap_or(0));
-                complete_claims(c, rows, lease_until).await
-            })
-        })
-        .await
+    ) -> QueryBuilder<Postgres> {
+        // Oldest due first, at most `per_webhook` of any one webhook; rows another node is
+        // claiming right now are skipped, never waited for.
+        let mut q = QueryBuilder::<Postgres>::new(
+            "WITH cand AS (SELECT seq, webhook_id, next_attempt_at FROM deliveries \
+             WHERE state = 'queued' AND next_attempt_at <= ",
+        );
+        q.push_bind(to_ms(now));
+        if !exclude.is_empty() {
+            q.push(" AND webhook_id <> ALL(");
+            q.push_bind(exclude.to_vec());
+            q.push(")");
+        }
+        q.push(" ORDER BY next_attempt_at LIMIT ");
+        q.push_bind(i64::from(limit) * 4);
+        q.push(
+            " FOR UPDATE SKIP LOCKED), ranked AS (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
+             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM cand), \
+             picked AS (SELECT seq FROM ranked WHERE rn <= ",
+        );
+        q.push_bind(i64::from(per_webhook));
+        q.push(" ORDER BY next_attempt_at, seq LIMIT ");
+        q.push_bind(i64::from(limit));
+        q.push(") UPDATE deliveries d SET lease = d.lease + 1, next_attempt_at = ");
+        q.push_bind(to_ms(lease_until));
+        q.push(", claimed_until = ");
+        q.push_bind(to_ms(lease_until));
+        q.push(
+            " FROM picked WHERE d.seq = picked.seq RETURNING d.id, d.lease, d.trigger, d.attempts, \
+             d.attempt_limit, d.event_seq, d.webhook_id, d.seq",
+        );
+        q
     }
-});
+
+    /// Locks (webhook, call) pairs until the transaction ends. Keys are taken in ascending
+    /// order (the aggregate reads the sorted subquery row by row), so two transactions never
+    /// wait on each other in a circle.
+    async fn lock_calls(conn: &mut PgConnection, calls: &[(&str, &str)]) -> Result<()> {
+        if calls.is_empty() {
+            return Ok(());
+        }
+        let mut keys: Vec<i64> = calls.iter().map(|(w, c)| call_key(w, c)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        sqlx::query(
+            "SELECT count(pg_advisory_xact_lock(k)) FROM (SELECT k FROM unnest($1::bigint[]) AS k ORDER BY k) AS s",
+        )
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
+        Ok(())
+    }
+}
+
+/// A stable 64-bit key per (webhook, call), the same on every node and every version.
+fn call_key(webhook_id: &str, call_id: &str) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(webhook_id.as_bytes())
+        .chain_update([0u8])
+        .chain_update(call_id.as_bytes())
+        .finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(bytes)
+}

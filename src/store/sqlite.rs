@@ -17,12 +17,11 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Connection, QueryBuilder, Row, SqlSafeStr, Sqlite};
+use sqlx::{Connection, QueryBuilder, SqlSafeStr, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::rows::*;
-use super::*;
-use crate::core::validate::FieldErrors;
+use super::sql::{Backend, SqlDb, SqlStore, insert_events_in, to_ms};
+use super::{Inserted, NewEvent, Result, StoreError};
 
 /// Most jobs one transaction takes.
 const MAX_GROUP: usize = 512;
@@ -41,7 +40,11 @@ enum Work {
 
 type IngestReply = oneshot::Sender<Result<Vec<Inserted>>>;
 
-pub struct SqliteStore {
+/// The SQLite store.
+pub type SqliteStore = SqlStore<SqliteBackend>;
+
+/// How the SQLite store runs: reads from a pool, writes through the writer task.
+pub struct SqliteBackend {
     read: SqlitePool,
     writer: mpsc::Sender<Work>,
 }
@@ -94,7 +97,15 @@ impl SqliteStore {
             .await?;
         let (tx, rx) = mpsc::channel::<Work>(4096);
         tokio::spawn(writer_loop(writer, rx));
-        Ok(SqliteStore { read, writer: tx })
+        Ok(SqlStore::new(SqliteBackend { read, writer: tx }))
+    }
+}
+
+impl Backend for SqliteBackend {
+    type Db = Sqlite;
+
+    fn read(&self) -> &SqlitePool {
+        &self.read
     }
 
     /// Runs `f` in the writer's transaction and answers once it is committed.
@@ -119,6 +130,16 @@ impl SqliteStore {
         });
         self.writer
             .send(Work::Job(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Hands the events to the writer, which merges them with every other ingest waiting.
+    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>> {
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Work::Ingest(events, tx))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
@@ -183,7 +204,7 @@ async fn run_ingest_group(
     }
     if parts.len() > 1 {
         exec(conn, "SAVEPOINT ingests").await;
-        if let Ok(results) = insert_events_in(conn, &all).await {
+        if let Ok(results) = insert_events_in::<Sqlite>(conn, &all).await {
             exec(conn, "RELEASE ingests").await;
             let mut results = results.into_iter();
             for (n, tx) in parts {
@@ -198,7 +219,7 @@ async fn run_ingest_group(
         let events = &all[start..start + n];
         start += n;
         exec(conn, "SAVEPOINT ingest_one").await;
-        let r = insert_events_in(conn, events).await;
+        let r = insert_events_in::<Sqlite>(conn, events).await;
         exec(
             conn,
             if r.is_ok() {
@@ -258,78 +279,59 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Work>) {
     }
 }
 
-/// SQLite's one writer already serialises every write, so a call's deliveries need no lock.
-async fn lock_calls(_conn: &mut SqliteConnection, _calls: &[(&str, &str)]) -> Result<()> {
-    Ok(())
-}
-
-/// The webhooks of account `$1` that name number `$2`.
-const WEBHOOKS_USING_NUMBER: &str = "SELECT w.id FROM webhooks w, json_each(w.spec, '$.numbers') n
+impl SqlDb for Sqlite {
+    const WEBHOOKS_USING_NUMBER: &'static str =
+        "SELECT w.id FROM webhooks w, json_each(w.spec, '$.numbers') n
      WHERE w.account_id = $1 AND n.value = $2 ORDER BY w.id";
 
-/// The call's type and numbers, from its latest event `l`.
-const CALL_FIELDS: &str = "json_extract(l.payload, '$.call.call_type') AS call_type,
+    const CALL_FIELDS: &'static str = "json_extract(l.payload, '$.call.call_type') AS call_type,
      json_extract(l.payload, '$.call.did_number') AS did_number,
      json_extract(l.payload, '$.call.customer_number') AS customer_number";
 
-super::batch::batched_writes!(Sqlite, SqliteConnection);
-
-super::common::impl_store!(SqliteStore, Sqlite, SqliteConnection, {
-    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>> {
-        let (tx, rx) = oneshot::channel();
-        self.writer
-            .send(Work::Ingest(events, tx))
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
-    async fn claim_due(
-        &self,
+    fn claim_due(
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
         exclude: &[String],
-    ) -> Result<Vec<Claimed>> {
-        let exclude = exclude.to_vec();
-        self.write(move |c| {
-            Box::pin(async move {
-                // Oldest due first, at most `per_webhook` of any one webhook, so one busy
-                // webhook's backlog cannot fill a claim that other webhooks wait on.
-                let mut q = QueryBuilder::<Sqlite>::new(
-                    "UPDATE deliveries SET lease = lease + 1, next_attempt_at = ",
-                );
-                q.push_bind(to_ms(lease_until));
-                q.push(", claimed_until = ");
-                q.push_bind(to_ms(lease_until));
-                q.push(
-                    " WHERE seq IN (SELECT seq FROM (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
-                     (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM \
-                     (SELECT seq, webhook_id, next_attempt_at FROM deliveries WHERE state = 'queued' AND next_attempt_at <= ",
-                );
-                q.push_bind(to_ms(now));
-                if !exclude.is_empty() {
-                    q.push(" AND webhook_id NOT IN (");
-                    let mut sep = q.separated(", ");
-                    for w in &exclude {
-                        sep.push_bind(w.as_str());
-                    }
-                    q.push(")");
-                }
-                q.push(" ORDER BY next_attempt_at LIMIT ");
-                q.push_bind(i64::from(limit) * 4);
-                q.push(")) WHERE rn <= ");
-                q.push_bind(i64::from(per_webhook));
-                q.push(" ORDER BY next_attempt_at, seq LIMIT ");
-                q.push_bind(i64::from(limit));
-                q.push(") RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id, seq");
-                let mut rows = q.build().fetch_all(&mut *c).await?;
-                // RETURNING gives no order; send oldest first.
-                rows.sort_by_key(|r| r.try_get::<i64, _>("seq").unwrap_or(0));
-                complete_claims(c, rows, lease_until).await
-            })
-        })
-        .await
+    ) -> QueryBuilder<Sqlite> {
+        // Oldest due first, at most `per_webhook` of any one webhook, so one busy webhook's
+        // backlog cannot fill a claim that other webhooks wait on. No other writer exists to
+        // race with: the claim is one statement in the writer's transaction.
+        let mut q = QueryBuilder::<Sqlite>::new(
+            "UPDATE deliveries SET lease = lease + 1, next_attempt_at = ",
+        );
+        q.push_bind(to_ms(lease_until));
+        q.push(", claimed_until = ");
+        q.push_bind(to_ms(lease_until));
+        q.push(
+            " WHERE seq IN (SELECT seq FROM (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
+             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM \
+             (SELECT seq, webhook_id, next_attempt_at FROM deliveries WHERE state = 'queued' AND next_attempt_at <= ",
+        );
+        q.push_bind(to_ms(now));
+        if !exclude.is_empty() {
+            q.push(" AND webhook_id NOT IN (");
+            let mut sep = q.separated(", ");
+            for w in exclude {
+                sep.push_bind(w.as_str());
+            }
+            q.push(")");
+        }
+        q.push(" ORDER BY next_attempt_at LIMIT ");
+        q.push_bind(i64::from(limit) * 4);
+        q.push(")) WHERE rn <= ");
+        q.push_bind(i64::from(per_webhook));
+        q.push(" ORDER BY next_attempt_at, seq LIMIT ");
+        q.push_bind(i64::from(limit));
+        q.push(
+            ") RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id, seq",
+        );
+        q
     }
-});
+
+    /// SQLite's one writer already serialises every write, so a call's deliveries need no lock.
+    async fn lock_calls(_conn: &mut SqliteConnection, _calls: &[(&str, &str)]) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,7 +1,7 @@
 //! The store contract: the same tests against the SQLite store and, with
 //! `CALLHOOK_TEST_DATABASE=postgres`, the PostgreSQL one. They drive the `Store` trait directly,
 //! for the rules no API test can reach precisely: claims and leases, per-call order, resend,
-//! lost updates, retention.
+//! lost updates, retention, a webhook's health, rotated secrets.
 
 use std::sync::Arc;
 
@@ -365,5 +365,196 @@ async fn a_held_webhook_is_out_of_the_way_until_its_hold_ends() {
             .unwrap()
             .hold_until,
         None
+    );
+}
+
+#[tokio::test]
+async fn an_ended_delivery_resent_on_an_idle_call_goes_at_once() {
+    let f = fixture().await;
+    let ids = f.events("c1", 1).await;
+    let claimed = f.claim(SignedDuration::from_secs(60)).await;
+    f.finish(&claimed[0], Next::Failed).await;
+    assert_eq!(f.status(&ids[0]).await.0, DeliveryStatus::Failed);
+    f.store
+        .resend(&f.account, &ids[0], Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(
+        f.status(&ids[0]).await,
+        (DeliveryStatus::Pending, false),
+        "nothing of its call is under way: it does not wait"
+    );
+    let again = f.claim(SignedDuration::from_secs(60)).await;
+    assert_eq!(again.len(), 1, "due at once");
+    assert_eq!(again[0].attempt_limit, Some(again[0].attempts + 1));
+}
+
+#[tokio::test]
+async fn deleting_a_webhook_ends_its_unfinished_deliveries() {
+    let f = fixture().await;
+    let ids = f.events("c1", 2).await;
+    f.store
+        .delete_webhook(&f.account, &f.webhook.id)
+        .await
+        .unwrap();
+    for id in &ids {
+        let (d, _) = f.store.get_delivery(&f.account, id).await.unwrap();
+        assert_eq!((d.status, d.waiting), (DeliveryStatus::Failed, false));
+        assert_eq!(d.last_error.as_deref(), Some("the webhook was deleted"));
+    }
+    assert!(f.claim(SignedDuration::from_secs(60)).await.is_empty());
+}
+
+fn attempt(status: u16) -> Attempt {
+    Attempt {
+        n: 0,
+        started_at: Timestamp::now(),
+        latency_ms: 3,
+        request_method: "POST".into(),
+        request_url: "https://crm.example.com/h".into(),
+        request_headers: vec![("content-type".into(), "application/json".into())],
+        request_body: Some("{}".into()),
+        response_status: Some(status),
+        response_headers: Some(Vec::new()),
+        response_body: None,
+        error_kind: None,
+        error: None,
+    }
+}
+
+#[tokio::test]
+async fn only_real_attempts_move_a_webhooks_health() {
+    let f = fixture().await;
+    f.events("c1", 1).await;
+    f.events("c2", 1).await;
+    f.events("c3", 1).await;
+    let claimed = f.claim(SignedDuration::from_secs(60)).await;
+    assert_eq!(claimed.len(), 3);
+    let record = |c: &Claimed, status: u16, next: Next, test: bool| AttemptRecord {
+        delivery_id: c.delivery_id.clone(),
+        webhook_id: c.webhook.id.clone(),
+        lease: c.lease,
+        attempt: Some(attempt(status)),
+        next,
+        disable_webhook: None,
+        note: None,
+        test,
+    };
+    let health = || async {
+        let w = f
+            .store
+            .get_webhook(&f.account, &f.webhook.id)
+            .await
+            .unwrap();
+        (w.failing_since.is_some(), w.last_success_at.is_some())
+    };
+    let retry = Next::RetryAt(Timestamp::now());
+    f.store
+        .record_attempts(
+            vec![record(&claimed[0], 500, retry.clone(), true)],
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        health().await,
+        (false, false),
+        "a test attempt never counts"
+    );
+    f.store
+        .record_attempts(
+            vec![record(&claimed[1], 500, retry, false)],
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        health().await,
+        (true, false),
+        "a failed attempt starts a run"
+    );
+    f.store
+        .record_attempts(
+            vec![record(&claimed[2], 200, Next::Succeeded, false)],
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(health().await, (false, true), "a success ends it");
+    let (d, attempts) = f
+        .store
+        .get_delivery(&f.account, &claimed[2].delivery_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        (d.status, d.attempts, d.last_status),
+        (DeliveryStatus::Succeeded, 1, Some(200))
+    );
+    assert_eq!(attempts.len(), 1);
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_kept_beside_the_new_one() {
+    let f = fixture().await;
+    let mut w = f
+        .store
+        .get_webhook(&f.account, &f.webhook.id)
+        .await
+        .unwrap();
+    let read_at = w.updated_at;
+    let now = Timestamp::from_millisecond(read_at.as_millisecond() + 1).unwrap();
+    w.rotate_secret(now);
+    w.updated_at = now;
+    f.store.update_webhook(&w, read_at).await.unwrap();
+    let stored = f
+        .store
+        .get_webhook(&f.account, &f.webhook.id)
+        .await
+        .unwrap();
+    assert_eq!(stored.secrets, w.secrets);
+    assert_eq!(
+        stored.live_secrets(now).len(),
+        2,
+        "both sign during the overlap"
+    );
+    assert_ne!(
+        stored.current_secret().map(|s| &s.secret),
+        Some(&f.webhook.secrets[0].secret)
+    );
+}
+
+#[tokio::test]
+async fn a_second_call_ended_in_a_batch_is_refused_naming_its_event() {
+    let f = fixture().await;
+    let ended = |call: &str| {
+        let mut ev = sample_event(Trigger::CallHangup);
+        ev.call.call_id = call.into();
+        NewEvent {
+            event: stored_event(&f.account, &ev, Timestamp::now(), false),
+            deliveries: vec![NewDelivery {
+                id: new_id("dlv"),
+                webhook_id: f.webhook.id.clone(),
+                trigger: Trigger::CallHangup,
+                attempt_limit: None,
+                not_before: None,
+            }],
+        }
+    };
+    f.store.insert_events(vec![ended("c9")]).await.unwrap();
+    let err = f
+        .store
+        .insert_events(vec![ended("c1"), ended("c9")])
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::Rejected(e) => assert!(format!("{e:?}").contains("[1].type"), "{e:?}"),
+        other => panic!("{other}"),
+    }
+    assert!(
+        matches!(
+            f.store.call_timeline(&f.account, "c1").await,
+            Err(StoreError::NotFound)
+        ),
+        "nothing of the refused batch is stored"
     );
 }

@@ -1,10 +1,26 @@
-//! Reading rows into the store's types, written once for both databases: each backend's row
-//! type implements [`Cols`] (a macro does it), and the `*_from_row` functions take any `Cols`.
+//! How the store's types are kept in rows, written once for both databases: timestamps as
+//! milliseconds, secrets, specs and headers as JSON, and the `*_from_row` functions, which read
+//! any row through [`Cols`].
 
 use jiff::Timestamp;
-use sqlx::Row;
+use serde::{Deserialize, Serialize};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::*;
+use crate::core::delivery_state::State;
+use crate::core::number::E164;
+use crate::core::sign::Secret;
+use crate::core::trigger::Trigger;
+use crate::core::webhook::WebhookSpec;
+use crate::store::*;
+
+/// Milliseconds since the Unix epoch, as stored.
+pub fn to_ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+pub fn from_ms(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(Timestamp::UNIX_EPOCH)
+}
 
 /// Typed column access with decode failures turned into [`StoreError::Corrupt`].
 pub trait Cols {
@@ -26,32 +42,38 @@ pub trait Cols {
         let s = self.text(name)?;
         Trigger::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("unknown trigger {s:?}")))
     }
+
+    fn state(&self, name: &str) -> Result<State> {
+        let s = self.text(name)?;
+        State::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("unknown state {s:?}")))
+    }
 }
 
-macro_rules! impl_cols {
-    ($row:ty) => {
-        impl Cols for $row {
-            fn text(&self, name: &str) -> Result<String> {
-                self.try_get(name).map_err(|e| corrupt(name, e))
-            }
-            fn opt_text(&self, name: &str) -> Result<Option<String>> {
-                self.try_get(name).map_err(|e| corrupt(name, e))
-            }
-            fn int(&self, name: &str) -> Result<i64> {
-                self.try_get(name).map_err(|e| corrupt(name, e))
-            }
-            fn opt_int(&self, name: &str) -> Result<Option<i64>> {
-                self.try_get(name).map_err(|e| corrupt(name, e))
-            }
-            fn boolean(&self, name: &str) -> Result<bool> {
-                self.try_get(name).map_err(|e| corrupt(name, e))
-            }
-        }
-    };
+/// Any row whose database decodes these types: SQLite's and PostgreSQL's ([`super::SqlDb`]
+/// requires it).
+impl<R: Row> Cols for R
+where
+    for<'a> &'a str: ColumnIndex<R>,
+    String: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    i64: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+    bool: for<'r> Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn text(&self, name: &str) -> Result<String> {
+        self.try_get(name).map_err(|e| corrupt(name, e))
+    }
+    fn opt_text(&self, name: &str) -> Result<Option<String>> {
+        self.try_get(name).map_err(|e| corrupt(name, e))
+    }
+    fn int(&self, name: &str) -> Result<i64> {
+        self.try_get(name).map_err(|e| corrupt(name, e))
+    }
+    fn opt_int(&self, name: &str) -> Result<Option<i64>> {
+        self.try_get(name).map_err(|e| corrupt(name, e))
+    }
+    fn boolean(&self, name: &str) -> Result<bool> {
+        self.try_get(name).map_err(|e| corrupt(name, e))
+    }
 }
-
-impl_cols!(sqlx::sqlite::SqliteRow);
-impl_cols!(sqlx::postgres::PgRow);
 
 fn corrupt(name: &str, e: sqlx::Error) -> StoreError {
     StoreError::Corrupt(format!("{name}: {e}"))
@@ -69,6 +91,55 @@ pub const SELECT_WEBHOOK: &str = "SELECT id, account_id, spec, enabled, disabled
      last_success_at, failing_since, hold_until FROM webhooks WHERE account_id = $1 AND id = $2";
 pub const LIST_WEBHOOKS: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
      last_success_at, failing_since, hold_until FROM webhooks WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SecretJson {
+    secret: String,
+    created_at: i64,
+    expires_at: Option<i64>,
+}
+
+/// Secrets as stored: a JSON list, newest first.
+pub fn secrets_to_json(secrets: &[StoredSecret]) -> String {
+    let list: Vec<SecretJson> = secrets
+        .iter()
+        .map(|s| SecretJson {
+            secret: s.secret.expose(),
+            created_at: to_ms(s.created_at),
+            expires_at: s.expires_at.map(to_ms),
+        })
+        .collect();
+    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+}
+
+pub fn secrets_from_json(s: &str) -> Result<Vec<StoredSecret>> {
+    let list: Vec<SecretJson> =
+        serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("secrets: {e}")))?;
+    list.into_iter()
+        .map(|j| {
+            Ok(StoredSecret {
+                secret: Secret::parse(&j.secret).map_err(StoreError::Corrupt)?,
+                created_at: from_ms(j.created_at),
+                expires_at: j.expires_at.map(from_ms),
+            })
+        })
+        .collect()
+}
+
+/// A webhook's spec as stored: its JSON.
+pub fn spec_to_json(spec: &WebhookSpec) -> String {
+    serde_json::Value::Object(spec.to_json()).to_string()
+}
+
+/// A webhook's spec, read back from its JSON.
+pub fn spec_from_json(s: &str) -> Result<WebhookSpec> {
+    let v: serde_json::Value =
+        serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))?;
+    let obj = v
+        .as_object()
+        .ok_or_else(|| StoreError::Corrupt("webhook spec is not an object".into()))?;
+    WebhookSpec::from_json(obj).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))
+}
 
 pub fn webhook_from_row(row: &impl Cols) -> Result<Webhook> {
     let mut spec = spec_from_json(&row.text("spec")?)?;
@@ -130,7 +201,7 @@ pub const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.account_id, d.webhook_id, e.e
      d.last_latency_ms, e.test";
 
 pub fn delivery_from_row(row: &impl Cols) -> Result<Delivery> {
-    let state = row.text("state")?;
+    let state = row.state("state")?;
     Ok(Delivery {
         id: row.text("id")?,
         account_id: row.text("account_id")?,
@@ -138,10 +209,11 @@ pub fn delivery_from_row(row: &impl Cols) -> Result<Delivery> {
         event_id: row.text("event_id")?,
         call_id: row.text("call_id")?,
         trigger: row.trigger("trigger")?,
-        status: DeliveryStatus::from_state(&state),
-        waiting: state == STATE_WAITING,
+        status: state.status(),
+        waiting: state == State::Waiting,
         attempts: row.int("attempts")? as u32,
-        next_attempt_at: if state == STATE_QUEUED {
+        // Only a queued delivery has a next attempt (a claimed one's shows its lease).
+        next_attempt_at: if state == State::Queued {
             row.opt_ts("next_attempt_at")?
         } else {
             None

@@ -1,0 +1,249 @@
+//! Claims: leasing due deliveries to a dispatcher with everything needed to send them, giving
+//! them back, and holding a stuck webhook's deliveries back.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use sqlx::{Database, QueryBuilder};
+
+use super::Backend;
+use super::attempts::record_chunk;
+use super::db::{Conn, RowsAffected, SqlDb};
+use super::events::insert_in;
+use super::rows::*;
+use crate::core::delivery_state::{State, Unsent};
+use crate::store::{AttemptRecord, Claimed, NewEvent, Release, Result, StoreError, Webhook};
+
+/// Most deliveries one hold moves per statement.
+const HOLD_ROWS_PER_STATEMENT: i64 = 2000;
+
+/// Leases up to `limit` due deliveries until `lease_until`, with the statement of the
+/// database (see [`SqlDb::claim_due`]).
+pub async fn claim_due<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    now: Timestamp,
+    lease_until: Timestamp,
+    limit: u32,
+    per_webhook: u32,
+    exclude: &[String],
+) -> Result<Vec<Claimed>> {
+    let exclude = exclude.to_vec();
+    b.write(move |c| {
+        Box::pin(async move {
+            let mut q = DB::claim_due(now, lease_until, limit, per_webhook, &exclude);
+            let mut rows = q.build().fetch_all(&mut *c).await?;
+            // RETURNING gives no order; send oldest first.
+            rows.sort_by_key(|r| r.int("seq").unwrap_or(0));
+            complete::<DB>(c, rows, lease_until).await
+        })
+    })
+    .await
+}
+
+/// Stores a test event with its one delivery and leases that delivery to the caller at once.
+pub async fn insert_test_delivery<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    event: NewEvent,
+    lease_until: Timestamp,
+) -> Result<Claimed> {
+    b.write(move |c| {
+        Box::pin(async move {
+            let ids: Vec<String> = event.deliveries.iter().map(|d| d.id.clone()).collect();
+            insert_in::<DB>(c, std::slice::from_ref(&event)).await?;
+            let mut q =
+                QueryBuilder::<DB>::new("UPDATE deliveries SET lease = lease + 1, state = ");
+            q.push_bind(State::Queued.as_str());
+            q.push(", next_attempt_at = ");
+            q.push_bind(to_ms(lease_until));
+            q.push(", claimed_until = ");
+            q.push_bind(to_ms(lease_until));
+            q.push(" WHERE id IN (");
+            let mut sep = q.separated(", ");
+            for id in &ids {
+                sep.push_bind(id.as_str());
+            }
+            q.push(
+                ") RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id",
+            );
+            let rows = q.build().fetch_all(&mut *c).await?;
+            complete::<DB>(c, rows, lease_until)
+                .await?
+                .pop()
+                .ok_or(StoreError::NotFound)
+        })
+    })
+    .await
+}
+
+/// Loads what a dispatcher needs for leased rows `(id, lease, trigger, attempts,
+/// attempt_limit, event_seq, webhook_id)`. A delivery whose webhook or event is gone ends here.
+async fn complete<DB: SqlDb>(
+    conn: &mut Conn<DB>,
+    rows: Vec<<DB as Database>::Row>,
+    lease_until: Timestamp,
+) -> Result<Vec<Claimed>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut event_seqs: Vec<i64> = Vec::with_capacity(rows.len());
+    let mut webhook_ids: Vec<String> = Vec::new();
+    for r in &rows {
+        event_seqs.push(r.int("event_seq")?);
+        let w = r.text("webhook_id")?;
+        if !webhook_ids.contains(&w) {
+            webhook_ids.push(w);
+        }
+    }
+    let mut q =
+        QueryBuilder::<DB>::new("SELECT seq, event_id, payload, test FROM events WHERE seq IN (");
+    let mut sep = q.separated(", ");
+    for s in &event_seqs {
+        sep.push_bind(*s);
+    }
+    q.push(")");
+    let events: HashMap<i64, (String, String, bool)> = q
+        .build()
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok((
+                r.int("seq")?,
+                (r.text("event_id")?, r.text("payload")?, r.boolean("test")?),
+            ))
+        })
+        .collect::<Result<_>>()?;
+    let mut q = QueryBuilder::<DB>::new(format!(
+        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id IN ("
+    ));
+    let mut sep = q.separated(", ");
+    for w in &webhook_ids {
+        sep.push_bind(w.as_str());
+    }
+    q.push(")");
+    let webhooks: HashMap<String, Webhook> = q
+        .build()
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| webhook_from_row(r).map(|w| (w.id.clone(), w)))
+        .collect::<Result<_>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    let mut gone = Vec::new();
+    for r in rows {
+        let delivery_id = r.text("id")?;
+        let webhook_id = r.text("webhook_id")?;
+        let event_seq = r.int("event_seq")?;
+        let (Some(webhook), Some((event_id, payload, test))) =
+            (webhooks.get(&webhook_id), events.get(&event_seq))
+        else {
+            // Its webhook was deleted (or its event pruned): nothing is left to send.
+            let why = if webhooks.contains_key(&webhook_id) {
+                Unsent::EventGone
+            } else {
+                Unsent::WebhookGone
+            };
+            gone.push(AttemptRecord {
+                delivery_id,
+                webhook_id,
+                lease: r.int("lease")?,
+                attempt: None,
+                next: Unsent::NEXT,
+                disable_webhook: None,
+                note: Some(why.note().to_owned()),
+                test: false,
+            });
+            continue;
+        };
+        out.push(Claimed {
+            delivery_id,
+            lease: r.int("lease")?,
+            trigger: r.trigger("trigger")?,
+            attempts: r.int("attempts")? as u32,
+            attempt_limit: r.opt_int("attempt_limit")?.map(|n| n as u32),
+            event_id: event_id.clone(),
+            event_payload: payload.clone(),
+            webhook: webhook.clone(),
+            lease_until,
+            test: *test,
+        });
+    }
+    if !gone.is_empty() {
+        record_chunk::<DB>(conn, &gone, to_ms(Timestamp::now())).await?;
+    }
+    Ok(out)
+}
+
+/// Gives leased deliveries back, due at `due`.
+pub async fn release<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    releases: Vec<Release>,
+    due: Timestamp,
+) -> Result<()> {
+    let now = to_ms(due);
+    b.write(move |c| {
+        Box::pin(async move {
+            for r in releases {
+                sqlx::query(
+                    "UPDATE deliveries SET next_attempt_at = $3, claimed_until = NULL WHERE id = $1 AND lease = $2 AND state = 'queued'",
+                )
+                .bind(&r.delivery_id)
+                .bind(r.lease)
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Holds a webhook's deliveries until `until`; `None` lifts the hold.
+pub async fn hold_webhook<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    webhook_id: &str,
+    until: Option<Timestamp>,
+) -> Result<()> {
+    let id = webhook_id.to_owned();
+    b.write(move |c| {
+        Box::pin(async move {
+            sqlx::query("UPDATE webhooks SET hold_until = $2 WHERE id = $1")
+                .bind(&id)
+                .bind(until.map(to_ms))
+                .execute(&mut *c)
+                .await?;
+            Ok(())
+        })
+    })
+    .await?;
+    let Some(until) = until else { return Ok(()) };
+    // A stuck endpoint's backlog can be large: it moves in bounded transactions, oldest first,
+    // so neither memory nor other writers wait on one huge one. Claimed deliveries (being
+    // sent, or waiting in a lane) stay as they are.
+    loop {
+        let id = webhook_id.to_owned();
+        let moved = b
+            .write(move |c| {
+                Box::pin(async move {
+                    Ok(sqlx::query(
+                        "UPDATE deliveries SET next_attempt_at = $2 WHERE seq IN (
+                            SELECT seq FROM deliveries
+                            WHERE webhook_id = $1 AND state = 'queued' AND next_attempt_at < $2
+                              AND claimed_until IS NULL
+                            ORDER BY next_attempt_at LIMIT $3)",
+                    )
+                    .bind(&id)
+                    .bind(to_ms(until))
+                    .bind(HOLD_ROWS_PER_STATEMENT)
+                    .execute(&mut *c)
+                    .await?
+                    .rows_affected())
+                })
+            })
+            .await?;
+        if moved < HOLD_ROWS_PER_STATEMENT as u64 {
+            return Ok(());
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! [`SqlDb`]: what the shared SQL needs of a database. It bundles the sqlx bounds generic
+//! statements need (binding our column types, reading rows, executing on a connection or the
+//! pool) with the few statements whose SQL differs between SQLite and PostgreSQL.
+
+use std::future::Future;
+
+use jiff::Timestamp;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Type};
+
+use super::rows::Cols;
+use crate::store::Result;
+
+/// A database connection, as the shared code holds one inside a write.
+pub type Conn<DB> = <DB as Database>::Connection;
+
+/// A database the shared SQL runs on (implemented for [`sqlx::Sqlite`] and
+/// [`sqlx::Postgres`]).
+///
+/// The bounds are stated once, here. A bound on another type (`i64: Encode<Self>`) written as a
+/// `where` clause would not follow `DB: SqlDb` into the functions that use it: Rust implies
+/// only supertraits and bounds on associated types. So each is phrased as a bound on an
+/// associated type through [`Implies`], and every function generic over `DB: SqlDb` can bind an
+/// `i64` or read a `String` without restating anything.
+pub trait SqlDb:
+    Database<Arguments: IntoArguments<Self>, Row: Cols, QueryResult: RowsAffected>
+    + for<'c> Implies<&'c mut Conn<Self>, Is: Executor<'c, Database = Self>>
+    + Implies<usize, Is: ColumnIndex<Self::Row>>
+    + Implies<bool, Is: Value<Self>>
+    + Implies<i64, Is: Value<Self>>
+    + Implies<Option<i64>, Is: Value<Self>>
+    + Implies<String, Is: Value<Self>>
+    + Implies<Option<String>, Is: Value<Self>>
+    + for<'s> Implies<&'s str, Is: Param<'s, Self>>
+    + for<'s> Implies<Option<&'s str>, Is: Param<'s, Self>>
+{
+    /// The webhooks of account `$1` that name number `$2` (a search in a JSON array).
+    const WEBHOOKS_USING_NUMBER: &'static str;
+
+    /// The call's type and numbers (`call_type`, `did_number`, `customer_number`), read from the
+    /// JSON payload of its latest event `l`.
+    const CALL_FIELDS: &'static str;
+
+    /// The statement that leases up to `limit` due deliveries until `lease_until`: oldest due
+    /// first, at most `per_webhook` of one webhook, none of `exclude`. It returns `id, lease,
+    /// trigger, attempts, attempt_limit, event_seq, webhook_id, seq` of each.
+    fn claim_due(
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        per_webhook: u32,
+        exclude: &[String],
+    ) -> QueryBuilder<Self>;
+
+    /// Locks (webhook, call) pairs until the transaction ends, so concurrent writers queue and
+    /// promote a call's deliveries one at a time.
+    fn lock_calls(
+        conn: &mut Conn<Self>,
+        calls: &[(&str, &str)],
+    ) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A type bound and read as a column value.
+pub trait Value<DB: Database>:
+    for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
+impl<DB: Database, T> Value<DB> for T where
+    T: for<'q> Encode<'q, DB> + for<'r> Decode<'r, DB> + Type<DB> + Send
+{
+}
+
+/// A borrowed type bound as a parameter (`&'s str`).
+pub trait Param<'s, DB: Database>: Encode<'s, DB> + Type<DB> + Send + 's {}
+
+impl<'s, DB: Database, T> Param<'s, DB> for T where T: Encode<'s, DB> + Type<DB> + Send + 's {}
+
+/// How many rows a statement changed; each driver has its own result type.
+pub trait RowsAffected {
+    fn rows_affected(&self) -> u64;
+}
+
+impl RowsAffected for sqlx::sqlite::SqliteQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+impl RowsAffected for sqlx::postgres::PgQueryResult {
+    fn rows_affected(&self) -> u64 {
+        self.rows_affected()
+    }
+}
+
+/// `DB: Implies<T, Is: Bound>` makes `T: Bound` follow from `DB: SqlDb` wherever it is
+/// assumed: `Is` is always `T`, and a bound on an associated type of a supertrait is implied.
+pub trait Implies<T: ?Sized>: ImpliesIs<T, Is = T> {}
+
+impl<T: ?Sized, U: ?Sized> Implies<T> for U {}
+
+/// The associated type behind [`Implies`].
+pub trait ImpliesIs<T: ?Sized> {
+    type Is: ?Sized;
+}
+
+impl<T: ?Sized, U: ?Sized> ImpliesIs<T> for U {
+    type Is = T;
+}

@@ -1,0 +1,254 @@
+//! The delivery log and what a person does with it: read a delivery and its attempts, list a
+//! webhook's, resend one, replay many; and the counts metrics and the web page show.
+
+use jiff::Timestamp;
+use sqlx::{AssertSqlSafe, QueryBuilder};
+
+use super::Backend;
+use super::attempts::promote_next;
+use super::db::{RowsAffected, SqlDb};
+use super::rows::*;
+use crate::core::delivery_state::{self, DeliveryStatus, Resend, State, arrival};
+use crate::store::{
+    Attempt, Delivery, DeliveryFilter, HourlyDeliveries, Page, PageRequest, QueueStats, Result,
+    StoreError,
+};
+
+pub async fn get<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    account_id: &str,
+    id: &str,
+) -> Result<(Delivery, Vec<Attempt>)> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
+         WHERE d.account_id = $1 AND d.id = $2"
+    )))
+    .bind(account_id)
+    .bind(id)
+    .fetch_one(b.read())
+    .await?;
+    let d = delivery_from_row(&row)?;
+    let attempts = sqlx::query("SELECT * FROM attempts WHERE delivery_id = $1 ORDER BY n, seq")
+        .bind(id)
+        .fetch_all(b.read())
+        .await?
+        .iter()
+        .map(attempt_from_row)
+        .collect::<Result<_>>()?;
+    Ok((d, attempts))
+}
+
+/// A webhook's deliveries, newest first.
+pub async fn list<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    account_id: &str,
+    webhook_id: &str,
+    filter: &DeliveryFilter,
+    page: &PageRequest,
+) -> Result<Page<Delivery>> {
+    let mut q = QueryBuilder::<DB>::new(format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq WHERE d.account_id = "
+    ));
+    q.push_bind(account_id);
+    q.push(" AND d.webhook_id = ");
+    q.push_bind(webhook_id);
+    if let Some(after) = &page.after {
+        // The cursor counts only as one of this webhook's own deliveries.
+        q.push(" AND d.seq < (SELECT seq FROM deliveries WHERE id = ");
+        q.push_bind(after.as_str());
+        q.push(" AND account_id = ");
+        q.push_bind(account_id);
+        q.push(" AND webhook_id = ");
+        q.push_bind(webhook_id);
+        q.push(")");
+    }
+    if let Some(status) = filter.status {
+        q.push(" AND d.state IN (");
+        let mut sep = q.separated(", ");
+        for s in status.states() {
+            sep.push_bind(s.as_str());
+        }
+        q.push(")");
+    }
+    if let Some(call_id) = &filter.call_id {
+        q.push(" AND d.call_id = ");
+        q.push_bind(call_id.as_str());
+    }
+    q.push(" ORDER BY d.seq DESC LIMIT ");
+    q.push_bind(limit_plus_one(page));
+    let rows = q.build().fetch_all(b.read()).await?;
+    let items = rows.iter().map(delivery_from_row).collect::<Result<_>>()?;
+    Ok(Page::from_rows(items, page.limit, |d: &Delivery| {
+        d.id.clone()
+    }))
+}
+
+/// Makes a delivery due now for one more attempt, as [`delivery_state::resend`] decides.
+pub async fn resend<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    account_id: &str,
+    id: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let (account_id, id) = (account_id.to_owned(), id.to_owned());
+    b.write(move |c| {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT state, claimed_until, webhook_id, call_id FROM deliveries WHERE account_id = $1 AND id = $2",
+            )
+            .bind(&account_id)
+            .bind(&id)
+            .fetch_optional(&mut *c)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+            let (webhook_id, call_id) = (row.text("webhook_id")?, row.text("call_id")?);
+            let decided = delivery_state::resend(
+                row.state("state")?,
+                row.opt_ts("claimed_until")?,
+                &call_id,
+                now,
+            )
+            .map_err(|refused| StoreError::Conflict(refused.to_string()))?;
+            match decided {
+                Resend::RetryNow => {
+                    sqlx::query(
+                        "UPDATE deliveries SET next_attempt_at = $2, updated_at = $2 WHERE id = $1",
+                    )
+                    .bind(&id)
+                    .bind(to_ms(now))
+                    .execute(&mut *c)
+                    .await?;
+                }
+                Resend::OneMore => {
+                    DB::lock_calls(c, &[(webhook_id.as_str(), call_id.as_str())]).await?;
+                    let call_busy: bool = sqlx::query_scalar(
+                        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $1 AND call_id = $2
+                                        AND state IN ('queued', 'waiting'))",
+                    )
+                    .bind(&webhook_id)
+                    .bind(&call_id)
+                    .fetch_one(&mut *c)
+                    .await?;
+                    let (state, due) = arrival(call_busy, now, None);
+                    sqlx::query(
+                        "UPDATE deliveries SET attempt_limit = attempts + 1, updated_at = $2,
+                            state = $3, next_attempt_at = $4
+                         WHERE id = $1",
+                    )
+                    .bind(&id)
+                    .bind(to_ms(now))
+                    .bind(state.as_str())
+                    .bind(due.map(to_ms))
+                    .execute(&mut *c)
+                    .await?;
+                }
+            }
+            Ok(())
+        })
+    })
+    .await
+}
+
+/// Re-queues a webhook's deliveries in `status` created since `since`, keeping per-call order;
+/// each gets `attempts` more attempts. Returns how many.
+pub async fn replay<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    account_id: &str,
+    webhook_id: &str,
+    since: Timestamp,
+    status: DeliveryStatus,
+    attempts: u32,
+    now: Timestamp,
+) -> Result<u64> {
+    let (account_id, webhook_id, now) = (account_id.to_owned(), webhook_id.to_owned(), to_ms(now));
+    let states: &'static [State] = status.states();
+    b.write(move |c| {
+        Box::pin(async move {
+            // Everything replayed waits first; then the head of each call goes, so a call's
+            // deliveries leave in order exactly as they did the first time. The calls are
+            // locked before anything changes (nodes write concurrently on PostgreSQL).
+            let matching = |q: &mut QueryBuilder<DB>| {
+                q.push(" WHERE account_id = ");
+                q.push_bind(account_id.clone());
+                q.push(" AND webhook_id = ");
+                q.push_bind(webhook_id.clone());
+                q.push(" AND created_at >= ");
+                q.push_bind(to_ms(since));
+                q.push(" AND state IN (");
+                let mut sep = q.separated(", ");
+                for s in states {
+                    sep.push_bind(s.as_str());
+                }
+                q.push(")");
+            };
+            let mut q = QueryBuilder::<DB>::new("SELECT DISTINCT call_id FROM deliveries");
+            matching(&mut q);
+            let calls: Vec<String> = q.build_query_scalar().fetch_all(&mut *c).await?;
+            let keys: Vec<(&str, &str)> = calls
+                .iter()
+                .map(|call| (webhook_id.as_str(), call.as_str()))
+                .collect();
+            DB::lock_calls(c, &keys).await?;
+            let mut q = QueryBuilder::<DB>::new("UPDATE deliveries SET state = ");
+            q.push_bind(State::REPLAYED.as_str());
+            q.push(", next_attempt_at = NULL, attempt_limit = attempts + ");
+            q.push_bind(attempts as i64);
+            q.push(", updated_at = ");
+            q.push_bind(now);
+            matching(&mut q);
+            let n = q.build().execute(&mut *c).await?.rows_affected();
+            let mut pairs: Vec<(String, String)> = calls
+                .into_iter()
+                .map(|call| (webhook_id.clone(), call))
+                .collect();
+            pairs.sort();
+            promote_next::<DB>(c, &pairs, now).await?;
+            Ok(n)
+        })
+    })
+    .await
+}
+
+/// The queue at a glance, for metrics.
+pub async fn queue_stats<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    now: Timestamp,
+) -> Result<QueueStats> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM deliveries WHERE state IN ('queued', 'waiting')) AS pending,
+                (SELECT COUNT(*) FROM deliveries WHERE state = 'queued' AND next_attempt_at <= $1) AS due,
+                (SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued') AS oldest",
+    )
+    .bind(to_ms(now))
+    .fetch_one(b.read())
+    .await?;
+    let oldest = row.opt_ts("oldest")?.filter(|t| *t <= now);
+    Ok(QueueStats {
+        pending: row.int("pending")? as u64,
+        due: row.int("due")? as u64,
+        oldest_due_at: oldest,
+    })
+}
+
+/// A webhook's deliveries created since `since`, counted per UTC hour by status.
+pub async fn hourly<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    account_id: &str,
+    webhook_id: &str,
+    since: Timestamp,
+) -> Result<Vec<HourlyDeliveries>> {
+    let rows = sqlx::query(
+        "SELECT (created_at / 3600000) * 3600000 AS hour,
+                COUNT(*) FILTER (WHERE state = 'succeeded') AS succeeded,
+                COUNT(*) FILTER (WHERE state = 'failed') AS failed,
+                COUNT(*) FILTER (WHERE state IN ('queued', 'waiting')) AS pending
+         FROM deliveries WHERE account_id = $1 AND webhook_id = $2 AND created_at >= $3
+         GROUP BY hour ORDER BY hour",
+    )
+    .bind(account_id)
+    .bind(webhook_id)
+    .bind(to_ms(since))
+    .fetch_all(b.read())
+    .await?;
+    rows.iter().map(hourly_from_row).collect()
+}

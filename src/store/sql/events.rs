@@ -1,0 +1,206 @@
+//! Ingest: storing a batch of events with their deliveries in a few multi-row statements,
+//! whatever the batch size. Both backends call [`insert_in`] inside a transaction of their own
+//! making (the SQLite writer merges many requests into one call).
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::QueryBuilder;
+
+use super::db::{Conn, SqlDb};
+use super::rows::{Cols, to_ms};
+use crate::core::delivery_state::arrival;
+use crate::core::validate::FieldErrors;
+use crate::store::{Inserted, NewDelivery, NewEvent, Result, StoreError};
+
+/// Most rows in one multi-row statement (SQLite allows 32766 bound values).
+pub const ROWS_PER_STATEMENT: usize = 250;
+
+/// Stores events and their deliveries; an event whose id the account used before is skipped.
+/// When an event breaks the one-`call.ended` rule the batch is redone one event at a time, to
+/// name the culprit.
+pub async fn insert_in<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Result<Vec<Inserted>> {
+    sqlx::query("SAVEPOINT ingest").execute(&mut *c).await?;
+    let batched = insert_batched::<DB>(c, events).await;
+    let undo = if batched.is_ok() {
+        "RELEASE ingest"
+    } else {
+        "ROLLBACK TO ingest; RELEASE ingest"
+    };
+    sqlx::raw_sql(undo).execute(&mut *c).await?;
+    match batched {
+        Err(StoreError::Database(e))
+            if e.as_database_error()
+                .is_some_and(|d| d.is_unique_violation()) =>
+        {
+            insert_one_by_one::<DB>(c, events).await
+        }
+        other => other,
+    }
+}
+
+async fn insert_batched<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Result<Vec<Inserted>> {
+    let mut seqs: HashMap<(String, String), i64> = HashMap::with_capacity(events.len());
+    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<DB>::new(
+            "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload) ",
+        );
+        q.push_values(chunk, |mut b, ne| {
+            let e = &ne.event;
+            b.push_bind(&e.id)
+                .push_bind(&e.account_id)
+                .push_bind(&e.event_id)
+                .push_bind(&e.call_id)
+                .push_bind(&e.event_type)
+                .push_bind(to_ms(e.occurred_at))
+                .push_bind(to_ms(e.received_at))
+                .push_bind(e.test)
+                .push_bind(&e.payload);
+        });
+        q.push(" ON CONFLICT(account_id, event_id) DO NOTHING RETURNING seq, account_id, event_id");
+        for row in q.build().fetch_all(&mut *c).await? {
+            seqs.insert(
+                (row.text("account_id")?, row.text("event_id")?),
+                row.int("seq")?,
+            );
+        }
+    }
+    // Which events are new (the first of a repeated id in the batch wins), and their seq.
+    let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(events.len());
+    let mut out = Vec::with_capacity(events.len());
+    let mut fresh: Vec<(&NewEvent, i64)> = Vec::with_capacity(events.len());
+    for ne in events {
+        let e = &ne.event;
+        let first = seen.insert((e.account_id.as_str(), e.event_id.as_str()));
+        match seqs.get(&(e.account_id.clone(), e.event_id.clone())) {
+            Some(seq) if first => {
+                fresh.push((ne, *seq));
+                out.push(Inserted::New(ne.deliveries.len()));
+            }
+            _ => out.push(Inserted::Duplicate),
+        }
+    }
+    insert_deliveries::<DB>(c, &fresh).await?;
+    Ok(out)
+}
+
+/// Stores the deliveries of stored events (with their seq). A delivery waits when its webhook
+/// still has an unfinished delivery of the same call, stored before or earlier in this batch.
+async fn insert_deliveries<DB: SqlDb>(c: &mut Conn<DB>, fresh: &[(&NewEvent, i64)]) -> Result<()> {
+    let pairs: Vec<(&str, &str)> = fresh
+        .iter()
+        .flat_map(|(ne, _)| {
+            ne.deliveries
+                .iter()
+                .map(|d| (d.webhook_id.as_str(), ne.event.call_id.as_str()))
+        })
+        .collect();
+    DB::lock_calls(c, &pairs).await?;
+    let mut busy: HashSet<(String, String)> = HashSet::new();
+    for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<DB>::new("WITH p(webhook_id, call_id) AS (");
+        q.push_values(chunk, |mut b, (w, call)| {
+            b.push_bind(*w).push_bind(*call);
+        });
+        q.push(
+            ") SELECT DISTINCT d.webhook_id, d.call_id FROM p JOIN deliveries d
+               ON d.webhook_id = p.webhook_id AND d.call_id = p.call_id WHERE d.state IN ('queued', 'waiting')",
+        );
+        for row in q.build().fetch_all(&mut *c).await? {
+            busy.insert((row.text("webhook_id")?, row.text("call_id")?));
+        }
+    }
+    struct Row<'a> {
+        ne: &'a NewEvent,
+        d: &'a NewDelivery,
+        seq: i64,
+        call_busy: bool,
+    }
+    let mut rows: Vec<Row> = Vec::with_capacity(pairs.len());
+    for (ne, seq) in fresh {
+        for d in &ne.deliveries {
+            let call_busy = !busy.insert((d.webhook_id.clone(), ne.event.call_id.clone()));
+            rows.push(Row {
+                ne,
+                d,
+                seq: *seq,
+                call_busy,
+            });
+        }
+    }
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut q = QueryBuilder::<DB>::new(
+            "INSERT INTO deliveries (id, account_id, webhook_id, event_seq, call_id, trigger, state, \
+             next_attempt_at, created_at, updated_at, attempt_limit) ",
+        );
+        q.push_values(chunk, |mut b, r| {
+            let e = &r.ne.event;
+            let at = to_ms(e.received_at);
+            let (state, due) = arrival(r.call_busy, e.received_at, r.d.not_before);
+            b.push_bind(&r.d.id)
+                .push_bind(&e.account_id)
+                .push_bind(&r.d.webhook_id)
+                .push_bind(r.seq)
+                .push_bind(&e.call_id)
+                .push_bind(r.d.trigger.id())
+                .push_bind(state.as_str())
+                .push_bind(due.map(to_ms))
+                .push_bind(at)
+                .push_bind(at)
+                .push_bind(r.d.attempt_limit.map(i64::from));
+        });
+        q.build().execute(&mut *c).await?;
+    }
+    Ok(())
+}
+
+/// The same, one event at a time: slow, but it tells which event broke a rule.
+async fn insert_one_by_one<DB: SqlDb>(
+    c: &mut Conn<DB>,
+    events: &[NewEvent],
+) -> Result<Vec<Inserted>> {
+    let mut out = Vec::with_capacity(events.len());
+    for (i, ne) in events.iter().enumerate() {
+        let e = &ne.event;
+        let seq: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT(account_id, event_id) DO NOTHING RETURNING seq",
+        )
+        .bind(&e.id)
+        .bind(&e.account_id)
+        .bind(&e.event_id)
+        .bind(&e.call_id)
+        .bind(&e.event_type)
+        .bind(to_ms(e.occurred_at))
+        .bind(to_ms(e.received_at))
+        .bind(e.test)
+        .bind(&e.payload)
+        .fetch_optional(&mut *c)
+        .await
+        .map_err(|err| match err {
+            sqlx::Error::Database(d) if d.is_unique_violation() => {
+                let mut fe = FieldErrors::default();
+                fe.push(
+                    if events.len() > 1 {
+                        format!("[{i}].type")
+                    } else {
+                        "type".into()
+                    },
+                    format!(
+                        "call {} already has a call.ended event; a call ends once",
+                        e.call_id
+                    ),
+                );
+                StoreError::Rejected(fe)
+            }
+            other => other.into(),
+        })?;
+        let Some(seq) = seq else {
+            out.push(Inserted::Duplicate);
+            continue;
+        };
+        insert_deliveries::<DB>(c, &[(ne, seq)]).await?;
+        out.push(Inserted::New(ne.deliveries.len()));
+    }
+    Ok(out)
+}

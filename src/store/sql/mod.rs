@@ -1,0 +1,334 @@
+//! The store's SQL, written once for SQLite and PostgreSQL: [`SqlStore`] implements [`Store`]
+//! over a [`Backend`] (how a database's transactions are run: SQLite's single writer task,
+//! PostgreSQL's pool) whose database is an [`SqlDb`] (the bounds generic sqlx code needs, and
+//! the few statements that differ). Each resource's statements live in their own file; the
+//! impl below only says which one serves each method.
+//!
+//! To add a store method: declare it on [`Store`]; write it once in its resource's file,
+//! generic over `DB: SqlDb` (`b.read()` to read, `b.write(|c| …)` for one transaction); add
+//! its one-line delegation below; test it in `tests/it/store.rs`, which runs on both databases.
+//! Only a statement that cannot be written for both becomes a member of [`SqlDb`], implemented
+//! in `sqlite.rs` and `postgres.rs`.
+
+mod accounts;
+mod api_keys;
+mod attempts;
+mod calls;
+mod claims;
+mod db;
+mod deliveries;
+mod events;
+mod numbers;
+mod retention;
+mod rows;
+mod settings;
+mod users;
+mod webhooks;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures_util::future::BoxFuture;
+use jiff::Timestamp;
+use sqlx::Pool;
+
+use self::db::Conn;
+pub use self::db::SqlDb;
+pub use self::events::insert_in as insert_events_in;
+pub use self::rows::to_ms;
+use crate::core::number::E164;
+use crate::core::trigger::Trigger;
+use crate::store::*;
+
+/// How a database's work is run. Reads go to a pool; every write is a closure run in one
+/// transaction and answered once committed.
+pub trait Backend: Send + Sync + 'static {
+    type Db: sqlx::Database;
+
+    /// The pool reads go to.
+    fn read(&self) -> &Pool<Self::Db>;
+
+    /// Runs `f` in a transaction and answers once it is committed.
+    fn write<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn<Self::Db>) -> BoxFuture<'c, Result<T>> + Send + 'static;
+
+    /// Stores events with their deliveries through [`insert_events_in`], in a transaction of
+    /// the backend's choosing (SQLite's writer merges waiting requests into one).
+    fn insert_events(
+        &self,
+        events: Vec<NewEvent>,
+    ) -> impl Future<Output = Result<Vec<Inserted>>> + Send;
+
+    /// See [`Store::listen_for_work`].
+    fn listen_for_work(&self, _wake: Arc<dyn Fn() + Send + Sync>) {}
+}
+
+/// A [`Store`] on a SQL database.
+pub struct SqlStore<B> {
+    backend: B,
+}
+
+impl<B> SqlStore<B> {
+    pub(super) fn new(backend: B) -> SqlStore<B> {
+        SqlStore { backend }
+    }
+}
+
+#[async_trait]
+impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
+    fn listen_for_work(&self, wake: Arc<dyn Fn() + Send + Sync>) {
+        self.backend.listen_for_work(wake);
+    }
+
+    async fn heartbeat(
+        &self,
+        node_id: &str,
+        now: Timestamp,
+        alive_since: Timestamp,
+    ) -> Result<u32> {
+        settings::heartbeat(&self.backend, node_id, now, alive_since).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        settings::ping(&self.backend).await
+    }
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        settings::get(&self.backend, key).await
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        settings::set(&self.backend, key, value).await
+    }
+
+    async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<bool> {
+        settings::set_if_absent(&self.backend, key, value).await
+    }
+
+    async fn insert_account(&self, account: &Account) -> Result<()> {
+        accounts::insert(&self.backend, account).await
+    }
+
+    async fn get_account(&self, id: &str) -> Result<Account> {
+        accounts::get(&self.backend, id).await
+    }
+
+    async fn list_accounts(&self, page: &PageRequest) -> Result<Page<Account>> {
+        accounts::list(&self.backend, page).await
+    }
+
+    async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()> {
+        api_keys::insert(&self.backend, key, hash).await
+    }
+
+    async fn list_api_keys(&self, account_id: &str, page: &PageRequest) -> Result<Page<ApiKey>> {
+        api_keys::list(&self.backend, account_id, page).await
+    }
+
+    async fn delete_api_key(&self, account_id: &str, id: &str) -> Result<()> {
+        api_keys::delete(&self.backend, account_id, id).await
+    }
+
+    async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
+        api_keys::by_hash(&self.backend, hash).await
+    }
+
+    async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()> {
+        api_keys::touch(&self.backend, id, now).await
+    }
+
+    async fn insert_user(&self, user: &User) -> Result<()> {
+        users::insert(&self.backend, user).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
+        users::by_email(&self.backend, email).await
+    }
+
+    async fn insert_number(&self, account_id: &str, number: &Number) -> Result<()> {
+        numbers::insert(&self.backend, account_id, number).await
+    }
+
+    async fn list_numbers(&self, account_id: &str, page: &PageRequest) -> Result<Page<Number>> {
+        numbers::list(&self.backend, account_id, page).await
+    }
+
+    async fn get_number(&self, account_id: &str, number: &E164) -> Result<Number> {
+        numbers::get(&self.backend, account_id, number).await
+    }
+
+    async fn set_number_label(
+        &self,
+        account_id: &str,
+        number: &E164,
+        label: Option<&str>,
+    ) -> Result<()> {
+        numbers::set_label(&self.backend, account_id, number, label).await
+    }
+
+    async fn delete_number(&self, account_id: &str, number: &E164) -> Result<()> {
+        numbers::delete(&self.backend, account_id, number).await
+    }
+
+    async fn unknown_numbers(&self, account_id: &str, numbers: &[E164]) -> Result<Vec<E164>> {
+        numbers::unknown(&self.backend, account_id, numbers).await
+    }
+
+    async fn insert_webhook(&self, webhook: &Webhook) -> Result<()> {
+        webhooks::insert(&self.backend, webhook).await
+    }
+
+    async fn get_webhook(&self, account_id: &str, id: &str) -> Result<Webhook> {
+        webhooks::get(&self.backend, account_id, id).await
+    }
+
+    async fn list_webhooks(&self, account_id: &str, page: &PageRequest) -> Result<Page<Webhook>> {
+        webhooks::list(&self.backend, account_id, page).await
+    }
+
+    async fn update_webhook(&self, webhook: &Webhook, read_at: Timestamp) -> Result<()> {
+        webhooks::update(&self.backend, webhook, read_at).await
+    }
+
+    async fn delete_webhook(&self, account_id: &str, id: &str) -> Result<()> {
+        webhooks::delete(&self.backend, account_id, id).await
+    }
+
+    async fn webhooks_for(&self, account_id: &str, triggers: &[Trigger]) -> Result<Vec<Webhook>> {
+        webhooks::matching(&self.backend, account_id, triggers).await
+    }
+
+    async fn webhook_stats(
+        &self,
+        account_id: &str,
+        recent: u32,
+    ) -> Result<Vec<(String, WebhookStats)>> {
+        webhooks::stats(&self.backend, account_id, recent).await
+    }
+
+    async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>> {
+        self.backend.insert_events(events).await
+    }
+
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+        per_webhook: u32,
+        exclude: &[String],
+    ) -> Result<Vec<Claimed>> {
+        claims::claim_due(&self.backend, now, lease_until, limit, per_webhook, exclude).await
+    }
+
+    async fn insert_test_delivery(
+        &self,
+        event: NewEvent,
+        lease_until: Timestamp,
+    ) -> Result<Claimed> {
+        claims::insert_test_delivery(&self.backend, event, lease_until).await
+    }
+
+    async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()> {
+        attempts::record(&self.backend, records, now).await
+    }
+
+    async fn release(&self, releases: Vec<Release>, due: Timestamp) -> Result<()> {
+        claims::release(&self.backend, releases, due).await
+    }
+
+    async fn hold_webhook(&self, webhook_id: &str, until: Option<Timestamp>) -> Result<()> {
+        claims::hold_webhook(&self.backend, webhook_id, until).await
+    }
+
+    async fn get_delivery(&self, account_id: &str, id: &str) -> Result<(Delivery, Vec<Attempt>)> {
+        deliveries::get(&self.backend, account_id, id).await
+    }
+
+    async fn list_deliveries(
+        &self,
+        account_id: &str,
+        webhook_id: &str,
+        filter: &DeliveryFilter,
+        page: &PageRequest,
+    ) -> Result<Page<Delivery>> {
+        deliveries::list(&self.backend, account_id, webhook_id, filter, page).await
+    }
+
+    async fn resend(&self, account_id: &str, id: &str, now: Timestamp) -> Result<()> {
+        deliveries::resend(&self.backend, account_id, id, now).await
+    }
+
+    async fn replay(
+        &self,
+        account_id: &str,
+        webhook_id: &str,
+        since: Timestamp,
+        status: DeliveryStatus,
+        attempts: u32,
+        now: Timestamp,
+    ) -> Result<u64> {
+        deliveries::replay(
+            &self.backend,
+            account_id,
+            webhook_id,
+            since,
+            status,
+            attempts,
+            now,
+        )
+        .await
+    }
+
+    async fn call_timeline(
+        &self,
+        account_id: &str,
+        call_id: &str,
+    ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>> {
+        calls::timeline(&self.backend, account_id, call_id).await
+    }
+
+    async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats> {
+        deliveries::queue_stats(&self.backend, now).await
+    }
+
+    async fn prune(&self, before: Timestamp, batch: u32) -> Result<u64> {
+        retention::prune(&self.backend, before, batch).await
+    }
+
+    async fn insert_session(&self, session: &Session) -> Result<()> {
+        users::insert_session(&self.backend, session).await
+    }
+
+    async fn session_with_user(&self, id: &str, now: Timestamp) -> Result<Option<(Session, User)>> {
+        users::session_with_user(&self.backend, id, now).await
+    }
+
+    async fn extend_session(&self, id: &str, expires_at: Timestamp) -> Result<()> {
+        users::extend_session(&self.backend, id, expires_at).await
+    }
+
+    async fn delete_session(&self, id: &str) -> Result<()> {
+        users::delete_session(&self.backend, id).await
+    }
+
+    async fn delete_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        users::delete_expired_sessions(&self.backend, now).await
+    }
+
+    async fn hourly_deliveries(
+        &self,
+        account_id: &str,
+        webhook_id: &str,
+        since: Timestamp,
+    ) -> Result<Vec<HourlyDeliveries>> {
+        deliveries::hourly(&self.backend, account_id, webhook_id, since).await
+    }
+
+    async fn recent_calls(&self, account_id: &str, limit: u32) -> Result<Vec<CallSummary>> {
+        calls::recent(&self.backend, account_id, limit).await
+    }
+}

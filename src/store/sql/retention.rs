@@ -1,0 +1,64 @@
+//! Retention: the finished past goes, oldest first, in bounded batches.
+
+use jiff::Timestamp;
+use sqlx::QueryBuilder;
+
+use super::Backend;
+use super::db::{RowsAffected, SqlDb};
+use super::events::ROWS_PER_STATEMENT;
+use super::rows::to_ms;
+use crate::store::Result;
+
+/// Deletes up to `batch` finished deliveries last touched before `before` with all their
+/// attempts, and up to `batch` events older than that left without deliveries.
+pub async fn prune<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    before: Timestamp,
+    batch: u32,
+) -> Result<u64> {
+    let (before, batch) = (to_ms(before), batch as i64);
+    b.write(move |c| {
+        Box::pin(async move {
+            // Oldest first: finished deliveries last touched before the cut, then their
+            // attempts (all of them: a delivery's log goes whole or not at all), then events
+            // that no longer have a delivery.
+            let gone: Vec<String> = sqlx::query_scalar(
+                "DELETE FROM deliveries WHERE seq IN (
+                    SELECT seq FROM deliveries
+                    WHERE seq < COALESCE((SELECT seq FROM deliveries WHERE created_at >= $1 ORDER BY seq LIMIT 1),
+                                         9223372036854775807)
+                      AND state IN ('succeeded', 'failed') AND updated_at < $1
+                    ORDER BY seq LIMIT $2)
+                 RETURNING id",
+            )
+            .bind(before)
+            .bind(batch)
+            .fetch_all(&mut *c)
+            .await?;
+            let mut removed = gone.len() as u64;
+            for chunk in gone.chunks(ROWS_PER_STATEMENT) {
+                let mut q =
+                    QueryBuilder::<DB>::new("DELETE FROM attempts WHERE delivery_id IN (");
+                let mut sep = q.separated(", ");
+                for id in chunk {
+                    sep.push_bind(id.as_str());
+                }
+                q.push(")");
+                q.build().execute(&mut *c).await?;
+            }
+            removed += sqlx::query(
+                "DELETE FROM events WHERE seq IN (
+                    SELECT e.seq FROM events e WHERE e.received_at < $1
+                      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)
+                    ORDER BY e.received_at LIMIT $2)",
+            )
+            .bind(before)
+            .bind(batch)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            Ok(removed)
+        })
+    })
+    .await
+}

@@ -34,13 +34,24 @@ pub struct PgBackend {
 
 fn migrator() -> sqlx::migrate::Migrator {
     use sqlx::migrate::{Migration, MigrationType, Migrator};
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        include_str!("migrations/postgres/0001_init.sql").into_sql_str(),
-        false,
-    )])
+    let migration = |version, name: &str, sql: &'static str| {
+        Migration::new(
+            version,
+            name.to_owned().into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    // A schema change is a new file here and in the other database's folder, never an edit.
+    Migrator::with_migrations(vec![
+        migration(1, "init", include_str!("migrations/postgres/0001_init.sql")),
+        migration(
+            2,
+            "templates",
+            include_str!("migrations/postgres/0002_templates.sql"),
+        ),
+    ])
 }
 
 impl PgStore {

@@ -3,6 +3,7 @@
 
 mod crash;
 mod helpers;
+mod migrations;
 mod multinode;
 mod nodes;
 mod receiver;

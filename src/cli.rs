@@ -28,30 +28,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     app.first_start.print(&format!("http://{addr}"));
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "callhook is listening");
-    app.serve(listener, shutdown_signal()).await
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutting down");
+    app.serve(listener, crate::shutdown::signal()).await
 }
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {

@@ -161,7 +161,7 @@ pub async fn run(port: u16, secret: Option<String>) -> anyhow::Result<()> {
         .fallback(receive)
         .with_state(Arc::new(secret));
     axum::serve(listener, app)
-        .with_graceful_shutdown(crate::cli::shutdown_signal())
+        .with_graceful_shutdown(crate::shutdown::signal())
         .await?;
     Ok(())
 }

@@ -26,9 +26,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use crate::config::Dur;
 use crate::core::event::{CallEvent, CallType, DialVia};
 use crate::core::number::E164;
+use crate::core::retry::Dur;
 use crate::ingest::Ingest;
 use crate::shutdown::Shutdown;
 use crate::store::Store;

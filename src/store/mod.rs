@@ -59,6 +59,51 @@ impl From<sqlx::Error> for StoreError {
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// One schema change, written for each database.
+struct MigrationFiles {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// Every schema change, in order. A change is a new entry with a file for each database,
+/// never an edit of an old one: databases in use have run those already.
+const MIGRATIONS: &[MigrationFiles] = &[
+    MigrationFiles {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("migrations/postgres/0001_init.sql"),
+    },
+    MigrationFiles {
+        version: 2,
+        name: "templates",
+        sqlite: include_str!("migrations/sqlite/0002_templates.sql"),
+        postgres: include_str!("migrations/postgres/0002_templates.sql"),
+    },
+];
+
+/// The migrator of one database: `sql` picks its file of each change.
+fn migrator(sql: impl Fn(&MigrationFiles) -> &'static str) -> sqlx::migrate::Migrator {
+    use sqlx::SqlSafeStr;
+    use sqlx::migrate::{Migration, MigrationType, Migrator};
+    Migrator::with_migrations(
+        MIGRATIONS
+            .iter()
+            .map(|m| {
+                Migration::new(
+                    m.version,
+                    m.name.into(),
+                    MigrationType::Simple,
+                    sql(m).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
 /// A page of a list, oldest first, and the cursor for the next page.
 #[derive(Debug, Clone)]
 pub struct Page<T> {

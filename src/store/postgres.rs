@@ -14,8 +14,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
+use sqlx::QueryBuilder;
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, Postgres};
-use sqlx::{QueryBuilder, SqlSafeStr};
 
 use super::sql::{Backend, SqlDb, SqlStore, insert_events_in, to_ms};
 use super::{Inserted, NewEvent, Result, StoreError};
@@ -33,25 +33,7 @@ pub struct PgBackend {
 }
 
 fn migrator() -> sqlx::migrate::Migrator {
-    use sqlx::migrate::{Migration, MigrationType, Migrator};
-    let migration = |version, name: &str, sql: &'static str| {
-        Migration::new(
-            version,
-            name.to_owned().into(),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )
-    };
-    // A schema change is a new file here and in the other database's folder, never an edit.
-    Migrator::with_migrations(vec![
-        migration(1, "init", include_str!("migrations/postgres/0001_init.sql")),
-        migration(
-            2,
-            "templates",
-            include_str!("migrations/postgres/0002_templates.sql"),
-        ),
-    ])
+    super::migrator(|m| m.postgres)
 }
 
 impl PgStore {

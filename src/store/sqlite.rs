@@ -17,7 +17,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteSynchronous,
 };
-use sqlx::{Connection, QueryBuilder, SqlSafeStr, Sqlite};
+use sqlx::{Connection, QueryBuilder, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{Backend, SqlDb, SqlStore, insert_events_in, to_ms};
@@ -50,25 +50,7 @@ pub struct SqliteBackend {
 }
 
 fn migrator() -> sqlx::migrate::Migrator {
-    use sqlx::migrate::{Migration, MigrationType, Migrator};
-    let migration = |version, name: &str, sql: &'static str| {
-        Migration::new(
-            version,
-            name.to_owned().into(),
-            MigrationType::Simple,
-            sql.into_sql_str(),
-            false,
-        )
-    };
-    // A schema change is a new file here and in the other database's folder, never an edit.
-    Migrator::with_migrations(vec![
-        migration(1, "init", include_str!("migrations/sqlite/0001_init.sql")),
-        migration(
-            2,
-            "templates",
-            include_str!("migrations/sqlite/0002_templates.sql"),
-        ),
-    ])
+    super::migrator(|m| m.sqlite)
 }
 
 impl SqliteStore {

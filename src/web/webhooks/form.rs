@@ -305,6 +305,16 @@ fn catalogue() -> Vec<TriggerParams> {
 }
 
 impl FormPage {
+    /// The empty row the page's script copies for **Add header** and **Add field**.
+    fn blank(&self) -> HeaderRow {
+        HeaderRow {
+            key: String::new(),
+            value: String::new(),
+            key_error: None,
+            value_error: None,
+        }
+    }
+
     fn action(&self) -> String {
         match &self.webhook_id {
             Some(id) => format!("/webhooks/{id}"),

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
+pub use crate::core::click_to_call::Status as ClickToCallStatus;
 pub use crate::core::delivery_state::DeliveryStatus;
 use crate::core::number::E164;
 pub use crate::core::retry::Next;
@@ -81,6 +82,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         name: "templates",
         sqlite: include_str!("migrations/sqlite/0002_templates.sql"),
         postgres: include_str!("migrations/postgres/0002_templates.sql"),
+    },
+    MigrationFiles {
+        version: 3,
+        name: "click_to_call",
+        sqlite: include_str!("migrations/sqlite/0003_click_to_call.sql"),
+        postgres: include_str!("migrations/postgres/0003_click_to_call.sql"),
     },
 ];
 
@@ -386,6 +393,57 @@ pub struct CallSummary {
     pub deliveries: u64,
 }
 
+/// A click-to-call request as kept (SPEC §15): what was asked, where it is, and when it got
+/// to each state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredClickToCall {
+    /// `c2c_…`: the request id the API answers with; it also names the originate on the PBX.
+    pub id: String,
+    pub account_id: String,
+    pub ref_id: String,
+    pub agent_extension: String,
+    pub customer_number: E164,
+    /// The caller id the customer sees.
+    pub did_number: E164,
+    pub status: ClickToCallStatus,
+    /// What the PBX (or callhook) said when it failed.
+    pub cause: Option<String>,
+    /// The call's id among the call events, once the call showed up.
+    pub call_id: Option<String>,
+    /// The connector that took it to place it.
+    pub connector: Option<String>,
+    pub created_at: Timestamp,
+    /// When a node took it to place it.
+    pub placed_at: Option<Timestamp>,
+    pub ringing_agent_at: Option<Timestamp>,
+    pub ringing_customer_at: Option<Timestamp>,
+    /// When it was answered or failed.
+    pub ended_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// A change of a click-to-call request's state, to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClickToCallChange {
+    pub status: ClickToCallStatus,
+    pub call_id: Option<String>,
+    pub cause: Option<String>,
+    pub at: Timestamp,
+}
+
+/// A connector that places an account's calls, as the node running it last said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacingConnector {
+    pub name: String,
+    pub node_id: String,
+    pub account_id: String,
+    /// Logged in to its PBX then.
+    pub connected: bool,
+    /// The caller id of requests that name no DID.
+    pub default_did: Option<E164>,
+    pub seen_at: Timestamp,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     // Settings callhook keeps for itself.
@@ -511,8 +569,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>>;
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats>;
     /// Deletes up to `batch` finished deliveries last touched before `before` with all their
-    /// attempts, and up to `batch` events older than that left without deliveries. Returns
-    /// how many deliveries and events went (under `batch` means nothing is left to do).
+    /// attempts, up to `batch` events older than that left without deliveries, and up to
+    /// `batch` click-to-call requests that ended before then. Returns how many rows of those
+    /// went (under `batch` means nothing is left to do).
     async fn prune(&self, before: Timestamp, batch: u32) -> Result<u64>;
 
     // Web sessions (the web page's sign-in).
@@ -537,4 +596,53 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<HourlyDeliveries>>;
     /// The account's `limit` most recently active calls (test sends left out), newest first.
     async fn recent_calls(&self, account_id: &str, limit: u32) -> Result<Vec<CallSummary>>;
+
+    // Click-to-call requests (SPEC §15).
+    /// Stores a new request as it is (`queued`) and announces it to every node; when the
+    /// account has a request with its `ref_id` already, stores nothing and answers that one.
+    /// Answers the request kept and whether it is new.
+    async fn insert_click_to_call(
+        &self,
+        request: &StoredClickToCall,
+    ) -> Result<(StoredClickToCall, bool)>;
+    async fn get_click_to_call(&self, account_id: &str, id: &str) -> Result<StoredClickToCall>;
+    async fn click_to_call_by_ref(
+        &self,
+        account_id: &str,
+        ref_id: &str,
+    ) -> Result<Option<StoredClickToCall>>;
+    /// Takes up to `limit` of the account's queued requests that nobody took, oldest first,
+    /// for `connector` on node `node_id`, leased until `lease_until`. A request is taken once
+    /// and never again, whichever nodes ask at once: it is never placed twice.
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_click_to_calls(
+        &self,
+        account_id: &str,
+        connector: &str,
+        node_id: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<StoredClickToCall>>;
+    /// Records a change of a request's state; a final request changes no more and a request
+    /// never goes back. Answers whether it changed.
+    async fn record_click_to_call(&self, id: &str, change: &ClickToCallChange) -> Result<bool>;
+    /// Keeps the unfinished requests node `node_id` took its own until `lease_until`.
+    async fn renew_click_to_calls(&self, node_id: &str, lease_until: Timestamp) -> Result<u64>;
+    /// Fails (`connector_lost`) the queued requests nobody took that were made before
+    /// `queued_before`, and the unfinished ones whose node let its lease run out by `now`.
+    /// Answers their ids.
+    async fn expire_click_to_calls(
+        &self,
+        now: Timestamp,
+        queued_before: Timestamp,
+    ) -> Result<Vec<String>>;
+    /// Keeps what a node says of the connectors it runs that place calls.
+    async fn publish_placing_connectors(&self, connectors: &[PlacingConnector]) -> Result<()>;
+    /// The account's placing connectors some node spoke of since `seen_since`, latest first.
+    async fn placing_connectors(
+        &self,
+        account_id: &str,
+        seen_since: Timestamp,
+    ) -> Result<Vec<PlacingConnector>>;
 }

@@ -36,6 +36,10 @@ pub trait SqlDb:
     /// The webhooks of account `$1` that name number `$2` (a search in a JSON array).
     const WEBHOOKS_USING_NUMBER: &'static str;
 
+    /// The statement that tells every node new work is waiting (PostgreSQL's `NOTIFY`);
+    /// `None` where one node is all there is (SQLite).
+    const ANNOUNCE_WORK: Option<&'static str>;
+
     /// The call's type and numbers (`call_type`, `did_number`, `customer_number`), read from the
     /// JSON payload of its latest event `l`.
     const CALL_FIELDS: &'static str;

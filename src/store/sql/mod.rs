@@ -15,6 +15,7 @@ mod api_keys;
 mod attempts;
 mod calls;
 mod claims;
+mod click_to_call;
 mod db;
 mod deliveries;
 mod events;
@@ -330,5 +331,73 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     async fn recent_calls(&self, account_id: &str, limit: u32) -> Result<Vec<CallSummary>> {
         calls::recent(&self.backend, account_id, limit).await
+    }
+
+    async fn insert_click_to_call(
+        &self,
+        request: &StoredClickToCall,
+    ) -> Result<(StoredClickToCall, bool)> {
+        click_to_call::insert(&self.backend, request).await
+    }
+
+    async fn get_click_to_call(&self, account_id: &str, id: &str) -> Result<StoredClickToCall> {
+        click_to_call::get(&self.backend, account_id, id).await
+    }
+
+    async fn click_to_call_by_ref(
+        &self,
+        account_id: &str,
+        ref_id: &str,
+    ) -> Result<Option<StoredClickToCall>> {
+        click_to_call::by_ref(&self.backend, account_id, ref_id).await
+    }
+
+    async fn claim_click_to_calls(
+        &self,
+        account_id: &str,
+        connector: &str,
+        node_id: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<StoredClickToCall>> {
+        click_to_call::claim(
+            &self.backend,
+            account_id,
+            connector,
+            node_id,
+            now,
+            lease_until,
+            limit,
+        )
+        .await
+    }
+
+    async fn record_click_to_call(&self, id: &str, change: &ClickToCallChange) -> Result<bool> {
+        click_to_call::record(&self.backend, id, change).await
+    }
+
+    async fn renew_click_to_calls(&self, node_id: &str, lease_until: Timestamp) -> Result<u64> {
+        click_to_call::renew(&self.backend, node_id, lease_until).await
+    }
+
+    async fn expire_click_to_calls(
+        &self,
+        now: Timestamp,
+        queued_before: Timestamp,
+    ) -> Result<Vec<String>> {
+        click_to_call::expire(&self.backend, now, queued_before).await
+    }
+
+    async fn publish_placing_connectors(&self, connectors: &[PlacingConnector]) -> Result<()> {
+        click_to_call::publish(&self.backend, connectors).await
+    }
+
+    async fn placing_connectors(
+        &self,
+        account_id: &str,
+        seen_since: Timestamp,
+    ) -> Result<Vec<PlacingConnector>> {
+        click_to_call::placing(&self.backend, account_id, seen_since).await
     }
 }

@@ -16,6 +16,7 @@ use tokio::net::TcpListener;
 use crate::api::problem::ApiError;
 use crate::api::{self, ApiState};
 use crate::config::Settings;
+use crate::connectors::handover::Handover;
 use crate::core::credentials::{hash_token, random_token};
 use crate::delivery::attempt::Policy;
 use crate::delivery::client::HttpClient;
@@ -200,16 +201,25 @@ impl App {
             },
             stopper.handle(),
         );
-        // Work announced by other nodes (PostgreSQL) wakes this node's dispatcher at once.
-        let wake = waker.clone();
-        store.listen_for_work(Arc::new(move || wake.wake()));
-        // PBX connectors: their call events take the same path as the API's.
+        // PBX connectors: their call events take the same path as the API's. The hand-over
+        // of click-to-call requests runs beside them on every node.
         let connectors = crate::connectors::Connectors::start(
             &settings.connectors,
             Ingest::new(store.clone(), waker.clone()),
             store.clone(),
+            Handover {
+                timeout: settings.click_to_call_timeout.0,
+                poll: settings.poll_interval.0,
+            },
             &stopper.handle(),
         )?;
+        // Work announced by other nodes (PostgreSQL) wakes this node's dispatcher and
+        // hand-over at once.
+        let (wake, placing) = (waker.clone(), connectors.clone());
+        store.listen_for_work(Arc::new(move || {
+            wake.wake();
+            placing.request_stored();
+        }));
         tokio::spawn(crate::retention::prune_loop(
             store.clone(),
             settings.retention.0,

@@ -62,6 +62,9 @@ pub struct Settings {
     pub poll_interval: Dur,
     pub shutdown_grace: Dur,
     pub log: String,
+    /// How long a click-to-call request waits for a node to place it, and how long the node
+    /// placing one may stay silent, before it fails (`connector_lost`).
+    pub click_to_call_timeout: Dur,
     /// PBXs to follow (`[[connectors]]` tables); see docs/connectors.md.
     pub connectors: Vec<crate::connectors::ConnectorSettings>,
 }
@@ -85,6 +88,7 @@ impl Default for Settings {
             poll_interval: Dur(Duration::from_secs(1)),
             shutdown_grace: Dur(Duration::from_secs(10)),
             log: "info".into(),
+            click_to_call_timeout: Dur(Duration::from_secs(30)),
             connectors: Vec::new(),
         }
     }
@@ -166,6 +170,11 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
         "log filter (error, warn, info, debug, or tracing's directives)",
     ),
     (
+        "click_to_call_timeout",
+        "30s",
+        "a click-to-call request no node with its connector connected takes within this fails (connector_lost); so does one whose placing node stays silent this long",
+    ),
+    (
         "connectors",
         "none",
         "Asterisk (AMI) or FreeSWITCH (event socket) PBXs to follow: [[connectors]] tables in the TOML file, see docs/connectors.md",
@@ -233,6 +242,9 @@ impl Settings {
                 format_duration(self.lease.0),
                 format_duration(self.request_timeout.0)
             );
+        }
+        if self.click_to_call_timeout.0 < Duration::from_secs(1) {
+            anyhow::bail!("invalid settings: click_to_call_timeout must be at least 1s");
         }
         if self.poll_interval.0.is_zero() {
             anyhow::bail!("invalid settings: poll_interval must be above 0");

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod auth;
 pub mod calls;
+pub mod click_to_call;
 pub mod deliveries;
 pub mod events;
 pub mod numbers;
@@ -78,6 +79,10 @@ pub enum Failure {
     /// The request is fine but the state of things does not allow it now.
     #[error("{0}")]
     Conflict(String),
+    /// The state of things does not allow it now, because of what these fields name (a
+    /// click-to-call request's `connector`, a `ref_id` already taken).
+    #[error("{0}")]
+    ConflictOn(FieldErrors),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),

@@ -115,6 +115,9 @@ impl IntoResponse for WebError {
             e @ WebError::Csrf => (StatusCode::FORBIDDEN, "Request refused", e.to_string()),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m),
             WebError::Failed(Failure::Conflict(m)) => (StatusCode::CONFLICT, "Not possible", m),
+            WebError::Failed(Failure::ConflictOn(f)) => {
+                (StatusCode::CONFLICT, "Not possible", f.to_string())
+            }
             WebError::Failed(Failure::Invalid(f)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "Not valid", f.to_string())
             }

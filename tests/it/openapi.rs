@@ -36,6 +36,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/webhooks/{id}/replay"),
     ("post", "/v1/webhooks/{id}/test"),
     ("get", "/v1/calls/{call_id}"),
+    ("post", "/v1/click-to-call"),
+    ("get", "/v1/click-to-call/{request_id}"),
     ("get", "/v1/connectors"),
     ("get", "/healthz"),
     ("get", "/readyz"),

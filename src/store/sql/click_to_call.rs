@@ -10,9 +10,7 @@ use super::db::{RowsAffected, SqlDb};
 use super::rows::{Cols, to_ms};
 use crate::core::click_to_call::{FailReason, Status};
 use crate::core::number::E164;
-use crate::store::{
-    ClickToCallChange, PlacingConnector, Result, StoreError, StoredClickToCall,
-};
+use crate::store::{ClickToCallChange, PlacingConnector, Result, StoreError, StoredClickToCall};
 
 const COLUMNS: &str = "id, account_id, ref_id, agent_extension, customer_number, did_number, \
      state, reason, cause, call_id, connector, created_at, placed_at, ringing_agent_at, \
@@ -39,7 +37,9 @@ fn from_row(row: &impl Cols) -> Result<StoredClickToCall> {
     };
     let (state, reason) = (row.text("state")?, row.opt_text("reason")?);
     let status = Status::from_parts(&state, reason.as_deref()).ok_or_else(|| {
-        StoreError::Corrupt(format!("click-to-call state {state:?} with reason {reason:?}"))
+        StoreError::Corrupt(format!(
+            "click-to-call state {state:?} with reason {reason:?}"
+        ))
     })?;
     Ok(StoredClickToCall {
         id: row.text("id")?,
@@ -352,7 +352,9 @@ pub async fn placing<DB: SqlDb>(
         .map(|row| {
             let default_did = row
                 .opt_text("default_did")?
-                .map(|d| E164::parse(&d).map_err(|e| StoreError::Corrupt(format!("default_did: {e}"))))
+                .map(|d| {
+                    E164::parse(&d).map_err(|e| StoreError::Corrupt(format!("default_did: {e}")))
+                })
                 .transpose()?;
             Ok(PlacingConnector {
                 name: row.text("name")?,

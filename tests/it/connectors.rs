@@ -51,6 +51,14 @@ pub(crate) enum Act {
     Expect(String),
     /// Answers the client's `CoreShowChannels` with these live channels (uniqueid, linkedid).
     AmiListing(Vec<(&'static str, &'static str)>),
+    /// Waits for a command holding `find` (an originate with a reference, say), reads the
+    /// value of its `key` line (`ActionID`, `Job-UUID`) and sends what `reply` makes of it:
+    /// answers to commands whose ids callhook chose.
+    Answer {
+        find: String,
+        key: &'static str,
+        reply: Arc<dyn Fn(&str) -> Vec<u8> + Send + Sync>,
+    },
     /// Ends the connection.
     Close,
 }
@@ -187,6 +195,13 @@ async fn play(
                     return;
                 }
             }
+            Act::Answer { find, key, reply } => {
+                let id = hear_until!(|g: &String| command_value(g, &find, key));
+                let Some(id) = id else { return };
+                if sock.write_all(&reply(&id)).await.is_err() {
+                    return;
+                }
+            }
             Act::Expect(text) => {
                 if hear_until!(|g: &String| g.contains(text.as_str()).then_some(())).is_none() {
                     return;
@@ -217,6 +232,23 @@ async fn play(
         got.push_str(&String::from_utf8_lossy(&buf[..n]));
         heard.lock().unwrap()[index] = got.clone();
     }
+}
+
+/// The value of `key` in the first complete command (AMI action or event-socket command)
+/// that holds `find`.
+fn command_value(heard: &str, find: &str, key: &str) -> Option<String> {
+    let at = heard.find(find)?;
+    let start = heard[..at].rfind("\n\n").map_or(0, |i| i + 2);
+    let end = at
+        + heard[at..]
+            .find("\n\n")
+            .or_else(|| heard[at..].find("\r\n\r\n"))?;
+    let start = start.max(heard[..at].rfind("\r\n\r\n").map_or(0, |i| i + 4));
+    heard[start..end].lines().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(": "))
+            .map(|v| v.trim().to_owned())
+    })
 }
 
 /// The banner line of an AMI capture, and everything after it.

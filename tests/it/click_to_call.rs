@@ -746,3 +746,312 @@ async fn freeswitch_places_click_to_call_calls() {
     let status = status_where(&app, |s| s["calls_open"] == 0).await;
     assert_eq!(status["connected"], true);
 }
+
+/// What a node answers: status and body.
+async fn node_call(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await.expect("the node answers");
+    let s = r.status();
+    let text = r.text().await.unwrap();
+    (
+        s,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+/// Asks `base` for request `n` until it answers `want` (what a node knows of another node's
+/// connector follows it by a publication); answers the last answer.
+async fn ask_until(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    n: u32,
+    want: impl Fn(StatusCode, &Value) -> bool,
+) -> (StatusCode, Value) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = json!({"agent_extension": "101", "customer_number": "+919812345678",
+                      "did_number": "+918065251305", "ref_id": format!("crm-{n}")});
+    loop {
+        let (s, b) = node_call(
+            http,
+            base,
+            key,
+            Method::POST,
+            "/v1/click-to-call",
+            Some(body.clone()),
+        )
+        .await;
+        if want(s, &b) {
+            return (s, b);
+        }
+        assert!(Instant::now() < deadline, "never got there: {s} {b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until request `id` (read on `base`) satisfies `done`.
+async fn request_where(
+    http: &reqwest::Client,
+    base: &str,
+    key: &str,
+    id: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (s, b) = node_call(
+            http,
+            base,
+            key,
+            Method::GET,
+            &format!("/v1/click-to-call/{id}"),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        if done(&b) {
+            return b;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "request {id} never got there: {b}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn conflict_says(s: StatusCode, b: &Value, words: &str) -> bool {
+    s == StatusCode::CONFLICT
+        && problem_fields(b) == ["connector"]
+        && b["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(words))
+}
+
+/// Two `callhook serve` nodes on one PostgreSQL database, the connector on node A only
+/// (docs/operations.md): requests made on node B are handed over through the database and
+/// placed by A; B's 409 knows whether A's connector is connected; a request nobody takes,
+/// and one whose node died while placing it, fail in bounded time; none is placed twice.
+#[tokio::test]
+async fn requests_made_on_another_node_are_handed_over_through_the_database() {
+    use crate::nodes::{Nodes, free_port, start_node_with, wait_healthy};
+    callhook::init_crypto();
+    let database = crate::helpers::pg_database().await;
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports = [free_port(), free_port()];
+    let [a, b] = ports.map(|p| format!("http://127.0.0.1:{p}"));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let quick = [("CALLHOOK_CLICK_TO_CALL_TIMEOUT", "3s")];
+    let mut nodes = Nodes(vec![start_node_with(
+        dirs[1].path(),
+        ports[1],
+        Some(&database),
+        None,
+        &quick,
+    )]);
+    wait_healthy(&http, &b).await;
+    let (s, account) = node_call(
+        &http,
+        &b,
+        crate::helpers::OPERATOR_TOKEN,
+        Method::POST,
+        "/v1/accounts",
+        Some(json!({"name": "Two nodes"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{account}");
+    let account_id = account["id"].as_str().unwrap();
+    let key = account["api_key"]["key"].as_str().unwrap().to_owned();
+    let (s, _) = node_call(
+        &http,
+        &b,
+        &key,
+        Method::POST,
+        "/v1/numbers",
+        Some(json!({"number": "+918065251305"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+
+    // No node runs a connector that places the account's calls.
+    let (s, body) = ask_until(&http, &b, &key, 1, |_, _| true).await;
+    assert!(conflict_says(s, &body, "no connector"), "{s} {body}");
+
+    // Node A runs the connector; its PBX answers crm-1 and crm-3, takes crm-4 and then
+    // goes quiet (the node will die while its agent rings).
+    let (banner, _) = banner_and_frames(CALL_SHAPES);
+    let answer = |n: u32, shape: Shape| Act::Answer {
+        find: format!("CALLHOOK_REF_ID=crm-{n}\r\n"),
+        key: "ActionID",
+        reply: Arc::new(move |action| asterisk_call(n, shape, action).into_bytes()),
+    };
+    let script = vec![
+        Act::Send(banner),
+        Act::AmiLogin,
+        answer(1, Shape::Answered),
+        answer(3, Shape::Answered),
+        Act::Answer {
+            find: "CALLHOOK_REF_ID=crm-4\r\n".into(),
+            key: "ActionID",
+            reply: Arc::new(|action| {
+                f(&[
+                    ("Response", "Success"),
+                    ("ActionID", action),
+                    ("Message", "Originate successfully queued"),
+                ])
+                .into_bytes()
+            }),
+        },
+    ];
+    let pbx = FakePbx::start(vec![script]).await;
+    let config = dirs[0].path().join("callhook.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[connectors]]\nkind = \"asterisk_ami\"\nname = \"pbx\"\nhost = \"127.0.0.1\"\n\
+             port = {}\nusername = \"callhook\"\npassword = \"s3cret\"\naccount = \"{account_id}\"\n\
+             default_did = \"+918065251305\"\noriginate = true\n\
+             originate_channel = \"PJSIP/{{extension}}\"\n\
+             originate_context = \"callhook-click-to-call\"\n",
+            pbx.addr.port()
+        ),
+    )
+    .unwrap();
+    nodes.0.insert(
+        0,
+        start_node_with(
+            dirs[0].path(),
+            ports[0],
+            Some(&database),
+            Some(&config),
+            &quick,
+        ),
+    );
+    wait_healthy(&http, &a).await;
+
+    // A's connector is not logged in yet: B says so, naming it.
+    let (s, body) = ask_until(&http, &b, &key, 1, |s, b| {
+        conflict_says(s, b, "not connected")
+    })
+    .await;
+    assert!(conflict_says(s, &body, "pbx is not connected"), "{body}");
+
+    // Once it is, a request made on B is placed by A and followed to its end, read on B.
+    pbx.go();
+    let (_, asked) = ask_until(&http, &b, &key, 1, |s, _| s == StatusCode::ACCEPTED).await;
+    let id = asked["request_id"].as_str().unwrap().to_owned();
+    let done = request_where(&http, &b, &key, &id, |r| r["state"] == "answered").await;
+    assert_eq!(
+        went(&done),
+        ["queued", "ringing_agent", "ringing_customer", "answered"]
+    );
+    assert_eq!(done["connector"], "pbx");
+    assert_eq!(done["call_id"], uniqueids(1).0);
+    // The same ref_id on either node: the same request, placed once.
+    for base in [&a, &b] {
+        let (s, again) = ask_until(&http, base, &key, 1, |_, _| true).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{again}");
+        assert_eq!(again["request_id"], id.as_str());
+    }
+
+    // A stops answering (SIGSTOP) just after saying its connector is connected: B takes the
+    // request, nobody places it, and B fails it once click_to_call_timeout (3 s) is over.
+    let a_pid = nodes.0[0].id().to_string();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &a_pid])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    };
+    signal("-STOP");
+    let (s, asked) = ask_until(&http, &b, &key, 2, |_, _| true).await;
+    assert_eq!(
+        s,
+        StatusCode::ACCEPTED,
+        "A's word is fresh for 15 s: {asked}"
+    );
+    let lost = request_where(
+        &http,
+        &b,
+        &key,
+        asked["request_id"].as_str().unwrap(),
+        |r| r["state"] == "failed",
+    )
+    .await;
+    assert_eq!(went(&lost), ["queued", "failed connector_lost"]);
+    assert!(
+        lost["cause"]
+            .as_str()
+            .unwrap()
+            .contains("took the request in time"),
+        "{lost}"
+    );
+    assert_eq!(lost["placed_at"], Value::Null);
+    signal("-CONT");
+    // A goes on: the failed request is never placed, the next one is.
+    let (_, asked) = ask_until(&http, &b, &key, 3, |s, _| s == StatusCode::ACCEPTED).await;
+    let id3 = asked["request_id"].as_str().unwrap().to_owned();
+    request_where(&http, &b, &key, &id3, |r| r["state"] == "answered").await;
+
+    // A dies while the agent's phone rings: its lease runs out and B fails the request.
+    let (_, asked) = ask_until(&http, &b, &key, 4, |s, _| s == StatusCode::ACCEPTED).await;
+    let id4 = asked["request_id"].as_str().unwrap().to_owned();
+    request_where(&http, &b, &key, &id4, |r| r["state"] == "ringing_agent").await;
+    nodes.0[0].kill().unwrap();
+    nodes.0[0].wait().unwrap();
+    let dead = request_where(&http, &b, &key, &id4, |r| r["state"] == "failed").await;
+    assert_eq!(
+        went(&dead),
+        ["queued", "ringing_agent", "failed connector_lost"]
+    );
+    assert!(
+        dead["cause"].as_str().unwrap().contains("stopped"),
+        "{dead}"
+    );
+    // And once A's word is stale, B answers 409: no connector places the account's calls.
+    // (Until then B takes requests, each with a reference of its own, which fail unplaced.)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for i in 0.. {
+        let body = json!({"agent_extension": "101", "customer_number": "+919812345678",
+                          "ref_id": format!("late-{i}")});
+        let (s, body) = node_call(
+            &http,
+            &b,
+            &key,
+            Method::POST,
+            "/v1/click-to-call",
+            Some(body),
+        )
+        .await;
+        if s == StatusCode::CONFLICT {
+            assert!(conflict_says(s, &body, "no connector"), "{body}");
+            break;
+        }
+        assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+        assert!(Instant::now() < deadline, "B never noticed A is gone");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let heard = &pbx.heard()[0];
+    assert!(!heard.contains("CALLHOOK_REF_ID=late-"), "{heard}");
+    for (n, times) in [(1, 1), (2, 0), (3, 1), (4, 1)] {
+        let line = format!("CALLHOOK_REF_ID=crm-{n}\r\n");
+        assert_eq!(heard.matches(&line).count(), times, "crm-{n}: {heard}");
+    }
+}

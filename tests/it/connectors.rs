@@ -39,6 +39,9 @@ pub(crate) const TRIGGERS: [&str; 11] = [
     "answered_by_customer",
 ];
 
+/// What an [`Act::Answer`] sends, made from the id of the command it answers.
+pub(crate) type Reply = Arc<dyn Fn(&str) -> Vec<u8> + Send + Sync>;
+
 /// What the fake PBX does on one connection.
 #[derive(Clone)]
 pub(crate) enum Act {
@@ -57,7 +60,7 @@ pub(crate) enum Act {
     Answer {
         find: String,
         key: &'static str,
-        reply: Arc<dyn Fn(&str) -> Vec<u8> + Send + Sync>,
+        reply: Reply,
     },
     /// Ends the connection.
     Close,

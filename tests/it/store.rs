@@ -764,7 +764,7 @@ async fn a_click_to_call_request_nobody_places_fails_in_time() {
     );
     // Nobody took the waiting one by 30 s: it fails; the placing one is still leased.
     let gone = f.store.expire_click_to_calls(at(45), at(15)).await.unwrap();
-    assert_eq!(gone, [waiting.id.clone()]);
+    assert_eq!(gone, [waiting.id.as_str()]);
     let w = f
         .store
         .get_click_to_call(&f.account, &waiting.id)
@@ -793,7 +793,7 @@ async fn a_click_to_call_request_nobody_places_fails_in_time() {
             .is_empty()
     );
     let gone = f.store.expire_click_to_calls(at(61), at(15)).await.unwrap();
-    assert_eq!(gone, [placing.id.clone()]);
+    assert_eq!(gone, [placing.id.as_str()]);
     let p = f
         .store
         .get_click_to_call(&f.account, &placing.id)

@@ -1,5 +1,6 @@
 //! The web page (SPEC §9): server-rendered pages for account admins — sign-in, Services >
-//! Webhook, Numbers, API keys and Calls — served by the same binary as the REST API.
+//! Webhook, Numbers, API keys and Calls (with its Call form, SPEC §15) — served by the same
+//! binary as the REST API.
 //!
 //! Pages are askama templates filled from small view structs; every asset is embedded. The
 //! handlers call the same operations ([`crate::service`]) as the REST API, so a webhook saved
@@ -8,6 +9,7 @@
 mod api_keys;
 mod assets;
 mod calls;
+mod click_to_call;
 mod deliveries;
 mod form;
 mod numbers;
@@ -47,6 +49,7 @@ pub fn router(state: WebState) -> Router {
         .merge(numbers::router())
         .merge(api_keys::router())
         .merge(calls::router())
+        .merge(click_to_call::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

@@ -1,7 +1,7 @@
 //! The web page over real HTTP: a form without the session's CSRF token is refused with 403,
 //! another account's pages are 404, pages need a signed-in admin, failed sign-ins are
-//! throttled, links to a call work whatever its id holds, and the Calls page shows the
-//! account's PBX connectors.
+//! throttled, links to a call work whatever its id holds, the Calls page shows the account's
+//! PBX connectors, and its Call form names its problems and follows the request it made.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -433,4 +433,143 @@ async fn the_calls_page_shows_the_accounts_pbx_connectors() {
     assert!(html.contains("Not connected"), "{html}");
     // Another account's connector is not shown.
     assert!(!html.contains("pbx-other"), "{html}");
+}
+
+#[tokio::test]
+async fn the_call_form_names_its_problems_and_the_page_follows_a_request() {
+    let site = site_with_connectors(|account| {
+        vec![
+            serde_json::from_value(json!({
+                "kind": "asterisk_ami", "name": "pbx-acme", "host": "127.0.0.1", "port": 9,
+                "username": "callhook", "password": "s3cret", "account": account,
+                "originate": true, "originate_channel": "PJSIP/{extension}",
+                "originate_context": "callhook-click-to-call"}))
+            .unwrap(),
+        ]
+    })
+    .await;
+    let r = site
+        .http
+        .post(site.url("/v1/numbers"))
+        .bearer_auth(&site.account_key)
+        .json(&json!({"number": "+918065251305", "label": "Sales line"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let b = site.sign_in().await;
+    let (status, html) = site.get_html(&b, "/calls").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Place a call"), "{html}");
+    assert!(
+        html.contains("<option value=\"+918065251305\">+918065251305 · Sales line</option>"),
+        "{html}"
+    );
+
+    let call = [
+        ("agent_extension", "101"),
+        ("customer_number", "+919812345678"),
+        ("did_number", "+918065251305"),
+    ];
+    assert_eq!(
+        site.post_form(&b, "/calls/click-to-call", &call).await,
+        StatusCode::FORBIDDEN
+    );
+    let post = |fields: Vec<(&'static str, String)>| {
+        let (site, cookie) = (&site, b.cookie.clone());
+        async move {
+            let resp = site
+                .http
+                .post(site.url("/calls/click-to-call"))
+                .header(COOKIE, cookie)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let with = |over: &[(&'static str, &str)]| {
+        let mut f: Vec<(&'static str, String)> = vec![("csrf", b.csrf.clone())];
+        for (k, v) in call {
+            let v = over.iter().find(|(o, _)| *o == k).map_or(v, |(_, v)| *v);
+            f.push((k, v.to_owned()));
+        }
+        f
+    };
+    // Every bad field shown at its input, the form open again with what was typed.
+    let (status, html) = post(with(&[
+        ("agent_extension", "1 01"),
+        ("customer_number", "98123"),
+    ]))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"agent_extension-error\""), "{html}");
+    assert!(html.contains("id=\"customer_number-error\""), "{html}");
+    assert!(html.contains("<details class=\"call-box\" open>"), "{html}");
+    assert!(html.contains("value=\"98123\""), "{html}");
+    // The connector cannot reach its PBX: the form says so (SPEC §15's 409).
+    let (status, html) = post(with(&[])).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("Cannot place the call now"), "{html}");
+    assert!(html.contains("pbx-acme is not connected"), "{html}");
+
+    // A request the form made (stored here as the form would): the page shows it and its
+    // script reads its state as JSON.
+    let at = jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond()).unwrap();
+    let number = |n: &str| callhook::core::number::E164::parse(n).unwrap();
+    let id = callhook::core::id::new_id("c2c");
+    site.store
+        .insert_click_to_call(&callhook::store::StoredClickToCall {
+            id: id.clone(),
+            account_id: site.account_id.clone(),
+            ref_id: id.clone(),
+            agent_extension: "101".into(),
+            customer_number: number("+919812345678"),
+            did_number: number("+918065251305"),
+            status: callhook::store::ClickToCallStatus::Queued,
+            cause: None,
+            call_id: None,
+            connector: None,
+            created_at: at,
+            placed_at: None,
+            ringing_agent_at: None,
+            ringing_customer_at: None,
+            ended_at: None,
+            updated_at: at,
+        })
+        .await
+        .unwrap();
+    let (status, html) = site
+        .get_html(&b, &format!("/calls?click_to_call={id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"click-to-call\""), "{html}");
+    assert!(
+        html.contains(&format!("data-url=\"/calls/click-to-call/{id}\"")),
+        "{html}"
+    );
+    let state: serde_json::Value = site
+        .http
+        .get(site.url(&format!("/calls/click-to-call/{id}")))
+        .header(COOKIE, &b.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["state"], "queued");
+    assert_eq!(state["label"], "Queued");
+    assert_eq!(state["final"], false);
+    assert_eq!(state["steps"][1]["at"], serde_json::Value::Null);
+    // Another account's request, or none: nothing to show.
+    let (status, html) = site.get_html(&b, "/calls?click_to_call=c2c_nothing").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("id=\"click-to-call\""));
+    assert_eq!(
+        site.get_page(&b, "/calls/click-to-call/c2c_01JDX0000000000000000000000")
+            .await,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -13,6 +13,7 @@ use super::session::Signed;
 use super::view::{Layout, When, http_status, latency, status_badge, when};
 use super::{WebResult, WebState, page};
 use crate::connectors::ConnectorStatus;
+use crate::core::id::{CallId, WebhookId};
 use crate::service::{calls, webhooks};
 use crate::store::{CallSummary, PageRequest};
 
@@ -46,7 +47,7 @@ impl From<CallSummary> for CallRow {
             events: c.events,
             deliveries: c.deliveries,
             last: when(c.last_received_at),
-            call_id: c.call_id,
+            call_id: c.call_id.into_string(),
         }
     }
 }
@@ -129,12 +130,13 @@ async fn show(
     Path(call_id): Path<String>,
 ) -> WebResult<Response> {
     let actor = signed.actor();
+    let call_id = CallId::from_string(call_id);
     let timeline = calls::timeline(&*state.svc.store, &actor, &call_id).await?;
     let all = PageRequest {
         limit: 1000,
         after: None,
     };
-    let names: HashMap<String, String> = webhooks::list(&*state.svc.store, &actor, &all)
+    let names: HashMap<WebhookId, String> = webhooks::list(&*state.svc.store, &actor, &all)
         .await?
         .items
         .into_iter()
@@ -144,7 +146,7 @@ async fn show(
         .into_iter()
         .map(|(e, ds)| EventView {
             event_type: e.event_type,
-            event_id: e.event_id,
+            event_id: e.event_id.into_string(),
             occurred: when(e.occurred_at),
             received: when(e.received_at),
             payload: super::view::pretty_body(&e.payload),
@@ -166,7 +168,7 @@ async fn show(
                             (Some(s), None) => http_status(s),
                             (None, _) => "—".to_owned(),
                         },
-                        id: d.id,
+                        id: d.id.into_string(),
                     }
                 })
                 .collect(),
@@ -174,7 +176,7 @@ async fn show(
         .collect();
     page(&CallPage {
         layout: Layout::new(&signed, format!("Call {call_id}"), "calls"),
-        call_id,
+        call_id: call_id.into_string(),
         events,
     })
 }

@@ -23,7 +23,7 @@ const PASSWORD: &str = "correct horse battery staple";
 struct Site {
     base: String,
     http: reqwest::Client,
-    account_id: String,
+    account_id: callhook::core::id::AccountId,
     account_key: String,
     store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
@@ -50,7 +50,7 @@ async fn site_with_connectors(connectors: impl FnOnce(&str) -> Vec<ConnectorSett
             .await
             .unwrap()
     };
-    settings.connectors = connectors(&made.account.id);
+    settings.connectors = connectors(made.account.id.as_str());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .unwrap();
@@ -110,7 +110,7 @@ impl Site {
     async fn add_admin(&self, email: &str) {
         self.store
             .insert_user(&User {
-                id: callhook::core::id::new_id("usr"),
+                id: callhook::core::id::UserId::new(),
                 account_id: self.account_id.clone(),
                 email: email.into(),
                 password_hash: hash_password(PASSWORD).unwrap(),

@@ -18,6 +18,7 @@ use crate::api::{self, ApiState};
 use crate::config::Settings;
 use crate::connectors::handover::Handover;
 use crate::core::credentials::{hash_token, random_token};
+use crate::core::id::AccountId;
 use crate::delivery::attempt::Policy;
 use crate::delivery::client::HttpClient;
 use crate::delivery::dispatcher::{self, Limits};
@@ -90,7 +91,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 #[derive(Debug, Default)]
 pub struct FirstStart {
     pub operator_token: Option<String>,
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     pub admin_password: Option<String>,
     pub api_key: Option<String>,
 }

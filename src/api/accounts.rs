@@ -13,6 +13,7 @@ use super::problem::{ApiError, ApiResult, Problem};
 use super::{ApiState, ListOf, ts};
 use crate::core::validate::Fields;
 use crate::service::accounts::{self, NewAccount, check_name};
+use crate::service::parse_id;
 use crate::store::Account;
 
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -31,7 +32,7 @@ pub struct AccountOut {
 impl From<Account> for AccountOut {
     fn from(a: Account) -> Self {
         AccountOut {
-            id: a.id,
+            id: a.id.into_string(),
             name: a.name,
             created_at: ts(a.created_at),
         }
@@ -106,6 +107,6 @@ async fn get_account(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AccountOut>> {
     caller.operator()?;
-    let account = accounts::get(&*state.svc.store, &id).await?;
+    let account = accounts::get(&*state.svc.store, &parse_id(&id)?).await?;
     Ok(Json(account.into()))
 }

@@ -64,12 +64,12 @@ impl From<StoredClickToCall> for ClickToCallOut {
             _ => (None, None),
         };
         ClickToCallOut {
-            request_id: r.id,
+            request_id: r.id.into_string(),
             ref_id: r.ref_id,
             state: r.status.as_str(),
             reason: r.status.reason().map(|x| x.as_str()),
             cause: r.cause,
-            call_id: r.call_id,
+            call_id: r.call_id.map(|c| c.into_string()),
             agent_extension: r.agent_extension,
             customer_number: r.customer_number.to_string(),
             did_number: r.did_number.to_string(),
@@ -150,6 +150,7 @@ async fn get_request(
     caller: Caller,
     Path(request_id): Path<String>,
 ) -> ApiResult<Json<ClickToCallOut>> {
-    let r = click_to_call::get(&*state.svc.store, caller.actor()?, &request_id).await?;
+    let id = click_to_call::parse_id(&request_id)?;
+    let r = click_to_call::get(&*state.svc.store, caller.actor()?, &id).await?;
     Ok(Json(r.into()))
 }

@@ -14,6 +14,7 @@ use crate::core::event::CallType;
 use crate::core::shape::{Payload, TimeFormat};
 use crate::core::trigger::Trigger;
 use crate::core::webhook::Header;
+use crate::service::parse_id;
 use crate::service::webhooks::{self, Secrets};
 use crate::store::Webhook;
 
@@ -71,7 +72,7 @@ impl From<&Webhook> for WebhookOut {
     fn from(w: &Webhook) -> Self {
         let s = &w.spec;
         WebhookOut {
-            id: w.id.clone(),
+            id: w.id.to_string(),
             name: s.name.clone(),
             description: s.description.clone(),
             trigger: s.trigger,
@@ -217,7 +218,7 @@ async fn get_webhook(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookOut>> {
-    let w = webhooks::get(&*state.svc.store, caller.actor()?, &id).await?;
+    let w = webhooks::get(&*state.svc.store, caller.actor()?, &parse_id(&id)?).await?;
     Ok(Json(WebhookOut::from(&w)))
 }
 
@@ -231,7 +232,9 @@ async fn replace_webhook(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<WebhookOut>> {
-    let w = webhooks::replace(&*state.svc.store, caller.actor()?, &id, body.object()?).await?;
+    // The body is judged before the id, as it always was: a bad body is a 422 whatever the id.
+    let (actor, body) = (caller.actor()?, body.object()?);
+    let w = webhooks::replace(&*state.svc.store, actor, &parse_id(&id)?, body).await?;
     Ok(Json(WebhookOut::from(&w)))
 }
 
@@ -245,7 +248,8 @@ async fn patch_webhook(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<WebhookOut>> {
-    let w = webhooks::patch(&*state.svc.store, caller.actor()?, &id, body.object()?).await?;
+    let (actor, body) = (caller.actor()?, body.object()?);
+    let w = webhooks::patch(&*state.svc.store, actor, &parse_id(&id)?, body).await?;
     Ok(Json(WebhookOut::from(&w)))
 }
 
@@ -257,7 +261,7 @@ async fn delete_webhook(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    webhooks::delete(&*state.svc.store, caller.actor()?, &id).await?;
+    webhooks::delete(&*state.svc.store, caller.actor()?, &parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -269,7 +273,7 @@ async fn get_secret(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretOut>> {
-    let secrets = webhooks::secrets(&*state.svc.store, caller.actor()?, &id).await?;
+    let secrets = webhooks::secrets(&*state.svc.store, caller.actor()?, &parse_id(&id)?).await?;
     Ok(Json(secrets.into()))
 }
 
@@ -281,6 +285,6 @@ async fn rotate_secret(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretOut>> {
-    let secrets = webhooks::rotate(&*state.svc.store, caller.actor()?, &id).await?;
+    let secrets = webhooks::rotate(&*state.svc.store, caller.actor()?, &parse_id(&id)?).await?;
     Ok(Json(secrets.into()))
 }

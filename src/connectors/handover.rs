@@ -17,6 +17,7 @@ use tokio::task::JoinSet;
 use super::originate::{ClickToCallRequest, OriginateError, StateChange};
 use super::{Connectors, Originating, PlacerState};
 use crate::core::click_to_call::{FailReason, Status};
+use crate::core::id::{CallId, ClickToCallId};
 use crate::shutdown::Shutdown;
 use crate::store::{ClickToCallChange, PlacingConnector, Store, StoredClickToCall};
 
@@ -195,13 +196,13 @@ impl Task {
     /// Hands one request to the connector; its changes are recorded as they come.
     async fn place(&mut self, r: StoredClickToCall) {
         let request = ClickToCallRequest {
-            request_id: r.id.clone(),
+            request_id: r.id.as_str().to_owned(),
             ref_id: r.ref_id.clone(),
             agent_extension: r.agent_extension.clone(),
             customer_number: r.customer_number.clone(),
             did_number: Some(r.did_number.clone()),
         };
-        match self.connectors.originate(&r.account_id, request) {
+        match self.connectors.originate(r.account_id.as_str(), request) {
             Ok(handle) => {
                 self.following
                     .spawn(follow(self.store.clone(), r.id.clone(), handle));
@@ -265,7 +266,7 @@ impl Task {
 }
 
 /// Records each change of a request being placed, in order, until its final one.
-async fn follow(store: Arc<dyn Store>, id: String, mut handle: Originating) {
+async fn follow(store: Arc<dyn Store>, id: ClickToCallId, mut handle: Originating) {
     while let Some(StateChange {
         status,
         call_id,
@@ -276,7 +277,7 @@ async fn follow(store: Arc<dyn Store>, id: String, mut handle: Originating) {
     {
         let change = ClickToCallChange {
             status,
-            call_id,
+            call_id: call_id.map(CallId::from_string),
             cause,
             at,
         };
@@ -285,7 +286,7 @@ async fn follow(store: Arc<dyn Store>, id: String, mut handle: Originating) {
 }
 
 /// Records a change, trying a few times over a few seconds while the store fails.
-async fn record(store: &dyn Store, id: &str, change: &ClickToCallChange) {
+async fn record(store: &dyn Store, id: &ClickToCallId, change: &ClickToCallChange) {
     let mut wait = Duration::from_millis(100);
     for _ in 0..6 {
         match store.record_click_to_call(id, change).await {

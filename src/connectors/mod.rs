@@ -28,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::core::event::{CallEvent, CallType, DialVia};
+use crate::core::id::AccountId;
 use crate::core::number::E164;
 use crate::core::retry::Dur;
 use crate::ingest::Ingest;
@@ -671,7 +672,7 @@ pub struct Connectors {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlacerState {
     pub name: String,
-    pub account_id: String,
+    pub account_id: AccountId,
     /// Logged in to its PBX now.
     pub connected: bool,
     /// The caller id of requests that name no DID.
@@ -782,7 +783,7 @@ impl Connectors {
             .iter()
             .map(|p| PlacerState {
                 name: p.status.name().to_owned(),
-                account_id: p.account.clone(),
+                account_id: AccountId::from_string(p.account.clone()),
                 connected: p.status.is_connected(),
                 default_did: p.rules.default_did.clone(),
             })

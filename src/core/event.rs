@@ -6,6 +6,7 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
+use super::id::{CallId, PostedEventId};
 use super::number::E164;
 use super::validate::{FieldErrors, Fields, kind};
 
@@ -139,7 +140,7 @@ str_enum!(
 /// The call an event is about.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
-    pub call_id: String,
+    pub call_id: CallId,
     pub leg_id: Option<String>,
     pub call_type: CallType,
     pub did_number: E164,
@@ -205,7 +206,7 @@ pub enum EventDetail {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallEvent {
     /// The id the sender gave, unique per account; `None` when it gave none.
-    pub id: Option<String>,
+    pub id: Option<PostedEventId>,
     /// Which account the event is for; only the operator token may name one.
     pub account_id: Option<String>,
     pub occurred_at: Timestamp,
@@ -281,7 +282,7 @@ impl CallEvent {
         let errors = f.finish();
         match (occurred_at, call, detail) {
             (Some(occurred_at), Some(call), Some(detail)) if errors.is_empty() => Ok(CallEvent {
-                id,
+                id: id.map(PostedEventId::from_string),
                 account_id,
                 occurred_at,
                 call,
@@ -295,7 +296,7 @@ impl CallEvent {
     pub fn to_json(&self) -> Value {
         let mut obj = Map::new();
         if let Some(id) = &self.id {
-            obj.insert("id".into(), json!(id));
+            obj.insert("id".into(), json!(id.as_str()));
         }
         if let Some(a) = &self.account_id {
             obj.insert("account_id".into(), json!(a));
@@ -304,7 +305,7 @@ impl CallEvent {
         obj.insert("occurred_at".into(), json!(self.occurred_at.to_string()));
         let c = &self.call;
         let mut call = Map::new();
-        call.insert("call_id".into(), json!(c.call_id));
+        call.insert("call_id".into(), json!(c.call_id.as_str()));
         put(&mut call, "leg_id", &c.leg_id);
         call.insert("call_type".into(), json!(c.call_type.as_str()));
         call.insert("did_number".into(), json!(c.did_number.as_str()));
@@ -441,7 +442,7 @@ fn parse_call(obj: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Call
     errors.0.extend(e.0);
     match (call_id, call_type, did_number) {
         (Some(call_id), Some(call_type), Some(did_number)) if ok => Some(Call {
-            call_id,
+            call_id: CallId::from_string(call_id),
             leg_id,
             call_type,
             did_number,

@@ -9,13 +9,10 @@ use serde_json::{Map, Value};
 use super::{Actor, Failure, IntoFailure, Services, or_not_found, stored_now};
 use crate::connectors::handover::FRESH_FOR;
 use crate::core::click_to_call::{self, Status};
-use crate::core::id::{is_id, new_id};
+use crate::core::id::{AccountId, ClickToCallId};
 use crate::core::number::E164;
 use crate::core::validate::{FieldErrors, Fields};
 use crate::store::{Store, StoreError, StoredClickToCall};
-
-/// The prefix of request ids (`c2c_01JDX…`).
-const PREFIX: &str = "c2c";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClickToCallError {
@@ -106,12 +103,12 @@ fn connector_conflict(message: String) -> ClickToCallError {
 /// The connector that would place the account's requests now: this node's, or one another
 /// node spoke of lately (connectors run on one node, docs/operations.md). Refused when none
 /// places the account's calls, or none that does is connected.
-async fn placer(svc: &Services, account_id: &str) -> Result<Placer, ClickToCallError> {
+async fn placer(svc: &Services, account_id: &AccountId) -> Result<Placer, ClickToCallError> {
     let here = svc
         .connectors
         .placing()
         .into_iter()
-        .find(|p| p.account_id == account_id);
+        .find(|p| p.account_id == *account_id);
     if let Some(p) = &here
         && p.connected
     {
@@ -207,12 +204,15 @@ pub async fn request(
         );
         return Err(ClickToCallError::Invalid(e));
     };
-    let id = new_id(PREFIX);
+    let id = ClickToCallId::new();
     let now = stored_now();
     let new = StoredClickToCall {
-        ref_id: asked.ref_id.clone().unwrap_or_else(|| id.clone()),
+        ref_id: asked
+            .ref_id
+            .clone()
+            .unwrap_or_else(|| id.as_str().to_owned()),
         id,
-        account_id: account.to_owned(),
+        account_id: account.clone(),
         agent_extension: asked.agent_extension.clone(),
         customer_number: asked.customer_number.clone(),
         did_number: did,
@@ -236,15 +236,17 @@ pub async fn request(
     Ok(kept)
 }
 
+/// A request id from a path: one that cannot be a request's names nothing.
+pub fn parse_id(s: &str) -> Result<ClickToCallId, ClickToCallError> {
+    ClickToCallId::parse(s).ok_or(ClickToCallError::NotFound)
+}
+
 /// One request of the account.
 pub async fn get(
     store: &dyn Store,
     actor: &Actor,
-    id: &str,
+    id: &ClickToCallId,
 ) -> Result<StoredClickToCall, ClickToCallError> {
-    if !is_id(PREFIX, id) {
-        return Err(ClickToCallError::NotFound);
-    }
     store
         .get_click_to_call(actor.account(), id)
         .await

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::webhooks::{self, WebhookError};
 use super::{Actor, Failure, IntoFailure, Services, or_not_found};
-use crate::core::id::{is_id, new_id};
+use crate::core::id::{CallId, DeliveryId, WebhookId, new_id};
 use crate::core::sample::sample_event_for;
 use crate::core::validate::{FieldErrors, Fields};
 use crate::delivery::attempt;
@@ -77,7 +77,7 @@ pub fn parse_status(field: &str, s: &str) -> Result<DeliveryStatus, FieldErrors>
 pub async fn list(
     store: &dyn Store,
     actor: &Actor,
-    webhook_id: &str,
+    webhook_id: &WebhookId,
     filter: &DeliveryFilter,
     page: &PageRequest,
 ) -> Result<Page<Delivery>, DeliveryError> {
@@ -91,7 +91,7 @@ pub async fn list(
 pub async fn hourly(
     store: &dyn Store,
     actor: &Actor,
-    webhook_id: &str,
+    webhook_id: &WebhookId,
     since: Timestamp,
 ) -> Result<Vec<HourlyDeliveries>, DeliveryError> {
     Ok(store
@@ -103,11 +103,8 @@ pub async fn hourly(
 pub async fn get(
     store: &dyn Store,
     actor: &Actor,
-    id: &str,
+    id: &DeliveryId,
 ) -> Result<(Delivery, Vec<Attempt>), DeliveryError> {
-    if !is_id("dlv", id) {
-        return Err(DeliveryError::NotFound);
-    }
     store
         .get_delivery(actor.account(), id)
         .await
@@ -116,10 +113,7 @@ pub async fn get(
 
 /// Makes delivery `id` due now for one more attempt and wakes the dispatcher. One that had
 /// ended gets exactly one more attempt, in its call's order.
-pub async fn resend(svc: &Services, actor: &Actor, id: &str) -> Result<(), DeliveryError> {
-    if !is_id("dlv", id) {
-        return Err(DeliveryError::NotFound);
-    }
+pub async fn resend(svc: &Services, actor: &Actor, id: &DeliveryId) -> Result<(), DeliveryError> {
     svc.store
         .resend(actor.account(), id, Timestamp::now())
         .await
@@ -184,7 +178,7 @@ impl Replay {
 pub async fn replay(
     svc: &Services,
     actor: &Actor,
-    webhook_id: &str,
+    webhook_id: &WebhookId,
     replay: Replay,
 ) -> Result<u64, DeliveryError> {
     webhooks::get(&*svc.store, actor, webhook_id).await?;
@@ -208,13 +202,13 @@ pub async fn replay(
 pub async fn send_test(
     svc: &Services,
     actor: &Actor,
-    webhook_id: &str,
-) -> Result<String, DeliveryError> {
+    webhook_id: &WebhookId,
+) -> Result<DeliveryId, DeliveryError> {
     let webhook = webhooks::get(&*svc.store, actor, webhook_id).await?;
     test_send(svc, webhook).await
 }
 
-async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<String, DeliveryError> {
+async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<DeliveryId, DeliveryError> {
     let account_id = webhook.account_id.clone();
     // A test goes out even while the webhook is disabled: it is how an admin checks a fix.
     webhook.spec.enabled = true;
@@ -223,9 +217,9 @@ async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<String, Deliv
         &webhook.spec.call_types,
         webhook.spec.numbers.first(),
     );
-    event.call.call_id = new_id("test");
+    event.call.call_id = CallId::from_string(new_id("test"));
     let now = Timestamp::now();
-    let delivery_id = new_id("dlv");
+    let delivery_id = DeliveryId::new();
     let new = NewEvent {
         event: stored_event(&account_id, &event, now, true),
         deliveries: vec![NewDelivery {

@@ -16,6 +16,7 @@ use super::session::Signed;
 use super::view::{Layout, When, http_status, latency, status_badge, when};
 use super::{WebResult, WebState, page};
 use crate::connectors::ConnectorStatus;
+use crate::core::id::{CallId, WebhookId};
 use crate::service::click_to_call::{self, ClickToCallError};
 use crate::service::{calls, webhooks};
 use crate::store::{CallSummary, PageRequest};
@@ -50,7 +51,7 @@ impl From<CallSummary> for CallRow {
             events: c.events,
             deliveries: c.deliveries,
             last: when(c.last_received_at),
-            call_id: c.call_id,
+            call_id: c.call_id.into_string(),
         }
     }
 }
@@ -102,7 +103,12 @@ async fn list(
     Query(q): Query<ListQuery>,
 ) -> WebResult<Response> {
     let request = match q.click_to_call {
-        Some(id) => match click_to_call::get(&*state.svc.store, &signed.actor(), &id).await {
+        Some(id) => match async {
+            let id = click_to_call::parse_id(&id)?;
+            click_to_call::get(&*state.svc.store, &signed.actor(), &id).await
+        }
+        .await
+        {
             Ok(r) => Some(RequestView::from(r)),
             // A link to a request that is gone (pruned, another account's): the page without it.
             Err(ClickToCallError::NotFound) => None,
@@ -172,12 +178,13 @@ async fn show(
     Path(call_id): Path<String>,
 ) -> WebResult<Response> {
     let actor = signed.actor();
+    let call_id = CallId::from_string(call_id);
     let timeline = calls::timeline(&*state.svc.store, &actor, &call_id).await?;
     let all = PageRequest {
         limit: 1000,
         after: None,
     };
-    let names: HashMap<String, String> = webhooks::list(&*state.svc.store, &actor, &all)
+    let names: HashMap<WebhookId, String> = webhooks::list(&*state.svc.store, &actor, &all)
         .await?
         .items
         .into_iter()
@@ -187,7 +194,7 @@ async fn show(
         .into_iter()
         .map(|(e, ds)| EventView {
             event_type: e.event_type,
-            event_id: e.event_id,
+            event_id: e.event_id.into_string(),
             occurred: when(e.occurred_at),
             received: when(e.received_at),
             payload: super::view::pretty_body(&e.payload),
@@ -209,7 +216,7 @@ async fn show(
                             (Some(s), None) => http_status(s),
                             (None, _) => "—".to_owned(),
                         },
-                        id: d.id,
+                        id: d.id.into_string(),
                     }
                 })
                 .collect(),
@@ -217,7 +224,7 @@ async fn show(
         .collect();
     page(&CallPage {
         layout: Layout::new(&signed, format!("Call {call_id}"), "calls"),
-        call_id,
+        call_id: call_id.into_string(),
         events,
     })
 }

@@ -180,7 +180,7 @@ impl From<StoredClickToCall> for RequestView {
             None => reason_text(why).to_owned(),
         });
         RequestView {
-            id: r.id,
+            id: r.id.into_string(),
             ref_id: r.ref_id,
             agent_extension: r.agent_extension,
             customer_number: r.customer_number.to_string(),
@@ -191,7 +191,7 @@ impl From<StoredClickToCall> for RequestView {
             is_final: r.status.is_final(),
             steps,
             reason,
-            call_id: r.call_id,
+            call_id: r.call_id.map(|c| c.into_string()),
         }
     }
 }
@@ -262,7 +262,7 @@ async fn place(State(state): State<WebState>, form: PostForm) -> WebResult<Respo
         Ok(r) => {
             return Ok(Redirect::to(&format!(
                 "/calls?click_to_call={}#click-to-call",
-                urlencode(&r.id)
+                urlencode(r.id.as_str())
             ))
             .into_response());
         }
@@ -289,6 +289,7 @@ async fn state(
     signed: Signed,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
+    let id = click_to_call::parse_id(&id)?;
     let r = click_to_call::get(&*state.svc.store, &signed.actor(), &id).await?;
     Ok(Json(StateJson::from(RequestView::from(r))).into_response())
 }

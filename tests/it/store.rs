@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use callhook::core::id::new_id;
+use callhook::core::id::{AccountId, CallId, ClickToCallId, DeliveryId, WebhookId};
 use callhook::core::retry::Next;
 use callhook::core::sample::sample_event;
 use callhook::core::sign::Secret;
@@ -20,7 +20,7 @@ use crate::helpers::{test_database_url, test_settings};
 
 struct Fixture {
     store: Arc<dyn Store>,
-    account: String,
+    account: AccountId,
     webhook: Webhook,
     _dir: tempfile::TempDir,
 }
@@ -32,7 +32,7 @@ async fn fixture() -> Fixture {
         settings.database_url = url;
     }
     let store = callhook::app::open_store(&settings).await.unwrap();
-    let account = new_id("acct");
+    let account = AccountId::new();
     store
         .insert_account(&Account {
             id: account.clone(),
@@ -44,7 +44,7 @@ async fn fixture() -> Fixture {
     let spec = json!({"name": "h", "trigger": "call_received", "url": "https://crm.example.com/h"});
     let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).unwrap();
     let webhook = Webhook {
-        id: new_id("wh"),
+        id: WebhookId::new(),
         account_id: account.clone(),
         spec: WebhookSpec::from_json(spec.as_object().unwrap()).unwrap(),
         disabled_reason: None,
@@ -70,13 +70,13 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     /// Stores `n` call.received events of `call`, each with a delivery to the webhook.
-    async fn events(&self, call: &str, n: usize) -> Vec<String> {
+    async fn events(&self, call: &str, n: usize) -> Vec<DeliveryId> {
         let mut ids = Vec::new();
         let mut batch = Vec::new();
         for _ in 0..n {
             let mut ev = sample_event(Trigger::CallReceived);
-            ev.call.call_id = call.into();
-            let id = new_id("dlv");
+            ev.call.call_id = CallId::from_string(call.into());
+            let id = DeliveryId::new();
             ids.push(id.clone());
             batch.push(NewEvent {
                 event: stored_event(&self.account, &ev, Timestamp::now(), false),
@@ -118,7 +118,7 @@ impl Fixture {
             .unwrap();
     }
 
-    async fn status(&self, id: &str) -> (DeliveryStatus, bool) {
+    async fn status(&self, id: &DeliveryId) -> (DeliveryStatus, bool) {
         let (d, _) = self.store.get_delivery(&self.account, id).await.unwrap();
         (d.status, d.waiting)
     }
@@ -232,7 +232,11 @@ async fn resend_respects_what_the_delivery_is_doing() {
     );
     assert!(matches!(
         f.store
-            .resend(&f.account, "dlv_nope", Timestamp::now())
+            .resend(
+                &f.account,
+                &DeliveryId::from_string("dlv_nope".into()),
+                Timestamp::now()
+            )
             .await,
         Err(StoreError::NotFound)
     ));
@@ -288,7 +292,9 @@ async fn retention_removes_old_finished_deliveries_with_their_attempts_and_event
         "unfinished deliveries stay"
     );
     assert!(matches!(
-        f.store.call_timeline(&f.account, "c1").await,
+        f.store
+            .call_timeline(&f.account, &CallId::from_string("c1".into()))
+            .await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(
@@ -528,11 +534,11 @@ async fn a_second_call_ended_in_a_batch_is_refused_naming_its_event() {
     let f = fixture().await;
     let ended = |call: &str| {
         let mut ev = sample_event(Trigger::CallHangup);
-        ev.call.call_id = call.into();
+        ev.call.call_id = CallId::from_string(call.into());
         NewEvent {
             event: stored_event(&f.account, &ev, Timestamp::now(), false),
             deliveries: vec![NewDelivery {
-                id: new_id("dlv"),
+                id: DeliveryId::new(),
                 webhook_id: f.webhook.id.clone(),
                 trigger: Trigger::CallHangup,
                 attempt_limit: None,
@@ -552,7 +558,9 @@ async fn a_second_call_ended_in_a_batch_is_refused_naming_its_event() {
     }
     assert!(
         matches!(
-            f.store.call_timeline(&f.account, "c1").await,
+            f.store
+                .call_timeline(&f.account, &CallId::from_string("c1".into()))
+                .await,
             Err(StoreError::NotFound)
         ),
         "nothing of the refused batch is stored"
@@ -563,7 +571,7 @@ async fn a_second_call_ended_in_a_batch_is_refused_naming_its_event() {
 fn click_to_call(f: &Fixture, ref_id: &str, at: Timestamp) -> StoredClickToCall {
     let number = |n: &str| callhook::core::number::E164::parse(n).unwrap();
     StoredClickToCall {
-        id: new_id("c2c"),
+        id: ClickToCallId::new(),
         account_id: f.account.clone(),
         ref_id: ref_id.into(),
         agent_extension: "101".into(),
@@ -589,7 +597,7 @@ fn ms(t: Timestamp) -> Timestamp {
 fn change(status: ClickToCallStatus, call_id: Option<&str>, at: Timestamp) -> ClickToCallChange {
     ClickToCallChange {
         status,
-        call_id: call_id.map(str::to_owned),
+        call_id: call_id.map(|c| CallId::from_string(c.into())),
         cause: None,
         at,
     }
@@ -620,7 +628,9 @@ async fn a_click_to_call_request_is_kept_once_per_ref_and_taken_once() {
         Some(first.clone())
     );
     assert!(matches!(
-        f.store.get_click_to_call("acct_other", &first.id).await,
+        f.store
+            .get_click_to_call(&AccountId::new(), &first.id)
+            .await,
         Err(StoreError::NotFound)
     ));
     let second = click_to_call(&f, "crm-2", t0 + SignedDuration::from_millis(1));
@@ -683,7 +693,7 @@ async fn a_click_to_call_request_is_kept_once_per_ref_and_taken_once() {
         .await
         .unwrap();
     assert_eq!(got.status, ClickToCallStatus::Answered);
-    assert_eq!(got.call_id.as_deref(), Some("1790.1"));
+    assert_eq!(got.call_id.as_ref().map(CallId::as_str), Some("1790.1"));
     assert_eq!(got.cause, None);
     assert_eq!(
         (got.ringing_agent_at, got.ringing_customer_at, got.ended_at),
@@ -710,7 +720,7 @@ async fn a_click_to_call_request_is_kept_once_per_ref_and_taken_once() {
         .unwrap();
     assert_eq!(got.status, ClickToCallStatus::Failed(FailReason::AgentBusy));
     assert_eq!(got.cause.as_deref(), Some("the agent's phone is busy"));
-    assert_eq!(got.call_id.as_deref(), Some("1790.2"));
+    assert_eq!(got.call_id.as_ref().map(CallId::as_str), Some("1790.2"));
     assert_eq!((got.ringing_agent_at, got.ended_at), (None, Some(at(7))));
 }
 
@@ -869,7 +879,7 @@ async fn placing_connectors_are_known_while_their_node_speaks_of_them() {
     );
     assert!(
         f.store
-            .placing_connectors("acct_other", since(t1))
+            .placing_connectors(&AccountId::new(), since(t1))
             .await
             .unwrap()
             .is_empty()

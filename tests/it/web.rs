@@ -23,7 +23,7 @@ const PASSWORD: &str = "correct horse battery staple";
 struct Site {
     base: String,
     http: reqwest::Client,
-    account_id: String,
+    account_id: callhook::core::id::AccountId,
     account_key: String,
     store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
@@ -50,7 +50,7 @@ async fn site_with_connectors(connectors: impl FnOnce(&str) -> Vec<ConnectorSett
             .await
             .unwrap()
     };
-    settings.connectors = connectors(&made.account.id);
+    settings.connectors = connectors(made.account.id.as_str());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .unwrap();
@@ -110,7 +110,7 @@ impl Site {
     async fn add_admin(&self, email: &str) {
         self.store
             .insert_user(&User {
-                id: callhook::core::id::new_id("usr"),
+                id: callhook::core::id::UserId::new(),
                 account_id: self.account_id.clone(),
                 email: email.into(),
                 password_hash: hash_password(PASSWORD).unwrap(),
@@ -518,12 +518,12 @@ async fn the_call_form_names_its_problems_and_the_page_follows_a_request() {
     // script reads its state as JSON.
     let at = jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond()).unwrap();
     let number = |n: &str| callhook::core::number::E164::parse(n).unwrap();
-    let id = callhook::core::id::new_id("c2c");
+    let id = callhook::core::id::ClickToCallId::new();
     site.store
         .insert_click_to_call(&callhook::store::StoredClickToCall {
             id: id.clone(),
             account_id: site.account_id.clone(),
-            ref_id: id.clone(),
+            ref_id: id.as_str().to_owned(),
             agent_extension: "101".into(),
             customer_number: number("+919812345678"),
             did_number: number("+918065251305"),

@@ -9,6 +9,7 @@ use super::Backend;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::{Cols, to_ms};
 use crate::core::click_to_call::{FailReason, Status};
+use crate::core::id::{AccountId, ClickToCallId};
 use crate::core::number::E164;
 use crate::store::{ClickToCallChange, PlacingConnector, Result, StoreError, StoredClickToCall};
 
@@ -42,15 +43,17 @@ fn from_row(row: &impl Cols) -> Result<StoredClickToCall> {
         ))
     })?;
     Ok(StoredClickToCall {
-        id: row.text("id")?,
-        account_id: row.text("account_id")?,
+        id: row.id("id")?,
+        account_id: row.id("account_id")?,
         ref_id: row.text("ref_id")?,
         agent_extension: row.text("agent_extension")?,
         customer_number: number("customer_number")?,
         did_number: number("did_number")?,
         status,
         cause: row.opt_text("cause")?,
-        call_id: row.opt_text("call_id")?,
+        call_id: row
+            .opt_text("call_id")?
+            .map(crate::core::id::Id::from_string),
         connector: row.opt_text("connector")?,
         created_at: row.ts("created_at")?,
         placed_at: row.opt_ts("placed_at")?,
@@ -75,8 +78,8 @@ pub async fn insert<DB: SqlDb>(
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
                  ON CONFLICT (account_id, ref_id) DO NOTHING",
             )
-            .bind(&r.id)
-            .bind(&r.account_id)
+            .bind(r.id.as_str())
+            .bind(r.account_id.as_str())
             .bind(&r.ref_id)
             .bind(&r.agent_extension)
             .bind(r.customer_number.as_str())
@@ -94,7 +97,7 @@ pub async fn insert<DB: SqlDb>(
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM click_to_calls WHERE account_id = $1 AND ref_id = $2"
             )))
-            .bind(&r.account_id)
+            .bind(r.account_id.as_str())
             .bind(&r.ref_id)
             .fetch_one(&mut *c)
             .await?;
@@ -106,14 +109,14 @@ pub async fn insert<DB: SqlDb>(
 
 pub async fn get<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
-    id: &str,
+    account_id: &AccountId,
+    id: &ClickToCallId,
 ) -> Result<StoredClickToCall> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM click_to_calls WHERE account_id = $1 AND id = $2"
     )))
-    .bind(account_id)
-    .bind(id)
+    .bind(account_id.as_str())
+    .bind(id.as_str())
     .fetch_one(b.read())
     .await?;
     from_row(&row)
@@ -121,13 +124,13 @@ pub async fn get<DB: SqlDb>(
 
 pub async fn by_ref<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     ref_id: &str,
 ) -> Result<Option<StoredClickToCall>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM click_to_calls WHERE account_id = $1 AND ref_id = $2"
     )))
-    .bind(account_id)
+    .bind(account_id.as_str())
     .bind(ref_id)
     .fetch_optional(b.read())
     .await?;
@@ -140,7 +143,7 @@ pub async fn by_ref<DB: SqlDb>(
 #[allow(clippy::too_many_arguments)]
 pub async fn claim<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     connector: &str,
     node_id: &str,
     now: Timestamp,
@@ -148,7 +151,7 @@ pub async fn claim<DB: SqlDb>(
     limit: u32,
 ) -> Result<Vec<StoredClickToCall>> {
     let (account_id, connector, node_id) = (
-        account_id.to_owned(),
+        account_id.as_str().to_owned(),
         connector.to_owned(),
         node_id.to_owned(),
     );
@@ -172,7 +175,7 @@ pub async fn claim<DB: SqlDb>(
             .fetch_all(&mut *c)
             .await?;
             let mut taken = rows.iter().map(from_row).collect::<Result<Vec<_>>>()?;
-            taken.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            taken.sort_by(|a, b| (a.created_at, a.id.as_str()).cmp(&(b.created_at, b.id.as_str())));
             Ok(taken)
         })
     })
@@ -182,10 +185,10 @@ pub async fn claim<DB: SqlDb>(
 /// Records a change of state, unless the request is final or further along already.
 pub async fn record<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    id: &str,
+    id: &ClickToCallId,
     change: &ClickToCallChange,
 ) -> Result<bool> {
-    let (id, ch) = (id.to_owned(), change.clone());
+    let (id, ch) = (id.as_str().to_owned(), change.clone());
     let at = to_ms(ch.at);
     let time_column = match ch.status {
         Status::Queued => None,
@@ -209,7 +212,7 @@ pub async fn record<DB: SqlDb>(
             .bind(ch.status.reason().map(FailReason::as_str))
             .bind(ch.cause.as_deref())
             .bind(at)
-            .bind(ch.call_id.as_deref())
+            .bind(ch.call_id.as_ref().map(|c| c.as_str()))
             .bind(rank(ch.status))
             .execute(&mut *c)
             .await?
@@ -220,7 +223,7 @@ pub async fn record<DB: SqlDb>(
                     "UPDATE click_to_calls SET call_id = $2 WHERE id = $1 AND call_id IS NULL",
                 )
                 .bind(&id)
-                .bind(ch.call_id.as_deref())
+                .bind(ch.call_id.as_ref().map(|c| c.as_str()))
                 .execute(&mut *c)
                 .await?;
             }
@@ -258,12 +261,12 @@ pub async fn expire<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     now: Timestamp,
     queued_before: Timestamp,
-) -> Result<Vec<String>> {
+) -> Result<Vec<ClickToCallId>> {
     let (now, queued_before) = (to_ms(now), to_ms(queued_before));
     b.write(move |c| {
         Box::pin(async move {
             let lost = FailReason::ConnectorLost.as_str();
-            let mut ids: Vec<String> = sqlx::query_scalar(
+            let mut ids: Vec<ClickToCallId> = sqlx::query_scalar(
                 "UPDATE click_to_calls SET state = 'failed', reason = $3, ended_at = $1,
                      updated_at = $1,
                      cause = 'no node with the placing connector connected took the request in time'
@@ -276,7 +279,7 @@ pub async fn expire<DB: SqlDb>(
             .fetch_all(&mut *c)
             .await?;
             ids.extend(
-                sqlx::query_scalar::<_, String>(
+                sqlx::query_scalar::<_, ClickToCallId>(
                     "UPDATE click_to_calls SET state = 'failed', reason = $2, ended_at = $1,
                          updated_at = $1,
                          cause = 'the node placing the request stopped before its end was known'
@@ -315,7 +318,7 @@ pub async fn publish<DB: SqlDb>(
                 )
                 .bind(&p.name)
                 .bind(&p.node_id)
-                .bind(&p.account_id)
+                .bind(p.account_id.as_str())
                 .bind(p.connected)
                 .bind(p.default_did.as_ref().map(E164::as_str))
                 .bind(seen)
@@ -337,14 +340,14 @@ pub async fn publish<DB: SqlDb>(
 /// The account's placing connectors heard of since `seen_since`, latest first.
 pub async fn placing<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     seen_since: Timestamp,
 ) -> Result<Vec<PlacingConnector>> {
     let rows = sqlx::query(
         "SELECT name, node_id, account_id, connected, default_did, seen_at FROM placing_connectors
          WHERE account_id = $1 AND seen_at >= $2 ORDER BY seen_at DESC, name",
     )
-    .bind(account_id)
+    .bind(account_id.as_str())
     .bind(to_ms(seen_since))
     .fetch_all(b.read())
     .await?;
@@ -359,7 +362,7 @@ pub async fn placing<DB: SqlDb>(
             Ok(PlacingConnector {
                 name: row.text("name")?,
                 node_id: row.text("node_id")?,
-                account_id: row.text("account_id")?,
+                account_id: row.id("account_id")?,
                 connected: row.boolean("connected")?,
                 default_did,
                 seen_at: row.ts("seen_at")?,

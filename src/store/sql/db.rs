@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Type};
 
 use super::rows::Cols;
+use crate::core::id::{CallId, WebhookId};
 use crate::store::Result;
 
 /// A database connection, as the shared code holds one inside a write.
@@ -52,14 +53,14 @@ pub trait SqlDb:
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
-        exclude: &[String],
+        exclude: &[WebhookId],
     ) -> QueryBuilder<Self>;
 
     /// Locks (webhook, call) pairs until the transaction ends, so concurrent writers queue and
     /// promote a call's deliveries one at a time.
     fn lock_calls(
         conn: &mut Conn<Self>,
-        calls: &[(&str, &str)],
+        calls: &[(&WebhookId, &CallId)],
     ) -> impl Future<Output = Result<()>> + Send;
 }
 

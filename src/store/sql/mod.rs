@@ -38,6 +38,7 @@ use self::db::Conn;
 pub use self::db::SqlDb;
 pub use self::events::insert_in as insert_events_in;
 pub use self::rows::to_ms;
+use crate::core::id::{AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, WebhookId};
 use crate::core::number::E164;
 use crate::core::trigger::Trigger;
 use crate::store::*;
@@ -113,7 +114,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         accounts::insert(&self.backend, account).await
     }
 
-    async fn get_account(&self, id: &str) -> Result<Account> {
+    async fn get_account(&self, id: &AccountId) -> Result<Account> {
         accounts::get(&self.backend, id).await
     }
 
@@ -125,11 +126,15 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         api_keys::insert(&self.backend, key, hash).await
     }
 
-    async fn list_api_keys(&self, account_id: &str, page: &PageRequest) -> Result<Page<ApiKey>> {
+    async fn list_api_keys(
+        &self,
+        account_id: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<ApiKey>> {
         api_keys::list(&self.backend, account_id, page).await
     }
 
-    async fn delete_api_key(&self, account_id: &str, id: &str) -> Result<()> {
+    async fn delete_api_key(&self, account_id: &AccountId, id: &ApiKeyId) -> Result<()> {
         api_keys::delete(&self.backend, account_id, id).await
     }
 
@@ -137,7 +142,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         api_keys::by_hash(&self.backend, hash).await
     }
 
-    async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()> {
+    async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<()> {
         api_keys::touch(&self.backend, id, now).await
     }
 
@@ -149,32 +154,36 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         users::by_email(&self.backend, email).await
     }
 
-    async fn insert_number(&self, account_id: &str, number: &Number) -> Result<()> {
+    async fn insert_number(&self, account_id: &AccountId, number: &Number) -> Result<()> {
         numbers::insert(&self.backend, account_id, number).await
     }
 
-    async fn list_numbers(&self, account_id: &str, page: &PageRequest) -> Result<Page<Number>> {
+    async fn list_numbers(
+        &self,
+        account_id: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<Number>> {
         numbers::list(&self.backend, account_id, page).await
     }
 
-    async fn get_number(&self, account_id: &str, number: &E164) -> Result<Number> {
+    async fn get_number(&self, account_id: &AccountId, number: &E164) -> Result<Number> {
         numbers::get(&self.backend, account_id, number).await
     }
 
     async fn set_number_label(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         number: &E164,
         label: Option<&str>,
     ) -> Result<()> {
         numbers::set_label(&self.backend, account_id, number, label).await
     }
 
-    async fn delete_number(&self, account_id: &str, number: &E164) -> Result<()> {
+    async fn delete_number(&self, account_id: &AccountId, number: &E164) -> Result<()> {
         numbers::delete(&self.backend, account_id, number).await
     }
 
-    async fn unknown_numbers(&self, account_id: &str, numbers: &[E164]) -> Result<Vec<E164>> {
+    async fn unknown_numbers(&self, account_id: &AccountId, numbers: &[E164]) -> Result<Vec<E164>> {
         numbers::unknown(&self.backend, account_id, numbers).await
     }
 
@@ -182,11 +191,15 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         webhooks::insert(&self.backend, webhook).await
     }
 
-    async fn get_webhook(&self, account_id: &str, id: &str) -> Result<Webhook> {
+    async fn get_webhook(&self, account_id: &AccountId, id: &WebhookId) -> Result<Webhook> {
         webhooks::get(&self.backend, account_id, id).await
     }
 
-    async fn list_webhooks(&self, account_id: &str, page: &PageRequest) -> Result<Page<Webhook>> {
+    async fn list_webhooks(
+        &self,
+        account_id: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<Webhook>> {
         webhooks::list(&self.backend, account_id, page).await
     }
 
@@ -194,19 +207,23 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         webhooks::update(&self.backend, webhook, read_at).await
     }
 
-    async fn delete_webhook(&self, account_id: &str, id: &str) -> Result<()> {
+    async fn delete_webhook(&self, account_id: &AccountId, id: &WebhookId) -> Result<()> {
         webhooks::delete(&self.backend, account_id, id).await
     }
 
-    async fn webhooks_for(&self, account_id: &str, triggers: &[Trigger]) -> Result<Vec<Webhook>> {
+    async fn webhooks_for(
+        &self,
+        account_id: &AccountId,
+        triggers: &[Trigger],
+    ) -> Result<Vec<Webhook>> {
         webhooks::matching(&self.backend, account_id, triggers).await
     }
 
     async fn webhook_stats(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         recent: u32,
-    ) -> Result<Vec<(String, WebhookStats)>> {
+    ) -> Result<Vec<(WebhookId, WebhookStats)>> {
         webhooks::stats(&self.backend, account_id, recent).await
     }
 
@@ -220,7 +237,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
-        exclude: &[String],
+        exclude: &[WebhookId],
     ) -> Result<Vec<Claimed>> {
         claims::claim_due(&self.backend, now, lease_until, limit, per_webhook, exclude).await
     }
@@ -241,32 +258,36 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         claims::release(&self.backend, releases, due).await
     }
 
-    async fn hold_webhook(&self, webhook_id: &str, until: Option<Timestamp>) -> Result<()> {
+    async fn hold_webhook(&self, webhook_id: &WebhookId, until: Option<Timestamp>) -> Result<()> {
         claims::hold_webhook(&self.backend, webhook_id, until).await
     }
 
-    async fn get_delivery(&self, account_id: &str, id: &str) -> Result<(Delivery, Vec<Attempt>)> {
+    async fn get_delivery(
+        &self,
+        account_id: &AccountId,
+        id: &DeliveryId,
+    ) -> Result<(Delivery, Vec<Attempt>)> {
         deliveries::get(&self.backend, account_id, id).await
     }
 
     async fn list_deliveries(
         &self,
-        account_id: &str,
-        webhook_id: &str,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
         filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> Result<Page<Delivery>> {
         deliveries::list(&self.backend, account_id, webhook_id, filter, page).await
     }
 
-    async fn resend(&self, account_id: &str, id: &str, now: Timestamp) -> Result<()> {
+    async fn resend(&self, account_id: &AccountId, id: &DeliveryId, now: Timestamp) -> Result<()> {
         deliveries::resend(&self.backend, account_id, id, now).await
     }
 
     async fn replay(
         &self,
-        account_id: &str,
-        webhook_id: &str,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
         since: Timestamp,
         status: DeliveryStatus,
         attempts: u32,
@@ -286,8 +307,8 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     async fn call_timeline(
         &self,
-        account_id: &str,
-        call_id: &str,
+        account_id: &AccountId,
+        call_id: &CallId,
     ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>> {
         calls::timeline(&self.backend, account_id, call_id).await
     }
@@ -322,14 +343,14 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     async fn hourly_deliveries(
         &self,
-        account_id: &str,
-        webhook_id: &str,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
         since: Timestamp,
     ) -> Result<Vec<HourlyDeliveries>> {
         deliveries::hourly(&self.backend, account_id, webhook_id, since).await
     }
 
-    async fn recent_calls(&self, account_id: &str, limit: u32) -> Result<Vec<CallSummary>> {
+    async fn recent_calls(&self, account_id: &AccountId, limit: u32) -> Result<Vec<CallSummary>> {
         calls::recent(&self.backend, account_id, limit).await
     }
 
@@ -340,13 +361,17 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         click_to_call::insert(&self.backend, request).await
     }
 
-    async fn get_click_to_call(&self, account_id: &str, id: &str) -> Result<StoredClickToCall> {
+    async fn get_click_to_call(
+        &self,
+        account_id: &AccountId,
+        id: &ClickToCallId,
+    ) -> Result<StoredClickToCall> {
         click_to_call::get(&self.backend, account_id, id).await
     }
 
     async fn click_to_call_by_ref(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         ref_id: &str,
     ) -> Result<Option<StoredClickToCall>> {
         click_to_call::by_ref(&self.backend, account_id, ref_id).await
@@ -354,7 +379,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     async fn claim_click_to_calls(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         connector: &str,
         node_id: &str,
         now: Timestamp,
@@ -373,7 +398,11 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         .await
     }
 
-    async fn record_click_to_call(&self, id: &str, change: &ClickToCallChange) -> Result<bool> {
+    async fn record_click_to_call(
+        &self,
+        id: &ClickToCallId,
+        change: &ClickToCallChange,
+    ) -> Result<bool> {
         click_to_call::record(&self.backend, id, change).await
     }
 
@@ -385,7 +414,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         &self,
         now: Timestamp,
         queued_before: Timestamp,
-    ) -> Result<Vec<String>> {
+    ) -> Result<Vec<ClickToCallId>> {
         click_to_call::expire(&self.backend, now, queued_before).await
     }
 
@@ -395,7 +424,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     async fn placing_connectors(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         seen_since: Timestamp,
     ) -> Result<Vec<PlacingConnector>> {
         click_to_call::placing(&self.backend, account_id, seen_since).await

@@ -790,16 +790,6 @@ impl Connectors {
             .collect()
     }
 
-    /// The name of the account's connector that places calls, if it is connected now: what
-    /// to check before taking a click-to-call request (SPEC §15's 409).
-    pub fn placing_connector(&self, account_id: &str) -> Result<String, OriginateError> {
-        let p = self.placer(account_id)?;
-        if !p.status.is_connected() {
-            return Err(OriginateError::NotConnected(p.status.name().to_owned()));
-        }
-        Ok(p.status.name().to_owned())
-    }
-
     /// Places a click-to-call request through the account's connector that places calls
     /// (SPEC §15): the PBX rings the agent, then the customer, with the DID as caller id and
     /// the reference as a channel variable. Answers at once, the request queued; its changes

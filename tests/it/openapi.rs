@@ -130,3 +130,37 @@ async fn every_ref_resolves_to_a_schema() {
         "$refs that resolve to nothing: {broken:?}"
     );
 }
+
+#[tokio::test]
+async fn click_to_call_documents_every_answer_as_problem_json() {
+    let doc = document().await;
+    for (method, path, statuses) in [
+        (
+            "post",
+            "/v1/click-to-call",
+            &[
+                "202", "400", "401", "403", "409", "413", "415", "422", "503",
+            ][..],
+        ),
+        (
+            "get",
+            "/v1/click-to-call/{request_id}",
+            &["200", "401", "403", "404"][..],
+        ),
+    ] {
+        let responses = doc["paths"][path][method]["responses"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{method} {path}"));
+        let got: Vec<&str> = responses.keys().map(String::as_str).collect();
+        assert_eq!(got, statuses, "{method} {path}");
+        for (status, r) in responses {
+            let content = r["content"].as_object().unwrap();
+            let want = if status.starts_with('2') {
+                "application/json"
+            } else {
+                "application/problem+json"
+            };
+            assert!(content.contains_key(want), "{method} {path} {status}: {r}");
+        }
+    }
+}

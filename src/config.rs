@@ -243,8 +243,17 @@ impl Settings {
                 format_duration(self.request_timeout.0)
             );
         }
-        if self.click_to_call_timeout.0 < Duration::from_secs(1) {
-            anyhow::bail!("invalid settings: click_to_call_timeout must be at least 1s");
+        // The node placing a request renews its lease on it between looks (every
+        // poll_interval); with less than four looks per lease it could lapse while the node
+        // is alive, and the request would fail for nothing.
+        if self.click_to_call_timeout.0 < Duration::from_secs(1)
+            || self.click_to_call_timeout.0 < self.poll_interval.0 * 4
+        {
+            anyhow::bail!(
+                "invalid settings: click_to_call_timeout ({}) must be at least 1s and at least four times poll_interval ({})",
+                format_duration(self.click_to_call_timeout.0),
+                format_duration(self.poll_interval.0)
+            );
         }
         if self.poll_interval.0.is_zero() {
             anyhow::bail!("invalid settings: poll_interval must be above 0");
@@ -352,6 +361,21 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_click_to_call_timeout_leaves_room_for_renewals() {
+        let mut s = Settings::default();
+        s.check().unwrap();
+        s.click_to_call_timeout = Dur(Duration::from_secs(3));
+        s.poll_interval = Dur(Duration::from_secs(1));
+        let e = s.check().unwrap_err().to_string();
+        assert!(e.contains("click_to_call_timeout (3s)"), "{e}");
+        s.poll_interval = Dur(Duration::from_millis(500));
+        s.check().unwrap();
+        s.click_to_call_timeout = Dur(Duration::from_millis(900));
+        s.poll_interval = Dur(Duration::from_millis(100));
+        assert!(s.check().is_err());
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! Click-to-call through a connected PBX (SPEC §15, issue 17): requests placed through the
-//! connectors' entry point (`Connectors::originate`), over a real TCP socket to a scripted
-//! Asterisk (AMI) and a scripted FreeSWITCH (event socket). What callhook sends (the
-//! originate: channel, context, caller id, variables), the request's states as the PBX
-//! answers and the call goes on, the call events it stores and the webhooks they cause:
-//! `answered_by_customer` with the reference, and the final `call.ended`.
+//! Click-to-call through a connected PBX (SPEC §15, issue 17): requests made with
+//! `POST /v1/click-to-call` and followed with `GET /v1/click-to-call/{id}`, placed over a real
+//! TCP socket to a scripted Asterisk (AMI) and a scripted FreeSWITCH (event socket). What
+//! callhook sends (the originate: channel, context, caller id, variables), the request's
+//! states as the PBX answers and the call goes on (each recorded with its time), the call
+//! events it stores and the webhooks they cause: `answered_by_customer` with the reference,
+//! and the final `call.ended`. The 409s, the 422s, the same `ref_id` twice; and two nodes on
+//! PostgreSQL handing a request over through the database.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -8,6 +8,7 @@ mod multinode;
 mod nodes;
 mod receiver;
 mod spec;
+mod verifier;
 
 mod click_to_call;
 mod connectors;

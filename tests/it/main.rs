@@ -3,6 +3,7 @@
 
 mod crash;
 mod helpers;
+mod layers;
 mod migrations;
 mod multinode;
 mod nodes;

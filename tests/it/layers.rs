@@ -8,7 +8,7 @@
 //! - `api/` and `web/` never reach each other;
 //! - no files of different folders import each other in a cycle.
 //!
-//! It reads text, so it cannot see through a macro; the code keeps none that names a path.
+//! It reads text: a path written inside a macro is seen, one a macro builds from pieces is not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

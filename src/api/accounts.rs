@@ -54,9 +54,12 @@ pub struct AccountInput {
     pub name: String,
 }
 
+/// The keys a body creating an account or an API key takes.
+pub const NAME_KEYS: &[&str] = &["name"];
+
 /// Reads `{ "name": … }` for accounts and API keys.
 pub fn name_field(body: &JsonBody) -> Result<String, ApiError> {
-    let mut f = Fields::new("", body.object()?);
+    let mut f = Fields::new("", body.object()?, NAME_KEYS);
     let name = f.req_str("name").map(check_name);
     if let Some(Err(problem)) = &name {
         f.error("name", *problem);

@@ -151,6 +151,16 @@ pub struct WebhookInput {
     pub rate_limit: Option<f64>,
     /// Default `true`.
     pub enabled: Option<bool>,
+    /// Read-only, like the three below: callhook keeps them, so a webhook as `GET` answered
+    /// it can be sent back as it is; their values are ignored.
+    #[schema(read_only)]
+    pub id: Option<String>,
+    #[schema(read_only)]
+    pub disabled_reason: Option<String>,
+    #[schema(read_only)]
+    pub created_at: Option<String>,
+    #[schema(read_only)]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -53,6 +53,17 @@ impl EventType {
         EventType::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
+    /// The keys of this type's own object.
+    fn detail_keys(self) -> &'static [&'static str] {
+        match self {
+            EventType::Received => &[],
+            EventType::Answered => AnsweredBy::KEYS,
+            EventType::Dialed => Dialed::KEYS,
+            EventType::Dtmf => Dtmf::KEYS,
+            EventType::Ended => Ended::KEYS,
+        }
+    }
+
     /// The key of this type's own object in an event (`answered_by`, `ended`, …).
     fn detail_key(self) -> Option<&'static str> {
         match self {
@@ -148,6 +159,70 @@ pub struct Call {
     pub started_at: Option<Timestamp>,
 }
 
+// The keys each part of a posted event takes (see `Fields`).
+impl CallEvent {
+    pub const KEYS: &[&str] = &[
+        "id",
+        "account_id",
+        "type",
+        "occurred_at",
+        "call",
+        "answered_by",
+        "dialed",
+        "dtmf",
+        "ended",
+    ];
+}
+
+impl Call {
+    pub const KEYS: &[&str] = &[
+        "call_id",
+        "leg_id",
+        "call_type",
+        "did_number",
+        "customer_number",
+        "started_at",
+    ];
+}
+
+impl AnsweredBy {
+    pub const KEYS: &[&str] = &[
+        "type",
+        "id",
+        "name",
+        "extension",
+        "extension_name",
+        "ring_time",
+        "hold_time",
+        "ref_id",
+    ];
+}
+
+impl Dialed {
+    pub const KEYS: &[&str] = &["via", "id", "name", "extensions"];
+}
+
+impl Dtmf {
+    pub const KEYS: &[&str] = &["digit", "digits", "ivr_id", "ivr_name"];
+}
+
+impl Ended {
+    pub const KEYS: &[&str] = &[
+        "status",
+        "answered_at",
+        "ended_at",
+        "duration",
+        "billsec",
+        "hangup_cause",
+        "hangup_by",
+        "answered_extension",
+        "answered_extension_name",
+        "missed_extensions",
+        "last_stage",
+        "recording_url",
+    ];
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnsweredBy {
     pub kind: AnswerKind,
@@ -235,7 +310,7 @@ impl CallEvent {
             );
             return Err(e);
         };
-        let mut f = Fields::new("", obj);
+        let mut f = Fields::new("", obj, CallEvent::KEYS);
         let id = text(&mut f, "id", MAX_TEXT);
         if id.as_deref() == Some("") {
             f.error(
@@ -413,7 +488,7 @@ fn req_timestamp(f: &mut Fields, key: &'static str) -> Option<Timestamp> {
 }
 
 fn parse_call(obj: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Call> {
-    let mut f = Fields::new("call", obj);
+    let mut f = Fields::new("call", obj, Call::KEYS);
     let call_id = f.req_str("call_id").map(str::to_owned);
     if let Some(id) = &call_id
         && (id.is_empty() || id.chars().count() > MAX_TEXT)
@@ -466,7 +541,7 @@ fn parse_detail(t: EventType, parent: &mut Fields) -> Option<EventDetail> {
             return None;
         }
     };
-    let mut f = Fields::new(key, obj);
+    let mut f = Fields::new(key, obj, t.detail_keys());
     let detail = match t {
         EventType::Received => Some(EventDetail::Received),
         EventType::Answered => {

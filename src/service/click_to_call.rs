@@ -49,11 +49,14 @@ struct Asked {
     ref_id: Option<String>,
 }
 
+/// The keys of a request's body.
+pub const REQUEST_KEYS: &[&str] = &["agent_extension", "customer_number", "did_number", "ref_id"];
+
 /// Reads `{agent_extension, customer_number, did_number?, ref_id?}`, naming every problem.
 /// Answers the request when every field is right, and the DID asked for whenever it reads
 /// (whether it is the account's is checked against the store, beside the other problems).
 fn parse(obj: &Map<String, Value>) -> (Option<Asked>, Option<E164>, FieldErrors) {
-    let mut f = Fields::new("", obj);
+    let mut f = Fields::new("", obj, REQUEST_KEYS);
     let agent_extension = f.req_str("agent_extension").and_then(|x| {
         click_to_call::check_extension(x)
             .map_err(|e| f.error("agent_extension", e))

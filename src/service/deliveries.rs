@@ -130,9 +130,12 @@ pub struct Replay {
 }
 
 impl Replay {
+    /// The keys a replay body takes.
+    pub const KEYS: &[&str] = &["since", "status"];
+
     /// From `{since, status}`; `status` is `failed` (default) or `succeeded`.
     pub fn parse(obj: &Map<String, Value>) -> Result<Replay, FieldErrors> {
-        let mut f = Fields::new("", obj);
+        let mut f = Fields::new("", obj, Replay::KEYS);
         let since = f
             .req_str("since")
             .and_then(|s| match s.parse::<Timestamp>() {

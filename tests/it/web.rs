@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 
-use crate::helpers::{OPERATOR_TOKEN, test_settings};
+use crate::helpers::{TestApp, test_settings};
 
 const EMAIL: &str = "admin@acme.example";
 const PASSWORD: &str = "correct horse battery staple";
@@ -272,29 +272,17 @@ async fn signing_in_needs_the_sign_in_pages_token() {
 async fn another_accounts_pages_are_404() {
     let site = site().await;
     let b = site.sign_in().await;
-    let other: serde_json::Value = site
-        .http
-        .post(site.url("/v1/accounts"))
-        .bearer_auth(OPERATOR_TOKEN)
-        .json(&json!({"name": "Other Co"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let other_key = other["api_key"]["key"].as_str().unwrap().to_owned();
-    let theirs: serde_json::Value = site
-        .http
-        .post(site.url("/v1/webhooks"))
-        .bearer_auth(&other_key)
-        .json(&json!({"name": "Theirs", "trigger": "call_missed", "url": "https://other.example.com/h"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Another account of the same callhook, through the API.
+    let other = TestApp::attach(
+        site.base.clone(),
+        reqwest::Client::new(),
+        tempfile::tempdir().unwrap(),
+        "Other Co",
+    )
+    .await;
+    let theirs = other
+        .create_webhook(json!({"name": "Theirs", "trigger": "call_missed", "url": "https://other.example.com/h"}))
+        .await;
     let id = theirs["id"].as_str().unwrap();
     for path in [
         format!("/webhooks/{id}"),
@@ -318,17 +306,9 @@ async fn another_accounts_pages_are_404() {
         );
     }
     // Nothing of theirs changed.
-    assert_eq!(site.webhook_count(&other_key).await, 1);
-    let after: serde_json::Value = site
-        .http
-        .get(site.url(&format!("/v1/webhooks/{id}")))
-        .bearer_auth(&other_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(site.webhook_count(&other.key).await, 1);
+    let (s, after) = other.get(&format!("/v1/webhooks/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{after}");
     assert_eq!(after["enabled"], true);
 }
 

@@ -1,5 +1,6 @@
 //! A fake PBX on loopback: it plays a script of acts (bytes in uneven pieces, an AMI login, a
-//! channel listing, a close) one connection after another, and keeps what the client sent.
+//! channel listing, answers to commands under the ids callhook chose, a close) one connection
+//! after another, and keeps what the client sent.
 
 use super::*;
 
@@ -212,7 +213,10 @@ pub(crate) fn banner_and_frames(capture: &[u8]) -> (Vec<u8>, Vec<u8>) {
 fn command_value(heard: &str, find: &str, key: &str) -> Option<String> {
     let at = heard.find(find)?;
     let start = heard[..at].rfind("\n\n").map_or(0, |i| i + 2);
-    let end = at + heard[at..].find("\n\n").or_else(|| heard[at..].find("\r\n\r\n"))?;
+    let end = at
+        + heard[at..]
+            .find("\n\n")
+            .or_else(|| heard[at..].find("\r\n\r\n"))?;
     let start = start.max(heard[..at].rfind("\r\n\r\n").map_or(0, |i| i + 4));
     heard[start..end].lines().find_map(|l| {
         l.strip_prefix(key)

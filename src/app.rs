@@ -19,6 +19,7 @@ use crate::config::Settings;
 use crate::connectors::handover::Handover;
 use crate::core::credentials::{hash_token, random_token};
 use crate::core::id::AccountId;
+use crate::core::role::Role;
 use crate::delivery::attempt::Policy;
 use crate::delivery::client::HttpClient;
 use crate::delivery::dispatcher::{self, Limits};
@@ -151,8 +152,15 @@ pub async fn bootstrap(
         .set_setting_if_absent(BOOTSTRAPPED, &Timestamp::now().to_string())
         .await?
     {
-        let made = accounts::create(store, "Default").await?;
-        let admin = users::create(store, &made.account.id, ADMIN_EMAIL).await?;
+        let made = accounts::create(store, "Default", "first start").await?;
+        let admin = users::create(
+            store,
+            &made.account.id,
+            ADMIN_EMAIL,
+            Role::Owner,
+            "first start",
+        )
+        .await?;
         first.account_id = Some(made.account.id);
         first.admin_password = Some(admin.password);
         first.api_key = Some(made.api_key.secret);

@@ -6,6 +6,8 @@ use tokio::net::TcpListener;
 use crate::app::{App, open_store};
 use crate::config::Settings;
 use crate::core::id::AccountId;
+use crate::core::role::Role;
+use crate::core::validate::Choice;
 use crate::service::{accounts, api_keys, users};
 use crate::store::StoreError;
 
@@ -42,7 +44,7 @@ pub async fn create_account(settings: &Settings, name: &str) -> anyhow::Result<(
     // Checked before the database is opened (and perhaps created); `accounts` checks again.
     accounts::check_name(name).map_err(|m| anyhow::anyhow!("the name {m}"))?;
     let store = open_store(settings).await?;
-    let made = accounts::create(&*store, name).await?;
+    let made = accounts::create(&*store, name, "callhook account create").await?;
     println!(
         "account  {}\napi key  {}",
         made.account.id, made.api_key.secret
@@ -71,16 +73,30 @@ pub async fn create_api_key(
     accounts::check_name(name).map_err(|m| anyhow::anyhow!("the name {m}"))?;
     let store = open_store(settings).await?;
     let account_id = existing_account(&*store, account_id).await?;
-    let made = api_keys::create_in(&*store, &account_id, name).await?;
+    let made = api_keys::create_in(&*store, &account_id, name, "callhook apikey create").await?;
     println!("{}", made.secret);
     Ok(())
 }
 
-pub async fn create_user(settings: &Settings, account_id: &str, email: &str) -> anyhow::Result<()> {
+/// `callhook user create`: a user with a generated password, by default an owner (the
+/// account's first owner, or one an operator adds).
+pub async fn create_user(
+    settings: &Settings,
+    account_id: &str,
+    email: &str,
+    role: &str,
+) -> anyhow::Result<()> {
     users::check_email(email).map_err(anyhow::Error::msg)?;
+    let role = <Role as Choice>::parse(role)
+        .ok_or_else(|| anyhow::anyhow!("the role {role:?} is not one of {}", Role::choices()))?;
     let store = open_store(settings).await?;
     let account_id = existing_account(&*store, account_id).await?;
-    let made = users::create(&*store, &account_id, email).await?;
-    println!("user      {}\npassword  {}", made.user.email, made.password);
+    let made = users::create(&*store, &account_id, email, role, "callhook user create").await?;
+    println!(
+        "user      {}\nrole      {}\npassword  {}",
+        made.user.email,
+        made.user.role.as_str(),
+        made.password
+    );
     Ok(())
 }

@@ -116,12 +116,16 @@ enum ApikeyCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create a web sign-in user; prints a generated password once.
+    /// Create a web sign-in user (by default an owner: the account's first, or one an
+    /// operator adds); prints a generated password once.
     Create {
         #[arg(long, value_name = "ID")]
         account: String,
         #[arg(long, value_name = "EMAIL")]
         email: String,
+        /// owner, admin or viewer.
+        #[arg(long, default_value = "owner")]
+        role: String,
         #[command(flatten)]
         store: StoreFlags,
     },
@@ -189,11 +193,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 UserCommand::Create {
                     account,
                     email,
+                    role,
                     store,
                 },
         } => {
             let settings = Settings::load(config, &overrides(&store, None))?;
-            callhook::cli::create_user(&settings, &account, &email).await
+            callhook::cli::create_user(&settings, &account, &email, &role).await
         }
         Command::Simulate {
             server,

@@ -54,10 +54,10 @@ pub struct AccountInput {
     pub name: String,
 }
 
-/// The keys a body creating an account or an API key takes.
+/// The keys a body creating an account takes.
 pub const NAME_KEYS: &[&str] = &["name"];
 
-/// Reads `{ "name": … }` for accounts and API keys.
+/// Reads `{ "name": … }` for accounts.
 pub fn name_field(body: &JsonBody) -> Result<String, ApiError> {
     let mut f = Fields::new("", body.object()?, NAME_KEYS);
     let name = f.req_str("name").map(check_name);
@@ -78,7 +78,8 @@ async fn create_account(
 ) -> ApiResult<(StatusCode, Json<CreatedAccount>)> {
     caller.operator()?;
     let name = name_field(&body)?;
-    let NewAccount { account, api_key } = accounts::create(&*state.svc.store, &name).await?;
+    let NewAccount { account, api_key } =
+        accounts::create(&*state.svc.store, &name, "the operator API").await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedAccount {

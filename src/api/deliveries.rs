@@ -13,7 +13,7 @@ use super::problem::{ApiResult, Problem};
 use super::{ApiState, ListOf, ts};
 use crate::core::id::{CallId, DeliveryId};
 use crate::core::trigger::Trigger;
-use crate::service::deliveries::{self, Replay, parse_status};
+use crate::service::deliveries::{self, parse_status};
 use crate::service::{Actor, Services, parse_id};
 use crate::store::{Attempt, Delivery, DeliveryFilter, DeliveryStatus};
 
@@ -252,9 +252,8 @@ async fn replay_webhook(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<Replayed>)> {
-    let actor = caller.actor()?;
-    let replay = Replay::parse(body.object()?)?;
-    let n = deliveries::replay(&state.svc, actor, &parse_id(&id)?, replay).await?;
+    let (actor, body) = (caller.actor()?, body.object()?);
+    let n = deliveries::replay(&state.svc, actor, &parse_id(&id)?, body).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed: n })))
 }
 

@@ -55,6 +55,8 @@ pub mod kind {
     pub enum PostedEvent {}
     /// A click-to-call request (`c2c_…`, SPEC §15); it also names the originate on the PBX.
     pub enum ClickToCall {}
+    /// One row of the audit log (`aud_…`, SPEC §13).
+    pub enum AuditEntry {}
 
     impl Kind for Account {
         const NAME: &'static str = "account";
@@ -104,6 +106,12 @@ pub mod kind {
     impl Made for ClickToCall {
         const PREFIX: &'static str = "c2c";
     }
+    impl Kind for AuditEntry {
+        const NAME: &'static str = "audit entry";
+    }
+    impl Made for AuditEntry {
+        const PREFIX: &'static str = "aud";
+    }
 }
 
 pub type AccountId = Id<kind::Account>;
@@ -115,6 +123,7 @@ pub type EventId = Id<kind::Event>;
 pub type CallId = Id<kind::Call>;
 pub type PostedEventId = Id<kind::PostedEvent>;
 pub type ClickToCallId = Id<kind::ClickToCall>;
+pub type AuditId = Id<kind::AuditEntry>;
 
 impl<K> Id<K> {
     /// An id as given: read back from the store, or of a kind callhook does not make (a call

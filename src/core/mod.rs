@@ -2,6 +2,7 @@
 //! retry schedule. Nothing here does I/O, awaits or touches a database, so every rule of the
 //! product can be tested as a plain function.
 
+pub mod audit;
 pub mod click_to_call;
 pub mod credentials;
 pub mod delivery_state;
@@ -10,6 +11,7 @@ pub mod id;
 pub mod number;
 pub mod render;
 pub mod retry;
+pub mod role;
 pub mod sample;
 pub mod secret;
 pub mod shape;

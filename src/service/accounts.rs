@@ -39,6 +39,10 @@ impl From<ApiKeyError> for AccountError {
             ApiKeyError::Invalid(f) => AccountError::Invalid(f),
             ApiKeyError::NotFound => AccountError::NotFound,
             ApiKeyError::Store(e) => AccountError::Store(e),
+            // Neither can happen to the operator's first key of a new account.
+            e @ (ApiKeyError::Conflict(_) | ApiKeyError::Denied(_)) => {
+                AccountError::Store(StoreError::Conflict(e.to_string()))
+            }
         }
     }
 }
@@ -60,8 +64,9 @@ pub struct NewAccount {
     pub api_key: NewApiKey,
 }
 
-/// Makes an account named `name` with a first API key named "default".
-pub async fn create(store: &dyn Store, name: &str) -> Result<NewAccount, AccountError> {
+/// Makes an account named `name` with a first (admin) API key named "default"; `how` says who
+/// asked, for the audit log (the operator API, the command line, the first start).
+pub async fn create(store: &dyn Store, name: &str, how: &str) -> Result<NewAccount, AccountError> {
     let name = check_name(name).map_err(|m| AccountError::Invalid(invalid("name", m)))?;
     let account = Account {
         id: AccountId::new(),
@@ -69,7 +74,7 @@ pub async fn create(store: &dyn Store, name: &str) -> Result<NewAccount, Account
         created_at: Timestamp::now(),
     };
     store.insert_account(&account).await?;
-    let api_key = api_keys::create_in(store, &account.id, "default").await?;
+    let api_key = api_keys::create_in(store, &account.id, "default", how).await?;
     Ok(NewAccount { account, api_key })
 }
 

@@ -89,6 +89,7 @@ pub async fn authenticate(svc: &Services, token: &str) -> Result<Caller, AuthErr
                 id: key.id,
                 name: key.name,
             },
+            role: key.role,
         }));
     }
     if tokens_match(&hash, &svc.operator_hash) {

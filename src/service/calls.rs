@@ -1,6 +1,6 @@
 //! Calls: an account's recent calls, and one call's events with the deliveries each caused.
 
-use super::{Actor, Failure, IntoFailure, Services, or_not_found};
+use super::{Actor, Denied, Failure, IntoFailure, Need, Services, or_not_found};
 use crate::connectors::ConnectorStatus;
 use crate::core::id::CallId;
 use crate::store::{CallSummary, Delivery, Store, StoreError, StoredEvent};
@@ -10,6 +10,8 @@ pub enum CallError {
     #[error("call not found")]
     NotFound,
     #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -17,6 +19,7 @@ impl IntoFailure for CallError {
     fn into_failure(self) -> Failure {
         match self {
             CallError::NotFound => Failure::NotFound("call"),
+            CallError::Denied(d) => d.into_failure(),
             CallError::Store(e) => e.into_failure(),
         }
     }
@@ -28,6 +31,7 @@ pub async fn recent(
     actor: &Actor,
     limit: u32,
 ) -> Result<Vec<CallSummary>, CallError> {
+    actor.may(Need::Read)?;
     Ok(store.recent_calls(actor.account(), limit).await?)
 }
 
@@ -37,6 +41,7 @@ pub async fn timeline(
     actor: &Actor,
     call_id: &CallId,
 ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>, CallError> {
+    actor.may(Need::Read)?;
     store
         .call_timeline(actor.account(), call_id)
         .await
@@ -44,10 +49,12 @@ pub async fn timeline(
 }
 
 /// The PBX connectors that report the account's calls.
-pub fn connectors(svc: &Services, actor: &Actor) -> Vec<ConnectorStatus> {
-    svc.connectors
+pub fn connectors(svc: &Services, actor: &Actor) -> Result<Vec<ConnectorStatus>, CallError> {
+    actor.may(Need::Read)?;
+    Ok(svc
+        .connectors
         .status()
         .into_iter()
         .filter(|c| c.account_id == actor.account().as_str())
-        .collect()
+        .collect())
 }

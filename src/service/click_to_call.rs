@@ -6,7 +6,8 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use super::{Actor, Failure, IntoFailure, Services, or_not_found, stored_now};
+use super::{Actor, Denied, Failure, IntoFailure, Need, Services, or_not_found, stored_now};
+use crate::core::audit::{Action, Change};
 use crate::connectors::handover::FRESH_FOR;
 use crate::core::click_to_call::{self, Status};
 use crate::core::id::{AccountId, ClickToCallId};
@@ -26,6 +27,8 @@ pub enum ClickToCallError {
     #[error("{0}")]
     Conflict(FieldErrors),
     #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -35,6 +38,7 @@ impl IntoFailure for ClickToCallError {
             ClickToCallError::NotFound => Failure::NotFound("click-to-call request"),
             ClickToCallError::Invalid(f) => Failure::Invalid(f),
             ClickToCallError::Conflict(f) => Failure::ConflictOn(f),
+            ClickToCallError::Denied(d) => d.into_failure(),
             ClickToCallError::Store(e) => e.into_failure(),
         }
     }
@@ -173,6 +177,7 @@ pub async fn request(
     actor: &Actor,
     obj: &Map<String, Value>,
 ) -> Result<StoredClickToCall, ClickToCallError> {
+    actor.may(Need::Change)?;
     let store = &*svc.store;
     let account = actor.account();
     let (asked, did, mut errors) = parse(obj);
@@ -230,7 +235,17 @@ pub async fn request(
         ended_at: None,
         updated_at: now,
     };
-    let (kept, is_new) = store.insert_click_to_call(&new).await?;
+    let entry = actor.entry(
+        Action::ClickToCallRequest,
+        new.id.as_str(),
+        vec![
+            Change::set("agent_extension", new.agent_extension.as_str().into()),
+            Change::set("customer_number", new.customer_number.as_str().into()),
+            Change::set("did_number", new.did_number.as_str().into()),
+            Change::set("ref_id", new.ref_id.as_str().into()),
+        ],
+    );
+    let (kept, is_new) = store.insert_click_to_call(&new, &entry).await?;
     if !is_new {
         // The same reference came in twice at once: the other one made the request.
         return same_request(kept, &asked);
@@ -250,6 +265,7 @@ pub async fn get(
     actor: &Actor,
     id: &ClickToCallId,
 ) -> Result<StoredClickToCall, ClickToCallError> {
+    actor.may(Need::Read)?;
     store
         .get_click_to_call(actor.account(), id)
         .await

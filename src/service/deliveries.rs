@@ -1,10 +1,13 @@
-//! The delivery log, one delivery with its attempts, resend, replay and test sends.
+//! The delivery log, one delivery with its attempts, resend, replay and test sends. A viewer
+//! reads the log with the request headers an attempt sent masked (they carry the webhook's
+//! custom header values); resends and replays are recorded in the audit log.
 
 use jiff::{SignedDuration, Timestamp};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::webhooks::{self, WebhookError};
-use super::{Actor, Failure, IntoFailure, Services, or_not_found};
+use super::webhooks::{self, MASKED, WebhookError};
+use super::{Actor, Denied, Failure, IntoFailure, Need, Services, or_not_found};
+use crate::core::audit::{Action, Change};
 use crate::core::id::{CallId, DeliveryId, WebhookId, new_id};
 use crate::core::sample::sample_event_for;
 use crate::core::validate::{FieldErrors, Fields};
@@ -28,6 +31,8 @@ pub enum DeliveryError {
     #[error("{0}")]
     NotNow(String),
     #[error(transparent)]
+    Denied(#[from] Denied),
+    #[error(transparent)]
     Store(StoreError),
 }
 
@@ -46,6 +51,7 @@ impl From<WebhookError> for DeliveryError {
             WebhookError::NotFound => DeliveryError::WebhookNotFound,
             WebhookError::Invalid(f) => DeliveryError::Invalid(f),
             WebhookError::Stale(m) => DeliveryError::NotNow(m),
+            WebhookError::Denied(d) => DeliveryError::Denied(d),
             WebhookError::Store(e) => DeliveryError::Store(e),
         }
     }
@@ -58,6 +64,7 @@ impl IntoFailure for DeliveryError {
             DeliveryError::WebhookNotFound => Failure::NotFound("webhook"),
             DeliveryError::Invalid(f) => Failure::Invalid(f),
             DeliveryError::NotNow(m) => Failure::Conflict(m),
+            DeliveryError::Denied(d) => d.into_failure(),
             DeliveryError::Store(e) => e.into_failure(),
         }
     }
@@ -81,6 +88,7 @@ pub async fn list(
     filter: &DeliveryFilter,
     page: &PageRequest,
 ) -> Result<Page<Delivery>, DeliveryError> {
+    actor.may(Need::Read)?;
     webhooks::get(store, actor, webhook_id).await?;
     Ok(store
         .list_deliveries(actor.account(), webhook_id, filter, page)
@@ -94,28 +102,54 @@ pub async fn hourly(
     webhook_id: &WebhookId,
     since: Timestamp,
 ) -> Result<Vec<HourlyDeliveries>, DeliveryError> {
+    actor.may(Need::Read)?;
     Ok(store
         .hourly_deliveries(actor.account(), webhook_id, since)
         .await?)
 }
 
-/// One delivery with every attempt.
+/// The request headers an attempt's log shows to everyone: callhook's own. The others are the
+/// webhook's custom headers, whose values are secrets.
+const OWN_HEADERS: &[&str] = &[
+    "user-agent",
+    "content-type",
+    "content-length",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+/// One delivery with every attempt; for a role without secrets, the custom headers each
+/// attempt sent are masked.
 pub async fn get(
     store: &dyn Store,
     actor: &Actor,
     id: &DeliveryId,
 ) -> Result<(Delivery, Vec<Attempt>), DeliveryError> {
-    store
+    actor.may(Need::Read)?;
+    let (d, mut attempts) = store
         .get_delivery(actor.account(), id)
         .await
-        .map_err(|e| or_not_found(e, DeliveryError::NotFound))
+        .map_err(|e| or_not_found(e, DeliveryError::NotFound))?;
+    if !actor.can(Need::ReadSecrets) {
+        for a in &mut attempts {
+            for (name, value) in &mut a.request_headers {
+                if !OWN_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                    *value = MASKED.to_owned();
+                }
+            }
+        }
+    }
+    Ok((d, attempts))
 }
 
 /// Makes delivery `id` due now for one more attempt and wakes the dispatcher. One that had
 /// ended gets exactly one more attempt, in its call's order.
 pub async fn resend(svc: &Services, actor: &Actor, id: &DeliveryId) -> Result<(), DeliveryError> {
+    actor.may(Need::Change)?;
+    let entry = actor.entry(Action::DeliveryResend, id.as_str(), Vec::new());
     svc.store
-        .resend(actor.account(), id, Timestamp::now())
+        .resend(actor.account(), id, Timestamp::now(), &entry)
         .await
         .map_err(|e| or_not_found(e, DeliveryError::NotFound))?;
     svc.ingest.wake();
@@ -176,15 +210,25 @@ impl Replay {
     }
 }
 
-/// Queues webhook `webhook_id`'s deliveries again, each call's in their original order, each
-/// with a fresh retry schedule. Answers how many.
+/// Queues webhook `webhook_id`'s deliveries again as `{since, status}` asks (see [`Replay`]),
+/// each call's in their original order, each with a fresh retry schedule. Answers how many.
 pub async fn replay(
     svc: &Services,
     actor: &Actor,
     webhook_id: &WebhookId,
-    replay: Replay,
+    body: &Map<String, Value>,
 ) -> Result<u64, DeliveryError> {
+    actor.may(Need::Change)?;
+    let replay = Replay::parse(body).map_err(DeliveryError::Invalid)?;
     webhooks::get(&*svc.store, actor, webhook_id).await?;
+    let entry = actor.entry(
+        Action::WebhookReplay,
+        webhook_id.as_str(),
+        vec![
+            Change::set("since", json!(super::ts(replay.since))),
+            Change::set("status", json!(replay.status.as_str())),
+        ],
+    );
     let n = svc
         .store
         .replay(
@@ -194,6 +238,7 @@ pub async fn replay(
             replay.status,
             svc.policy.schedule.max_attempts(),
             Timestamp::now(),
+            &entry,
         )
         .await?;
     svc.ingest.wake();
@@ -207,7 +252,7 @@ pub async fn send_test(
     actor: &Actor,
     webhook_id: &WebhookId,
 ) -> Result<DeliveryId, DeliveryError> {
-    let webhook = webhooks::get(&*svc.store, actor, webhook_id).await?;
+    let webhook = webhooks::to_change(&*svc.store, actor, webhook_id).await?;
     test_send(svc, webhook).await
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::auth::Caller;
-use super::{Failure, IntoFailure, Services, invalid};
+use super::{Denied, Failure, IntoFailure, Need, Services, invalid};
 use crate::core::event::CallEvent;
 use crate::core::id::AccountId;
 use crate::core::validate::FieldErrors;
@@ -21,6 +21,8 @@ pub enum EventError {
     /// Every bad field of every event (`[3].call.did_number` in a batch).
     #[error("{0}")]
     Invalid(FieldErrors),
+    #[error(transparent)]
+    Denied(#[from] Denied),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -38,6 +40,7 @@ impl IntoFailure for EventError {
     fn into_failure(self) -> Failure {
         match self {
             EventError::Invalid(f) => Failure::Invalid(f),
+            EventError::Denied(d) => d.into_failure(),
             EventError::Store(e) => e.into_failure(),
         }
     }
@@ -46,6 +49,10 @@ impl IntoFailure for EventError {
 /// Ingests one event (an object) or a batch (an array): answered only once the events and all
 /// their deliveries are committed; nothing is stored if any event is invalid.
 pub async fn post(svc: &Services, caller: &Caller, body: &Value) -> Result<Accepted, EventError> {
+    // Call events make deliveries: a change, which a viewer key may not make.
+    if let Caller::Account(actor) = caller {
+        actor.may(Need::Change)?;
+    }
     let (items, batch): (Vec<&Value>, bool) = match body {
         Value::Array(a) => (a.iter().collect(), true),
         v => (vec![v], false),

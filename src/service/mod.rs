@@ -6,9 +6,16 @@
 //! Each module has its own error enum saying what its operations can fail with; every one of
 //! them reads as a [`Failure`], which the API turns into problem+json and the web page into a
 //! page a person can act on.
+//!
+//! Who may do what (SPEC §13) is decided here and only here: every operation that acts for an
+//! [`Actor`] first names what it needs ([`Need`]) and asks [`Actor::may`], which applies the
+//! one rule of [`crate::core::role::allows`]. The front ends never check a role; the web page
+//! only asks [`Actor::can`] to leave out buttons that would be refused anyway. Every change is
+//! recorded in the audit log by the store method that makes it ([`Actor::entry`]).
 
 pub mod accounts;
 pub mod api_keys;
+pub mod audit;
 pub mod auth;
 pub mod calls;
 pub mod click_to_call;
@@ -25,12 +32,15 @@ use jiff::Timestamp;
 
 use crate::config::Settings;
 use crate::connectors::Connectors;
-use crate::core::id::{AccountId, ApiKeyId, Id, Made, UserId};
+use crate::core::audit::{Action, ActorKind, AuditActor, Change};
+use crate::core::id::{AccountId, ApiKeyId, AuditId, Id, Made, UserId};
+pub use crate::core::role::{Need, Principal, Role};
+use crate::core::role::{allows, refusal};
 use crate::core::validate::FieldErrors;
 use crate::delivery::attempt::Policy;
 use crate::delivery::client::HttpClient;
 use crate::ingest::Ingest;
-use crate::store::{Store, StoreError};
+use crate::store::{AuditEntry, Store, StoreError};
 
 /// Everything the operations reach: the store, the settings, ingest (which wakes the
 /// dispatcher), the HTTP client and retry policy for test sends, and the PBX connectors.
@@ -48,11 +58,12 @@ pub struct Services {
     pub operator_hash: Arc<str>,
 }
 
-/// Who acts on an account: a signed-in user of the web page or an API key.
+/// Who acts on an account: a signed-in user of the web page or an API key, with its role.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub account_id: AccountId,
     pub who: Who,
+    pub role: Role,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +72,101 @@ pub enum Who {
     ApiKey { id: ApiKeyId, name: String },
 }
 
+/// A refusal: the actor's role does not allow the operation. Its message says which role it
+/// needs and what the actor is.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+impl IntoFailure for Denied {
+    fn into_failure(self) -> Failure {
+        Failure::Forbidden(self.0)
+    }
+}
+
 impl Actor {
     pub fn account(&self) -> &AccountId {
         &self.account_id
+    }
+
+    pub fn principal(&self) -> Principal {
+        match self.who {
+            Who::User { .. } => Principal::User,
+            Who::ApiKey { .. } => Principal::ApiKey,
+        }
+    }
+
+    /// Whether the actor's role allows `need`.
+    pub fn can(&self, need: Need) -> bool {
+        allows(self.principal(), self.role, need)
+    }
+
+    /// The one check every operation makes before it does anything: refused, with which role
+    /// it needs, unless the actor's role allows `need`.
+    pub fn may(&self, need: Need) -> Result<(), Denied> {
+        if self.can(need) {
+            return Ok(());
+        }
+        tracing::info!(account = %self.account_id, actor = ?self.who, role = self.role.as_str(), ?need, "refused");
+        Err(Denied(refusal(self.principal(), self.role, need)))
+    }
+
+    /// The actor as the audit log names it.
+    pub fn audit_actor(&self) -> AuditActor {
+        match &self.who {
+            Who::User { id, email } => AuditActor {
+                kind: ActorKind::User,
+                id: Some(id.to_string()),
+                name: email.clone(),
+            },
+            Who::ApiKey { id, name } => AuditActor {
+                kind: ActorKind::ApiKey,
+                id: Some(id.to_string()),
+                name: name.clone(),
+            },
+        }
+    }
+
+    /// The audit entry of a change this actor makes to resource `resource_id`.
+    pub fn entry(
+        &self,
+        action: Action,
+        resource_id: impl Into<String>,
+        changes: Vec<Change>,
+    ) -> AuditEntry {
+        AuditEntry {
+            id: AuditId::new(),
+            account_id: self.account_id.clone(),
+            at: stored_now(),
+            actor: self.audit_actor(),
+            action,
+            resource_id: resource_id.into(),
+            changes,
+        }
+    }
+}
+
+/// The audit entry of a change the operator makes to account `account_id` (`how`: the
+/// operator API, `callhook user create`, the first start).
+pub fn operator_entry(
+    account_id: &AccountId,
+    how: &str,
+    action: Action,
+    resource_id: impl Into<String>,
+    changes: Vec<Change>,
+) -> AuditEntry {
+    AuditEntry {
+        id: AuditId::new(),
+        account_id: account_id.clone(),
+        at: stored_now(),
+        actor: AuditActor {
+            kind: ActorKind::Operator,
+            id: None,
+            name: how.to_owned(),
+        },
+        action,
+        resource_id: resource_id.into(),
+        changes,
     }
 }
 

@@ -1,9 +1,11 @@
-//! My Numbers: the DID numbers an account owns, in E.164, each with an optional label.
+//! My Numbers: the DID numbers an account owns, in E.164, each with an optional label. Every
+//! role reads them; adding, relabelling and removing are changes, recorded in the audit log.
 
 use jiff::Timestamp;
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
-use super::{Actor, Failure, IntoFailure, invalid, or_not_found};
+use super::{Actor, Denied, Failure, IntoFailure, Need, invalid, or_not_found};
+use crate::core::audit::{Action, Change};
 use crate::core::number::E164;
 use crate::core::validate::{FieldErrors, Fields};
 use crate::store::{Number, Page, PageRequest, Store, StoreError};
@@ -19,6 +21,8 @@ pub enum NumberError {
     /// Already the account's, or still named by a webhook (the message says which).
     #[error("{0}")]
     Conflict(String),
+    #[error(transparent)]
+    Denied(#[from] Denied),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -38,6 +42,7 @@ impl IntoFailure for NumberError {
             NumberError::NotFound => Failure::NotFound("number"),
             NumberError::Invalid(f) => Failure::Invalid(f),
             NumberError::Conflict(m) => Failure::Conflict(m),
+            NumberError::Denied(d) => d.into_failure(),
             NumberError::Store(e) => e.into_failure(),
         }
     }
@@ -88,8 +93,19 @@ pub async fn add(
     actor: &Actor,
     obj: &Map<String, Value>,
 ) -> Result<Number, NumberError> {
+    actor.may(Need::Change)?;
     let number = parse_new(obj).map_err(NumberError::Invalid)?;
-    store.insert_number(actor.account(), &number).await?;
+    let entry = actor.entry(
+        Action::NumberAdd,
+        number.number.as_str(),
+        vec![
+            Change::set("number", json!(number.number.as_str())),
+            Change::set("label", json!(number.label)),
+        ],
+    );
+    store
+        .insert_number(actor.account(), &number, &entry)
+        .await?;
     Ok(number)
 }
 
@@ -98,6 +114,7 @@ pub async fn list(
     actor: &Actor,
     page: &PageRequest,
 ) -> Result<Page<Number>, NumberError> {
+    actor.may(Need::Read)?;
     Ok(store.list_numbers(actor.account(), page).await?)
 }
 
@@ -111,6 +128,7 @@ pub async fn all(store: &dyn Store, actor: &Actor) -> Result<Vec<Number>, Number
 }
 
 pub async fn get(store: &dyn Store, actor: &Actor, number: &E164) -> Result<Number, NumberError> {
+    actor.may(Need::Read)?;
     store
         .get_number(actor.account(), number)
         .await
@@ -125,12 +143,19 @@ pub async fn update(
     number: &E164,
     obj: &Map<String, Value>,
 ) -> Result<Number, NumberError> {
+    actor.may(Need::Change)?;
     let mut f = Fields::new("", obj, NUMBER_PATCH_KEYS);
     let label = label(&mut f);
     f.finish().into_result(()).map_err(NumberError::Invalid)?;
     if obj.contains_key("label") {
+        let before = get(store, actor, number).await?;
+        let entry = actor.entry(
+            Action::NumberUpdate,
+            number.as_str(),
+            vec![Change::new("label", json!(before.label), json!(label))],
+        );
         store
-            .set_number_label(actor.account(), number, label.as_deref())
+            .set_number_label(actor.account(), number, label.as_deref(), &entry)
             .await
             .map_err(|e| or_not_found(e, NumberError::NotFound))?;
     }
@@ -139,8 +164,18 @@ pub async fn update(
 
 /// Removes a number; refused while a webhook names it.
 pub async fn remove(store: &dyn Store, actor: &Actor, number: &E164) -> Result<(), NumberError> {
+    actor.may(Need::Change)?;
+    let before = get(store, actor, number).await?;
+    let entry = actor.entry(
+        Action::NumberRemove,
+        number.as_str(),
+        vec![
+            Change::new("number", json!(number.as_str()), Value::Null),
+            Change::new("label", json!(before.label), Value::Null),
+        ],
+    );
     store
-        .delete_number(actor.account(), number)
+        .delete_number(actor.account(), number, &entry)
         .await
         .map_err(|e| or_not_found(e, NumberError::NotFound))
 }

@@ -1,11 +1,14 @@
 //! Webhooks (SPEC §3) and their signing secrets: create, read, change, enable or disable,
 //! delete, reveal and rotate the secret. The REST API and the web form both come through
-//! here, so a webhook is validated the same way whichever way it is saved.
+//! here, so a webhook is validated the same way whichever way it is saved. A viewer reads
+//! webhooks with their custom header values masked; every change is recorded in the audit
+//! log with the fields it moved.
 
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use super::{Actor, Failure, IntoFailure, or_not_found, stored_now, ts};
+use super::{Actor, Denied, Failure, IntoFailure, Need, or_not_found, stored_now, ts};
+use crate::core::audit::{self, Action, Change};
 use crate::core::id::WebhookId;
 use crate::core::number::E164;
 use crate::core::sign::Secret;
@@ -23,6 +26,8 @@ pub enum WebhookError {
     /// The webhook changed since it was read (another admin, or callhook disabling it).
     #[error("{0}")]
     Stale(String),
+    #[error(transparent)]
+    Denied(#[from] Denied),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -43,6 +48,7 @@ impl IntoFailure for WebhookError {
             WebhookError::NotFound => Failure::NotFound("webhook"),
             WebhookError::Invalid(f) => Failure::Invalid(f),
             WebhookError::Stale(m) => Failure::Conflict(m),
+            WebhookError::Denied(d) => d.into_failure(),
             WebhookError::Store(e) => e.into_failure(),
         }
     }
@@ -117,16 +123,52 @@ fn note_enabled_change(w: &mut Webhook, was_enabled: bool, now: Timestamp) {
     }
 }
 
-/// The account's webhook `id`; not found for another account's webhook.
+/// What a custom header's value reads as to whoever may not see it.
+pub const MASKED: &str = "••••••••";
+
+/// The webhook as `actor` may see it: for a role without secrets, custom header values masked
+/// and no signing secrets at all.
+fn shown(actor: &Actor, mut w: Webhook) -> Webhook {
+    if !actor.can(Need::ReadSecrets) {
+        for h in &mut w.spec.headers {
+            h.value = MASKED.to_owned();
+        }
+        w.secrets.clear();
+    }
+    w
+}
+
+/// The account's webhook `id` as stored; not found for another account's webhook.
+async fn fetch(store: &dyn Store, actor: &Actor, id: &WebhookId) -> Result<Webhook, WebhookError> {
+    store
+        .get_webhook(actor.account(), id)
+        .await
+        .map_err(|e| or_not_found(e, WebhookError::NotFound))
+}
+
+/// The account's webhook `id`, as the actor may see it.
 pub async fn get(
     store: &dyn Store,
     actor: &Actor,
     id: &WebhookId,
 ) -> Result<Webhook, WebhookError> {
-    store
-        .get_webhook(actor.account(), id)
-        .await
-        .map_err(|e| or_not_found(e, WebhookError::NotFound))
+    actor.may(Need::Read)?;
+    Ok(shown(actor, fetch(store, actor, id).await?))
+}
+
+/// Webhook `id` whole, to change it (the edit form): for those who may change it.
+pub async fn to_change(
+    store: &dyn Store,
+    actor: &Actor,
+    id: &WebhookId,
+) -> Result<Webhook, WebhookError> {
+    actor.may(Need::Change)?;
+    fetch(store, actor, id).await
+}
+
+/// Whether the actor may add a webhook (the Add Webhook form asks before it shows).
+pub fn may_create(actor: &Actor) -> Result<(), WebhookError> {
+    Ok(actor.may(Need::Change)?)
 }
 
 pub async fn list(
@@ -134,7 +176,10 @@ pub async fn list(
     actor: &Actor,
     page: &PageRequest,
 ) -> Result<Page<Webhook>, WebhookError> {
-    Ok(store.list_webhooks(actor.account(), page).await?)
+    actor.may(Need::Read)?;
+    let mut page = store.list_webhooks(actor.account(), page).await?;
+    page.items = page.items.into_iter().map(|w| shown(actor, w)).collect();
+    Ok(page)
 }
 
 /// Outcome counts over each of the account's webhooks' `recent` latest deliveries.
@@ -143,6 +188,7 @@ pub async fn stats(
     actor: &Actor,
     recent: u32,
 ) -> Result<Vec<(WebhookId, WebhookStats)>, WebhookError> {
+    actor.may(Need::Read)?;
     Ok(store.webhook_stats(actor.account(), recent).await?)
 }
 
@@ -152,6 +198,7 @@ pub async fn create(
     actor: &Actor,
     obj: &Map<String, Value>,
 ) -> Result<(Webhook, Secret), WebhookError> {
+    actor.may(Need::Change)?;
     let spec = validate(store, actor, obj).await?;
     let now = Timestamp::now();
     let secret = Secret::generate();
@@ -171,7 +218,12 @@ pub async fn create(
         failing_since: None,
         hold_until: None,
     };
-    store.insert_webhook(&webhook).await?;
+    let entry = actor.entry(
+        Action::WebhookCreate,
+        webhook.id.as_str(),
+        audit::created(audit::webhook_fields(&webhook.spec)),
+    );
+    store.insert_webhook(&webhook, &entry).await?;
     Ok((webhook, secret))
 }
 
@@ -182,9 +234,10 @@ pub async fn replace(
     id: &WebhookId,
     obj: &Map<String, Value>,
 ) -> Result<Webhook, WebhookError> {
-    let mut w = get(store, actor, id).await?;
+    actor.may(Need::Change)?;
+    let mut w = fetch(store, actor, id).await?;
     let spec = validate(store, actor, obj).await?;
-    save(store, &mut w, spec).await?;
+    save(store, actor, &mut w, spec).await?;
     Ok(w)
 }
 
@@ -195,10 +248,11 @@ pub async fn patch(
     id: &WebhookId,
     patch: &Map<String, Value>,
 ) -> Result<Webhook, WebhookError> {
-    let mut w = get(store, actor, id).await?;
+    actor.may(Need::Change)?;
+    let mut w = fetch(store, actor, id).await?;
     let unowned = unowned_numbers(store, actor, patch.get("numbers")).await?;
     let spec = validated(w.spec.patched(patch), unowned)?;
-    save(store, &mut w, spec).await?;
+    save(store, actor, &mut w, spec).await?;
     Ok(w)
 }
 
@@ -209,29 +263,51 @@ pub async fn set_enabled(
     id: &WebhookId,
     on: bool,
 ) -> Result<Webhook, WebhookError> {
-    let mut w = get(store, actor, id).await?;
+    actor.may(Need::Change)?;
+    let mut w = fetch(store, actor, id).await?;
     let mut spec = w.spec.clone();
     spec.enabled = on;
-    save(store, &mut w, spec).await?;
+    save(store, actor, &mut w, spec).await?;
     Ok(w)
 }
 
-/// Replaces a webhook's spec with a validated one, keeping `disabled_reason` in step.
-/// Refused ([`WebhookError::Stale`]) when the webhook changed since `w` was read, so a stale
-/// form or a PATCH racing callhook's own 410 disable never silently undoes the other change.
-async fn save(store: &dyn Store, w: &mut Webhook, spec: WebhookSpec) -> Result<(), WebhookError> {
+/// Replaces a webhook's spec with a validated one, keeping `disabled_reason` in step, and
+/// records what changed: `webhook.enable` / `webhook.disable` when that is all, else
+/// `webhook.update`. Refused ([`WebhookError::Stale`]) when the webhook changed since `w` was
+/// read, so a stale form or a PATCH racing callhook's own 410 disable never silently undoes
+/// the other change.
+async fn save(
+    store: &dyn Store,
+    actor: &Actor,
+    w: &mut Webhook,
+    spec: WebhookSpec,
+) -> Result<(), WebhookError> {
     let read_at = w.updated_at;
     let now = stored_now();
     let was_enabled = w.spec.enabled;
+    let changes = audit::webhook_changes(&w.spec, &spec);
+    let action = match changes.as_slice() {
+        [only] if only.field == "enabled" && spec.enabled => Action::WebhookEnable,
+        [only] if only.field == "enabled" => Action::WebhookDisable,
+        _ => Action::WebhookUpdate,
+    };
     w.spec = spec;
     w.updated_at = now;
     note_enabled_change(w, was_enabled, now);
-    Ok(store.update_webhook(w, read_at).await?)
+    let entry = actor.entry(action, w.id.as_str(), changes);
+    Ok(store.update_webhook(w, read_at, &entry).await?)
 }
 
 /// Deletes webhook `id`; its unfinished deliveries end.
 pub async fn delete(store: &dyn Store, actor: &Actor, id: &WebhookId) -> Result<(), WebhookError> {
-    Ok(store.delete_webhook(actor.account(), id).await?)
+    actor.may(Need::Change)?;
+    let w = fetch(store, actor, id).await?;
+    let entry = actor.entry(
+        Action::WebhookDelete,
+        id.as_str(),
+        audit::removed(audit::webhook_fields(&w.spec)),
+    );
+    Ok(store.delete_webhook(actor.account(), id, &entry).await?)
 }
 
 /// A webhook's signing secrets at one moment.
@@ -260,13 +336,21 @@ impl Secrets {
     }
 }
 
-/// The signing secret of webhook `id`, and any rotated-out secret still signing.
+/// The signing secret of webhook `id`, and any rotated-out secret still signing. Revealing it
+/// is recorded in the audit log before it is answered.
 pub async fn secrets(
     store: &dyn Store,
     actor: &Actor,
     id: &WebhookId,
 ) -> Result<Secrets, WebhookError> {
-    let w = get(store, actor, id).await?;
+    actor.may(Need::ReadSecrets)?;
+    let w = fetch(store, actor, id).await?;
+    let entry = actor.entry(
+        Action::SecretReveal,
+        id.as_str(),
+        vec![Change::secret("secret", "revealed")],
+    );
+    store.record_audit(&entry).await?;
     Ok(Secrets::of(&w, Timestamp::now()))
 }
 
@@ -278,15 +362,21 @@ pub async fn rotate(
     actor: &Actor,
     id: &WebhookId,
 ) -> Result<Secrets, WebhookError> {
-    let mut w = get(store, actor, id).await?;
+    actor.may(Need::Change)?;
+    let mut w = fetch(store, actor, id).await?;
     for _ in 0..3 {
         let read_at = w.updated_at;
         let now = stored_now();
         w.rotate_secret(now);
         w.updated_at = now;
-        match store.update_webhook(&w, read_at).await {
+        let entry = actor.entry(
+            Action::SecretRotate,
+            id.as_str(),
+            vec![Change::secret("secret", "rotated")],
+        );
+        match store.update_webhook(&w, read_at, &entry).await {
             Ok(()) => return Ok(Secrets::of(&w, now)),
-            Err(StoreError::Conflict(_)) => w = get(store, actor, id).await?,
+            Err(StoreError::Conflict(_)) => w = fetch(store, actor, id).await?,
             Err(e) => return Err(e.into()),
         }
     }

@@ -18,12 +18,14 @@ use jiff::Timestamp;
 
 pub use crate::core::click_to_call::Status as ClickToCallStatus;
 pub use crate::core::delivery_state::DeliveryStatus;
+pub use crate::core::audit::{Action, ActorKind, AuditActor, Change};
 use crate::core::id::{
-    AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, EventId, PostedEventId, UserId,
-    WebhookId,
+    AccountId, ApiKeyId, AuditId, CallId, ClickToCallId, DeliveryId, EventId, PostedEventId,
+    UserId, WebhookId,
 };
 use crate::core::number::E164;
 pub use crate::core::retry::Next;
+pub use crate::core::role::Role;
 use crate::core::secret;
 pub use crate::core::secret::StoredSecret;
 use crate::core::sign::Secret;
@@ -93,6 +95,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0003_click_to_call.sql"),
         postgres: include_str!("migrations/postgres/0003_click_to_call.sql"),
     },
+    MigrationFiles {
+        version: 6,
+        name: "team",
+        sqlite: include_str!("migrations/sqlite/0006_team.sql"),
+        postgres: include_str!("migrations/postgres/0006_team.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.
@@ -152,6 +160,8 @@ pub struct ApiKey {
     pub account_id: AccountId,
     pub name: String,
     pub prefix: String,
+    /// `admin` or `viewer`.
+    pub role: Role,
     pub created_at: Timestamp,
     pub last_used_at: Option<Timestamp>,
 }
@@ -161,8 +171,79 @@ pub struct User {
     pub id: UserId,
     pub account_id: AccountId,
     pub email: String,
+    /// Argon2id; empty while the user has no password (invited, or reset, and the link not
+    /// followed yet): nobody signs in with it.
     pub password_hash: String,
+    pub role: Role,
     pub created_at: Timestamp,
+}
+
+impl User {
+    /// Whether the user has a password to sign in with.
+    pub fn has_password(&self) -> bool {
+        !self.password_hash.is_empty()
+    }
+}
+
+/// What a one-time link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkPurpose {
+    /// An invited user signs up: sets their first password.
+    Invite,
+    /// A user whose password an owner reset sets a new one.
+    Reset,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::Invite => "invite",
+            LinkPurpose::Reset => "reset",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LinkPurpose> {
+        [LinkPurpose::Invite, LinkPurpose::Reset]
+            .into_iter()
+            .find(|p| p.as_str() == s)
+    }
+}
+
+/// A one-time link to set a password, as kept: the hash of its token, never the token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserLink {
+    /// SHA-256 (hex) of the token in the link.
+    pub hash: String,
+    pub user_id: UserId,
+    pub purpose: LinkPurpose,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// One row of the audit log: who did what to which resource, and what changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: AuditId,
+    pub account_id: AccountId,
+    pub at: Timestamp,
+    pub actor: AuditActor,
+    pub action: Action,
+    /// The id of the resource (`action.resource()` says its kind): a webhook's, a number.
+    pub resource_id: String,
+    pub changes: Vec<Change>,
+}
+
+/// Which audit rows to read; every filter given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub resource_id: Option<String>,
+    /// The actor's id or name (an email, a key's name).
+    pub actor: Option<String>,
+    pub action: Option<Action>,
+    /// At or after.
+    pub since: Option<Timestamp>,
+    /// Before.
+    pub until: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -472,23 +553,104 @@ pub trait Store: Send + Sync + 'static {
     async fn list_accounts(&self, page: &PageRequest) -> Result<Page<Account>>;
 
     // API keys.
-    async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()>;
+    async fn insert_api_key(&self, key: &ApiKey, hash: &str, audit: &AuditEntry) -> Result<()>;
     async fn list_api_keys(
         &self,
         account_id: &AccountId,
         page: &PageRequest,
     ) -> Result<Page<ApiKey>>;
-    async fn delete_api_key(&self, account_id: &AccountId, id: &ApiKeyId) -> Result<()>;
+    async fn get_api_key(&self, account_id: &AccountId, id: &ApiKeyId) -> Result<ApiKey>;
+    /// Revokes a key. With `keep_an_admin`, refused with a conflict when it is the account's
+    /// last admin key (a key revoking itself must leave one that can manage the account).
+    async fn delete_api_key(
+        &self,
+        account_id: &AccountId,
+        id: &ApiKeyId,
+        keep_an_admin: bool,
+        audit: &AuditEntry,
+    ) -> Result<()>;
     /// The key with this hash, if any.
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
     async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<()>;
 
     // Users.
-    async fn insert_user(&self, user: &User) -> Result<()>;
+    /// Stores a user (refused with a conflict when the email is taken), with the one-time
+    /// link that lets them set a password when they have none yet.
+    async fn insert_user(
+        &self,
+        user: &User,
+        link: Option<&UserLink>,
+        audit: &AuditEntry,
+    ) -> Result<()>;
     async fn user_by_email(&self, email: &str) -> Result<Option<User>>;
+    async fn get_user(&self, account_id: &AccountId, id: &UserId) -> Result<User>;
+    /// The account's users, oldest first, each with when their pending link (if any) expires.
+    async fn list_users(
+        &self,
+        account_id: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<(User, Option<Timestamp>)>>;
+    /// Changes a user's role; refused with a conflict when that leaves the account without
+    /// an owner.
+    async fn set_user_role(
+        &self,
+        account_id: &AccountId,
+        id: &UserId,
+        role: Role,
+        audit: &AuditEntry,
+    ) -> Result<()>;
+    /// Removes a user, their sessions and links at once; refused with a conflict for the
+    /// account's last owner.
+    async fn delete_user(&self, account_id: &AccountId, id: &UserId, audit: &AuditEntry)
+    -> Result<()>;
+    /// Takes a user's password away, ends their sessions and makes `link` (replacing any
+    /// earlier one) the only way to set a new one.
+    async fn reset_user(
+        &self,
+        account_id: &AccountId,
+        id: &UserId,
+        link: &UserLink,
+        audit: &AuditEntry,
+    ) -> Result<()>;
+    /// The link with this hash and its user, if it is there and not expired at `now`.
+    async fn user_link(&self, hash: &str, now: Timestamp) -> Result<Option<(UserLink, User)>>;
+    /// Follows a link, once: it is deleted, the user's password becomes `password_hash` and
+    /// every session they had ends; answers the user. Not found when the link is gone (used
+    /// meanwhile, or replaced) or expired at `now`.
+    async fn use_user_link(
+        &self,
+        hash: &str,
+        password_hash: &str,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<User>;
+    /// Sets a user's password and ends every session of theirs but `keep_session`.
+    async fn set_password(
+        &self,
+        user_id: &UserId,
+        password_hash: &str,
+        keep_session: &str,
+        audit: &AuditEntry,
+    ) -> Result<()>;
+
+    // The audit log.
+    /// Records an entry on its own: for what changes nothing else (a secret revealed).
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<()>;
+    /// The account's entries matching `filter`, newest first.
+    async fn list_audit(
+        &self,
+        account_id: &AccountId,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEntry>>;
 
     // Numbers.
-    async fn insert_number(&self, account_id: &AccountId, number: &Number) -> Result<()>;
+    async fn insert_number(
+        &self,
+        account_id: &AccountId,
+        number: &Number,
+        audit: &AuditEntry,
+    ) -> Result<()>;
     async fn list_numbers(
         &self,
         account_id: &AccountId,
@@ -500,14 +662,20 @@ pub trait Store: Send + Sync + 'static {
         account_id: &AccountId,
         number: &E164,
         label: Option<&str>,
+        audit: &AuditEntry,
     ) -> Result<()>;
     /// Refused with a conflict while webhooks name the number.
-    async fn delete_number(&self, account_id: &AccountId, number: &E164) -> Result<()>;
+    async fn delete_number(
+        &self,
+        account_id: &AccountId,
+        number: &E164,
+        audit: &AuditEntry,
+    ) -> Result<()>;
     /// Which of `numbers` the account does not own.
     async fn unknown_numbers(&self, account_id: &AccountId, numbers: &[E164]) -> Result<Vec<E164>>;
 
     // Webhooks.
-    async fn insert_webhook(&self, webhook: &Webhook) -> Result<()>;
+    async fn insert_webhook(&self, webhook: &Webhook, audit: &AuditEntry) -> Result<()>;
     async fn get_webhook(&self, account_id: &AccountId, id: &WebhookId) -> Result<Webhook>;
     async fn list_webhooks(
         &self,
@@ -517,8 +685,18 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces spec, secrets, enabled state and reason, and sets `updated_at` to the
     /// webhook's; refused with a conflict unless the stored webhook is still as it was read
     /// (its `updated_at` is `read_at`), so no concurrent change is silently undone.
-    async fn update_webhook(&self, webhook: &Webhook, read_at: Timestamp) -> Result<()>;
-    async fn delete_webhook(&self, account_id: &AccountId, id: &WebhookId) -> Result<()>;
+    async fn update_webhook(
+        &self,
+        webhook: &Webhook,
+        read_at: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<()>;
+    async fn delete_webhook(
+        &self,
+        account_id: &AccountId,
+        id: &WebhookId,
+        audit: &AuditEntry,
+    ) -> Result<()>;
     /// Enabled webhooks of the account with one of `triggers`: the candidates for matching.
     async fn webhooks_for(
         &self,
@@ -573,9 +751,17 @@ pub trait Store: Send + Sync + 'static {
         page: &PageRequest,
     ) -> Result<Page<Delivery>>;
     /// Makes a delivery due now for one more attempt (beyond its schedule when it had ended).
-    async fn resend(&self, account_id: &AccountId, id: &DeliveryId, now: Timestamp) -> Result<()>;
+    async fn resend(
+        &self,
+        account_id: &AccountId,
+        id: &DeliveryId,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<()>;
     /// Re-queues a webhook's deliveries in `status` created since `since`, keeping per-call
-    /// order; each gets `attempts` more attempts. Returns how many.
+    /// order; each gets `attempts` more attempts. Returns how many, which `audit` records as
+    /// its `replayed` change.
+    #[allow(clippy::too_many_arguments)]
     async fn replay(
         &self,
         account_id: &AccountId,
@@ -584,6 +770,7 @@ pub trait Store: Send + Sync + 'static {
         status: DeliveryStatus,
         attempts: u32,
         now: Timestamp,
+        audit: &AuditEntry,
     ) -> Result<u64>;
     /// The call's events, in order, each with the deliveries it caused.
     async fn call_timeline(
@@ -593,9 +780,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>>;
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats>;
     /// Deletes up to `batch` finished deliveries last touched before `before` with all their
-    /// attempts, up to `batch` events older than that left without deliveries, and up to
-    /// `batch` click-to-call requests that ended before then. Returns how many rows of those
-    /// went (under `batch` means nothing is left to do).
+    /// attempts, up to `batch` events older than that left without deliveries, up to `batch`
+    /// click-to-call requests that ended before then, and up to `batch` audit entries older
+    /// than that. Returns how many rows of those went (under `batch` means nothing is left).
     async fn prune(&self, before: Timestamp, batch: u32) -> Result<u64>;
 
     // Web sessions (the web page's sign-in).
@@ -624,10 +811,11 @@ pub trait Store: Send + Sync + 'static {
     // Click-to-call requests (SPEC §15).
     /// Stores a new request as it is (`queued`) and announces it to every node; when the
     /// account has a request with its `ref_id` already, stores nothing and answers that one.
-    /// Answers the request kept and whether it is new.
+    /// Answers the request kept and whether it is new; `audit` is recorded only when it is.
     async fn insert_click_to_call(
         &self,
         request: &StoredClickToCall,
+        audit: &AuditEntry,
     ) -> Result<(StoredClickToCall, bool)>;
     async fn get_click_to_call(
         &self,

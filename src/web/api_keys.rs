@@ -1,5 +1,5 @@
-//! API keys: create one (its secret is shown once, on the page that answers the form) and
-//! revoke.
+//! API keys: create one, admin or viewer (its secret is shown once, on the page that answers
+//! the form), and revoke. Only those who may make an admin key are offered one.
 
 use askama::Template;
 use axum::Router;
@@ -8,13 +8,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
+use serde_json::json;
 
 use super::form::PostForm;
 use super::session::Signed;
 use super::view::{Layout, Notice, When, when};
 use super::{WebResult, WebState, page};
 use crate::service::api_keys::{self, ApiKeyError};
-use crate::service::parse_id;
+use crate::service::{Need, parse_id};
 use crate::store::PageRequest;
 
 pub fn router() -> Router<WebState> {
@@ -27,6 +28,7 @@ struct KeyRow {
     id: String,
     name: String,
     prefix: String,
+    role: &'static str,
     created: When,
     last_used: Option<When>,
 }
@@ -40,6 +42,8 @@ struct KeysPage {
     created_secret: Option<String>,
     name: String,
     name_error: Option<String>,
+    /// The roles the signed-in user may give a key: admin only for those who manage users.
+    roles: Vec<&'static str>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +73,7 @@ async fn render(
                 id: k.id.into_string(),
                 name: k.name,
                 prefix: k.prefix,
+                role: k.role.label(),
                 created: when(k.created_at),
                 last_used: k.last_used_at.map(when),
             })
@@ -76,6 +81,11 @@ async fn render(
         created_secret,
         name,
         name_error,
+        roles: if signed.actor().can(Need::ManageUsers) {
+            vec!["admin", "viewer"]
+        } else {
+            vec!["viewer"]
+        },
     })
 }
 
@@ -91,7 +101,12 @@ async fn list(
 async fn create(State(state): State<WebState>, form: PostForm) -> WebResult<Response> {
     let signed = &form.signed;
     let typed = form.fields.get("name").to_owned();
-    let created = match api_keys::create(&*state.svc.store, &signed.actor(), &typed).await {
+    let mut body = serde_json::Map::new();
+    body.insert("name".into(), json!(typed));
+    if form.fields.has("role") {
+        body.insert("role".into(), json!(form.fields.get("role")));
+    }
+    let created = match api_keys::create(&*state.svc.store, &signed.actor(), &body).await {
         Ok(created) => created,
         Err(ApiKeyError::Invalid(errors)) => {
             let layout = Layout::new(signed, "API keys", "api-keys");

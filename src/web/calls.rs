@@ -130,7 +130,7 @@ pub(super) async fn render_list(
 ) -> WebResult<Response> {
     let actor = signed.actor();
     let calls = calls::recent(&*state.svc.store, &actor, RECENT_CALLS).await?;
-    let connectors = calls::connectors(&state.svc, &actor)
+    let connectors = calls::connectors(&state.svc, &actor)?
         .into_iter()
         .map(ConnectorRow::from)
         .collect();

@@ -1,32 +1,55 @@
-//! API keys: stored by the hash of the key, never the key itself.
+//! API keys: stored by the hash of the key, never the key itself, with their role.
 
 use jiff::Timestamp;
 
 use super::Backend;
+use super::audit;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::{api_key_from_row, limit_plus_one, to_ms};
 use crate::core::id::{AccountId, ApiKeyId};
-use crate::store::{ApiKey, Page, PageRequest, Result, StoreError};
+use crate::store::{ApiKey, AuditEntry, Page, PageRequest, Result, StoreError};
 
-pub async fn insert<DB: SqlDb>(b: &impl Backend<Db = DB>, key: &ApiKey, hash: &str) -> Result<()> {
-    let (k, hash) = (key.clone(), hash.to_owned());
+pub async fn insert<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    key: &ApiKey,
+    hash: &str,
+    audit: &AuditEntry,
+) -> Result<()> {
+    let (k, hash, audit) = (key.clone(), hash.to_owned(), audit.clone());
     b.write(move |c| {
         Box::pin(async move {
             sqlx::query(
-                "INSERT INTO api_keys (id, account_id, name, prefix, hash, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO api_keys (id, account_id, name, prefix, hash, role, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(&k.id)
             .bind(&k.account_id)
             .bind(&k.name)
             .bind(&k.prefix)
             .bind(hash)
+            .bind(k.role.as_str())
             .bind(to_ms(k.created_at))
             .execute(&mut *c)
             .await?;
-            Ok(())
+            audit::insert_in::<DB>(c, &audit).await
         })
     })
     .await
+}
+
+pub async fn get<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    account_id: &AccountId,
+    id: &ApiKeyId,
+) -> Result<ApiKey> {
+    let row = sqlx::query(
+        "SELECT id, account_id, name, prefix, role, created_at, last_used_at FROM api_keys
+         WHERE account_id = $1 AND id = $2",
+    )
+    .bind(account_id)
+    .bind(id)
+    .fetch_one(b.read())
+    .await?;
+    api_key_from_row(&row)
 }
 
 pub async fn list<DB: SqlDb>(
@@ -35,7 +58,7 @@ pub async fn list<DB: SqlDb>(
     page: &PageRequest,
 ) -> Result<Page<ApiKey>> {
     let rows = sqlx::query(
-        "SELECT id, account_id, name, prefix, created_at, last_used_at FROM api_keys
+        "SELECT id, account_id, name, prefix, role, created_at, last_used_at FROM api_keys
          WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3",
     )
     .bind(account_id)
@@ -49,24 +72,48 @@ pub async fn list<DB: SqlDb>(
     }))
 }
 
+/// Revokes a key; with `keep_an_admin`, not the account's last admin key.
 pub async fn delete<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     account_id: &AccountId,
     id: &ApiKeyId,
+    keep_an_admin: bool,
+    audit: &AuditEntry,
 ) -> Result<()> {
-    let (account_id, id) = (account_id.to_owned(), id.to_owned());
+    let (account_id, id, audit) = (account_id.to_owned(), id.to_owned(), audit.clone());
     b.write(move |c| {
         Box::pin(async move {
+            if keep_an_admin {
+                // The account's row lock: two keys revoking themselves at once (PostgreSQL)
+                // cannot both count the other.
+                sqlx::query("UPDATE accounts SET name = name WHERE id = $1")
+                    .bind(&account_id)
+                    .execute(&mut *c)
+                    .await?;
+                let others: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM api_keys WHERE account_id = $1 AND role = 'admin' AND id <> $2",
+                )
+                .bind(&account_id)
+                .bind(&id)
+                .fetch_one(&mut *c)
+                .await?;
+                if others == 0 {
+                    return Err(StoreError::Conflict(
+                        "this is the account's last admin API key, which cannot revoke itself; \
+                         make another admin key first (or revoke it from the web page)"
+                            .into(),
+                    ));
+                }
+            }
             let r = sqlx::query("DELETE FROM api_keys WHERE account_id = $1 AND id = $2")
-                .bind(account_id)
-                .bind(id)
+                .bind(&account_id)
+                .bind(&id)
                 .execute(&mut *c)
                 .await?;
             if r.rows_affected() == 0 {
-                Err(StoreError::NotFound)
-            } else {
-                Ok(())
+                return Err(StoreError::NotFound);
             }
+            audit::insert_in::<DB>(c, &audit).await
         })
     })
     .await
@@ -74,7 +121,7 @@ pub async fn delete<DB: SqlDb>(
 
 pub async fn by_hash<DB: SqlDb>(b: &impl Backend<Db = DB>, hash: &str) -> Result<Option<ApiKey>> {
     let row = sqlx::query(
-        "SELECT id, account_id, name, prefix, created_at, last_used_at FROM api_keys WHERE hash = $1",
+        "SELECT id, account_id, name, prefix, role, created_at, last_used_at FROM api_keys WHERE hash = $1",
     )
     .bind(hash)
     .fetch_optional(b.read())

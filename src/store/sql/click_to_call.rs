@@ -6,12 +6,15 @@
 use jiff::Timestamp;
 
 use super::Backend;
+use super::audit;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::{Cols, to_ms};
 use crate::core::click_to_call::{FailReason, Status};
 use crate::core::id::{AccountId, ClickToCallId};
 use crate::core::number::E164;
-use crate::store::{ClickToCallChange, PlacingConnector, Result, StoreError, StoredClickToCall};
+use crate::store::{
+    AuditEntry, ClickToCallChange, PlacingConnector, Result, StoreError, StoredClickToCall,
+};
 
 const COLUMNS: &str = "id, account_id, ref_id, agent_extension, customer_number, did_number, \
      state, reason, cause, call_id, connector, created_at, placed_at, ringing_agent_at, \
@@ -68,8 +71,9 @@ fn from_row(row: &impl Cols) -> Result<StoredClickToCall> {
 pub async fn insert<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     request: &StoredClickToCall,
+    audit: &AuditEntry,
 ) -> Result<(StoredClickToCall, bool)> {
-    let r = request.clone();
+    let (r, audit) = (request.clone(), audit.clone());
     b.write(move |c| {
         Box::pin(async move {
             let inserted = sqlx::query(
@@ -91,8 +95,11 @@ pub async fn insert<DB: SqlDb>(
             .await?
             .rows_affected()
                 == 1;
-            if inserted && let Some(announce) = DB::ANNOUNCE_WORK {
-                sqlx::query(announce).execute(&mut *c).await?;
+            if inserted {
+                audit::insert_in::<DB>(c, &audit).await?;
+                if let Some(announce) = DB::ANNOUNCE_WORK {
+                    sqlx::query(announce).execute(&mut *c).await?;
+                }
             }
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM click_to_calls WHERE account_id = $1 AND ref_id = $2"

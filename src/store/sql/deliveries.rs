@@ -6,13 +6,14 @@ use sqlx::{AssertSqlSafe, QueryBuilder};
 
 use super::Backend;
 use super::attempts::promote_next;
+use super::audit;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::*;
 use crate::core::delivery_state::{self, DeliveryStatus, Resend, State, arrival};
 use crate::core::id::{AccountId, CallId, DeliveryId, WebhookId};
 use crate::store::{
-    Attempt, Delivery, DeliveryFilter, HourlyDeliveries, Page, PageRequest, QueueStats, Result,
-    StoreError,
+    Attempt, AuditEntry, Change, Delivery, DeliveryFilter, HourlyDeliveries, Page, PageRequest,
+    QueueStats, Result, StoreError,
 };
 
 pub async fn get<DB: SqlDb>(
@@ -90,8 +91,9 @@ pub async fn resend<DB: SqlDb>(
     account_id: &AccountId,
     id: &DeliveryId,
     now: Timestamp,
+    audit: &AuditEntry,
 ) -> Result<()> {
-    let (account_id, id) = (account_id.clone(), id.clone());
+    let (account_id, id, audit) = (account_id.clone(), id.clone(), audit.clone());
     b.write(move |c| {
         Box::pin(async move {
             let row = sqlx::query(
@@ -144,14 +146,15 @@ pub async fn resend<DB: SqlDb>(
                     .await?;
                 }
             }
-            Ok(())
+            audit::insert_in::<DB>(c, &audit).await
         })
     })
     .await
 }
 
 /// Re-queues a webhook's deliveries in `status` created since `since`, keeping per-call order;
-/// each gets `attempts` more attempts. Returns how many.
+/// each gets `attempts` more attempts. Returns how many, and records `audit` with that count.
+#[allow(clippy::too_many_arguments)]
 pub async fn replay<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     account_id: &AccountId,
@@ -160,8 +163,10 @@ pub async fn replay<DB: SqlDb>(
     status: DeliveryStatus,
     attempts: u32,
     now: Timestamp,
+    audit: &AuditEntry,
 ) -> Result<u64> {
     let (account_id, webhook_id, now) = (account_id.clone(), webhook_id.clone(), to_ms(now));
+    let mut audit = audit.clone();
     let states: &'static [State] = status.states();
     b.write(move |c| {
         Box::pin(async move {
@@ -202,6 +207,8 @@ pub async fn replay<DB: SqlDb>(
                 .collect();
             pairs.sort();
             promote_next::<DB>(c, &pairs, now).await?;
+            audit.changes.push(Change::set("replayed", n.into()));
+            audit::insert_in::<DB>(c, &audit).await?;
             Ok(n)
         })
     })

@@ -13,6 +13,7 @@
 mod accounts;
 mod api_keys;
 mod attempts;
+mod audit;
 mod calls;
 mod claims;
 mod click_to_call;
@@ -38,7 +39,9 @@ use self::db::Conn;
 pub use self::db::SqlDb;
 pub use self::events::insert_in as insert_events_in;
 pub use self::rows::to_ms;
-use crate::core::id::{AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, WebhookId};
+use crate::core::id::{
+    AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, UserId, WebhookId,
+};
 use crate::core::number::E164;
 use crate::core::trigger::Trigger;
 use crate::store::*;
@@ -122,8 +125,8 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         accounts::list(&self.backend, page).await
     }
 
-    async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()> {
-        api_keys::insert(&self.backend, key, hash).await
+    async fn insert_api_key(&self, key: &ApiKey, hash: &str, audit: &AuditEntry) -> Result<()> {
+        api_keys::insert(&self.backend, key, hash, audit).await
     }
 
     async fn list_api_keys(
@@ -134,8 +137,18 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         api_keys::list(&self.backend, account_id, page).await
     }
 
-    async fn delete_api_key(&self, account_id: &AccountId, id: &ApiKeyId) -> Result<()> {
-        api_keys::delete(&self.backend, account_id, id).await
+    async fn get_api_key(&self, account_id: &AccountId, id: &ApiKeyId) -> Result<ApiKey> {
+        api_keys::get(&self.backend, account_id, id).await
+    }
+
+    async fn delete_api_key(
+        &self,
+        account_id: &AccountId,
+        id: &ApiKeyId,
+        keep_an_admin: bool,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        api_keys::delete(&self.backend, account_id, id, keep_an_admin, audit).await
     }
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
@@ -146,16 +159,104 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         api_keys::touch(&self.backend, id, now).await
     }
 
-    async fn insert_user(&self, user: &User) -> Result<()> {
-        users::insert(&self.backend, user).await
+    async fn insert_user(
+        &self,
+        user: &User,
+        link: Option<&UserLink>,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        users::insert(&self.backend, user, link, audit).await
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<User>> {
         users::by_email(&self.backend, email).await
     }
 
-    async fn insert_number(&self, account_id: &AccountId, number: &Number) -> Result<()> {
-        numbers::insert(&self.backend, account_id, number).await
+    async fn get_user(&self, account_id: &AccountId, id: &UserId) -> Result<User> {
+        users::get(&self.backend, account_id, id).await
+    }
+
+    async fn list_users(
+        &self,
+        account_id: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<(User, Option<Timestamp>)>> {
+        users::list(&self.backend, account_id, page).await
+    }
+
+    async fn set_user_role(
+        &self,
+        account_id: &AccountId,
+        id: &UserId,
+        role: Role,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        users::set_role(&self.backend, account_id, id, role, audit).await
+    }
+
+    async fn delete_user(
+        &self,
+        account_id: &AccountId,
+        id: &UserId,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        users::delete(&self.backend, account_id, id, audit).await
+    }
+
+    async fn reset_user(
+        &self,
+        account_id: &AccountId,
+        id: &UserId,
+        link: &UserLink,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        users::reset(&self.backend, account_id, id, link, audit).await
+    }
+
+    async fn user_link(&self, hash: &str, now: Timestamp) -> Result<Option<(UserLink, User)>> {
+        users::link(&self.backend, hash, now).await
+    }
+
+    async fn use_user_link(
+        &self,
+        hash: &str,
+        password_hash: &str,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<User> {
+        users::use_link(&self.backend, hash, password_hash, now, audit).await
+    }
+
+    async fn set_password(
+        &self,
+        user_id: &UserId,
+        password_hash: &str,
+        keep_session: &str,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        users::set_password(&self.backend, user_id, password_hash, keep_session, audit).await
+    }
+
+    async fn record_audit(&self, entry: &AuditEntry) -> Result<()> {
+        audit::record(&self.backend, entry).await
+    }
+
+    async fn list_audit(
+        &self,
+        account_id: &AccountId,
+        filter: &AuditFilter,
+        page: &PageRequest,
+    ) -> Result<Page<AuditEntry>> {
+        audit::list(&self.backend, account_id, filter, page).await
+    }
+
+    async fn insert_number(
+        &self,
+        account_id: &AccountId,
+        number: &Number,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        numbers::insert(&self.backend, account_id, number, audit).await
     }
 
     async fn list_numbers(
@@ -175,20 +276,26 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         account_id: &AccountId,
         number: &E164,
         label: Option<&str>,
+        audit: &AuditEntry,
     ) -> Result<()> {
-        numbers::set_label(&self.backend, account_id, number, label).await
+        numbers::set_label(&self.backend, account_id, number, label, audit).await
     }
 
-    async fn delete_number(&self, account_id: &AccountId, number: &E164) -> Result<()> {
-        numbers::delete(&self.backend, account_id, number).await
+    async fn delete_number(
+        &self,
+        account_id: &AccountId,
+        number: &E164,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        numbers::delete(&self.backend, account_id, number, audit).await
     }
 
     async fn unknown_numbers(&self, account_id: &AccountId, numbers: &[E164]) -> Result<Vec<E164>> {
         numbers::unknown(&self.backend, account_id, numbers).await
     }
 
-    async fn insert_webhook(&self, webhook: &Webhook) -> Result<()> {
-        webhooks::insert(&self.backend, webhook).await
+    async fn insert_webhook(&self, webhook: &Webhook, audit: &AuditEntry) -> Result<()> {
+        webhooks::insert(&self.backend, webhook, audit).await
     }
 
     async fn get_webhook(&self, account_id: &AccountId, id: &WebhookId) -> Result<Webhook> {
@@ -203,12 +310,22 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         webhooks::list(&self.backend, account_id, page).await
     }
 
-    async fn update_webhook(&self, webhook: &Webhook, read_at: Timestamp) -> Result<()> {
-        webhooks::update(&self.backend, webhook, read_at).await
+    async fn update_webhook(
+        &self,
+        webhook: &Webhook,
+        read_at: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        webhooks::update(&self.backend, webhook, read_at, audit).await
     }
 
-    async fn delete_webhook(&self, account_id: &AccountId, id: &WebhookId) -> Result<()> {
-        webhooks::delete(&self.backend, account_id, id).await
+    async fn delete_webhook(
+        &self,
+        account_id: &AccountId,
+        id: &WebhookId,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        webhooks::delete(&self.backend, account_id, id, audit).await
     }
 
     async fn webhooks_for(
@@ -280,10 +397,17 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         deliveries::list(&self.backend, account_id, webhook_id, filter, page).await
     }
 
-    async fn resend(&self, account_id: &AccountId, id: &DeliveryId, now: Timestamp) -> Result<()> {
-        deliveries::resend(&self.backend, account_id, id, now).await
+    async fn resend(
+        &self,
+        account_id: &AccountId,
+        id: &DeliveryId,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        deliveries::resend(&self.backend, account_id, id, now, audit).await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn replay(
         &self,
         account_id: &AccountId,
@@ -292,6 +416,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         status: DeliveryStatus,
         attempts: u32,
         now: Timestamp,
+        audit: &AuditEntry,
     ) -> Result<u64> {
         deliveries::replay(
             &self.backend,
@@ -301,6 +426,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
             status,
             attempts,
             now,
+            audit,
         )
         .await
     }
@@ -357,8 +483,9 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
     async fn insert_click_to_call(
         &self,
         request: &StoredClickToCall,
+        audit: &AuditEntry,
     ) -> Result<(StoredClickToCall, bool)> {
-        click_to_call::insert(&self.backend, request).await
+        click_to_call::insert(&self.backend, request, audit).await
     }
 
     async fn get_click_to_call(

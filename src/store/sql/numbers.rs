@@ -3,18 +3,20 @@
 use sqlx::QueryBuilder;
 
 use super::Backend;
+use super::audit;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::{limit_plus_one, number_from_row, to_ms};
 use crate::core::id::AccountId;
 use crate::core::number::E164;
-use crate::store::{Number, Page, PageRequest, Result, StoreError};
+use crate::store::{AuditEntry, Number, Page, PageRequest, Result, StoreError};
 
 pub async fn insert<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     account_id: &AccountId,
     number: &Number,
+    audit: &AuditEntry,
 ) -> Result<()> {
-    let (account_id, n) = (account_id.to_owned(), number.clone());
+    let (account_id, n, audit) = (account_id.to_owned(), number.clone(), audit.clone());
     b.write(move |c| {
         Box::pin(async move {
             let r = sqlx::query(
@@ -33,7 +35,7 @@ pub async fn insert<DB: SqlDb>(
                     n.number
                 )));
             }
-            Ok(())
+            audit::insert_in::<DB>(c, &audit).await
         })
     })
     .await
@@ -78,26 +80,27 @@ pub async fn set_label<DB: SqlDb>(
     account_id: &AccountId,
     number: &E164,
     label: Option<&str>,
+    audit: &AuditEntry,
 ) -> Result<()> {
-    let (account_id, number, label) = (
+    let (account_id, number, label, audit) = (
         account_id.to_owned(),
         number.clone(),
         label.map(str::to_owned),
+        audit.clone(),
     );
     b.write(move |c| {
         Box::pin(async move {
             let r =
                 sqlx::query("UPDATE numbers SET label = $3 WHERE account_id = $1 AND number = $2")
-                    .bind(account_id)
+                    .bind(&account_id)
                     .bind(number.as_str())
                     .bind(label)
                     .execute(&mut *c)
                     .await?;
             if r.rows_affected() == 0 {
-                Err(StoreError::NotFound)
-            } else {
-                Ok(())
+                return Err(StoreError::NotFound);
             }
+            audit::insert_in::<DB>(c, &audit).await
         })
     })
     .await
@@ -108,8 +111,9 @@ pub async fn delete<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     account_id: &AccountId,
     number: &E164,
+    audit: &AuditEntry,
 ) -> Result<()> {
-    let (account_id, number) = (account_id.to_owned(), number.clone());
+    let (account_id, number, audit) = (account_id.to_owned(), number.clone(), audit.clone());
     b.write(move |c| {
         Box::pin(async move {
             let using: Vec<String> = sqlx::query_scalar(DB::WEBHOOKS_USING_NUMBER)
@@ -131,10 +135,9 @@ pub async fn delete<DB: SqlDb>(
                 .execute(&mut *c)
                 .await?;
             if r.rows_affected() == 0 {
-                Err(StoreError::NotFound)
-            } else {
-                Ok(())
+                return Err(StoreError::NotFound);
             }
+            audit::insert_in::<DB>(c, &audit).await
         })
     })
     .await

@@ -4,14 +4,16 @@ use jiff::Timestamp;
 use sqlx::QueryBuilder;
 
 use super::Backend;
+use super::audit;
 use super::db::{RowsAffected, SqlDb};
 use super::events::ROWS_PER_STATEMENT;
 use super::rows::to_ms;
 use crate::store::Result;
 
 /// Deletes up to `batch` finished deliveries last touched before `before` with all their
-/// attempts, up to `batch` events older than that left without deliveries, and up to `batch`
-/// click-to-call requests that ended before then.
+/// attempts, up to `batch` events older than that left without deliveries, up to `batch`
+/// click-to-call requests that ended before then, and up to `batch` audit entries older
+/// than that.
 pub async fn prune<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     before: Timestamp,
@@ -71,6 +73,8 @@ pub async fn prune<DB: SqlDb>(
             .execute(&mut *c)
             .await?
             .rows_affected();
+            // The audit log is kept as long as the delivery log.
+            removed += audit::prune_in::<DB>(c, before, batch).await?;
             Ok(removed)
         })
     })

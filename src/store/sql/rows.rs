@@ -213,10 +213,19 @@ pub fn api_key_from_row(row: &impl Cols) -> Result<ApiKey> {
         account_id: row.id("account_id")?,
         name: row.text("name")?,
         prefix: row.text("prefix")?,
+        role: role(row, "role")?,
         created_at: row.ts("created_at")?,
         last_used_at: row.opt_ts("last_used_at")?,
     })
 }
+
+fn role(row: &impl Cols, name: &str) -> Result<Role> {
+    use crate::core::validate::Choice;
+    let s = row.text(name)?;
+    Role::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("unknown role {s:?}")))
+}
+
+pub const USER_COLUMNS: &str = "id, account_id, email, password_hash, role, created_at";
 
 pub fn user_from_row(row: &impl Cols) -> Result<User> {
     Ok(User {
@@ -224,7 +233,43 @@ pub fn user_from_row(row: &impl Cols) -> Result<User> {
         account_id: row.id("account_id")?,
         email: row.text("email")?,
         password_hash: row.text("password_hash")?,
+        role: role(row, "role")?,
         created_at: row.ts("created_at")?,
+    })
+}
+
+pub fn link_from_row(row: &impl Cols) -> Result<UserLink> {
+    let purpose = row.text("purpose")?;
+    Ok(UserLink {
+        hash: row.text("hash")?,
+        user_id: row.id("user_id")?,
+        purpose: LinkPurpose::parse(&purpose)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown link purpose {purpose:?}")))?,
+        created_at: row.ts("link_created_at")?,
+        expires_at: row.ts("expires_at")?,
+    })
+}
+
+pub fn audit_from_row(row: &impl Cols) -> Result<AuditEntry> {
+    use crate::core::validate::Choice;
+    let action = row.text("action")?;
+    let kind = row.text("actor_type")?;
+    let changes = row.text("changes")?;
+    Ok(AuditEntry {
+        id: row.id("id")?,
+        account_id: row.id("account_id")?,
+        at: row.ts("at")?,
+        actor: AuditActor {
+            kind: ActorKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown actor type {kind:?}")))?,
+            id: row.opt_text("actor_id")?,
+            name: row.text("actor_name")?,
+        },
+        action: Action::parse(&action)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown audit action {action:?}")))?,
+        resource_id: row.text("resource_id")?,
+        changes: serde_json::from_str(&changes)
+            .map_err(|e| StoreError::Corrupt(format!("audit changes: {e}")))?,
     })
 }
 
@@ -338,6 +383,7 @@ pub fn session_user_from_row(row: &impl Cols) -> Result<(Session, User)> {
         account_id: row.id("account_id")?,
         email: row.text("email")?,
         password_hash: row.text("password_hash")?,
+        role: role(row, "role")?,
         created_at: row.ts("user_created_at")?,
     };
     Ok((session, user))

@@ -5,15 +5,20 @@ use jiff::Timestamp;
 use sqlx::{AssertSqlSafe, QueryBuilder};
 
 use super::Backend;
+use super::audit;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::*;
 use crate::core::delivery_state::{Unsent, after_attempt};
 use crate::core::id::{AccountId, WebhookId};
 use crate::core::trigger::Trigger;
-use crate::store::{Page, PageRequest, Result, StoreError, Webhook, WebhookStats};
+use crate::store::{AuditEntry, Page, PageRequest, Result, StoreError, Webhook, WebhookStats};
 
-pub async fn insert<DB: SqlDb>(b: &impl Backend<Db = DB>, webhook: &Webhook) -> Result<()> {
-    let w = webhook.clone();
+pub async fn insert<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    webhook: &Webhook,
+    audit: &AuditEntry,
+) -> Result<()> {
+    let (w, audit) = (webhook.clone(), audit.clone());
     b.write(move |c| {
         Box::pin(async move {
             sqlx::query(AssertSqlSafe(format!(
@@ -33,7 +38,7 @@ pub async fn insert<DB: SqlDb>(b: &impl Backend<Db = DB>, webhook: &Webhook) -> 
             .bind(w.spec.trigger.id())
             .execute(&mut *c)
             .await?;
-            Ok(())
+            audit::insert_in::<DB>(c, &audit).await
         })
     })
     .await
@@ -74,8 +79,9 @@ pub async fn update<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     webhook: &Webhook,
     read_at: Timestamp,
+    audit: &AuditEntry,
 ) -> Result<()> {
-    let w = webhook.clone();
+    let (w, audit) = (webhook.clone(), audit.clone());
     b.write(move |c| {
         Box::pin(async move {
             let r = sqlx::query(
@@ -94,7 +100,7 @@ pub async fn update<DB: SqlDb>(
             .execute(&mut *c)
             .await?;
             if r.rows_affected() == 1 {
-                return Ok(());
+                return audit::insert_in::<DB>(c, &audit).await;
             }
             let exists: Option<i64> = sqlx::query_scalar(
                 "SELECT CAST(1 AS BIGINT) FROM webhooks WHERE account_id = $1 AND id = $2",
@@ -121,8 +127,9 @@ pub async fn delete<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     account_id: &AccountId,
     id: &WebhookId,
+    audit: &AuditEntry,
 ) -> Result<()> {
-    let (account_id, id) = (account_id.to_owned(), id.to_owned());
+    let (account_id, id, audit) = (account_id.to_owned(), id.to_owned(), audit.clone());
     b.write(move |c| {
         Box::pin(async move {
             let r = sqlx::query("DELETE FROM webhooks WHERE account_id = $1 AND id = $2")
@@ -143,7 +150,7 @@ pub async fn delete<DB: SqlDb>(
             .bind(Unsent::WebhookDeleted.note())
             .execute(&mut *c)
             .await?;
-            Ok(())
+            audit::insert_in::<DB>(c, &audit).await
         })
     })
     .await

@@ -1,6 +1,6 @@
 //! Request extractors that answer in problem+json: the caller ([`Caller`], authenticated by
-//! [`crate::service::auth`]), JSON bodies
-//! ([`JsonBody`]), query strings ([`ApiQuery`]) and list paging ([`ListParams`]).
+//! [`crate::service::auth`]), JSON bodies ([`JsonBody`]), query strings ([`ApiQuery`]), list
+//! paging ([`ListParams`]) and callhook's own address as the caller reached it ([`BaseUrl`]).
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
@@ -51,6 +51,35 @@ impl FromRequestParts<ApiState> for Caller {
             Err(AuthError::Unknown) => Err(ApiError::Unauthorized),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// callhook's address as the caller reached it (`http://callhook.example:8080`), for links
+/// made for people to open (an invitation): the `Host` header, over https when a proxy in
+/// front says so (`X-Forwarded-Proto: https`).
+pub struct BaseUrl(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for BaseUrl {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .ok_or_else(|| ApiError::BadRequest("the request has no usable Host header".into()))?;
+        let https = parts
+            .headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
+        let scheme = if https { "https" } else { "http" };
+        Ok(BaseUrl(format!("{scheme}://{host}")))
     }
 }
 

@@ -1,6 +1,8 @@
-//! The web page (SPEC §9): server-rendered pages for account admins — sign-in, Services >
-//! Webhook, Numbers, API keys and Calls (with its Call form, SPEC §15) — served by the same
-//! binary as the REST API.
+//! The web page (SPEC §9): server-rendered pages for an account's users — sign-in, Services >
+//! Webhook, Numbers, API keys and Calls (with its Call form, SPEC §15), and for a team (SPEC
+//! §13) Users, Audit, sign-up links and password change — served by the same binary as the
+//! REST API. Each page shows only what the signed-in user's role may do; the operations
+//! refuse the rest anyway.
 //!
 //! Pages are askama templates filled from small view structs; every asset is embedded. The
 //! handlers call the same operations ([`crate::service`]) as the REST API, so a webhook saved
@@ -8,13 +10,16 @@
 
 mod api_keys;
 mod assets;
+mod audit;
 mod calls;
 mod click_to_call;
 mod deliveries;
 mod form;
+mod links;
 mod numbers;
 mod session;
 mod throttle;
+mod users;
 mod view;
 mod webhooks;
 
@@ -50,6 +55,9 @@ pub fn router(state: WebState) -> Router {
         .merge(api_keys::router())
         .merge(calls::router())
         .merge(click_to_call::router())
+        .merge(users::router())
+        .merge(links::router())
+        .merge(audit::router())
         .merge(assets::router())
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)

@@ -93,7 +93,7 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 }
 
 /// A `Set-Cookie` value: HttpOnly, SameSite=Lax, whole site; `Secure` behind https.
-fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
+pub(super) fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> HeaderValue {
     let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={age}"));
@@ -108,7 +108,7 @@ fn set_cookie(name: &str, value: &str, max_age: Option<i64>, secure: bool) -> He
 }
 
 /// Whether the browser reached us over https, as a proxy in front of callhook reports it.
-fn behind_https(headers: &HeaderMap) -> bool {
+pub(super) fn behind_https(headers: &HeaderMap) -> bool {
     headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())

@@ -6,28 +6,44 @@ use std::sync::OnceLock;
 use jiff::Timestamp;
 
 use super::session::Signed;
+use crate::service::Need;
 use crate::core::event::CallType;
 use crate::store::DeliveryStatus;
 
-/// The frame around every signed-in page: title, active navigation entry, who is signed in,
-/// the CSRF token for its forms, and a notice to show once.
+/// The frame around every signed-in page: title, active navigation entry, who is signed in
+/// and what their role lets them do (the page leaves out what it would refuse), the CSRF
+/// token for its forms, and a notice to show once.
 pub struct Layout {
     pub title: String,
-    /// `webhooks`, `numbers`, `api-keys` or `calls`.
+    /// `webhooks`, `numbers`, `api-keys`, `calls`, `users`, `audit` or `password`.
     pub nav: &'static str,
     pub email: String,
+    /// `Owner`, `Admin` or `Viewer`.
+    pub role: &'static str,
     pub csrf: String,
     pub notice: Option<Notice>,
+    /// Whether the signed-in user may change things (else no edit buttons anywhere).
+    pub can_change: bool,
+    /// Whether they may see secrets (signing secrets, header values, API keys).
+    pub can_see_secrets: bool,
+    pub can_manage_users: bool,
+    pub can_read_audit: bool,
 }
 
 impl Layout {
     pub fn new(signed: &Signed, title: impl Into<String>, nav: &'static str) -> Layout {
+        let actor = signed.actor();
         Layout {
             title: title.into(),
             nav,
             email: signed.user.email.clone(),
+            role: signed.user.role.label(),
             csrf: signed.session.csrf.clone(),
             notice: None,
+            can_change: actor.can(Need::Change),
+            can_see_secrets: actor.can(Need::ReadSecrets),
+            can_manage_users: actor.can(Need::ManageUsers),
+            can_read_audit: actor.can(Need::ReadAudit),
         }
     }
 
@@ -81,6 +97,12 @@ impl Notice {
             "number-saved" => "Label saved.",
             "number-removed" => "Number removed.",
             "key-revoked" => "API key revoked. Requests with it are refused from now on.",
+            "user-saved" => "Role changed.",
+            "user-removed" => "User removed. Their sessions ended.",
+            "password-changed" => {
+                "Password changed. Every other session of yours has been signed out."
+            }
+            "signed-up" => "Welcome to callhook. Your password is set.",
             _ => return None,
         };
         Some(Notice::success(text))

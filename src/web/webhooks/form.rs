@@ -388,6 +388,7 @@ async fn form_page(
 }
 
 pub(super) async fn new_form(State(state): State<WebState>, signed: Signed) -> WebResult<Response> {
+    webhooks::may_create(&signed.actor())?;
     form_page(
         &state,
         &signed,
@@ -403,7 +404,7 @@ pub(super) async fn edit_form(
     signed: Signed,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let w = webhooks::get(&*state.svc.store, &signed.actor(), &parse_id(&id)?).await?;
+    let w = webhooks::to_change(&*state.svc.store, &signed.actor(), &parse_id(&id)?).await?;
     form_page(
         &state,
         &signed,

@@ -377,7 +377,7 @@ pub(super) async fn confirm_delete(
     signed: Signed,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let w = webhooks::get(&*state.svc.store, &signed.actor(), &parse_id(&id)?).await?;
+    let w = webhooks::to_change(&*state.svc.store, &signed.actor(), &parse_id(&id)?).await?;
     page(&DeletePage {
         layout: Layout::new(&signed, format!("Delete {}", w.spec.name), "webhooks"),
         id: w.id.into_string(),

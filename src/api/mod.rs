@@ -130,9 +130,7 @@ fn problem_responses(doc: &mut utoipa::openapi::OpenApi) {
             )
             .build()
     };
-    let is_problem = |r: &RefOr<utoipa::openapi::schema::Schema>| {
-        matches!(r, RefOr::Ref(r) if r.ref_location.ends_with("/Problem"))
-    };
+    let is_problem = |r: &RefOr<utoipa::openapi::schema::Schema>| matches!(r, RefOr::Ref(r) if r.ref_location.ends_with("/Problem"));
     for item in doc.paths.paths.values_mut() {
         let ops = [
             &mut item.get,

@@ -105,9 +105,7 @@ impl Action {
             | Action::SecretRotate
             | Action::WebhookReplay => ResourceKind::Webhook,
             Action::DeliveryResend => ResourceKind::Delivery,
-            Action::NumberAdd | Action::NumberUpdate | Action::NumberRemove => {
-                ResourceKind::Number
-            }
+            Action::NumberAdd | Action::NumberUpdate | Action::NumberRemove => ResourceKind::Number,
             Action::ApiKeyCreate | Action::ApiKeyRevoke => ResourceKind::ApiKey,
             Action::UserCreate
             | Action::UserInvite
@@ -257,7 +255,13 @@ pub fn diff(before: &Map<String, Value>, after: &Map<String, Value>) -> Vec<Chan
     let mut out: Vec<Change> = after
         .iter()
         .filter(|(k, v)| before.get(*k) != Some(*v))
-        .map(|(k, v)| Change::new(k.clone(), before.get(k).cloned().unwrap_or(Value::Null), v.clone()))
+        .map(|(k, v)| {
+            Change::new(
+                k.clone(),
+                before.get(k).cloned().unwrap_or(Value::Null),
+                v.clone(),
+            )
+        })
         .collect();
     out.extend(
         before
@@ -341,8 +345,10 @@ mod tests {
     #[test]
     fn header_values_never_enter_a_change() {
         let a = spec(json!({}));
-        let b = spec(json!({"headers": [{"key": "X-Api-Key", "value": "s3cr3t-two"},
-                                        {"key": "X-Other", "value": "s3cr3t-three"}]}));
+        let b = spec(
+            json!({"headers": [{"key": "X-Api-Key", "value": "s3cr3t-two"},
+                                        {"key": "X-Other", "value": "s3cr3t-three"}]}),
+        );
         let changes = webhook_changes(&a, &b);
         let text = serde_json::to_string(&changes).unwrap();
         assert!(!text.contains("s3cr3t"), "{text}");

@@ -199,12 +199,18 @@ mod tests {
 
     #[test]
     fn a_key_is_admin_unless_it_says_viewer() {
-        assert_eq!(parsed(json!({"name": "CRM"})), Ok(("CRM".into(), Role::Admin)));
+        assert_eq!(
+            parsed(json!({"name": "CRM"})),
+            Ok(("CRM".into(), Role::Admin))
+        );
         assert_eq!(
             parsed(json!({"name": "Support", "role": "viewer"})),
             Ok(("Support".into(), Role::Viewer))
         );
-        assert_eq!(parsed(json!({"name": "x", "role": "owner"})), Err(vec!["role".into()]));
+        assert_eq!(
+            parsed(json!({"name": "x", "role": "owner"})),
+            Err(vec!["role".into()])
+        );
         assert_eq!(
             parsed(json!({"role": "boss", "colour": 1})),
             Err(vec!["name".into(), "role".into(), "colour".into()])

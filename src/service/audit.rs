@@ -42,7 +42,11 @@ pub struct FilterInput<'a> {
 
 /// Reads the filters, naming every bad one.
 pub fn parse_filter(input: &FilterInput) -> Result<AuditFilter, FieldErrors> {
-    let given = |v: Option<&str>| v.map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned);
+    let given = |v: Option<&str>| {
+        v.map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
     let mut errors = FieldErrors::default();
     let action = given(input.action).and_then(|a| {
         let parsed = Action::parse(&a);

@@ -7,8 +7,8 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::{Actor, Denied, Failure, IntoFailure, Need, Services, or_not_found, stored_now};
-use crate::core::audit::{Action, Change};
 use crate::connectors::handover::FRESH_FOR;
+use crate::core::audit::{Action, Change};
 use crate::core::click_to_call::{self, Status};
 use crate::core::id::{AccountId, ClickToCallId};
 use crate::core::number::E164;

@@ -16,9 +16,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
+pub use crate::core::audit::{Action, ActorKind, AuditActor, Change};
 pub use crate::core::click_to_call::Status as ClickToCallStatus;
 pub use crate::core::delivery_state::DeliveryStatus;
-pub use crate::core::audit::{Action, ActorKind, AuditActor, Change};
 use crate::core::id::{
     AccountId, ApiKeyId, AuditId, CallId, ClickToCallId, DeliveryId, EventId, PostedEventId,
     UserId, WebhookId,
@@ -601,8 +601,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Removes a user, their sessions and links at once; refused with a conflict for the
     /// account's last owner.
-    async fn delete_user(&self, account_id: &AccountId, id: &UserId, audit: &AuditEntry)
-    -> Result<()>;
+    async fn delete_user(
+        &self,
+        account_id: &AccountId,
+        id: &UserId,
+        audit: &AuditEntry,
+    ) -> Result<()>;
     /// Takes a user's password away, ends their sessions and makes `link` (replacing any
     /// earlier one) the only way to set a new one.
     async fn reset_user(

@@ -2,10 +2,10 @@
 //! actor, action and day. Never a secret's value: the log does not keep one.
 
 use askama::Template;
+use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Router;
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::Value;

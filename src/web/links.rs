@@ -108,8 +108,16 @@ async fn follow(
         return Err(WebError::Csrf);
     }
     // Passwords are taken as typed: spaces at either end are part of them.
-    let password = fields.0.iter().find(|(k, _)| k == "password").map_or("", |(_, v)| v.as_str());
-    let confirm = fields.0.iter().find(|(k, _)| k == "confirm").map_or("", |(_, v)| v.as_str());
+    let password = fields
+        .0
+        .iter()
+        .find(|(k, _)| k == "password")
+        .map_or("", |(_, v)| v.as_str());
+    let confirm = fields
+        .0
+        .iter()
+        .find(|(k, _)| k == "confirm")
+        .map_or("", |(_, v)| v.as_str());
     let store = &*state.svc.store;
     let user = match users::follow_link(store, &token, password, confirm).await {
         Ok(user) => user,

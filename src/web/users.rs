@@ -16,8 +16,8 @@ use super::session::{Signed, behind_https};
 use super::view::{Layout, Notice, When, when};
 use super::{WebResult, WebState, page};
 use crate::core::role::Role;
-use crate::service::users::{self, NewLink, UserError, link_path};
 use crate::service::parse_id;
+use crate::service::users::{self, NewLink, UserError, link_path};
 use crate::store::PageRequest;
 
 pub fn router() -> Router<WebState> {

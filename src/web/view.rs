@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use jiff::Timestamp;
 
 use super::session::Signed;
-use crate::service::Need;
 use crate::core::event::CallType;
+use crate::service::Need;
 use crate::store::DeliveryStatus;
 
 /// The frame around every signed-in page: title, active navigation entry, who is signed in

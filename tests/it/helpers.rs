@@ -17,6 +17,9 @@ pub struct TestApp {
     /// The first account made through the operator API, and its key.
     pub account_id: String,
     pub key: String,
+    /// The database it runs on (`sqlite://…` or `postgres://…`), for tests that look at what
+    /// is stored; empty when the test started callhook itself.
+    pub database_url: String,
     pub _dir: tempfile::TempDir,
 }
 
@@ -96,6 +99,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let database_url = settings.database_url();
     let app = App::build(settings).await.expect("the app starts");
     tokio::spawn(app.serve(listener, std::future::pending()));
     callhook::init_crypto();
@@ -103,7 +107,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    TestApp::attach(base, http, dir, "Acme").await
+    let mut app = TestApp::attach(base, http, dir, "Acme").await;
+    app.database_url = database_url;
+    app
 }
 
 impl TestApp {
@@ -120,6 +126,7 @@ impl TestApp {
             http,
             account_id: String::new(),
             key: String::new(),
+            database_url: String::new(),
             _dir: dir,
         };
         (t.account_id, t.key) = t.other_account(account).await;

@@ -19,4 +19,5 @@ mod reliability;
 mod resources;
 mod shaping;
 mod store;
+mod team;
 mod web;

@@ -8,9 +8,11 @@ use callhook::api::accounts::NAME_KEYS;
 use callhook::core::event::{AnsweredBy, Call, CallEvent, Dialed, Dtmf, Ended};
 use callhook::core::shape::BodyField;
 use callhook::core::webhook::{Header, WebhookSpec};
+use callhook::service::api_keys::NEW_KEY_KEYS;
 use callhook::service::click_to_call::REQUEST_KEYS;
 use callhook::service::deliveries::Replay;
 use callhook::service::numbers::{NEW_NUMBER_KEYS, NUMBER_PATCH_KEYS};
+use callhook::service::users::{INVITE_KEYS, USER_PATCH_KEYS};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 
@@ -25,6 +27,12 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/api-keys"),
     ("get", "/v1/api-keys"),
     ("delete", "/v1/api-keys/{id}"),
+    ("post", "/v1/users"),
+    ("get", "/v1/users"),
+    ("patch", "/v1/users/{id}"),
+    ("delete", "/v1/users/{id}"),
+    ("post", "/v1/users/{id}/reset"),
+    ("get", "/v1/audit"),
     ("post", "/v1/numbers"),
     ("get", "/v1/numbers"),
     ("get", "/v1/numbers/{number}"),
@@ -183,7 +191,9 @@ fn request_bodies() -> Vec<(&'static str, &'static str, Vec<Part>)> {
     };
     vec![
         ("post", "/v1/accounts", vec![part("", NAME_KEYS)]),
-        ("post", "/v1/api-keys", vec![part("", NAME_KEYS)]),
+        ("post", "/v1/api-keys", vec![part("", NEW_KEY_KEYS)]),
+        ("post", "/v1/users", vec![part("", INVITE_KEYS)]),
+        ("patch", "/v1/users/{id}", vec![part("", USER_PATCH_KEYS)]),
         ("post", "/v1/numbers", vec![part("", NEW_NUMBER_KEYS)]),
         (
             "patch",
@@ -350,7 +360,20 @@ async fn every_key_of_a_request_schema_is_taken_and_an_unknown_one_refused() {
     app.add_number("+918065251305").await;
     let webhook = app.create_webhook(json!({})).await;
     let id = webhook["id"].as_str().unwrap();
+    let (s, invited) = app
+        .post(
+            "/v1/users",
+            json!({"email": "probe@acme.example", "role": "viewer"}),
+        )
+        .await;
+    assert_eq!(s, reqwest::StatusCode::CREATED, "{invited}");
+    let user_id = invited["id"].as_str().unwrap();
     for (name, path, parts) in request_bodies() {
+        let id = if path.starts_with("/v1/users/") {
+            user_id
+        } else {
+            id
+        };
         let url = path
             .replace("{id}", id)
             .replace("{number}", "%2B918065251305");

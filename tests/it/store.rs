@@ -18,6 +18,23 @@ use serde_json::json;
 
 use crate::helpers::{test_database_url, test_settings};
 
+/// An audit entry of `action` on `resource_id`, by a made-up API key of `account`.
+fn entry(account: &AccountId, action: Action, resource_id: &str) -> AuditEntry {
+    AuditEntry {
+        id: callhook::core::id::AuditId::new(),
+        account_id: account.clone(),
+        at: Timestamp::from_millisecond(Timestamp::now().as_millisecond()).unwrap(),
+        actor: AuditActor {
+            kind: ActorKind::ApiKey,
+            id: Some("key_test".into()),
+            name: "contract".into(),
+        },
+        action,
+        resource_id: resource_id.into(),
+        changes: Vec::new(),
+    }
+}
+
 struct Fixture {
     store: Arc<dyn Store>,
     account: AccountId,
@@ -59,7 +76,10 @@ async fn fixture() -> Fixture {
         failing_since: None,
         hold_until: None,
     };
-    store.insert_webhook(&webhook).await.unwrap();
+    store
+        .insert_webhook(&webhook, &entry(&account, Action::WebhookCreate, "wh"))
+        .await
+        .unwrap();
     Fixture {
         store,
         account,
@@ -197,7 +217,16 @@ async fn resend_respects_what_the_delivery_is_doing() {
     let f = fixture().await;
     let ids = f.events("c1", 2).await;
     let now = Timestamp::now();
-    let err = f.store.resend(&f.account, &ids[1], now).await.unwrap_err();
+    let err = f
+        .store
+        .resend(
+            &f.account,
+            &ids[1],
+            now,
+            &entry(&f.account, Action::DeliveryResend, "d"),
+        )
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, StoreError::Conflict(ref m) if m.contains("waits")),
         "{err}"
@@ -205,7 +234,12 @@ async fn resend_respects_what_the_delivery_is_doing() {
     let claimed = f.claim(SignedDuration::from_secs(60)).await;
     let err = f
         .store
-        .resend(&f.account, &ids[0], Timestamp::now())
+        .resend(
+            &f.account,
+            &ids[0],
+            Timestamp::now(),
+            &entry(&f.account, Action::DeliveryResend, "d"),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -216,7 +250,12 @@ async fn resend_respects_what_the_delivery_is_doing() {
     // The second is now queued; resending the first (ended) makes it wait behind it, and
     // being the earlier of the call it goes next.
     f.store
-        .resend(&f.account, &ids[0], Timestamp::now())
+        .resend(
+            &f.account,
+            &ids[0],
+            Timestamp::now(),
+            &entry(&f.account, Action::DeliveryResend, "d"),
+        )
         .await
         .unwrap();
     assert_eq!(f.status(&ids[0]).await, (DeliveryStatus::Pending, true));
@@ -235,7 +274,8 @@ async fn resend_respects_what_the_delivery_is_doing() {
             .resend(
                 &f.account,
                 &DeliveryId::from_string("dlv_nope".into()),
-                Timestamp::now()
+                Timestamp::now(),
+                &entry(&f.account, Action::DeliveryResend, "dlv_nope")
             )
             .await,
         Err(StoreError::NotFound)
@@ -254,10 +294,17 @@ async fn a_webhook_write_never_undoes_a_change_it_did_not_see() {
     let read_at = a.updated_at;
     a.spec.name = "first".into();
     a.updated_at = Timestamp::from_millisecond(read_at.as_millisecond() + 5).unwrap();
-    f.store.update_webhook(&a, read_at).await.unwrap();
+    f.store
+        .update_webhook(&a, read_at, &entry(&f.account, Action::WebhookUpdate, "wh"))
+        .await
+        .unwrap();
     b.spec.name = "second".into();
     b.updated_at = Timestamp::from_millisecond(read_at.as_millisecond() + 9).unwrap();
-    let err = f.store.update_webhook(&b, read_at).await.unwrap_err();
+    let err = f
+        .store
+        .update_webhook(&b, read_at, &entry(&f.account, Action::WebhookUpdate, "wh"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
     assert_eq!(
         f.store
@@ -382,7 +429,12 @@ async fn an_ended_delivery_resent_on_an_idle_call_goes_at_once() {
     f.finish(&claimed[0], Next::Failed).await;
     assert_eq!(f.status(&ids[0]).await.0, DeliveryStatus::Failed);
     f.store
-        .resend(&f.account, &ids[0], Timestamp::now())
+        .resend(
+            &f.account,
+            &ids[0],
+            Timestamp::now(),
+            &entry(&f.account, Action::DeliveryResend, "d"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -400,7 +452,11 @@ async fn deleting_a_webhook_ends_its_unfinished_deliveries() {
     let f = fixture().await;
     let ids = f.events("c1", 2).await;
     f.store
-        .delete_webhook(&f.account, &f.webhook.id)
+        .delete_webhook(
+            &f.account,
+            &f.webhook.id,
+            &entry(&f.account, Action::WebhookDelete, "wh"),
+        )
         .await
         .unwrap();
     for id in &ids {
@@ -511,7 +567,10 @@ async fn a_rotated_secret_is_kept_beside_the_new_one() {
     let now = Timestamp::from_millisecond(read_at.as_millisecond() + 1).unwrap();
     w.rotate_secret(now);
     w.updated_at = now;
-    f.store.update_webhook(&w, read_at).await.unwrap();
+    f.store
+        .update_webhook(&w, read_at, &entry(&f.account, Action::WebhookUpdate, "wh"))
+        .await
+        .unwrap();
     let stored = f
         .store
         .get_webhook(&f.account, &f.webhook.id)
@@ -609,13 +668,23 @@ async fn a_click_to_call_request_is_kept_once_per_ref_and_taken_once() {
     let f = fixture().await;
     let t0 = ms(Timestamp::now());
     let first = click_to_call(&f, "crm-1", t0);
-    let (kept, new) = f.store.insert_click_to_call(&first).await.unwrap();
+    let (kept, new) = f
+        .store
+        .insert_click_to_call(
+            &first,
+            &entry(&f.account, Action::ClickToCallRequest, "c2c"),
+        )
+        .await
+        .unwrap();
     assert!(new);
     assert_eq!(kept, first);
     // The same reference again stores nothing and answers the first request.
     let (kept, new) = f
         .store
-        .insert_click_to_call(&click_to_call(&f, "crm-1", t0))
+        .insert_click_to_call(
+            &click_to_call(&f, "crm-1", t0),
+            &entry(&f.account, Action::ClickToCallRequest, "c2c"),
+        )
         .await
         .unwrap();
     assert!(!new);
@@ -634,7 +703,13 @@ async fn a_click_to_call_request_is_kept_once_per_ref_and_taken_once() {
         Err(StoreError::NotFound)
     ));
     let second = click_to_call(&f, "crm-2", t0 + SignedDuration::from_millis(1));
-    f.store.insert_click_to_call(&second).await.unwrap();
+    f.store
+        .insert_click_to_call(
+            &second,
+            &entry(&f.account, Action::ClickToCallRequest, "c2c"),
+        )
+        .await
+        .unwrap();
 
     // Two nodes asking at once take each request once, oldest first.
     let lease = t0 + SignedDuration::from_secs(30);
@@ -731,11 +806,26 @@ async fn a_click_to_call_request_nobody_places_fails_in_time() {
     let t0 = ms(Timestamp::now());
     let at = |s: i64| t0 + SignedDuration::from_secs(s);
     let placing = click_to_call(&f, "crm-1", t0);
-    f.store.insert_click_to_call(&placing).await.unwrap();
+    f.store
+        .insert_click_to_call(
+            &placing,
+            &entry(&f.account, Action::ClickToCallRequest, "c2c"),
+        )
+        .await
+        .unwrap();
     let waiting = click_to_call(&f, "crm-2", at(0) + SignedDuration::from_millis(1));
-    f.store.insert_click_to_call(&waiting).await.unwrap();
+    f.store
+        .insert_click_to_call(
+            &waiting,
+            &entry(&f.account, Action::ClickToCallRequest, "c2c"),
+        )
+        .await
+        .unwrap();
     let done = click_to_call(&f, "crm-3", t0);
-    f.store.insert_click_to_call(&done).await.unwrap();
+    f.store
+        .insert_click_to_call(&done, &entry(&f.account, Action::ClickToCallRequest, "c2c"))
+        .await
+        .unwrap();
     f.store
         .record_click_to_call(&done.id, &change(ClickToCallStatus::Answered, None, t0))
         .await
@@ -831,8 +921,9 @@ async fn a_click_to_call_request_nobody_places_fails_in_time() {
             .unwrap()
             .is_empty()
     );
-    // Retention takes ended requests with the rest of the finished past.
-    assert_eq!(f.store.prune(at(50), 500).await.unwrap(), 2);
+    // Retention takes ended requests with the rest of the finished past: here the two ended
+    // requests, and the four audit entries written so far (the webhook's and the requests').
+    assert_eq!(f.store.prune(at(50), 500).await.unwrap(), 2 + 4);
     assert!(matches!(
         f.store.get_click_to_call(&f.account, &waiting.id).await,
         Err(StoreError::NotFound)
@@ -893,4 +984,498 @@ async fn placing_connectors_are_known_while_their_node_speaks_of_them() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A user of the fixture's account with `role`, and a password unless `None`.
+fn user(f: &Fixture, email: &str, role: Role, password_hash: Option<&str>) -> User {
+    User {
+        id: callhook::core::id::UserId::new(),
+        account_id: f.account.clone(),
+        email: email.into(),
+        password_hash: password_hash.unwrap_or("").into(),
+        role,
+        created_at: ms(Timestamp::now()),
+    }
+}
+
+fn link(u: &User, token: &str, purpose: LinkPurpose, expires_at: Timestamp) -> UserLink {
+    UserLink {
+        hash: callhook::core::credentials::hash_token(token),
+        user_id: u.id.clone(),
+        purpose,
+        created_at: ms(Timestamp::now()),
+        expires_at: ms(expires_at),
+    }
+}
+
+async fn session_of(f: &Fixture, u: &User, id: &str) {
+    let now = ms(Timestamp::now());
+    f.store
+        .insert_session(&Session {
+            id: id.into(),
+            user_id: u.id.clone(),
+            csrf: "c".into(),
+            created_at: now,
+            expires_at: now + SignedDuration::from_hours(1),
+        })
+        .await
+        .unwrap();
+}
+
+async fn signed_in(f: &Fixture, id: &str) -> bool {
+    f.store
+        .session_with_user(id, Timestamp::now())
+        .await
+        .unwrap()
+        .is_some()
+}
+
+async fn add_user(f: &Fixture, u: &User, l: Option<&UserLink>) {
+    f.store
+        .insert_user(u, l, &entry(&f.account, Action::UserInvite, u.id.as_str()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_link_works_once_until_it_expires_and_ends_the_users_sessions() {
+    let f = fixture().await;
+    let hour = SignedDuration::from_hours(1);
+    let asha = user(&f, "asha@acme.example", Role::Viewer, None);
+    let later = Timestamp::now() + hour;
+    add_user(
+        &f,
+        &asha,
+        Some(&link(&asha, "t-asha", LinkPurpose::Invite, later)),
+    )
+    .await;
+    // Another email for the same address is refused; the user has no password yet.
+    let again = user(&f, "asha@acme.example", Role::Admin, None);
+    let err = f
+        .store
+        .insert_user(&again, None, &entry(&f.account, Action::UserInvite, "x"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let got = f.store.get_user(&f.account, &asha.id).await.unwrap();
+    assert_eq!((got.role, got.has_password()), (Role::Viewer, false));
+    let listed = f
+        .store
+        .list_users(
+            &f.account,
+            &PageRequest {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items, [(asha.clone(), Some(ms(later)))]);
+    assert!(matches!(
+        f.store.get_user(&AccountId::new(), &asha.id).await,
+        Err(StoreError::NotFound)
+    ));
+
+    let hash = callhook::core::credentials::hash_token("t-asha");
+    let (found, of) = f
+        .store
+        .user_link(&hash, Timestamp::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.purpose, of.id),
+        (LinkPurpose::Invite, asha.id.clone())
+    );
+    // Past its expiry, it is gone, and cannot be used.
+    assert!(
+        f.store
+            .user_link(&hash, later + hour)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let signup = entry(&f.account, Action::UserSignUp, asha.id.as_str());
+    assert!(matches!(
+        f.store
+            .use_user_link(&hash, "argon", later + hour, &signup)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    session_of(&f, &asha, "s-asha").await;
+    let used = f
+        .store
+        .use_user_link(&hash, "argon", Timestamp::now(), &signup)
+        .await
+        .unwrap();
+    assert_eq!(
+        (used.id.clone(), used.password_hash.as_str()),
+        (asha.id.clone(), "argon")
+    );
+    assert!(
+        !signed_in(&f, "s-asha").await,
+        "following a link ends the sessions"
+    );
+    // Once: the second time it is gone.
+    assert!(
+        f.store
+            .user_link(&hash, Timestamp::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        f.store
+            .use_user_link(&hash, "other", Timestamp::now(), &signup)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let page = PageRequest {
+        limit: 10,
+        after: None,
+    };
+    let log = f
+        .store
+        .list_audit(&f.account, &AuditFilter::default(), &page)
+        .await
+        .unwrap();
+    let actions: Vec<Action> = log.items.iter().map(|e| e.action).collect();
+    assert_eq!(
+        actions,
+        [
+            Action::UserSignUp,
+            Action::UserInvite,
+            Action::WebhookCreate
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_last_owner_is_neither_demoted_nor_removed() {
+    let f = fixture().await;
+    let owner = user(&f, "owner@acme.example", Role::Owner, Some("h"));
+    let viewer = user(&f, "viewer@acme.example", Role::Viewer, Some("h"));
+    add_user(&f, &owner, None).await;
+    add_user(&f, &viewer, None).await;
+    let e = |a| entry(&f.account, a, "u");
+    for err in [
+        f.store
+            .set_user_role(
+                &f.account,
+                &owner.id,
+                Role::Admin,
+                &e(Action::UserRoleChange),
+            )
+            .await,
+        f.store
+            .delete_user(&f.account, &owner.id, &e(Action::UserRemove))
+            .await,
+    ] {
+        let err = err.unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Conflict(m) if m.contains("last owner")),
+            "{err:?}"
+        );
+    }
+    // With a second owner, the first may go; then the second is the last.
+    f.store
+        .set_user_role(
+            &f.account,
+            &viewer.id,
+            Role::Owner,
+            &e(Action::UserRoleChange),
+        )
+        .await
+        .unwrap();
+    session_of(&f, &owner, "s-owner").await;
+    f.store
+        .delete_user(&f.account, &owner.id, &e(Action::UserRemove))
+        .await
+        .unwrap();
+    assert!(
+        !signed_in(&f, "s-owner").await,
+        "a removed user is signed out at once"
+    );
+    assert!(matches!(
+        f.store.get_user(&f.account, &owner.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        f.store
+            .set_user_role(
+                &f.account,
+                &viewer.id,
+                Role::Viewer,
+                &e(Action::UserRoleChange)
+            )
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Another account's user is not found.
+    assert!(matches!(
+        f.store
+            .delete_user(&AccountId::new(), &viewer.id, &e(Action::UserRemove))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    // A refused change records nothing.
+    let page = PageRequest {
+        limit: 100,
+        after: None,
+    };
+    let filter = AuditFilter {
+        action: Some(Action::UserRemove),
+        ..AuditFilter::default()
+    };
+    let removals = f
+        .store
+        .list_audit(&f.account, &filter, &page)
+        .await
+        .unwrap();
+    assert_eq!(removals.items.len(), 1);
+}
+
+#[tokio::test]
+async fn a_reset_takes_the_password_ends_sessions_and_replaces_the_link() {
+    let f = fixture().await;
+    let hour = SignedDuration::from_hours(1);
+    let u = user(&f, "ravi@acme.example", Role::Admin, Some("old"));
+    let first = link(&u, "t-1", LinkPurpose::Invite, Timestamp::now() + hour);
+    add_user(&f, &u, Some(&first)).await;
+    session_of(&f, &u, "s-1").await;
+    let second = link(&u, "t-2", LinkPurpose::Reset, Timestamp::now() + hour);
+    f.store
+        .reset_user(
+            &f.account,
+            &u.id,
+            &second,
+            &entry(&f.account, Action::UserReset, u.id.as_str()),
+        )
+        .await
+        .unwrap();
+    assert!(!signed_in(&f, "s-1").await);
+    assert!(
+        !f.store
+            .get_user(&f.account, &u.id)
+            .await
+            .unwrap()
+            .has_password()
+    );
+    assert!(
+        f.store
+            .user_link(&first.hash, Timestamp::now())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        f.store
+            .user_link(&second.hash, Timestamp::now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // A password change keeps the session it was made in and ends every other.
+    session_of(&f, &u, "s-2").await;
+    session_of(&f, &u, "s-3").await;
+    f.store
+        .set_password(
+            &u.id,
+            "new",
+            "s-3",
+            &entry(&f.account, Action::UserPasswordChange, u.id.as_str()),
+        )
+        .await
+        .unwrap();
+    assert!(!signed_in(&f, "s-2").await);
+    assert!(signed_in(&f, "s-3").await);
+}
+
+#[tokio::test]
+async fn the_last_admin_key_cannot_revoke_itself() {
+    let f = fixture().await;
+    let key = |name: &str, role| ApiKey {
+        id: callhook::core::id::ApiKeyId::new(),
+        account_id: f.account.clone(),
+        name: name.into(),
+        prefix: "chk_xx".into(),
+        role,
+        created_at: ms(Timestamp::now()),
+        last_used_at: None,
+    };
+    let (admin, viewer) = (key("admin", Role::Admin), key("viewer", Role::Viewer));
+    for (k, h) in [(&admin, "h-admin"), (&viewer, "h-viewer")] {
+        f.store
+            .insert_api_key(
+                k,
+                h,
+                &entry(&f.account, Action::ApiKeyCreate, k.id.as_str()),
+            )
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        f.store.get_api_key(&f.account, &viewer.id).await.unwrap(),
+        viewer
+    );
+    let revoke = entry(&f.account, Action::ApiKeyRevoke, "k");
+    let err = f
+        .store
+        .delete_api_key(&f.account, &admin.id, true, &revoke)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Conflict(m) if m.contains("last admin")),
+        "{err:?}"
+    );
+    // Asked without the rule (a user revoking it), it goes.
+    f.store
+        .delete_api_key(&f.account, &admin.id, false, &revoke)
+        .await
+        .unwrap();
+    assert!(f.store.api_key_by_hash("h-admin").await.unwrap().is_none());
+    assert!(matches!(
+        f.store
+            .delete_api_key(&f.account, &admin.id, false, &revoke)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[tokio::test]
+async fn the_audit_log_is_written_with_its_change_filtered_paged_and_pruned() {
+    let f = fixture().await;
+    // A change refused as stale writes no entry: the entry is in the change's transaction.
+    let mut w = f.webhook.clone();
+    let read_at = w.updated_at - SignedDuration::from_secs(1);
+    w.updated_at = ms(Timestamp::now());
+    let mut stale = entry(&f.account, Action::WebhookUpdate, w.id.as_str());
+    stale.changes = vec![Change::new("name", json!("h"), json!("x"))];
+    assert!(f.store.update_webhook(&w, read_at, &stale).await.is_err());
+    let page = |limit| PageRequest { limit, after: None };
+    let all = f
+        .store
+        .list_audit(&f.account, &AuditFilter::default(), &page(100))
+        .await
+        .unwrap();
+    assert_eq!(
+        all.items.len(),
+        1,
+        "only the fixture's create: {:?}",
+        all.items
+    );
+    assert!(all.items.iter().all(|e| e.id != stale.id));
+    // Entries read back as written, newest first.
+    let mut made = Vec::new();
+    for (i, action) in [
+        Action::NumberAdd,
+        Action::SecretReveal,
+        Action::NumberRemove,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = entry(
+            &f.account,
+            action,
+            if i == 1 { "wh_1" } else { "+918065251305" },
+        );
+        e.actor.name = format!("actor-{i}");
+        e.changes = vec![Change::secret("secret", "revealed")];
+        f.store.record_audit(&e).await.unwrap();
+        made.push(e);
+    }
+    f.store
+        .record_audit(&entry(
+            &AccountId::new(),
+            Action::NumberAdd,
+            "+918065251305",
+        ))
+        .await
+        .unwrap();
+    let all = f
+        .store
+        .list_audit(&f.account, &AuditFilter::default(), &page(100))
+        .await
+        .unwrap();
+    assert_eq!(all.items.len(), 4);
+    assert_eq!(all.items[0], made[2]);
+    let filtered = |filter: AuditFilter| {
+        let store = f.store.clone();
+        let account = f.account.clone();
+        async move {
+            store
+                .list_audit(&account, &filter, &page(100))
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .map(|e| e.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let resource = AuditFilter {
+        resource_id: Some("+918065251305".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        filtered(resource).await,
+        [made[2].id.clone(), made[0].id.clone()]
+    );
+    let actor = AuditFilter {
+        actor: Some("actor-1".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(filtered(actor).await, [made[1].id.clone()]);
+    let by_id = AuditFilter {
+        actor: Some("key_test".into()),
+        action: Some(Action::NumberAdd),
+        ..AuditFilter::default()
+    };
+    assert_eq!(filtered(by_id).await, [made[0].id.clone()]);
+    let future = AuditFilter {
+        since: Some(Timestamp::now() + SignedDuration::from_hours(1)),
+        ..AuditFilter::default()
+    };
+    assert!(filtered(future).await.is_empty());
+    let past = AuditFilter {
+        until: Some(Timestamp::now() - SignedDuration::from_hours(1)),
+        ..AuditFilter::default()
+    };
+    assert!(filtered(past).await.is_empty());
+    // Pages of two, newest first, then the rest.
+    let first = f
+        .store
+        .list_audit(&f.account, &AuditFilter::default(), &page(2))
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 2);
+    let rest = f
+        .store
+        .list_audit(
+            &f.account,
+            &AuditFilter::default(),
+            &PageRequest {
+                limit: 2,
+                after: first.next.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(rest.items.len(), 2);
+    assert!(rest.next.is_none());
+    assert!(
+        rest.items
+            .iter()
+            .all(|e| first.items.iter().all(|g| g.id != e.id))
+    );
+    // Retention takes entries older than its cut, like the delivery log.
+    let later = Timestamp::now() + SignedDuration::from_secs(1);
+    assert_eq!(f.store.prune(later, 100).await.unwrap(), 5);
+    let left = f
+        .store
+        .list_audit(&f.account, &AuditFilter::default(), &page(100))
+        .await
+        .unwrap();
+    assert!(left.items.is_empty());
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use callhook::app::{App, open_store};
 use callhook::connectors::ConnectorSettings;
 use callhook::core::credentials::hash_password;
-use callhook::store::{Store, User};
+use callhook::store::{Role, Store, User};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
@@ -46,7 +46,7 @@ async fn site_with_connectors(connectors: impl FnOnce(&str) -> Vec<ConnectorSett
     // The account is made before callhook starts, so that a connector can name it.
     let made = {
         let store = open_store(&settings).await.unwrap();
-        callhook::service::accounts::create(&*store, "Acme")
+        callhook::service::accounts::create(&*store, "Acme", "test")
             .await
             .unwrap()
     };
@@ -106,18 +106,29 @@ impl Site {
         format!("{}{path}", self.base)
     }
 
-    /// Another admin of the account, who signs in with `email` / [`PASSWORD`].
+    /// Another owner of the account, who signs in with `email` / [`PASSWORD`].
     async fn add_admin(&self, email: &str) {
-        self.store
-            .insert_user(&User {
-                id: callhook::core::id::UserId::new(),
-                account_id: self.account_id.clone(),
-                email: email.into(),
-                password_hash: hash_password(PASSWORD).unwrap(),
-                created_at: jiff::Timestamp::now(),
-            })
-            .await
-            .unwrap();
+        self.add_user(email, Role::Owner).await;
+    }
+
+    /// A user of the account with `role`, who signs in with `email` / [`PASSWORD`].
+    async fn add_user(&self, email: &str, role: Role) {
+        let user = User {
+            id: callhook::core::id::UserId::new(),
+            account_id: self.account_id.clone(),
+            email: email.into(),
+            password_hash: hash_password(PASSWORD).unwrap(),
+            role,
+            created_at: jiff::Timestamp::now(),
+        };
+        let entry = callhook::service::operator_entry(
+            &self.account_id,
+            "test",
+            callhook::core::audit::Action::UserCreate,
+            user.id.as_str(),
+            Vec::new(),
+        );
+        self.store.insert_user(&user, None, &entry).await.unwrap();
     }
 
     /// Posts the sign-in form as a script would (its own double-submit token), from a
@@ -499,25 +510,35 @@ async fn the_call_form_names_its_problems_and_the_page_follows_a_request() {
     let at = jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond()).unwrap();
     let number = |n: &str| callhook::core::number::E164::parse(n).unwrap();
     let id = callhook::core::id::ClickToCallId::new();
+    let entry = callhook::service::operator_entry(
+        &site.account_id,
+        "test",
+        callhook::core::audit::Action::ClickToCallRequest,
+        id.as_str(),
+        Vec::new(),
+    );
     site.store
-        .insert_click_to_call(&callhook::store::StoredClickToCall {
-            id: id.clone(),
-            account_id: site.account_id.clone(),
-            ref_id: id.as_str().to_owned(),
-            agent_extension: "101".into(),
-            customer_number: number("+919812345678"),
-            did_number: number("+918065251305"),
-            status: callhook::store::ClickToCallStatus::Queued,
-            cause: None,
-            call_id: None,
-            connector: None,
-            created_at: at,
-            placed_at: None,
-            ringing_agent_at: None,
-            ringing_customer_at: None,
-            ended_at: None,
-            updated_at: at,
-        })
+        .insert_click_to_call(
+            &callhook::store::StoredClickToCall {
+                id: id.clone(),
+                account_id: site.account_id.clone(),
+                ref_id: id.as_str().to_owned(),
+                agent_extension: "101".into(),
+                customer_number: number("+919812345678"),
+                did_number: number("+918065251305"),
+                status: callhook::store::ClickToCallStatus::Queued,
+                cause: None,
+                call_id: None,
+                connector: None,
+                created_at: at,
+                placed_at: None,
+                ringing_agent_at: None,
+                ringing_customer_at: None,
+                ended_at: None,
+                updated_at: at,
+            },
+            &entry,
+        )
         .await
         .unwrap();
     let (status, html) = site

@@ -107,4 +107,3 @@ pub async fn prune_in<DB: SqlDb>(c: &mut Conn<DB>, before: i64, batch: i64) -> R
     .await?
     .rows_affected())
 }
-

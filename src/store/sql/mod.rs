@@ -39,9 +39,7 @@ use self::db::Conn;
 pub use self::db::SqlDb;
 pub use self::events::insert_in as insert_events_in;
 pub use self::rows::to_ms;
-use crate::core::id::{
-    AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, UserId, WebhookId,
-};
+use crate::core::id::{AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, UserId, WebhookId};
 use crate::core::number::E164;
 use crate::core::trigger::Trigger;
 use crate::store::*;

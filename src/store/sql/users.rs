@@ -9,8 +9,7 @@ use super::Backend;
 use super::audit;
 use super::db::{Conn, RowsAffected, SqlDb};
 use super::rows::{
-    Cols, USER_COLUMNS, limit_plus_one, link_from_row, session_user_from_row, to_ms,
-    user_from_row,
+    Cols, USER_COLUMNS, limit_plus_one, link_from_row, session_user_from_row, to_ms, user_from_row,
 };
 use crate::core::id::{AccountId, UserId};
 use crate::store::{
@@ -245,12 +244,8 @@ pub async fn reset<DB: SqlDb>(
     link: &UserLink,
     audit: &AuditEntry,
 ) -> Result<()> {
-    let (account_id, id, link, audit) = (
-        account_id.clone(),
-        id.clone(),
-        link.clone(),
-        audit.clone(),
-    );
+    let (account_id, id, link, audit) =
+        (account_id.clone(), id.clone(), link.clone(), audit.clone());
     b.write(move |c| {
         Box::pin(async move {
             let r = sqlx::query(

@@ -139,6 +139,7 @@ pub(crate) async fn follow_with_connectors(
         http: client(),
         account_id,
         key,
+        database_url: String::new(),
         _dir: dir,
     };
     hook_every_trigger(&app, receiver).await;

@@ -100,6 +100,7 @@ async fn restart_mid_call(second: Vec<Act>, receiver: &Receiver) -> (TestApp, Fa
         http: client(),
         account_id: account_id.clone(),
         key: key.clone(),
+        database_url: String::new(),
         _dir: tempfile::tempdir().unwrap(),
     };
     hook_every_trigger(&before, receiver).await;
@@ -123,6 +124,7 @@ async fn restart_mid_call(second: Vec<Act>, receiver: &Receiver) -> (TestApp, Fa
         http: client(),
         account_id,
         key,
+        database_url: String::new(),
         _dir: dir,
     };
     (after, pbx)

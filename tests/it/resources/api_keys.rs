@@ -67,17 +67,36 @@ async fn an_api_key_is_shown_once_works_and_is_revoked_at_once() {
 }
 
 #[tokio::test]
-async fn a_key_can_revoke_itself() {
+async fn a_key_can_revoke_itself_unless_it_is_the_last_admin_key() {
     let app = spawn_app().await;
     let (_, keys) = app.get("/v1/api-keys").await;
-    let a = send(
-        &app,
-        Some(&app.key),
-        Method::DELETE,
-        &format!("/v1/api-keys/{}", id_of(&keys["data"][0])),
-        None,
-    )
-    .await;
+    let own = format!("/v1/api-keys/{}", id_of(&keys["data"][0]));
+    // Alone, it stays: the account would be left with no key that manages it.
+    let refused = send(&app, Some(&app.key), Method::DELETE, &own, None).await;
+    refused.problem(StatusCode::CONFLICT);
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("last admin API key"),
+        "{}",
+        refused.body
+    );
+    // A viewer key does not count; a second admin key does.
+    let (s, b) = app
+        .post("/v1/api-keys", json!({"name": "support", "role": "viewer"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    send(&app, Some(&app.key), Method::DELETE, &own, None)
+        .await
+        .problem(StatusCode::CONFLICT);
+    let (s, b) = app.post("/v1/api-keys", json!({"name": "second"})).await;
+    assert_eq!(
+        (s, &b["role"]),
+        (StatusCode::CREATED, &json!("admin")),
+        "{b}"
+    );
+    let a = send(&app, Some(&app.key), Method::DELETE, &own, None).await;
     assert_eq!(a.status, StatusCode::NO_CONTENT);
     send(&app, Some(&app.key), Method::GET, "/v1/api-keys", None)
         .await

@@ -533,6 +533,26 @@ async fn asterisk_places_click_to_call_calls() {
     );
     let status = status_where(&app, |s| s["calls_open"] == 0).await;
     assert_eq!(status["connected"], true);
+
+    // Each request made is in the audit log once, by the key that asked (SPEC §13): the
+    // repeated ref_id made none, and neither did the refused ones.
+    let (s, log) = app.get("/v1/audit?action=click_to_call.request").await;
+    assert_eq!(s, StatusCode::OK, "{log}");
+    let entries = log["data"].as_array().unwrap();
+    assert_eq!(entries.len(), SHAPES.len() + 1, "{log}");
+    let entry = entries
+        .iter()
+        .find(|e| e["resource"]["id"] == first["request_id"])
+        .expect("the first request is recorded");
+    assert_eq!(entry["actor"]["type"], "api_key", "{entry}");
+    assert_eq!(entry["resource"]["type"], "click_to_call", "{entry}");
+    assert!(
+        entry["changes"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"field": "ref_id", "before": null, "after": "crm-1"})),
+        "{entry}"
+    );
 }
 
 /// The calls the shapes' requests made (all but the refused one), by call id, with the

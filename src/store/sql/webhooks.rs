@@ -185,16 +185,17 @@ pub async fn stats<DB: SqlDb>(
     account_id: &AccountId,
     recent: u32,
 ) -> Result<Vec<(WebhookId, WebhookStats)>> {
+    // Every subquery in FROM is named: PostgreSQL before 16 refuses one without a name.
     let rows = sqlx::query(
         "SELECT w.id,
                 (SELECT COUNT(*) FROM (SELECT state FROM deliveries d WHERE d.webhook_id = w.id
-                    ORDER BY d.seq DESC LIMIT $2) WHERE state = 'succeeded') AS succeeded,
+                    ORDER BY d.seq DESC LIMIT $2) AS r WHERE state = 'succeeded') AS succeeded,
                 (SELECT COUNT(*) FROM (SELECT state FROM deliveries d WHERE d.webhook_id = w.id
-                    ORDER BY d.seq DESC LIMIT $2) WHERE state = 'failed') AS failed,
+                    ORDER BY d.seq DESC LIMIT $2) AS r WHERE state = 'failed') AS failed,
                 (SELECT COUNT(*) FROM (SELECT state FROM deliveries d WHERE d.webhook_id = w.id
-                    ORDER BY d.seq DESC LIMIT $2) WHERE state IN ('queued', 'waiting')) AS pending,
+                    ORDER BY d.seq DESC LIMIT $2) AS r WHERE state IN ('queued', 'waiting')) AS pending,
                 (SELECT MAX(last_attempt_at) FROM (SELECT last_attempt_at FROM deliveries d
-                    WHERE d.webhook_id = w.id ORDER BY d.seq DESC LIMIT $2)) AS last_delivery_at
+                    WHERE d.webhook_id = w.id ORDER BY d.seq DESC LIMIT $2) AS r) AS last_delivery_at
          FROM webhooks w WHERE w.account_id = $1",
     )
     .bind(account_id)

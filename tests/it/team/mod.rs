@@ -304,3 +304,69 @@ impl Team {
         }
     }
 }
+
+impl Team {
+    /// What the database holds, as bytes to search: on SQLite, a copy of the database file
+    /// (`VACUUM INTO`, so the log's last commits are in it) with only the tables in `keep`
+    /// (all when empty), vacuumed again so that nothing of the others is left in free pages;
+    /// on PostgreSQL, `pg_dump` of those tables.
+    pub async fn dump(&self, keep: &[&str]) -> Vec<u8> {
+        use sqlx::Connection;
+        let url = &self.app.database_url;
+        if url.starts_with("postgres") {
+            let mut cmd = std::process::Command::new("pg_dump");
+            cmd.arg("--data-only");
+            for t in keep {
+                cmd.arg(format!("--table={t}"));
+            }
+            let out = cmd.arg(url).output().expect("pg_dump runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return out.stdout;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("copy.db");
+        let opts: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let mut live =
+            sqlx::SqliteConnection::connect_with(&opts.busy_timeout(Duration::from_secs(10)))
+                .await
+                .unwrap();
+        sqlx::query("VACUUM INTO $1")
+            .bind(copy.display().to_string())
+            .execute(&mut live)
+            .await
+            .unwrap();
+        live.close().await.unwrap();
+        if !keep.is_empty() {
+            let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(&copy);
+            let mut c = sqlx::SqliteConnection::connect_with(&opts).await.unwrap();
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'",
+            )
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+            sqlx::query("PRAGMA foreign_keys = OFF")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            for t in tables.iter().filter(|t| !keep.contains(&t.as_str())) {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE \"{t}\"")))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query("VACUUM").execute(&mut c).await.unwrap();
+            c.close().await.unwrap();
+        }
+        std::fs::read(&copy).unwrap()
+    }
+}
+
+/// Whether `needle` is anywhere in `hay`.
+pub fn holds(hay: &[u8], needle: &str) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle.as_bytes())
+}

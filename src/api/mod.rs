@@ -147,12 +147,11 @@ fn problem_responses(doc: &mut utoipa::openapi::OpenApi) {
                 let json = response.content.get("application/json");
                 if json.is_some_and(
                     |c| matches!(c, RefOr::T(c) if c.schema.as_ref().is_some_and(is_problem)),
-                ) {
-                    if let Some(c) = response.content.shift_remove("application/json") {
-                        response
-                            .content
-                            .insert("application/problem+json".to_owned(), c);
-                    }
+                ) && let Some(c) = response.content.shift_remove("application/json")
+                {
+                    response
+                        .content
+                        .insert("application/problem+json".to_owned(), c);
                 }
             }
             // `security(())` marks the routes anyone may call.

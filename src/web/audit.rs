@@ -112,7 +112,7 @@ struct AuditPage {
 }
 
 impl AuditPage {
-    fn value<'a>(v: &'a Option<String>) -> &'a str {
+    fn value(v: &Option<String>) -> &str {
         v.as_deref().unwrap_or("")
     }
 }

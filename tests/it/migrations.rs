@@ -1,5 +1,6 @@
 //! Upgrading a database made by an earlier callhook: a webhook saved before URLs and header
-//! values became templates (SPEC §11) keeps sending exactly what it sent, every `$` literal.
+//! values became templates (SPEC §11) keeps sending exactly what it sent, every `$` literal;
+//! and a key and a user made before roles (SPEC §13) are an admin key and an owner.
 
 use std::time::Duration;
 
@@ -52,6 +53,11 @@ fn legacy_rows(receiver: &str, enabled: &str, webhook_id: &str) -> Vec<String> {
             spec.to_string().replace('\'', "''"),
             secrets
         ),
+        format!(
+            "INSERT INTO users (id, account_id, email, password_hash, created_at) \
+             VALUES ('{}', '{account}', 'legacy@acme.example', 'argon', 1)",
+            new_id("usr")
+        ),
     ]
 }
 
@@ -86,6 +92,21 @@ async fn upgraded_webhook_sends_what_it_sent(database_url: String, rx: Receiver,
     assert_eq!(r.path, "/p$q");
     assert_eq!(r.query.as_deref(), Some("x=$1"));
     assert_eq!(r.header("x-token"), Some("tok$en$"));
+    // Before roles, a key could do everything and a user ran the account.
+    let (s, keys) = app
+        .call_as(Some(KEY), reqwest::Method::GET, "/v1/api-keys", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{keys}");
+    assert_eq!(keys["data"][0]["role"], "admin", "{keys}");
+    let (s, users) = app
+        .call_as(Some(KEY), reqwest::Method::GET, "/v1/users", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{users}");
+    assert_eq!(
+        (&users["data"][0]["email"], &users["data"][0]["role"]),
+        (&json!("legacy@acme.example"), &json!("owner")),
+        "{users}"
+    );
 }
 
 #[tokio::test]

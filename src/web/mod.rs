@@ -132,7 +132,9 @@ impl IntoResponse for WebError {
             WebError::Failed(Failure::Invalid(f)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "Not valid", f.to_string())
             }
-            WebError::Failed(Failure::Forbidden(m)) => (StatusCode::FORBIDDEN, "Not allowed", m),
+            WebError::Failed(Failure::Forbidden(m)) => {
+                (StatusCode::FORBIDDEN, "Not allowed", sentence(&m))
+            }
             WebError::Failed(Failure::Unavailable) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Unavailable",
@@ -165,6 +167,20 @@ impl IntoResponse for WebError {
             Err(_) => (status, title).into_response(),
         }
     }
+}
+
+/// A message of the operations (`changes need …`) as a sentence on a page.
+fn sentence(m: &str) -> String {
+    let mut chars = m.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
 }
 
 /// Renders a page template into a response.

@@ -425,7 +425,7 @@ async fn each_user_role_against_every_page_and_form() {
             } else {
                 assert_eq!(status, StatusCode::FORBIDDEN, "not refused: {what}\n{page}");
                 let names_it = match rule {
-                    Rule::Users => page.contains("managing users needs an owner"),
+                    Rule::Users => page.contains("Managing users needs an owner"),
                     _ => page.contains("the admin or owner role"),
                 };
                 assert!(

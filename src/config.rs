@@ -147,7 +147,7 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
     (
         "retention",
         "30d",
-        "finished deliveries, attempts and events older than this are pruned",
+        "finished deliveries, attempts, events and audit entries older than this are pruned",
     ),
     (
         "lease",

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::ApiState;
 use super::problem::ApiError;
+use crate::core::validate::{bad_request_line, nul_fields};
 pub use crate::service::auth::Caller;
 use crate::service::auth::{self, AuthError};
 use crate::store::PageRequest;
@@ -107,10 +108,33 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "the body is empty; send a JSON object".into(),
             ));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let nul = nul_fields(&value);
+        if !nul.is_empty() {
+            return Err(ApiError::Invalid(nul));
+        }
+        Ok(JsonBody(value))
     }
+}
+
+/// Refuses a request whose path parameters or query fields hold NUL or are not UTF-8, with a
+/// 422 naming them, before any handler (or the database) sees them. A route layer, so it
+/// knows the route's parameter names.
+pub async fn refuse_bad_request_line(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let bad = bad_request_line(route.as_deref(), req.uri().path(), req.uri().query());
+    if !bad.is_empty() {
+        return ApiError::Invalid(bad).into_response();
+    }
+    next.run(req).await
 }
 
 impl JsonBody {

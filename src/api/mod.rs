@@ -99,5 +99,6 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(connectors::router())
         .merge(health::router())
         .split_for_parts();
+    let router = router.route_layer(axum::middleware::from_fn(extract::refuse_bad_request_line));
     (router.with_state(state), doc)
 }

@@ -48,6 +48,7 @@ pub fn router(state: WebState) -> Router {
         .merge(api_keys::router())
         .merge(calls::router())
         .merge(assets::router())
+        .route_layer(axum::middleware::from_fn(form::refuse_bad_request_line))
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

@@ -163,9 +163,15 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Only a path of ours may be a place to come back to (no `//evil.example`).
+/// Only an absolute path of ours may be a place to come back to: no other host
+/// (`//evil.example`, `/\\evil.example`, or `/%09/evil.example`, which decodes to a tab that
+/// a browser drops, leaving `//evil.example`), and no control characters (a newline does not
+/// fit in the `Location` header). Paths we link to are printable ASCII, so nothing else is.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if ok {
         next.to_owned()
     } else {
         "/webhooks".to_owned()
@@ -220,7 +226,7 @@ async fn signin(State(state): State<WebState>, req: Request<Body>) -> WebResult<
                     wait,
                 ),
             };
-            tracing::info!(%email, ?client, ?refusal, "sign-in not checked");
+            tracing::info!(email = ?email, ?client, ?refusal, "sign-in not checked");
             let mut resp = super::page(&refused(message))?;
             *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             resp.headers_mut().insert(
@@ -235,7 +241,7 @@ async fn signin(State(state): State<WebState>, req: Request<Body>) -> WebResult<
     let user = users::check_password(&*state.svc.store, &email, password, permit).await?;
     let Some(user) = user else {
         state.sign_in.failed(&email, client, Instant::now());
-        tracing::info!(%email, ?client, "sign-in refused");
+        log_refused(&email, client);
         let mut resp = super::page(&refused("That email and password do not match an account."))?;
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(resp);
@@ -254,6 +260,12 @@ async fn signin(State(state): State<WebState>, req: Request<Body>) -> WebResult<
         set_cookie(SIGNIN_COOKIE, "", Some(0), secure),
     );
     Ok(resp)
+}
+
+/// A wrong password, in the log. The email is what the visitor typed, so it is written
+/// quoted and escaped (`?`): a newline in it cannot start a forged log line.
+fn log_refused(email: &str, client: Option<IpAddr>) {
+    tracing::info!(email = ?email, ?client, "sign-in refused");
 }
 
 async fn signout(
@@ -287,11 +299,52 @@ mod tests {
     }
 
     #[test]
+    fn a_newline_in_an_email_cannot_forge_a_log_line() {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let forged =
+            "x@acme.example\n2026-11-27T04:00:00Z  INFO callhook: signed in user=usr_admin";
+        tracing::subscriber::with_default(subscriber, || {
+            log_refused(forged, Some("198.51.100.1".parse().unwrap()));
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains("sign-in refused"), "{out}");
+        assert!(out.contains(r"x@acme.example\n2026"), "{out}");
+    }
+
+    #[test]
     fn only_local_paths_are_places_to_return_to() {
         assert_eq!(safe_next("/webhooks/wh_1"), "/webhooks/wh_1");
         assert_eq!(safe_next("//evil.example"), "/webhooks");
         assert_eq!(safe_next("https://evil.example"), "/webhooks");
         assert_eq!(safe_next("/\\evil.example"), "/webhooks");
         assert_eq!(safe_next(""), "/webhooks");
+        assert_eq!(safe_next("/calls?number=%2B91"), "/calls?number=%2B91");
+        for bad in [
+            "/\t/evil.example",
+            "/webhooks\nSet-Cookie: x=1",
+            "/webhooks\r\n",
+            "/ /evil.example",
+            "/caf\u{e9}",
+            "webhooks",
+        ] {
+            assert_eq!(safe_next(bad), "/webhooks", "{bad:?}");
+        }
     }
 }

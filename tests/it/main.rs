@@ -15,6 +15,7 @@ mod delivery;
 mod openapi;
 mod reliability;
 mod resources;
+mod security;
 mod shaping;
 mod store;
 mod web;

@@ -434,3 +434,183 @@ async fn the_calls_page_shows_the_accounts_pbx_connectors() {
     // Another account's connector is not shown.
     assert!(!html.contains("pbx-other"), "{html}");
 }
+
+/// Every `<form method="post">` of a page: its action and the names of its fields.
+fn post_forms(html: &str) -> Vec<(String, Vec<String>)> {
+    let attr = |tag: &str, name: &str| {
+        let key = format!("{name}=\"");
+        tag.find(&key).map(|at| {
+            tag[at + key.len()..]
+                .split('"')
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
+    };
+    let mut forms = Vec::new();
+    for chunk in html.split("<form").skip(1) {
+        let Some((tag, rest)) = chunk.split_once('>') else {
+            continue;
+        };
+        if attr(tag, "method").as_deref() != Some("post") {
+            continue;
+        }
+        let action = attr(tag, "action")
+            .unwrap_or_default()
+            .replace("&#x2f;", "/");
+        let inner = rest.split("</form>").next().unwrap_or("");
+        let mut names = Vec::new();
+        for field in ["<input", "<select", "<textarea"] {
+            for t in inner.split(field).skip(1) {
+                let t = t.split('>').next().unwrap_or("");
+                if let Some(n) = attr(t, "name")
+                    && n != "csrf"
+                    && !names.contains(&n)
+                {
+                    names.push(n);
+                }
+            }
+        }
+        forms.push((action, names));
+    }
+    forms
+}
+
+/// NUL (which PostgreSQL cannot store) in any field of any form, or in a page's path or query,
+/// is a 422 page naming the field: never a 500, on either database.
+#[tokio::test]
+async fn nul_in_any_form_field_or_page_address_is_a_422() {
+    let site = site().await;
+    let b = site.sign_in().await;
+    site.http
+        .post(site.url("/v1/numbers"))
+        .bearer_auth(&site.account_key)
+        .json(&json!({"number": "+918065251305", "label": "Sales"}))
+        .send()
+        .await
+        .unwrap();
+    let hook: serde_json::Value = site
+        .http
+        .post(site.url("/v1/webhooks"))
+        .bearer_auth(&site.account_key)
+        .json(
+            &json!({"name": "CRM", "trigger": "call_missed", "url": "https://crm.example.com/h",
+                      "headers": [{"key": "X-Api-Key", "value": "v"}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = hook["id"].as_str().unwrap();
+    let mut forms = Vec::new();
+    for page in [
+        "/webhooks".to_owned(),
+        "/webhooks/new".to_owned(),
+        format!("/webhooks/{id}"),
+        format!("/webhooks/{id}/edit"),
+        "/numbers".to_owned(),
+        "/api-keys".to_owned(),
+    ] {
+        let (status, html) = site.get_html(&b, &page).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for f in post_forms(&html) {
+            if !forms.contains(&f) {
+                forms.push(f);
+            }
+        }
+    }
+    assert!(forms.len() >= 10, "{forms:?}");
+    for (action, mut names) in forms {
+        if action == "/signout" {
+            continue;
+        }
+        // A form with no field of its own gets one: any NUL in a form body is refused.
+        if names.is_empty() {
+            names.push("extra".into());
+        }
+        let nul = "a\u{0}b".to_owned();
+        let mut body: Vec<(&str, &str)> = vec![("csrf", b.csrf.as_str())];
+        body.extend(names.iter().map(|n| (n.as_str(), nul.as_str())));
+        let resp = site
+            .http
+            .post(site.url(&action))
+            .header(COOKIE, &b.cookie)
+            .form(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let html = resp.text().await.unwrap();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{action}: {html}");
+        for n in &names {
+            assert!(
+                html.contains(&format!("{n}: must not contain")),
+                "{action} {n}: {html}"
+            );
+        }
+    }
+    // The sign-in form, before any session.
+    let (status, html) = site
+        .try_sign_in("a\u{0}@acme.example", PASSWORD, "198.51.100.1")
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    for (page, field) in [
+        ("/calls/a%00b".to_owned(), "call_id"),
+        ("/calls?number=%00".to_owned(), "number"),
+        (format!("/webhooks/{id}?status=%00"), "status"),
+        ("/deliveries/a%00".to_owned(), "id"),
+        ("/signin?next=%00".to_owned(), "next"),
+    ] {
+        let (status, html) = site.get_html(&b, &page).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}: {html}");
+        assert!(
+            html.contains(&format!("{field}: must not contain")),
+            "{page}: {html}"
+        );
+    }
+}
+
+/// `next` after sign-in: another host in any spelling goes to the webhook list instead, and a
+/// newline in it neither breaks the answer nor lands in a header.
+#[tokio::test]
+async fn signing_in_never_sends_the_browser_to_another_host() {
+    let site = site().await;
+    let page = site
+        .http
+        .get(site.url("/signin?next=/%09/evil.example"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("name=\"next\" value=\"/webhooks\""), "{page}");
+    for next in [
+        "/\t/evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "/webhooks\r\nSet-Cookie: a=b",
+        "/webhooks\n",
+    ] {
+        let page = site.http.get(site.url("/signin")).send().await.unwrap();
+        let token = set_cookie(&page, "callhook_signin").unwrap();
+        let resp = site
+            .http
+            .post(site.url("/signin"))
+            .header(COOKIE, format!("callhook_signin={token}"))
+            .form(&[
+                ("csrf", token.as_str()),
+                ("email", EMAIL),
+                ("password", PASSWORD),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(resp.headers()[LOCATION], "/webhooks", "{next:?}");
+    }
+}

@@ -1,0 +1,231 @@
+//! What a security review tries from outside (issue 16): NUL in every string field of every
+//! route, on both databases; and the other hardening that only shows over real HTTP.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// The schema `s` points at, following `$ref`s into `components.schemas`.
+fn resolve<'a>(doc: &'a Value, mut s: &'a Value) -> &'a Value {
+    for _ in 0..16 {
+        let Some(r) = s["$ref"].as_str() else {
+            return s;
+        };
+        let name = r.trim_start_matches("#/components/schemas/");
+        s = &doc["components"]["schemas"][name];
+    }
+    s
+}
+
+/// The JSON types a schema allows (`"type": "string"` or `"type": ["string", "null"]`).
+fn types(s: &Value) -> Vec<&str> {
+    match &s["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The path of every string field a request schema has (`call.call_id`, `headers[0].value`).
+fn string_fields(doc: &Value, schema: &Value, prefix: &str, depth: usize, out: &mut Vec<String>) {
+    if depth > 8 {
+        return;
+    }
+    let s = resolve(doc, schema);
+    for combo in ["oneOf", "anyOf", "allOf"] {
+        for sub in s[combo].as_array().into_iter().flatten() {
+            string_fields(doc, sub, prefix, depth + 1, out);
+        }
+    }
+    let t = types(s);
+    if t.contains(&"string") && !prefix.is_empty() && !out.iter().any(|p| p == prefix) {
+        out.push(prefix.to_owned());
+    }
+    if let Some(props) = s["properties"].as_object() {
+        for (k, sub) in props {
+            let path = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            string_fields(doc, sub, &path, depth + 1, out);
+        }
+    }
+    if t.contains(&"array") {
+        string_fields(doc, &s["items"], &format!("{prefix}[0]"), depth + 1, out);
+    }
+}
+
+/// A body holding `leaf` at `path` (`a.b[0].c`) and nothing else.
+fn body_at(path: &str, leaf: Value) -> Value {
+    let mut steps: Vec<Result<String, ()>> = Vec::new();
+    for part in path.split('.') {
+        let (name, arrays) = part
+            .split_once('[')
+            .map_or((part, ""), |(n, _)| (n, &part[n.len()..]));
+        if !name.is_empty() {
+            steps.push(Ok(name.to_owned()));
+        }
+        for _ in 0..arrays.matches('[').count() {
+            steps.push(Err(()));
+        }
+    }
+    steps
+        .into_iter()
+        .rev()
+        .fold(leaf, |inner, step| match step {
+            Ok(key) => json!({ key: inner }),
+            Err(()) => json!([inner]),
+        })
+}
+
+/// Every operation of the document: method, path template, and the operation.
+fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+    let mut ops = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("a path item") {
+            if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                ops.push((method.clone(), path.clone(), op.clone()));
+            }
+        }
+    }
+    ops
+}
+
+/// `/v1/webhooks/{id}/test` with every parameter `x`, or `nul` for the one named `with`.
+fn fill(template: &str, with: Option<&str>) -> String {
+    template
+        .split('/')
+        .map(
+            |seg| match seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) if Some(name) == with => "a%00b".to_owned(),
+                Some(_) => "x".to_owned(),
+                None => seg.to_owned(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+async fn send(app: &TestApp, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    let method: Method = method.to_uppercase().parse().unwrap();
+    // The operator routes take the operator token, the rest the account's key: NUL must be
+    // refused whoever sends it.
+    let token = if path.starts_with("/v1/accounts") {
+        OPERATOR_TOKEN
+    } else {
+        app.key.as_str()
+    };
+    app.call_as(Some(token), method, path, body).await
+}
+
+#[tokio::test]
+async fn nul_is_refused_in_every_string_field_of_every_route() {
+    let app = spawn_app().await;
+    let (_, doc) = app.call_as(None, Method::GET, "/openapi.json", None).await;
+    let mut tried = 0;
+    let mut failures = Vec::new();
+    for (method, template, op) in operations(&doc) {
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            let name = p["name"].as_str().unwrap();
+            let path = match p["in"].as_str() {
+                Some("path") => fill(&template, Some(name)),
+                Some("query") => format!("{}?{name}=a%00b", fill(&template, None)),
+                _ => continue,
+            };
+            let (status, body) = send(&app, &method, &path, None).await;
+            tried += 1;
+            if status != StatusCode::UNPROCESSABLE_ENTITY
+                || !problem_fields(&body).contains(&name.to_owned())
+            {
+                failures.push(format!("{method} {path}: {status} {body}"));
+            }
+        }
+        let schema = &op["requestBody"]["content"]["application/json"]["schema"];
+        if schema.is_null() {
+            continue;
+        }
+        let mut fields = Vec::new();
+        string_fields(&doc, schema, "", 0, &mut fields);
+        assert!(!fields.is_empty(), "{method} {template} has string fields");
+        for field in fields {
+            let body = body_at(&field, json!("a\u{0}b"));
+            let (status, answer) = send(&app, &method, &fill(&template, None), Some(body)).await;
+            tried += 1;
+            if status != StatusCode::UNPROCESSABLE_ENTITY
+                || !problem_fields(&answer).contains(&field)
+            {
+                failures.push(format!("{method} {template} {field}: {status} {answer}"));
+            }
+        }
+    }
+    assert!(tried > 50, "only {tried} fields tried");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The fields a review found answered 500 on PostgreSQL, one by one with otherwise valid
+/// requests: each is a 422 naming the field, and nothing is stored.
+#[tokio::test]
+async fn nul_in_ids_labels_and_names_is_a_422_naming_the_field() {
+    let app = spawn_app().await;
+    app.add_number("+918065251305").await;
+    let event = |id: &str, call_id: &str| {
+        json!({"id": id, "type": "call.received", "occurred_at": "2026-11-27T04:00:00Z",
+               "call": {"call_id": call_id, "call_type": "inbound", "did_number": "+918065251305"}})
+    };
+    let cases: Vec<(Method, String, Option<Value>, &str)> = vec![
+        (
+            Method::POST,
+            "/v1/events".into(),
+            Some(event("e\u{0}1", "c1")),
+            "id",
+        ),
+        (
+            Method::POST,
+            "/v1/events".into(),
+            Some(event("e1", "c\u{0}1")),
+            "call.call_id",
+        ),
+        (
+            Method::POST,
+            "/v1/events".into(),
+            Some(json!([event("e2", "c2"), event("e3", "c\u{0}3")])),
+            "[1].call.call_id",
+        ),
+        (
+            Method::POST,
+            "/v1/numbers".into(),
+            Some(json!({"number": "+918065251306", "label": "Sa\u{0}les"})),
+            "label",
+        ),
+        (
+            Method::POST,
+            "/v1/api-keys".into(),
+            Some(json!({"name": "k\u{0}"})),
+            "name",
+        ),
+        (Method::GET, "/v1/calls/a%00b".into(), None, "call_id"),
+        (Method::GET, "/v1/webhooks?after=%00".into(), None, "after"),
+    ];
+    for (method, path, body, field) in cases {
+        let (status, answer) = app.call(method, &path, body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {answer}");
+        assert_eq!(problem_fields(&answer), [field], "{path}: {answer}");
+    }
+    let (status, answer) = app
+        .operator(
+            Method::POST,
+            "/v1/accounts",
+            Some(json!({"name": "A\u{0}"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(problem_fields(&answer), ["name"]);
+    // Nothing of the refused requests was stored; the same requests without NUL go through.
+    let (status, answer) = app.post("/v1/events", event("e1", "c1")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    assert_eq!(answer["accepted"], 1, "{answer}");
+    let (status, _) = app.get("/v1/calls/c1").await;
+    assert_eq!(status, StatusCode::OK);
+}

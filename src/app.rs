@@ -216,13 +216,15 @@ impl App {
             stopper.handle(),
         ));
         let services = Services {
-            ingest: Ingest::new(store.clone(), waker),
+            ingest: Ingest::new(store.clone(), waker)
+                .max_deliveries(settings.max_deliveries_per_post),
             store,
             settings,
             client,
             policy: Arc::new(policy),
             connectors,
             operator_hash: operator_hash.into(),
+            test_sends: Default::default(),
         };
         let (api, openapi) = api::router(ApiState {
             svc: services.clone(),
@@ -253,6 +255,11 @@ impl App {
             .fallback(|| async { ApiError::NotFound("route") })
             .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
             .layer(axum::middleware::from_fn(catch_panics))
+            .layer(axum::middleware::from_fn(web::security_headers))
+            .layer(axum::middleware::from_fn_with_state(
+                services.settings.clone(),
+                crate::edge::hsts,
+            ))
             .layer(axum::middleware::from_fn(request_span));
         Ok(App {
             services,

@@ -70,7 +70,7 @@ async fn create_api_key(
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let actor = caller.actor()?;
     let name = name_field(&body)?;
-    let key = api_keys::create(&*state.svc.store, actor, &name).await?;
+    let key = api_keys::create(&*state.svc.store, &state.svc.quotas(), actor, &name).await?;
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 

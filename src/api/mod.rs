@@ -99,6 +99,8 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(connectors::router())
         .merge(health::router())
         .split_for_parts();
+    // Every answer also gets `Cache-Control: no-store` (some carry secrets) from the app's
+    // security headers.
     let router = router.route_layer(axum::middleware::from_fn(extract::refuse_bad_request_line));
     (router.with_state(state), doc)
 }

@@ -60,7 +60,13 @@ async fn add_number(
     caller: Caller,
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<NumberOut>)> {
-    let number = numbers::add(&*state.svc.store, caller.actor()?, body.object()?).await?;
+    let number = numbers::add(
+        &*state.svc.store,
+        &state.svc.quotas(),
+        caller.actor()?,
+        body.object()?,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(number.into())))
 }
 

@@ -190,8 +190,13 @@ async fn create_webhook(
     caller: Caller,
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
-    let (webhook, secret) =
-        webhooks::create(&*state.svc.store, caller.actor()?, body.object()?).await?;
+    let (webhook, secret) = webhooks::create(
+        &*state.svc.store,
+        &state.svc.quotas(),
+        caller.actor()?,
+        body.object()?,
+    )
+    .await?;
     let mut out = WebhookOut::from(&webhook);
     out.secret = Some(secret.expose());
     Ok((StatusCode::CREATED, Json(out)))

@@ -37,7 +37,8 @@ impl From<ApiKeyError> for AccountError {
     fn from(e: ApiKeyError) -> Self {
         match e {
             ApiKeyError::Invalid(f) => AccountError::Invalid(f),
-            ApiKeyError::NotFound => AccountError::NotFound,
+            // Making an account's first key neither looks a key up nor revokes one.
+            ApiKeyError::NotFound | ApiKeyError::LastKey => AccountError::NotFound,
             ApiKeyError::Store(e) => AccountError::Store(e),
         }
     }

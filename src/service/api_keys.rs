@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 
 use super::accounts::check_name;
-use super::{Actor, Failure, IntoFailure, invalid, or_not_found};
+use super::{Actor, Failure, Holding, IntoFailure, Quotas, Who, invalid, or_not_found};
 use crate::core::credentials::{hash_token, random_token};
 use crate::core::id::{is_id, new_id};
 use crate::core::validate::FieldErrors;
@@ -18,6 +18,10 @@ pub enum ApiKeyError {
     NotFound,
     #[error("{0}")]
     Invalid(FieldErrors),
+    #[error(
+        "this is the account's last API key, and the one this request is made with; make another before revoking it"
+    )]
+    LastKey,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -27,6 +31,7 @@ impl IntoFailure for ApiKeyError {
         match self {
             ApiKeyError::NotFound => Failure::NotFound("API key"),
             ApiKeyError::Invalid(f) => Failure::Invalid(f),
+            e @ ApiKeyError::LastKey => Failure::Conflict(e.to_string()),
             ApiKeyError::Store(e) => e.into_failure(),
         }
     }
@@ -42,9 +47,14 @@ pub struct NewApiKey {
 /// Makes an API key named `name` for the actor's account.
 pub async fn create(
     store: &dyn Store,
+    quotas: &Quotas,
     actor: &Actor,
     name: &str,
 ) -> Result<NewApiKey, ApiKeyError> {
+    check_name(name).map_err(|m| ApiKeyError::Invalid(invalid("name", m)))?;
+    quotas
+        .check(store, actor.account(), Holding::ApiKeys)
+        .await?;
     create_in(store, actor.account(), name).await
 }
 
@@ -76,10 +86,17 @@ pub async fn list(
     Ok(store.list_api_keys(actor.account(), page).await?)
 }
 
-/// Revokes a key: it stops working at once.
+/// Revokes a key: it stops working at once. A key may not revoke itself when it is the
+/// account's last one (nothing could then make another through the API).
 pub async fn revoke(store: &dyn Store, actor: &Actor, id: &str) -> Result<(), ApiKeyError> {
     if !is_id("key", id) {
         return Err(ApiKeyError::NotFound);
+    }
+    if let Who::ApiKey { id: own, .. } = &actor.who
+        && own == id
+        && store.account_counts(actor.account()).await?.api_keys <= 1
+    {
+        return Err(ApiKeyError::LastKey);
     }
     store
         .delete_api_key(actor.account(), id)

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use super::{Actor, Failure, IntoFailure, invalid, or_not_found};
+use super::{Actor, Failure, Holding, IntoFailure, Quotas, invalid, or_not_found};
 use crate::core::number::E164;
 use crate::core::validate::{FieldErrors, Fields};
 use crate::store::{Number, Page, PageRequest, Store, StoreError};
@@ -79,10 +79,15 @@ pub fn parse_path(s: &str) -> Result<E164, NumberError> {
 /// Adds a number from `{number, label}`.
 pub async fn add(
     store: &dyn Store,
+    quotas: &Quotas,
     actor: &Actor,
     obj: &Map<String, Value>,
 ) -> Result<Number, NumberError> {
     let number = parse_new(obj).map_err(NumberError::Invalid)?;
+    quotas
+        .check(store, actor.account(), Holding::Numbers)
+        .await
+        .map_err(NumberError::Store)?;
     store.insert_number(actor.account(), &number).await?;
     Ok(number)
 }

@@ -5,7 +5,7 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use super::{Actor, Failure, IntoFailure, or_not_found, stored_now, ts};
+use super::{Actor, Failure, Holding, IntoFailure, Quotas, or_not_found, stored_now, ts};
 use crate::core::id::{is_id, new_id};
 use crate::core::number::E164;
 use crate::core::sign::Secret;
@@ -148,10 +148,15 @@ pub async fn stats(
 /// Creates a webhook from a create body; answers it and its signing secret (shown once).
 pub async fn create(
     store: &dyn Store,
+    quotas: &Quotas,
     actor: &Actor,
     obj: &Map<String, Value>,
 ) -> Result<(Webhook, Secret), WebhookError> {
     let spec = validate(store, actor, obj).await?;
+    quotas
+        .check(store, actor.account(), Holding::Webhooks)
+        .await
+        .map_err(WebhookError::Store)?;
     let now = Timestamp::now();
     let secret = Secret::generate();
     let webhook = Webhook {

@@ -90,7 +90,14 @@ async fn list(
 async fn create(State(state): State<WebState>, form: PostForm) -> WebResult<Response> {
     let signed = &form.signed;
     let typed = form.fields.get("name").to_owned();
-    let created = match api_keys::create(&*state.svc.store, &signed.actor(), &typed).await {
+    let created = match api_keys::create(
+        &*state.svc.store,
+        &state.svc.quotas(),
+        &signed.actor(),
+        &typed,
+    )
+    .await
+    {
         Ok(created) => created,
         Err(ApiKeyError::Invalid(errors)) => {
             let layout = Layout::new(signed, "API keys", "api-keys");

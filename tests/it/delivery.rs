@@ -1986,3 +1986,76 @@ async fn metrics_count_events_and_deliveries() {
         "{page}"
     );
 }
+
+/// Test sends keep to the webhook's limits: no more in flight than
+/// `max_in_flight_per_webhook`, no closer together than its `rate_limit`; beyond, a 429 that
+/// names the limit, and nothing is sent.
+#[tokio::test]
+async fn test_sends_keep_to_the_webhooks_limits() {
+    let app = spawn_app_with(|s| {
+        s.allow_targets = vec!["127.0.0.0/8".parse().unwrap()];
+        s.max_in_flight_per_webhook = 1;
+    })
+    .await;
+    let app = std::sync::Arc::new(app);
+    let rx = Receiver::start().await;
+    // The first request is answered only after a while: the second test send comes meanwhile.
+    rx.behave(|_, n| {
+        let mut r = Reply::status(200);
+        if n == 0 {
+            r.delay = Duration::from_secs(3);
+        }
+        r
+    });
+    let wh = hook(&app, json!({"url": rx.url("/t")})).await;
+    let first = {
+        let (app, wh) = (app.clone(), wh.clone());
+        tokio::spawn(async move {
+            app.post(&format!("/v1/webhooks/{wh}/test"), json!({}))
+                .await
+        })
+    };
+    rx.wait_for(1, Duration::from_secs(20)).await;
+    let (status, body) = app
+        .post(&format!("/v1/webhooks/{wh}/test"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_in_flight_per_webhook"),
+        "{body}"
+    );
+    let (status, body) = first.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(rx.received().len(), 1);
+
+    // A rate limit of one request per 10 s: the next test send waits its slot.
+    let limited = hook(&app, json!({"url": rx.url("/r"), "rate_limit": 0.1})).await;
+    let (status, body) = app
+        .post(&format!("/v1/webhooks/{limited}/test"), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let resp = app
+        .http
+        .post(app.url(&format!("/v1/webhooks/{limited}/test")))
+        .bearer_auth(&app.key)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry), "{retry}");
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("rate_limit"),
+        "{body}"
+    );
+    assert_eq!(rx.received().len(), 2, "the refused test send sent nothing");
+}

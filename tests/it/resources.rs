@@ -1264,9 +1264,20 @@ async fn an_api_key_is_shown_once_works_and_is_revoked_at_once() {
 }
 
 #[tokio::test]
-async fn a_key_can_revoke_itself() {
+async fn a_key_can_revoke_itself_unless_it_is_the_last() {
     let app = spawn_app().await;
     let (_, keys) = app.get("/v1/api-keys").await;
+    let last = send(
+        &app,
+        Some(&app.key),
+        Method::DELETE,
+        &format!("/v1/api-keys/{}", id_of(&keys["data"][0])),
+        None,
+    )
+    .await;
+    assert_eq!(last.status, StatusCode::CONFLICT);
+    let (status, _) = app.post("/v1/api-keys", json!({"name": "spare"})).await;
+    assert_eq!(status, StatusCode::CREATED);
     let a = send(
         &app,
         Some(&app.key),

@@ -229,3 +229,184 @@ async fn nul_in_ids_labels_and_names_is_a_422_naming_the_field() {
     let (status, _) = app.get("/v1/calls/c1").await;
     assert_eq!(status, StatusCode::OK);
 }
+
+/// Per-account quotas: one more webhook, number or key than the settings allow is a 422
+/// naming the limit; another account is not affected.
+#[tokio::test]
+async fn quotas_refuse_one_more_naming_the_limit() {
+    let app = spawn_app_with(|s| {
+        s.max_webhooks_per_account = 2;
+        s.max_numbers_per_account = 1;
+        // The account's first key counts.
+        s.max_api_keys_per_account = 2;
+    })
+    .await;
+    app.create_webhook(json!({})).await;
+    app.create_webhook(json!({})).await;
+    let (status, body) = app
+        .post(
+            "/v1/webhooks",
+            json!({"name": "third", "trigger": "call_received", "url": "https://crm.example.com/h"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_webhooks_per_account = 2"),
+        "{body}"
+    );
+    app.add_number("+918065251305").await;
+    let (status, body) = app
+        .post("/v1/numbers", json!({"number": "+918065251306"}))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_numbers_per_account = 1"),
+        "{body}"
+    );
+    let (status, _) = app.post("/v1/api-keys", json!({"name": "second"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = app.post("/v1/api-keys", json!({"name": "third"})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_api_keys_per_account = 2"),
+        "{body}"
+    );
+    // Removing one makes room again.
+    let (_, list) = app.get("/v1/webhooks").await;
+    let id = list["data"][0]["id"].as_str().unwrap();
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/v1/webhooks/{id}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    app.create_webhook(json!({})).await;
+    // Quotas are per account.
+    let (_, other_key) = app.other_account("Other").await;
+    let (status, body) = app
+        .call_as(
+            Some(&other_key),
+            Method::POST,
+            "/v1/numbers",
+            Some(json!({"number": "+918065251306"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// One post may create at most `max_deliveries_per_post` deliveries; beyond, nothing of it is
+/// stored.
+#[tokio::test]
+async fn one_post_makes_at_most_max_deliveries_per_post() {
+    let app = spawn_app_with(|s| s.max_deliveries_per_post = 5).await;
+    app.add_number("+918065251305").await;
+    for _ in 0..3 {
+        app.create_webhook(json!({})).await;
+    }
+    let event = |i: usize| {
+        json!({"id": format!("e{i}"), "type": "call.received", "occurred_at": "2026-11-27T04:00:00Z",
+               "call": {"call_id": format!("c{i}"), "call_type": "inbound", "did_number": "+918065251305"}})
+    };
+    let (status, body) = app.post("/v1/events", json!([event(1), event(2)])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("6 deliveries"),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("max_deliveries_per_post = 5"),
+        "{body}"
+    );
+    let (status, _) = app.get("/v1/calls/c1").await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "nothing of the refused post is stored"
+    );
+    let (status, body) = app.post("/v1/events", event(1)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["deliveries"], 3, "{body}");
+}
+
+/// A key may not revoke itself when it is the account's last; it may once there is another,
+/// and another key may revoke it.
+#[tokio::test]
+async fn the_last_api_key_cannot_revoke_itself() {
+    let app = spawn_app().await;
+    let (_, keys) = app.get("/v1/api-keys").await;
+    let own = keys["data"][0]["id"].as_str().unwrap().to_owned();
+    let (status, body) = app
+        .call(Method::DELETE, &format!("/v1/api-keys/{own}"), None)
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        body["detail"].as_str().unwrap().contains("last API key"),
+        "{body}"
+    );
+    let (status, second) = app.post("/v1/api-keys", json!({"name": "second"})).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = app
+        .call(Method::DELETE, &format!("/v1/api-keys/{own}"), None)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let second_key = second["key"].as_str().unwrap();
+    let second_id = second["id"].as_str().unwrap();
+    let (status, _) = app
+        .call_as(
+            Some(second_key),
+            Method::DELETE,
+            &format!("/v1/api-keys/{second_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+}
+
+/// API answers, those with secrets above all, are never kept by a cache.
+#[tokio::test]
+async fn api_answers_with_secrets_are_not_stored_by_caches() {
+    let app = spawn_app().await;
+    let hook = app.create_webhook(json!({})).await;
+    let id = hook["id"].as_str().unwrap();
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/v1/api-keys".to_owned(),
+            Some(json!({"name": "k"})),
+        ),
+        (Method::GET, format!("/v1/webhooks/{id}/secret"), None),
+        (
+            Method::POST,
+            format!("/v1/webhooks/{id}/secret/rotate"),
+            None,
+        ),
+        (
+            Method::POST,
+            "/v1/accounts".to_owned(),
+            Some(json!({"name": "A"})),
+        ),
+        (Method::GET, "/v1/webhooks/nope".to_owned(), None),
+    ] {
+        let token = if path == "/v1/accounts" {
+            OPERATOR_TOKEN
+        } else {
+            app.key.as_str()
+        };
+        let mut req = app.http.request(method, app.url(&path)).bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        assert_eq!(resp.headers()["cache-control"], "no-store", "{path}");
+    }
+}

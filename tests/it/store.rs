@@ -558,3 +558,55 @@ async fn a_second_call_ended_in_a_batch_is_refused_naming_its_event() {
         "nothing of the refused batch is stored"
     );
 }
+
+#[tokio::test]
+async fn account_counts_are_the_accounts_own() {
+    let f = fixture().await;
+    let counts = f.store.account_counts(&f.account).await.unwrap();
+    assert_eq!(
+        counts,
+        AccountCounts {
+            webhooks: 1,
+            numbers: 0,
+            api_keys: 0
+        }
+    );
+    let now = Timestamp::now();
+    for n in ["+918065251305", "+918065251306"] {
+        f.store
+            .insert_number(
+                &f.account,
+                &Number {
+                    number: callhook::core::number::E164::parse(n).unwrap(),
+                    label: None,
+                    created_at: now,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    f.store
+        .insert_api_key(
+            &ApiKey {
+                id: new_id("key"),
+                account_id: f.account.clone(),
+                name: "k".into(),
+                prefix: "chk_abcdef".into(),
+                created_at: now,
+                last_used_at: None,
+            },
+            "hash-of-the-key",
+        )
+        .await
+        .unwrap();
+    let counts = f.store.account_counts(&f.account).await.unwrap();
+    assert_eq!(
+        (counts.webhooks, counts.numbers, counts.api_keys),
+        (1, 2, 1)
+    );
+    // Another account's count is its own: nothing of this one's.
+    assert_eq!(
+        f.store.account_counts("acct_nobody").await.unwrap(),
+        AccountCounts::default()
+    );
+}

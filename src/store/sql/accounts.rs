@@ -2,8 +2,8 @@
 
 use super::Backend;
 use super::db::SqlDb;
-use super::rows::{account_from_row, limit_plus_one, to_ms};
-use crate::store::{Account, Page, PageRequest, Result};
+use super::rows::{Cols, account_from_row, limit_plus_one, to_ms};
+use crate::store::{Account, AccountCounts, Page, PageRequest, Result};
 
 pub async fn insert<DB: SqlDb>(b: &impl Backend<Db = DB>, account: &Account) -> Result<()> {
     let a = account.clone();
@@ -43,4 +43,24 @@ pub async fn list<DB: SqlDb>(
     Ok(Page::from_rows(items, page.limit, |a: &Account| {
         a.id.clone()
     }))
+}
+
+pub async fn counts<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    account_id: &str,
+) -> Result<AccountCounts> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM webhooks WHERE account_id = $1) AS webhooks,
+                (SELECT COUNT(*) FROM numbers WHERE account_id = $1) AS numbers,
+                (SELECT COUNT(*) FROM api_keys WHERE account_id = $1) AS api_keys",
+    )
+    .bind(account_id)
+    .fetch_one(b.read())
+    .await?;
+    let n = |name: &str| row.int(name).map(|v| u64::try_from(v).unwrap_or(0));
+    Ok(AccountCounts {
+        webhooks: n("webhooks")?,
+        numbers: n("numbers")?,
+        api_keys: n("api_keys")?,
+    })
 }

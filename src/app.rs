@@ -277,17 +277,11 @@ impl App {
         listener: TcpListener,
         signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        // The peer's address is kept for the sign-in limits.
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
-            .context("the HTTP server failed");
+        let limits = crate::edge::ConnectionLimits::of(&self.services.settings);
+        crate::edge::serve(listener, self.router, limits, signal).await;
         self.stopper.stop().await;
         tracing::info!("stopped");
-        served
+        Ok(())
     }
 }
 

@@ -1,18 +1,260 @@
-//! What callhook knows of a request beyond its bytes: which client sent it (through the
-//! operator's trusted proxies only) and whether the browser came over https.
+//! The HTTP server's edge: its connections (a header-read timeout, an idle watchdog and a cap
+//! per client address, so idle or trickling clients cannot exhaust it), and what callhook
+//! knows of a request beyond its bytes: which client sent it (through the operator's trusted
+//! proxies only) and whether the browser came over https.
 //!
 //! `X-Forwarded-For` and `X-Forwarded-Proto` are anyone's to write, so they are believed only
 //! from a peer in `trusted_proxies`; from anyone else the peer's own address is the client and
 //! the scheme is what `public_url` says.
 
+use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
+use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::IpNet;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::config::Settings;
+
+/// What every connection keeps to.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Time to send a request's headers; also how long a kept-alive connection waits for its
+    /// next request (hyper starts the same timer as soon as it waits for a request).
+    pub header_read_timeout: Duration,
+    /// A connection from which nothing arrives for this long is closed, whatever it is doing
+    /// (a request body trickled to a stop, a client that no longer reads).
+    pub idle_timeout: Duration,
+    /// Connections one client address may hold open at once; trusted proxies, which carry
+    /// every client's, are not capped.
+    pub per_client: u32,
+    pub trusted_proxies: Arc<[IpNet]>,
+}
+
+impl ConnectionLimits {
+    pub fn of(s: &Settings) -> ConnectionLimits {
+        ConnectionLimits {
+            header_read_timeout: s.header_read_timeout.0,
+            idle_timeout: s.idle_timeout.0,
+            per_client: s.max_connections_per_client.max(1),
+            trusted_proxies: s.trusted_proxies.as_slice().into(),
+        }
+    }
+}
+
+/// Open connections per client address.
+#[derive(Clone, Default)]
+struct Open(Arc<Mutex<HashMap<IpAddr, u32>>>);
+
+/// One open connection's place in [`Open`], given back when dropped.
+struct Slot {
+    open: Open,
+    ip: IpAddr,
+}
+
+impl Open {
+    fn take(&self, ip: IpAddr, max: u32) -> Option<Slot> {
+        let mut open = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = open.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Slot {
+            open: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = open.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `signal`, then stops accepting, lets each connection
+/// finish its request in hand (idle ones close at once) and returns once all have.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    signal: impl Future<Output = ()> + Send + 'static,
+) {
+    let (stop, stopping) = watch::channel(false);
+    let open = Open::default();
+    let mut connections = JoinSet::new();
+    tokio::pin!(signal);
+    loop {
+        let (socket, peer) = tokio::select! {
+            _ = &mut signal => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of descriptors, most likely: give the open connections a moment
+                    // to end rather than spinning on the error.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let ip = peer.ip().to_canonical();
+        let max = if trusted(ip, &limits.trusted_proxies) {
+            u32::MAX
+        } else {
+            limits.per_client
+        };
+        let Some(slot) = open.take(ip, max) else {
+            metrics::counter!("callhook_connections_refused_total").increment(1);
+            tracing::debug!(client = %ip, "too many connections from one client; closed");
+            drop(socket);
+            continue;
+        };
+        let _ = socket.set_nodelay(true);
+        connections.spawn(connection(
+            socket,
+            peer,
+            router.clone(),
+            limits.clone(),
+            stopping.clone(),
+            slot,
+        ));
+    }
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+}
+
+/// One connection, until the client or a limit ends it.
+async fn connection(
+    socket: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    limits: ConnectionLimits,
+    mut stopping: watch::Receiver<bool>,
+    _slot: Slot,
+) {
+    let started = Instant::now();
+    let heard = Arc::new(AtomicU64::new(0));
+    let io = TokioIo::new(Watched {
+        inner: socket,
+        started,
+        heard: heard.clone(),
+    });
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            // The peer's address, as axum's ConnectInfo (the sign-in limits and trusted proxies
+            // read it).
+            req.extensions_mut().insert(ConnectInfo(peer));
+            tower_service::Service::call(&mut router.clone(), req)
+        });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(true)
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    let mut closing = *stopping.borrow();
+    if closing {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        let last = started + Duration::from_millis(heard.load(Ordering::Relaxed));
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(client = %peer, error = %e, "connection ended");
+                }
+                return;
+            }
+            _ = stopping.changed(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep_until((last + limits.idle_timeout).into()) => {
+                let last = started + Duration::from_millis(heard.load(Ordering::Relaxed));
+                if last.elapsed() >= limits.idle_timeout {
+                    tracing::debug!(client = %peer, "nothing heard from the client; closed");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A socket that notes when it last received bytes.
+struct Watched {
+    inner: TcpStream,
+    started: Instant,
+    /// Milliseconds from `started` to the last read that brought bytes.
+    heard: Arc<AtomicU64>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.heard.store(ms, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
 
 /// The TCP peer of a request, if the server recorded it.
 pub fn peer(parts: &Parts) -> Option<IpAddr> {

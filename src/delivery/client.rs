@@ -252,11 +252,14 @@ impl HttpClient {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    // The status arrived; a body cut short is noted, not a failure of its own.
+                    // The status arrived, and it is what the receiver decided: a 2xx is a
+                    // success even when its body then stalls or breaks off. That the body was
+                    // cut is recorded on the attempt, so the log shows it.
                     error = Some((
                         classify(&e),
                         format!(
-                            "reading the response body: {}",
+                            "the response body was cut off after {} bytes: {}",
+                            body.len(),
                             describe(&e, self.request_timeout)
                         ),
                     ));

@@ -2059,3 +2059,75 @@ async fn test_sends_keep_to_the_webhooks_limits() {
     );
     assert_eq!(rx.received().len(), 2, "the refused test send sent nothing");
 }
+
+/// A receiver on loopback that answers every request with `head` at once, then sends nothing
+/// more and keeps the connection open; or, with `trickle`, sends `head` one byte at a time.
+async fn stalling_receiver(head: &'static str, trickle: bool) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let _ = sock.read(&mut buf).await;
+                if trickle {
+                    for b in head.bytes().cycle() {
+                        if sock.write_all(&[b]).await.is_err() {
+                            return;
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                } else {
+                    let _ = sock.write_all(head.as_bytes()).await;
+                    // Held open, silent, until callhook gives up.
+                    let _ = sock.read(&mut buf).await;
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A 2xx whose body then stalls is a success (the status is the receiver's verdict), and the
+/// attempt records that the body was cut; a receiver that trickles its answer forever is
+/// bounded by request_timeout and fails with `timeout`.
+#[tokio::test]
+async fn a_stalled_body_after_a_2xx_is_a_success_noted_cut_and_a_trickle_times_out() {
+    let app = spawn_app_with(|s| {
+        s.allow_targets = vec!["127.0.0.0/8".parse().unwrap()];
+        s.request_timeout = Dur(Duration::from_secs(1));
+    })
+    .await;
+    let stalls = stalling_receiver(
+        "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nreceived, now thinking",
+        false,
+    )
+    .await;
+    let wh = hook(&app, json!({"url": format!("http://{stalls}/hook")})).await;
+    let (s, d) = app
+        .post(&format!("/v1/webhooks/{wh}/test"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["status"], "succeeded", "{d:#}");
+    let a = &d["attempt_log"][0];
+    assert_eq!(a["response"]["status"], 200, "{d:#}");
+    assert_eq!(a["response"]["body"], "received, now thinking", "{d:#}");
+    assert_eq!(a["error"]["kind"], "timeout", "{d:#}");
+    let msg = a["error"]["message"].as_str().unwrap();
+    assert!(
+        msg.contains("response body was cut off after 22 bytes"),
+        "{msg}"
+    );
+
+    let trickles = stalling_receiver("HTTP/1.1 200 OK\r\nX-Slow: ", true).await;
+    let wh = hook(&app, json!({"url": format!("http://{trickles}/hook")})).await;
+    let (s, d) = app
+        .post(&format!("/v1/webhooks/{wh}/test"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    assert_eq!(d["status"], "failed", "{d:#}");
+    let a = &d["attempt_log"][0];
+    assert_eq!(a["response"], Value::Null, "{d:#}");
+    assert_eq!(a["error"]["kind"], "timeout", "{d:#}");
+}

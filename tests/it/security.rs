@@ -410,3 +410,165 @@ async fn api_answers_with_secrets_are_not_stored_by_caches() {
         assert_eq!(resp.headers()["cache-control"], "no-store", "{path}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Connections, on real sockets
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use callhook::config::Dur;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+fn addr_of(app: &TestApp) -> SocketAddr {
+    app.base.trim_start_matches("http://").parse().unwrap()
+}
+
+/// Reads until the server closes the connection: what it sent. Panics if it is still open
+/// after a long while (the limits under test are configured far shorter).
+async fn until_closed(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the connection is still open");
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+/// Reads one whole answer of a kept-alive connection (headers and a `Content-Length` body).
+async fn one_answer(s: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(
+            n > 0,
+            "closed before answering: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if body.len() >= len {
+                return text;
+            }
+        }
+    }
+}
+
+/// `GET /healthz` on a new connection from `from`: the status line.
+async fn healthz_from(from: &str, to: SocketAddr) -> String {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut s = sock.connect(to).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut s).await;
+    answer.lines().next().unwrap_or("").to_owned()
+}
+
+#[tokio::test]
+async fn a_half_sent_request_and_an_idle_connection_are_closed() {
+    let app = spawn_app_with(|s| s.header_read_timeout = Dur(Duration::from_millis(300))).await;
+    let to = addr_of(&app);
+    // Headers never finished.
+    let mut s = TcpStream::connect(to).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let answer = until_closed(&mut s).await;
+    assert!(!answer.contains("200 OK"), "{answer}");
+    // Nothing sent at all.
+    let mut s = TcpStream::connect(to).await.unwrap();
+    until_closed(&mut s).await;
+    // A kept-alive connection is answered, then closed once it idles.
+    let mut s = TcpStream::connect(to).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = one_answer(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    until_closed(&mut s).await;
+    // A whole request on a new connection is answered as ever.
+    assert_eq!(healthz_from("127.0.0.1", to).await, "HTTP/1.1 200 OK");
+}
+
+#[tokio::test]
+async fn a_trickled_body_that_stops_is_closed() {
+    let app = spawn_app_with(|s| s.idle_timeout = Dur(Duration::from_millis(300))).await;
+    let mut s = TcpStream::connect(addr_of(&app)).await.unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{{\"type\"",
+        app.key
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    until_closed(&mut s).await;
+    assert_eq!(
+        healthz_from("127.0.0.1", addr_of(&app)).await,
+        "HTTP/1.1 200 OK"
+    );
+}
+
+/// A new connection from `from` (a loopback address of its own, apart from the test's own
+/// HTTP client on 127.0.0.1).
+async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    sock.connect(to).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_client_address_cannot_hold_every_connection() {
+    let app = spawn_app_with(|s| s.max_connections_per_client = 3).await;
+    let to = addr_of(&app);
+    let client = "127.0.0.3";
+    // Three kept-alive connections from one address, each answered once and then held open.
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut s = connect_from(client, to).await;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        assert!(one_answer(&mut s).await.starts_with("HTTP/1.1 200"));
+        held.push(s);
+    }
+    // A fourth from the same address is closed without an answer.
+    let mut extra = connect_from(client, to).await;
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await;
+    let answer = until_closed(&mut extra).await;
+    assert!(answer.is_empty(), "{answer}");
+    // Another client address is served meanwhile.
+    assert_eq!(healthz_from("127.0.0.2", to).await, "HTTP/1.1 200 OK");
+    // Once one of the three closes, the address may connect again.
+    drop(held.pop());
+    let mut answered = false;
+    for _ in 0..50 {
+        if healthz_from(client, to).await == "HTTP/1.1 200 OK" {
+            answered = true;
+            break;
+        }
+        // The server may not have seen the close yet.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "a freed place is given to the next connection");
+}

@@ -231,9 +231,7 @@ impl App {
             metrics: metrics_handle(),
         });
         let openapi_json = Arc::new(
-            openapi
-                .to_json()
-                .context("cannot write the OpenAPI document")?,
+            api::openapi::document(&openapi).context("cannot write the OpenAPI document")?,
         );
         let router = api
             .merge(web::router(WebState {

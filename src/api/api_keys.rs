@@ -88,7 +88,8 @@ async fn list_api_keys(
 
 /// Revokes an API key at once.
 #[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = Problem)))]
+    responses((status = 204), (status = 404, body = Problem),
+        (status = 409, description = "The key revokes itself and is the account's last", body = Problem)))]
 async fn delete_api_key(
     State(state): State<ApiState>,
     caller: Caller,

@@ -10,6 +10,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod numbers;
+pub mod openapi;
 pub mod problem;
 pub mod triggers;
 pub mod webhooks;

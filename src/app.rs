@@ -16,7 +16,9 @@ use tokio::net::TcpListener;
 use crate::api::problem::ApiError;
 use crate::api::{self, ApiState};
 use crate::config::Settings;
+use crate::connectors::handover::Handover;
 use crate::core::credentials::{hash_token, random_token};
+use crate::core::id::AccountId;
 use crate::delivery::attempt::Policy;
 use crate::delivery::client::HttpClient;
 use crate::delivery::dispatcher::{self, Limits};
@@ -89,7 +91,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 #[derive(Debug, Default)]
 pub struct FirstStart {
     pub operator_token: Option<String>,
-    pub account_id: Option<String>,
+    pub account_id: Option<AccountId>,
     pub admin_password: Option<String>,
     pub api_key: Option<String>,
 }
@@ -200,16 +202,25 @@ impl App {
             },
             stopper.handle(),
         );
-        // Work announced by other nodes (PostgreSQL) wakes this node's dispatcher at once.
-        let wake = waker.clone();
-        store.listen_for_work(Arc::new(move || wake.wake()));
-        // PBX connectors: their call events take the same path as the API's.
+        // PBX connectors: their call events take the same path as the API's. The hand-over
+        // of click-to-call requests runs beside them on every node.
         let connectors = crate::connectors::Connectors::start(
             &settings.connectors,
             Ingest::new(store.clone(), waker.clone()),
             store.clone(),
+            Handover {
+                timeout: settings.click_to_call_timeout.0,
+                poll: settings.poll_interval.0,
+            },
             &stopper.handle(),
         )?;
+        // Work announced by other nodes (PostgreSQL) wakes this node's dispatcher and
+        // hand-over at once.
+        let (wake, placing) = (waker.clone(), connectors.clone());
+        store.listen_for_work(Arc::new(move || {
+            wake.wake();
+            placing.request_stored();
+        }));
         tokio::spawn(crate::retention::prune_loop(
             store.clone(),
             settings.retention.0,

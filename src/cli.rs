@@ -5,6 +5,7 @@ use tokio::net::TcpListener;
 
 use crate::app::{App, open_store};
 use crate::config::Settings;
+use crate::core::id::AccountId;
 use crate::service::{accounts, api_keys, users};
 use crate::store::StoreError;
 
@@ -49,9 +50,14 @@ pub async fn create_account(settings: &Settings, name: &str) -> anyhow::Result<(
     Ok(())
 }
 
-async fn existing_account(store: &dyn crate::store::Store, id: &str) -> anyhow::Result<()> {
-    match store.get_account(id).await {
-        Ok(_) => Ok(()),
+/// The account `id`, if it exists.
+async fn existing_account(store: &dyn crate::store::Store, id: &str) -> anyhow::Result<AccountId> {
+    let found = match AccountId::parse(id) {
+        Some(id) => store.get_account(&id).await.map(|a| a.id),
+        None => Err(StoreError::NotFound),
+    };
+    match found {
+        Ok(id) => Ok(id),
         Err(StoreError::NotFound) => anyhow::bail!("there is no account {id}"),
         Err(e) => Err(e.into()),
     }
@@ -64,8 +70,8 @@ pub async fn create_api_key(
 ) -> anyhow::Result<()> {
     accounts::check_name(name).map_err(|m| anyhow::anyhow!("the name {m}"))?;
     let store = open_store(settings).await?;
-    existing_account(&*store, account_id).await?;
-    let made = api_keys::create_in(&*store, account_id, name).await?;
+    let account_id = existing_account(&*store, account_id).await?;
+    let made = api_keys::create_in(&*store, &account_id, name).await?;
     println!("{}", made.secret);
     Ok(())
 }
@@ -73,8 +79,8 @@ pub async fn create_api_key(
 pub async fn create_user(settings: &Settings, account_id: &str, email: &str) -> anyhow::Result<()> {
     users::check_email(email).map_err(anyhow::Error::msg)?;
     let store = open_store(settings).await?;
-    existing_account(&*store, account_id).await?;
-    let made = users::create(&*store, account_id, email).await?;
+    let account_id = existing_account(&*store, account_id).await?;
+    let made = users::create(&*store, &account_id, email).await?;
     println!("user      {}\npassword  {}", made.user.email, made.password);
     Ok(())
 }

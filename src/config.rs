@@ -62,12 +62,16 @@ pub struct Settings {
     pub poll_interval: Dur,
     pub shutdown_grace: Dur,
     pub log: String,
+    /// How long a click-to-call request waits for a node to place it, and how long the node
+    /// placing one may stay silent, before it fails (`connector_lost`).
+    pub click_to_call_timeout: Dur,
     /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
     #[serde(deserialize_with = "networks")]
     pub trusted_proxies: Vec<IpNet>,
     /// The address browsers use (`https://callhook.example.com`); empty means unknown.
     pub public_url: String,
-    /// Time a client has to send a request's headers, and an idle connection is kept.
+    /// Time a client has to send a request's headers (also the keep-alive wait), and how long
+    /// a connection may go with nothing heard from the client.
     pub header_read_timeout: Dur,
     pub idle_timeout: Dur,
     /// Connections one client address may hold open at once.
@@ -100,6 +104,7 @@ impl Default for Settings {
             poll_interval: Dur(Duration::from_secs(1)),
             shutdown_grace: Dur(Duration::from_secs(10)),
             log: "info".into(),
+            click_to_call_timeout: Dur(Duration::from_secs(30)),
             trusted_proxies: Vec::new(),
             public_url: String::new(),
             header_read_timeout: Dur(Duration::from_secs(10)),
@@ -190,6 +195,11 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
         "log filter (error, warn, info, debug, or tracing's directives)",
     ),
     (
+        "click_to_call_timeout",
+        "30s",
+        "a click-to-call request no node with its connector connected takes within this fails (connector_lost); so does one whose placing node stays silent this long",
+    ),
+    (
         "trusted_proxies",
         "none",
         "proxies in front of callhook, comma-separated CIDRs: only from these are X-Forwarded-For (the client's address) and X-Forwarded-Proto believed",
@@ -202,12 +212,12 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
     (
         "header_read_timeout",
         "10s",
-        "time a client has to send a request's headers; a slower or half-sent request is closed",
+        "time a client has to send a request's headers (and a kept-alive connection its next request); a slower or half-sent request is closed",
     ),
     (
         "idle_timeout",
         "60s",
-        "a kept-alive connection with no request for this long is closed",
+        "a connection from which nothing arrives for this long is closed (a stalled body, a client that stopped reading); header_read_timeout closes idle kept-alive ones sooner",
     ),
     (
         "max_connections_per_client",
@@ -301,6 +311,18 @@ impl Settings {
                 "invalid settings: lease ({}) must be at least twice request_timeout ({})",
                 format_duration(self.lease.0),
                 format_duration(self.request_timeout.0)
+            );
+        }
+        // The node placing a request renews its lease on it between looks (every
+        // poll_interval); with less than four looks per lease it could lapse while the node
+        // is alive, and the request would fail for nothing.
+        if self.click_to_call_timeout.0 < Duration::from_secs(1)
+            || self.click_to_call_timeout.0 < self.poll_interval.0 * 4
+        {
+            anyhow::bail!(
+                "invalid settings: click_to_call_timeout ({}) must be at least 1s and at least four times poll_interval ({})",
+                format_duration(self.click_to_call_timeout.0),
+                format_duration(self.poll_interval.0)
             );
         }
         if self.poll_interval.0.is_zero() {
@@ -432,6 +454,21 @@ mod tests {
             );
             Ok(())
         });
+    }
+
+    #[test]
+    fn a_click_to_call_timeout_leaves_room_for_renewals() {
+        let mut s = Settings::default();
+        s.check().unwrap();
+        s.click_to_call_timeout = Dur(Duration::from_secs(3));
+        s.poll_interval = Dur(Duration::from_secs(1));
+        let e = s.check().unwrap_err().to_string();
+        assert!(e.contains("click_to_call_timeout (3s)"), "{e}");
+        s.poll_interval = Dur(Duration::from_millis(500));
+        s.check().unwrap();
+        s.click_to_call_timeout = Dur(Duration::from_millis(900));
+        s.poll_interval = Dur(Duration::from_millis(100));
+        assert!(s.check().is_err());
     }
 
     #[test]

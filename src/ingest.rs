@@ -8,7 +8,7 @@ use std::sync::Arc;
 use jiff::Timestamp;
 
 use crate::core::event::CallEvent;
-use crate::core::id::new_id;
+use crate::core::id::{AccountId, DeliveryId, EventId, PostedEventId};
 use crate::core::trigger::Trigger;
 use crate::core::validate::{FieldError, FieldErrors};
 use crate::delivery::dispatcher::Waker;
@@ -47,18 +47,21 @@ pub fn matching<'a>(
 
 /// The stored form of an event for `account_id`.
 pub fn stored_event(
-    account_id: &str,
+    account_id: &AccountId,
     event: &CallEvent,
     received_at: Timestamp,
     test: bool,
 ) -> StoredEvent {
-    let id = new_id("evt");
+    let id = EventId::new();
     let mut canonical = event.clone();
     canonical.account_id = None;
     StoredEvent {
-        event_id: event.id.clone().unwrap_or_else(|| id.clone()),
+        event_id: match &event.id {
+            Some(posted) => posted.clone(),
+            None => PostedEventId::from_string(id.as_str().to_owned()),
+        },
         id,
-        account_id: account_id.to_owned(),
+        account_id: account_id.clone(),
         call_id: event.call.call_id.clone(),
         event_type: event.event_type().as_str().to_owned(),
         occurred_at: event.occurred_at,
@@ -90,13 +93,13 @@ impl Ingest {
         skip_all,
         fields(events = events.len(), account = tracing::field::Empty)
     )]
-    pub async fn accept(&self, events: Vec<(String, CallEvent)>) -> Result<Accepted> {
+    pub async fn accept(&self, events: Vec<(AccountId, CallEvent)>) -> Result<Accepted> {
         let received_at = Timestamp::now();
         // One lookup per account and batch, by the triggers the batch can fire.
-        let mut candidates: HashMap<&str, Vec<Webhook>> = HashMap::new();
-        let mut by_account: HashMap<&str, Vec<Trigger>> = HashMap::new();
+        let mut candidates: HashMap<&AccountId, Vec<Webhook>> = HashMap::new();
+        let mut by_account: HashMap<&AccountId, Vec<Trigger>> = HashMap::new();
         for (account, ev) in &events {
-            let triggers = by_account.entry(account.as_str()).or_default();
+            let triggers = by_account.entry(account).or_default();
             for t in Trigger::firing_for(ev) {
                 if !triggers.contains(&t) {
                     triggers.push(t);
@@ -107,7 +110,7 @@ impl Ingest {
         if by_account.len() == 1
             && let Some(account) = by_account.keys().next()
         {
-            tracing::Span::current().record("account", *account);
+            tracing::Span::current().record("account", account.as_str());
         }
         for (account, triggers) in &by_account {
             candidates.insert(account, self.store.webhooks_for(account, triggers).await?);
@@ -116,21 +119,16 @@ impl Ingest {
             .iter()
             .map(|(account, ev)| NewEvent {
                 event: stored_event(account, ev, received_at, false),
-                deliveries: matching(
-                    ev,
-                    candidates
-                        .get(account.as_str())
-                        .map_or(&[][..], Vec::as_slice),
-                )
-                .map(|w| NewDelivery {
-                    id: new_id("dlv"),
-                    webhook_id: w.id.clone(),
-                    trigger: w.spec.trigger,
-                    attempt_limit: None,
-                    // A webhook whose endpoint is stuck takes new work only when its hold ends.
-                    not_before: w.hold_until.filter(|t| *t > received_at),
-                })
-                .collect(),
+                deliveries: matching(ev, candidates.get(account).map_or(&[][..], Vec::as_slice))
+                    .map(|w| NewDelivery {
+                        id: DeliveryId::new(),
+                        webhook_id: w.id.clone(),
+                        trigger: w.spec.trigger,
+                        attempt_limit: None,
+                        // A webhook whose endpoint is stuck takes new work only when its hold ends.
+                        not_before: w.hold_until.filter(|t| *t > received_at),
+                    })
+                    .collect(),
             })
             .collect();
         let made: usize = batch.iter().map(|e| e.deliveries.len()).sum();

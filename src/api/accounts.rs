@@ -13,6 +13,7 @@ use super::problem::{ApiError, ApiResult, Problem};
 use super::{ApiState, ListOf, ts};
 use crate::core::validate::Fields;
 use crate::service::accounts::{self, NewAccount, check_name};
+use crate::service::parse_id;
 use crate::store::Account;
 
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -31,7 +32,7 @@ pub struct AccountOut {
 impl From<Account> for AccountOut {
     fn from(a: Account) -> Self {
         AccountOut {
-            id: a.id,
+            id: a.id.into_string(),
             name: a.name,
             created_at: ts(a.created_at),
         }
@@ -59,9 +60,12 @@ pub struct AccountInput {
     pub name: String,
 }
 
+/// The keys a body creating an account or an API key takes.
+pub const NAME_KEYS: &[&str] = &["name"];
+
 /// Reads `{ "name": … }` for accounts and API keys.
 pub fn name_field(body: &JsonBody) -> Result<String, ApiError> {
-    let mut f = Fields::new("", body.object()?);
+    let mut f = Fields::new("", body.object()?, NAME_KEYS);
     let name = f.req_str("name").map(check_name);
     if let Some(Err(problem)) = &name {
         f.error("name", *problem);
@@ -112,6 +116,6 @@ async fn get_account(
     Path(id): Path<String>,
 ) -> ApiResult<Json<AccountOut>> {
     caller.operator()?;
-    let account = accounts::get(&*state.svc.store, &id).await?;
+    let account = accounts::get(&*state.svc.store, &parse_id(&id)?).await?;
     Ok(Json(account.into()))
 }

@@ -12,6 +12,7 @@ use super::extract::{ApiQuery, Caller, JsonBody, ListParams};
 use super::problem::{ApiResult, Problem};
 use super::{ApiState, ListOf, ts};
 use crate::service::api_keys::{self, NewApiKey};
+use crate::service::parse_id;
 use crate::store::ApiKey;
 
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -33,7 +34,7 @@ pub struct ApiKeyOut {
 impl From<ApiKey> for ApiKeyOut {
     fn from(k: ApiKey) -> Self {
         ApiKeyOut {
-            id: k.id,
+            id: k.id.into_string(),
             name: k.name,
             prefix: k.prefix,
             created_at: ts(k.created_at),
@@ -95,6 +96,6 @@ async fn delete_api_key(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    api_keys::revoke(&*state.svc.store, caller.actor()?, &id).await?;
+    api_keys::revoke(&*state.svc.store, caller.actor()?, &parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,6 +11,7 @@ use super::deliveries::DeliveryOut;
 use super::extract::Caller;
 use super::problem::{ApiResult, Problem};
 use super::{ApiState, ts};
+use crate::core::id::CallId;
 use crate::service::calls;
 
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -45,13 +46,14 @@ async fn get_call(
     caller: Caller,
     Path(call_id): Path<String>,
 ) -> ApiResult<Json<CallOut>> {
-    let timeline = calls::timeline(&*state.svc.store, caller.actor()?, &call_id).await?;
+    let call = CallId::from_string(call_id);
+    let timeline = calls::timeline(&*state.svc.store, caller.actor()?, &call).await?;
     Ok(Json(CallOut {
-        call_id,
+        call_id: call.into_string(),
         events: timeline
             .into_iter()
             .map(|(e, ds)| CallEventOut {
-                event_id: e.event_id,
+                event_id: e.event_id.into_string(),
                 event_type: e.event_type,
                 occurred_at: ts(e.occurred_at),
                 received_at: ts(e.received_at),

@@ -11,9 +11,10 @@ use utoipa_axum::routes;
 use super::extract::{ApiQuery, Caller, JsonBody, ListParams};
 use super::problem::{ApiResult, Problem};
 use super::{ApiState, ListOf, ts};
+use crate::core::id::{CallId, DeliveryId};
 use crate::core::trigger::Trigger;
 use crate::service::deliveries::{self, Replay, parse_status};
-use crate::service::{Actor, Services};
+use crate::service::{Actor, Services, parse_id};
 use crate::store::{Attempt, Delivery, DeliveryFilter, DeliveryStatus};
 
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -51,10 +52,10 @@ pub struct DeliveryOut {
 impl From<Delivery> for DeliveryOut {
     fn from(d: Delivery) -> Self {
         DeliveryOut {
-            id: d.id,
-            webhook_id: d.webhook_id,
-            event_id: d.event_id,
-            call_id: d.call_id,
+            id: d.id.into_string(),
+            webhook_id: d.webhook_id.into_string(),
+            event_id: d.event_id.into_string(),
+            call_id: d.call_id.into_string(),
             trigger: d.trigger,
             status: d.status,
             waiting_for_earlier: d.waiting,
@@ -155,7 +156,7 @@ pub struct DeliveryQuery {
     pub after: Option<String>,
 }
 
-async fn detail(svc: &Services, actor: &Actor, id: &str) -> ApiResult<DeliveryDetail> {
+async fn detail(svc: &Services, actor: &Actor, id: &DeliveryId) -> ApiResult<DeliveryDetail> {
     let (d, attempts) = deliveries::get(&*svc.store, actor, id).await?;
     Ok(DeliveryDetail {
         delivery: d.into(),
@@ -185,9 +186,14 @@ async fn list_deliveries(
             .filter(|s| !s.is_empty())
             .map(|s| parse_status("status", s))
             .transpose()?,
-        call_id: q.call_id.clone().filter(|c| !c.is_empty()),
+        call_id: q
+            .call_id
+            .clone()
+            .filter(|c| !c.is_empty())
+            .map(CallId::from_string),
     };
-    let page = deliveries::list(&*state.svc.store, caller.actor()?, &id, &filter, &page).await?;
+    let actor = caller.actor()?;
+    let page = deliveries::list(&*state.svc.store, actor, &parse_id(&id)?, &filter, &page).await?;
     Ok(Json(ListOf::from_page(page, DeliveryOut::from)))
 }
 
@@ -199,7 +205,9 @@ async fn get_delivery(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryDetail>> {
-    Ok(Json(detail(&state.svc, caller.actor()?, &id).await?))
+    Ok(Json(
+        detail(&state.svc, caller.actor()?, &parse_id(&id)?).await?,
+    ))
 }
 
 /// Sends a delivery again now, outside its schedule. One that had ended gets exactly one
@@ -213,6 +221,7 @@ async fn resend_delivery(
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<DeliveryOut>)> {
     let actor = caller.actor()?;
+    let id = parse_id(&id)?;
     deliveries::resend(&state.svc, actor, &id).await?;
     Ok((
         StatusCode::ACCEPTED,
@@ -260,7 +269,7 @@ async fn replay_webhook(
 ) -> ApiResult<(StatusCode, Json<Replayed>)> {
     let actor = caller.actor()?;
     let replay = Replay::parse(body.object()?)?;
-    let n = deliveries::replay(&state.svc, actor, &id, replay).await?;
+    let n = deliveries::replay(&state.svc, actor, &parse_id(&id)?, replay).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed: n })))
 }
 
@@ -275,6 +284,6 @@ async fn test_webhook(
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryDetail>> {
     let actor = caller.actor()?;
-    let delivery_id = deliveries::send_test(&state.svc, actor, &id).await?;
+    let delivery_id = deliveries::send_test(&state.svc, actor, &parse_id(&id)?).await?;
     Ok(Json(detail(&state.svc, actor, &delivery_id).await?))
 }

@@ -134,9 +134,18 @@ pub struct EndedInput {
     pub recording_url: Option<String>,
 }
 
+/// What `POST /v1/events` takes: one call event, or an array of up to 1000.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum EventsInput {
+    One(Box<CallEventInput>),
+    Batch(Vec<CallEventInput>),
+}
+
 /// Ingests one call event or an array of up to 1000. Answers 202 only once the events and
 /// all their deliveries are committed; nothing is stored if any event is invalid.
-#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = CallEventInput,
+#[utoipa::path(post, path = "/v1/events", tag = "events", request_body = EventsInput,
     responses((status = 202, body = Accepted), (status = 422, body = Problem), (status = 413, body = Problem)))]
 async fn post_events(
     State(state): State<ApiState>,

@@ -43,7 +43,7 @@ impl FromRequestParts<ApiState> for Caller {
         match auth::authenticate(&state.svc, token).await {
             Ok(caller) => {
                 let account = match &caller {
-                    Caller::Account(actor) => actor.account(),
+                    Caller::Account(actor) => actor.account().as_str(),
                     Caller::Operator => "operator",
                 };
                 tracing::Span::current().record("account", account);

@@ -4,6 +4,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod calls;
+pub mod click_to_call;
 pub mod connectors;
 pub mod deliveries;
 pub mod events;
@@ -67,6 +68,7 @@ impl<T> ListOf<T> {
         (name = "events", description = "Call events in"),
         (name = "deliveries", description = "Delivery log, resend, replay and test sends"),
         (name = "calls", description = "A call's events and the deliveries they caused"),
+        (name = "click-to-call", description = "Calls placed through the connected PBX: the agent first, then the customer"),
         (name = "ops", description = "Probes, metrics and this document"),
     )
 )]
@@ -97,6 +99,7 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(events::router())
         .merge(deliveries::router())
         .merge(calls::router())
+        .merge(click_to_call::router())
         .merge(connectors::router())
         .merge(health::router())
         .split_for_parts();

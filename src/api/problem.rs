@@ -27,6 +27,9 @@ pub enum ApiError {
     Invalid(FieldErrors),
     #[error("{0}")]
     Conflict(String),
+    /// A conflict with what these fields name, every one of them.
+    #[error("{0}")]
+    ConflictOn(FieldErrors),
     #[error("the body is larger than {0} bytes")]
     TooLarge(usize),
     #[error("send the body as application/json")]
@@ -60,6 +63,7 @@ impl<E: IntoFailure> From<E> for ApiError {
             Failure::NotFound(what) => ApiError::NotFound(what),
             Failure::Invalid(f) => ApiError::Invalid(f),
             Failure::Conflict(m) => ApiError::Conflict(m),
+            Failure::ConflictOn(f) => ApiError::ConflictOn(f),
             Failure::Forbidden(m) => ApiError::Forbidden(m),
             Failure::Unavailable => ApiError::Unavailable,
             Failure::TooMany {
@@ -92,7 +96,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "Not Found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "Bad Request"),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Validation failed"),
-            ApiError::Conflict(_) => (StatusCode::CONFLICT, "Conflict"),
+            ApiError::Conflict(_) | ApiError::ConflictOn(_) => (StatusCode::CONFLICT, "Conflict"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large"),
             ApiError::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported Media Type")
@@ -120,7 +124,7 @@ impl IntoResponse for ApiError {
             _ => None,
         };
         let errors = match self {
-            ApiError::Invalid(f) => Some(f.0),
+            ApiError::Invalid(f) | ApiError::ConflictOn(f) => Some(f.0),
             _ => None,
         };
         let body = Problem {

@@ -14,6 +14,7 @@ use crate::core::event::CallType;
 use crate::core::shape::{Payload, TimeFormat};
 use crate::core::trigger::Trigger;
 use crate::core::webhook::Header;
+use crate::service::parse_id;
 use crate::service::webhooks::{self, Secrets};
 use crate::store::Webhook;
 
@@ -71,7 +72,7 @@ impl From<&Webhook> for WebhookOut {
     fn from(w: &Webhook) -> Self {
         let s = &w.spec;
         WebhookOut {
-            id: w.id.clone(),
+            id: w.id.to_string(),
             name: s.name.clone(),
             description: s.description.clone(),
             trigger: s.trigger,
@@ -165,6 +166,16 @@ pub struct WebhookInput {
     pub rate_limit: Option<f64>,
     /// Default `true`.
     pub enabled: Option<bool>,
+    /// Read-only, like the three below: callhook keeps them, so a webhook as `GET` answered
+    /// it can be sent back as it is; their values are ignored.
+    #[schema(read_only)]
+    pub id: Option<String>,
+    #[schema(read_only)]
+    pub disabled_reason: Option<String>,
+    #[schema(read_only)]
+    pub created_at: Option<String>,
+    #[schema(read_only)]
+    pub updated_at: Option<String>,
 }
 
 /// What a PATCH takes: any of the fields of [`WebhookInput`]; the result is validated whole.
@@ -217,6 +228,16 @@ pub struct WebhookPatch {
     pub rate_limit: Option<f64>,
     /// Default `true`.
     pub enabled: Option<bool>,
+    /// Read-only, like the three below: callhook keeps them, so a webhook as `GET` answered
+    /// it can be sent back as it is; their values are ignored.
+    #[schema(read_only)]
+    pub id: Option<String>,
+    #[schema(read_only)]
+    pub disabled_reason: Option<String>,
+    #[schema(read_only)]
+    pub created_at: Option<String>,
+    #[schema(read_only)]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -289,7 +310,7 @@ async fn get_webhook(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<WebhookOut>> {
-    let w = webhooks::get(&*state.svc.store, caller.actor()?, &id).await?;
+    let w = webhooks::get(&*state.svc.store, caller.actor()?, &parse_id(&id)?).await?;
     Ok(Json(WebhookOut::from(&w)))
 }
 
@@ -304,7 +325,9 @@ async fn replace_webhook(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<WebhookOut>> {
-    let w = webhooks::replace(&*state.svc.store, caller.actor()?, &id, body.object()?).await?;
+    // The body is judged before the id, as it always was: a bad body is a 422 whatever the id.
+    let (actor, body) = (caller.actor()?, body.object()?);
+    let w = webhooks::replace(&*state.svc.store, actor, &parse_id(&id)?, body).await?;
     Ok(Json(WebhookOut::from(&w)))
 }
 
@@ -319,7 +342,8 @@ async fn patch_webhook(
     Path(id): Path<String>,
     body: JsonBody,
 ) -> ApiResult<Json<WebhookOut>> {
-    let w = webhooks::patch(&*state.svc.store, caller.actor()?, &id, body.object()?).await?;
+    let (actor, body) = (caller.actor()?, body.object()?);
+    let w = webhooks::patch(&*state.svc.store, actor, &parse_id(&id)?, body).await?;
     Ok(Json(WebhookOut::from(&w)))
 }
 
@@ -331,7 +355,7 @@ async fn delete_webhook(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    webhooks::delete(&*state.svc.store, caller.actor()?, &id).await?;
+    webhooks::delete(&*state.svc.store, caller.actor()?, &parse_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -343,7 +367,7 @@ async fn get_secret(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretOut>> {
-    let secrets = webhooks::secrets(&*state.svc.store, caller.actor()?, &id).await?;
+    let secrets = webhooks::secrets(&*state.svc.store, caller.actor()?, &parse_id(&id)?).await?;
     Ok(Json(secrets.into()))
 }
 
@@ -355,6 +379,6 @@ async fn rotate_secret(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<SecretOut>> {
-    let secrets = webhooks::rotate(&*state.svc.store, caller.actor()?, &id).await?;
+    let secrets = webhooks::rotate(&*state.svc.store, caller.actor()?, &parse_id(&id)?).await?;
     Ok(Json(secrets.into()))
 }

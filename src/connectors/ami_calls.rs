@@ -1047,7 +1047,10 @@ mod tests {
         let (events, scenarios) = replay(bytes, rules);
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for e in &events {
-            let s = scenarios.get(&e.call.call_id).cloned().unwrap_or_default();
+            let s = scenarios
+                .get(e.call.call_id.as_str())
+                .cloned()
+                .unwrap_or_default();
             out.entry(s).or_default().push(describe(e));
         }
         out
@@ -1332,7 +1335,10 @@ mod tests {
         let mut items = Vec::new();
         Parser::new().feed(QUEUE_SHAPES, &mut items);
         let ids = |events: &[CallEvent]| -> Vec<String> {
-            events.iter().filter_map(|e| e.id.clone()).collect()
+            events
+                .iter()
+                .filter_map(|e| e.id.clone().map(|id| id.into_string()))
+                .collect()
         };
         let mut calls = AmiCalls::new(queue_shapes_rules());
         let mut built = Vec::new();

@@ -714,7 +714,7 @@ pub(crate) mod tests {
             Timestamp::from_second(1_790_589_600).ok()
         );
         assert_eq!(
-            events[0].id.as_deref(),
+            events[0].id.as_ref().map(|id| id.as_str()),
             Some("fs/6c1a2f4e-1b3d-4c5e-8f70-1a2b3c4d5e01/received")
         );
     }

@@ -13,6 +13,7 @@ pub mod ami_calls;
 pub mod call;
 pub mod esl;
 pub mod esl_calls;
+pub mod handover;
 pub mod numbers;
 pub mod originate;
 mod runner;
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use crate::core::event::{CallEvent, CallType, DialVia};
+use crate::core::id::AccountId;
 use crate::core::number::E164;
 use crate::core::retry::Dur;
 use crate::ingest::Ingest;
@@ -662,6 +664,19 @@ pub struct ConnectorStatus {
 pub struct Connectors {
     shared: Arc<Vec<Arc<runner::Shared>>>,
     placers: Arc<Vec<Placer>>,
+    /// Wakes the hand-over task ([`handover`]) when a click-to-call request is stored.
+    handover: handover::Wake,
+}
+
+/// A connector of this node that places an account's calls, as it is now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacerState {
+    pub name: String,
+    pub account_id: AccountId,
+    /// Logged in to its PBX now.
+    pub connected: bool,
+    /// The caller id of requests that name no DID.
+    pub default_did: Option<E164>,
 }
 
 /// A connector that places calls: for whom, how, and the way to its task.
@@ -698,12 +713,15 @@ impl std::fmt::Debug for Connectors {
 }
 
 impl Connectors {
-    /// Checks the settings and starts one task per connector; they stop on `shutdown`, each
-    /// after saving the calls it follows, and are done once they have dropped it.
+    /// Checks the settings and starts one task per connector, and the hand-over of
+    /// click-to-call requests ([`handover`], on every node, with or without connectors); they
+    /// stop on `shutdown`, each connector after saving the calls it follows, and are done once
+    /// they have dropped it.
     pub fn start(
         settings: &[ConnectorSettings],
         ingest: Ingest,
         store: Arc<dyn Store>,
+        handover: handover::Handover,
         shutdown: &Shutdown,
     ) -> Result<Connectors, SettingsError> {
         check(settings)?;
@@ -738,20 +756,38 @@ impl Connectors {
             ));
             shared.push(sh);
         }
-        Ok(Connectors {
+        let connectors = Connectors {
             shared: Arc::new(shared),
             placers: Arc::new(placers),
-        })
+            handover: handover::Wake::default(),
+        };
+        tokio::spawn(handover::run(
+            connectors.clone(),
+            store,
+            handover,
+            connectors.handover.clone(),
+            shutdown.clone(),
+        ));
+        Ok(connectors)
     }
 
-    /// The name of the account's connector that places calls, if it is connected now: what
-    /// to check before taking a click-to-call request (SPEC §15's 409).
-    pub fn placing_connector(&self, account_id: &str) -> Result<String, OriginateError> {
-        let p = self.placer(account_id)?;
-        if !p.status.is_connected() {
-            return Err(OriginateError::NotConnected(p.status.name().to_owned()));
-        }
-        Ok(p.status.name().to_owned())
+    /// A click-to-call request was stored (on this node or another): the node whose
+    /// connector places it takes it now rather than at its next look.
+    pub fn request_stored(&self) {
+        self.handover.wake();
+    }
+
+    /// This node's connectors that place calls, as they are now.
+    pub fn placing(&self) -> Vec<PlacerState> {
+        self.placers
+            .iter()
+            .map(|p| PlacerState {
+                name: p.status.name().to_owned(),
+                account_id: AccountId::from_string(p.account.clone()),
+                connected: p.status.is_connected(),
+                default_did: p.rules.default_did.clone(),
+            })
+            .collect()
     }
 
     /// Places a click-to-call request through the account's connector that places calls

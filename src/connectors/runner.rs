@@ -20,6 +20,7 @@ use super::originate::{Placing, StateChange};
 use super::{ConnectorKind, ConnectorSettings, ConnectorStatus, Session, Step};
 use crate::core::click_to_call::FailReason;
 use crate::core::event::CallEvent;
+use crate::core::id::AccountId;
 use crate::ingest::Ingest;
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
@@ -198,9 +199,11 @@ pub(super) async fn run(
     mut shutdown: Shutdown,
 ) {
     let mut retry = FIRST_RETRY;
+    // As configured: each session first checks that the store has this account.
+    let account = AccountId::from_string(target.account.clone());
     let mut link = Link {
         shared: &shared,
-        account: &target.account,
+        account: &account,
         ingest: &ingest,
         store: store.as_ref(),
         state_key: format!("connector_state:{}", shared.name),
@@ -213,7 +216,7 @@ pub(super) async fn run(
     while !shutdown.is_shutdown() {
         let began = tokio::time::Instant::now();
         let mut healthy = false;
-        let ended = match store.get_account(&target.account).await {
+        let ended = match store.get_account(&account).await {
             Ok(_) => {
                 follow(
                     &target,
@@ -253,7 +256,7 @@ pub(super) async fn run(
 /// What a session's steps act on.
 struct Link<'a> {
     shared: &'a Shared,
-    account: &'a str,
+    account: &'a AccountId,
     ingest: &'a Ingest,
     store: &'a dyn Store,
     /// Where the calls being followed are kept between runs (the store's settings).
@@ -392,9 +395,9 @@ impl Link<'_> {
         if events.is_empty() {
             return;
         }
-        let batch: Vec<(String, CallEvent)> = events
+        let batch: Vec<(AccountId, CallEvent)> = events
             .into_iter()
-            .map(|e| (self.account.to_owned(), e))
+            .map(|e| (self.account.clone(), e))
             .collect();
         let mut wait = Duration::from_millis(100);
         loop {

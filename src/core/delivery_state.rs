@@ -13,6 +13,7 @@
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::id::CallId;
 use super::retry::Next;
 
 /// Where a delivery is, as the deliveries table keeps it.
@@ -149,7 +150,7 @@ pub enum ResendRefused {
     #[error(
         "it waits for an earlier delivery of call {call_id} to the same webhook, and goes once that one has ended"
     )]
-    Waiting { call_id: String },
+    Waiting { call_id: CallId },
     #[error("it is being sent right now")]
     BeingSent,
 }
@@ -158,12 +159,12 @@ pub enum ResendRefused {
 pub fn resend(
     state: State,
     claimed_until: Option<Timestamp>,
-    call_id: &str,
+    call_id: &CallId,
     now: Timestamp,
 ) -> Result<Resend, ResendRefused> {
     match state {
         State::Waiting => Err(ResendRefused::Waiting {
-            call_id: call_id.to_owned(),
+            call_id: call_id.clone(),
         }),
         State::Queued if claimed_until.is_some_and(|t| t > now) => Err(ResendRefused::BeingSent),
         State::Queued => Ok(Resend::RetryNow),
@@ -294,23 +295,24 @@ mod tests {
     fn resend_respects_what_the_delivery_is_doing() {
         let now = at("2026-11-27T04:00:00Z");
         let (before, after) = (at("2026-11-27T03:59:59Z"), at("2026-11-27T04:00:01Z"));
-        let err = resend(State::Waiting, None, "c1", now).unwrap_err();
+        let c1 = CallId::from_string("c1".into());
+        let err = resend(State::Waiting, None, &c1, now).unwrap_err();
         assert!(err.to_string().contains("call c1"), "{err}");
         assert_eq!(
-            resend(State::Queued, Some(after), "c1", now),
+            resend(State::Queued, Some(after), &c1, now),
             Err(ResendRefused::BeingSent)
         );
         assert_eq!(
-            resend(State::Queued, Some(before), "c1", now),
+            resend(State::Queued, Some(before), &c1, now),
             Ok(Resend::RetryNow),
             "an expired lease no longer holds it"
         );
-        assert_eq!(resend(State::Queued, None, "c1", now), Ok(Resend::RetryNow));
+        assert_eq!(resend(State::Queued, None, &c1, now), Ok(Resend::RetryNow));
         assert_eq!(
-            resend(State::Succeeded, None, "c1", now),
+            resend(State::Succeeded, None, &c1, now),
             Ok(Resend::OneMore)
         );
-        assert_eq!(resend(State::Failed, None, "c1", now), Ok(Resend::OneMore));
+        assert_eq!(resend(State::Failed, None, &c1, now), Ok(Resend::OneMore));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
+use super::id::{CallId, PostedEventId};
 use super::number::E164;
 use super::validate::{FieldErrors, Fields, kind};
 
@@ -50,6 +51,17 @@ impl EventType {
 
     pub fn parse(s: &str) -> Option<EventType> {
         EventType::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// The keys of this type's own object.
+    fn detail_keys(self) -> &'static [&'static str] {
+        match self {
+            EventType::Received => &[],
+            EventType::Answered => AnsweredBy::KEYS,
+            EventType::Dialed => Dialed::KEYS,
+            EventType::Dtmf => Dtmf::KEYS,
+            EventType::Ended => Ended::KEYS,
+        }
     }
 
     /// The key of this type's own object in an event (`answered_by`, `ended`, …).
@@ -139,12 +151,76 @@ str_enum!(
 /// The call an event is about.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Call {
-    pub call_id: String,
+    pub call_id: CallId,
     pub leg_id: Option<String>,
     pub call_type: CallType,
     pub did_number: E164,
     pub customer_number: Option<E164>,
     pub started_at: Option<Timestamp>,
+}
+
+// The keys each part of a posted event takes (see `Fields`).
+impl CallEvent {
+    pub const KEYS: &[&str] = &[
+        "id",
+        "account_id",
+        "type",
+        "occurred_at",
+        "call",
+        "answered_by",
+        "dialed",
+        "dtmf",
+        "ended",
+    ];
+}
+
+impl Call {
+    pub const KEYS: &[&str] = &[
+        "call_id",
+        "leg_id",
+        "call_type",
+        "did_number",
+        "customer_number",
+        "started_at",
+    ];
+}
+
+impl AnsweredBy {
+    pub const KEYS: &[&str] = &[
+        "type",
+        "id",
+        "name",
+        "extension",
+        "extension_name",
+        "ring_time",
+        "hold_time",
+        "ref_id",
+    ];
+}
+
+impl Dialed {
+    pub const KEYS: &[&str] = &["via", "id", "name", "extensions"];
+}
+
+impl Dtmf {
+    pub const KEYS: &[&str] = &["digit", "digits", "ivr_id", "ivr_name"];
+}
+
+impl Ended {
+    pub const KEYS: &[&str] = &[
+        "status",
+        "answered_at",
+        "ended_at",
+        "duration",
+        "billsec",
+        "hangup_cause",
+        "hangup_by",
+        "answered_extension",
+        "answered_extension_name",
+        "missed_extensions",
+        "last_stage",
+        "recording_url",
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -205,7 +281,7 @@ pub enum EventDetail {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallEvent {
     /// The id the sender gave, unique per account; `None` when it gave none.
-    pub id: Option<String>,
+    pub id: Option<PostedEventId>,
     /// Which account the event is for; only the operator token may name one.
     pub account_id: Option<String>,
     pub occurred_at: Timestamp,
@@ -234,7 +310,7 @@ impl CallEvent {
             );
             return Err(e);
         };
-        let mut f = Fields::new("", obj);
+        let mut f = Fields::new("", obj, CallEvent::KEYS);
         let id = text(&mut f, "id", MAX_TEXT);
         if id.as_deref() == Some("") {
             f.error(
@@ -281,7 +357,7 @@ impl CallEvent {
         let errors = f.finish();
         match (occurred_at, call, detail) {
             (Some(occurred_at), Some(call), Some(detail)) if errors.is_empty() => Ok(CallEvent {
-                id,
+                id: id.map(PostedEventId::from_string),
                 account_id,
                 occurred_at,
                 call,
@@ -295,7 +371,7 @@ impl CallEvent {
     pub fn to_json(&self) -> Value {
         let mut obj = Map::new();
         if let Some(id) = &self.id {
-            obj.insert("id".into(), json!(id));
+            obj.insert("id".into(), json!(id.as_str()));
         }
         if let Some(a) = &self.account_id {
             obj.insert("account_id".into(), json!(a));
@@ -304,7 +380,7 @@ impl CallEvent {
         obj.insert("occurred_at".into(), json!(self.occurred_at.to_string()));
         let c = &self.call;
         let mut call = Map::new();
-        call.insert("call_id".into(), json!(c.call_id));
+        call.insert("call_id".into(), json!(c.call_id.as_str()));
         put(&mut call, "leg_id", &c.leg_id);
         call.insert("call_type".into(), json!(c.call_type.as_str()));
         call.insert("did_number".into(), json!(c.did_number.as_str()));
@@ -412,7 +488,7 @@ fn req_timestamp(f: &mut Fields, key: &'static str) -> Option<Timestamp> {
 }
 
 fn parse_call(obj: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Call> {
-    let mut f = Fields::new("call", obj);
+    let mut f = Fields::new("call", obj, Call::KEYS);
     let call_id = f.req_str("call_id").map(str::to_owned);
     if let Some(id) = &call_id
         && (id.is_empty() || id.chars().count() > MAX_TEXT)
@@ -441,7 +517,7 @@ fn parse_call(obj: &Map<String, Value>, errors: &mut FieldErrors) -> Option<Call
     errors.0.extend(e.0);
     match (call_id, call_type, did_number) {
         (Some(call_id), Some(call_type), Some(did_number)) if ok => Some(Call {
-            call_id,
+            call_id: CallId::from_string(call_id),
             leg_id,
             call_type,
             did_number,
@@ -465,7 +541,7 @@ fn parse_detail(t: EventType, parent: &mut Fields) -> Option<EventDetail> {
             return None;
         }
     };
-    let mut f = Fields::new(key, obj);
+    let mut f = Fields::new(key, obj, t.detail_keys());
     let detail = match t {
         EventType::Received => Some(EventDetail::Received),
         EventType::Answered => {

@@ -129,7 +129,7 @@ impl<'a> Context<'a> {
         match p {
             Param::EventId => V::Str(Cow::Borrowed(self.event_id)),
             Param::Trigger => V::Str(Cow::Borrowed(self.trigger.id())),
-            Param::CallId => V::Str(Cow::Borrowed(&ev.call.call_id)),
+            Param::CallId => V::Str(Cow::Borrowed(ev.call.call_id.as_str())),
             Param::LegId => V::opt_str(&ev.call.leg_id),
             Param::CallType => V::Str(Cow::Borrowed(ev.call.call_type.as_str())),
             Param::DidNumber => V::Str(Cow::Borrowed(ev.call.did_number.as_str())),

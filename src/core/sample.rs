@@ -9,6 +9,7 @@ use super::event::{
     AnswerKind, AnsweredBy, Call, CallEvent, CallType, DialVia, Dialed, Dtmf, EndStatus, Ended,
     EventDetail, HangupBy, Stage,
 };
+use super::id::CallId;
 use super::number::E164;
 use super::trigger::{FiresOn, Trigger};
 
@@ -134,7 +135,7 @@ pub fn sample_event_for(
         account_id: None,
         occurred_at: ts(occurred_at),
         call: Call {
-            call_id: "1732680000.1042".to_owned(),
+            call_id: CallId::from_string("1732680000.1042".to_owned()),
             leg_id: None,
             call_type,
             did_number: did.cloned().unwrap_or_else(|| num("+918065251305")),

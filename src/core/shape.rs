@@ -35,6 +35,11 @@ pub struct BodyField {
 }
 
 impl BodyField {
+    /// The keys of one body row.
+    pub const KEYS: &[&str] = &["key", "value"];
+}
+
+impl BodyField {
     /// The key's parts, for nesting in JSON.
     pub fn path(&self) -> impl Iterator<Item = &str> {
         self.key.split('.')
@@ -82,7 +87,7 @@ pub fn parse_body_fields(
             ok = false;
             continue;
         };
-        let mut rf = Fields::new(&f.path(&at), o);
+        let mut rf = Fields::new(&f.path(&at), o, BodyField::KEYS);
         let key = rf.req_str("key").and_then(|k| match check_key(k) {
             Ok(()) => Some(k),
             Err(e) => {
@@ -202,7 +207,7 @@ mod tests {
 
     fn errors(rows: Value, payload: Payload) -> Vec<(String, String)> {
         let obj = json!({ "body_fields": rows });
-        let mut f = Fields::new("", obj.as_object().unwrap());
+        let mut f = Fields::new("", obj.as_object().unwrap(), &["body_fields"]);
         let _ = parse_body_fields(&mut f, Some(Trigger::CallMissed), Some(payload));
         f.errors
             .0

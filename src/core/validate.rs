@@ -66,19 +66,27 @@ impl std::fmt::Display for FieldErrors {
 impl std::error::Error for FieldErrors {}
 
 /// Reads the fields of one JSON object, recording a [`FieldError`] for every missing, mistyped
-/// or unknown field instead of stopping at the first. `finish` reports keys nobody asked for.
+/// or unknown field instead of stopping at the first.
+///
+/// Each parser declares the keys it takes (a `KEYS` list beside it), and `finish` refuses every
+/// key that is not declared or that the parser never read. So a parser takes exactly its
+/// declared keys, and the API's test holds each list to the OpenAPI schema of its body
+/// (`tests/it/openapi.rs`).
 pub struct Fields<'a> {
     prefix: String,
     obj: &'a Map<String, Value>,
+    keys: &'static [&'static str],
     seen: Vec<&'static str>,
     pub errors: FieldErrors,
 }
 
 impl<'a> Fields<'a> {
-    pub fn new(prefix: &str, obj: &'a Map<String, Value>) -> Self {
+    /// The fields of `obj` (at `prefix` in the body) for a parser that takes `keys`.
+    pub fn new(prefix: &str, obj: &'a Map<String, Value>, keys: &'static [&'static str]) -> Self {
         Fields {
             prefix: prefix.to_owned(),
             obj,
+            keys,
             seen: Vec::new(),
             errors: FieldErrors::default(),
         }
@@ -211,12 +219,13 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// Records an error for every key that was never read, then returns all errors.
+    /// Records an error for every key that is not declared or was never read, then returns
+    /// all errors.
     pub fn finish(mut self) -> FieldErrors {
         let mut unknown: Vec<&String> = self
             .obj
             .keys()
-            .filter(|k| !self.seen.contains(&k.as_str()))
+            .filter(|k| !(self.keys.contains(&k.as_str()) && self.seen.contains(&k.as_str())))
             .collect();
         unknown.sort();
         for k in unknown {
@@ -364,8 +373,33 @@ pub fn kind(v: &Value) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use serde_json::json;
+
+    use super::*;
+
+    fn unknown(body: Value, read: &[&'static str]) -> Vec<String> {
+        let obj = body.as_object().unwrap().clone();
+        let mut f = Fields::new("", &obj, &["name", "label"]);
+        for key in read {
+            let _ = f.value(key);
+        }
+        f.finish()
+            .0
+            .into_iter()
+            .filter(|e| e.message == "is not a known field")
+            .map(|e| e.field)
+            .collect()
+    }
+
+    #[test]
+    fn a_key_is_taken_only_when_declared_and_read() {
+        let body = json!({"name": "a", "label": "b", "extra": 1});
+        assert_eq!(unknown(body.clone(), &["name", "label"]), ["extra"]);
+        // Declared but never read: refused (the parser does nothing with it).
+        assert_eq!(unknown(body.clone(), &["name"]), ["extra", "label"]);
+        // Read but not declared: refused too (the declared list is what the parser takes).
+        assert_eq!(unknown(body, &["name", "label", "extra"]), ["extra"]);
+    }
 
     fn fields(e: &FieldErrors) -> Vec<&str> {
         e.0.iter().map(|e| e.field.as_str()).collect()

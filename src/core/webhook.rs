@@ -189,6 +189,11 @@ pub struct Header {
 }
 
 impl Header {
+    /// The keys of one header row.
+    pub const KEYS: &[&str] = &["key", "value"];
+}
+
+impl Header {
     /// The value of one request: references filled in, control characters never sent.
     pub fn render<'v>(&self, value: &impl Fn(Param) -> ParamValue<'v>) -> String {
         self.template.render(value, Escape::Header)
@@ -295,11 +300,34 @@ pub struct WebhookSpec {
 const READ_ONLY: &[&str] = &["id", "disabled_reason", "created_at", "updated_at"];
 
 impl WebhookSpec {
+    /// The keys a create, replace or patch body takes: [`READ_ONLY`] and the spec's own.
+    pub const KEYS: &[&str] = &[
+        "id",
+        "disabled_reason",
+        "created_at",
+        "updated_at",
+        "name",
+        "description",
+        "trigger",
+        "url",
+        "method",
+        "call_types",
+        "content_type",
+        "numbers",
+        "time_zone",
+        "headers",
+        "payload",
+        "body_fields",
+        "time_format",
+        "rate_limit",
+        "enabled",
+    ];
+
     /// Parses a create (POST) or replace (PUT) body. Absent optional fields take their
     /// defaults: `POST`, every call type, JSON, all numbers, `UTC`, no headers, no rate limit,
     /// enabled. Numbers are only checked for form here; the API checks they are the account's.
     pub fn from_json(obj: &Map<String, Value>) -> Result<WebhookSpec, FieldErrors> {
-        let mut f = Fields::new("", obj);
+        let mut f = Fields::new("", obj, WebhookSpec::KEYS);
         for key in READ_ONLY {
             let _ = f.value(key);
         }
@@ -540,7 +568,7 @@ fn parse_headers(f: &mut Fields, trigger: Option<Trigger>) -> Option<Vec<Header>
             ok = false;
             continue;
         };
-        let mut hf = Fields::new(&f.path(&format!("headers[{i}]")), o);
+        let mut hf = Fields::new(&f.path(&format!("headers[{i}]")), o, Header::KEYS);
         let key = hf.req_str("key");
         let value = hf.req_str("value");
         if let (Some(key), Some(value)) = (key, value) {

@@ -63,9 +63,20 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
         }
     };
     tracing::Span::current().record("call", event.call.call_id.as_str());
-    let ctx = Context::of(&webhook.spec, claimed.trigger, &event, &claimed.event_id);
+    let ctx = Context::of(
+        &webhook.spec,
+        claimed.trigger,
+        &event,
+        claimed.event_id.as_str(),
+    );
     let secrets = webhook.live_secrets(now);
-    let request = build(&webhook.spec, &ctx, &claimed.delivery_id, now, &secrets);
+    let request = build(
+        &webhook.spec,
+        &ctx,
+        claimed.delivery_id.as_str(),
+        now,
+        &secrets,
+    );
     let response = client.send(&request).await;
     let finished = Timestamp::now();
     let verdict = match response.status {

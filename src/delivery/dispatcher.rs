@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use super::attempt::{self, Policy};
 use super::client::HttpClient;
 use super::lanes::{Done, Health, Holds, LaneRules, Lanes, Leased, plus};
+use crate::core::id::WebhookId;
 use crate::shutdown::Shutdown;
 use crate::store::{AttemptRecord, Claimed, Next, Release, Store};
 
@@ -61,7 +62,7 @@ struct Dispatcher {
     limits: Limits,
     lanes: Lanes<Claimed>,
     /// Sends in flight: task id → (webhook, delivery, lease), to give leases back on shutdown.
-    running: HashMap<tokio::task::Id, (String, Release)>,
+    running: HashMap<tokio::task::Id, (WebhookId, Release)>,
     tasks: JoinSet<AttemptRecord>,
     records: mpsc::UnboundedSender<AttemptRecord>,
     /// How many nodes serve from the database (this one included), from the heartbeat.
@@ -74,7 +75,7 @@ struct Dispatcher {
     /// Claimed work whose lease ran too short to send it, to give back.
     stale: Vec<Release>,
     /// Held webhooks whose endpoint answers again, to release.
-    lifts: Vec<String>,
+    lifts: Vec<WebhookId>,
 }
 
 /// Starts the dispatcher with its recorder and heartbeat; each holds `shutdown` and is done
@@ -213,7 +214,7 @@ impl Dispatcher {
                 )
                 .await?;
             let n = batch.len() as u32;
-            let mut touched: Vec<String> = Vec::new();
+            let mut touched: Vec<WebhookId> = Vec::new();
             let now = Timestamp::now();
             for c in batch {
                 let w = c.webhook.id.clone();
@@ -270,7 +271,7 @@ impl Dispatcher {
     }
 
     /// Starts as many of a lane's queued deliveries as its limits allow.
-    fn pump(&mut self, webhook_id: &str, now: Timestamp) {
+    fn pump(&mut self, webhook_id: &WebhookId, now: Timestamp) {
         let pumped = self.lanes.pump(webhook_id, now);
         self.stale.extend(pumped.stale.into_iter().map(release));
         for claimed in pumped.start {
@@ -284,7 +285,7 @@ impl Dispatcher {
                 .tasks
                 .spawn(async move { attempt::run(&client, &claimed, &policy).await });
             self.running
-                .insert(handle.id(), (webhook_id.to_owned(), release));
+                .insert(handle.id(), (webhook_id.clone(), release));
         }
     }
 

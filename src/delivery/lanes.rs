@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
+use crate::core::id::WebhookId;
+
 /// A lane holds up to this many times its concurrency in claimed work: enough that a busy
 /// webhook is not claimed for every few requests, little enough to start well within a lease.
 const BACKLOG_FACTOR: u32 = 4;
@@ -90,7 +92,7 @@ pub struct Finished {
 /// A webhook to hold until `until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {
-    pub webhook: String,
+    pub webhook: WebhookId,
     pub until: Timestamp,
 }
 
@@ -127,7 +129,7 @@ struct Lane<T> {
 /// Every webhook's lane. A lane exists while it has work, or while its webhook's holds may
 /// still double.
 pub struct Lanes<T> {
-    lanes: HashMap<String, Lane<T>>,
+    lanes: HashMap<WebhookId, Lane<T>>,
     rules: LaneRules,
     /// Nodes serving from the database (this one included): the limits are shared out.
     nodes: u32,
@@ -190,7 +192,7 @@ impl<T: Leased> Lanes<T> {
     /// The webhooks that take no more work for now: they have plenty queued (a lane is
     /// claimed for again while half its backlog is left, so it never runs dry waiting for a
     /// claim), or they wait for their rate limit.
-    pub fn full(&self, now: Timestamp) -> Vec<String> {
+    pub fn full(&self, now: Timestamp) -> Vec<WebhookId> {
         self.lanes
             .iter()
             .filter(|(_, l)| {
@@ -204,33 +206,30 @@ impl<T: Leased> Lanes<T> {
     /// of its health, believed only by a new lane (a lane's own news is fresher).
     pub fn push(
         &mut self,
-        webhook: &str,
+        webhook: &WebhookId,
         rate: Option<f64>,
         failing: bool,
         item: T,
         now: Timestamp,
     ) {
-        let lane = self
-            .lanes
-            .entry(webhook.to_owned())
-            .or_insert_with(|| Lane {
-                in_flight: 0,
-                queue: VecDeque::new(),
-                next_slot: None,
-                rate,
-                last_progress: now,
-                failures: 0,
-                held_until: None,
-                holds: 0,
-                failing,
-                disabled: false,
-            });
+        let lane = self.lanes.entry(webhook.clone()).or_insert_with(|| Lane {
+            in_flight: 0,
+            queue: VecDeque::new(),
+            next_slot: None,
+            rate,
+            last_progress: now,
+            failures: 0,
+            held_until: None,
+            holds: 0,
+            failing,
+            disabled: false,
+        });
         lane.rate = rate;
         lane.queue.push_back(item);
     }
 
     /// What a lane holds beyond its backlog, to give back (a rate-limited lane holds little).
-    pub fn overflow(&mut self, webhook: &str) -> Vec<T> {
+    pub fn overflow(&mut self, webhook: &WebhookId) -> Vec<T> {
         let Some(rate) = self.lanes.get(webhook).map(|l| l.rate) else {
             return Vec::new();
         };
@@ -242,7 +241,7 @@ impl<T: Leased> Lanes<T> {
     }
 
     /// Webhooks with queued work whose rate-limit slot has come.
-    pub fn ready(&self, now: Timestamp) -> Vec<String> {
+    pub fn ready(&self, now: Timestamp) -> Vec<WebhookId> {
         self.lanes
             .iter()
             .filter(|(_, l)| !l.queue.is_empty() && l.next_slot.is_none_or(|s| s <= now))
@@ -252,7 +251,7 @@ impl<T: Leased> Lanes<T> {
 
     /// Lets go of as much of a lane's queue as its limits allow; forgets the lane once it is
     /// idle and its holds are long over.
-    pub fn pump(&mut self, webhook: &str, now: Timestamp) -> Pumped<T> {
+    pub fn pump(&mut self, webhook: &WebhookId, now: Timestamp) -> Pumped<T> {
         let mut out = Pumped {
             start: Vec::new(),
             stale: Vec::new(),
@@ -295,7 +294,7 @@ impl<T: Leased> Lanes<T> {
     }
 
     /// Takes note of a finished attempt. Pump the lane after: it has room again.
-    pub fn finished(&mut self, webhook: &str, done: Done, now: Timestamp) -> Finished {
+    pub fn finished(&mut self, webhook: &WebhookId, done: Done, now: Timestamp) -> Finished {
         let mut out = Finished::default();
         let Some(lane) = self.lanes.get_mut(webhook) else {
             return out;
@@ -395,6 +394,11 @@ mod tests {
         }
     }
 
+    /// The webhook of these tests.
+    fn w() -> WebhookId {
+        WebhookId::from_string("w".into())
+    }
+
     fn t0() -> Timestamp {
         "2026-11-27T04:00:00Z".parse().unwrap()
     }
@@ -414,7 +418,7 @@ mod tests {
     }
 
     /// `n` jobs with a fresh lease, queued on webhook `w`.
-    fn lanes_with(per_webhook: u32, w: &str, rate: Option<f64>, n: u32) -> Lanes<Job> {
+    fn lanes_with(per_webhook: u32, w: &WebhookId, rate: Option<f64>, n: u32) -> Lanes<Job> {
         let mut lanes = Lanes::new(rules(per_webhook));
         for i in 0..n {
             lanes.push(w, rate, false, Job(i, at(60_000)), t0());
@@ -446,26 +450,26 @@ mod tests {
     fn a_lane_starts_up_to_its_share_of_the_concurrency_in_order() {
         // (max_in_flight_per_webhook, nodes) → this node's share
         for (limit, nodes, share) in [(16, 1, 16), (16, 3, 6), (16, 16, 1), (1, 4, 1), (2, 2, 1)] {
-            let mut lanes = lanes_with(limit, "w", None, 40);
+            let mut lanes = lanes_with(limit, &w(), None, 40);
             lanes.set_nodes(nodes);
             assert_eq!(lanes.per_webhook(), share, "{limit} over {nodes} nodes");
-            let p = lanes.pump("w", t0());
+            let p = lanes.pump(&w(), t0());
             assert_eq!(ids(&p.start), (0..share).collect::<Vec<_>>());
             assert!(p.stale.is_empty());
             assert!(
-                lanes.pump("w", t0()).start.is_empty(),
+                lanes.pump(&w(), t0()).start.is_empty(),
                 "full until one finishes"
             );
-            lanes.finished("w", OK, at(10));
-            assert_eq!(ids(&lanes.pump("w", at(10)).start), [share]);
+            lanes.finished(&w(), OK, at(10));
+            assert_eq!(ids(&lanes.pump(&w(), at(10)).start), [share]);
             assert_eq!(lanes.claimed(), 39, "in flight or queued");
         }
     }
 
     #[test]
     fn a_rate_limit_spaces_the_starts_and_holds_the_lane_back() {
-        let mut lanes = lanes_with(16, "w", Some(4.0), 3);
-        assert_eq!(ids(&lanes.pump("w", t0()).start), [0]);
+        let mut lanes = lanes_with(16, &w(), Some(4.0), 3);
+        assert_eq!(ids(&lanes.pump(&w(), t0()).start), [0]);
         // (time in ms, started then, the lane takes no more work, ready to pump)
         for (ms, started, full, ready) in [
             (249, vec![], true, false),
@@ -475,14 +479,14 @@ mod tests {
         ] {
             assert_eq!(lanes.full(at(ms)).len() == 1, full, "at {ms} ms");
             assert_eq!(lanes.ready(at(ms)).len() == 1, ready, "at {ms} ms");
-            assert_eq!(ids(&lanes.pump("w", at(ms)).start), started, "at {ms} ms");
+            assert_eq!(ids(&lanes.pump(&w(), at(ms)).start), started, "at {ms} ms");
         }
         // Two nodes share the rate: each sends at half of it.
-        let mut lanes = lanes_with(16, "w", Some(4.0), 2);
+        let mut lanes = lanes_with(16, &w(), Some(4.0), 2);
         lanes.set_nodes(2);
-        assert_eq!(lanes.pump("w", t0()).start.len(), 1);
-        assert!(lanes.pump("w", at(499)).start.is_empty());
-        assert_eq!(lanes.pump("w", at(500)).start.len(), 1);
+        assert_eq!(lanes.pump(&w(), t0()).start.len(), 1);
+        assert!(lanes.pump(&w(), at(499)).start.is_empty());
+        assert_eq!(lanes.pump(&w(), at(500)).start.len(), 1);
     }
 
     #[test]
@@ -490,9 +494,9 @@ mod tests {
         let mut lanes = Lanes::new(rules(16));
         // The request timeout is 15 s: a lease ending sooner than that after `now` is stale.
         for (i, lease_left_ms) in [(0, 60_000), (1, 15_000), (2, 14_000), (3, 15_001)] {
-            lanes.push("w", None, false, Job(i, at(lease_left_ms)), t0());
+            lanes.push(&w(), None, false, Job(i, at(lease_left_ms)), t0());
         }
-        let p = lanes.pump("w", t0());
+        let p = lanes.pump(&w(), t0());
         assert_eq!(ids(&p.start), [0, 3]);
         assert_eq!(ids(&p.stale), [1, 2]);
     }
@@ -509,8 +513,8 @@ mod tests {
             (16, Some(0.01), 10, 1),
             (2, Some(1000.0), 10, 8),
         ] {
-            let mut lanes = lanes_with(limit, "w", rate, queued);
-            let back = lanes.overflow("w");
+            let mut lanes = lanes_with(limit, &w(), rate, queued);
+            let back = lanes.overflow(&w());
             assert_eq!(back.len() as u32, queued - kept, "{limit} {rate:?}");
             assert_eq!(
                 ids(&back).first().copied(),
@@ -519,28 +523,32 @@ mod tests {
             );
             assert_eq!(lanes.claimed(), kept);
         }
-        assert!(Lanes::<Job>::new(rules(2)).overflow("nobody").is_empty());
+        assert!(
+            Lanes::<Job>::new(rules(2))
+                .overflow(&WebhookId::from_string("nobody".into()))
+                .is_empty()
+        );
     }
 
     #[test]
     fn a_lane_is_full_while_more_than_half_its_backlog_is_queued() {
         // Limit 2: a backlog of 8, claimed for in shares of 4.
-        let mut lanes = lanes_with(2, "w", None, 4);
+        let mut lanes = lanes_with(2, &w(), None, 4);
         assert_eq!(lanes.claim_share(), 4);
         assert!(
             lanes.full(t0()).is_empty(),
             "half a backlog: claimed for again"
         );
-        lanes.push("w", None, false, Job(9, at(60_000)), t0());
+        lanes.push(&w(), None, false, Job(9, at(60_000)), t0());
         assert_eq!(lanes.full(t0()), ["w"]);
-        lanes.pump("w", t0());
+        lanes.pump(&w(), t0());
         assert!(lanes.full(t0()).is_empty(), "two started, three left");
     }
 
     #[test]
     fn a_full_lane_that_finishes_nothing_is_held_and_its_holds_double() {
-        let mut lanes = lanes_with(2, "w", None, 10);
-        lanes.pump("w", t0());
+        let mut lanes = lanes_with(2, &w(), None, 10);
+        lanes.pump(&w(), t0());
         assert!(lanes.stuck(at(999)).is_empty(), "not stuck yet");
         // Each time the lane stays stuck past its hold, it is held twice as long, up to 60 s.
         let mut now = at(1000);
@@ -549,7 +557,7 @@ mod tests {
             assert_eq!(
                 holds,
                 [Hold {
-                    webhook: "w".into(),
+                    webhook: w(),
                     until: plus(now, Duration::from_secs(hold_s))
                 }]
             );
@@ -566,29 +574,29 @@ mod tests {
 
     #[test]
     fn a_lane_whose_requests_all_fail_is_stuck_even_while_it_makes_progress() {
-        let mut lanes = lanes_with(2, "w", None, 10);
-        lanes.pump("w", t0());
-        lanes.finished("w", FAIL, at(10));
-        lanes.pump("w", at(10));
+        let mut lanes = lanes_with(2, &w(), None, 10);
+        lanes.pump(&w(), t0());
+        lanes.finished(&w(), FAIL, at(10));
+        lanes.pump(&w(), at(10));
         assert!(lanes.stuck(at(20)).is_empty(), "one failure is no pattern");
-        lanes.finished("w", FAIL, at(20));
-        lanes.pump("w", at(20));
+        lanes.finished(&w(), FAIL, at(20));
+        lanes.pump(&w(), at(20));
         assert_eq!(
             lanes.stuck(at(30)).len(),
             1,
             "as many failures in a row as the limit"
         );
         // A lane with room is never stuck, however its requests fare.
-        let mut lanes = lanes_with(2, "w", None, 1);
-        lanes.pump("w", t0());
+        let mut lanes = lanes_with(2, &w(), None, 1);
+        lanes.pump(&w(), t0());
         assert!(lanes.stuck(at(60_000)).is_empty());
     }
 
     #[test]
     fn a_success_lifts_a_long_hold_and_lets_a_short_one_run_out() {
         for (holds_in_a_row, lifted) in [(1, false), (2, true), (3, true)] {
-            let mut lanes = lanes_with(2, "w", None, 10);
-            lanes.pump("w", t0());
+            let mut lanes = lanes_with(2, &w(), None, 10);
+            lanes.pump(&w(), t0());
             let mut now = at(1000);
             for _ in 0..holds_in_a_row {
                 let hold = lanes.stuck(now).remove(0);
@@ -598,10 +606,10 @@ mod tests {
             let before_it_ends = now
                 .saturating_sub(SignedDuration::from_millis(500))
                 .unwrap();
-            let done = lanes.finished("w", OK, before_it_ends);
+            let done = lanes.finished(&w(), OK, before_it_ends);
             assert_eq!(done.lift, lifted, "after {holds_in_a_row} holds");
             // The run of holds is over: the next stuck spell starts again from the first.
-            lanes.pump("w", before_it_ends);
+            lanes.pump(&w(), before_it_ends);
             let later = plus(now, Duration::from_secs(5));
             assert_eq!(
                 lanes.stuck(later)[0].until,
@@ -612,32 +620,32 @@ mod tests {
 
     #[test]
     fn an_idle_lane_is_forgotten_unless_its_holds_may_still_double() {
-        let mut lanes = lanes_with(1, "w", None, 1);
-        lanes.pump("w", t0());
-        lanes.finished("w", OK, at(10));
-        lanes.pump("w", at(10));
+        let mut lanes = lanes_with(1, &w(), None, 1);
+        lanes.pump(&w(), t0());
+        lanes.finished(&w(), OK, at(10));
+        lanes.pump(&w(), at(10));
         assert_eq!(lanes.lanes.len(), 0, "idle and never held");
 
-        let mut lanes = lanes_with(1, "w", None, 1);
-        lanes.pump("w", t0());
+        let mut lanes = lanes_with(1, &w(), None, 1);
+        lanes.pump(&w(), t0());
         let hold = lanes.stuck(at(1000)).remove(0);
         lanes.held(&hold);
-        lanes.finished("w", FAIL, at(1500));
-        lanes.pump("w", at(1500));
+        lanes.finished(&w(), FAIL, at(1500));
+        lanes.pump(&w(), at(1500));
         assert_eq!(lanes.lanes.len(), 1, "kept while held");
         // Its hold ended at 3 s; a minute later it is let go.
-        lanes.pump("w", at(62_999));
+        lanes.pump(&w(), at(62_999));
         assert_eq!(lanes.lanes.len(), 1);
-        lanes.pump("w", at(63_000));
+        lanes.pump(&w(), at(63_000));
         assert_eq!(lanes.lanes.len(), 0);
 
         // A rate-limited lane is kept until its slot has come.
-        let mut lanes = lanes_with(16, "w", Some(1.0), 1);
-        lanes.pump("w", t0());
-        lanes.finished("w", OK, at(10));
-        lanes.pump("w", at(10));
+        let mut lanes = lanes_with(16, &w(), Some(1.0), 1);
+        lanes.pump(&w(), t0());
+        lanes.finished(&w(), OK, at(10));
+        lanes.pump(&w(), at(10));
         assert_eq!(lanes.lanes.len(), 1);
-        lanes.pump("w", at(1000));
+        lanes.pump(&w(), at(1000));
         assert_eq!(lanes.lanes.len(), 0);
     }
 
@@ -673,12 +681,12 @@ mod tests {
         ] {
             let mut lanes = Lanes::new(rules(16));
             for i in 0..outcomes.len() as u32 {
-                lanes.push("w", None, failing, Job(i, at(60_000)), t0());
+                lanes.push(&w(), None, failing, Job(i, at(60_000)), t0());
             }
-            lanes.pump("w", t0());
+            lanes.pump(&w(), t0());
             let got: Vec<Option<Health>> = outcomes
                 .iter()
-                .map(|d| lanes.finished("w", *d, at(10)).health)
+                .map(|d| lanes.finished(&w(), *d, at(10)).health)
                 .collect();
             assert_eq!(got, told, "claimed failing: {failing}, {outcomes:?}");
         }
@@ -688,6 +696,7 @@ mod tests {
     fn the_next_slot_is_the_nearest_one_still_to_come_with_work_behind_it() {
         let mut lanes = Lanes::new(rules(1));
         for (w, rate) in [("a", 1.0), ("b", 4.0), ("c", 10.0)] {
+            let w = &WebhookId::from_string(w.into());
             lanes.push(w, Some(rate), false, Job(0, at(60_000)), t0());
             lanes.push(w, Some(rate), false, Job(1, at(60_000)), t0());
             lanes.pump(w, t0());
@@ -702,9 +711,13 @@ mod tests {
 
     #[test]
     fn on_shutdown_every_queued_item_is_drained_and_in_flight_work_stays_counted() {
-        let mut lanes = lanes_with(2, "a", None, 5);
-        lanes.push("b", None, false, Job(7, at(60_000)), t0());
-        lanes.pump("a", t0());
+        let (a, b) = (
+            WebhookId::from_string("a".into()),
+            WebhookId::from_string("b".into()),
+        );
+        let mut lanes = lanes_with(2, &a, None, 5);
+        lanes.push(&b, None, false, Job(7, at(60_000)), t0());
+        lanes.pump(&a, t0());
         let mut back = ids(&lanes.drain());
         back.sort();
         assert_eq!(back, [2, 3, 4, 7]);

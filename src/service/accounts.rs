@@ -5,7 +5,7 @@ use jiff::Timestamp;
 
 use super::api_keys::{self, ApiKeyError, NewApiKey};
 use super::{Failure, IntoFailure, invalid, or_not_found};
-use crate::core::id::{is_id, new_id};
+use crate::core::id::AccountId;
 use crate::core::validate::FieldErrors;
 use crate::store::{Account, Page, PageRequest, Store, StoreError};
 
@@ -71,7 +71,7 @@ pub struct NewAccount {
 pub async fn create(store: &dyn Store, name: &str) -> Result<NewAccount, AccountError> {
     let name = check_name(name).map_err(|m| AccountError::Invalid(invalid("name", m)))?;
     let account = Account {
-        id: new_id("acct"),
+        id: AccountId::new(),
         name,
         created_at: Timestamp::now(),
     };
@@ -84,11 +84,8 @@ pub async fn list(store: &dyn Store, page: &PageRequest) -> Result<Page<Account>
     Ok(store.list_accounts(page).await?)
 }
 
-/// The account `id`; not found for a malformed id too.
-pub async fn get(store: &dyn Store, id: &str) -> Result<Account, AccountError> {
-    if !is_id("acct", id) {
-        return Err(AccountError::NotFound);
-    }
+/// The account `id`.
+pub async fn get(store: &dyn Store, id: &AccountId) -> Result<Account, AccountError> {
     store
         .get_account(id)
         .await

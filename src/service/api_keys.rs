@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use super::accounts::check_name;
 use super::{Actor, Failure, Holding, IntoFailure, Quotas, Who, invalid, or_not_found};
 use crate::core::credentials::{hash_token, random_token};
-use crate::core::id::{is_id, new_id};
+use crate::core::id::{AccountId, ApiKeyId};
 use crate::core::validate::FieldErrors;
 use crate::store::{ApiKey, Page, PageRequest, Store, StoreError};
 
@@ -61,14 +61,14 @@ pub async fn create(
 /// Makes an API key named `name` for account `account_id` (the operator's and the CLI's way).
 pub async fn create_in(
     store: &dyn Store,
-    account_id: &str,
+    account_id: &AccountId,
     name: &str,
 ) -> Result<NewApiKey, ApiKeyError> {
     let name = check_name(name).map_err(|m| ApiKeyError::Invalid(invalid("name", m)))?;
     let secret = random_token(API_KEY_PREFIX);
     let key = ApiKey {
-        id: new_id("key"),
-        account_id: account_id.to_owned(),
+        id: ApiKeyId::new(),
+        account_id: account_id.clone(),
         name,
         prefix: secret[..API_KEY_PREFIX.len() + 6].to_owned(),
         created_at: Timestamp::now(),
@@ -88,10 +88,7 @@ pub async fn list(
 
 /// Revokes a key: it stops working at once. A key may not revoke itself when it is the
 /// account's last one (nothing could then make another through the API).
-pub async fn revoke(store: &dyn Store, actor: &Actor, id: &str) -> Result<(), ApiKeyError> {
-    if !is_id("key", id) {
-        return Err(ApiKeyError::NotFound);
-    }
+pub async fn revoke(store: &dyn Store, actor: &Actor, id: &ApiKeyId) -> Result<(), ApiKeyError> {
     if let Who::ApiKey { id: own, .. } = &actor.who
         && own == id
         && store.account_counts(actor.account()).await?.api_keys <= 1

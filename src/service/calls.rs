@@ -2,6 +2,7 @@
 
 use super::{Actor, Failure, IntoFailure, Services, or_not_found};
 use crate::connectors::ConnectorStatus;
+use crate::core::id::CallId;
 use crate::store::{CallSummary, Delivery, Store, StoreError, StoredEvent};
 
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +35,7 @@ pub async fn recent(
 pub async fn timeline(
     store: &dyn Store,
     actor: &Actor,
-    call_id: &str,
+    call_id: &CallId,
 ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>, CallError> {
     store
         .call_timeline(actor.account(), call_id)
@@ -47,6 +48,6 @@ pub fn connectors(svc: &Services, actor: &Actor) -> Vec<ConnectorStatus> {
     svc.connectors
         .status()
         .into_iter()
-        .filter(|c| c.account_id == actor.account())
+        .filter(|c| c.account_id == actor.account().as_str())
         .collect()
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::webhooks::{self, WebhookError};
 use super::{Actor, Failure, IntoFailure, Services, or_not_found};
-use crate::core::id::{is_id, new_id};
+use crate::core::id::{CallId, DeliveryId, WebhookId, new_id};
 use crate::core::sample::sample_event_for;
 use crate::core::validate::{FieldErrors, Fields};
 use crate::delivery::attempt;
@@ -85,7 +85,7 @@ pub fn parse_status(field: &str, s: &str) -> Result<DeliveryStatus, FieldErrors>
 pub async fn list(
     store: &dyn Store,
     actor: &Actor,
-    webhook_id: &str,
+    webhook_id: &WebhookId,
     filter: &DeliveryFilter,
     page: &PageRequest,
 ) -> Result<Page<Delivery>, DeliveryError> {
@@ -99,7 +99,7 @@ pub async fn list(
 pub async fn hourly(
     store: &dyn Store,
     actor: &Actor,
-    webhook_id: &str,
+    webhook_id: &WebhookId,
     since: Timestamp,
 ) -> Result<Vec<HourlyDeliveries>, DeliveryError> {
     Ok(store
@@ -111,11 +111,8 @@ pub async fn hourly(
 pub async fn get(
     store: &dyn Store,
     actor: &Actor,
-    id: &str,
+    id: &DeliveryId,
 ) -> Result<(Delivery, Vec<Attempt>), DeliveryError> {
-    if !is_id("dlv", id) {
-        return Err(DeliveryError::NotFound);
-    }
     store
         .get_delivery(actor.account(), id)
         .await
@@ -124,10 +121,7 @@ pub async fn get(
 
 /// Makes delivery `id` due now for one more attempt and wakes the dispatcher. One that had
 /// ended gets exactly one more attempt, in its call's order.
-pub async fn resend(svc: &Services, actor: &Actor, id: &str) -> Result<(), DeliveryError> {
-    if !is_id("dlv", id) {
-        return Err(DeliveryError::NotFound);
-    }
+pub async fn resend(svc: &Services, actor: &Actor, id: &DeliveryId) -> Result<(), DeliveryError> {
     svc.store
         .resend(actor.account(), id, Timestamp::now())
         .await
@@ -144,9 +138,12 @@ pub struct Replay {
 }
 
 impl Replay {
+    /// The keys a replay body takes.
+    pub const KEYS: &[&str] = &["since", "status"];
+
     /// From `{since, status}`; `status` is `failed` (default) or `succeeded`.
     pub fn parse(obj: &Map<String, Value>) -> Result<Replay, FieldErrors> {
-        let mut f = Fields::new("", obj);
+        let mut f = Fields::new("", obj, Replay::KEYS);
         let since = f
             .req_str("since")
             .and_then(|s| match s.parse::<Timestamp>() {
@@ -192,7 +189,7 @@ impl Replay {
 pub async fn replay(
     svc: &Services,
     actor: &Actor,
-    webhook_id: &str,
+    webhook_id: &WebhookId,
     replay: Replay,
 ) -> Result<u64, DeliveryError> {
     webhooks::get(&*svc.store, actor, webhook_id).await?;
@@ -216,13 +213,13 @@ pub async fn replay(
 pub async fn send_test(
     svc: &Services,
     actor: &Actor,
-    webhook_id: &str,
-) -> Result<String, DeliveryError> {
+    webhook_id: &WebhookId,
+) -> Result<DeliveryId, DeliveryError> {
     let webhook = webhooks::get(&*svc.store, actor, webhook_id).await?;
     test_send(svc, webhook).await
 }
 
-async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<String, DeliveryError> {
+async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<DeliveryId, DeliveryError> {
     let _permit = svc
         .test_sends
         .start(
@@ -239,9 +236,9 @@ async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<String, Deliv
         &webhook.spec.call_types,
         webhook.spec.numbers.first(),
     );
-    event.call.call_id = new_id("test");
+    event.call.call_id = CallId::from_string(new_id("test"));
     let now = Timestamp::now();
-    let delivery_id = new_id("dlv");
+    let delivery_id = DeliveryId::new();
     let new = NewEvent {
         event: stored_event(&account_id, &event, now, true),
         deliveries: vec![NewDelivery {
@@ -272,7 +269,7 @@ async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<String, Deliv
 /// refused at once (429, naming the limit) rather than queued behind a button. They are
 /// counted apart from the dispatcher's own requests, which test sends never wait for.
 #[derive(Clone, Default)]
-pub struct TestSends(Arc<Mutex<HashMap<String, Gate>>>);
+pub struct TestSends(Arc<Mutex<HashMap<WebhookId, Gate>>>);
 
 #[derive(Debug, Clone, Copy)]
 struct Gate {
@@ -284,7 +281,7 @@ struct Gate {
 /// One test send's place among its webhook's; given back when dropped.
 pub struct TestPermit {
     sends: TestSends,
-    webhook: String,
+    webhook: WebhookId,
 }
 
 impl Drop for TestPermit {
@@ -297,7 +294,7 @@ impl Drop for TestPermit {
 }
 
 impl TestSends {
-    fn gates(&self) -> std::sync::MutexGuard<'_, HashMap<String, Gate>> {
+    fn gates(&self) -> std::sync::MutexGuard<'_, HashMap<WebhookId, Gate>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::auth::Caller;
 use super::{Failure, IntoFailure, Services, invalid};
 use crate::core::event::CallEvent;
+use crate::core::id::AccountId;
 use crate::core::validate::FieldErrors;
 use crate::ingest::Accepted;
 use crate::store::StoreError;
@@ -90,7 +91,7 @@ pub async fn post(svc: &Services, caller: &Caller, body: &Value) -> Result<Accep
         };
         let account = match (caller, &ev.account_id) {
             (Caller::Account(actor), None) => actor.account_id.clone(),
-            (Caller::Account(actor), Some(named)) if *named == actor.account_id => {
+            (Caller::Account(actor), Some(named)) if actor.account_id == named.as_str() => {
                 actor.account_id.clone()
             }
             (Caller::Account(_), Some(_)) => {
@@ -105,7 +106,11 @@ pub async fn post(svc: &Services, caller: &Caller, body: &Value) -> Result<Accep
                     .entry(named.clone())
                     .or_default()
                     .push(field("account_id"));
-                named.clone()
+                // One that cannot be an account id is reported below with the unknown ones.
+                let Some(id) = AccountId::parse(named) else {
+                    continue;
+                };
+                id
             }
             (Caller::Operator, None) => {
                 errors.push(
@@ -118,7 +123,11 @@ pub async fn post(svc: &Services, caller: &Caller, body: &Value) -> Result<Accep
         events.push((account, ev));
     }
     for (account, fields) in operator_accounts {
-        match svc.store.get_account(&account).await {
+        let found = match AccountId::parse(&account) {
+            Some(id) => svc.store.get_account(&id).await,
+            None => Err(StoreError::NotFound),
+        };
+        match found {
             Ok(_) => {}
             Err(StoreError::NotFound) => {
                 for field in fields {

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod api_keys;
 pub mod auth;
 pub mod calls;
+pub mod click_to_call;
 pub mod deliveries;
 pub mod events;
 pub mod numbers;
@@ -24,6 +25,7 @@ use jiff::Timestamp;
 
 use crate::config::Settings;
 use crate::connectors::Connectors;
+use crate::core::id::{AccountId, ApiKeyId, Id, Made, UserId};
 use crate::core::validate::FieldErrors;
 use crate::delivery::attempt::Policy;
 use crate::delivery::client::HttpClient;
@@ -86,7 +88,7 @@ impl Quotas {
     pub async fn check(
         &self,
         store: &dyn Store,
-        account_id: &str,
+        account_id: &AccountId,
         what: Holding,
     ) -> Result<(), StoreError> {
         let (max, noun, setting) = match what {
@@ -119,20 +121,27 @@ impl Quotas {
 /// Who acts on an account: a signed-in user of the web page or an API key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
-    pub account_id: String,
+    pub account_id: AccountId,
     pub who: Who,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Who {
-    User { id: String, email: String },
-    ApiKey { id: String, name: String },
+    User { id: UserId, email: String },
+    ApiKey { id: ApiKeyId, name: String },
 }
 
 impl Actor {
-    pub fn account(&self) -> &str {
+    pub fn account(&self) -> &AccountId {
         &self.account_id
     }
+}
+
+/// An id from a request (a path, a form field): one that cannot be a `K`'s names nothing, and
+/// is not found like the id of another account's `K`. The API and the web page parse ids here,
+/// at their edge; every operation below takes them typed.
+pub fn parse_id<K: Made>(s: &str) -> Result<Id<K>, Failure> {
+    Id::parse(s).ok_or(Failure::NotFound(K::NAME))
 }
 
 /// How a service error reads to whoever asked: enough for the API to choose a status and for
@@ -148,6 +157,10 @@ pub enum Failure {
     /// The request is fine but the state of things does not allow it now.
     #[error("{0}")]
     Conflict(String),
+    /// The state of things does not allow it now, because of what these fields name (a
+    /// click-to-call request's `connector`, a `ref_id` already taken).
+    #[error("{0}")]
+    ConflictOn(FieldErrors),
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),

@@ -52,9 +52,15 @@ fn label(f: &mut Fields) -> Option<String> {
     Some(l.to_owned())
 }
 
+/// The keys a body adding a number takes.
+pub const NEW_NUMBER_KEYS: &[&str] = &["number", "label"];
+
+/// The keys a body changing a number takes.
+pub const NUMBER_PATCH_KEYS: &[&str] = &["label"];
+
 /// A number to add, from `{number, label}`: every problem found, or the number.
 pub fn parse_new(obj: &Map<String, Value>) -> Result<Number, FieldErrors> {
-    let mut f = Fields::new("", obj);
+    let mut f = Fields::new("", obj, NEW_NUMBER_KEYS);
     let number = f.req_str("number").and_then(|s| match E164::parse(s) {
         Ok(n) => Some(n),
         Err(e) => {
@@ -124,7 +130,7 @@ pub async fn update(
     number: &E164,
     obj: &Map<String, Value>,
 ) -> Result<Number, NumberError> {
-    let mut f = Fields::new("", obj);
+    let mut f = Fields::new("", obj, NUMBER_PATCH_KEYS);
     let label = label(&mut f);
     f.finish().into_result(()).map_err(NumberError::Invalid)?;
     if obj.contains_key("label") {

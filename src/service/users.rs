@@ -11,7 +11,7 @@ use jiff::{SignedDuration, Timestamp};
 
 use super::{Actor, Failure, IntoFailure, Who, invalid};
 use crate::core::credentials::{hash_password, hash_token, random_token, verify_password};
-use crate::core::id::new_id;
+use crate::core::id::{AccountId, UserId};
 use crate::core::validate::FieldErrors;
 use crate::store::{Session, Store, StoreError, User};
 
@@ -78,14 +78,14 @@ pub struct NewUser {
 /// (the CLI's and the first start's way).
 pub async fn create(
     store: &dyn Store,
-    account_id: &str,
+    account_id: &AccountId,
     email: &str,
 ) -> Result<NewUser, UserError> {
     let email = check_email(email).map_err(|m| UserError::Invalid(invalid("email", m)))?;
     let password = random_token("")[..PASSWORD_LEN].to_owned();
     let user = User {
-        id: new_id("usr"),
-        account_id: account_id.to_owned(),
+        id: UserId::new(),
+        account_id: account_id.clone(),
         email,
         password_hash: hash_password(&password).map_err(UserError::Internal)?,
         created_at: Timestamp::now(),

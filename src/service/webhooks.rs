@@ -6,7 +6,7 @@ use jiff::Timestamp;
 use serde_json::{Map, Value};
 
 use super::{Actor, Failure, Holding, IntoFailure, Quotas, or_not_found, stored_now, ts};
-use crate::core::id::{is_id, new_id};
+use crate::core::id::WebhookId;
 use crate::core::number::E164;
 use crate::core::sign::Secret;
 use crate::core::validate::FieldErrors;
@@ -117,11 +117,12 @@ fn note_enabled_change(w: &mut Webhook, was_enabled: bool, now: Timestamp) {
     }
 }
 
-/// The account's webhook `id`; not found for a malformed id or another account's webhook.
-pub async fn get(store: &dyn Store, actor: &Actor, id: &str) -> Result<Webhook, WebhookError> {
-    if !is_id("wh", id) {
-        return Err(WebhookError::NotFound);
-    }
+/// The account's webhook `id`; not found for another account's webhook.
+pub async fn get(
+    store: &dyn Store,
+    actor: &Actor,
+    id: &WebhookId,
+) -> Result<Webhook, WebhookError> {
     store
         .get_webhook(actor.account(), id)
         .await
@@ -141,7 +142,7 @@ pub async fn stats(
     store: &dyn Store,
     actor: &Actor,
     recent: u32,
-) -> Result<Vec<(String, WebhookStats)>, WebhookError> {
+) -> Result<Vec<(WebhookId, WebhookStats)>, WebhookError> {
     Ok(store.webhook_stats(actor.account(), recent).await?)
 }
 
@@ -160,8 +161,8 @@ pub async fn create(
     let now = Timestamp::now();
     let secret = Secret::generate();
     let webhook = Webhook {
-        id: new_id("wh"),
-        account_id: actor.account().to_owned(),
+        id: WebhookId::new(),
+        account_id: actor.account().clone(),
         disabled_reason: (!spec.enabled).then(|| format!("Created disabled at {}", ts(now))),
         spec,
         secrets: vec![StoredSecret {
@@ -183,7 +184,7 @@ pub async fn create(
 pub async fn replace(
     store: &dyn Store,
     actor: &Actor,
-    id: &str,
+    id: &WebhookId,
     obj: &Map<String, Value>,
 ) -> Result<Webhook, WebhookError> {
     let mut w = get(store, actor, id).await?;
@@ -196,7 +197,7 @@ pub async fn replace(
 pub async fn patch(
     store: &dyn Store,
     actor: &Actor,
-    id: &str,
+    id: &WebhookId,
     patch: &Map<String, Value>,
 ) -> Result<Webhook, WebhookError> {
     let mut w = get(store, actor, id).await?;
@@ -210,7 +211,7 @@ pub async fn patch(
 pub async fn set_enabled(
     store: &dyn Store,
     actor: &Actor,
-    id: &str,
+    id: &WebhookId,
     on: bool,
 ) -> Result<Webhook, WebhookError> {
     let mut w = get(store, actor, id).await?;
@@ -234,10 +235,7 @@ async fn save(store: &dyn Store, w: &mut Webhook, spec: WebhookSpec) -> Result<(
 }
 
 /// Deletes webhook `id`; its unfinished deliveries end.
-pub async fn delete(store: &dyn Store, actor: &Actor, id: &str) -> Result<(), WebhookError> {
-    if !is_id("wh", id) {
-        return Err(WebhookError::NotFound);
-    }
+pub async fn delete(store: &dyn Store, actor: &Actor, id: &WebhookId) -> Result<(), WebhookError> {
     Ok(store.delete_webhook(actor.account(), id).await?)
 }
 
@@ -268,7 +266,11 @@ impl Secrets {
 }
 
 /// The signing secret of webhook `id`, and any rotated-out secret still signing.
-pub async fn secrets(store: &dyn Store, actor: &Actor, id: &str) -> Result<Secrets, WebhookError> {
+pub async fn secrets(
+    store: &dyn Store,
+    actor: &Actor,
+    id: &WebhookId,
+) -> Result<Secrets, WebhookError> {
     let w = get(store, actor, id).await?;
     Ok(Secrets::of(&w, Timestamp::now()))
 }
@@ -276,7 +278,11 @@ pub async fn secrets(store: &dyn Store, actor: &Actor, id: &str) -> Result<Secre
 /// Gives webhook `id` a new signing secret (the old one signs on for 24 hours). A rotation
 /// depends on nothing else of the webhook, so when another change got in first it is simply
 /// redone on the fresh copy.
-pub async fn rotate(store: &dyn Store, actor: &Actor, id: &str) -> Result<Secrets, WebhookError> {
+pub async fn rotate(
+    store: &dyn Store,
+    actor: &Actor,
+    id: &WebhookId,
+) -> Result<Secrets, WebhookError> {
     let mut w = get(store, actor, id).await?;
     for _ in 0..3 {
         let read_at = w.updated_at;

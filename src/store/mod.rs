@@ -16,7 +16,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use jiff::Timestamp;
 
+pub use crate::core::click_to_call::Status as ClickToCallStatus;
 pub use crate::core::delivery_state::DeliveryStatus;
+use crate::core::id::{
+    AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, EventId, PostedEventId, UserId,
+    WebhookId,
+};
 use crate::core::number::E164;
 pub use crate::core::retry::Next;
 use crate::core::secret;
@@ -82,6 +87,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0002_templates.sql"),
         postgres: include_str!("migrations/postgres/0002_templates.sql"),
     },
+    MigrationFiles {
+        version: 3,
+        name: "click_to_call",
+        sqlite: include_str!("migrations/sqlite/0003_click_to_call.sql"),
+        postgres: include_str!("migrations/postgres/0003_click_to_call.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.
@@ -138,15 +149,15 @@ pub struct AccountCounts {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {
-    pub id: String,
+    pub id: AccountId,
     pub name: String,
     pub created_at: Timestamp,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiKey {
-    pub id: String,
-    pub account_id: String,
+    pub id: ApiKeyId,
+    pub account_id: AccountId,
     pub name: String,
     pub prefix: String,
     pub created_at: Timestamp,
@@ -155,8 +166,8 @@ pub struct ApiKey {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct User {
-    pub id: String,
-    pub account_id: String,
+    pub id: UserId,
+    pub account_id: AccountId,
     pub email: String,
     pub password_hash: String,
     pub created_at: Timestamp,
@@ -171,8 +182,8 @@ pub struct Number {
 
 #[derive(Debug, Clone)]
 pub struct Webhook {
-    pub id: String,
-    pub account_id: String,
+    pub id: WebhookId,
+    pub account_id: AccountId,
     pub spec: WebhookSpec,
     pub disabled_reason: Option<String>,
     /// Newest first.
@@ -208,11 +219,11 @@ impl Webhook {
 /// A delivery as the log shows it.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    pub id: String,
-    pub account_id: String,
-    pub webhook_id: String,
-    pub event_id: String,
-    pub call_id: String,
+    pub id: DeliveryId,
+    pub account_id: AccountId,
+    pub webhook_id: WebhookId,
+    pub event_id: PostedEventId,
+    pub call_id: CallId,
     pub trigger: Trigger,
     pub status: DeliveryStatus,
     /// Whether it waits for an earlier delivery of its call.
@@ -250,10 +261,10 @@ pub struct Attempt {
 /// An event as stored.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
-    pub id: String,
-    pub account_id: String,
-    pub event_id: String,
-    pub call_id: String,
+    pub id: EventId,
+    pub account_id: AccountId,
+    pub event_id: PostedEventId,
+    pub call_id: CallId,
     pub event_type: String,
     pub occurred_at: Timestamp,
     pub received_at: Timestamp,
@@ -271,8 +282,8 @@ pub struct NewEvent {
 
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
-    pub id: String,
-    pub webhook_id: String,
+    pub id: DeliveryId,
+    pub webhook_id: WebhookId,
     pub trigger: Trigger,
     /// Attempts allowed; `None` follows the retry schedule (test sends get one).
     pub attempt_limit: Option<u32>,
@@ -292,12 +303,12 @@ pub enum Inserted {
 /// A delivery handed to a dispatcher with everything needed to send it.
 #[derive(Debug, Clone)]
 pub struct Claimed {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub lease: i64,
     pub trigger: Trigger,
     pub attempts: u32,
     pub attempt_limit: Option<u32>,
-    pub event_id: String,
+    pub event_id: PostedEventId,
     pub event_payload: String,
     pub webhook: Webhook,
     /// Until when this node holds it: sending it later could overlap another node's attempt.
@@ -309,8 +320,8 @@ pub struct Claimed {
 /// One attempt to record, with the delivery's new state. Written only if `lease` still holds.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {
-    pub delivery_id: String,
-    pub webhook_id: String,
+    pub delivery_id: DeliveryId,
+    pub webhook_id: WebhookId,
     pub lease: i64,
     /// `None` when the delivery ends without a request (its webhook is disabled or gone).
     pub attempt: Option<Attempt>,
@@ -326,7 +337,7 @@ pub struct AttemptRecord {
 /// Work the dispatcher gives back unsent (shutdown), to be claimed again at once.
 #[derive(Debug, Clone)]
 pub struct Release {
-    pub delivery_id: String,
+    pub delivery_id: DeliveryId,
     pub lease: i64,
 }
 
@@ -353,7 +364,7 @@ pub struct QueueStats {
 #[derive(Debug, Clone, Default)]
 pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
-    pub call_id: Option<String>,
+    pub call_id: Option<CallId>,
 }
 
 /// A signed-in browser session of the web page.
@@ -361,7 +372,7 @@ pub struct DeliveryFilter {
 pub struct Session {
     /// SHA-256 (hex) of the token in the session cookie; the token itself is never stored.
     pub id: String,
-    pub user_id: String,
+    pub user_id: UserId,
     /// The token every form of this session must send back (CSRF).
     pub csrf: String,
     pub created_at: Timestamp,
@@ -381,7 +392,7 @@ pub struct HourlyDeliveries {
 /// One call of the account at a glance, for the Calls page.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSummary {
-    pub call_id: String,
+    pub call_id: CallId,
     /// From the call's latest event (`call.call_type`, `call.did_number`, …).
     pub call_type: Option<String>,
     pub did_number: Option<String>,
@@ -392,6 +403,57 @@ pub struct CallSummary {
     pub last_received_at: Timestamp,
     pub events: u64,
     pub deliveries: u64,
+}
+
+/// A click-to-call request as kept (SPEC §15): what was asked, where it is, and when it got
+/// to each state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredClickToCall {
+    /// The request id the API answers with; it also names the originate on the PBX.
+    pub id: ClickToCallId,
+    pub account_id: AccountId,
+    pub ref_id: String,
+    pub agent_extension: String,
+    pub customer_number: E164,
+    /// The caller id the customer sees.
+    pub did_number: E164,
+    pub status: ClickToCallStatus,
+    /// What the PBX (or callhook) said when it failed.
+    pub cause: Option<String>,
+    /// The call's id among the call events, once the call showed up.
+    pub call_id: Option<CallId>,
+    /// The connector that took it to place it.
+    pub connector: Option<String>,
+    pub created_at: Timestamp,
+    /// When a node took it to place it.
+    pub placed_at: Option<Timestamp>,
+    pub ringing_agent_at: Option<Timestamp>,
+    pub ringing_customer_at: Option<Timestamp>,
+    /// When it was answered or failed.
+    pub ended_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+}
+
+/// A change of a click-to-call request's state, to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClickToCallChange {
+    pub status: ClickToCallStatus,
+    pub call_id: Option<CallId>,
+    pub cause: Option<String>,
+    pub at: Timestamp,
+}
+
+/// A connector that places an account's calls, as the node running it last said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlacingConnector {
+    pub name: String,
+    pub node_id: String,
+    pub account_id: AccountId,
+    /// Logged in to its PBX then.
+    pub connected: bool,
+    /// The caller id of requests that name no DID.
+    pub default_did: Option<E164>,
+    pub seen_at: Timestamp,
 }
 
 #[async_trait]
@@ -414,55 +476,71 @@ pub trait Store: Send + Sync + 'static {
 
     // Accounts.
     async fn insert_account(&self, account: &Account) -> Result<()>;
-    async fn get_account(&self, id: &str) -> Result<Account>;
+    async fn get_account(&self, id: &AccountId) -> Result<Account>;
     async fn list_accounts(&self, page: &PageRequest) -> Result<Page<Account>>;
     /// How many webhooks, numbers and API keys the account has (for its quotas).
-    async fn account_counts(&self, account_id: &str) -> Result<AccountCounts>;
+    async fn account_counts(&self, account_id: &AccountId) -> Result<AccountCounts>;
 
     // API keys.
     async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<()>;
-    async fn list_api_keys(&self, account_id: &str, page: &PageRequest) -> Result<Page<ApiKey>>;
-    async fn delete_api_key(&self, account_id: &str, id: &str) -> Result<()>;
+    async fn list_api_keys(
+        &self,
+        account_id: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<ApiKey>>;
+    async fn delete_api_key(&self, account_id: &AccountId, id: &ApiKeyId) -> Result<()>;
     /// The key with this hash, if any.
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>>;
-    async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()>;
+    async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<()>;
 
     // Users.
     async fn insert_user(&self, user: &User) -> Result<()>;
     async fn user_by_email(&self, email: &str) -> Result<Option<User>>;
 
     // Numbers.
-    async fn insert_number(&self, account_id: &str, number: &Number) -> Result<()>;
-    async fn list_numbers(&self, account_id: &str, page: &PageRequest) -> Result<Page<Number>>;
-    async fn get_number(&self, account_id: &str, number: &E164) -> Result<Number>;
+    async fn insert_number(&self, account_id: &AccountId, number: &Number) -> Result<()>;
+    async fn list_numbers(
+        &self,
+        account_id: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<Number>>;
+    async fn get_number(&self, account_id: &AccountId, number: &E164) -> Result<Number>;
     async fn set_number_label(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         number: &E164,
         label: Option<&str>,
     ) -> Result<()>;
     /// Refused with a conflict while webhooks name the number.
-    async fn delete_number(&self, account_id: &str, number: &E164) -> Result<()>;
+    async fn delete_number(&self, account_id: &AccountId, number: &E164) -> Result<()>;
     /// Which of `numbers` the account does not own.
-    async fn unknown_numbers(&self, account_id: &str, numbers: &[E164]) -> Result<Vec<E164>>;
+    async fn unknown_numbers(&self, account_id: &AccountId, numbers: &[E164]) -> Result<Vec<E164>>;
 
     // Webhooks.
     async fn insert_webhook(&self, webhook: &Webhook) -> Result<()>;
-    async fn get_webhook(&self, account_id: &str, id: &str) -> Result<Webhook>;
-    async fn list_webhooks(&self, account_id: &str, page: &PageRequest) -> Result<Page<Webhook>>;
+    async fn get_webhook(&self, account_id: &AccountId, id: &WebhookId) -> Result<Webhook>;
+    async fn list_webhooks(
+        &self,
+        account_id: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<Webhook>>;
     /// Replaces spec, secrets, enabled state and reason, and sets `updated_at` to the
     /// webhook's; refused with a conflict unless the stored webhook is still as it was read
     /// (its `updated_at` is `read_at`), so no concurrent change is silently undone.
     async fn update_webhook(&self, webhook: &Webhook, read_at: Timestamp) -> Result<()>;
-    async fn delete_webhook(&self, account_id: &str, id: &str) -> Result<()>;
+    async fn delete_webhook(&self, account_id: &AccountId, id: &WebhookId) -> Result<()>;
     /// Enabled webhooks of the account with one of `triggers`: the candidates for matching.
-    async fn webhooks_for(&self, account_id: &str, triggers: &[Trigger]) -> Result<Vec<Webhook>>;
+    async fn webhooks_for(
+        &self,
+        account_id: &AccountId,
+        triggers: &[Trigger],
+    ) -> Result<Vec<Webhook>>;
     /// Outcome counts over each webhook's `recent` latest deliveries.
     async fn webhook_stats(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         recent: u32,
-    ) -> Result<Vec<(String, WebhookStats)>>;
+    ) -> Result<Vec<(WebhookId, WebhookStats)>>;
 
     // Events and deliveries.
     /// Stores events and their deliveries in one transaction: all or nothing. An event whose
@@ -476,7 +554,7 @@ pub trait Store: Send + Sync + 'static {
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
-        exclude: &[String],
+        exclude: &[WebhookId],
     ) -> Result<Vec<Claimed>>;
     /// Stores a test event with its one delivery and leases that delivery to the caller, in one
     /// transaction so no dispatcher can take it first.
@@ -491,23 +569,27 @@ pub trait Store: Send + Sync + 'static {
     async fn release(&self, releases: Vec<Release>, due: Timestamp) -> Result<()>;
     /// Holds a webhook's deliveries until `until` (its endpoint is stuck): the unclaimed ones
     /// due before then move to then, and new ones are stored due then. `None` lifts the hold.
-    async fn hold_webhook(&self, webhook_id: &str, until: Option<Timestamp>) -> Result<()>;
-    async fn get_delivery(&self, account_id: &str, id: &str) -> Result<(Delivery, Vec<Attempt>)>;
+    async fn hold_webhook(&self, webhook_id: &WebhookId, until: Option<Timestamp>) -> Result<()>;
+    async fn get_delivery(
+        &self,
+        account_id: &AccountId,
+        id: &DeliveryId,
+    ) -> Result<(Delivery, Vec<Attempt>)>;
     async fn list_deliveries(
         &self,
-        account_id: &str,
-        webhook_id: &str,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
         filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> Result<Page<Delivery>>;
     /// Makes a delivery due now for one more attempt (beyond its schedule when it had ended).
-    async fn resend(&self, account_id: &str, id: &str, now: Timestamp) -> Result<()>;
+    async fn resend(&self, account_id: &AccountId, id: &DeliveryId, now: Timestamp) -> Result<()>;
     /// Re-queues a webhook's deliveries in `status` created since `since`, keeping per-call
     /// order; each gets `attempts` more attempts. Returns how many.
     async fn replay(
         &self,
-        account_id: &str,
-        webhook_id: &str,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
         since: Timestamp,
         status: DeliveryStatus,
         attempts: u32,
@@ -516,13 +598,14 @@ pub trait Store: Send + Sync + 'static {
     /// The call's events, in order, each with the deliveries it caused.
     async fn call_timeline(
         &self,
-        account_id: &str,
-        call_id: &str,
+        account_id: &AccountId,
+        call_id: &CallId,
     ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>>;
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats>;
     /// Deletes up to `batch` finished deliveries last touched before `before` with all their
-    /// attempts, and up to `batch` events older than that left without deliveries. Returns
-    /// how many deliveries and events went (under `batch` means nothing is left to do).
+    /// attempts, up to `batch` events older than that left without deliveries, and up to
+    /// `batch` click-to-call requests that ended before then. Returns how many rows of those
+    /// went (under `batch` means nothing is left to do).
     async fn prune(&self, before: Timestamp, batch: u32) -> Result<u64>;
 
     // Web sessions (the web page's sign-in).
@@ -541,10 +624,67 @@ pub trait Store: Send + Sync + 'static {
     /// hour first; hours without deliveries are left out.
     async fn hourly_deliveries(
         &self,
-        account_id: &str,
-        webhook_id: &str,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
         since: Timestamp,
     ) -> Result<Vec<HourlyDeliveries>>;
     /// The account's `limit` most recently active calls (test sends left out), newest first.
-    async fn recent_calls(&self, account_id: &str, limit: u32) -> Result<Vec<CallSummary>>;
+    async fn recent_calls(&self, account_id: &AccountId, limit: u32) -> Result<Vec<CallSummary>>;
+
+    // Click-to-call requests (SPEC §15).
+    /// Stores a new request as it is (`queued`) and announces it to every node; when the
+    /// account has a request with its `ref_id` already, stores nothing and answers that one.
+    /// Answers the request kept and whether it is new.
+    async fn insert_click_to_call(
+        &self,
+        request: &StoredClickToCall,
+    ) -> Result<(StoredClickToCall, bool)>;
+    async fn get_click_to_call(
+        &self,
+        account_id: &AccountId,
+        id: &ClickToCallId,
+    ) -> Result<StoredClickToCall>;
+    async fn click_to_call_by_ref(
+        &self,
+        account_id: &AccountId,
+        ref_id: &str,
+    ) -> Result<Option<StoredClickToCall>>;
+    /// Takes up to `limit` of the account's queued requests that nobody took, oldest first,
+    /// for `connector` on node `node_id`, leased until `lease_until`. A request is taken once
+    /// and never again, whichever nodes ask at once: it is never placed twice.
+    #[allow(clippy::too_many_arguments)]
+    async fn claim_click_to_calls(
+        &self,
+        account_id: &AccountId,
+        connector: &str,
+        node_id: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<StoredClickToCall>>;
+    /// Records a change of a request's state; a final request changes no more and a request
+    /// never goes back. Answers whether it changed.
+    async fn record_click_to_call(
+        &self,
+        id: &ClickToCallId,
+        change: &ClickToCallChange,
+    ) -> Result<bool>;
+    /// Keeps the unfinished requests node `node_id` took its own until `lease_until`.
+    async fn renew_click_to_calls(&self, node_id: &str, lease_until: Timestamp) -> Result<u64>;
+    /// Fails (`connector_lost`) the queued requests nobody took that were made before
+    /// `queued_before`, and the unfinished ones whose node let its lease run out by `now`.
+    /// Answers their ids.
+    async fn expire_click_to_calls(
+        &self,
+        now: Timestamp,
+        queued_before: Timestamp,
+    ) -> Result<Vec<ClickToCallId>>;
+    /// Keeps what a node says of the connectors it runs that place calls.
+    async fn publish_placing_connectors(&self, connectors: &[PlacingConnector]) -> Result<()>;
+    /// The account's placing connectors some node spoke of since `seen_since`, latest first.
+    async fn placing_connectors(
+        &self,
+        account_id: &AccountId,
+        seen_since: Timestamp,
+    ) -> Result<Vec<PlacingConnector>>;
 }

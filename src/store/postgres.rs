@@ -19,6 +19,7 @@ use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, Postgres};
 
 use super::sql::{Backend, SqlDb, SqlStore, insert_events_in, to_ms};
 use super::{Inserted, NewEvent, Result, StoreError};
+use crate::core::id::{CallId, WebhookId};
 
 /// The channel `NOTIFY` announces new due work on.
 const WORK_CHANNEL: &str = "callhook_work";
@@ -126,6 +127,9 @@ impl Backend for PgBackend {
 }
 
 impl SqlDb for Postgres {
+    // The channel is WORK_CHANNEL's.
+    const ANNOUNCE_WORK: Option<&'static str> = Some("SELECT pg_notify('callhook_work', '')");
+
     const WEBHOOKS_USING_NUMBER: &'static str =
         "SELECT w.id FROM webhooks w, jsonb_array_elements_text(w.spec::jsonb -> 'numbers') n
      WHERE w.account_id = $1 AND n = $2 ORDER BY w.id";
@@ -139,7 +143,7 @@ impl SqlDb for Postgres {
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
-        exclude: &[String],
+        exclude: &[WebhookId],
     ) -> QueryBuilder<Postgres> {
         // Oldest due first, at most `per_webhook` of any one webhook; rows another node is
         // claiming right now are skipped, never waited for.
@@ -150,7 +154,12 @@ impl SqlDb for Postgres {
         q.push_bind(to_ms(now));
         if !exclude.is_empty() {
             q.push(" AND webhook_id <> ALL(");
-            q.push_bind(exclude.to_vec());
+            q.push_bind(
+                exclude
+                    .iter()
+                    .map(|w| w.to_string())
+                    .collect::<Vec<String>>(),
+            );
             q.push(")");
         }
         q.push(" ORDER BY next_attempt_at LIMIT ");
@@ -177,7 +186,7 @@ impl SqlDb for Postgres {
     /// Locks (webhook, call) pairs until the transaction ends. Keys are taken in ascending
     /// order (the aggregate reads the sorted subquery row by row), so two transactions never
     /// wait on each other in a circle.
-    async fn lock_calls(conn: &mut PgConnection, calls: &[(&str, &str)]) -> Result<()> {
+    async fn lock_calls(conn: &mut PgConnection, calls: &[(&WebhookId, &CallId)]) -> Result<()> {
         if calls.is_empty() {
             return Ok(());
         }
@@ -195,11 +204,11 @@ impl SqlDb for Postgres {
 }
 
 /// A stable 64-bit key per (webhook, call), the same on every node and every version.
-fn call_key(webhook_id: &str, call_id: &str) -> i64 {
+fn call_key(webhook_id: &WebhookId, call_id: &CallId) -> i64 {
     let digest = Sha256::new()
-        .chain_update(webhook_id.as_bytes())
+        .chain_update(webhook_id.as_str().as_bytes())
         .chain_update([0u8])
-        .chain_update(call_id.as_bytes())
+        .chain_update(call_id.as_str().as_bytes())
         .finalize();
     let mut bytes = [0u8; 8];
     bytes.copy_from_slice(&digest[..8]);

@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{Backend, SqlDb, SqlStore, insert_events_in, to_ms};
 use super::{Inserted, NewEvent, Result, StoreError};
+use crate::core::id::{CallId, WebhookId};
 
 /// Most jobs one transaction takes.
 const MAX_GROUP: usize = 512;
@@ -273,6 +274,8 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Work>) {
 }
 
 impl SqlDb for Sqlite {
+    const ANNOUNCE_WORK: Option<&'static str> = None;
+
     const WEBHOOKS_USING_NUMBER: &'static str =
         "SELECT w.id FROM webhooks w, json_each(w.spec, '$.numbers') n
      WHERE w.account_id = $1 AND n.value = $2 ORDER BY w.id";
@@ -286,7 +289,7 @@ impl SqlDb for Sqlite {
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
-        exclude: &[String],
+        exclude: &[WebhookId],
     ) -> QueryBuilder<Sqlite> {
         // Oldest due first, at most `per_webhook` of any one webhook, so one busy webhook's
         // backlog cannot fill a claim that other webhooks wait on. No other writer exists to
@@ -324,7 +327,10 @@ impl SqlDb for Sqlite {
     }
 
     /// SQLite's one writer already serialises every write, so a call's deliveries need no lock.
-    async fn lock_calls(_conn: &mut SqliteConnection, _calls: &[(&str, &str)]) -> Result<()> {
+    async fn lock_calls(
+        _conn: &mut SqliteConnection,
+        _calls: &[(&WebhookId, &CallId)],
+    ) -> Result<()> {
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ use super::session::Signed;
 use super::view::{Layout, Notice, When, when};
 use super::{WebResult, WebState, page};
 use crate::service::api_keys::{self, ApiKeyError};
+use crate::service::parse_id;
 use crate::store::PageRequest;
 
 pub fn router() -> Router<WebState> {
@@ -65,7 +66,7 @@ async fn render(
             .items
             .into_iter()
             .map(|k| KeyRow {
-                id: k.id,
+                id: k.id.into_string(),
                 name: k.name,
                 prefix: k.prefix,
                 created: when(k.created_at),
@@ -130,6 +131,6 @@ async fn revoke(
     Path(id): Path<String>,
     form: PostForm,
 ) -> WebResult<Response> {
-    api_keys::revoke(&*state.svc.store, &form.signed.actor(), &id).await?;
+    api_keys::revoke(&*state.svc.store, &form.signed.actor(), &parse_id(&id)?).await?;
     Ok(Redirect::to("/api-keys?notice=key-revoked").into_response())
 }

@@ -1,18 +1,23 @@
-//! Calls: the account's recent calls with the state of the PBX connectors that report them,
-//! and a call's timeline of events with the deliveries each one caused.
+//! Calls: the account's recent calls with the state of the PBX connectors that report them
+//! and the Call form (`click_to_call.rs`), and a call's timeline of events with the deliveries
+//! each one caused.
 
 use std::collections::HashMap;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::get;
+use serde::Deserialize;
 
+use super::click_to_call::{CallForm, DidChoice, RequestView, did_choices};
 use super::session::Signed;
 use super::view::{Layout, When, http_status, latency, status_badge, when};
 use super::{WebResult, WebState, page};
 use crate::connectors::ConnectorStatus;
+use crate::core::id::{CallId, WebhookId};
+use crate::service::click_to_call::{self, ClickToCallError};
 use crate::service::{calls, webhooks};
 use crate::store::{CallSummary, PageRequest};
 
@@ -46,7 +51,7 @@ impl From<CallSummary> for CallRow {
             events: c.events,
             deliveries: c.deliveries,
             last: when(c.last_received_at),
-            call_id: c.call_id,
+            call_id: c.call_id.into_string(),
         }
     }
 }
@@ -79,9 +84,50 @@ struct CallsPage {
     rows: Vec<CallRow>,
     /// The PBX connectors that report this account's calls (none: the box is not shown).
     connectors: Vec<ConnectorRow>,
+    /// The Call form, and My Numbers for its caller id.
+    call_form: CallForm,
+    dids: Vec<DidChoice>,
+    /// The click-to-call request the Call form just made, followed on the page.
+    request: Option<RequestView>,
 }
 
-async fn list(State(state): State<WebState>, signed: Signed) -> WebResult<Response> {
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    /// A click-to-call request to show (the Call form sends the page here).
+    click_to_call: Option<String>,
+}
+
+async fn list(
+    State(state): State<WebState>,
+    signed: Signed,
+    Query(q): Query<ListQuery>,
+) -> WebResult<Response> {
+    let request = match q.click_to_call {
+        Some(id) => match async {
+            let id = click_to_call::parse_id(&id)?;
+            click_to_call::get(&*state.svc.store, &signed.actor(), &id).await
+        }
+        .await
+        {
+            Ok(r) => Some(RequestView::from(r)),
+            // A link to a request that is gone (pruned, another account's): the page without it.
+            Err(ClickToCallError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let layout = Layout::new(&signed, "Calls", "calls");
+    render_list(&state, &signed, layout, CallForm::default(), request).await
+}
+
+/// The Calls page, with the Call form as given and the request it follows, if any.
+pub(super) async fn render_list(
+    state: &WebState,
+    signed: &Signed,
+    layout: Layout,
+    call_form: CallForm,
+    request: Option<RequestView>,
+) -> WebResult<Response> {
     let actor = signed.actor();
     let calls = calls::recent(&*state.svc.store, &actor, RECENT_CALLS).await?;
     let connectors = calls::connectors(&state.svc, &actor)
@@ -89,9 +135,12 @@ async fn list(State(state): State<WebState>, signed: Signed) -> WebResult<Respon
         .map(ConnectorRow::from)
         .collect();
     page(&CallsPage {
-        layout: Layout::new(&signed, "Calls", "calls"),
+        layout,
         rows: calls.into_iter().map(CallRow::from).collect(),
         connectors,
+        dids: did_choices(state, signed).await?,
+        call_form,
+        request,
     })
 }
 
@@ -129,12 +178,13 @@ async fn show(
     Path(call_id): Path<String>,
 ) -> WebResult<Response> {
     let actor = signed.actor();
+    let call_id = CallId::from_string(call_id);
     let timeline = calls::timeline(&*state.svc.store, &actor, &call_id).await?;
     let all = PageRequest {
         limit: 1000,
         after: None,
     };
-    let names: HashMap<String, String> = webhooks::list(&*state.svc.store, &actor, &all)
+    let names: HashMap<WebhookId, String> = webhooks::list(&*state.svc.store, &actor, &all)
         .await?
         .items
         .into_iter()
@@ -144,7 +194,7 @@ async fn show(
         .into_iter()
         .map(|(e, ds)| EventView {
             event_type: e.event_type,
-            event_id: e.event_id,
+            event_id: e.event_id.into_string(),
             occurred: when(e.occurred_at),
             received: when(e.received_at),
             payload: super::view::pretty_body(&e.payload),
@@ -166,7 +216,7 @@ async fn show(
                             (Some(s), None) => http_status(s),
                             (None, _) => "—".to_owned(),
                         },
-                        id: d.id,
+                        id: d.id.into_string(),
                     }
                 })
                 .collect(),
@@ -174,7 +224,7 @@ async fn show(
         .collect();
     page(&CallPage {
         layout: Layout::new(&signed, format!("Call {call_id}"), "calls"),
-        call_id,
+        call_id: call_id.into_string(),
         events,
     })
 }

@@ -11,8 +11,8 @@ use super::form::PostForm;
 use super::session::Signed;
 use super::view::{Layout, When, http_status, latency, pretty_body, status_badge, when};
 use super::{WebResult, WebState, page};
-use crate::service::deliveries;
 use crate::service::webhooks::{self, WebhookError};
+use crate::service::{deliveries, parse_id};
 use crate::store::Attempt;
 
 pub fn router() -> Router<WebState> {
@@ -90,7 +90,7 @@ async fn show(
     Query(q): Query<ShowQuery>,
 ) -> WebResult<Response> {
     let actor = signed.actor();
-    let (d, attempts) = deliveries::get(&*state.svc.store, &actor, &id).await?;
+    let (d, attempts) = deliveries::get(&*state.svc.store, &actor, &parse_id(&id)?).await?;
     // The webhook may have been deleted since; its log rows stay until retention.
     let webhook_name = match webhooks::get(&*state.svc.store, &actor, &d.webhook_id).await {
         Ok(w) => w.spec.name,
@@ -104,14 +104,14 @@ async fn show(
     page(&DeliveryPage {
         layout: Layout::new(&signed, format!("Delivery {}", d.id), "webhooks")
             .with_notice(q.notice.as_deref()),
-        id: d.id,
-        webhook_id: d.webhook_id,
+        id: d.id.into_string(),
+        webhook_id: d.webhook_id.into_string(),
         webhook_name,
         status_class,
         status,
         trigger: d.trigger.label(),
-        call_id: d.call_id,
-        event_id: d.event_id,
+        call_id: d.call_id.into_string(),
+        event_id: d.event_id.into_string(),
         test: d.test,
         created: when(d.created_at),
         next_attempt: d.next_attempt_at.map(when),
@@ -125,6 +125,6 @@ async fn resend(
     Path(id): Path<String>,
     form: PostForm,
 ) -> WebResult<Response> {
-    deliveries::resend(&state.svc, &form.signed.actor(), &id).await?;
+    deliveries::resend(&state.svc, &form.signed.actor(), &parse_id(&id)?).await?;
     Ok(Redirect::to(&format!("/deliveries/{id}?notice=resent")).into_response())
 }

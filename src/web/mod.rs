@@ -1,5 +1,6 @@
 //! The web page (SPEC §9): server-rendered pages for account admins — sign-in, Services >
-//! Webhook, Numbers, API keys and Calls — served by the same binary as the REST API.
+//! Webhook, Numbers, API keys and Calls (with its Call form, SPEC §15) — served by the same
+//! binary as the REST API.
 //!
 //! Pages are askama templates filled from small view structs; every asset is embedded. The
 //! handlers call the same operations ([`crate::service`]) as the REST API, so a webhook saved
@@ -8,6 +9,7 @@
 mod api_keys;
 mod assets;
 mod calls;
+mod click_to_call;
 mod deliveries;
 mod form;
 mod numbers;
@@ -47,6 +49,7 @@ pub fn router(state: WebState) -> Router {
         .merge(numbers::router())
         .merge(api_keys::router())
         .merge(calls::router())
+        .merge(click_to_call::router())
         .merge(assets::router())
         .route_layer(axum::middleware::from_fn(form::refuse_bad_request_line))
         .with_state(state)
@@ -115,6 +118,9 @@ impl IntoResponse for WebError {
             e @ WebError::Csrf => (StatusCode::FORBIDDEN, "Request refused", e.to_string()),
             WebError::BadRequest(m) => (StatusCode::BAD_REQUEST, "Bad request", m),
             WebError::Failed(Failure::Conflict(m)) => (StatusCode::CONFLICT, "Not possible", m),
+            WebError::Failed(Failure::ConflictOn(f)) => {
+                (StatusCode::CONFLICT, "Not possible", f.to_string())
+            }
             WebError::Failed(Failure::Invalid(f)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "Not valid", f.to_string())
             }

@@ -1,10 +1,11 @@
 //! `spawn_app()`: a real callhook on a free loopback port with a fresh database, and typed
-//! helpers to call it.
+//! helpers to call it: the [`TestApp`] methods every area's tests share (make a webhook, post
+//! events, read the delivery log, wait for it to settle).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use callhook::app::App;
-use callhook::config::Settings;
+use callhook::config::{Dur, Settings};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -61,6 +62,23 @@ pub async fn pg_database() -> String {
     format!("{server}/{name}")
 }
 
+/// A server that may reach loopback receivers, polls often and retries quickly
+/// (`100ms,200ms`): what tests that deliver to a [`crate::receiver::Receiver`] start.
+pub async fn loopback_app() -> TestApp {
+    loopback_app_with(|_| {}).await
+}
+
+/// [`loopback_app`], with `tweak` applied last.
+pub async fn loopback_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with(|s| {
+        s.allow_targets = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        s.poll_interval = Dur(Duration::from_millis(100));
+        s.retry_schedule = "100ms,200ms".parse().unwrap();
+        tweak(s);
+    })
+    .await
+}
+
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     // Warnings and errors (an internal error behind a 500, say) show with a failing test,
     // through the test harness's capture.
@@ -85,23 +103,29 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let mut t = TestApp {
-        base,
-        http,
-        account_id: String::new(),
-        key: String::new(),
-        _dir: dir,
-    };
-    let (status, body) = t
-        .operator(Method::POST, "/v1/accounts", Some(json!({"name": "Acme"})))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    t.account_id = body["id"].as_str().unwrap().to_owned();
-    t.key = body["api_key"]["key"].as_str().unwrap().to_owned();
-    t
+    TestApp::attach(base, http, dir, "Acme").await
 }
 
 impl TestApp {
+    /// A [`TestApp`] on a callhook at `base` (one a test started itself, to stop or restart
+    /// it), with a first account named `account` made through the operator API.
+    pub async fn attach(
+        base: String,
+        http: reqwest::Client,
+        dir: tempfile::TempDir,
+        account: &str,
+    ) -> TestApp {
+        let mut t = TestApp {
+            base,
+            http,
+            account_id: String::new(),
+            key: String::new(),
+            _dir: dir,
+        };
+        (t.account_id, t.key) = t.other_account(account).await;
+        t
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -169,6 +193,73 @@ impl TestApp {
         let (s, b) = self.post("/v1/webhooks", body).await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
         b
+    }
+
+    /// Creates a webhook whose `url` is a loopback receiver; answers its id.
+    pub async fn hook(&self, fields: Value) -> String {
+        let url = fields["url"]
+            .as_str()
+            .expect("every test webhook names its url");
+        assert!(
+            url.starts_with("http://127.")
+                || url.starts_with("http://[::1]")
+                || url.starts_with("http://[::ffff:127.")
+                || url.starts_with("http://localhost"),
+            "test webhooks only point at loopback: {url}"
+        );
+        self.create_webhook(fields).await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The current signing secret of webhook `webhook_id`.
+    pub async fn secret_of(&self, webhook_id: &str) -> String {
+        let (s, b) = self.get(&format!("/v1/webhooks/{webhook_id}/secret")).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b["secret"].as_str().unwrap().to_owned()
+    }
+
+    /// Posts events with the account key and expects a 202; answers the counts.
+    pub async fn accept(&self, events: Value) -> Value {
+        let (s, b) = self.post("/v1/events", events).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+        b
+    }
+
+    /// One delivery with its attempt log (`GET /v1/deliveries/{id}`).
+    pub async fn delivery(&self, id: &str) -> Value {
+        let (s, b) = self.get(&format!("/v1/deliveries/{id}")).await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b
+    }
+
+    /// A page of webhook `webhook_id`'s delivery log; `query` is `""` or starts with `?`.
+    pub async fn deliveries_of(&self, webhook_id: &str, query: &str) -> Value {
+        let (s, b) = self
+            .get(&format!("/v1/webhooks/{webhook_id}/deliveries{query}"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{query}: {b}");
+        b
+    }
+
+    /// Polls the delivery log until `webhook_id` has `n` deliveries and none is pending;
+    /// answers them, newest first.
+    pub async fn settled(&self, webhook_id: &str, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let b = self.deliveries_of(webhook_id, "?limit=1000").await;
+            let data = b["data"].as_array().unwrap().clone();
+            if data.len() >= n && data.iter().all(|d| d["status"] != "pending") {
+                assert_eq!(data.len(), n, "{b}");
+                return data;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{webhook_id}: expected {n} finished deliveries: {b:#}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Another account with its own key, through the operator API.

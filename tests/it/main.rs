@@ -3,11 +3,13 @@
 
 mod crash;
 mod helpers;
+mod layers;
 mod migrations;
 mod multinode;
 mod nodes;
 mod receiver;
 mod spec;
+mod verifier;
 
 mod click_to_call;
 mod connectors;

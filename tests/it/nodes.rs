@@ -29,10 +29,25 @@ pub fn free_port() -> u16 {
 /// Starts `callhook serve` on `port` with quick retries and short leases (so a killed node's
 /// work is taken over within seconds), on `database` or an SQLite file in `dir`.
 pub fn start_node(dir: &std::path::Path, port: u16, database: Option<&str>) -> Child {
+    start_node_with(dir, port, database, None, &[])
+}
+
+/// Like [`start_node`], with a settings file (`--config`) and more settings in `env`.
+pub fn start_node_with(
+    dir: &std::path::Path,
+    port: u16,
+    database: Option<&str>,
+    config: Option<&std::path::Path>,
+    env: &[(&str, &str)],
+) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callhook"));
     if let Some(url) = database {
         cmd.env("CALLHOOK_DATABASE_URL", url);
     }
+    if let Some(path) = config {
+        cmd.arg("--config").arg(path);
+    }
+    cmd.envs(env.iter().copied());
     cmd.arg("serve")
         .env("CALLHOOK_LISTEN", format!("127.0.0.1:{port}"))
         .env("CALLHOOK_DATA_DIR", dir)

@@ -13,12 +13,10 @@ use crate::receiver::{Receiver, Reply, black_hole};
 
 const DID: &str = "+918065251305";
 
-/// A server that may reach loopback, polls fast and retries on `schedule`.
+/// A [`loopback_app`] that retries on `schedule` and gives up on a request sooner.
 async fn app_with(schedule: &str, tweak: impl FnOnce(&mut callhook::config::Settings)) -> TestApp {
     let schedule = schedule.parse().expect("a valid retry schedule");
-    spawn_app_with(move |s| {
-        s.allow_targets = vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
-        s.poll_interval = Dur(Duration::from_millis(100));
+    loopback_app_with(move |s| {
         s.retry_schedule = schedule;
         s.request_timeout = Dur(Duration::from_secs(2));
         s.connect_timeout = Dur(Duration::from_secs(1));
@@ -51,21 +49,10 @@ async fn hooks_for_call_flow(app: &TestApp, url: &str) {
         .await;
 }
 
-async fn post_events(app: &TestApp, events: Value) -> Value {
-    let (s, b) = app.post("/v1/events", events).await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{b}");
-    b
-}
-
 async fn only_delivery(app: &TestApp, webhook_id: &str) -> Value {
-    let (s, b) = app
-        .get(&format!("/v1/webhooks/{webhook_id}/deliveries"))
-        .await;
-    assert_eq!(s, StatusCode::OK, "{b}");
+    let b = app.deliveries_of(webhook_id, "").await;
     let id = b["data"][0]["id"].as_str().expect("a delivery").to_owned();
-    let (s, d) = app.get(&format!("/v1/deliveries/{id}")).await;
-    assert_eq!(s, StatusCode::OK, "{d}");
-    d
+    app.delivery(&id).await
 }
 
 fn timestamp(v: &Value) -> jiff::Timestamp {
@@ -105,7 +92,7 @@ async fn failed_attempts_follow_the_schedule_then_fail() {
     let rx = Receiver::start().await;
     rx.behave(|_, _| Reply::status(500));
     let w = app.create_webhook(json!({"url": rx.url("/h")})).await;
-    post_events(&app, received("e1", "c1")).await;
+    app.accept(received("e1", "c1")).await;
     let got = rx.wait_for(4, Duration::from_secs(10)).await;
     let gaps: Vec<Duration> = got.windows(2).map(|p| p[1].at - p[0].at).collect();
     for (gap, want) in gaps.iter().zip([100u64, 200, 300]) {
@@ -154,7 +141,7 @@ async fn timeouts_and_refused_connections_are_failed_attempts() {
     let closed = app
         .create_webhook(json!({"url": format!("http://{refused}/h")}))
         .await;
-    post_events(&app, received("e1", "c1")).await;
+    app.accept(received("e1", "c1")).await;
     let d = wait_status(
         &app,
         slow["id"].as_str().unwrap(),
@@ -187,7 +174,7 @@ async fn retry_after_on_429_is_honoured() {
         ..Reply::status(429)
     });
     let w = app.create_webhook(json!({"url": rx.url("/h")})).await;
-    post_events(&app, received("e1", "c1")).await;
+    app.accept(received("e1", "c1")).await;
     let d = wait_until(
         &app,
         w["id"].as_str().unwrap(),
@@ -215,7 +202,7 @@ async fn gone_disables_the_webhook_at_once_and_enabling_is_one_call() {
     rx.behave(|_, _| Reply::status(410));
     let w = app.create_webhook(json!({"url": rx.url("/h")})).await;
     let id = w["id"].as_str().unwrap();
-    post_events(&app, received("e1", "c1")).await;
+    app.accept(received("e1", "c1")).await;
     let d = wait_status(&app, id, "failed", Duration::from_secs(5)).await;
     assert_eq!(d["attempts"], 1, "410 is final: {d:#}");
     let (_, got) = app.get(&format!("/v1/webhooks/{id}")).await;
@@ -225,7 +212,7 @@ async fn gone_disables_the_webhook_at_once_and_enabling_is_one_call() {
         "{got}"
     );
     // Disabled: new events make no deliveries (so nothing can be sent).
-    let counts = post_events(&app, received("e2", "c2")).await;
+    let counts = app.accept(received("e2", "c2")).await;
     assert_eq!(counts["deliveries"], 0, "{counts}");
     assert_eq!(rx.received().len(), 1);
     let (s, got) = app
@@ -238,7 +225,7 @@ async fn gone_disables_the_webhook_at_once_and_enabling_is_one_call() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(got["disabled_reason"], Value::Null);
     rx.behave(|_, _| Reply::status(200));
-    post_events(&app, received("e3", "c3")).await;
+    app.accept(received("e3", "c3")).await;
     rx.wait_for(2, Duration::from_secs(5)).await;
 }
 
@@ -252,7 +239,7 @@ async fn a_webhook_failing_for_too_long_is_disabled() {
     rx.behave(|_, _| Reply::status(500));
     let w = app.create_webhook(json!({"url": rx.url("/h")})).await;
     let id = w["id"].as_str().unwrap();
-    post_events(&app, received("e1", "c1")).await;
+    app.accept(received("e1", "c1")).await;
     let first = wait_status(&app, id, "failed", Duration::from_secs(5)).await;
     let (_, got) = app.get(&format!("/v1/webhooks/{id}")).await;
     assert_eq!(
@@ -276,7 +263,7 @@ async fn a_webhook_failing_for_too_long_is_disabled() {
     if left.is_positive() {
         tokio::time::sleep(left.unsigned_abs()).await;
     }
-    post_events(&app, received("e2", "c2")).await;
+    app.accept(received("e2", "c2")).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     let got = loop {
         let (_, got) = app.get(&format!("/v1/webhooks/{id}")).await;
@@ -316,7 +303,7 @@ async fn a_failing_then_healthy_receiver_gets_everything_in_call_order() {
     for c in 0..5 {
         events.extend(call_events(&format!("call{c}")));
     }
-    post_events(&app, Value::Array(events)).await;
+    app.accept(Value::Array(events)).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let ok = first_successes(&ok.lock().unwrap());
@@ -371,7 +358,7 @@ async fn two_hundred_calls_stay_in_order_through_random_failures() {
     for c in 0..200 {
         events.extend(call_events(&format!("call{c}")));
     }
-    post_events(&app, Value::Array(events)).await;
+    app.accept(Value::Array(events)).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let got = accepted.lock().unwrap().clone();
@@ -415,7 +402,7 @@ async fn a_black_holed_webhook_does_not_slow_a_healthy_one() {
         .map(|i| received(&format!("e{i}"), &format!("c{i}")))
         .collect();
     for chunk in events.chunks(50) {
-        post_events(&app, Value::Array(chunk.to_vec())).await;
+        app.accept(Value::Array(chunk.to_vec())).await;
     }
     rx.wait_for(300, Duration::from_secs(8)).await;
     let took = started.elapsed();
@@ -434,14 +421,11 @@ async fn resend_sends_again_now_and_replay_requeues_failed_in_order() {
     let w = app.create_webhook(json!({"url": rx.url("/h")})).await;
     let id = w["id"].as_str().unwrap();
     let before = jiff::Timestamp::now().to_string();
-    post_events(
-        &app,
-        Value::Array(
-            (0..3)
-                .map(|i| received(&format!("e{i}"), "same-call"))
-                .collect::<Vec<_>>(),
-        ),
-    )
+    app.accept(Value::Array(
+        (0..3)
+            .map(|i| received(&format!("e{i}"), "same-call"))
+            .collect::<Vec<_>>(),
+    ))
     .await;
     rx.wait_for(3, Duration::from_secs(5)).await;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -500,7 +484,7 @@ async fn rate_limit_spaces_requests() {
     let events: Vec<Value> = (0..6)
         .map(|i| received(&format!("e{i}"), &format!("c{i}")))
         .collect();
-    post_events(&app, Value::Array(events)).await;
+    app.accept(Value::Array(events)).await;
     let got = rx.wait_for(6, Duration::from_secs(10)).await;
     let span = got[5].at - got[0].at;
     // Six requests at 5/s need at least a second between the first and the last.
@@ -528,22 +512,7 @@ async fn shutdown_lets_sends_finish_within_the_grace_period_and_gives_back_the_r
     let server = tokio::spawn(app.serve(listener, async {
         let _ = stopped.await;
     }));
-    let mut app = TestApp {
-        base,
-        http: reqwest::Client::new(),
-        account_id: String::new(),
-        key: String::new(),
-        _dir: dir,
-    };
-    let (s, b) = app
-        .operator(
-            reqwest::Method::POST,
-            "/v1/accounts",
-            Some(json!({"name": "a"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{b}");
-    app.key = b["api_key"]["key"].as_str().unwrap().to_owned();
+    let mut app = TestApp::attach(base, reqwest::Client::new(), dir, "a").await;
 
     // One receiver answers within the grace period, the other long after it.
     let quick = Receiver::start().await;
@@ -558,7 +527,7 @@ async fn shutdown_lets_sends_finish_within_the_grace_period_and_gives_back_the_r
     });
     let finishes = app.create_webhook(json!({"url": quick.url("/q")})).await;
     let hangs = app.create_webhook(json!({"url": hung.url("/h")})).await;
-    post_events(&app, received("e1", "c1")).await;
+    app.accept(received("e1", "c1")).await;
     quick.wait_for(1, Duration::from_secs(10)).await;
     hung.wait_for(1, Duration::from_secs(10)).await;
 

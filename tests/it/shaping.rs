@@ -9,10 +9,10 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::delivery::{accept, hook, loopback_app, python_verdicts, secret_of, verifier_input};
 use crate::helpers::*;
 use crate::receiver::{Received, Receiver};
 use crate::spec;
+use crate::verifier::{python_verdicts, verifier_input};
 
 const DID: &str = "+918065251305";
 const CUSTOMER: &str = "+919812345678";
@@ -36,9 +36,7 @@ async fn one(rx: &Receiver) -> Received {
 async fn a_custom_json_body_has_only_the_rows_with_their_types_nested() {
     let app = loopback_app().await;
     let rx = Receiver::start().await;
-    let id = hook(
-        &app,
-        json!({"trigger": "call_missed", "url": rx.url("/crm"), "payload": "custom",
+    let id = app.hook(json!({"trigger": "call_missed", "url": rx.url("/crm"), "payload": "custom",
             "body_fields": [
                 {"key": "phone", "value": "$customer_number"},
                 {"key": "lead.phone", "value": "${customer_number}"},
@@ -51,7 +49,7 @@ async fn a_custom_json_body_has_only_the_rows_with_their_types_nested() {
             ]}),
     )
     .await;
-    accept(&app, missed("c-1")).await;
+    app.accept(missed("c-1")).await;
     let r = one(&rx).await;
     assert_eq!(
         r.json(),
@@ -67,7 +65,7 @@ async fn a_custom_json_body_has_only_the_rows_with_their_types_nested() {
     // The keys arrive in the rows' order; nothing else is sent.
     let keys: Vec<String> = r.json().as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys, ["phone", "lead", "duration", "rang", "leg", "note"]);
-    let secret = secret_of(&app, &id).await;
+    let secret = app.secret_of(&id).await;
     assert_eq!(
         python_verdicts(vec![verifier_input(&secret, &r, &r.body)]).await,
         ["ok"]
@@ -78,18 +76,16 @@ async fn a_custom_json_body_has_only_the_rows_with_their_types_nested() {
 async fn a_standard_form_body_sends_every_parameter_then_the_rows_keys_as_written() {
     let app = loopback_app().await;
     let rx = Receiver::start().await;
-    let id = hook(
-        &app,
-        json!({"trigger": "call_missed", "url": rx.url("/form"),
+    let id = app
+        .hook(json!({"trigger": "call_missed", "url": rx.url("/form"),
         "content_type": "application/x-www-form-urlencoded",
         "body_fields": [
             {"key": "lead.phone", "value": "$customer_number"},
             {"key": "rang", "value": "$missed_extensions"},
             {"key": "dollars", "value": "$$$$"}
-        ]}),
-    )
-    .await;
-    accept(&app, missed("c-2")).await;
+        ]}))
+        .await;
+    app.accept(missed("c-2")).await;
     let r = one(&rx).await;
     let pairs = r.form();
     let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
@@ -101,7 +97,7 @@ async fn a_standard_form_body_sends_every_parameter_then_the_rows_keys_as_writte
     assert_eq!(get("rang"), Some("101,102"));
     assert_eq!(get("dollars"), Some("$$"));
     assert_eq!(get("missed_extensions"), Some("101,102"));
-    let secret = secret_of(&app, &id).await;
+    let secret = app.secret_of(&id).await;
     assert_eq!(
         python_verdicts(vec![verifier_input(&secret, &r, &r.body)]).await,
         ["ok"]
@@ -112,8 +108,7 @@ async fn a_standard_form_body_sends_every_parameter_then_the_rows_keys_as_writte
 async fn a_get_fills_the_url_percent_encoded_and_headers_without_control_characters() {
     let app = loopback_app().await;
     let rx = Receiver::start().await;
-    hook(
-        &app,
+    app.hook(
         json!({"trigger": "call_missed", "method": "GET", "payload": "custom",
             "url": rx.url("/calls/$call_id/lookup?phone=$customer_number&src=pbx"),
             "headers": [{"key": "X-Caller", "value": "caller $customer_number"},
@@ -121,7 +116,7 @@ async fn a_get_fills_the_url_percent_encoded_and_headers_without_control_charact
             "body_fields": [{"key": "n", "value": "${customer_number}"}]}),
     )
     .await;
-    accept(&app, missed("c/3 x")).await;
+    app.accept(missed("c/3 x")).await;
     let r = one(&rx).await;
     assert_eq!(r.method, "GET");
     assert_eq!(r.path, "/calls/c%2F3%20x/lookup");
@@ -160,21 +155,17 @@ async fn each_time_format_applies_to_parameters_and_templates_across_dst() {
     ];
     for (format, before, after) in cases {
         let rx = Receiver::start().await;
-        hook(
-            &app,
+        app.hook(
             json!({"trigger": "call_received", "url": rx.url("/t"), "time_zone": "Europe/London",
                 "time_format": format,
                 "body_fields": [{"key": "at", "value": "$occurred_at"},
                                 {"key": "said", "value": "at $start_stamp"}]}),
         )
         .await;
-        accept(
-            &app,
-            json!([
-                received_at(&format!("{format}-a"), "2026-10-25T00:30:00Z"),
-                received_at(&format!("{format}-b"), "2026-10-25T01:30:00Z")
-            ]),
-        )
+        app.accept(json!([
+            received_at(&format!("{format}-a"), "2026-10-25T00:30:00Z"),
+            received_at(&format!("{format}-b"), "2026-10-25T01:30:00Z")
+        ]))
         .await;
         let got = rx.wait_for(2, Duration::from_secs(10)).await;
         let by_call = |c: &str| {
@@ -344,14 +335,14 @@ async fn changing_the_trigger_checks_the_references_again() {
 async fn the_test_send_sample_and_delivery_render_alike_and_sign_what_is_sent() {
     let app = loopback_app().await;
     let rx = Receiver::start().await;
-    let id = hook(
-        &app,
-        json!({"trigger": "call_missed", "url": rx.url("/s?from=$customer_number"),
+    let id = app
+        .hook(
+            json!({"trigger": "call_missed", "url": rx.url("/s?from=$customer_number"),
             "payload": "custom", "content_type": "application/x-www-form-urlencoded",
             "body_fields": [{"key": "phone", "value": "$customer_number"},
                             {"key": "lead.call", "value": "c-${call_id}"}]}),
-    )
-    .await;
+        )
+        .await;
     let (s, b) = app
         .post(&format!("/v1/webhooks/{id}/test"), json!({}))
         .await;
@@ -368,7 +359,7 @@ async fn the_test_send_sample_and_delivery_render_alike_and_sign_what_is_sent() 
         attempt["url"].as_str(),
         Some(rx.url(&format!("/s?{query}")).as_str())
     );
-    let secret = secret_of(&app, &id).await;
+    let secret = app.secret_of(&id).await;
     assert_eq!(
         python_verdicts(vec![verifier_input(&secret, &r, &r.body)]).await,
         ["ok"]
@@ -379,13 +370,12 @@ async fn the_test_send_sample_and_delivery_render_alike_and_sign_what_is_sent() 
 async fn a_custom_get_without_rows_sends_only_its_own_query() {
     let app = loopback_app().await;
     let rx = Receiver::start().await;
-    hook(
-        &app,
+    app.hook(
         json!({"trigger": "call_received", "method": "GET", "payload": "custom",
             "url": rx.url("/lookup?phone=$customer_number&line=$did_number")}),
     )
     .await;
-    accept(&app, received_at("c-4", "2026-11-27T04:00:00Z")).await;
+    app.accept(received_at("c-4", "2026-11-27T04:00:00Z")).await;
     let r = one(&rx).await;
     assert_eq!(r.path, "/lookup");
     assert_eq!(

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use callhook::core::id::new_id;
+use callhook::core::id::{AccountId, CallId, ClickToCallId, DeliveryId, WebhookId};
 use callhook::core::retry::Next;
 use callhook::core::sample::sample_event;
 use callhook::core::sign::Secret;
@@ -20,7 +20,7 @@ use crate::helpers::{test_database_url, test_settings};
 
 struct Fixture {
     store: Arc<dyn Store>,
-    account: String,
+    account: AccountId,
     webhook: Webhook,
     _dir: tempfile::TempDir,
 }
@@ -32,7 +32,7 @@ async fn fixture() -> Fixture {
         settings.database_url = url;
     }
     let store = callhook::app::open_store(&settings).await.unwrap();
-    let account = new_id("acct");
+    let account = AccountId::new();
     store
         .insert_account(&Account {
             id: account.clone(),
@@ -44,7 +44,7 @@ async fn fixture() -> Fixture {
     let spec = json!({"name": "h", "trigger": "call_received", "url": "https://crm.example.com/h"});
     let now = Timestamp::from_millisecond(Timestamp::now().as_millisecond()).unwrap();
     let webhook = Webhook {
-        id: new_id("wh"),
+        id: WebhookId::new(),
         account_id: account.clone(),
         spec: WebhookSpec::from_json(spec.as_object().unwrap()).unwrap(),
         disabled_reason: None,
@@ -70,13 +70,13 @@ async fn fixture() -> Fixture {
 
 impl Fixture {
     /// Stores `n` call.received events of `call`, each with a delivery to the webhook.
-    async fn events(&self, call: &str, n: usize) -> Vec<String> {
+    async fn events(&self, call: &str, n: usize) -> Vec<DeliveryId> {
         let mut ids = Vec::new();
         let mut batch = Vec::new();
         for _ in 0..n {
             let mut ev = sample_event(Trigger::CallReceived);
-            ev.call.call_id = call.into();
-            let id = new_id("dlv");
+            ev.call.call_id = CallId::from_string(call.into());
+            let id = DeliveryId::new();
             ids.push(id.clone());
             batch.push(NewEvent {
                 event: stored_event(&self.account, &ev, Timestamp::now(), false),
@@ -118,7 +118,7 @@ impl Fixture {
             .unwrap();
     }
 
-    async fn status(&self, id: &str) -> (DeliveryStatus, bool) {
+    async fn status(&self, id: &DeliveryId) -> (DeliveryStatus, bool) {
         let (d, _) = self.store.get_delivery(&self.account, id).await.unwrap();
         (d.status, d.waiting)
     }
@@ -232,7 +232,11 @@ async fn resend_respects_what_the_delivery_is_doing() {
     );
     assert!(matches!(
         f.store
-            .resend(&f.account, "dlv_nope", Timestamp::now())
+            .resend(
+                &f.account,
+                &DeliveryId::from_string("dlv_nope".into()),
+                Timestamp::now()
+            )
             .await,
         Err(StoreError::NotFound)
     ));
@@ -288,7 +292,9 @@ async fn retention_removes_old_finished_deliveries_with_their_attempts_and_event
         "unfinished deliveries stay"
     );
     assert!(matches!(
-        f.store.call_timeline(&f.account, "c1").await,
+        f.store
+            .call_timeline(&f.account, &CallId::from_string("c1".into()))
+            .await,
         Err(StoreError::NotFound)
     ));
     assert_eq!(
@@ -528,11 +534,11 @@ async fn a_second_call_ended_in_a_batch_is_refused_naming_its_event() {
     let f = fixture().await;
     let ended = |call: &str| {
         let mut ev = sample_event(Trigger::CallHangup);
-        ev.call.call_id = call.into();
+        ev.call.call_id = CallId::from_string(call.into());
         NewEvent {
             event: stored_event(&f.account, &ev, Timestamp::now(), false),
             deliveries: vec![NewDelivery {
-                id: new_id("dlv"),
+                id: DeliveryId::new(),
                 webhook_id: f.webhook.id.clone(),
                 trigger: Trigger::CallHangup,
                 attempt_limit: None,
@@ -552,10 +558,340 @@ async fn a_second_call_ended_in_a_batch_is_refused_naming_its_event() {
     }
     assert!(
         matches!(
-            f.store.call_timeline(&f.account, "c1").await,
+            f.store
+                .call_timeline(&f.account, &CallId::from_string("c1".into()))
+                .await,
             Err(StoreError::NotFound)
         ),
         "nothing of the refused batch is stored"
+    );
+}
+
+/// A queued click-to-call request of the fixture's account, made at `at`, under `ref_id`.
+fn click_to_call(f: &Fixture, ref_id: &str, at: Timestamp) -> StoredClickToCall {
+    let number = |n: &str| callhook::core::number::E164::parse(n).unwrap();
+    StoredClickToCall {
+        id: ClickToCallId::new(),
+        account_id: f.account.clone(),
+        ref_id: ref_id.into(),
+        agent_extension: "101".into(),
+        customer_number: number("+919812345678"),
+        did_number: number("+918065251305"),
+        status: ClickToCallStatus::Queued,
+        cause: None,
+        call_id: None,
+        connector: None,
+        created_at: at,
+        placed_at: None,
+        ringing_agent_at: None,
+        ringing_customer_at: None,
+        ended_at: None,
+        updated_at: at,
+    }
+}
+
+fn ms(t: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(t.as_millisecond()).unwrap()
+}
+
+fn change(status: ClickToCallStatus, call_id: Option<&str>, at: Timestamp) -> ClickToCallChange {
+    ClickToCallChange {
+        status,
+        call_id: call_id.map(|c| CallId::from_string(c.into())),
+        cause: None,
+        at,
+    }
+}
+
+#[tokio::test]
+async fn a_click_to_call_request_is_kept_once_per_ref_and_taken_once() {
+    use callhook::core::click_to_call::FailReason;
+    let f = fixture().await;
+    let t0 = ms(Timestamp::now());
+    let first = click_to_call(&f, "crm-1", t0);
+    let (kept, new) = f.store.insert_click_to_call(&first).await.unwrap();
+    assert!(new);
+    assert_eq!(kept, first);
+    // The same reference again stores nothing and answers the first request.
+    let (kept, new) = f
+        .store
+        .insert_click_to_call(&click_to_call(&f, "crm-1", t0))
+        .await
+        .unwrap();
+    assert!(!new);
+    assert_eq!(kept.id, first.id);
+    assert_eq!(
+        f.store
+            .click_to_call_by_ref(&f.account, "crm-1")
+            .await
+            .unwrap(),
+        Some(first.clone())
+    );
+    assert!(matches!(
+        f.store
+            .get_click_to_call(&AccountId::new(), &first.id)
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let second = click_to_call(&f, "crm-2", t0 + SignedDuration::from_millis(1));
+    f.store.insert_click_to_call(&second).await.unwrap();
+
+    // Two nodes asking at once take each request once, oldest first.
+    let lease = t0 + SignedDuration::from_secs(30);
+    let (a, b) = tokio::join!(
+        f.store
+            .claim_click_to_calls(&f.account, "pbx", "node_a", t0, lease, 1),
+        f.store
+            .claim_click_to_calls(&f.account, "pbx", "node_b", t0, lease, 10),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut taken: Vec<&str> = a.iter().chain(&b).map(|r| r.id.as_str()).collect();
+    taken.sort();
+    let mut both = vec![first.id.as_str(), second.id.as_str()];
+    both.sort();
+    assert_eq!(taken, both, "each request taken exactly once");
+    assert!(
+        f.store
+            .claim_click_to_calls(&f.account, "pbx", "node_c", t0, lease, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = a.iter().chain(&b).find(|r| r.id == first.id).unwrap();
+    assert_eq!(claimed.connector.as_deref(), Some("pbx"));
+    assert_eq!(claimed.placed_at, Some(t0));
+
+    // Changes go forward only, and a final request changes no more.
+    let at = |s: i64| t0 + SignedDuration::from_secs(s);
+    let record = |c: ClickToCallChange| {
+        let (store, id) = (f.store.clone(), first.id.clone());
+        async move { store.record_click_to_call(&id, &c).await.unwrap() }
+    };
+    assert!(record(change(ClickToCallStatus::RingingAgent, None, at(1))).await);
+    assert!(!record(change(ClickToCallStatus::RingingAgent, None, at(2))).await);
+    assert!(!record(change(ClickToCallStatus::Queued, None, at(2))).await);
+    assert!(
+        record(change(
+            ClickToCallStatus::RingingCustomer,
+            Some("1790.1"),
+            at(3)
+        ))
+        .await
+    );
+    assert!(!record(change(ClickToCallStatus::RingingAgent, None, at(4))).await);
+    assert!(record(change(ClickToCallStatus::Answered, None, at(5))).await);
+    let mut late = change(
+        ClickToCallStatus::Failed(FailReason::ConnectorLost),
+        Some("1790.9"),
+        at(6),
+    );
+    late.cause = Some("too late".into());
+    assert!(!record(late).await);
+    let got = f
+        .store
+        .get_click_to_call(&f.account, &first.id)
+        .await
+        .unwrap();
+    assert_eq!(got.status, ClickToCallStatus::Answered);
+    assert_eq!(got.call_id.as_ref().map(CallId::as_str), Some("1790.1"));
+    assert_eq!(got.cause, None);
+    assert_eq!(
+        (got.ringing_agent_at, got.ringing_customer_at, got.ended_at),
+        (Some(at(1)), Some(at(3)), Some(at(5)))
+    );
+    assert_eq!(got.updated_at, at(5));
+    // A failure names its reason and the PBX's words; a call id heard only at the end stays.
+    let mut failed = change(
+        ClickToCallStatus::Failed(FailReason::AgentBusy),
+        Some("1790.2"),
+        at(7),
+    );
+    failed.cause = Some("the agent's phone is busy".into());
+    assert!(
+        f.store
+            .record_click_to_call(&second.id, &failed)
+            .await
+            .unwrap()
+    );
+    let got = f
+        .store
+        .get_click_to_call(&f.account, &second.id)
+        .await
+        .unwrap();
+    assert_eq!(got.status, ClickToCallStatus::Failed(FailReason::AgentBusy));
+    assert_eq!(got.cause.as_deref(), Some("the agent's phone is busy"));
+    assert_eq!(got.call_id.as_ref().map(CallId::as_str), Some("1790.2"));
+    assert_eq!((got.ringing_agent_at, got.ended_at), (None, Some(at(7))));
+}
+
+#[tokio::test]
+async fn a_click_to_call_request_nobody_places_fails_in_time() {
+    use callhook::core::click_to_call::FailReason;
+    let f = fixture().await;
+    let t0 = ms(Timestamp::now());
+    let at = |s: i64| t0 + SignedDuration::from_secs(s);
+    let placing = click_to_call(&f, "crm-1", t0);
+    f.store.insert_click_to_call(&placing).await.unwrap();
+    let waiting = click_to_call(&f, "crm-2", at(0) + SignedDuration::from_millis(1));
+    f.store.insert_click_to_call(&waiting).await.unwrap();
+    let done = click_to_call(&f, "crm-3", t0);
+    f.store.insert_click_to_call(&done).await.unwrap();
+    f.store
+        .record_click_to_call(&done.id, &change(ClickToCallStatus::Answered, None, t0))
+        .await
+        .unwrap();
+    // node_a takes the oldest, crm-1, leased for 30 s (crm-3 is no longer queued).
+    let taken = f
+        .store
+        .claim_click_to_calls(&f.account, "pbx", "node_a", t0, at(30), 1)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].id, placing.id);
+
+    // Nothing is due yet: the waiting one was made after t0, the lease holds until 30 s.
+    assert!(
+        f.store
+            .expire_click_to_calls(at(10), t0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The node renews its lease while it follows the call.
+    assert_eq!(
+        f.store
+            .renew_click_to_calls("node_a", at(60))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        f.store
+            .renew_click_to_calls("node_b", at(90))
+            .await
+            .unwrap(),
+        0
+    );
+    // Nobody took the waiting one by 30 s: it fails; the placing one is still leased.
+    let gone = f.store.expire_click_to_calls(at(45), at(15)).await.unwrap();
+    assert_eq!(gone, [waiting.id.as_str()]);
+    let w = f
+        .store
+        .get_click_to_call(&f.account, &waiting.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        w.status,
+        ClickToCallStatus::Failed(FailReason::ConnectorLost)
+    );
+    assert_eq!(w.ended_at, Some(at(45)));
+    assert!(w.cause.unwrap().contains("took the request"));
+    // A failed request is never taken again.
+    assert!(
+        f.store
+            .claim_click_to_calls(&f.account, "pbx", "node_a", at(46), at(90), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // node_a falls silent: past its lease, its request fails too; the answered one stays.
+    assert!(
+        f.store
+            .expire_click_to_calls(at(59), at(15))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let gone = f.store.expire_click_to_calls(at(61), at(15)).await.unwrap();
+    assert_eq!(gone, [placing.id.as_str()]);
+    let p = f
+        .store
+        .get_click_to_call(&f.account, &placing.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        p.status,
+        ClickToCallStatus::Failed(FailReason::ConnectorLost)
+    );
+    assert!(
+        p.cause
+            .unwrap()
+            .contains("node placing the request stopped")
+    );
+    let d = f
+        .store
+        .get_click_to_call(&f.account, &done.id)
+        .await
+        .unwrap();
+    assert_eq!(d.status, ClickToCallStatus::Answered);
+    assert!(
+        f.store
+            .expire_click_to_calls(at(600), at(600))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Retention takes ended requests with the rest of the finished past.
+    assert_eq!(f.store.prune(at(50), 500).await.unwrap(), 2);
+    assert!(matches!(
+        f.store.get_click_to_call(&f.account, &waiting.id).await,
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(f.store.prune(at(100), 500).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn placing_connectors_are_known_while_their_node_speaks_of_them() {
+    let f = fixture().await;
+    let t0 = ms(Timestamp::now());
+    let did = callhook::core::number::E164::parse("+918065251305").unwrap();
+    let said = |node: &str, connected: bool, at: Timestamp| PlacingConnector {
+        name: "pbx".into(),
+        node_id: node.into(),
+        account_id: f.account.clone(),
+        connected,
+        default_did: Some(did.clone()),
+        seen_at: at,
+    };
+    f.store
+        .publish_placing_connectors(&[said("node_a", false, t0)])
+        .await
+        .unwrap();
+    let since = |t: Timestamp| t - SignedDuration::from_secs(15);
+    assert_eq!(
+        f.store
+            .placing_connectors(&f.account, since(t0))
+            .await
+            .unwrap(),
+        [said("node_a", false, t0)]
+    );
+    let t1 = t0 + SignedDuration::from_secs(5);
+    f.store
+        .publish_placing_connectors(&[said("node_a", true, t1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .placing_connectors(&f.account, since(t1))
+            .await
+            .unwrap(),
+        [said("node_a", true, t1)]
+    );
+    assert!(
+        f.store
+            .placing_connectors(&AccountId::new(), since(t1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // A node silent for longer than the window is taken for gone.
+    let t2 = t1 + SignedDuration::from_secs(20);
+    assert!(
+        f.store
+            .placing_connectors(&f.account, since(t2))
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
 
@@ -588,7 +924,7 @@ async fn account_counts_are_the_accounts_own() {
     f.store
         .insert_api_key(
             &ApiKey {
-                id: new_id("key"),
+                id: callhook::core::id::ApiKeyId::new(),
                 account_id: f.account.clone(),
                 name: "k".into(),
                 prefix: "chk_abcdef".into(),
@@ -606,7 +942,7 @@ async fn account_counts_are_the_accounts_own() {
     );
     // Another account's count is its own: nothing of this one's.
     assert_eq!(
-        f.store.account_counts("acct_nobody").await.unwrap(),
+        f.store.account_counts(&AccountId::new()).await.unwrap(),
         AccountCounts::default()
     );
 }

@@ -1,7 +1,7 @@
 //! The web page over real HTTP: a form without the session's CSRF token is refused with 403,
 //! another account's pages are 404, pages need a signed-in admin, failed sign-ins are
-//! throttled, links to a call work whatever its id holds, and the Calls page shows the
-//! account's PBX connectors.
+//! throttled, links to a call work whatever its id holds, the Calls page shows the account's
+//! PBX connectors, and its Call form names its problems and follows the request it made.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 
-use crate::helpers::{OPERATOR_TOKEN, test_settings};
+use crate::helpers::{TestApp, test_settings};
 
 const EMAIL: &str = "admin@acme.example";
 const PASSWORD: &str = "correct horse battery staple";
@@ -23,7 +23,7 @@ const PASSWORD: &str = "correct horse battery staple";
 struct Site {
     base: String,
     http: reqwest::Client,
-    account_id: String,
+    account_id: callhook::core::id::AccountId,
     account_key: String,
     store: Arc<dyn Store>,
     _dir: tempfile::TempDir,
@@ -67,7 +67,7 @@ async fn site_with(
             .await
             .unwrap()
     };
-    settings.connectors = connectors(&made.account.id);
+    settings.connectors = connectors(made.account.id.as_str());
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .unwrap();
@@ -127,7 +127,7 @@ impl Site {
     async fn add_admin(&self, email: &str) {
         self.store
             .insert_user(&User {
-                id: callhook::core::id::new_id("usr"),
+                id: callhook::core::id::UserId::new(),
                 account_id: self.account_id.clone(),
                 email: email.into(),
                 password_hash: hash_password(PASSWORD).unwrap(),
@@ -289,29 +289,17 @@ async fn signing_in_needs_the_sign_in_pages_token() {
 async fn another_accounts_pages_are_404() {
     let site = site().await;
     let b = site.sign_in().await;
-    let other: serde_json::Value = site
-        .http
-        .post(site.url("/v1/accounts"))
-        .bearer_auth(OPERATOR_TOKEN)
-        .json(&json!({"name": "Other Co"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let other_key = other["api_key"]["key"].as_str().unwrap().to_owned();
-    let theirs: serde_json::Value = site
-        .http
-        .post(site.url("/v1/webhooks"))
-        .bearer_auth(&other_key)
-        .json(&json!({"name": "Theirs", "trigger": "call_missed", "url": "https://other.example.com/h"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    // Another account of the same callhook, through the API.
+    let other = TestApp::attach(
+        site.base.clone(),
+        reqwest::Client::new(),
+        tempfile::tempdir().unwrap(),
+        "Other Co",
+    )
+    .await;
+    let theirs = other
+        .create_webhook(json!({"name": "Theirs", "trigger": "call_missed", "url": "https://other.example.com/h"}))
+        .await;
     let id = theirs["id"].as_str().unwrap();
     for path in [
         format!("/webhooks/{id}"),
@@ -335,17 +323,9 @@ async fn another_accounts_pages_are_404() {
         );
     }
     // Nothing of theirs changed.
-    assert_eq!(site.webhook_count(&other_key).await, 1);
-    let after: serde_json::Value = site
-        .http
-        .get(site.url(&format!("/v1/webhooks/{id}")))
-        .bearer_auth(&other_key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(site.webhook_count(&other.key).await, 1);
+    let (s, after) = other.get(&format!("/v1/webhooks/{id}")).await;
+    assert_eq!(s, StatusCode::OK, "{after}");
     assert_eq!(after["enabled"], true);
 }
 
@@ -482,6 +462,145 @@ async fn the_calls_page_shows_the_accounts_pbx_connectors() {
     assert!(html.contains("Not connected"), "{html}");
     // Another account's connector is not shown.
     assert!(!html.contains("pbx-other"), "{html}");
+}
+
+#[tokio::test]
+async fn the_call_form_names_its_problems_and_the_page_follows_a_request() {
+    let site = site_with_connectors(|account| {
+        vec![
+            serde_json::from_value(json!({
+                "kind": "asterisk_ami", "name": "pbx-acme", "host": "127.0.0.1", "port": 9,
+                "username": "callhook", "password": "s3cret", "account": account,
+                "originate": true, "originate_channel": "PJSIP/{extension}",
+                "originate_context": "callhook-click-to-call"}))
+            .unwrap(),
+        ]
+    })
+    .await;
+    let r = site
+        .http
+        .post(site.url("/v1/numbers"))
+        .bearer_auth(&site.account_key)
+        .json(&json!({"number": "+918065251305", "label": "Sales line"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let b = site.sign_in().await;
+    let (status, html) = site.get_html(&b, "/calls").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Place a call"), "{html}");
+    assert!(
+        html.contains("<option value=\"+918065251305\">+918065251305 · Sales line</option>"),
+        "{html}"
+    );
+
+    let call = [
+        ("agent_extension", "101"),
+        ("customer_number", "+919812345678"),
+        ("did_number", "+918065251305"),
+    ];
+    assert_eq!(
+        site.post_form(&b, "/calls/click-to-call", &call).await,
+        StatusCode::FORBIDDEN
+    );
+    let post = |fields: Vec<(&'static str, String)>| {
+        let (site, cookie) = (&site, b.cookie.clone());
+        async move {
+            let resp = site
+                .http
+                .post(site.url("/calls/click-to-call"))
+                .header(COOKIE, cookie)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            (resp.status(), resp.text().await.unwrap())
+        }
+    };
+    let with = |over: &[(&'static str, &str)]| {
+        let mut f: Vec<(&'static str, String)> = vec![("csrf", b.csrf.clone())];
+        for (k, v) in call {
+            let v = over.iter().find(|(o, _)| *o == k).map_or(v, |(_, v)| *v);
+            f.push((k, v.to_owned()));
+        }
+        f
+    };
+    // Every bad field shown at its input, the form open again with what was typed.
+    let (status, html) = post(with(&[
+        ("agent_extension", "1 01"),
+        ("customer_number", "98123"),
+    ]))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("id=\"agent_extension-error\""), "{html}");
+    assert!(html.contains("id=\"customer_number-error\""), "{html}");
+    assert!(html.contains("<details class=\"call-box\" open>"), "{html}");
+    assert!(html.contains("value=\"98123\""), "{html}");
+    // The connector cannot reach its PBX: the form says so (SPEC §15's 409).
+    let (status, html) = post(with(&[])).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(html.contains("Cannot place the call now"), "{html}");
+    assert!(html.contains("pbx-acme is not connected"), "{html}");
+
+    // A request the form made (stored here as the form would): the page shows it and its
+    // script reads its state as JSON.
+    let at = jiff::Timestamp::from_millisecond(jiff::Timestamp::now().as_millisecond()).unwrap();
+    let number = |n: &str| callhook::core::number::E164::parse(n).unwrap();
+    let id = callhook::core::id::ClickToCallId::new();
+    site.store
+        .insert_click_to_call(&callhook::store::StoredClickToCall {
+            id: id.clone(),
+            account_id: site.account_id.clone(),
+            ref_id: id.as_str().to_owned(),
+            agent_extension: "101".into(),
+            customer_number: number("+919812345678"),
+            did_number: number("+918065251305"),
+            status: callhook::store::ClickToCallStatus::Queued,
+            cause: None,
+            call_id: None,
+            connector: None,
+            created_at: at,
+            placed_at: None,
+            ringing_agent_at: None,
+            ringing_customer_at: None,
+            ended_at: None,
+            updated_at: at,
+        })
+        .await
+        .unwrap();
+    let (status, html) = site
+        .get_html(&b, &format!("/calls?click_to_call={id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("id=\"click-to-call\""), "{html}");
+    assert!(
+        html.contains(&format!("data-url=\"/calls/click-to-call/{id}\"")),
+        "{html}"
+    );
+    let state: serde_json::Value = site
+        .http
+        .get(site.url(&format!("/calls/click-to-call/{id}")))
+        .header(COOKIE, &b.cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(state["state"], "queued");
+    assert_eq!(state["label"], "Queued");
+    assert_eq!(state["final"], false);
+    assert_eq!(state["steps"][1]["at"], serde_json::Value::Null);
+    // Another account's request, or none: nothing to show.
+    let (status, html) = site.get_html(&b, "/calls?click_to_call=c2c_nothing").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains("id=\"click-to-call\""));
+    assert_eq!(
+        site.get_page(&b, "/calls/click-to-call/c2c_01JDX0000000000000000000000")
+            .await,
+        StatusCode::NOT_FOUND
+    );
 }
 
 /// Every `<form method="post">` of a page: its action and the names of its fields.

@@ -3,6 +3,7 @@
 use super::Backend;
 use super::db::SqlDb;
 use super::rows::{Cols, account_from_row, limit_plus_one, to_ms};
+use crate::core::id::AccountId;
 use crate::store::{Account, AccountCounts, Page, PageRequest, Result};
 
 pub async fn insert<DB: SqlDb>(b: &impl Backend<Db = DB>, account: &Account) -> Result<()> {
@@ -21,7 +22,7 @@ pub async fn insert<DB: SqlDb>(b: &impl Backend<Db = DB>, account: &Account) -> 
     .await
 }
 
-pub async fn get<DB: SqlDb>(b: &impl Backend<Db = DB>, id: &str) -> Result<Account> {
+pub async fn get<DB: SqlDb>(b: &impl Backend<Db = DB>, id: &AccountId) -> Result<Account> {
     let row = sqlx::query("SELECT id, name, created_at FROM accounts WHERE id = $1")
         .bind(id)
         .fetch_one(b.read())
@@ -41,13 +42,13 @@ pub async fn list<DB: SqlDb>(
             .await?;
     let items = rows.iter().map(account_from_row).collect::<Result<_>>()?;
     Ok(Page::from_rows(items, page.limit, |a: &Account| {
-        a.id.clone()
+        a.id.to_string()
     }))
 }
 
 pub async fn counts<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
 ) -> Result<AccountCounts> {
     let row = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM webhooks WHERE account_id = $1) AS webhooks,

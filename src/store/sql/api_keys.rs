@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use super::Backend;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::{api_key_from_row, limit_plus_one, to_ms};
+use crate::core::id::{AccountId, ApiKeyId};
 use crate::store::{ApiKey, Page, PageRequest, Result, StoreError};
 
 pub async fn insert<DB: SqlDb>(b: &impl Backend<Db = DB>, key: &ApiKey, hash: &str) -> Result<()> {
@@ -30,7 +31,7 @@ pub async fn insert<DB: SqlDb>(b: &impl Backend<Db = DB>, key: &ApiKey, hash: &s
 
 pub async fn list<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     page: &PageRequest,
 ) -> Result<Page<ApiKey>> {
     let rows = sqlx::query(
@@ -44,14 +45,14 @@ pub async fn list<DB: SqlDb>(
     .await?;
     let items = rows.iter().map(api_key_from_row).collect::<Result<_>>()?;
     Ok(Page::from_rows(items, page.limit, |k: &ApiKey| {
-        k.id.clone()
+        k.id.to_string()
     }))
 }
 
 pub async fn delete<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
-    id: &str,
+    account_id: &AccountId,
+    id: &ApiKeyId,
 ) -> Result<()> {
     let (account_id, id) = (account_id.to_owned(), id.to_owned());
     b.write(move |c| {
@@ -81,7 +82,11 @@ pub async fn by_hash<DB: SqlDb>(b: &impl Backend<Db = DB>, hash: &str) -> Result
     row.as_ref().map(api_key_from_row).transpose()
 }
 
-pub async fn touch<DB: SqlDb>(b: &impl Backend<Db = DB>, id: &str, now: Timestamp) -> Result<()> {
+pub async fn touch<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    id: &ApiKeyId,
+    now: Timestamp,
+) -> Result<()> {
     let id = id.to_owned();
     b.write(move |c| {
         Box::pin(async move {

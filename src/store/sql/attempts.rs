@@ -11,6 +11,7 @@ use super::db::{Conn, SqlDb};
 use super::events::ROWS_PER_STATEMENT;
 use super::rows::{Cols, headers_to_json, to_ms};
 use crate::core::delivery_state::{Health, after_attempt, health};
+use crate::core::id::{CallId, DeliveryId, WebhookId};
 use crate::store::{AttemptRecord, Result};
 
 /// Records attempts and moves their deliveries on; a record whose lease was lost is dropped.
@@ -70,28 +71,29 @@ pub async fn record_chunk<DB: SqlDb>(
          RETURNING deliveries.id AS id, deliveries.webhook_id AS webhook_id, deliveries.call_id AS call_id,
                    deliveries.attempts AS attempts",
     );
-    let mut applied: HashMap<String, (String, String, i64)> = HashMap::with_capacity(records.len());
+    let mut applied: HashMap<DeliveryId, (WebhookId, CallId, i64)> =
+        HashMap::with_capacity(records.len());
     for row in q.build().fetch_all(&mut *c).await? {
         applied.insert(
-            row.text("id")?,
+            row.id("id")?,
             (
-                row.text("webhook_id")?,
-                row.text("call_id")?,
+                row.id("webhook_id")?,
+                row.id("call_id")?,
                 row.int("attempts")?,
             ),
         );
     }
     let mut attempts = Vec::new();
-    let mut succeeded: Vec<&str> = Vec::new();
-    let mut failing: Vec<&str> = Vec::new();
-    let mut finished: Vec<(String, String)> = Vec::new();
+    let mut succeeded: Vec<&WebhookId> = Vec::new();
+    let mut failing: Vec<&WebhookId> = Vec::new();
+    let mut finished: Vec<(WebhookId, CallId)> = Vec::new();
     for r in records {
         let Some((webhook_id, call_id, n)) = applied.get(&r.delivery_id) else {
             tracing::warn!(delivery = %r.delivery_id, "lease lost before the attempt was recorded; another worker owns it");
             continue;
         };
         if let Some(a) = &r.attempt {
-            attempts.push((r.delivery_id.as_str(), *n, a));
+            attempts.push((&r.delivery_id, *n, a));
         }
         let noted = match health(&r.next, r.attempt.is_some(), r.test) {
             Some(Health::Succeeded) => Some(&mut succeeded),
@@ -99,7 +101,7 @@ pub async fn record_chunk<DB: SqlDb>(
             None => None,
         };
         if let Some(list) = noted
-            && !list.contains(&webhook_id.as_str())
+            && !list.contains(&webhook_id)
         {
             list.push(webhook_id);
         }
@@ -168,10 +170,7 @@ pub async fn record_chunk<DB: SqlDb>(
     }
     finished.sort();
     finished.dedup();
-    let keys: Vec<(&str, &str)> = finished
-        .iter()
-        .map(|(w, call)| (w.as_str(), call.as_str()))
-        .collect();
+    let keys: Vec<(&WebhookId, &CallId)> = finished.iter().map(|(w, call)| (w, call)).collect();
     DB::lock_calls(c, &keys).await?;
     promote_next::<DB>(c, &finished, now).await
 }
@@ -180,7 +179,7 @@ pub async fn record_chunk<DB: SqlDb>(
 /// already queued: the next of a call goes once the one before it has finished.
 pub async fn promote_next<DB: SqlDb>(
     conn: &mut Conn<DB>,
-    pairs: &[(String, String)],
+    pairs: &[(WebhookId, CallId)],
     now: i64,
 ) -> Result<()> {
     for chunk in pairs.chunks(ROWS_PER_STATEMENT) {

@@ -6,13 +6,14 @@ use sqlx::AssertSqlSafe;
 use super::Backend;
 use super::db::SqlDb;
 use super::rows::*;
+use crate::core::id::{AccountId, CallId, EventId};
 use crate::store::{CallSummary, Delivery, Result, StoreError, StoredEvent};
 
 /// The call's events, in order, each with the deliveries it caused.
 pub async fn timeline<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
-    call_id: &str,
+    account_id: &AccountId,
+    call_id: &CallId,
 ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>> {
     let events: Vec<StoredEvent> = sqlx::query(
         "SELECT id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload FROM events
@@ -39,7 +40,7 @@ pub async fn timeline<DB: SqlDb>(
     let mut out: Vec<(StoredEvent, Vec<Delivery>)> =
         events.into_iter().map(|e| (e, Vec::new())).collect();
     for r in &rows {
-        let ev = r.text("event_row")?;
+        let ev: EventId = r.id("event_row")?;
         if let Some((_, ds)) = out.iter_mut().find(|(e, _)| e.id == ev) {
             ds.push(delivery_from_row(r)?);
         }
@@ -50,7 +51,7 @@ pub async fn timeline<DB: SqlDb>(
 /// The account's `limit` most recently active calls (test sends left out), newest first.
 pub async fn recent<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     limit: u32,
 ) -> Result<Vec<CallSummary>> {
     // Only the account's latest events are grouped, so the page stays quick however long the

@@ -12,6 +12,7 @@ use super::db::{Conn, RowsAffected, SqlDb};
 use super::events::insert_in;
 use super::rows::*;
 use crate::core::delivery_state::{State, Unsent};
+use crate::core::id::{DeliveryId, PostedEventId, WebhookId};
 use crate::store::{AttemptRecord, Claimed, NewEvent, Release, Result, StoreError, Webhook};
 
 /// Most deliveries one hold moves per statement.
@@ -25,7 +26,7 @@ pub async fn claim_due<DB: SqlDb>(
     lease_until: Timestamp,
     limit: u32,
     per_webhook: u32,
-    exclude: &[String],
+    exclude: &[WebhookId],
 ) -> Result<Vec<Claimed>> {
     let exclude = exclude.to_vec();
     b.write(move |c| {
@@ -48,7 +49,7 @@ pub async fn insert_test_delivery<DB: SqlDb>(
 ) -> Result<Claimed> {
     b.write(move |c| {
         Box::pin(async move {
-            let ids: Vec<String> = event.deliveries.iter().map(|d| d.id.clone()).collect();
+            let ids: Vec<DeliveryId> = event.deliveries.iter().map(|d| d.id.clone()).collect();
             insert_in::<DB>(c, std::slice::from_ref(&event)).await?;
             let mut q =
                 QueryBuilder::<DB>::new("UPDATE deliveries SET lease = lease + 1, state = ");
@@ -60,7 +61,7 @@ pub async fn insert_test_delivery<DB: SqlDb>(
             q.push(" WHERE id IN (");
             let mut sep = q.separated(", ");
             for id in &ids {
-                sep.push_bind(id.as_str());
+                sep.push_bind(id);
             }
             q.push(
                 ") RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id",
@@ -86,10 +87,10 @@ async fn complete<DB: SqlDb>(
         return Ok(Vec::new());
     }
     let mut event_seqs: Vec<i64> = Vec::with_capacity(rows.len());
-    let mut webhook_ids: Vec<String> = Vec::new();
+    let mut webhook_ids: Vec<WebhookId> = Vec::new();
     for r in &rows {
         event_seqs.push(r.int("event_seq")?);
-        let w = r.text("webhook_id")?;
+        let w: WebhookId = r.id("webhook_id")?;
         if !webhook_ids.contains(&w) {
             webhook_ids.push(w);
         }
@@ -101,7 +102,7 @@ async fn complete<DB: SqlDb>(
         sep.push_bind(*s);
     }
     q.push(")");
-    let events: HashMap<i64, (String, String, bool)> = q
+    let events: HashMap<i64, (PostedEventId, String, bool)> = q
         .build()
         .fetch_all(&mut *conn)
         .await?
@@ -109,7 +110,7 @@ async fn complete<DB: SqlDb>(
         .map(|r| {
             Ok((
                 r.int("seq")?,
-                (r.text("event_id")?, r.text("payload")?, r.boolean("test")?),
+                (r.id("event_id")?, r.text("payload")?, r.boolean("test")?),
             ))
         })
         .collect::<Result<_>>()?;
@@ -118,10 +119,10 @@ async fn complete<DB: SqlDb>(
     ));
     let mut sep = q.separated(", ");
     for w in &webhook_ids {
-        sep.push_bind(w.as_str());
+        sep.push_bind(w);
     }
     q.push(")");
-    let webhooks: HashMap<String, Webhook> = q
+    let webhooks: HashMap<WebhookId, Webhook> = q
         .build()
         .fetch_all(&mut *conn)
         .await?
@@ -131,8 +132,8 @@ async fn complete<DB: SqlDb>(
     let mut out = Vec::with_capacity(rows.len());
     let mut gone = Vec::new();
     for r in rows {
-        let delivery_id = r.text("id")?;
-        let webhook_id = r.text("webhook_id")?;
+        let delivery_id = r.id("id")?;
+        let webhook_id = r.id("webhook_id")?;
         let event_seq = r.int("event_seq")?;
         let (Some(webhook), Some((event_id, payload, test))) =
             (webhooks.get(&webhook_id), events.get(&event_seq))
@@ -202,10 +203,10 @@ pub async fn release<DB: SqlDb>(
 /// Holds a webhook's deliveries until `until`; `None` lifts the hold.
 pub async fn hold_webhook<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    webhook_id: &str,
+    webhook_id: &WebhookId,
     until: Option<Timestamp>,
 ) -> Result<()> {
-    let id = webhook_id.to_owned();
+    let id = webhook_id.clone();
     b.write(move |c| {
         Box::pin(async move {
             sqlx::query("UPDATE webhooks SET hold_until = $2 WHERE id = $1")
@@ -222,7 +223,7 @@ pub async fn hold_webhook<DB: SqlDb>(
     // so neither memory nor other writers wait on one huge one. Claimed deliveries (being
     // sent, or waiting in a lane) stay as they are.
     loop {
-        let id = webhook_id.to_owned();
+        let id = webhook_id.clone();
         let moved = b
             .write(move |c| {
                 Box::pin(async move {

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Type};
 
 use super::rows::Cols;
+use crate::core::id::{CallId, WebhookId};
 use crate::store::Result;
 
 /// A database connection, as the shared code holds one inside a write.
@@ -36,6 +37,10 @@ pub trait SqlDb:
     /// The webhooks of account `$1` that name number `$2` (a search in a JSON array).
     const WEBHOOKS_USING_NUMBER: &'static str;
 
+    /// The statement that tells every node new work is waiting (PostgreSQL's `NOTIFY`);
+    /// `None` where one node is all there is (SQLite).
+    const ANNOUNCE_WORK: Option<&'static str>;
+
     /// The call's type and numbers (`call_type`, `did_number`, `customer_number`), read from the
     /// JSON payload of its latest event `l`.
     const CALL_FIELDS: &'static str;
@@ -48,14 +53,14 @@ pub trait SqlDb:
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
-        exclude: &[String],
+        exclude: &[WebhookId],
     ) -> QueryBuilder<Self>;
 
     /// Locks (webhook, call) pairs until the transaction ends, so concurrent writers queue and
     /// promote a call's deliveries one at a time.
     fn lock_calls(
         conn: &mut Conn<Self>,
-        calls: &[(&str, &str)],
+        calls: &[(&WebhookId, &CallId)],
     ) -> impl Future<Output = Result<()>> + Send;
 }
 

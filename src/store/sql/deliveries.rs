@@ -9,6 +9,7 @@ use super::attempts::promote_next;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::*;
 use crate::core::delivery_state::{self, DeliveryStatus, Resend, State, arrival};
+use crate::core::id::{AccountId, CallId, DeliveryId, WebhookId};
 use crate::store::{
     Attempt, Delivery, DeliveryFilter, HourlyDeliveries, Page, PageRequest, QueueStats, Result,
     StoreError,
@@ -16,8 +17,8 @@ use crate::store::{
 
 pub async fn get<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
-    id: &str,
+    account_id: &AccountId,
+    id: &DeliveryId,
 ) -> Result<(Delivery, Vec<Attempt>)> {
     let row = sqlx::query(AssertSqlSafe(format!(
         "SELECT {DELIVERY_COLUMNS} FROM deliveries d JOIN events e ON e.seq = d.event_seq
@@ -41,8 +42,8 @@ pub async fn get<DB: SqlDb>(
 /// A webhook's deliveries, newest first.
 pub async fn list<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
-    webhook_id: &str,
+    account_id: &AccountId,
+    webhook_id: &WebhookId,
     filter: &DeliveryFilter,
     page: &PageRequest,
 ) -> Result<Page<Delivery>> {
@@ -79,18 +80,18 @@ pub async fn list<DB: SqlDb>(
     let rows = q.build().fetch_all(b.read()).await?;
     let items = rows.iter().map(delivery_from_row).collect::<Result<_>>()?;
     Ok(Page::from_rows(items, page.limit, |d: &Delivery| {
-        d.id.clone()
+        d.id.to_string()
     }))
 }
 
 /// Makes a delivery due now for one more attempt, as [`delivery_state::resend`] decides.
 pub async fn resend<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
-    id: &str,
+    account_id: &AccountId,
+    id: &DeliveryId,
     now: Timestamp,
 ) -> Result<()> {
-    let (account_id, id) = (account_id.to_owned(), id.to_owned());
+    let (account_id, id) = (account_id.clone(), id.clone());
     b.write(move |c| {
         Box::pin(async move {
             let row = sqlx::query(
@@ -101,7 +102,7 @@ pub async fn resend<DB: SqlDb>(
             .fetch_optional(&mut *c)
             .await?
             .ok_or(StoreError::NotFound)?;
-            let (webhook_id, call_id) = (row.text("webhook_id")?, row.text("call_id")?);
+            let (webhook_id, call_id): (WebhookId, CallId) = (row.id("webhook_id")?, row.id("call_id")?);
             let decided = delivery_state::resend(
                 row.state("state")?,
                 row.opt_ts("claimed_until")?,
@@ -120,7 +121,7 @@ pub async fn resend<DB: SqlDb>(
                     .await?;
                 }
                 Resend::OneMore => {
-                    DB::lock_calls(c, &[(webhook_id.as_str(), call_id.as_str())]).await?;
+                    DB::lock_calls(c, &[(&webhook_id, &call_id)]).await?;
                     let call_busy: bool = sqlx::query_scalar(
                         "SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $1 AND call_id = $2
                                         AND state IN ('queued', 'waiting'))",
@@ -153,14 +154,14 @@ pub async fn resend<DB: SqlDb>(
 /// each gets `attempts` more attempts. Returns how many.
 pub async fn replay<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
-    webhook_id: &str,
+    account_id: &AccountId,
+    webhook_id: &WebhookId,
     since: Timestamp,
     status: DeliveryStatus,
     attempts: u32,
     now: Timestamp,
 ) -> Result<u64> {
-    let (account_id, webhook_id, now) = (account_id.to_owned(), webhook_id.to_owned(), to_ms(now));
+    let (account_id, webhook_id, now) = (account_id.clone(), webhook_id.clone(), to_ms(now));
     let states: &'static [State] = status.states();
     b.write(move |c| {
         Box::pin(async move {
@@ -183,11 +184,9 @@ pub async fn replay<DB: SqlDb>(
             };
             let mut q = QueryBuilder::<DB>::new("SELECT DISTINCT call_id FROM deliveries");
             matching(&mut q);
-            let calls: Vec<String> = q.build_query_scalar().fetch_all(&mut *c).await?;
-            let keys: Vec<(&str, &str)> = calls
-                .iter()
-                .map(|call| (webhook_id.as_str(), call.as_str()))
-                .collect();
+            let calls: Vec<CallId> = q.build_query_scalar().fetch_all(&mut *c).await?;
+            let keys: Vec<(&WebhookId, &CallId)> =
+                calls.iter().map(|call| (&webhook_id, call)).collect();
             DB::lock_calls(c, &keys).await?;
             let mut q = QueryBuilder::<DB>::new("UPDATE deliveries SET state = ");
             q.push_bind(State::REPLAYED.as_str());
@@ -197,7 +196,7 @@ pub async fn replay<DB: SqlDb>(
             q.push_bind(now);
             matching(&mut q);
             let n = q.build().execute(&mut *c).await?.rows_affected();
-            let mut pairs: Vec<(String, String)> = calls
+            let mut pairs: Vec<(WebhookId, CallId)> = calls
                 .into_iter()
                 .map(|call| (webhook_id.clone(), call))
                 .collect();
@@ -233,8 +232,8 @@ pub async fn queue_stats<DB: SqlDb>(
 /// A webhook's deliveries created since `since`, counted per UTC hour by status.
 pub async fn hourly<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
-    webhook_id: &str,
+    account_id: &AccountId,
+    webhook_id: &WebhookId,
     since: Timestamp,
 ) -> Result<Vec<HourlyDeliveries>> {
     let rows = sqlx::query(

@@ -9,6 +9,7 @@ use sqlx::QueryBuilder;
 use super::db::{Conn, SqlDb};
 use super::rows::{Cols, to_ms};
 use crate::core::delivery_state::arrival;
+use crate::core::id::{AccountId, CallId, PostedEventId, WebhookId};
 use crate::core::validate::FieldErrors;
 use crate::store::{Inserted, NewDelivery, NewEvent, Result, StoreError};
 
@@ -39,7 +40,7 @@ pub async fn insert_in<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Resu
 }
 
 async fn insert_batched<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Result<Vec<Inserted>> {
-    let mut seqs: HashMap<(String, String), i64> = HashMap::with_capacity(events.len());
+    let mut seqs: HashMap<(AccountId, PostedEventId), i64> = HashMap::with_capacity(events.len());
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload) ",
@@ -59,18 +60,18 @@ async fn insert_batched<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Res
         q.push(" ON CONFLICT(account_id, event_id) DO NOTHING RETURNING seq, account_id, event_id");
         for row in q.build().fetch_all(&mut *c).await? {
             seqs.insert(
-                (row.text("account_id")?, row.text("event_id")?),
+                (row.id("account_id")?, row.id("event_id")?),
                 row.int("seq")?,
             );
         }
     }
     // Which events are new (the first of a repeated id in the batch wins), and their seq.
-    let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(events.len());
+    let mut seen: HashSet<(&AccountId, &PostedEventId)> = HashSet::with_capacity(events.len());
     let mut out = Vec::with_capacity(events.len());
     let mut fresh: Vec<(&NewEvent, i64)> = Vec::with_capacity(events.len());
     for ne in events {
         let e = &ne.event;
-        let first = seen.insert((e.account_id.as_str(), e.event_id.as_str()));
+        let first = seen.insert((&e.account_id, &e.event_id));
         match seqs.get(&(e.account_id.clone(), e.event_id.clone())) {
             Some(seq) if first => {
                 fresh.push((ne, *seq));
@@ -86,16 +87,16 @@ async fn insert_batched<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Res
 /// Stores the deliveries of stored events (with their seq). A delivery waits when its webhook
 /// still has an unfinished delivery of the same call, stored before or earlier in this batch.
 async fn insert_deliveries<DB: SqlDb>(c: &mut Conn<DB>, fresh: &[(&NewEvent, i64)]) -> Result<()> {
-    let pairs: Vec<(&str, &str)> = fresh
+    let pairs: Vec<(&WebhookId, &CallId)> = fresh
         .iter()
         .flat_map(|(ne, _)| {
             ne.deliveries
                 .iter()
-                .map(|d| (d.webhook_id.as_str(), ne.event.call_id.as_str()))
+                .map(|d| (&d.webhook_id, &ne.event.call_id))
         })
         .collect();
     DB::lock_calls(c, &pairs).await?;
-    let mut busy: HashSet<(String, String)> = HashSet::new();
+    let mut busy: HashSet<(WebhookId, CallId)> = HashSet::new();
     for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<DB>::new("WITH p(webhook_id, call_id) AS (");
         q.push_values(chunk, |mut b, (w, call)| {
@@ -106,7 +107,7 @@ async fn insert_deliveries<DB: SqlDb>(c: &mut Conn<DB>, fresh: &[(&NewEvent, i64
                ON d.webhook_id = p.webhook_id AND d.call_id = p.call_id WHERE d.state IN ('queued', 'waiting')",
         );
         for row in q.build().fetch_all(&mut *c).await? {
-            busy.insert((row.text("webhook_id")?, row.text("call_id")?));
+            busy.insert((row.id("webhook_id")?, row.id("call_id")?));
         }
     }
     struct Row<'a> {

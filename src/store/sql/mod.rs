@@ -15,6 +15,7 @@ mod api_keys;
 mod attempts;
 mod calls;
 mod claims;
+mod click_to_call;
 mod db;
 mod deliveries;
 mod events;
@@ -37,6 +38,7 @@ use self::db::Conn;
 pub use self::db::SqlDb;
 pub use self::events::insert_in as insert_events_in;
 pub use self::rows::to_ms;
+use crate::core::id::{AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, WebhookId};
 use crate::core::number::E164;
 use crate::core::trigger::Trigger;
 use crate::store::*;
@@ -112,7 +114,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         accounts::insert(&self.backend, account).await
     }
 
-    async fn get_account(&self, id: &str) -> Result<Account> {
+    async fn get_account(&self, id: &AccountId) -> Result<Account> {
         accounts::get(&self.backend, id).await
     }
 
@@ -120,7 +122,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         accounts::list(&self.backend, page).await
     }
 
-    async fn account_counts(&self, account_id: &str) -> Result<AccountCounts> {
+    async fn account_counts(&self, account_id: &AccountId) -> Result<AccountCounts> {
         accounts::counts(&self.backend, account_id).await
     }
 
@@ -128,11 +130,15 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         api_keys::insert(&self.backend, key, hash).await
     }
 
-    async fn list_api_keys(&self, account_id: &str, page: &PageRequest) -> Result<Page<ApiKey>> {
+    async fn list_api_keys(
+        &self,
+        account_id: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<ApiKey>> {
         api_keys::list(&self.backend, account_id, page).await
     }
 
-    async fn delete_api_key(&self, account_id: &str, id: &str) -> Result<()> {
+    async fn delete_api_key(&self, account_id: &AccountId, id: &ApiKeyId) -> Result<()> {
         api_keys::delete(&self.backend, account_id, id).await
     }
 
@@ -140,7 +146,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         api_keys::by_hash(&self.backend, hash).await
     }
 
-    async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()> {
+    async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<()> {
         api_keys::touch(&self.backend, id, now).await
     }
 
@@ -152,32 +158,36 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         users::by_email(&self.backend, email).await
     }
 
-    async fn insert_number(&self, account_id: &str, number: &Number) -> Result<()> {
+    async fn insert_number(&self, account_id: &AccountId, number: &Number) -> Result<()> {
         numbers::insert(&self.backend, account_id, number).await
     }
 
-    async fn list_numbers(&self, account_id: &str, page: &PageRequest) -> Result<Page<Number>> {
+    async fn list_numbers(
+        &self,
+        account_id: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<Number>> {
         numbers::list(&self.backend, account_id, page).await
     }
 
-    async fn get_number(&self, account_id: &str, number: &E164) -> Result<Number> {
+    async fn get_number(&self, account_id: &AccountId, number: &E164) -> Result<Number> {
         numbers::get(&self.backend, account_id, number).await
     }
 
     async fn set_number_label(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         number: &E164,
         label: Option<&str>,
     ) -> Result<()> {
         numbers::set_label(&self.backend, account_id, number, label).await
     }
 
-    async fn delete_number(&self, account_id: &str, number: &E164) -> Result<()> {
+    async fn delete_number(&self, account_id: &AccountId, number: &E164) -> Result<()> {
         numbers::delete(&self.backend, account_id, number).await
     }
 
-    async fn unknown_numbers(&self, account_id: &str, numbers: &[E164]) -> Result<Vec<E164>> {
+    async fn unknown_numbers(&self, account_id: &AccountId, numbers: &[E164]) -> Result<Vec<E164>> {
         numbers::unknown(&self.backend, account_id, numbers).await
     }
 
@@ -185,11 +195,15 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         webhooks::insert(&self.backend, webhook).await
     }
 
-    async fn get_webhook(&self, account_id: &str, id: &str) -> Result<Webhook> {
+    async fn get_webhook(&self, account_id: &AccountId, id: &WebhookId) -> Result<Webhook> {
         webhooks::get(&self.backend, account_id, id).await
     }
 
-    async fn list_webhooks(&self, account_id: &str, page: &PageRequest) -> Result<Page<Webhook>> {
+    async fn list_webhooks(
+        &self,
+        account_id: &AccountId,
+        page: &PageRequest,
+    ) -> Result<Page<Webhook>> {
         webhooks::list(&self.backend, account_id, page).await
     }
 
@@ -197,19 +211,23 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         webhooks::update(&self.backend, webhook, read_at).await
     }
 
-    async fn delete_webhook(&self, account_id: &str, id: &str) -> Result<()> {
+    async fn delete_webhook(&self, account_id: &AccountId, id: &WebhookId) -> Result<()> {
         webhooks::delete(&self.backend, account_id, id).await
     }
 
-    async fn webhooks_for(&self, account_id: &str, triggers: &[Trigger]) -> Result<Vec<Webhook>> {
+    async fn webhooks_for(
+        &self,
+        account_id: &AccountId,
+        triggers: &[Trigger],
+    ) -> Result<Vec<Webhook>> {
         webhooks::matching(&self.backend, account_id, triggers).await
     }
 
     async fn webhook_stats(
         &self,
-        account_id: &str,
+        account_id: &AccountId,
         recent: u32,
-    ) -> Result<Vec<(String, WebhookStats)>> {
+    ) -> Result<Vec<(WebhookId, WebhookStats)>> {
         webhooks::stats(&self.backend, account_id, recent).await
     }
 
@@ -223,7 +241,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
-        exclude: &[String],
+        exclude: &[WebhookId],
     ) -> Result<Vec<Claimed>> {
         claims::claim_due(&self.backend, now, lease_until, limit, per_webhook, exclude).await
     }
@@ -244,32 +262,36 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         claims::release(&self.backend, releases, due).await
     }
 
-    async fn hold_webhook(&self, webhook_id: &str, until: Option<Timestamp>) -> Result<()> {
+    async fn hold_webhook(&self, webhook_id: &WebhookId, until: Option<Timestamp>) -> Result<()> {
         claims::hold_webhook(&self.backend, webhook_id, until).await
     }
 
-    async fn get_delivery(&self, account_id: &str, id: &str) -> Result<(Delivery, Vec<Attempt>)> {
+    async fn get_delivery(
+        &self,
+        account_id: &AccountId,
+        id: &DeliveryId,
+    ) -> Result<(Delivery, Vec<Attempt>)> {
         deliveries::get(&self.backend, account_id, id).await
     }
 
     async fn list_deliveries(
         &self,
-        account_id: &str,
-        webhook_id: &str,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
         filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> Result<Page<Delivery>> {
         deliveries::list(&self.backend, account_id, webhook_id, filter, page).await
     }
 
-    async fn resend(&self, account_id: &str, id: &str, now: Timestamp) -> Result<()> {
+    async fn resend(&self, account_id: &AccountId, id: &DeliveryId, now: Timestamp) -> Result<()> {
         deliveries::resend(&self.backend, account_id, id, now).await
     }
 
     async fn replay(
         &self,
-        account_id: &str,
-        webhook_id: &str,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
         since: Timestamp,
         status: DeliveryStatus,
         attempts: u32,
@@ -289,8 +311,8 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     async fn call_timeline(
         &self,
-        account_id: &str,
-        call_id: &str,
+        account_id: &AccountId,
+        call_id: &CallId,
     ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>> {
         calls::timeline(&self.backend, account_id, call_id).await
     }
@@ -325,14 +347,90 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     async fn hourly_deliveries(
         &self,
-        account_id: &str,
-        webhook_id: &str,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
         since: Timestamp,
     ) -> Result<Vec<HourlyDeliveries>> {
         deliveries::hourly(&self.backend, account_id, webhook_id, since).await
     }
 
-    async fn recent_calls(&self, account_id: &str, limit: u32) -> Result<Vec<CallSummary>> {
+    async fn recent_calls(&self, account_id: &AccountId, limit: u32) -> Result<Vec<CallSummary>> {
         calls::recent(&self.backend, account_id, limit).await
+    }
+
+    async fn insert_click_to_call(
+        &self,
+        request: &StoredClickToCall,
+    ) -> Result<(StoredClickToCall, bool)> {
+        click_to_call::insert(&self.backend, request).await
+    }
+
+    async fn get_click_to_call(
+        &self,
+        account_id: &AccountId,
+        id: &ClickToCallId,
+    ) -> Result<StoredClickToCall> {
+        click_to_call::get(&self.backend, account_id, id).await
+    }
+
+    async fn click_to_call_by_ref(
+        &self,
+        account_id: &AccountId,
+        ref_id: &str,
+    ) -> Result<Option<StoredClickToCall>> {
+        click_to_call::by_ref(&self.backend, account_id, ref_id).await
+    }
+
+    async fn claim_click_to_calls(
+        &self,
+        account_id: &AccountId,
+        connector: &str,
+        node_id: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+        limit: u32,
+    ) -> Result<Vec<StoredClickToCall>> {
+        click_to_call::claim(
+            &self.backend,
+            account_id,
+            connector,
+            node_id,
+            now,
+            lease_until,
+            limit,
+        )
+        .await
+    }
+
+    async fn record_click_to_call(
+        &self,
+        id: &ClickToCallId,
+        change: &ClickToCallChange,
+    ) -> Result<bool> {
+        click_to_call::record(&self.backend, id, change).await
+    }
+
+    async fn renew_click_to_calls(&self, node_id: &str, lease_until: Timestamp) -> Result<u64> {
+        click_to_call::renew(&self.backend, node_id, lease_until).await
+    }
+
+    async fn expire_click_to_calls(
+        &self,
+        now: Timestamp,
+        queued_before: Timestamp,
+    ) -> Result<Vec<ClickToCallId>> {
+        click_to_call::expire(&self.backend, now, queued_before).await
+    }
+
+    async fn publish_placing_connectors(&self, connectors: &[PlacingConnector]) -> Result<()> {
+        click_to_call::publish(&self.backend, connectors).await
+    }
+
+    async fn placing_connectors(
+        &self,
+        account_id: &AccountId,
+        seen_since: Timestamp,
+    ) -> Result<Vec<PlacingConnector>> {
+        click_to_call::placing(&self.backend, account_id, seen_since).await
     }
 }

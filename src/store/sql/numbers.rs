@@ -5,12 +5,13 @@ use sqlx::QueryBuilder;
 use super::Backend;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::{limit_plus_one, number_from_row, to_ms};
+use crate::core::id::AccountId;
 use crate::core::number::E164;
 use crate::store::{Number, Page, PageRequest, Result, StoreError};
 
 pub async fn insert<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     number: &Number,
 ) -> Result<()> {
     let (account_id, n) = (account_id.to_owned(), number.clone());
@@ -40,7 +41,7 @@ pub async fn insert<DB: SqlDb>(
 
 pub async fn list<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     page: &PageRequest,
 ) -> Result<Page<Number>> {
     let rows = sqlx::query(
@@ -59,7 +60,7 @@ pub async fn list<DB: SqlDb>(
 
 pub async fn get<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     number: &E164,
 ) -> Result<Number> {
     let row = sqlx::query(
@@ -74,7 +75,7 @@ pub async fn get<DB: SqlDb>(
 
 pub async fn set_label<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     number: &E164,
     label: Option<&str>,
 ) -> Result<()> {
@@ -105,7 +106,7 @@ pub async fn set_label<DB: SqlDb>(
 /// Refused while webhooks name the number: without it, they would fire for every number.
 pub async fn delete<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     number: &E164,
 ) -> Result<()> {
     let (account_id, number) = (account_id.to_owned(), number.clone());
@@ -141,7 +142,7 @@ pub async fn delete<DB: SqlDb>(
 
 pub async fn unknown<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     numbers: &[E164],
 ) -> Result<Vec<E164>> {
     if numbers.is_empty() {

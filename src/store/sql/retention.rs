@@ -10,7 +10,8 @@ use super::rows::to_ms;
 use crate::store::Result;
 
 /// Deletes up to `batch` finished deliveries last touched before `before` with all their
-/// attempts, and up to `batch` events older than that left without deliveries.
+/// attempts, up to `batch` events older than that left without deliveries, and up to `batch`
+/// click-to-call requests that ended before then.
 pub async fn prune<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     before: Timestamp,
@@ -51,6 +52,19 @@ pub async fn prune<DB: SqlDb>(
                     SELECT e.seq FROM events e WHERE e.received_at < $1
                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)
                     ORDER BY e.received_at LIMIT $2)",
+            )
+            .bind(before)
+            .bind(batch)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            // Click-to-call requests that ended before the cut (their ref_id may be used
+            // again after that).
+            removed += sqlx::query(
+                "DELETE FROM click_to_calls WHERE id IN (
+                    SELECT id FROM click_to_calls WHERE state IN ('answered', 'failed')
+                      AND updated_at < $1
+                    ORDER BY updated_at LIMIT $2)",
             )
             .bind(before)
             .bind(batch)

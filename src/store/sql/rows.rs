@@ -1,12 +1,15 @@
-//! How the store's types are kept in rows, written once for both databases: timestamps as
-//! milliseconds, secrets, specs and headers as JSON, and the `*_from_row` functions, which read
+//! How the store's types are kept in rows, written once for both databases: ids as their text
+//! (bound with `as_str()`, read with [`Cols::id`]), timestamps as milliseconds, secrets, specs and headers as JSON, and the `*_from_row` functions, which read
 //! any row through [`Cols`].
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
 
 use crate::core::delivery_state::State;
+use crate::core::id::Id;
 use crate::core::number::E164;
 use crate::core::sign::Secret;
 use crate::core::trigger::Trigger;
@@ -43,9 +46,47 @@ pub trait Cols {
         Trigger::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("unknown trigger {s:?}")))
     }
 
+    /// An id, kept as its text.
+    fn id<K>(&self, name: &str) -> Result<Id<K>> {
+        Ok(Id::from_string(self.text(name)?))
+    }
+
     fn state(&self, name: &str) -> Result<State> {
         let s = self.text(name)?;
         State::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("unknown state {s:?}")))
+    }
+}
+
+/// An id is bound as its text, in any database that binds text.
+impl<K, DB: Database> Type<DB> for Id<K>
+where
+    String: Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <String as Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <String as Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, K, DB: Database> Encode<'q, DB> for Id<K>
+where
+    for<'s> &'s str: Encode<'s, DB>,
+{
+    fn encode_by_ref(&self, buf: &mut DB::ArgumentBuffer) -> Result<IsNull, BoxDynError> {
+        <&str as Encode<DB>>::encode(self.as_str(), buf)
+    }
+}
+
+/// And read back from its text, trusted as callhook wrote it.
+impl<'r, K, DB: Database> Decode<'r, DB> for Id<K>
+where
+    String: Decode<'r, DB>,
+{
+    fn decode(value: DB::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(Id::from_string(<String as Decode<DB>>::decode(value)?))
     }
 }
 
@@ -145,8 +186,8 @@ pub fn webhook_from_row(row: &impl Cols) -> Result<Webhook> {
     let mut spec = spec_from_json(&row.text("spec")?)?;
     spec.enabled = row.boolean("enabled")?;
     Ok(Webhook {
-        id: row.text("id")?,
-        account_id: row.text("account_id")?,
+        id: row.id("id")?,
+        account_id: row.id("account_id")?,
         spec,
         disabled_reason: row.opt_text("disabled_reason")?,
         secrets: secrets_from_json(&row.text("secrets")?)?,
@@ -160,7 +201,7 @@ pub fn webhook_from_row(row: &impl Cols) -> Result<Webhook> {
 
 pub fn account_from_row(row: &impl Cols) -> Result<Account> {
     Ok(Account {
-        id: row.text("id")?,
+        id: row.id("id")?,
         name: row.text("name")?,
         created_at: row.ts("created_at")?,
     })
@@ -168,8 +209,8 @@ pub fn account_from_row(row: &impl Cols) -> Result<Account> {
 
 pub fn api_key_from_row(row: &impl Cols) -> Result<ApiKey> {
     Ok(ApiKey {
-        id: row.text("id")?,
-        account_id: row.text("account_id")?,
+        id: row.id("id")?,
+        account_id: row.id("account_id")?,
         name: row.text("name")?,
         prefix: row.text("prefix")?,
         created_at: row.ts("created_at")?,
@@ -179,8 +220,8 @@ pub fn api_key_from_row(row: &impl Cols) -> Result<ApiKey> {
 
 pub fn user_from_row(row: &impl Cols) -> Result<User> {
     Ok(User {
-        id: row.text("id")?,
-        account_id: row.text("account_id")?,
+        id: row.id("id")?,
+        account_id: row.id("account_id")?,
         email: row.text("email")?,
         password_hash: row.text("password_hash")?,
         created_at: row.ts("created_at")?,
@@ -203,11 +244,11 @@ pub const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.account_id, d.webhook_id, e.e
 pub fn delivery_from_row(row: &impl Cols) -> Result<Delivery> {
     let state = row.state("state")?;
     Ok(Delivery {
-        id: row.text("id")?,
-        account_id: row.text("account_id")?,
-        webhook_id: row.text("webhook_id")?,
-        event_id: row.text("event_id")?,
-        call_id: row.text("call_id")?,
+        id: row.id("id")?,
+        account_id: row.id("account_id")?,
+        webhook_id: row.id("webhook_id")?,
+        event_id: row.id("event_id")?,
+        call_id: row.id("call_id")?,
         trigger: row.trigger("trigger")?,
         status: state.status(),
         waiting: state == State::Waiting,
@@ -258,10 +299,10 @@ pub fn attempt_from_row(row: &impl Cols) -> Result<Attempt> {
 
 pub fn event_from_row(row: &impl Cols) -> Result<StoredEvent> {
     Ok(StoredEvent {
-        id: row.text("id")?,
-        account_id: row.text("account_id")?,
-        event_id: row.text("event_id")?,
-        call_id: row.text("call_id")?,
+        id: row.id("id")?,
+        account_id: row.id("account_id")?,
+        event_id: row.id("event_id")?,
+        call_id: row.id("call_id")?,
         event_type: row.text("type")?,
         occurred_at: row.ts("occurred_at")?,
         received_at: row.ts("received_at")?,
@@ -271,9 +312,9 @@ pub fn event_from_row(row: &impl Cols) -> Result<StoredEvent> {
 }
 
 /// The webhook stats columns of `webhook_stats`.
-pub fn stats_from_row(row: &impl Cols) -> Result<(String, WebhookStats)> {
+pub fn stats_from_row(row: &impl Cols) -> Result<(WebhookId, WebhookStats)> {
     Ok((
-        row.text("id")?,
+        row.id("id")?,
         WebhookStats {
             succeeded: row.int("succeeded")? as u64,
             failed: row.int("failed")? as u64,
@@ -287,14 +328,14 @@ pub fn stats_from_row(row: &impl Cols) -> Result<(String, WebhookStats)> {
 pub fn session_user_from_row(row: &impl Cols) -> Result<(Session, User)> {
     let session = Session {
         id: row.text("id")?,
-        user_id: row.text("user_id")?,
+        user_id: row.id("user_id")?,
         csrf: row.text("csrf")?,
         created_at: row.ts("created_at")?,
         expires_at: row.ts("expires_at")?,
     };
     let user = User {
         id: session.user_id.clone(),
-        account_id: row.text("account_id")?,
+        account_id: row.id("account_id")?,
         email: row.text("email")?,
         password_hash: row.text("password_hash")?,
         created_at: row.ts("user_created_at")?,
@@ -313,7 +354,7 @@ pub fn hourly_from_row(row: &impl Cols) -> Result<HourlyDeliveries> {
 
 pub fn call_summary_from_row(row: &impl Cols) -> Result<CallSummary> {
     Ok(CallSummary {
-        call_id: row.text("call_id")?,
+        call_id: row.id("call_id")?,
         call_type: row.opt_text("call_type")?,
         did_number: row.opt_text("did_number")?,
         customer_number: row.opt_text("customer_number")?,

@@ -8,6 +8,7 @@ use super::Backend;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::*;
 use crate::core::delivery_state::{Unsent, after_attempt};
+use crate::core::id::{AccountId, WebhookId};
 use crate::core::trigger::Trigger;
 use crate::store::{Page, PageRequest, Result, StoreError, Webhook, WebhookStats};
 
@@ -40,8 +41,8 @@ pub async fn insert<DB: SqlDb>(b: &impl Backend<Db = DB>, webhook: &Webhook) -> 
 
 pub async fn get<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
-    id: &str,
+    account_id: &AccountId,
+    id: &WebhookId,
 ) -> Result<Webhook> {
     let row = sqlx::query(SELECT_WEBHOOK)
         .bind(account_id)
@@ -53,7 +54,7 @@ pub async fn get<DB: SqlDb>(
 
 pub async fn list<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     page: &PageRequest,
 ) -> Result<Page<Webhook>> {
     let rows = sqlx::query(LIST_WEBHOOKS)
@@ -64,7 +65,7 @@ pub async fn list<DB: SqlDb>(
         .await?;
     let items = rows.iter().map(webhook_from_row).collect::<Result<_>>()?;
     Ok(Page::from_rows(items, page.limit, |w: &Webhook| {
-        w.id.clone()
+        w.id.to_string()
     }))
 }
 
@@ -118,8 +119,8 @@ pub async fn update<DB: SqlDb>(
 /// Deletes the webhook; its unfinished deliveries end, and their log rows go with retention.
 pub async fn delete<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
-    id: &str,
+    account_id: &AccountId,
+    id: &WebhookId,
 ) -> Result<()> {
     let (account_id, id) = (account_id.to_owned(), id.to_owned());
     b.write(move |c| {
@@ -151,7 +152,7 @@ pub async fn delete<DB: SqlDb>(
 /// Enabled webhooks of the account with one of `triggers`.
 pub async fn matching<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     triggers: &[Trigger],
 ) -> Result<Vec<Webhook>> {
     if triggers.is_empty() {
@@ -174,9 +175,9 @@ pub async fn matching<DB: SqlDb>(
 /// Outcome counts over each webhook's `recent` latest deliveries.
 pub async fn stats<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    account_id: &str,
+    account_id: &AccountId,
     recent: u32,
-) -> Result<Vec<(String, WebhookStats)>> {
+) -> Result<Vec<(WebhookId, WebhookStats)>> {
     let rows = sqlx::query(
         "SELECT w.id,
                 (SELECT COUNT(*) FROM (SELECT state FROM deliveries d WHERE d.webhook_id = w.id

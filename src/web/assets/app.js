@@ -1,6 +1,6 @@
 // callhook's web page: small progressive enhancements. Every page works without this
-// script except adding header and body rows, the parameter picker and revealing the
-// signing secret.
+// script except adding header and body rows, the parameter picker, revealing the signing
+// secret and a click-to-call request's state updating on its own (a reload shows it too).
 "use strict";
 
 (function () {
@@ -12,14 +12,15 @@
     year: "numeric", month: "short", day: "numeric",
     hour: "2-digit", minute: "2-digit", second: "2-digit",
   });
-  for (const t of $$("time[datetime]")) {
-    if (!/UTC$/.test(t.textContent.trim())) continue;
+  const localise = (t) => {
+    if (!/UTC$/.test(t.textContent.trim())) return;
     const d = new Date(t.getAttribute("datetime"));
     if (!isNaN(d)) {
       t.title = t.textContent.trim();
       t.textContent = stamp.format(d);
     }
-  }
+  };
+  $$("time[datetime]").forEach(localise);
 
   // Forms that ask first (rotate a secret, revoke a key, remove a number).
   for (const form of $$("form[data-confirm]")) {
@@ -90,6 +91,53 @@
   // After Send test, bring the result into view and to screen readers.
   const test = $("#test");
   if (test) test.focus();
+
+  // A click-to-call request the Call form made: its state follows the call, read every
+  // second from the page's JSON view of it until it is answered or failed.
+  const call = $("#click-to-call");
+  if (call) {
+    call.focus();
+    const follow = async () => {
+      let r;
+      try {
+        r = await fetch(call.dataset.url, { headers: { Accept: "application/json" } });
+      } catch {
+        setTimeout(follow, 2000); // offline for a moment: try again
+        return;
+      }
+      if (!r.ok) return; // signed out, or the request is gone
+      const s = await r.json();
+      call.dataset.state = s.state;
+      const badge = $("#c2c-state");
+      badge.className = "badge badge-" + s.badge;
+      badge.textContent = s.label;
+      for (const step of s.steps) {
+        const li = $(`li[data-step="${step.key}"]`, call);
+        if (!li) continue;
+        li.classList.toggle("done", step.at !== null);
+        $(".c2c-label", li).textContent = step.label;
+        const t = $("time", li);
+        if (step.at !== null && t.getAttribute("datetime") !== step.at) {
+          t.setAttribute("datetime", step.at);
+          t.textContent = step.at_text;
+          localise(t);
+        }
+      }
+      const reason = $("#c2c-reason");
+      reason.hidden = s.reason === null;
+      reason.textContent = s.reason || "";
+      if (s.call_id !== null) {
+        const a = document.createElement("a");
+        a.href = s.call_url;
+        const code = document.createElement("code");
+        code.textContent = s.call_id;
+        a.appendChild(code);
+        $("#c2c-call").replaceChildren(a);
+      }
+      if (!s.final) setTimeout(follow, 1000);
+    };
+    if (call.dataset.final !== "true") setTimeout(follow, 1000);
+  }
 
   // The webhook form.
   const form = $("#webhook-form");

@@ -11,9 +11,9 @@ use crate::core::shape::{Payload, TimeFormat};
 use crate::core::trigger::{ParamKind, Trigger};
 use crate::core::validate::FieldErrors;
 use crate::core::webhook::{ContentType, Method, WebhookSpec};
-use crate::service::numbers;
 use crate::service::triggers;
 use crate::service::webhooks::{self, WebhookError};
+use crate::service::{numbers, parse_id};
 use crate::store::Number;
 use crate::web::form::{Fields, PostForm};
 use crate::web::session::Signed;
@@ -403,11 +403,11 @@ pub(super) async fn edit_form(
     signed: Signed,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let w = webhooks::get(&*state.svc.store, &signed.actor(), &id).await?;
+    let w = webhooks::get(&*state.svc.store, &signed.actor(), &parse_id(&id)?).await?;
     form_page(
         &state,
         &signed,
-        Some(w.id),
+        Some(w.id.to_string()),
         FormValues::of(&w.spec),
         Errors::default(),
     )
@@ -445,7 +445,14 @@ pub(super) async fn save(
 ) -> WebResult<Response> {
     let values = FormValues::from_fields(&form.fields);
     let actor = form.signed.actor();
-    match webhooks::replace(&*state.svc.store, &actor, &id, &values.to_json()).await {
+    match webhooks::replace(
+        &*state.svc.store,
+        &actor,
+        &parse_id(&id)?,
+        &values.to_json(),
+    )
+    .await
+    {
         Ok(w) => Ok(Redirect::to(&format!("/webhooks/{}?notice=saved", w.id)).into_response()),
         Err(WebhookError::Invalid(errors)) => {
             form_page(&state, &form.signed, Some(id), values, Errors(errors)).await

@@ -45,7 +45,7 @@ impl WebhookRow {
             success,
             finished,
             last: s.last_delivery_at.map(when),
-            id: w.id,
+            id: w.id.into_string(),
             name: w.spec.name,
             trigger: w.spec.trigger.label(),
             url: w.spec.url.to_string(),

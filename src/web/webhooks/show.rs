@@ -9,10 +9,10 @@ use jiff::{SignedDuration, Timestamp};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::core::id::is_id;
+use crate::core::id::{DeliveryId, WebhookId};
 use crate::core::webhook::Header;
 use crate::service::deliveries::{self, DeliveryError};
-use crate::service::{Actor, webhooks};
+use crate::service::{Actor, parse_id, webhooks};
 use crate::store::{Delivery, DeliveryFilter, DeliveryStatus, HourlyDeliveries, PageRequest};
 use crate::web::form::PostForm;
 use crate::web::session::Signed;
@@ -51,8 +51,8 @@ impl From<Delivery> for DeliveryRow {
             },
             latency: d.last_latency_ms.map_or_else(|| "—".to_owned(), latency),
             test: d.test,
-            call_id: d.call_id,
-            id: d.id,
+            call_id: d.call_id.into_string(),
+            id: d.id.into_string(),
         }
     }
 }
@@ -223,15 +223,18 @@ pub(super) struct ShowQuery {
 async fn test_result(
     state: &WebState,
     actor: &Actor,
-    webhook_id: &str,
+    webhook_id: &WebhookId,
     delivery_id: &str,
 ) -> WebResult<Option<TestResult>> {
-    let (d, attempts) = match deliveries::get(&*state.svc.store, actor, delivery_id).await {
+    let Some(delivery_id) = DeliveryId::parse(delivery_id) else {
+        return Ok(None);
+    };
+    let (d, attempts) = match deliveries::get(&*state.svc.store, actor, &delivery_id).await {
         Ok(found) => found,
         Err(DeliveryError::NotFound) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
-    if d.webhook_id != webhook_id {
+    if d.webhook_id != *webhook_id {
         return Ok(None);
     }
     let Some(a) = attempts.last() else {
@@ -254,7 +257,7 @@ async fn test_result(
         ok,
         headline,
         detail,
-        delivery_id: d.id,
+        delivery_id: d.id.into_string(),
     }))
 }
 
@@ -266,7 +269,7 @@ pub(super) async fn show(
 ) -> WebResult<Response> {
     let actor = signed.actor();
     let store = &*state.svc.store;
-    let w = webhooks::get(store, &actor, &id).await?;
+    let w = webhooks::get(store, &actor, &parse_id(&id)?).await?;
     let status = q.status.as_deref().and_then(DeliveryStatus::parse);
     let filter = DeliveryFilter {
         status,
@@ -274,7 +277,7 @@ pub(super) async fn show(
     };
     let page_request = PageRequest {
         limit: LOG_PAGE,
-        after: q.after.clone().filter(|a| is_id("dlv", a)),
+        after: q.after.clone().filter(|a| DeliveryId::parse(a).is_some()),
     };
     let log = deliveries::list(store, &actor, &w.id, &filter, &page_request).await?;
     let now = Timestamp::now();
@@ -290,7 +293,7 @@ pub(super) async fn show(
     page(&ShowPage {
         layout: Layout::new(&signed, spec.name.clone(), "webhooks")
             .with_notice(q.notice.as_deref()),
-        id: w.id.clone(),
+        id: w.id.to_string(),
         name: spec.name.clone(),
         description: spec.description.clone(),
         trigger: spec.trigger.label(),
@@ -339,7 +342,8 @@ pub(super) async fn show(
 }
 
 async fn set_enabled(state: &WebState, form: &PostForm, id: &str, on: bool) -> WebResult<Response> {
-    let w = webhooks::set_enabled(&*state.svc.store, &form.signed.actor(), id, on).await?;
+    let actor = form.signed.actor();
+    let w = webhooks::set_enabled(&*state.svc.store, &actor, &parse_id(id)?, on).await?;
     let notice = if on { "enabled" } else { "disabled" };
     Ok(Redirect::to(&format!("/webhooks/{}?notice={notice}", w.id)).into_response())
 }
@@ -373,10 +377,10 @@ pub(super) async fn confirm_delete(
     signed: Signed,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let w = webhooks::get(&*state.svc.store, &signed.actor(), &id).await?;
+    let w = webhooks::get(&*state.svc.store, &signed.actor(), &parse_id(&id)?).await?;
     page(&DeletePage {
         layout: Layout::new(&signed, format!("Delete {}", w.spec.name), "webhooks"),
-        id: w.id,
+        id: w.id.into_string(),
         name: w.spec.name,
     })
 }
@@ -386,7 +390,7 @@ pub(super) async fn delete(
     Path(id): Path<String>,
     form: PostForm,
 ) -> WebResult<Response> {
-    webhooks::delete(&*state.svc.store, &form.signed.actor(), &id).await?;
+    webhooks::delete(&*state.svc.store, &form.signed.actor(), &parse_id(&id)?).await?;
     Ok(Redirect::to("/webhooks?notice=deleted").into_response())
 }
 
@@ -397,7 +401,7 @@ pub(super) async fn secret(
     signed: Signed,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    let secrets = webhooks::secrets(&*state.svc.store, &signed.actor(), &id).await?;
+    let secrets = webhooks::secrets(&*state.svc.store, &signed.actor(), &parse_id(&id)?).await?;
     let secret = secrets.current.map(|s| s.expose()).unwrap_or_default();
     Ok(Json(json!({ "secret": secret })).into_response())
 }
@@ -407,7 +411,7 @@ pub(super) async fn rotate_secret(
     Path(id): Path<String>,
     form: PostForm,
 ) -> WebResult<Response> {
-    webhooks::rotate(&*state.svc.store, &form.signed.actor(), &id).await?;
+    webhooks::rotate(&*state.svc.store, &form.signed.actor(), &parse_id(&id)?).await?;
     Ok(Redirect::to(&format!("/webhooks/{id}?notice=rotated#secret")).into_response())
 }
 
@@ -416,6 +420,6 @@ pub(super) async fn test(
     Path(id): Path<String>,
     form: PostForm,
 ) -> WebResult<Response> {
-    let delivery = deliveries::send_test(&state.svc, &form.signed.actor(), &id).await?;
+    let delivery = deliveries::send_test(&state.svc, &form.signed.actor(), &parse_id(&id)?).await?;
     Ok(Redirect::to(&format!("/webhooks/{id}?test={delivery}#test")).into_response())
 }

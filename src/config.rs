@@ -473,6 +473,36 @@ mod tests {
 
     #[test]
     #[allow(clippy::result_large_err)] // figment's Jail fixes the error type
+    fn proxies_and_the_public_url_are_checked_at_start() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CALLHOOK_TRUSTED_PROXIES", "10.0.0.5, 127.0.0.0/8");
+            jail.set_env("CALLHOOK_PUBLIC_URL", "https://callhook.example.com");
+            let s = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(s.trusted_proxies.len(), 2);
+            assert!(s.public_https());
+            jail.set_env("CALLHOOK_PUBLIC_URL", "http://callhook.example.com");
+            let s = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(!s.public_https());
+            jail.set_env("CALLHOOK_PUBLIC_URL", "callhook.example.com");
+            let e = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("public_url"), "{e}");
+            jail.set_env("CALLHOOK_PUBLIC_URL", "");
+            jail.set_env("CALLHOOK_TRUSTED_PROXIES", "not-a-network");
+            let e = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("TRUSTED_PROXIES"), "{e}");
+            jail.set_env("CALLHOOK_TRUSTED_PROXIES", "");
+            jail.set_env("CALLHOOK_MAX_CONNECTIONS_PER_CLIENT", "0");
+            assert!(Settings::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the error type
     fn connectors_come_from_the_settings_file() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(

@@ -196,6 +196,10 @@ impl<'a> Fields<'a> {
         let mut ok = true;
         for (i, v) in arr.iter().enumerate() {
             match v {
+                Value::String(s) if s.contains('\0') => {
+                    ok = false;
+                    self.error(&format!("{key}[{i}]"), NUL_MESSAGE);
+                }
                 Value::String(s) => out.push(s.as_str()),
                 other => {
                     ok = false;
@@ -403,6 +407,16 @@ mod tests {
 
     fn fields(e: &FieldErrors) -> Vec<&str> {
         e.0.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn a_string_field_or_list_item_with_nul_is_refused() {
+        let obj = json!({"name": "a\u{0}", "list": ["a", "b\u{0}"]});
+        let obj = obj.as_object().unwrap().clone();
+        let mut f = Fields::new("", &obj, &["name", "list"]);
+        assert!(f.str("name").is_none());
+        assert!(f.str_array("list").is_none());
+        assert_eq!(fields(&f.finish()), ["name", "list[1]"]);
     }
 
     #[test]

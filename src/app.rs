@@ -235,22 +235,22 @@ impl App {
             stopper.handle(),
         ));
         let services = Services {
-            ingest: Ingest::new(store.clone(), waker),
+            ingest: Ingest::new(store.clone(), waker)
+                .max_deliveries(settings.max_deliveries_per_post),
             store,
             settings,
             client,
             policy: Arc::new(policy),
             connectors,
             operator_hash: operator_hash.into(),
+            test_sends: Default::default(),
         };
         let (api, openapi) = api::router(ApiState {
             svc: services.clone(),
             metrics: metrics_handle(),
         });
         let openapi_json = Arc::new(
-            openapi
-                .to_json()
-                .context("cannot write the OpenAPI document")?,
+            api::openapi::document(&openapi).context("cannot write the OpenAPI document")?,
         );
         let router = api
             .merge(web::router(WebState {
@@ -272,6 +272,11 @@ impl App {
             .fallback(|| async { ApiError::NotFound("route") })
             .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
             .layer(axum::middleware::from_fn(catch_panics))
+            .layer(axum::middleware::from_fn(web::security_headers))
+            .layer(axum::middleware::from_fn_with_state(
+                services.settings.clone(),
+                crate::edge::hsts,
+            ))
             .layer(axum::middleware::from_fn(request_span));
         Ok(App {
             services,
@@ -289,17 +294,11 @@ impl App {
         listener: TcpListener,
         signal: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        // The peer's address is kept for the sign-in limits.
-        let app = self
-            .router
-            .into_make_service_with_connect_info::<std::net::SocketAddr>();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(signal)
-            .await
-            .context("the HTTP server failed");
+        let limits = crate::edge::ConnectionLimits::of(&self.services.settings);
+        crate::edge::serve(listener, self.router, limits, signal).await;
         self.stopper.stop().await;
         tracing::info!("stopped");
-        served
+        Ok(())
     }
 }
 

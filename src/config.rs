@@ -65,6 +65,22 @@ pub struct Settings {
     /// How long a click-to-call request waits for a node to place it, and how long the node
     /// placing one may stay silent, before it fails (`connector_lost`).
     pub click_to_call_timeout: Dur,
+    /// Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// The address browsers use (`https://callhook.example.com`); empty means unknown.
+    pub public_url: String,
+    /// Time a client has to send a request's headers (also the keep-alive wait), and how long
+    /// a connection may go with nothing heard from the client.
+    pub header_read_timeout: Dur,
+    pub idle_timeout: Dur,
+    /// Connections one client address may hold open at once.
+    pub max_connections_per_client: u32,
+    /// Per-account limits (0: none).
+    pub max_webhooks_per_account: u32,
+    pub max_numbers_per_account: u32,
+    pub max_api_keys_per_account: u32,
+    pub max_deliveries_per_post: u32,
     /// PBXs to follow (`[[connectors]]` tables); see docs/connectors.md.
     pub connectors: Vec<crate::connectors::ConnectorSettings>,
 }
@@ -89,6 +105,15 @@ impl Default for Settings {
             shutdown_grace: Dur(Duration::from_secs(10)),
             log: "info".into(),
             click_to_call_timeout: Dur(Duration::from_secs(30)),
+            trusted_proxies: Vec::new(),
+            public_url: String::new(),
+            header_read_timeout: Dur(Duration::from_secs(10)),
+            idle_timeout: Dur(Duration::from_secs(60)),
+            max_connections_per_client: 64,
+            max_webhooks_per_account: 1000,
+            max_numbers_per_account: 10_000,
+            max_api_keys_per_account: 100,
+            max_deliveries_per_post: 20_000,
             connectors: Vec::new(),
         }
     }
@@ -175,6 +200,51 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
         "a click-to-call request no node with its connector connected takes within this fails (connector_lost); so does one whose placing node stays silent this long",
     ),
     (
+        "trusted_proxies",
+        "none",
+        "proxies in front of callhook, comma-separated CIDRs: only from these are X-Forwarded-For (the client's address) and X-Forwarded-Proto believed",
+    ),
+    (
+        "public_url",
+        "none",
+        "the address browsers reach callhook at (https://callhook.example.com); https makes the session cookie Secure and __Host-, and adds HSTS",
+    ),
+    (
+        "header_read_timeout",
+        "10s",
+        "time a client has to send a request's headers (and a kept-alive connection its next request); a slower or half-sent request is closed",
+    ),
+    (
+        "idle_timeout",
+        "60s",
+        "a connection from which nothing arrives for this long is closed (a stalled body, a client that stopped reading); header_read_timeout closes idle kept-alive ones sooner",
+    ),
+    (
+        "max_connections_per_client",
+        "64",
+        "connections one client address may hold open at once; more are closed at once",
+    ),
+    (
+        "max_webhooks_per_account",
+        "1000",
+        "webhooks one account may have (0: no limit)",
+    ),
+    (
+        "max_numbers_per_account",
+        "10000",
+        "numbers in one account's My Numbers (0: no limit)",
+    ),
+    (
+        "max_api_keys_per_account",
+        "100",
+        "API keys one account may have (0: no limit)",
+    ),
+    (
+        "max_deliveries_per_post",
+        "20000",
+        "deliveries one POST /v1/events may create; a batch that would make more is refused with a 422 (0: no limit)",
+    ),
+    (
         "connectors",
         "none",
         "Asterisk (AMI) or FreeSWITCH (event socket) PBXs to follow: [[connectors]] tables in the TOML file, see docs/connectors.md",
@@ -258,12 +328,35 @@ impl Settings {
         if self.poll_interval.0.is_zero() {
             anyhow::bail!("invalid settings: poll_interval must be above 0");
         }
+        if !self.public_url.is_empty() {
+            let ok = url::Url::parse(&self.public_url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                anyhow::bail!(
+                    "invalid settings: public_url ({:?}) must be an http(s) address like https://callhook.example.com",
+                    self.public_url
+                );
+            }
+        }
+        if self.header_read_timeout.0.is_zero() || self.idle_timeout.0.is_zero() {
+            anyhow::bail!("invalid settings: header_read_timeout and idle_timeout must be above 0");
+        }
+        if self.max_connections_per_client == 0 {
+            anyhow::bail!("invalid settings: max_connections_per_client must be at least 1");
+        }
         if self.max_in_flight_per_webhook == 0 || self.max_in_flight == 0 {
             anyhow::bail!(
                 "invalid settings: max_in_flight and max_in_flight_per_webhook must be at least 1"
             );
         }
         Ok(())
+    }
+
+    /// Whether browsers reach callhook over https, as `public_url` says.
+    pub fn public_https(&self) -> bool {
+        self.public_url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
     }
 
     pub fn database_url(&self) -> String {
@@ -376,6 +469,36 @@ mod tests {
         s.click_to_call_timeout = Dur(Duration::from_millis(900));
         s.poll_interval = Dur(Duration::from_millis(100));
         assert!(s.check().is_err());
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the error type
+    fn proxies_and_the_public_url_are_checked_at_start() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("CALLHOOK_TRUSTED_PROXIES", "10.0.0.5, 127.0.0.0/8");
+            jail.set_env("CALLHOOK_PUBLIC_URL", "https://callhook.example.com");
+            let s = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!(s.trusted_proxies.len(), 2);
+            assert!(s.public_https());
+            jail.set_env("CALLHOOK_PUBLIC_URL", "http://callhook.example.com");
+            let s = Settings::load(None, &Overrides::default()).map_err(|e| e.to_string())?;
+            assert!(!s.public_https());
+            jail.set_env("CALLHOOK_PUBLIC_URL", "callhook.example.com");
+            let e = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("public_url"), "{e}");
+            jail.set_env("CALLHOOK_PUBLIC_URL", "");
+            jail.set_env("CALLHOOK_TRUSTED_PROXIES", "not-a-network");
+            let e = Settings::load(None, &Overrides::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("TRUSTED_PROXIES"), "{e}");
+            jail.set_env("CALLHOOK_TRUSTED_PROXIES", "");
+            jail.set_env("CALLHOOK_MAX_CONNECTIONS_PER_CLIENT", "0");
+            assert!(Settings::load(None, &Overrides::default()).is_err());
+            Ok(())
+        });
     }
 
     #[test]

@@ -10,8 +10,11 @@ use jiff::Timestamp;
 use crate::core::event::CallEvent;
 use crate::core::id::{AccountId, DeliveryId, EventId, PostedEventId};
 use crate::core::trigger::Trigger;
+use crate::core::validate::{FieldError, FieldErrors};
 use crate::delivery::dispatcher::Waker;
-use crate::store::{Inserted, NewDelivery, NewEvent, Result, Store, StoredEvent, Webhook};
+use crate::store::{
+    Inserted, NewDelivery, NewEvent, Result, Store, StoreError, StoredEvent, Webhook,
+};
 
 /// What became of a batch.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
@@ -28,6 +31,8 @@ pub struct Accepted {
 pub struct Ingest {
     store: Arc<dyn Store>,
     waker: Waker,
+    /// Most deliveries one batch may create (0: no limit): one request's work is bounded.
+    max_deliveries: u32,
 }
 
 /// The webhooks that fire for `event` among an account's candidates (SPEC §2).
@@ -68,7 +73,17 @@ pub fn stored_event(
 
 impl Ingest {
     pub fn new(store: Arc<dyn Store>, waker: Waker) -> Ingest {
-        Ingest { store, waker }
+        Ingest {
+            store,
+            waker,
+            max_deliveries: 0,
+        }
+    }
+
+    /// Refuses (422, all or nothing) a batch that would create more than `max` deliveries.
+    pub fn max_deliveries(mut self, max: u32) -> Ingest {
+        self.max_deliveries = max;
+        self
     }
 
     /// Matches and stores `events` (each with the account it belongs to), all or nothing.
@@ -116,6 +131,17 @@ impl Ingest {
                     .collect(),
             })
             .collect();
+        let made: usize = batch.iter().map(|e| e.deliveries.len()).sum();
+        if self.max_deliveries > 0 && made > self.max_deliveries as usize {
+            return Err(StoreError::Rejected(FieldErrors(vec![FieldError {
+                field: String::new(),
+                message: format!(
+                    "these events would make {made} deliveries, more than one post may \
+                     (max_deliveries_per_post = {}); send fewer events per post",
+                    self.max_deliveries
+                ),
+            }])));
+        }
         let outcome = self.store.insert_events(batch).await?;
         let mut acc = Accepted::default();
         for o in outcome {

@@ -13,6 +13,7 @@ pub mod config;
 pub mod connectors;
 pub mod core;
 pub mod delivery;
+pub mod edge;
 pub mod ingest;
 pub mod listen;
 pub mod retention;

@@ -49,8 +49,14 @@ pub struct CreatedAccount {
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct AccountInput {
-    /// 1 to 100 characters.
+    /// 1 to 100 characters, no control characters, not starting or ending with a space.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
 }
 

@@ -93,7 +93,7 @@ async fn create_api_key(
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
     let (actor, body) = (caller.actor()?, body.object()?);
-    let key = api_keys::create(&*state.svc.store, actor, body).await?;
+    let key = api_keys::create(&*state.svc.store, &state.svc.quotas(), actor, body).await?;
     Ok((StatusCode::CREATED, Json(key.into())))
 }
 

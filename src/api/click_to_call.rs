@@ -86,22 +86,29 @@ impl From<StoredClickToCall> for ClickToCallOut {
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ClickToCallInput {
     /// The agent's extension, rung first (letters, digits and `- _ . @ +`).
-    #[schema(example = "101")]
+    #[schema(example = "101", pattern = r"^[A-Za-z0-9._@+-]{1,64}$")]
     pub agent_extension: String,
     /// The customer's number in E.164, dialled once the agent picked up.
-    #[schema(example = "+919812345678")]
+    #[schema(
+        example = "+919812345678",
+        pattern = r"^\+[ .()-]*[1-9](?:[ .()-]*[0-9]){6,14}[ .()-]*$"
+    )]
     pub customer_number: String,
     /// One of My Numbers, shown to the customer as caller id; the placing connector's
     /// `default_did` when absent.
-    #[schema(example = "+918065251305")]
+    #[schema(
+        example = "+918065251305",
+        pattern = r"^\+[ .()-]*[1-9](?:[ .()-]*[0-9]){6,14}[ .()-]*$"
+    )]
     pub did_number: Option<String>,
     /// Your reference (up to 100 letters, digits and `- _ . : / @ + #`): the call's events
     /// and `answered_by_customer` carry it, and the same `ref_id` again answers the same
     /// request. callhook uses the request id when absent.
-    #[schema(example = "crm-lead-4711")]
+    #[schema(example = "crm-lead-4711", pattern = r"^[A-Za-z0-9._:/@+#-]{1,100}$")]
     pub ref_id: Option<String>,
 }
 

@@ -146,9 +146,11 @@ pub struct DeliveryDetail {
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// `pending`, `succeeded` or `failed`.
+    #[param(value_type = Option<crate::store::DeliveryStatus>)]
     pub status: Option<String>,
     pub call_id: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,
@@ -211,7 +213,8 @@ async fn get_delivery(
 /// Sends a delivery again now, outside its schedule. One that had ended gets exactly one
 /// more attempt.
 #[utoipa::path(post, path = "/v1/deliveries/{id}/resend", tag = "deliveries", params(("id" = String, Path)),
-    responses((status = 202, body = DeliveryOut), (status = 404, body = Problem)))]
+    responses((status = 202, body = DeliveryOut), (status = 404, body = Problem),
+        (status = 409, description = "The delivery waits for an earlier one of its call, or is being sent", body = Problem)))]
 async fn resend_delivery(
     State(state): State<ApiState>,
     caller: Caller,
@@ -228,11 +231,23 @@ async fn resend_delivery(
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct ReplayInput {
     /// RFC 3339: deliveries created at or after this time.
+    #[schema(format = DateTime)]
     pub since: String,
     /// Which deliveries: `failed` (default) or `succeeded`.
+    #[schema(value_type = Option<ReplayStatus>)]
     pub status: Option<String>,
+}
+
+/// The deliveries a replay re-queues.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum ReplayStatus {
+    Failed,
+    Succeeded,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -260,7 +275,8 @@ async fn replay_webhook(
 /// Sends sample data for the webhook's trigger now and answers with the outcome. It shows in
 /// the delivery log, marked `test`; it is tried once.
 #[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "deliveries", params(("id" = String, Path)),
-    responses((status = 200, body = DeliveryDetail), (status = 404, body = Problem)))]
+    responses((status = 200, body = DeliveryDetail), (status = 404, body = Problem),
+        (status = 429, description = "The webhook's max_in_flight_per_webhook or rate_limit says not now (Retry-After)", body = Problem)))]
 async fn test_webhook(
     State(state): State<ApiState>,
     caller: Caller,

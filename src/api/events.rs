@@ -9,6 +9,7 @@ use utoipa_axum::routes;
 use super::ApiState;
 use super::extract::{BodyLimit, Caller, JsonBody};
 use super::problem::{ApiResult, Problem};
+use crate::core::event::CallType;
 use crate::ingest::Accepted;
 use crate::service::events;
 
@@ -24,6 +25,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
 /// A call event as posted (SPEC §4). Exactly one of `answered_by`, `dialed`, `dtmf`, `ended`,
 /// matching `type` (none for `call.received`).
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CallEventInput {
     /// Unique per account; a repeat is accepted once and ignored after.
@@ -32,8 +34,10 @@ pub struct CallEventInput {
     pub account_id: Option<String>,
     /// `call.received`, `call.answered`, `call.dialed`, `call.dtmf` or `call.ended`.
     #[serde(rename = "type")]
+    #[schema(value_type = crate::core::event::EventType)]
     pub event_type: String,
     /// RFC 3339 with an offset.
+    #[schema(format = DateTime)]
     pub occurred_at: String,
     pub call: CallInput,
     pub answered_by: Option<AnsweredByInput>,
@@ -43,24 +47,31 @@ pub struct CallEventInput {
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct CallInput {
     pub call_id: String,
     pub leg_id: Option<String>,
     /// `inbound`, `outbound` or `click_to_call`.
+    #[schema(value_type = CallType)]
     pub call_type: String,
     /// E.164.
+    #[schema(pattern = r"^\+[ .()-]*[1-9](?:[ .()-]*[0-9]){6,14}[ .()-]*$")]
     pub did_number: String,
     /// E.164.
+    #[schema(pattern = r"^\+[ .()-]*[1-9](?:[ .()-]*[0-9]){6,14}[ .()-]*$")]
     pub customer_number: Option<String>,
+    #[schema(format = DateTime)]
     pub started_at: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct AnsweredByInput {
     /// `ivr`, `ring_group`, `queue`, `extension` or `customer`.
     #[serde(rename = "type")]
+    #[schema(value_type = crate::core::event::AnswerKind)]
     pub kind: String,
     pub id: Option<String>,
     pub name: Option<String>,
@@ -75,9 +86,11 @@ pub struct AnsweredByInput {
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct DialedInput {
     /// `direct`, `ring_group` or `queue`.
+    #[schema(value_type = crate::core::event::DialVia)]
     pub via: String,
     pub id: Option<String>,
     pub name: Option<String>,
@@ -85,6 +98,7 @@ pub struct DialedInput {
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct DtmfInput {
     /// One of 0-9, *, #, A-D.
@@ -95,21 +109,27 @@ pub struct DtmfInput {
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct EndedInput {
     /// `answered` or `missed`.
+    #[schema(value_type = crate::core::event::EndStatus)]
     pub status: String,
+    #[schema(format = DateTime)]
     pub answered_at: Option<String>,
+    #[schema(format = DateTime)]
     pub ended_at: Option<String>,
     pub duration: Option<u32>,
     pub billsec: Option<u32>,
     pub hangup_cause: Option<String>,
     /// `customer`, `extension` or `system`.
+    #[schema(value_type = Option<crate::core::event::HangupBy>)]
     pub hangup_by: Option<String>,
     pub answered_extension: Option<String>,
     pub answered_extension_name: Option<String>,
     pub missed_extensions: Option<Vec<String>>,
     /// `ivr`, `ring_group`, `queue` or `extension`.
+    #[schema(value_type = Option<crate::core::event::Stage>)]
     pub last_stage: Option<String>,
     pub recording_url: Option<String>,
 }

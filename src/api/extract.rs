@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::ApiState;
 use super::problem::ApiError;
+use crate::core::validate::{bad_request_line, nul_fields};
 pub use crate::service::auth::Caller;
 use crate::service::auth::{self, AuthError};
 use crate::store::PageRequest;
@@ -54,32 +55,23 @@ impl FromRequestParts<ApiState> for Caller {
     }
 }
 
-/// callhook's address as the caller reached it (`http://callhook.example:8080`), for links
-/// made for people to open (an invitation): the `Host` header, over https when a proxy in
-/// front says so (`X-Forwarded-Proto: https`).
+/// callhook's address for links made for people to open (an invitation): `public_url`, else
+/// the address the caller reached ([`crate::edge::base_url`]).
 pub struct BaseUrl(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for BaseUrl {
+impl FromRequestParts<ApiState> for BaseUrl {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let host = parts
-            .headers
-            .get(header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .filter(|h| {
-                !h.is_empty()
-                    && h.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-            })
-            .ok_or_else(|| ApiError::BadRequest("the request has no usable Host header".into()))?;
-        let https = parts
-            .headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.eq_ignore_ascii_case("https"));
-        let scheme = if https { "https" } else { "http" };
-        Ok(BaseUrl(format!("{scheme}://{host}")))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ApiState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = crate::edge::peer(parts);
+        Ok(BaseUrl(crate::edge::base_url(
+            peer,
+            &parts.headers,
+            &state.svc.settings,
+        )))
     }
 }
 
@@ -136,10 +128,33 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
                 "the body is empty; send a JSON object".into(),
             ));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+        let nul = nul_fields(&value);
+        if !nul.is_empty() {
+            return Err(ApiError::Invalid(nul));
+        }
+        Ok(JsonBody(value))
     }
+}
+
+/// Refuses a request whose path parameters or query fields hold NUL or are not UTF-8, with a
+/// 422 naming them, before any handler (or the database) sees them. A route layer, so it
+/// knows the route's parameter names.
+pub async fn refuse_bad_request_line(
+    req: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let bad = bad_request_line(route.as_deref(), req.uri().path(), req.uri().query());
+    if !bad.is_empty() {
+        return ApiError::Invalid(bad).into_response();
+    }
+    next.run(req).await
 }
 
 impl JsonBody {
@@ -179,6 +194,7 @@ pub const MAX_PAGE: u32 = 1000;
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,

@@ -12,6 +12,7 @@ pub mod events;
 pub mod extract;
 pub mod health;
 pub mod numbers;
+pub mod openapi;
 pub mod problem;
 pub mod triggers;
 pub mod users;
@@ -21,7 +22,6 @@ use axum::Router;
 use serde::Serialize;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::service::Services;
@@ -96,7 +96,7 @@ impl utoipa::Modify for BearerAuth {
 /// The API router and its OpenAPI document, built from the same route list so neither can
 /// miss a route the other has.
 pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
-    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(accounts::router())
         .merge(api_keys::router())
         .merge(users::router())
@@ -111,68 +111,8 @@ pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(connectors::router())
         .merge(health::router())
         .split_for_parts();
-    problem_responses(&mut doc);
+    // Every answer also gets `Cache-Control: no-store` (some carry secrets) from the app's
+    // security headers.
+    let router = router.route_layer(axum::middleware::from_fn(extract::refuse_bad_request_line));
     (router.with_state(state), doc)
-}
-
-/// What every route's document says of its errors, whatever its own annotation lists: they
-/// are `application/problem+json`, and a route behind the bearer token may answer 401 (no or
-/// an unknown token) and 403 (a role that may not, or a token of the wrong kind).
-fn problem_responses(doc: &mut utoipa::openapi::OpenApi) {
-    let problem = |description: &str| {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/problem+json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("Problem")))
-                    .build(),
-            )
-            .build()
-    };
-    let is_problem = |r: &RefOr<utoipa::openapi::schema::Schema>| matches!(r, RefOr::Ref(r) if r.ref_location.ends_with("/Problem"));
-    for item in doc.paths.paths.values_mut() {
-        let ops = [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ];
-        for op in ops.into_iter().flatten() {
-            for response in op.responses.responses.values_mut() {
-                let RefOr::T(response) = response else {
-                    continue;
-                };
-                let json = response.content.get("application/json");
-                if json.is_some_and(
-                    |c| matches!(c, RefOr::T(c) if c.schema.as_ref().is_some_and(is_problem)),
-                ) && let Some(c) = response.content.shift_remove("application/json")
-                {
-                    response
-                        .content
-                        .insert("application/problem+json".to_owned(), c);
-                }
-            }
-            // `security(())` marks the routes anyone may call.
-            let public = op
-                .security
-                .as_ref()
-                .is_some_and(|s| s.iter().all(|r| *r == Default::default()));
-            if public {
-                continue;
-            }
-            let responses = &mut op.responses.responses;
-            responses
-                .entry("401".to_owned())
-                .or_insert_with(|| RefOr::T(problem("No or an unknown bearer token")));
-            responses.entry("403".to_owned()).or_insert_with(|| {
-                RefOr::T(problem(
-                    "The key's role may not do this (it says which role it needs), or a token of \
-                     the wrong kind: the operator token on an account's route, an account key on \
-                     an operator's",
-                ))
-            });
-        }
-    }
 }

@@ -39,17 +39,25 @@ impl From<Number> for NumberOut {
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct NumberInput {
     /// E.164; spaces, dashes, dots and parentheses are dropped (`+91 80652 51305`).
+    #[schema(
+        pattern = r"^\+[ .()-]*[1-9](?:[ .()-]*[0-9]){6,14}[ .()-]*$",
+        example = "+918065251305"
+    )]
     pub number: String,
     /// Up to 100 characters.
+    #[schema(max_length = 100)]
     pub label: Option<String>,
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct NumberPatch {
     /// Up to 100 characters; `null` removes it.
+    #[schema(max_length = 100)]
     pub label: Option<String>,
 }
 
@@ -60,7 +68,13 @@ async fn add_number(
     caller: Caller,
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<NumberOut>)> {
-    let number = numbers::add(&*state.svc.store, caller.actor()?, body.object()?).await?;
+    let number = numbers::add(
+        &*state.svc.store,
+        &state.svc.quotas(),
+        caller.actor()?,
+        body.object()?,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(number.into())))
 }
 

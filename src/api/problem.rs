@@ -41,6 +41,9 @@ pub enum ApiError {
     Internal(anyhow::Error),
     #[error("the service is shutting down or overloaded")]
     Unavailable,
+    /// A limit says not now (the message names it); try again after this many seconds.
+    #[error("{0}")]
+    TooMany(String, u64),
 }
 
 impl ApiError {
@@ -63,6 +66,10 @@ impl<E: IntoFailure> From<E> for ApiError {
             Failure::ConflictOn(f) => ApiError::ConflictOn(f),
             Failure::Forbidden(m) => ApiError::Forbidden(m),
             Failure::Unavailable => ApiError::Unavailable,
+            Failure::TooMany {
+                message,
+                retry_after,
+            } => ApiError::TooMany(message, retry_after.as_secs_f64().ceil().max(1.0) as u64),
             Failure::Internal(e) => ApiError::Internal(e),
         }
     }
@@ -97,6 +104,7 @@ impl IntoResponse for ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error"),
             ApiError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable"),
+            ApiError::TooMany(..) => (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"),
         };
         let detail = match &self {
             ApiError::Internal(e) => {
@@ -110,6 +118,10 @@ impl IntoResponse for ApiError {
                 if f.0.len() == 1 { "is" } else { "are" }
             ),
             other => other.to_string(),
+        };
+        let retry_after = match &self {
+            ApiError::TooMany(_, secs) => Some(*secs),
+            _ => None,
         };
         let errors = match self {
             ApiError::Invalid(f) | ApiError::ConflictOn(f) => Some(f.0),
@@ -127,6 +139,10 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

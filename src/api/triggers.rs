@@ -91,14 +91,21 @@ async fn list_triggers(_caller: Caller) -> Json<ListOf<TriggerOut>> {
 #[into_params(parameter_in = Query)]
 pub struct SampleParams {
     /// `GET` or `POST` (default).
+    #[param(value_type = Option<crate::core::webhook::Method>)]
     pub method: Option<String>,
     /// `application/json` (default) or `application/x-www-form-urlencoded`.
+    #[param(value_type = Option<crate::core::webhook::ContentType>)]
     pub content_type: Option<String>,
     /// IANA zone (default `UTC`).
     pub time_zone: Option<String>,
     /// The receiver's URL (default `https://receiver.example.com/webhook`).
+    #[param(
+        max_length = 2048,
+        pattern = r"^$|^[hH][tT][tT][pP][sS]?://[^\u0000]*$"
+    )]
     pub url: Option<String>,
     /// `rfc3339` (default), `local` or `unix`.
+    #[param(value_type = Option<crate::core::shape::TimeFormat>)]
     pub time_format: Option<String>,
 }
 

@@ -105,29 +105,41 @@ impl From<&Webhook> for WebhookOut {
 
 /// One body row as the API reads and writes it.
 #[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct BodyFieldIo {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub key: String,
-    /// A template: literal text with `$name` / `${name}` references and `$$` for `$`.
+    /// A template: literal text with `$name` / `${name}` references and `$$` for `$`; up to
+    /// 2,000 characters.
+    #[schema(max_length = 2000)]
     pub value: String,
 }
 
-/// What a create (POST) or replace (PUT) takes; PATCH takes any subset.
+/// What a create (POST) or replace (PUT) takes.
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct WebhookInput {
     /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     pub trigger: Trigger,
     /// Absolute http(s) URL, no user name or password, at most 2048 characters. Its path and
     /// query may hold references to the trigger's parameters, filled in percent-encoded.
+    #[schema(max_length = 2048, pattern = r"^[hH][tT][tT][pP][sS]?://[^\u0000]*$")]
     pub url: String,
     /// `GET` or `POST` (default).
+    #[schema(value_type = Option<crate::core::webhook::Method>)]
     pub method: Option<String>,
     /// Non-empty; default all three.
+    #[schema(min_items = 1)]
     pub call_types: Option<Vec<CallType>>,
     /// `application/json` (default) or `application/x-www-form-urlencoded`.
+    #[schema(value_type = Option<crate::core::webhook::ContentType>)]
     pub content_type: Option<String>,
     /// Numbers of this account; empty (default) means all.
     pub numbers: Option<Vec<String>>,
@@ -136,6 +148,7 @@ pub struct WebhookInput {
     /// Up to 20. Keys are HTTP tokens; `host`, `content-length`, `content-type`,
     /// `transfer-encoding`, `connection`, `user-agent` and `webhook-*` are refused.
     /// Header values may hold references to the trigger's parameters (`$name`, `${name}`).
+    #[schema(max_items = 20)]
     pub headers: Option<Vec<Header>>,
     /// `standard` (default) or `custom`.
     pub payload: Option<Payload>,
@@ -144,10 +157,74 @@ pub struct WebhookInput {
     /// characters, templates over the trigger's parameters (`$customer_number`,
     /// `lead-${call_id}`, `$$` for `$`); a value that is exactly one reference keeps the
     /// parameter's JSON type.
+    #[schema(max_items = 50)]
     pub body_fields: Option<Vec<BodyFieldIo>>,
     /// `rfc3339` (default), `local` or `unix`.
     pub time_format: Option<TimeFormat>,
     /// Requests per second, 0.1 to 1000, or `null` for none.
+    #[schema(minimum = 0.1, maximum = 1000.0)]
+    pub rate_limit: Option<f64>,
+    /// Default `true`.
+    pub enabled: Option<bool>,
+    /// Read-only, like the three below: callhook keeps them, so a webhook as `GET` answered
+    /// it can be sent back as it is; their values are ignored.
+    #[schema(read_only)]
+    pub id: Option<String>,
+    #[schema(read_only)]
+    pub disabled_reason: Option<String>,
+    #[schema(read_only)]
+    pub created_at: Option<String>,
+    #[schema(read_only)]
+    pub updated_at: Option<String>,
+}
+
+/// What a PATCH takes: any of the fields of [`WebhookInput`]; the result is validated whole.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct WebhookPatch {
+    /// 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: Option<String>,
+    /// Up to 1000 characters.
+    #[schema(max_length = 1000)]
+    pub description: Option<String>,
+    pub trigger: Option<Trigger>,
+    /// Absolute http(s) URL, no user name or password, at most 2048 characters. Its path and
+    /// query may hold references to the trigger's parameters, filled in percent-encoded.
+    #[schema(max_length = 2048, pattern = r"^[hH][tT][tT][pP][sS]?://[^\u0000]*$")]
+    pub url: Option<String>,
+    /// `GET` or `POST` (default).
+    #[schema(value_type = Option<crate::core::webhook::Method>)]
+    pub method: Option<String>,
+    /// Non-empty; default all three.
+    #[schema(min_items = 1)]
+    pub call_types: Option<Vec<CallType>>,
+    /// `application/json` (default) or `application/x-www-form-urlencoded`.
+    #[schema(value_type = Option<crate::core::webhook::ContentType>)]
+    pub content_type: Option<String>,
+    /// Numbers of this account; empty (default) means all.
+    pub numbers: Option<Vec<String>>,
+    /// IANA zone; default `UTC`.
+    pub time_zone: Option<String>,
+    /// Up to 20. Keys are HTTP tokens; `host`, `content-length`, `content-type`,
+    /// `transfer-encoding`, `connection`, `user-agent` and `webhook-*` are refused.
+    /// Header values may hold references to the trigger's parameters (`$name`, `${name}`).
+    #[schema(max_items = 20)]
+    pub headers: Option<Vec<Header>>,
+    /// `standard` (default) or `custom`.
+    pub payload: Option<Payload>,
+    /// Up to 50 rows. Keys: 1 to 100 characters, unique; dots nest in JSON bodies
+    /// (`lead.phone`), and a dotted key may not also be a leaf. Values: up to 2,000
+    /// characters, templates over the trigger's parameters (`$customer_number`,
+    /// `lead-${call_id}`, `$$` for `$`); a value that is exactly one reference keeps the
+    /// parameter's JSON type.
+    #[schema(max_items = 50)]
+    pub body_fields: Option<Vec<BodyFieldIo>>,
+    /// `rfc3339` (default), `local` or `unix`.
+    pub time_format: Option<TimeFormat>,
+    /// Requests per second, 0.1 to 1000, or `null` for none.
+    #[schema(minimum = 0.1, maximum = 1000.0)]
     pub rate_limit: Option<f64>,
     /// Default `true`.
     pub enabled: Option<bool>,
@@ -201,8 +278,13 @@ async fn create_webhook(
     caller: Caller,
     body: JsonBody,
 ) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
-    let (webhook, secret) =
-        webhooks::create(&*state.svc.store, caller.actor()?, body.object()?).await?;
+    let (webhook, secret) = webhooks::create(
+        &*state.svc.store,
+        &state.svc.quotas(),
+        caller.actor()?,
+        body.object()?,
+    )
+    .await?;
     let mut out = WebhookOut::from(&webhook);
     out.secret = Some(secret.expose());
     Ok((StatusCode::CREATED, Json(out)))
@@ -235,7 +317,8 @@ async fn get_webhook(
 /// Replaces every field; those left out take their defaults.
 #[utoipa::path(put, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
     request_body = WebhookInput,
-    responses((status = 200, body = WebhookOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = WebhookOut), (status = 404, body = Problem), (status = 422, body = Problem),
+        (status = 409, description = "The webhook changed meanwhile (another edit); load it again", body = Problem)))]
 async fn replace_webhook(
     State(state): State<ApiState>,
     caller: Caller,
@@ -250,8 +333,9 @@ async fn replace_webhook(
 
 /// Changes the given fields; the result is validated as a whole.
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", tag = "webhooks", params(("id" = String, Path)),
-    request_body = WebhookInput,
-    responses((status = 200, body = WebhookOut), (status = 404, body = Problem), (status = 422, body = Problem)))]
+    request_body = WebhookPatch,
+    responses((status = 200, body = WebhookOut), (status = 404, body = Problem), (status = 422, body = Problem),
+        (status = 409, description = "The webhook changed meanwhile (another edit); load it again", body = Problem)))]
 async fn patch_webhook(
     State(state): State<ApiState>,
     caller: Caller,

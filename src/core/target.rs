@@ -83,6 +83,7 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
         [0x100, 0, 0, 0, ..] => "a discard-only address (100::/64)",
         [0x2001, b, ..] if b < 0x200 => "an IETF special-purpose address (2001::/23)",
         [0x2002, ..] => "a 6to4 address",
+        [0x64, 0xff9b, 1, ..] => "a local-use NAT64 address (64:ff9b:1::/48)",
         [0, ..] => "a reserved address (::/8)",
         _ => return None,
     })
@@ -130,6 +131,8 @@ mod tests {
             "::ffff:169.254.169.254",
             "::127.0.0.1",
             "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "64:ff9b:1:ffff::808:808",
             "2001::1",
             "2002::1",
             "100::1",

@@ -117,6 +117,10 @@ impl<'a> Fields<'a> {
 
     pub fn str(&mut self, key: &'static str) -> Option<&'a str> {
         match self.value(key)? {
+            Value::String(s) if s.contains('\0') => {
+                self.error(key, NUL_MESSAGE);
+                None
+            }
             Value::String(s) => Some(s),
             other => {
                 self.error(key, format!("must be a string, not {}", kind(other)));
@@ -192,6 +196,10 @@ impl<'a> Fields<'a> {
         let mut ok = true;
         for (i, v) in arr.iter().enumerate() {
             match v {
+                Value::String(s) if s.contains('\0') => {
+                    ok = false;
+                    self.error(&format!("{key}[{i}]"), NUL_MESSAGE);
+                }
                 Value::String(s) => out.push(s.as_str()),
                 other => {
                     ok = false;
@@ -266,6 +274,95 @@ impl Fields<'_> {
     }
 }
 
+/// What a field holding NUL is told. NUL is nothing a person types, and PostgreSQL cannot
+/// store it in text (SQLite can), so it is refused at the edge, for both databases alike.
+pub const NUL_MESSAGE: &str = "must not contain the NUL character (\\u0000)";
+
+/// Every string (and object key) holding NUL in a JSON body, named like other field errors
+/// (`call.call_id`, `[3].id`, `headers[0].value`).
+pub fn nul_fields(v: &Value) -> FieldErrors {
+    fn walk(v: &Value, path: &str, out: &mut FieldErrors) {
+        match v {
+            Value::String(s) if s.contains('\0') => out.push(path, NUL_MESSAGE),
+            Value::Array(a) => {
+                for (i, item) in a.iter().enumerate() {
+                    walk(item, &format!("{path}[{i}]"), out);
+                }
+            }
+            Value::Object(o) => {
+                for (k, item) in o {
+                    let field = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    if k.contains('\0') {
+                        out.push(field.replace('\0', "\\u0000"), NUL_MESSAGE);
+                    } else {
+                        walk(item, &field, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = FieldErrors::default();
+    walk(v, "", &mut out);
+    out
+}
+
+/// Path parameters and query fields holding NUL (`%00`) or bytes that are not UTF-8, named by
+/// the route's parameter (`{call_id}` in `route`) or the query field's own name.
+pub fn bad_request_line(route: Option<&str>, path: &str, query: Option<&str>) -> FieldErrors {
+    let mut out = FieldErrors::default();
+    if let Some(route) = route {
+        for (pattern, raw) in route.split('/').zip(path.split('/')) {
+            let Some(name) = pattern.strip_prefix('{').and_then(|p| p.strip_suffix('}')) else {
+                continue;
+            };
+            let name = name.trim_start_matches('*');
+            match percent_decode(raw) {
+                Some(text) if text.contains('\0') => out.push(name, NUL_MESSAGE),
+                Some(_) => {}
+                None => out.push(name, "must be UTF-8 text (percent-encoded)"),
+            }
+        }
+    }
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        if k.contains('\0') {
+            out.push(k.replace('\0', "\\u0000"), NUL_MESSAGE);
+        } else if v.contains('\0') {
+            out.push(k, NUL_MESSAGE);
+        }
+    }
+    out
+}
+
+/// `%41b` as `Ab`; `None` when the bytes are not UTF-8.
+fn percent_decode(raw: &str) -> Option<String> {
+    let b = raw.as_bytes();
+    let mut bytes = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                bytes.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, ..) => {
+                bytes.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
 /// The JSON kind of a value, for error messages.
 pub fn kind(v: &Value) -> &'static str {
     match v {
@@ -306,5 +403,57 @@ mod tests {
         assert_eq!(unknown(body.clone(), &["name"]), ["extra", "label"]);
         // Read but not declared: refused too (the declared list is what the parser takes).
         assert_eq!(unknown(body, &["name", "label", "extra"]), ["extra"]);
+    }
+
+    fn fields(e: &FieldErrors) -> Vec<&str> {
+        e.0.iter().map(|e| e.field.as_str()).collect()
+    }
+
+    #[test]
+    fn a_string_field_or_list_item_with_nul_is_refused() {
+        let obj = json!({"name": "a\u{0}", "list": ["a", "b\u{0}"]});
+        let obj = obj.as_object().unwrap().clone();
+        let mut f = Fields::new("", &obj, &["name", "list"]);
+        assert!(f.str("name").is_none());
+        assert!(f.str_array("list").is_none());
+        assert_eq!(fields(&f.finish()), ["name", "list[1]"]);
+    }
+
+    #[test]
+    fn nul_is_found_in_every_string_of_a_body() {
+        let body = json!([
+            {"id": "ok", "call": {"call_id": "a\u{0}b", "extensions": ["1", "2\u{0}"]}},
+            {"name": "x", "k\u{0}": 1, "n": 5, "t": true}
+        ]);
+        assert_eq!(
+            fields(&nul_fields(&body)),
+            ["[0].call.call_id", "[0].call.extensions[1]", "[1].k\\u0000"]
+        );
+        assert!(nul_fields(&json!({"a": "no nul", "b": [1, null]})).is_empty());
+    }
+
+    #[test]
+    fn nul_is_found_in_path_parameters_and_query_fields() {
+        let e = bad_request_line(
+            Some("/v1/calls/{call_id}"),
+            "/v1/calls/a%00b",
+            Some("after=%00&limit=5&x%00=1"),
+        );
+        assert_eq!(fields(&e), ["call_id", "after", "x\\u0000"]);
+        let e = bad_request_line(
+            Some("/v1/webhooks/{id}/test"),
+            "/v1/webhooks/%ff/test",
+            None,
+        );
+        assert_eq!(fields(&e), ["id"]);
+        assert!(
+            bad_request_line(
+                Some("/v1/calls/{call_id}"),
+                "/v1/calls/a%20b",
+                Some("a=%41")
+            )
+            .is_empty()
+        );
+        assert!(bad_request_line(None, "/x%00", None).is_empty());
     }
 }

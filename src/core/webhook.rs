@@ -146,6 +146,11 @@ impl TimeZone {
             format!("{s:?} is not an IANA time zone, like Asia/Kolkata, Europe/London or UTC")
         })?;
         let name = tz.iana_name().unwrap_or(s).to_owned();
+        // Names are written as the database spells them (the OpenAPI document lists them),
+        // so one zone has one spelling everywhere.
+        if name != s {
+            return Err(format!("{s:?} is written {name:?}"));
+        }
         Ok(TimeZone { name, tz })
     }
 

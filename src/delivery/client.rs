@@ -78,14 +78,22 @@ impl Resolve for GuardedResolver {
                 })
                 .collect();
             if ok.is_empty() {
-                return Err(Box::new(Blocked(format!(
-                    "{host} resolves only to blocked addresses: {}",
-                    reasons.join("; ")
-                ))) as BoxError);
+                // Which private address a name has is the operator's to know, not the
+                // account's: told to an admin, it would make callhook an internal DNS oracle.
+                tracing::info!(%host, reasons = %reasons.join("; "), "a webhook's host resolves only to refused addresses");
+                return Err(Box::new(Blocked(refused_name(&host))) as BoxError);
             }
             Ok(Box::new(ok.into_iter()) as Addrs)
         })
     }
+}
+
+/// Why a host name is refused, saying nothing of the addresses it resolves to.
+fn refused_name(host: &str) -> String {
+    format!(
+        "{host} resolves only to addresses callhook does not connect to (loopback, private and \
+         other non-public networks, unless the operator allows them with allow_targets)"
+    )
 }
 
 /// What kind of failure an attempt had, as the log shows it.
@@ -244,11 +252,14 @@ impl HttpClient {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    // The status arrived; a body cut short is noted, not a failure of its own.
+                    // The status arrived, and it is what the receiver decided: a 2xx is a
+                    // success even when its body then stalls or breaks off. That the body was
+                    // cut is recorded on the attempt, so the log shows it.
                     error = Some((
                         classify(&e),
                         format!(
-                            "reading the response body: {}",
+                            "the response body was cut off after {} bytes: {}",
+                            body.len(),
                             describe(&e, self.request_timeout)
                         ),
                     ));
@@ -320,5 +331,35 @@ fn describe(e: &reqwest::Error, timeout: Duration) -> String {
         e.to_string()
     } else {
         parts.join(": ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refused_name_does_not_tell_where_it_resolves() {
+        let resolver = GuardedResolver {
+            allow: Vec::new().into(),
+        };
+        let name: Name = "localhost".parse().unwrap();
+        let err = match resolver.resolve(name).await {
+            Ok(_) => panic!("localhost must be refused"),
+            Err(e) => e.to_string(),
+        };
+        assert_eq!(err, refused_name("localhost"));
+        assert!(
+            err.contains("resolves only to addresses callhook does not connect to"),
+            "{err}"
+        );
+        for leak in ["127.0.0.1", "::1", "loopback address"] {
+            assert!(!err.contains(leak), "{err}");
+        }
+        // Allowed, the same name resolves.
+        let allowed = GuardedResolver {
+            allow: vec!["127.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()].into(),
+        };
+        assert!(allowed.resolve("localhost".parse().unwrap()).await.is_ok());
     }
 }

@@ -37,22 +37,28 @@ impl From<ApiKeyError> for AccountError {
     fn from(e: ApiKeyError) -> Self {
         match e {
             ApiKeyError::Invalid(f) => AccountError::Invalid(f),
-            ApiKeyError::NotFound => AccountError::NotFound,
             ApiKeyError::Store(e) => AccountError::Store(e),
-            // Neither can happen to the operator's first key of a new account.
-            e @ (ApiKeyError::Conflict(_) | ApiKeyError::Denied(_)) => {
+            // Making an account's first key neither looks a key up nor revokes one, and the
+            // operator is no actor a role could refuse.
+            e @ (ApiKeyError::NotFound | ApiKeyError::Conflict(_) | ApiKeyError::Denied(_)) => {
                 AccountError::Store(StoreError::Conflict(e.to_string()))
             }
         }
     }
 }
 
-/// The name of an account or an API key as kept: trimmed, 1 to 100 characters; else what is
-/// wrong with it.
-pub fn check_name(raw: &str) -> Result<String, &'static str> {
-    let name = raw.trim();
+/// The name of an account or an API key: 1 to 100 characters, none of them control
+/// characters, not starting or ending with a space (so what is kept is what was sent, and the
+/// OpenAPI document can say exactly what is accepted); else what is wrong with it.
+pub fn check_name(name: &str) -> Result<String, &'static str> {
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err("must be 1 to 100 characters");
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not hold control characters");
+    }
+    if name.trim() != name {
+        return Err("must not start or end with a space");
     }
     Ok(name.to_owned())
 }
@@ -96,8 +102,10 @@ mod tests {
 
     #[test]
     fn names_are_trimmed_and_one_to_a_hundred_characters() {
-        assert_eq!(check_name("  Acme  ").as_deref(), Ok("Acme"));
-        assert!(check_name("   ").is_err());
+        assert_eq!(check_name("Acme Co").as_deref(), Ok("Acme Co"));
+        for bad in ["", "   ", " Acme", "Acme\u{a0}", "Ac\u{1}me", "Acme\n"] {
+            assert!(check_name(bad).is_err(), "{bad:?}");
+        }
         assert!(check_name(&"é".repeat(100)).is_ok());
         assert!(check_name(&"é".repeat(101)).is_err());
     }

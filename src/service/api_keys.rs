@@ -8,7 +8,8 @@ use serde_json::{Map, Value, json};
 
 use super::accounts::check_name;
 use super::{
-    Actor, Denied, Failure, IntoFailure, Need, Role, Who, invalid, operator_entry, or_not_found,
+    Actor, Denied, Failure, Holding, IntoFailure, Need, Quotas, Role, Who, invalid, operator_entry,
+    or_not_found,
 };
 use crate::core::audit::{Action, Change};
 use crate::core::credentials::{hash_token, random_token};
@@ -86,6 +87,7 @@ pub fn parse_new(obj: &Map<String, Value>) -> Result<(String, Role), FieldErrors
 /// viewer key.
 pub async fn create(
     store: &dyn Store,
+    quotas: &Quotas,
     actor: &Actor,
     obj: &Map<String, Value>,
 ) -> Result<NewApiKey, ApiKeyError> {
@@ -94,6 +96,9 @@ pub async fn create(
     if role == Role::Admin {
         actor.may(Need::ManageUsers)?;
     }
+    quotas
+        .check(store, actor.account(), Holding::ApiKeys)
+        .await?;
     let id = ApiKeyId::new();
     let entry = actor.entry(Action::ApiKeyCreate, id.as_str(), made(&name, role));
     insert(store, actor.account(), id, name, role, &entry).await

@@ -2,6 +2,10 @@
 //! reads the log with the request headers an attempt sent masked (they carry the webhook's
 //! custom header values); resends and replays are recorded in the audit log.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value, json};
 
@@ -30,6 +34,9 @@ pub enum DeliveryError {
     /// says which).
     #[error("{0}")]
     NotNow(String),
+    /// A limit of the webhook says not now.
+    #[error("{0}")]
+    Limited(Failure),
     #[error(transparent)]
     Denied(#[from] Denied),
     #[error(transparent)]
@@ -65,6 +72,7 @@ impl IntoFailure for DeliveryError {
             DeliveryError::Invalid(f) => Failure::Invalid(f),
             DeliveryError::NotNow(m) => Failure::Conflict(m),
             DeliveryError::Denied(d) => d.into_failure(),
+            DeliveryError::Limited(f) => f,
             DeliveryError::Store(e) => e.into_failure(),
         }
     }
@@ -257,6 +265,14 @@ pub async fn send_test(
 }
 
 async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<DeliveryId, DeliveryError> {
+    let _permit = svc
+        .test_sends
+        .start(
+            &webhook,
+            svc.settings.max_in_flight_per_webhook,
+            Instant::now(),
+        )
+        .map_err(DeliveryError::Limited)?;
     let account_id = webhook.account_id.clone();
     // A test goes out even while the webhook is disabled: it is how an admin checks a fix.
     webhook.spec.enabled = true;
@@ -290,4 +306,91 @@ async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<DeliveryId, D
         .record_attempts(vec![record], Timestamp::now())
         .await?;
     Ok(delivery_id)
+}
+
+/// Test sends per webhook, kept to the webhook's limits like the dispatcher's sends: at most
+/// `max_in_flight_per_webhook` at once, and no closer together than its `rate_limit` allows,
+/// so "Send test" clicked in a loop cannot flood a receiver. A test send beyond them is
+/// refused at once (429, naming the limit) rather than queued behind a button. They are
+/// counted apart from the dispatcher's own requests, which test sends never wait for.
+#[derive(Clone, Default)]
+pub struct TestSends(Arc<Mutex<HashMap<WebhookId, Gate>>>);
+
+#[derive(Debug, Clone, Copy)]
+struct Gate {
+    in_flight: u32,
+    /// The earliest the next test send may start.
+    next: Instant,
+}
+
+/// One test send's place among its webhook's; given back when dropped.
+pub struct TestPermit {
+    sends: TestSends,
+    webhook: WebhookId,
+}
+
+impl Drop for TestPermit {
+    fn drop(&mut self) {
+        let mut gates = self.sends.gates();
+        if let Some(g) = gates.get_mut(&self.webhook) {
+            g.in_flight = g.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+impl TestSends {
+    fn gates(&self) -> std::sync::MutexGuard<'_, HashMap<WebhookId, Gate>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Leave for one test send of `webhook` now, or how long to wait and which limit says so.
+    pub fn start(
+        &self,
+        webhook: &Webhook,
+        per_webhook: u32,
+        now: Instant,
+    ) -> Result<TestPermit, Failure> {
+        let mut gates = self.gates();
+        // Webhooks with nothing in flight and no slot to keep are forgotten.
+        gates.retain(|_, g| g.in_flight > 0 || g.next > now);
+        let g = gates.entry(webhook.id.clone()).or_insert(Gate {
+            in_flight: 0,
+            next: now,
+        });
+        if g.in_flight >= per_webhook.max(1) {
+            return Err(Failure::TooMany {
+                message: format!(
+                    "{} test send{} of this webhook already in flight, the most \
+                     max_in_flight_per_webhook allows; try again when {} finished",
+                    g.in_flight,
+                    if g.in_flight == 1 { " is" } else { "s are" },
+                    if g.in_flight == 1 {
+                        "it has"
+                    } else {
+                        "one has"
+                    },
+                ),
+                retry_after: Duration::from_secs(1),
+            });
+        }
+        if g.next > now {
+            let wait = g.next - now;
+            return Err(Failure::TooMany {
+                message: format!(
+                    "the webhook's rate_limit ({}/s) allows its next request in {:.1} s",
+                    webhook.spec.rate_limit.unwrap_or_default(),
+                    wait.as_secs_f64()
+                ),
+                retry_after: wait,
+            });
+        }
+        g.in_flight += 1;
+        if let Some(rate) = webhook.spec.rate_limit.filter(|r| *r > 0.0) {
+            g.next = now + Duration::from_secs_f64(1.0 / rate);
+        }
+        Ok(TestPermit {
+            sends: self.clone(),
+            webhook: webhook.id.clone(),
+        })
+    }
 }

@@ -56,6 +56,76 @@ pub struct Services {
     pub connectors: Connectors,
     /// SHA-256 of the operator token.
     pub operator_hash: Arc<str>,
+    /// Test sends in flight and due per webhook, so they keep to its limits.
+    pub test_sends: deliveries::TestSends,
+}
+
+impl Services {
+    /// The per-account limits the settings set.
+    pub fn quotas(&self) -> Quotas {
+        Quotas::of(&self.settings)
+    }
+}
+
+/// Per-account limits (settings `max_webhooks_per_account`, `max_numbers_per_account`,
+/// `max_api_keys_per_account`); 0 means none. Counted before each create, so concurrent
+/// creates may pass a limit by the few that raced.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Quotas {
+    pub webhooks: u32,
+    pub numbers: u32,
+    pub api_keys: u32,
+}
+
+/// The things an account holds that a quota counts.
+#[derive(Debug, Clone, Copy)]
+pub enum Holding {
+    Webhooks,
+    Numbers,
+    ApiKeys,
+}
+
+impl Quotas {
+    pub fn of(s: &Settings) -> Quotas {
+        Quotas {
+            webhooks: s.max_webhooks_per_account,
+            numbers: s.max_numbers_per_account,
+            api_keys: s.max_api_keys_per_account,
+        }
+    }
+
+    /// A 422 naming the limit when the account may not have one more of `what`.
+    pub async fn check(
+        &self,
+        store: &dyn Store,
+        account_id: &AccountId,
+        what: Holding,
+    ) -> Result<(), StoreError> {
+        let (max, noun, setting) = match what {
+            Holding::Webhooks => (self.webhooks, "webhooks", "max_webhooks_per_account"),
+            Holding::Numbers => (self.numbers, "numbers", "max_numbers_per_account"),
+            Holding::ApiKeys => (self.api_keys, "API keys", "max_api_keys_per_account"),
+        };
+        if max == 0 {
+            return Ok(());
+        }
+        let counts = store.account_counts(account_id).await?;
+        let has = match what {
+            Holding::Webhooks => counts.webhooks,
+            Holding::Numbers => counts.numbers,
+            Holding::ApiKeys => counts.api_keys,
+        };
+        if has >= u64::from(max) {
+            return Err(StoreError::Rejected(invalid(
+                "",
+                format!(
+                    "the account has {has} {noun}, the most it may have ({setting} = {max}); \
+                     remove one first or ask the operator to raise the limit"
+                ),
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Who acts on an account: a signed-in user of the web page or an API key, with its role.
@@ -197,6 +267,12 @@ pub enum Failure {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// A limit says not now: try again after `retry_after` (the message names the limit).
+    #[error("{message}")]
+    TooMany {
+        message: String,
+        retry_after: std::time::Duration,
+    },
     /// callhook is shutting down (the store is closed).
     #[error("callhook is shutting down or overloaded")]
     Unavailable,

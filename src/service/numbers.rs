@@ -4,7 +4,7 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value, json};
 
-use super::{Actor, Denied, Failure, IntoFailure, Need, invalid, or_not_found};
+use super::{Actor, Denied, Failure, Holding, IntoFailure, Need, Quotas, invalid, or_not_found};
 use crate::core::audit::{Action, Change};
 use crate::core::number::E164;
 use crate::core::validate::{FieldErrors, Fields};
@@ -90,11 +90,16 @@ pub fn parse_path(s: &str) -> Result<E164, NumberError> {
 /// Adds a number from `{number, label}`.
 pub async fn add(
     store: &dyn Store,
+    quotas: &Quotas,
     actor: &Actor,
     obj: &Map<String, Value>,
 ) -> Result<Number, NumberError> {
     actor.may(Need::Change)?;
     let number = parse_new(obj).map_err(NumberError::Invalid)?;
+    quotas
+        .check(store, actor.account(), Holding::Numbers)
+        .await
+        .map_err(NumberError::Store)?;
     let entry = actor.entry(
         Action::NumberAdd,
         number.number.as_str(),

@@ -9,7 +9,8 @@
 //!
 //! A session is a random 256-bit token the browser keeps in a cookie; the store keeps only
 //! its SHA-256, so a copy of the database signs nobody in. Sessions slide: they last
-//! [`SESSION_TTL`] from their last use. Each carries its own CSRF token for the forms.
+//! [`SESSION_TTL`] from their last use, and never beyond [`SESSION_MAX`] from the sign-in, so
+//! a stolen cookie kept busy does not live for ever. Each carries its own CSRF token.
 
 use std::sync::OnceLock;
 
@@ -32,6 +33,8 @@ pub const MIN_PASSWORD: usize = 10;
 const MAX_PASSWORD: usize = 200;
 /// How long a session lives after its last use.
 pub const SESSION_TTL: SignedDuration = SignedDuration::from_hours(12);
+/// How long a session lives at most, however busy: then its admin signs in again.
+pub const SESSION_MAX: SignedDuration = SignedDuration::from_hours(24);
 /// A session's expiry is pushed forward at most this often, not on every request.
 const EXTEND_EVERY: SignedDuration = SignedDuration::from_mins(5);
 /// How long an invitation or reset link works.
@@ -491,8 +494,16 @@ pub async fn session(store: &dyn Store, token: &str) -> Result<Option<(Session, 
     let Some((session, user)) = store.session_with_user(&hash_token(token), now).await? else {
         return Ok(None);
     };
+    let end = session
+        .created_at
+        .saturating_add(SESSION_MAX)
+        .unwrap_or(session.created_at);
+    if now >= end {
+        store.delete_session(&session.id).await?;
+        return Ok(None);
+    }
     if session.expires_at.duration_since(now) < SESSION_TTL - EXTEND_EVERY {
-        let until = now.saturating_add(SESSION_TTL).unwrap_or(now);
+        let until = now.saturating_add(SESSION_TTL).unwrap_or(now).min(end);
         if let Err(e) = store.extend_session(&session.id, until).await {
             tracing::warn!(error = %e, "could not extend a session");
         }

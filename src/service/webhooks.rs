@@ -7,7 +7,9 @@
 use jiff::Timestamp;
 use serde_json::{Map, Value};
 
-use super::{Actor, Denied, Failure, IntoFailure, Need, or_not_found, stored_now, ts};
+use super::{
+    Actor, Denied, Failure, Holding, IntoFailure, Need, Quotas, or_not_found, stored_now, ts,
+};
 use crate::core::audit::{self, Action, Change};
 use crate::core::id::WebhookId;
 use crate::core::number::E164;
@@ -195,11 +197,16 @@ pub async fn stats(
 /// Creates a webhook from a create body; answers it and its signing secret (shown once).
 pub async fn create(
     store: &dyn Store,
+    quotas: &Quotas,
     actor: &Actor,
     obj: &Map<String, Value>,
 ) -> Result<(Webhook, Secret), WebhookError> {
     actor.may(Need::Change)?;
     let spec = validate(store, actor, obj).await?;
+    quotas
+        .check(store, actor.account(), Holding::Webhooks)
+        .await
+        .map_err(WebhookError::Store)?;
     let now = Timestamp::now();
     let secret = Secret::generate();
     let webhook = Webhook {

@@ -147,6 +147,14 @@ impl<T> Page<T> {
     }
 }
 
+/// What an account holds, counted for its quotas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountCounts {
+    pub webhooks: u64,
+    pub numbers: u64,
+    pub api_keys: u64,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {
     pub id: AccountId,
@@ -551,6 +559,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_account(&self, account: &Account) -> Result<()>;
     async fn get_account(&self, id: &AccountId) -> Result<Account>;
     async fn list_accounts(&self, page: &PageRequest) -> Result<Page<Account>>;
+    /// How many webhooks, numbers and API keys the account has (for its quotas).
+    async fn account_counts(&self, account_id: &AccountId) -> Result<AccountCounts>;
 
     // API keys.
     async fn insert_api_key(&self, key: &ApiKey, hash: &str, audit: &AuditEntry) -> Result<()>;

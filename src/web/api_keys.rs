@@ -106,7 +106,14 @@ async fn create(State(state): State<WebState>, form: PostForm) -> WebResult<Resp
     if form.fields.has("role") {
         body.insert("role".into(), json!(form.fields.get("role")));
     }
-    let created = match api_keys::create(&*state.svc.store, &signed.actor(), &body).await {
+    let created = match api_keys::create(
+        &*state.svc.store,
+        &state.svc.quotas(),
+        &signed.actor(),
+        &body,
+    )
+    .await
+    {
         Ok(created) => created,
         Err(ApiKeyError::Invalid(errors)) => {
             let layout = Layout::new(signed, "API keys", "api-keys");

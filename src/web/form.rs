@@ -8,6 +8,8 @@ use super::WebError;
 use super::WebState;
 use super::session::Signed;
 use crate::core::credentials::tokens_match;
+use crate::core::validate::{FieldErrors, NUL_MESSAGE, bad_request_line};
+use crate::service::Failure;
 
 /// Largest form body we read; the webhook form with 20 headers is far below it.
 const MAX_FORM: usize = 256 * 1024;
@@ -78,7 +80,35 @@ pub async fn read_body(body: axum::body::Body) -> Result<Fields, WebError> {
         .map_err(|_| WebError::BadRequest(format!("the form is larger than {MAX_FORM} bytes")))?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| WebError::BadRequest("the form is not UTF-8".into()))?;
-    Fields::parse(text)
+    let fields = Fields::parse(text)?;
+    let mut bad = FieldErrors::default();
+    for (k, v) in &fields.0 {
+        if k.contains('\0') || v.contains('\0') {
+            bad.push(k.replace('\0', "\\u0000"), NUL_MESSAGE);
+        }
+    }
+    if !bad.is_empty() {
+        return Err(WebError::Failed(Failure::Invalid(bad)));
+    }
+    Ok(fields)
+}
+
+/// Refuses a page whose path parameters or query fields hold NUL or are not UTF-8 (a 422
+/// page naming them), before any handler or the database sees them.
+pub async fn refuse_bad_request_line(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let bad = bad_request_line(route.as_deref(), req.uri().path(), req.uri().query());
+    if !bad.is_empty() {
+        return WebError::Failed(Failure::Invalid(bad)).into_response();
+    }
+    next.run(req).await
 }
 
 /// Percent-encodes a query value.

@@ -10,13 +10,16 @@ use askama::Template;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
 use super::form::{PostForm, read_body};
-use super::session::{SESSION_COOKIE, SIGNIN_COOKIE, Signed, behind_https, cookie, set_cookie};
+use super::session::{
+    SESSION_COOKIE, SIGNIN_COOKIE, Signed, cookie, cookie_name, https, set_cookie,
+};
 use super::view::Layout;
 use super::{WebError, WebResult, WebState, page};
 use crate::core::credentials::{random_token, tokens_match};
@@ -69,7 +72,7 @@ fn gone_page(token: &str) -> WebResult<Response> {
 
 async fn link_page(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    parts: Parts,
     Path(token): Path<String>,
 ) -> WebResult<Response> {
     let (link, user) = match users::link(&*state.svc.store, &token).await {
@@ -77,7 +80,8 @@ async fn link_page(
         Err(UserError::LinkGone) => return gone_page(&token),
         Err(e) => return Err(e.into()),
     };
-    let csrf = cookie(&headers, SIGNIN_COOKIE)
+    let secure = https(&parts, &state);
+    let csrf = cookie(&parts.headers, &cookie_name(SIGNIN_COOKIE, secure))
         .map(str::to_owned)
         .unwrap_or_else(|| random_token(""));
     let mut resp = page(&LinkPage {
@@ -91,7 +95,7 @@ async fn link_page(
     })?;
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(SIGNIN_COOKIE, &csrf, Some(3600), behind_https(&headers)),
+        set_cookie(SIGNIN_COOKIE, &csrf, Some(3600), secure),
     );
     Ok(resp)
 }
@@ -103,7 +107,8 @@ async fn follow(
 ) -> WebResult<Response> {
     let (parts, body) = req.into_parts();
     let fields = read_body(body).await?;
-    let csrf = cookie(&parts.headers, SIGNIN_COOKIE).unwrap_or("");
+    let secure = https(&parts, &state);
+    let csrf = cookie(&parts.headers, &cookie_name(SIGNIN_COOKIE, secure)).unwrap_or("");
     if !tokens_match(fields.get("csrf"), csrf) {
         return Err(WebError::Csrf);
     }
@@ -143,7 +148,6 @@ async fn follow(
         Err(e) => return Err(e.into()),
     };
     let session = users::start_session(store, &user).await?;
-    let secure = behind_https(&parts.headers);
     let mut resp = Redirect::to("/webhooks?notice=signed-up").into_response();
     let h = resp.headers_mut();
     h.append(

@@ -44,7 +44,7 @@ pub struct WebState {
     pub sign_in: SignInThrottle,
 }
 
-/// Every page and form of the web page, with the security headers they all carry.
+/// Every page and form of the web page (the app puts [`security_headers`] on every answer).
 pub fn router(state: WebState) -> Router {
     Router::new()
         .route("/", get(session::home))
@@ -59,7 +59,7 @@ pub fn router(state: WebState) -> Router {
         .merge(links::router())
         .merge(audit::router())
         .merge(assets::router())
-        .layer(axum::middleware::from_fn(security_headers))
+        .route_layer(axum::middleware::from_fn(form::refuse_bad_request_line))
         .with_state(state)
 }
 
@@ -135,6 +135,9 @@ impl IntoResponse for WebError {
             WebError::Failed(Failure::Forbidden(m)) => {
                 (StatusCode::FORBIDDEN, "Not allowed", sentence(&m))
             }
+            WebError::Failed(Failure::TooMany { message, .. }) => {
+                (StatusCode::TOO_MANY_REQUESTS, "Not now", message)
+            }
             WebError::Failed(Failure::Unavailable) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Unavailable",
@@ -188,9 +191,10 @@ fn page(t: &impl Template) -> WebResult<Response> {
     Ok(Html(t.render()?).into_response())
 }
 
-/// Headers every web response carries: no caching of account data, no framing, and a
-/// content security policy that allows only our own scripts and styles (none inline).
-async fn security_headers(req: Request, next: Next) -> Response {
+/// Headers every answer carries, pages and API alike: no caching of account data, no
+/// framing, no content sniffing, and a content security policy that allows only our own
+/// scripts and styles (none inline).
+pub async fn security_headers(req: Request, next: Next) -> Response {
     let is_asset = req.uri().path().starts_with("/assets/");
     let mut resp = next.run(req).await;
     let h = resp.headers_mut();

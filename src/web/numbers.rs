@@ -121,6 +121,7 @@ async fn add(State(state): State<WebState>, form: PostForm) -> WebResult<Respons
     };
     let (errors, status) = match numbers::add(
         &*state.svc.store,
+        &state.svc.quotas(),
         &signed.actor(),
         &number_json(number, label),
     )

@@ -2,19 +2,20 @@
 //!
 //! A session is a random 256-bit token in an HttpOnly, SameSite=Lax cookie (the store keeps
 //! only its hash). Each carries its own CSRF token, which every form sends back
-//! ([`super::form::PostForm`]). The cookie is marked `Secure` when a proxy in front says the
-//! browser came over https (`X-Forwarded-Proto: https`); callhook itself speaks plain HTTP.
+//! ([`super::form::PostForm`]). Over https (`public_url`, or a trusted proxy's
+//! `X-Forwarded-Proto: https`; callhook itself speaks plain HTTP) the cookies are `Secure` and
+//! named with the `__Host-` prefix, so no other host (a sibling subdomain) can plant one.
 //!
 //! The sign-in form has no session yet, so it is protected by a double-submit token: a
 //! random value set in a short-lived cookie and repeated in the form. That token is the
 //! visitor's own, so it stops cross-site posts but not a script: [`super::throttle`] limits
 //! how many sign-ins are checked.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use askama::Template;
-use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -26,6 +27,7 @@ use super::form::{PostForm, read_body};
 use super::throttle::Refusal;
 use super::{WebError, WebResult, WebState, page};
 use crate::core::credentials::{random_token, tokens_match};
+use crate::edge;
 use crate::service::users::{self, normalize_email};
 use crate::service::{Actor, users::NewSession};
 use crate::store::{Session, User};
@@ -68,7 +70,8 @@ impl FromRequestParts<WebState> for Signed {
         } else {
             String::new()
         };
-        let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let secure = https(parts, state);
+        let Some(token) = cookie(&parts.headers, &cookie_name(SESSION_COOKIE, secure)) else {
             return Err(WebError::SignIn { next });
         };
         let Some((session, user)) = users::session(&*state.svc.store, token).await? else {
@@ -92,14 +95,28 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter(|v| !v.is_empty())
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, whole site; `Secure` behind https.
+/// The name of cookie `base` as set and read: over https with the `__Host-` prefix, which a
+/// browser accepts only `Secure`, for the whole site and from this very host.
+pub(super) fn cookie_name(base: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, whole site; `Secure` (and `__Host-`) over
+/// https.
 pub(super) fn set_cookie(
     name: &str,
     value: &str,
     max_age: Option<i64>,
     secure: bool,
 ) -> HeaderValue {
-    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    let mut c = format!(
+        "{}={value}; Path=/; HttpOnly; SameSite=Lax",
+        cookie_name(name, secure)
+    );
     if let Some(age) = max_age {
         c.push_str(&format!("; Max-Age={age}"));
     }
@@ -112,38 +129,18 @@ pub(super) fn set_cookie(
         .unwrap_or_else(|_| HeaderValue::from_static("callhook_bad=; Max-Age=0"))
 }
 
-/// Whether the browser reached us over https, as a proxy in front of callhook reports it.
-pub(super) fn behind_https(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("https"))
+/// Whether this request's browser came over https.
+pub(super) fn https(parts: &Parts, state: &WebState) -> bool {
+    edge::over_https(edge::peer(parts), &parts.headers, &state.svc.settings)
 }
 
-/// The client's address, for the sign-in limits: the peer's, or, when the peer is a proxy on
-/// this host or network (a loopback or private address) that names the client in
-/// `X-Forwarded-For`, the last address there (the one that proxy added).
-fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_canonical())?;
-    let local = match peer {
-        IpAddr::V4(a) => a.is_loopback() || a.is_private() || a.is_link_local(),
-        IpAddr::V6(a) => a.is_loopback() || a.is_unique_local() || a.is_unicast_link_local(),
-    };
-    if !local {
-        return Some(peer);
-    }
-    let forwarded = parts
-        .headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .last()
-        .and_then(|a| a.trim().parse::<IpAddr>().ok());
-    Some(forwarded.map_or(peer, |a| a.to_canonical()))
+/// The client's address, for the sign-in limits (through trusted proxies only).
+fn client_ip(parts: &Parts, state: &WebState) -> Option<IpAddr> {
+    edge::client_ip(
+        edge::peer(parts),
+        &parts.headers,
+        &state.svc.settings.trusted_proxies,
+    )
 }
 
 /// `/`: the webhook list when signed in, else the sign-in page.
@@ -168,18 +165,29 @@ struct NextQuery {
     next: Option<String>,
 }
 
-/// Only a path of ours may be a place to come back to (no `//evil.example`).
+/// Only an absolute path of ours may be a place to come back to: no other host
+/// (`//evil.example`, `/\\evil.example`, or `/%09/evil.example`, which decodes to a tab that
+/// a browser drops, leaving `//evil.example`), and no control characters (a newline does not
+/// fit in the `Location` header). Paths we link to are printable ASCII, so nothing else is.
 fn safe_next(next: &str) -> String {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if ok {
         next.to_owned()
     } else {
         "/webhooks".to_owned()
     }
 }
 
-async fn signin_page(headers: HeaderMap, Query(q): Query<NextQuery>) -> WebResult<Response> {
+async fn signin_page(
+    State(state): State<WebState>,
+    parts: Parts,
+    Query(q): Query<NextQuery>,
+) -> WebResult<Response> {
+    let secure = https(&parts, &state);
     // Keep the token a browser already has, so two open sign-in tabs both work.
-    let token = cookie(&headers, SIGNIN_COOKIE)
+    let token = cookie(&parts.headers, &cookie_name(SIGNIN_COOKIE, secure))
         .map(str::to_owned)
         .unwrap_or_else(|| random_token(""));
     let mut resp = page(&SigninPage {
@@ -190,7 +198,7 @@ async fn signin_page(headers: HeaderMap, Query(q): Query<NextQuery>) -> WebResul
     })?;
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(SIGNIN_COOKIE, &token, Some(3600), behind_https(&headers)),
+        set_cookie(SIGNIN_COOKIE, &token, Some(3600), secure),
     );
     Ok(resp)
 }
@@ -198,14 +206,15 @@ async fn signin_page(headers: HeaderMap, Query(q): Query<NextQuery>) -> WebResul
 async fn signin(State(state): State<WebState>, req: Request<Body>) -> WebResult<Response> {
     let (parts, body) = req.into_parts();
     let fields = read_body(body).await?;
-    let token = cookie(&parts.headers, SIGNIN_COOKIE).unwrap_or("");
+    let secure = https(&parts, &state);
+    let token = cookie(&parts.headers, &cookie_name(SIGNIN_COOKIE, secure)).unwrap_or("");
     if !tokens_match(fields.get("csrf"), token) {
         return Err(WebError::Csrf);
     }
     let email = normalize_email(fields.get("email"));
     let password = fields.get("password").to_owned();
     let next = safe_next(fields.get("next"));
-    let client = client_ip(&parts);
+    let client = client_ip(&parts, &state);
     let refused = |error: &str| SigninPage {
         token: token.to_owned(),
         email: email.clone(),
@@ -225,7 +234,7 @@ async fn signin(State(state): State<WebState>, req: Request<Body>) -> WebResult<
                     wait,
                 ),
             };
-            tracing::info!(%email, ?client, ?refusal, "sign-in not checked");
+            tracing::info!(email = ?email, ?client, ?refusal, "sign-in not checked");
             let mut resp = super::page(&refused(message))?;
             *resp.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             resp.headers_mut().insert(
@@ -240,14 +249,13 @@ async fn signin(State(state): State<WebState>, req: Request<Body>) -> WebResult<
     let user = users::check_password(&*state.svc.store, &email, password, permit).await?;
     let Some(user) = user else {
         state.sign_in.failed(&email, client, Instant::now());
-        tracing::info!(%email, ?client, "sign-in refused");
+        log_refused(&email, client);
         let mut resp = super::page(&refused("That email and password do not match an account."))?;
         *resp.status_mut() = StatusCode::UNAUTHORIZED;
         return Ok(resp);
     };
-    state.sign_in.succeeded(&email);
+    state.sign_in.succeeded(&email, client, Instant::now());
     let NewSession { token: secret, .. } = users::start_session(&*state.svc.store, &user).await?;
-    let secure = behind_https(&parts.headers);
     let mut resp = Redirect::to(&next).into_response();
     let h = resp.headers_mut();
     h.append(
@@ -261,16 +269,23 @@ async fn signin(State(state): State<WebState>, req: Request<Body>) -> WebResult<
     Ok(resp)
 }
 
+/// A wrong password, in the log. The email is what the visitor typed, so it is written
+/// quoted and escaped (`?`): a newline in it cannot start a forged log line.
+fn log_refused(email: &str, client: Option<IpAddr>) {
+    tracing::info!(email = ?email, ?client, "sign-in refused");
+}
+
 async fn signout(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    parts: Parts,
     form: PostForm,
 ) -> WebResult<Response> {
+    let secure = https(&parts, &state);
     users::end_session(&*state.svc.store, &form.signed.session).await?;
     let mut resp = Redirect::to("/signin").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(SESSION_COOKIE, "", Some(0), behind_https(&headers)),
+        set_cookie(SESSION_COOKIE, "", Some(0), secure),
     );
     Ok(resp)
 }
@@ -292,11 +307,52 @@ mod tests {
     }
 
     #[test]
+    fn a_newline_in_an_email_cannot_forge_a_log_line() {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let forged =
+            "x@acme.example\n2026-11-27T04:00:00Z  INFO callhook: signed in user=usr_admin";
+        tracing::subscriber::with_default(subscriber, || {
+            log_refused(forged, Some("198.51.100.1".parse().unwrap()));
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(out.contains("sign-in refused"), "{out}");
+        assert!(out.contains(r"x@acme.example\n2026"), "{out}");
+    }
+
+    #[test]
     fn only_local_paths_are_places_to_return_to() {
         assert_eq!(safe_next("/webhooks/wh_1"), "/webhooks/wh_1");
         assert_eq!(safe_next("//evil.example"), "/webhooks");
         assert_eq!(safe_next("https://evil.example"), "/webhooks");
         assert_eq!(safe_next("/\\evil.example"), "/webhooks");
         assert_eq!(safe_next(""), "/webhooks");
+        assert_eq!(safe_next("/calls?number=%2B91"), "/calls?number=%2B91");
+        for bad in [
+            "/\t/evil.example",
+            "/webhooks\nSet-Cookie: x=1",
+            "/webhooks\r\n",
+            "/ /evil.example",
+            "/caf\u{e9}",
+            "webhooks",
+        ] {
+            assert_eq!(safe_next(bad), "/webhooks", "{bad:?}");
+        }
     }
 }

@@ -5,17 +5,19 @@
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use serde_json::{Map, json};
 
 use super::form::PostForm;
-use super::session::{Signed, behind_https};
+use super::session::Signed;
 use super::view::{Layout, Notice, When, when};
 use super::{WebResult, WebState, page};
 use crate::core::role::Role;
+use crate::edge;
 use crate::service::parse_id;
 use crate::service::users::{self, NewLink, UserError, link_path};
 use crate::store::PageRequest;
@@ -74,24 +76,6 @@ impl UsersPage {
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     notice: Option<String>,
-}
-
-/// callhook's address as the browser reached it, for the links it shows to hand over.
-fn base_url(headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            h.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("localhost");
-    let scheme = if behind_https(headers) {
-        "https"
-    } else {
-        "http"
-    };
-    format!("{scheme}://{host}")
 }
 
 struct Shown {
@@ -159,7 +143,7 @@ async fn list(
 async fn show_link(
     state: &WebState,
     signed: &Signed,
-    headers: &HeaderMap,
+    parts: &Parts,
     made: NewLink,
     invite: bool,
 ) -> WebResult<Response> {
@@ -177,7 +161,11 @@ async fn show_link(
     let layout = Layout::new(signed, "Users", "users").with(Notice::success(text));
     let shown = Shown {
         link: Some(MadeLink {
-            url: format!("{}{}", base_url(headers), link_path(&made.token)),
+            url: format!(
+                "{}{}",
+                edge::base_url(edge::peer(parts), &parts.headers, &state.svc.settings),
+                link_path(&made.token)
+            ),
             email: made.user.email,
             expires: when(made.expires_at),
             invite,
@@ -189,7 +177,7 @@ async fn show_link(
 
 async fn invite(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    parts: Parts,
     form: PostForm,
 ) -> WebResult<Response> {
     let signed = &form.signed;
@@ -204,7 +192,7 @@ async fn invite(
         link: None,
     };
     match users::invite(&*state.svc.store, &signed.actor(), &body).await {
-        Ok(made) => show_link(&state, signed, &headers, made, true).await,
+        Ok(made) => show_link(&state, signed, &parts, made, true).await,
         Err(UserError::Invalid(f)) => {
             let errors = f.0.into_iter().map(|e| (e.field, e.message)).collect();
             let layout = Layout::new(signed, "Users", "users");
@@ -245,14 +233,14 @@ async fn set_role(
 
 async fn reset(
     State(state): State<WebState>,
-    headers: HeaderMap,
+    parts: Parts,
     Path(id): Path<String>,
     form: PostForm,
 ) -> WebResult<Response> {
     let signed = &form.signed;
     // One's own reset ends one's own session too: this page is the last one it shows.
     let made = users::reset(&*state.svc.store, &signed.actor(), &parse_id(&id)?).await?;
-    show_link(&state, signed, &headers, made, false).await
+    show_link(&state, signed, &parts, made, false).await
 }
 
 async fn remove(

@@ -17,6 +17,7 @@ mod delivery;
 mod openapi;
 mod reliability;
 mod resources;
+mod security;
 mod shaping;
 mod store;
 mod team;

@@ -420,13 +420,13 @@ async fn click_to_call_documents_every_answer_as_problem_json() {
             "post",
             "/v1/click-to-call",
             &[
-                "202", "400", "401", "403", "409", "413", "415", "422", "503",
+                "202", "400", "401", "403", "409", "413", "415", "422", "503", "500",
             ][..],
         ),
         (
             "get",
             "/v1/click-to-call/{request_id}",
-            &["200", "401", "403", "404"][..],
+            &["200", "401", "403", "404", "422", "500", "503"][..],
         ),
     ] {
         let responses = doc["paths"][path][method]["responses"]
@@ -444,4 +444,71 @@ async fn click_to_call_documents_every_answer_as_problem_json() {
             assert!(content.contains_key(want), "{method} {path} {status}: {r}");
         }
     }
+}
+
+/// What schemathesis checks in depth (scripts/test), in brief: problems are documented as
+/// problem+json, every route names the answers every route can give, enums are spelled as on
+/// the wire, and limits are in the schemas.
+#[tokio::test]
+async fn the_document_tells_the_truth_about_answers_and_limits() {
+    let doc = document().await;
+    for (method, path) in ROUTES {
+        let op = &doc["paths"][*path][*method];
+        let responses = op["responses"].as_object().unwrap();
+        assert!(responses.contains_key("500"), "{method} {path}");
+        let secured = op["security"]
+            .as_array()
+            .is_none_or(|r| r.iter().any(|o| !o.as_object().unwrap().is_empty()));
+        if secured {
+            for s in ["401", "403", "503"] {
+                assert!(responses.contains_key(s), "{method} {path} documents {s}");
+            }
+        }
+        for (status, r) in responses {
+            let content = r["content"].as_object();
+            let json_problem = content
+                .and_then(|c| c.get("application/json"))
+                .and_then(|c| c["schema"]["$ref"].as_str())
+                == Some("#/components/schemas/Problem");
+            assert!(
+                !json_problem,
+                "{method} {path} {status}: problem as application/json"
+            );
+            if status.starts_with('4') || status.starts_with('5') {
+                if *path == "/readyz" {
+                    continue;
+                }
+                assert!(
+                    content.is_some_and(|c| c.contains_key("application/problem+json")),
+                    "{method} {path} {status}"
+                );
+            }
+        }
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["CallType"]["enum"],
+        serde_json::json!(["inbound", "outbound", "click_to_call"])
+    );
+    assert_eq!(
+        schemas["TimeFormat"]["enum"],
+        serde_json::json!(["rfc3339", "local", "unix"])
+    );
+    let limit = doc["paths"]["/v1/webhooks"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "limit")
+        .unwrap();
+    assert_eq!(limit["schema"]["minimum"], 1);
+    assert_eq!(limit["schema"]["maximum"], 1000);
+    assert_eq!(
+        schemas["WebhookInput"]["properties"]["name"]["maxLength"],
+        100
+    );
+    assert_eq!(schemas["WebhookInput"]["additionalProperties"], false);
+    let zones = schemas["WebhookInput"]["properties"]["time_zone"]["enum"]
+        .as_array()
+        .unwrap();
+    assert!(zones.contains(&serde_json::json!("Asia/Kolkata")));
 }

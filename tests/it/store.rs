@@ -1479,3 +1479,58 @@ async fn the_audit_log_is_written_with_its_change_filtered_paged_and_pruned() {
         .unwrap();
     assert!(left.items.is_empty());
 }
+
+#[tokio::test]
+async fn account_counts_are_the_accounts_own() {
+    let f = fixture().await;
+    let counts = f.store.account_counts(&f.account).await.unwrap();
+    assert_eq!(
+        counts,
+        AccountCounts {
+            webhooks: 1,
+            numbers: 0,
+            api_keys: 0
+        }
+    );
+    let now = Timestamp::now();
+    for n in ["+918065251305", "+918065251306"] {
+        f.store
+            .insert_number(
+                &f.account,
+                &Number {
+                    number: callhook::core::number::E164::parse(n).unwrap(),
+                    label: None,
+                    created_at: now,
+                },
+                &entry(&f.account, Action::NumberAdd, n),
+            )
+            .await
+            .unwrap();
+    }
+    f.store
+        .insert_api_key(
+            &ApiKey {
+                id: callhook::core::id::ApiKeyId::new(),
+                account_id: f.account.clone(),
+                name: "k".into(),
+                prefix: "chk_abcdef".into(),
+                role: Role::Admin,
+                created_at: now,
+                last_used_at: None,
+            },
+            "hash-of-the-key",
+            &entry(&f.account, Action::ApiKeyCreate, "k"),
+        )
+        .await
+        .unwrap();
+    let counts = f.store.account_counts(&f.account).await.unwrap();
+    assert_eq!(
+        (counts.webhooks, counts.numbers, counts.api_keys),
+        (1, 2, 1)
+    );
+    // Another account's count is its own: nothing of this one's.
+    assert_eq!(
+        f.store.account_counts(&AccountId::new()).await.unwrap(),
+        AccountCounts::default()
+    );
+}

@@ -41,8 +41,25 @@ async fn site() -> Site {
 
 /// A site whose callhook also runs the PBX connectors `connectors` makes for the account's id.
 async fn site_with_connectors(connectors: impl FnOnce(&str) -> Vec<ConnectorSettings>) -> Site {
+    site_with(connectors, |_| {}).await
+}
+
+/// A site behind a proxy on this host, which names the client in `X-Forwarded-For`.
+async fn site_behind_proxy() -> Site {
+    site_with(
+        |_| Vec::new(),
+        |s| s.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()],
+    )
+    .await
+}
+
+async fn site_with(
+    connectors: impl FnOnce(&str) -> Vec<ConnectorSettings>,
+    tweak: impl FnOnce(&mut callhook::config::Settings),
+) -> Site {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
+    tweak(&mut settings);
     // The account is made before callhook starts, so that a connector can name it.
     let made = {
         let store = open_store(&settings).await.unwrap();
@@ -369,22 +386,39 @@ async fn call_ids_with_url_characters_link_to_their_own_page() {
 }
 
 #[tokio::test]
-async fn failed_sign_ins_are_throttled_per_email_and_per_client() {
-    let site = site().await;
+async fn failed_sign_ins_are_throttled_per_email_and_client_and_never_lock_the_owner_out() {
+    let site = site_behind_proxy().await;
     let other = "other@acme.example";
     site.add_admin(other).await;
     for _ in 0..10 {
         let (status, _) = site.try_sign_in(EMAIL, "wrong", "198.51.100.1").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
-    // The 11th is not even checked: refused with the right password, from another client too.
-    let (status, page) = site.try_sign_in(EMAIL, PASSWORD, "198.51.100.2").await;
+    // The 11th from that client is not even checked, even with the right password.
+    let (status, page) = site.try_sign_in(EMAIL, PASSWORD, "198.51.100.1").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert!(page.contains("Try again in a few minutes"), "{page}");
-    // Other admins still sign in, but not from the client that failed ten times.
-    let (status, _) = site.try_sign_in(other, PASSWORD, "198.51.100.2").await;
+    // The owner, from another client, gets through the flood with the right password.
+    let (status, _) = site.try_sign_in(EMAIL, PASSWORD, "198.51.100.2").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+    // Other admins still sign in, from the flooding client too (it is under its own limit).
     let (status, _) = site.try_sign_in(other, PASSWORD, "198.51.100.1").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // A flood spread over many clients: the owner's known client is never slowed; a client
+    // new to the email gets one try, then waits.
+    for i in 10..40 {
+        let (status, _) = site
+            .try_sign_in(EMAIL, "wrong", &format!("198.51.100.{i}"))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    for _ in 0..3 {
+        let (status, _) = site.try_sign_in(EMAIL, PASSWORD, "198.51.100.2").await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    }
+    let (status, _) = site.try_sign_in(EMAIL, "wrong", "203.0.113.50").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = site.try_sign_in(EMAIL, "wrong", "203.0.113.50").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     // An unknown email is counted like a known one, so a refusal tells nobody who exists.
     for _ in 0..10 {
@@ -394,8 +428,23 @@ async fn failed_sign_ins_are_throttled_per_email_and_per_client() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
     let (status, _) = site
-        .try_sign_in("nobody@acme.example", PASSWORD, "198.51.100.4")
+        .try_sign_in("nobody@acme.example", PASSWORD, "198.51.100.3")
         .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+}
+
+/// Without `trusted_proxies`, `X-Forwarded-For` is the client's own writing: rotating it
+/// avoids no limit.
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_avoids_no_limit() {
+    let site = site().await;
+    for i in 0..10 {
+        let (status, _) = site
+            .try_sign_in(EMAIL, "wrong", &format!("198.51.100.{i}"))
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = site.try_sign_in(EMAIL, "wrong", "198.51.100.77").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 
@@ -572,5 +621,356 @@ async fn the_call_form_names_its_problems_and_the_page_follows_a_request() {
         site.get_page(&b, "/calls/click-to-call/c2c_01JDX0000000000000000000000")
             .await,
         StatusCode::NOT_FOUND
+    );
+}
+
+/// Every `<form method="post">` of a page: its action and the names of its fields.
+fn post_forms(html: &str) -> Vec<(String, Vec<String>)> {
+    let attr = |tag: &str, name: &str| {
+        let key = format!("{name}=\"");
+        tag.find(&key).map(|at| {
+            tag[at + key.len()..]
+                .split('"')
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        })
+    };
+    let mut forms = Vec::new();
+    for chunk in html.split("<form").skip(1) {
+        let Some((tag, rest)) = chunk.split_once('>') else {
+            continue;
+        };
+        if attr(tag, "method").as_deref() != Some("post") {
+            continue;
+        }
+        let action = attr(tag, "action")
+            .unwrap_or_default()
+            .replace("&#x2f;", "/");
+        let inner = rest.split("</form>").next().unwrap_or("");
+        let mut names = Vec::new();
+        for field in ["<input", "<select", "<textarea"] {
+            for t in inner.split(field).skip(1) {
+                let t = t.split('>').next().unwrap_or("");
+                if let Some(n) = attr(t, "name")
+                    && n != "csrf"
+                    && !names.contains(&n)
+                {
+                    names.push(n);
+                }
+            }
+        }
+        forms.push((action, names));
+    }
+    forms
+}
+
+/// NUL (which PostgreSQL cannot store) in any field of any form, or in a page's path or query,
+/// is a 422 page naming the field: never a 500, on either database.
+#[tokio::test]
+async fn nul_in_any_form_field_or_page_address_is_a_422() {
+    let site = site().await;
+    let b = site.sign_in().await;
+    site.http
+        .post(site.url("/v1/numbers"))
+        .bearer_auth(&site.account_key)
+        .json(&json!({"number": "+918065251305", "label": "Sales"}))
+        .send()
+        .await
+        .unwrap();
+    let hook: serde_json::Value = site
+        .http
+        .post(site.url("/v1/webhooks"))
+        .bearer_auth(&site.account_key)
+        .json(
+            &json!({"name": "CRM", "trigger": "call_missed", "url": "https://crm.example.com/h",
+                      "headers": [{"key": "X-Api-Key", "value": "v"}]}),
+        )
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = hook["id"].as_str().unwrap();
+    let mut forms = Vec::new();
+    for page in [
+        "/webhooks".to_owned(),
+        "/webhooks/new".to_owned(),
+        format!("/webhooks/{id}"),
+        format!("/webhooks/{id}/edit"),
+        "/numbers".to_owned(),
+        "/api-keys".to_owned(),
+    ] {
+        let (status, html) = site.get_html(&b, &page).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        for f in post_forms(&html) {
+            if !forms.contains(&f) {
+                forms.push(f);
+            }
+        }
+    }
+    assert!(forms.len() >= 10, "{forms:?}");
+    for (action, mut names) in forms {
+        if action == "/signout" {
+            continue;
+        }
+        // A form with no field of its own gets one: any NUL in a form body is refused.
+        if names.is_empty() {
+            names.push("extra".into());
+        }
+        let nul = "a\u{0}b".to_owned();
+        let mut body: Vec<(&str, &str)> = vec![("csrf", b.csrf.as_str())];
+        body.extend(names.iter().map(|n| (n.as_str(), nul.as_str())));
+        let resp = site
+            .http
+            .post(site.url(&action))
+            .header(COOKIE, &b.cookie)
+            .form(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        let html = resp.text().await.unwrap();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{action}: {html}");
+        for n in &names {
+            assert!(
+                html.contains(&format!("{n}: must not contain")),
+                "{action} {n}: {html}"
+            );
+        }
+    }
+    // The sign-in form, before any session.
+    let (status, html) = site
+        .try_sign_in("a\u{0}@acme.example", PASSWORD, "198.51.100.1")
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{html}");
+    for (page, field) in [
+        ("/calls/a%00b".to_owned(), "call_id"),
+        ("/calls?number=%00".to_owned(), "number"),
+        (format!("/webhooks/{id}?status=%00"), "status"),
+        ("/deliveries/a%00".to_owned(), "id"),
+        ("/signin?next=%00".to_owned(), "next"),
+    ] {
+        let (status, html) = site.get_html(&b, &page).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{page}: {html}");
+        assert!(
+            html.contains(&format!("{field}: must not contain")),
+            "{page}: {html}"
+        );
+    }
+}
+
+/// `next` after sign-in: another host in any spelling goes to the webhook list instead, and a
+/// newline in it neither breaks the answer nor lands in a header.
+#[tokio::test]
+async fn signing_in_never_sends_the_browser_to_another_host() {
+    let site = site().await;
+    let page = site
+        .http
+        .get(site.url("/signin?next=/%09/evil.example"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("name=\"next\" value=\"/webhooks\""), "{page}");
+    for next in [
+        "/\t/evil.example",
+        "//evil.example",
+        "/\\evil.example",
+        "https://evil.example",
+        "/webhooks\r\nSet-Cookie: a=b",
+        "/webhooks\n",
+    ] {
+        let page = site.http.get(site.url("/signin")).send().await.unwrap();
+        let token = set_cookie(&page, "callhook_signin").unwrap();
+        let resp = site
+            .http
+            .post(site.url("/signin"))
+            .header(COOKIE, format!("callhook_signin={token}"))
+            .form(&[
+                ("csrf", token.as_str()),
+                ("email", EMAIL),
+                ("password", PASSWORD),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{next:?}");
+        assert_eq!(resp.headers()[LOCATION], "/webhooks", "{next:?}");
+    }
+}
+
+/// Served over https (`public_url`): the cookies are `Secure` and `__Host-`, only that name
+/// signs in, and every answer carries HSTS; over plain http neither.
+#[tokio::test]
+async fn over_https_the_session_cookie_is_secure_and_host_only() {
+    let site = site_with(
+        |_| Vec::new(),
+        |s| s.public_url = "https://callhook.example.com".into(),
+    )
+    .await;
+    let page = site.http.get(site.url("/signin")).send().await.unwrap();
+    assert_eq!(
+        page.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let raw: Vec<String> = page
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        raw.iter()
+            .any(|c| c.starts_with("__Host-callhook_signin=") && c.contains("; Secure")),
+        "{raw:?}"
+    );
+    let token = set_cookie(&page, "__Host-callhook_signin").expect("a sign-in token");
+    let resp = site
+        .http
+        .post(site.url("/signin"))
+        .header(COOKIE, format!("__Host-callhook_signin={token}"))
+        .form(&[
+            ("csrf", token.as_str()),
+            ("email", EMAIL),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let session_header = resp
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("__Host-callhook_session="))
+        .expect("a __Host- session cookie");
+    assert!(
+        session_header.contains("; Secure") && session_header.contains("; Path=/"),
+        "{session_header}"
+    );
+    assert!(!session_header.contains("Domain"), "{session_header}");
+    let secret = set_cookie(&resp, "__Host-callhook_session").unwrap();
+    let get = |cookie: String| {
+        site.http
+            .get(site.url("/webhooks"))
+            .header(COOKIE, cookie)
+            .send()
+    };
+    let ok = get(format!("__Host-callhook_session={secret}"))
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    // The same token under the plain name (as a sibling host could set it) signs nobody in.
+    let plain = get(format!("callhook_session={secret}")).await.unwrap();
+    assert_eq!(plain.status(), StatusCode::SEE_OTHER);
+
+    // Over plain http: no HSTS, no Secure.
+    let plain_site = self::site().await;
+    let page = plain_site
+        .http
+        .get(plain_site.url("/signin"))
+        .send()
+        .await
+        .unwrap();
+    assert!(page.headers().get("strict-transport-security").is_none());
+    assert!(set_cookie(&page, "callhook_signin").is_some());
+}
+
+/// A trusted proxy's `X-Forwarded-Proto: https` counts as https; anyone else's does not.
+#[tokio::test]
+async fn forwarded_proto_counts_only_from_a_trusted_proxy() {
+    for (trusted, secure) in [(false, false), (true, true)] {
+        let site = if trusted {
+            site_behind_proxy().await
+        } else {
+            site().await
+        };
+        let page = site
+            .http
+            .get(site.url("/signin"))
+            .header("x-forwarded-proto", "https")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            page.headers().get("strict-transport-security").is_some(),
+            secure
+        );
+        assert_eq!(
+            set_cookie(&page, "__Host-callhook_signin").is_some(),
+            secure
+        );
+    }
+}
+
+/// Every web answer keeps its security headers; a test that fails if one goes.
+#[tokio::test]
+async fn every_page_keeps_its_security_headers() {
+    let site = site_with(
+        |_| Vec::new(),
+        |s| s.public_url = "https://callhook.example.com".into(),
+    )
+    .await;
+    let expected = [
+        ("content-security-policy", "default-src 'self'"),
+        ("x-frame-options", "DENY"),
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "same-origin"),
+        ("strict-transport-security", "max-age="),
+    ];
+    for (path, no_store) in [
+        ("/signin", true),
+        ("/webhooks", true),
+        ("/nothing-here", true),
+        ("/calls/x%00", true),
+        ("/assets/x/app.css", false),
+    ] {
+        let resp = site.http.get(site.url(path)).send().await.unwrap();
+        for (name, starts) in expected {
+            let v = resp
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            assert!(v.starts_with(starts), "{path}: {name} is {v:?}");
+        }
+        if no_store {
+            assert_eq!(resp.headers()["cache-control"], "no-store", "{path}");
+        }
+    }
+}
+
+/// A session ends at its absolute lifetime however busy it is.
+#[tokio::test]
+async fn a_session_ends_at_its_absolute_lifetime() {
+    let site = site().await;
+    let b = site.sign_in().await;
+    assert_eq!(site.get_page(&b, "/webhooks").await, StatusCode::OK);
+    let user = site.store.user_by_email(EMAIL).await.unwrap().unwrap();
+    let token = "an-old-but-busy-session-token";
+    let now = jiff::Timestamp::now();
+    site.store
+        .insert_session(&callhook::store::Session {
+            id: callhook::core::credentials::hash_token(token),
+            user_id: user.id,
+            csrf: "c".into(),
+            created_at: now - callhook::service::users::SESSION_MAX,
+            expires_at: now + jiff::SignedDuration::from_hours(1),
+        })
+        .await
+        .unwrap();
+    let old = Browser {
+        cookie: format!("callhook_session={token}"),
+        csrf: "c".into(),
+    };
+    assert_eq!(
+        site.get_page(&old, "/webhooks").await,
+        StatusCode::SEE_OTHER
     );
 }

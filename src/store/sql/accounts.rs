@@ -2,9 +2,9 @@
 
 use super::Backend;
 use super::db::SqlDb;
-use super::rows::{account_from_row, limit_plus_one, to_ms};
+use super::rows::{Cols, account_from_row, limit_plus_one, to_ms};
 use crate::core::id::AccountId;
-use crate::store::{Account, Page, PageRequest, Result};
+use crate::store::{Account, AccountCounts, Page, PageRequest, Result};
 
 pub async fn insert<DB: SqlDb>(b: &impl Backend<Db = DB>, account: &Account) -> Result<()> {
     let a = account.clone();
@@ -44,4 +44,24 @@ pub async fn list<DB: SqlDb>(
     Ok(Page::from_rows(items, page.limit, |a: &Account| {
         a.id.to_string()
     }))
+}
+
+pub async fn counts<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    account_id: &AccountId,
+) -> Result<AccountCounts> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM webhooks WHERE account_id = $1) AS webhooks,
+                (SELECT COUNT(*) FROM numbers WHERE account_id = $1) AS numbers,
+                (SELECT COUNT(*) FROM api_keys WHERE account_id = $1) AS api_keys",
+    )
+    .bind(account_id)
+    .fetch_one(b.read())
+    .await?;
+    let n = |name: &str| row.int(name).map(|v| u64::try_from(v).unwrap_or(0));
+    Ok(AccountCounts {
+        webhooks: n("webhooks")?,
+        numbers: n("numbers")?,
+        api_keys: n("api_keys")?,
+    })
 }

@@ -123,6 +123,10 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         accounts::list(&self.backend, page).await
     }
 
+    async fn account_counts(&self, account_id: &AccountId) -> Result<AccountCounts> {
+        accounts::counts(&self.backend, account_id).await
+    }
+
     async fn insert_api_key(&self, key: &ApiKey, hash: &str, audit: &AuditEntry) -> Result<()> {
         api_keys::insert(&self.backend, key, hash, audit).await
     }

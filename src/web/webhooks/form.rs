@@ -420,7 +420,14 @@ pub(super) async fn edit_form(
 pub(super) async fn create(State(state): State<WebState>, form: PostForm) -> WebResult<Response> {
     let values = FormValues::from_fields(&form.fields);
     let actor = form.signed.actor();
-    match webhooks::create(&*state.svc.store, &actor, &values.to_json()).await {
+    match webhooks::create(
+        &*state.svc.store,
+        &state.svc.quotas(),
+        &actor,
+        &values.to_json(),
+    )
+    .await
+    {
         Ok((w, _)) => {
             Ok(Redirect::to(&format!("/webhooks/{}?notice=created", w.id)).into_response())
         }

@@ -20,6 +20,7 @@ use crate::verifier::{python_verdicts, signed_with, verifier_input};
 
 mod batches;
 mod headers;
+mod limits;
 mod log;
 mod matching;
 mod metrics;

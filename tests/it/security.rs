@@ -338,8 +338,8 @@ async fn one_post_makes_at_most_max_deliveries_per_post() {
     assert_eq!(body["deliveries"], 3, "{body}");
 }
 
-/// A key may not revoke itself when it is the account's last; it may once there is another,
-/// and another key may revoke it.
+/// A key may not revoke itself when it is the account's last (admin) key; it may once there
+/// is another, and another key may revoke it.
 #[tokio::test]
 async fn the_last_api_key_cannot_revoke_itself() {
     let app = spawn_app().await;
@@ -350,7 +350,7 @@ async fn the_last_api_key_cannot_revoke_itself() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
-        body["detail"].as_str().unwrap().contains("last API key"),
+        body["detail"].as_str().unwrap().contains("last admin API key"),
         "{body}"
     );
     let (status, second) = app.post("/v1/api-keys", json!({"name": "second"})).await;

@@ -67,12 +67,30 @@ impl From<NewApiKey> for CreatedApiKey {
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct ApiKeyInput {
-    /// 1 to 100 characters.
+    /// 1 to 100 characters, no control characters, not starting or ending with a space.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = r"^[^\s\x00-\x1f\x7f-\x9f](?:[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f])?$"
+    )]
     pub name: String,
     /// `admin` (default) or `viewer`. An admin key manages users, so only an admin key (or
     /// an owner in the web page) may make one.
+    #[schema(value_type = Option<KeyRole>)]
     pub role: Option<String>,
+}
+
+/// The roles an API key can have.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum KeyRole {
+    /// Everything, users included.
+    Admin,
+    /// Reads webhooks, logs, calls and numbers; no secrets, no changes.
+    Viewer,
 }
 
 /// Creates an API key for the caller's account. Needs an admin key; a viewer key is 403.

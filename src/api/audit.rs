@@ -10,7 +10,7 @@ use utoipa_axum::routes;
 use super::extract::{ApiQuery, Caller, ListParams};
 use super::problem::{ApiResult, Problem};
 use super::{ApiState, ListOf, ts};
-use crate::core::audit::Change;
+use crate::core::audit::{Action, Change};
 use crate::service::audit::{self, FilterInput};
 use crate::store::AuditEntry;
 
@@ -48,12 +48,8 @@ pub struct AuditEntryOut {
     pub id: String,
     pub at: String,
     pub actor: ActorOut,
-    /// `webhook.create`, `webhook.update`, `webhook.enable`, `webhook.disable`,
-    /// `webhook.delete`, `webhook.secret_reveal`, `webhook.secret_rotate`, `webhook.replay`,
-    /// `delivery.resend`, `number.add`, `number.update`, `number.remove`, `api_key.create`,
-    /// `api_key.revoke`, `user.create`, `user.invite`, `user.sign_up`, `user.role_change`,
-    /// `user.remove`, `user.reset`, `user.password_change`, `click_to_call.request`.
-    #[schema(example = "webhook.update")]
+    /// What was done (`webhook.update`, `user.invite`, …).
+    #[schema(value_type = Action, example = "webhook.update")]
     pub action: &'static str,
     pub resource: ResourceOut,
     /// The fields the change moved, `before` → `after`. Header values show only as
@@ -89,10 +85,13 @@ pub struct AuditQuery {
     /// Only entries by this actor: a user's or key's id, an email, a key's name.
     pub actor: Option<String>,
     /// Only this action (`webhook.update`, …).
+    #[param(value_type = Option<Action>)]
     pub action: Option<String>,
     /// RFC 3339: entries at or after.
+    #[param(format = DateTime)]
     pub since: Option<String>,
     /// RFC 3339: entries before.
+    #[param(format = DateTime)]
     pub until: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
     pub limit: Option<u32>,

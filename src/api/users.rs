@@ -83,19 +83,27 @@ fn linked(base: &BaseUrl, made: NewLink) -> (UserOut, String) {
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct UserInput {
-    /// Their email: what they sign in with; unique across callhook.
-    #[schema(example = "asha@acme.example")]
+    /// Their email, what they sign in with (kept in lower case; unique across callhook): one
+    /// `@`, a domain with a dot (or `localhost`), no spaces or control characters.
+    #[schema(
+        example = "asha@acme.example",
+        max_length = 254,
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@(?:[^@\s\x00-\x1f\x7f-\x9f]*\.[^@\s\x00-\x1f\x7f-\x9f]*|[Ll][Oo][Cc][Aa][Ll][Hh][Oo][Ss][Tt])$"
+    )]
     pub email: String,
     /// `owner`, `admin` or `viewer`.
-    #[schema(example = "viewer")]
+    #[schema(value_type = Role, example = "viewer")]
     pub role: String,
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[allow(dead_code)]
+#[serde(deny_unknown_fields)]
 pub struct UserPatch {
     /// `owner`, `admin` or `viewer`. The account's last owner cannot be demoted.
+    #[schema(value_type = Role)]
     pub role: String,
 }
 

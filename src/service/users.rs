@@ -89,18 +89,22 @@ pub fn normalize_email(raw: &str) -> String {
     raw.trim().to_ascii_lowercase()
 }
 
-/// An email, normalized, if it looks like an address (`name@example.com`, or
-/// `name@localhost`).
+/// An email, in lower case, if it looks like an address: one `@` with something before it, a
+/// domain with a dot (`name@example.com`) or `localhost`, no spaces or control characters,
+/// at most 254 characters. (What the API document's pattern says, too.)
 pub fn check_email(raw: &str) -> Result<String, String> {
-    let email = normalize_email(raw);
-    let ok = email.len() <= MAX_EMAIL
+    let email = raw.to_ascii_lowercase();
+    let ok = email.chars().count() <= MAX_EMAIL
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && (domain.contains('.') || domain == "localhost")
+            !local.is_empty()
+                && !domain.contains('@')
+                && (domain.contains('.') || domain == "localhost")
         });
     if ok {
         Ok(email)
     } else {
-        Err(format!("{email:?} is not an email address"))
+        Err(format!("{raw:?} is not an email address"))
     }
 }
 
@@ -523,9 +527,16 @@ mod tests {
     #[test]
     fn emails_are_lower_case_and_need_a_domain() {
         assert_eq!(
-            check_email(" Admin@Acme.Example ").as_deref(),
+            check_email("Admin@Acme.Example").as_deref(),
             Ok("admin@acme.example")
         );
+        for bad in [
+            " admin@acme.example",
+            "ad min@acme.example",
+            "a@b@acme.example",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad}");
+        }
         assert!(check_email("admin@localhost").is_ok());
         assert!(check_email("admin@callhook.local").is_ok());
         for bad in ["admin", "@acme.example", "@localhost", "admin@acme", ""] {

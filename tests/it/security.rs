@@ -350,7 +350,10 @@ async fn the_last_api_key_cannot_revoke_itself() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(
-        body["detail"].as_str().unwrap().contains("last admin API key"),
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("last admin API key"),
         "{body}"
     );
     let (status, second) = app.post("/v1/api-keys", json!({"name": "second"})).await;

@@ -94,6 +94,7 @@ pub struct AuditQuery {
     #[param(format = DateTime)]
     pub until: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     /// The `next` cursor of the previous page.
     pub after: Option<String>,

@@ -58,8 +58,9 @@ pub fn parse_filter(input: &FilterInput) -> Result<AuditFilter, FieldErrors> {
         }
         parsed
     });
+    // A time is given whole or left out: an empty one is refused, not read as none.
     let mut time = |field: &str, v: Option<&str>| {
-        given(v).and_then(|t| match t.parse::<Timestamp>() {
+        v.and_then(|t| match t.parse::<Timestamp>() {
             Ok(t) => Some(t),
             Err(_) => {
                 errors.push(
@@ -112,6 +113,11 @@ mod tests {
             .map(|e| e.field)
             .collect();
         assert_eq!(fields, ["action", "since", "until"]);
+        let empty = FilterInput {
+            until: Some(""),
+            ..FilterInput::default()
+        };
+        assert!(parse_filter(&empty).is_err(), "an empty time is no time");
         let good = FilterInput {
             resource_id: Some(" wh_1 "),
             action: Some("webhook.update"),

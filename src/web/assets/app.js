@@ -7,17 +7,20 @@
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 
-  // Times: the server writes UTC; show them in the reader's own zone and language.
+  // Times: the server writes UTC (a `datetime` ending in Z); show them in the reader's own
+  // zone and language, the zone named. A time written with an offset is pinned to a zone (a
+  // webhook's deliveries, in the webhook's zone) and stays as the server wrote it.
   const stamp = new Intl.DateTimeFormat(undefined, {
     year: "numeric", month: "short", day: "numeric",
     hour: "2-digit", minute: "2-digit", second: "2-digit",
   });
+  const myZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
   const localise = (t) => {
-    if (!/UTC$/.test(t.textContent.trim())) return;
+    if (!/Z$/.test(t.getAttribute("datetime") || "") || !/UTC$/.test(t.textContent.trim())) return;
     const d = new Date(t.getAttribute("datetime"));
     if (!isNaN(d)) {
       t.title = t.textContent.trim();
-      t.textContent = stamp.format(d);
+      t.textContent = myZone ? stamp.format(d) + " " + myZone : stamp.format(d);
     }
   };
   $$("time[datetime]").forEach(localise);

@@ -21,4 +21,5 @@ mod security;
 mod shaping;
 mod store;
 mod team;
+mod tools;
 mod web;

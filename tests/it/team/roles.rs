@@ -69,6 +69,8 @@ const API: &[(&str, &str, Rule)] = &[
     ("post", "/v1/deliveries/{id}/resend", Rule::Change),
     ("post", "/v1/webhooks/{id}/replay", Rule::Change),
     ("post", "/v1/webhooks/{id}/test", Rule::Change),
+    ("post", "/v1/webhooks/test", Rule::Change),
+    ("get", "/v1/calls", Rule::Read),
     ("get", "/v1/calls/{call_id}", Rule::Read),
     ("post", "/v1/click-to-call", Rule::Change),
     ("get", "/v1/click-to-call/{request_id}", Rule::Read),
@@ -228,6 +230,10 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("patch", "/v1/numbers/{number}") => json!({"label": "Sales"}),
         ("post", "/v1/webhooks") | ("put", "/v1/webhooks/{id}") => webhook(),
         ("patch", "/v1/webhooks/{id}") => json!({"name": "renamed"}),
+        // Nothing listens on port 9 (discard): the test answers at once, whatever it meets.
+        ("post", "/v1/webhooks/test") => {
+            json!({"name": "w", "trigger": "call_received", "url": "http://127.0.0.1:9/hook"})
+        }
         ("post", "/v1/webhooks/{id}/replay") => json!({"since": "2020-01-01T00:00:00Z"}),
         ("post", "/v1/click-to-call") => {
             json!({"agent_extension": "101", "customer_number": "+919812345678"})

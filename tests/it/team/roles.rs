@@ -105,6 +105,7 @@ const WEB: &[(&str, &str, Rule)] = &[
     ("get", "/webhooks/{id}/secret", Rule::Secrets),
     ("post", "/webhooks/{id}/secret/rotate", Rule::Change),
     ("post", "/webhooks/{id}/test", Rule::Change),
+    ("post", "/webhooks/test", Rule::Change),
     ("get", "/deliveries/{id}", Rule::Read),
     ("post", "/deliveries/{id}/resend", Rule::Change),
     ("get", "/numbers", Rule::Read),

@@ -139,10 +139,17 @@ pub struct Seen {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Alert {
     /// Failing since then, for at least `after`.
-    Failing { since: Timestamp, after: Duration },
+    Failing {
+        since: Timestamp,
+        after: Duration,
+    },
     /// It had been failing since then.
-    Recovered { since: Timestamp },
-    Disabled { reason: String },
+    Recovered {
+        since: Timestamp,
+    },
+    Disabled {
+        reason: String,
+    },
     /// `count` deliveries used their last attempt since `since` (the previous alert; `None`:
     /// the first); `last` is the latest.
     DeliveryFailed {
@@ -215,7 +222,12 @@ fn failed(state: &mut State, cfg: &Config, now: Timestamp, out: &mut Vec<Alert>)
 /// The new state and the alerts to send after a batch of attempts of one webhook: recovered,
 /// failing (when `after` has passed already, as with `0s`), disabled; failed deliveries are
 /// counted for [`on_sweep`].
-pub fn after_attempts(state: &State, seen: &Seen, cfg: &Config, now: Timestamp) -> (State, Vec<Alert>) {
+pub fn after_attempts(
+    state: &State,
+    seen: &Seen,
+    cfg: &Config,
+    now: Timestamp,
+) -> (State, Vec<Alert>) {
     let mut s = state.clone();
     let mut out = Vec::new();
     // Recovered: a success ended the run it was alerted for (a failure later in the same
@@ -396,19 +408,95 @@ mod tests {
             ..Seen::default()
         };
         // (case, state before, seen, config, now, alerts, failing_alerted after)
-        let cases: Vec<(&str, State, Seen, Config, i64, Vec<&str>, Option<i64>)> = vec![
-            ("first failure, 0s", State::default(), failing_from(5), NOW, 5, vec!["webhook.failing"], Some(5)),
-            ("first failure, 10m", State::default(), failing_from(5), ON, 5, vec![], None),
-            ("failing long enough", State::default(), failing_from(0), ON, 600, vec!["webhook.failing"], Some(0)),
-            ("failing again, alerted", alerted.clone(), failing_from(0), NOW, 900, vec![], Some(0)),
-            ("alerts off", State::default(), failing_from(0), OFF, 900, vec![], None),
-            ("success after alert", alerted.clone(), ok.clone(), ON, 900, vec!["webhook.recovered"], None),
-            ("success, alerts off: quietly", alerted.clone(), ok.clone(), OFF, 900, vec![], None),
-            ("success, never alerted", State::default(), ok.clone(), ON, 900, vec![], None),
+        type Case = (
+            &'static str,
+            State,
+            Seen,
+            Config,
+            i64,
+            Vec<&'static str>,
+            Option<i64>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "first failure, 0s",
+                State::default(),
+                failing_from(5),
+                NOW,
+                5,
+                vec!["webhook.failing"],
+                Some(5),
+            ),
+            (
+                "first failure, 10m",
+                State::default(),
+                failing_from(5),
+                ON,
+                5,
+                vec![],
+                None,
+            ),
+            (
+                "failing long enough",
+                State::default(),
+                failing_from(0),
+                ON,
+                600,
+                vec!["webhook.failing"],
+                Some(0),
+            ),
+            (
+                "failing again, alerted",
+                alerted.clone(),
+                failing_from(0),
+                NOW,
+                900,
+                vec![],
+                Some(0),
+            ),
+            (
+                "alerts off",
+                State::default(),
+                failing_from(0),
+                OFF,
+                900,
+                vec![],
+                None,
+            ),
+            (
+                "success after alert",
+                alerted.clone(),
+                ok.clone(),
+                ON,
+                900,
+                vec!["webhook.recovered"],
+                None,
+            ),
+            (
+                "success, alerts off: quietly",
+                alerted.clone(),
+                ok.clone(),
+                OFF,
+                900,
+                vec![],
+                None,
+            ),
+            (
+                "success, never alerted",
+                State::default(),
+                ok.clone(),
+                ON,
+                900,
+                vec![],
+                None,
+            ),
             (
                 "success then a new run in one batch, 0s",
                 alerted.clone(),
-                Seen { succeeded: true, ..failing_from(800) },
+                Seen {
+                    succeeded: true,
+                    ..failing_from(800)
+                },
                 NOW,
                 800,
                 vec!["webhook.recovered", "webhook.failing"],
@@ -417,7 +505,11 @@ mod tests {
             (
                 "disabled by 410, not failing long",
                 State::default(),
-                Seen { disabled: Some("410 Gone".into()), enabled: false, ..failing_from(5) },
+                Seen {
+                    disabled: Some("410 Gone".into()),
+                    enabled: false,
+                    ..failing_from(5)
+                },
                 ON,
                 5,
                 vec!["webhook.disabled"],
@@ -426,7 +518,11 @@ mod tests {
             (
                 "disabled: no failing alert for a disabled webhook",
                 State::default(),
-                Seen { disabled: Some("410 Gone".into()), enabled: false, ..failing_from(5) },
+                Seen {
+                    disabled: Some("410 Gone".into()),
+                    enabled: false,
+                    ..failing_from(5)
+                },
                 NOW,
                 5,
                 vec!["webhook.disabled"],
@@ -438,7 +534,16 @@ mod tests {
             assert_eq!(kinds(&alerts), want, "{case}");
             assert_eq!(s.failing_alerted, after.map(t), "{case}");
             // Deciding again from the new state alerts nothing more: once per transition.
-            let (_, again) = after_attempts(&s, &Seen { succeeded: false, disabled: None, ..seen }, &cfg, t(now));
+            let (_, again) = after_attempts(
+                &s,
+                &Seen {
+                    succeeded: false,
+                    disabled: None,
+                    ..seen
+                },
+                &cfg,
+                t(now),
+            );
             assert!(again.is_empty(), "{case}: {again:?}");
         }
     }
@@ -453,7 +558,14 @@ mod tests {
         let (s, a) = after_attempts(&State::default(), &failed(&["d1"]), &ON, t(10));
         assert!(a.is_empty(), "{a:?}");
         let (s, a) = on_sweep(&s, Some(t(0)), true, &ON, t(11));
-        assert_eq!(a, vec![Alert::DeliveryFailed { count: 1, since: None, last: "d1".into() }]);
+        assert_eq!(
+            a,
+            vec![Alert::DeliveryFailed {
+                count: 1,
+                since: None,
+                last: "d1".into()
+            }]
+        );
         // Within the hour: counted, not sent.
         let (s, _) = after_attempts(&s, &failed(&["d2", "d3"]), &ON, t(20));
         let (s, a) = on_sweep(&s, Some(t(0)), true, &ON, t(21));
@@ -466,7 +578,11 @@ mod tests {
         let (s2, a) = on_sweep(&s, Some(t(0)), true, &ON, t(3611));
         assert_eq!(
             a,
-            vec![Alert::DeliveryFailed { count: 3, since: Some(t(11)), last: "d4".into() }]
+            vec![Alert::DeliveryFailed {
+                count: 3,
+                since: Some(t(11)),
+                last: "d4".into()
+            }]
         );
         assert_eq!(s2.failed_count, 0);
         // And not again.
@@ -482,7 +598,13 @@ mod tests {
         let s = State::default();
         assert!(on_sweep(&s, Some(t(0)), true, &ON, t(599)).1.is_empty());
         let (s1, a) = on_sweep(&s, Some(t(0)), true, &ON, t(600));
-        assert_eq!(a, vec![Alert::Failing { since: t(0), after: ON.after }]);
+        assert_eq!(
+            a,
+            vec![Alert::Failing {
+                since: t(0),
+                after: ON.after
+            }]
+        );
         assert!(on_sweep(&s1, Some(t(0)), true, &ON, t(1200)).1.is_empty());
         // Not while it is disabled, nor with alerts off, nor once it is not failing.
         assert!(on_sweep(&s, Some(t(0)), false, &ON, t(900)).1.is_empty());
@@ -497,7 +619,17 @@ mod tests {
         assert_eq!(parse_after("10m"), Ok(Duration::from_secs(600)));
         assert_eq!(parse_after("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_after("7d"), Ok(AFTER_MAX));
-        for bad in ["", "10", "m", "1.5m", "-1s", "8d", "10 m", "250ms", "99999999999999999999s"] {
+        for bad in [
+            "",
+            "10",
+            "m",
+            "1.5m",
+            "-1s",
+            "8d",
+            "10 m",
+            "250ms",
+            "99999999999999999999s",
+        ] {
             assert!(parse_after(bad).is_err(), "{bad:?}");
         }
         for d in ["0s", "90s", "10m", "2h", "1d"] {
@@ -507,7 +639,11 @@ mod tests {
 
     #[test]
     fn bodies_carry_their_kind_fields_and_the_request_is_signed() {
-        let about = About { id: "wh_1".into(), name: "CRM".into(), url: "https://crm.example/h".into() };
+        let about = About {
+            id: "wh_1".into(),
+            name: "CRM".into(),
+            url: "https://crm.example/h".into(),
+        };
         let acct = AccountId::from_string("acct_1".into());
         let detail = Detail {
             delivery: Some(("dlv_1".into(), "c1".into(), 8)),
@@ -515,7 +651,11 @@ mod tests {
             error: None,
         };
         let b: Value = serde_json::from_str(&body(
-            &Alert::DeliveryFailed { count: 3, since: None, last: "dlv_1".into() },
+            &Alert::DeliveryFailed {
+                count: 3,
+                since: None,
+                last: "dlv_1".into(),
+            },
             &acct,
             &about,
             &detail,
@@ -529,7 +669,10 @@ mod tests {
         assert_eq!(b["delivery"]["call_id"], "c1");
         assert_eq!(b["delivery"]["last_status"], 500);
         let b: Value = serde_json::from_str(&body(
-            &Alert::Failing { since: t(0), after: Duration::from_secs(600) },
+            &Alert::Failing {
+                since: t(0),
+                after: Duration::from_secs(600),
+            },
             &acct,
             &about,
             &detail,
@@ -541,7 +684,12 @@ mod tests {
         assert!(b["failing_since"].as_str().unwrap().ends_with('Z'));
         let secret = Secret::generate();
         let req = request("https://a.example/", "{}", "dlv_9", t(5), &[&secret]);
-        let sig = &req.headers.iter().find(|(k, _)| k == "webhook-signature").unwrap().1;
+        let sig = &req
+            .headers
+            .iter()
+            .find(|(k, _)| k == "webhook-signature")
+            .unwrap()
+            .1;
         assert!(secret.verify("dlv_9", t(5).as_second(), b"{}", sig));
         assert_eq!(scope(&acct).as_str(), "alerts:acct_1");
     }

@@ -15,8 +15,7 @@ use crate::core::id::DeliveryId;
 use crate::core::validate::{FieldErrors, Fields};
 use crate::core::webhook::WebhookUrl;
 use crate::store::{
-    Account, AccountAlerts, Attempt, Delivery, DeliveryFilter, Page, PageRequest, Store,
-    StoreError,
+    Account, AccountAlerts, Attempt, Delivery, DeliveryFilter, Page, PageRequest, Store, StoreError,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -180,7 +179,11 @@ pub async fn settings(store: &dyn Store, actor: &Actor) -> Result<AccountView, A
 fn changes(before: &AccountAlerts, after: &AccountAlerts) -> Vec<Change> {
     let mut out = Vec::new();
     if before.url != after.url {
-        out.push(Change::new("alert_url", json!(before.url), json!(after.url)));
+        out.push(Change::new(
+            "alert_url",
+            json!(before.url),
+            json!(after.url),
+        ));
     }
     if before.after != after.after {
         out.push(Change::new(
@@ -211,7 +214,8 @@ pub async fn patch(
     }
     let moved = changes(&before, &after);
     if !moved.is_empty() {
-        after.updated_at = stored_now().max(before.updated_at + jiff::SignedDuration::from_millis(1));
+        after.updated_at =
+            stored_now().max(before.updated_at + jiff::SignedDuration::from_millis(1));
         let entry = actor.entry(Action::AccountAlertsUpdate, actor.account().as_str(), moved);
         store
             .update_account_alerts(&after, before.updated_at, &entry)

@@ -42,7 +42,10 @@ async fn alerts_to(app: &TestApp, url: &str, after: &str) -> String {
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["alert_url"], url);
-    b["alert_secret"].as_str().expect("an admin sees the secret").to_owned()
+    b["alert_secret"]
+        .as_str()
+        .expect("an admin sees the secret")
+        .to_owned()
 }
 
 /// The alerts `rx` got of `kind`.
@@ -65,7 +68,10 @@ async fn wait_kind(rx: &Receiver, kind: &str, n: usize, timeout: Duration) -> Ve
         assert!(
             Instant::now() < deadline,
             "{n} {kind} alerts never came; got {:?}",
-            rx.received().iter().map(|r| r.body.clone()).collect::<Vec<_>>()
+            rx.received()
+                .iter()
+                .map(|r| r.body.clone())
+                .collect::<Vec<_>>()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -88,10 +94,15 @@ async fn the_account_shows_alert_settings_and_only_admins_change_them() {
         (json!({"alert_after": "8d"}), "alert_after"),
         (json!({"alert_after": 600}), "alert_after"),
         (json!({"alert_url": "ftp://ops.example.com/"}), "alert_url"),
-        (json!({"alert_url": "https://user:pw@ops.example.com/"}), "alert_url"),
+        (
+            json!({"alert_url": "https://user:pw@ops.example.com/"}),
+            "alert_url",
+        ),
         (json!({"alert_secret": "whsec_AAAA"}), "alert_secret"),
     ] {
-        let (s, p) = app.call(Method::PATCH, "/v1/account", Some(body.clone())).await;
+        let (s, p) = app
+            .call(Method::PATCH, "/v1/account", Some(body.clone()))
+            .await;
         assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {p}");
         assert_eq!(problem_fields(&p), [field], "{body}: {p}");
     }
@@ -107,7 +118,11 @@ async fn the_account_shows_alert_settings_and_only_admins_change_them() {
     assert_eq!(b["alert_secret"], secret.as_str(), "the secret stays");
     // A field left out stays; null turns alerts off.
     let (_, b) = app
-        .call(Method::PATCH, "/v1/account", Some(json!({"alert_after": "90s"})))
+        .call(
+            Method::PATCH,
+            "/v1/account",
+            Some(json!({"alert_after": "90s"})),
+        )
         .await;
     assert_eq!(
         (b["alert_url"].as_str(), b["alert_after"].as_str()),
@@ -119,14 +134,23 @@ async fn the_account_shows_alert_settings_and_only_admins_change_them() {
         .post("/v1/api-keys", json!({"name": "ro", "role": "viewer"}))
         .await;
     assert_eq!(s, StatusCode::CREATED, "{k}");
-    let viewer = k["secret"].as_str().unwrap();
-    let (s, b) = app.call_as(Some(viewer), Method::GET, "/v1/account", None).await;
+    let viewer = k["key"].as_str().unwrap();
+    let (s, b) = app
+        .call_as(Some(viewer), Method::GET, "/v1/account", None)
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["alert_after"], "90s");
-    assert!(b.get("alert_secret").is_none(), "a viewer sees no secret: {b}");
+    assert!(
+        b.get("alert_secret").is_none(),
+        "a viewer sees no secret: {b}"
+    );
     assert!(!b.to_string().contains(&secret));
     for (method, path, body) in [
-        (Method::PATCH, "/v1/account", Some(json!({"alert_url": null}))),
+        (
+            Method::PATCH,
+            "/v1/account",
+            Some(json!({"alert_url": null})),
+        ),
         (Method::POST, "/v1/account/alert-secret/rotate", None),
     ] {
         let (s, p) = app.call_as(Some(viewer), method, path, body).await;
@@ -134,9 +158,7 @@ async fn the_account_shows_alert_settings_and_only_admins_change_them() {
     }
 
     // Rotation: a new secret.
-    let (s, b) = app
-        .post("/v1/account/alert-secret/rotate", json!({}))
-        .await;
+    let (s, b) = app.post("/v1/account/alert-secret/rotate", json!({})).await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_ne!(b["alert_secret"], secret.as_str());
 
@@ -190,7 +212,10 @@ async fn failing_and_recovered_arrive_signed_once_each() {
     let failing = wait_kind(&alerts, "webhook.failing", 1, Duration::from_secs(10)).await;
     let f = &failing[0];
     assert_eq!(f["account_id"], app.account_id.as_str());
-    assert_eq!(f["webhook"], json!({"id": id, "name": "CRM", "url": rx.url("/h")}));
+    assert_eq!(
+        f["webhook"],
+        json!({"id": id, "name": "CRM", "url": rx.url("/h")})
+    );
     assert_eq!(f["alert_after"], "0s");
     assert_eq!(f["last_error"]["status"], 500);
     assert!(f["failing_since"].is_string() && f["at"].is_string(), "{f}");
@@ -233,7 +258,11 @@ async fn failing_and_recovered_arrive_signed_once_each() {
     assert_eq!(s, StatusCode::OK, "{d}");
     assert_eq!(d["attempt_log"][0]["response"]["status"], 200);
     let (s, _) = app.get(&format!("/v1/deliveries/{one}")).await;
-    assert_eq!(s, StatusCode::NOT_FOUND, "an alert is not a delivery of a webhook");
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "an alert is not a delivery of a webhook"
+    );
     let (_, hooks) = app.get("/v1/webhooks").await;
     assert_eq!(hooks["data"].as_array().unwrap().len(), 1, "{hooks}");
     let (s, _) = app.get(&format!("/v1/calls/{id}")).await;
@@ -251,7 +280,9 @@ async fn failing_waits_for_alert_after_and_test_sends_never_alert() {
     let w = app.create_webhook(json!({"url": rx.url("/h")})).await;
     let id = w["id"].as_str().unwrap();
     // A failing test send neither starts a run nor alerts.
-    let (s, b) = app.post(&format!("/v1/webhooks/{id}/test"), json!({})).await;
+    let (s, b) = app
+        .post(&format!("/v1/webhooks/{id}/test"), json!({}))
+        .await;
     assert_eq!(s, StatusCode::OK, "{b}");
     assert_eq!(b["status"], "failed");
     tokio::time::sleep(Duration::from_millis(2500)).await;
@@ -262,7 +293,10 @@ async fn failing_waits_for_alert_after_and_test_sends_never_alert() {
     // delivery.failed comes at once; webhook.failing only once the run is 2 s old.
     wait_kind(&alerts, "delivery.failed", 1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert!(of_kind(&alerts, "webhook.failing").is_empty(), "alerted before alert_after");
+    assert!(
+        of_kind(&alerts, "webhook.failing").is_empty(),
+        "alerted before alert_after"
+    );
     let got = wait_kind(&alerts, "webhook.failing", 1, Duration::from_secs(5)).await;
     let at = alerts
         .received()
@@ -270,7 +304,11 @@ async fn failing_waits_for_alert_after_and_test_sends_never_alert() {
         .find(|r| r.json()["type"] == "webhook.failing")
         .unwrap()
         .at;
-    assert!(at - first >= Duration::from_millis(1900), "{:?}", at - first);
+    assert!(
+        at - first >= Duration::from_millis(1900),
+        "{:?}",
+        at - first
+    );
     assert_eq!(got[0]["alert_after"], "2s");
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(of_kind(&alerts, "webhook.failing").len(), 1, "once per run");
@@ -283,7 +321,9 @@ async fn gone_and_auto_disable_alert_disabled_with_the_reason() {
     alerts_to(&app, &alerts.url("/alerts"), "1h").await;
     let gone = Receiver::start().await;
     gone.behave(|_, _| Reply::status(410));
-    let g = app.create_webhook(json!({"name": "gone", "url": gone.url("/h")})).await;
+    let g = app
+        .create_webhook(json!({"name": "gone", "url": gone.url("/h")}))
+        .await;
     app.accept(received("g1")).await;
     let d = wait_kind(&alerts, "webhook.disabled", 1, Duration::from_secs(5)).await;
     assert_eq!(d[0]["webhook"]["id"], g["id"]);
@@ -291,7 +331,9 @@ async fn gone_and_auto_disable_alert_disabled_with_the_reason() {
 
     let down = Receiver::start().await;
     down.behave(|_, _| Reply::status(500));
-    let w = app.create_webhook(json!({"name": "down", "url": down.url("/h")})).await;
+    let w = app
+        .create_webhook(json!({"name": "down", "url": down.url("/h")}))
+        .await;
     app.accept(received("d1")).await;
     down.wait_for(1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -324,8 +366,12 @@ async fn delivery_failed_is_rate_limited_and_the_next_carries_the_count() {
     assert_eq!(first["delivery"]["last_status"], 500);
     let sent_at = Instant::now();
     // Four more fail within the window: no alert for them yet.
-    app.accept(json!((1..=4).map(|i| received(&format!("f{i}"))).collect::<Vec<_>>()))
-        .await;
+    app.accept(json!(
+        (1..=4)
+            .map(|i| received(&format!("f{i}")))
+            .collect::<Vec<_>>()
+    ))
+    .await;
     app.settled(id, 5).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(of_kind(&alerts, "delivery.failed").len(), 1, "rate-limited");
@@ -335,7 +381,11 @@ async fn delivery_failed_is_rate_limited_and_the_next_carries_the_count() {
     assert_eq!(got[1]["failed_count"], 4, "{}", got[1]);
     assert_eq!(got[1]["counted_since"], first["at"]);
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert_eq!(of_kind(&alerts, "delivery.failed").len(), 2, "nothing more to count");
+    assert_eq!(
+        of_kind(&alerts, "delivery.failed").len(),
+        2,
+        "nothing more to count"
+    );
 }
 
 #[tokio::test]
@@ -360,7 +410,10 @@ async fn an_alert_receiver_that_is_down_gets_the_alert_later() {
         if let Some(r) = row.filter(|r| r["status"] == "succeeded") {
             break r;
         }
-        assert!(Instant::now() < deadline, "the alert never got through: {log}");
+        assert!(
+            Instant::now() < deadline,
+            "the alert never got through: {log}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert_eq!(row["attempts"], 3, "{row}");

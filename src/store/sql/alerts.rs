@@ -127,8 +127,8 @@ pub fn as_webhook(a: &AccountAlerts) -> Result<Webhook> {
         "url".into(),
         json!(a.url.as_deref().unwrap_or("https://alerts.invalid/")),
     );
-    let mut spec = WebhookSpec::from_json(&obj)
-        .map_err(|e| StoreError::Corrupt(format!("alert url: {e}")))?;
+    let mut spec =
+        WebhookSpec::from_json(&obj).map_err(|e| StoreError::Corrupt(format!("alert url: {e}")))?;
     spec.enabled = a.url.is_some();
     Ok(Webhook {
         id: a.id.clone(),
@@ -251,14 +251,12 @@ async fn detail<DB: SqlDb>(
     last: Option<&str>,
 ) -> Result<Detail> {
     let row = match last {
-        Some(id) => {
-            sqlx::query(
-                "SELECT id, call_id, attempts, last_status, last_error FROM deliveries WHERE id = $1",
-            )
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-        }
+        Some(id) => sqlx::query(
+            "SELECT id, call_id, attempts, last_status, last_error FROM deliveries WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?,
         None => {
             sqlx::query(
                 "SELECT id, call_id, attempts, last_status, last_error FROM deliveries
@@ -278,7 +276,9 @@ async fn detail<DB: SqlDb>(
             r.text("call_id")?,
             r.int("attempts")?.max(0) as u32,
         )),
-        status: r.opt_int("last_status")?.and_then(|s| u16::try_from(s).ok()),
+        status: r
+            .opt_int("last_status")?
+            .and_then(|s| u16::try_from(s).ok()),
         error: r.opt_text("last_error")?,
     })
 }

@@ -371,7 +371,10 @@ fn form_for(path: &str, number: &str) -> Vec<(String, String)> {
         }
         "/users" => vec![("role", "viewer")],
         "/users/{id}/role" => vec![("role", "admin")],
-        "/alerts" => vec![("alert_url", "https://ops.example.com/alerts"), ("alert_after", "5m")],
+        "/alerts" => vec![
+            ("alert_url", "https://ops.example.com/alerts"),
+            ("alert_after", "5m"),
+        ],
         _ => vec![],
     };
     pairs

@@ -426,3 +426,94 @@ async fn an_alert_receiver_that_is_down_gets_the_alert_later() {
     assert_eq!(ids.len(), 3, "three attempts of one alert");
     assert!(ids.iter().all(|i| *i == ids[0]), "same webhook-id: {ids:?}");
 }
+
+/// The distinct alerts (by `webhook-id`: a retried alert is one alert) `rx` got of `kind`.
+fn distinct(rx: &Receiver, kind: &str) -> usize {
+    let mut ids: Vec<String> = rx
+        .received()
+        .iter()
+        .filter(|r| r.json()["type"] == kind)
+        .map(|r| r.header("webhook-id").unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids.len()
+}
+
+#[tokio::test]
+async fn kill_9_and_a_second_node_neither_repeat_nor_lose_a_transition() {
+    use crate::nodes::{Nodes, account_with_webhook, free_port, start_node, wait_healthy};
+    callhook::init_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let rx = Receiver::start().await;
+    rx.behave(|_, _| Reply::status(500));
+    let alerts = Receiver::start().await;
+    // Two nodes sweep at once on PostgreSQL; SQLite is one node's store.
+    let database = test_database_url().await;
+    let ports: Vec<u16> = if database.is_some() {
+        vec![free_port(), free_port()]
+    } else {
+        vec![free_port()]
+    };
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let mut nodes = Nodes(
+        ports
+            .iter()
+            .map(|p| start_node(dir.path(), *p, database.as_deref()))
+            .collect(),
+    );
+    for b in &bases {
+        wait_healthy(&http, b).await;
+    }
+    let key = account_with_webhook(&http, &bases[0], &bases[0], &rx.url("/h")).await;
+    let patch = http
+        .patch(format!("{}/v1/account", bases[0]))
+        .bearer_auth(&key)
+        .json(&json!({"alert_url": alerts.url("/alerts"), "alert_after": "1s"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patch.status(), StatusCode::OK);
+    let post = |id: &'static str| {
+        let (http, base, key) = (http.clone(), bases[0].clone(), key.clone());
+        async move {
+            let r = http
+                .post(format!("{base}/v1/events"))
+                .bearer_auth(&key)
+                .json(&received(id))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+        }
+    };
+    post("k1").await;
+    rx.wait_for(1, Duration::from_secs(5)).await;
+    // Killed mid-run, before the run is alert_after old: the restarted node alerts it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let _ = nodes.0[0].kill();
+    let _ = nodes.0[0].wait();
+    nodes.0[0] = start_node(dir.path(), ports[0], database.as_deref());
+    wait_healthy(&http, &bases[0]).await;
+    wait_kind(&alerts, "webhook.failing", 1, Duration::from_secs(10)).await;
+    rx.behave(|_, _| Reply::status(200));
+    post("k2").await;
+    wait_kind(&alerts, "webhook.recovered", 1, Duration::from_secs(10)).await;
+    // Killed again right after: the restart neither sends a transition again nor misses one.
+    let _ = nodes.0[0].kill();
+    let _ = nodes.0[0].wait();
+    nodes.0[0] = start_node(dir.path(), ports[0], database.as_deref());
+    wait_healthy(&http, &bases[0]).await;
+    post("k3").await;
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(distinct(&alerts, "webhook.failing"), 1);
+    assert_eq!(distinct(&alerts, "webhook.recovered"), 1);
+    drop(nodes);
+}

@@ -378,6 +378,7 @@ pub async fn send_unsaved_test(
         webhook,
         lease_until: now,
         test: true,
+        alert: false,
     };
     let record = attempt::run(&svc.client, &claimed, &svc.policy).await;
     match record.attempt {

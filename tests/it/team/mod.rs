@@ -6,6 +6,7 @@
 mod audit;
 mod invitations;
 mod roles;
+mod secret_headers;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

@@ -102,6 +102,7 @@ const WEB: &[(&str, &str, Rule)] = &[
     ("post", "/webhooks/{id}/delete", Rule::Change),
     ("get", "/webhooks/{id}/secret", Rule::Secrets),
     ("post", "/webhooks/{id}/secret/rotate", Rule::Change),
+    ("post", "/webhooks/{id}/headers/reveal", Rule::Secrets),
     ("post", "/webhooks/{id}/test", Rule::Change),
     ("get", "/deliveries/{id}", Rule::Read),
     ("post", "/deliveries/{id}/resend", Rule::Change),
@@ -444,7 +445,7 @@ async fn a_viewer_sees_no_secret_and_no_button_to_change_anything() {
     let rx = crate::receiver::Receiver::start().await;
     let id = app
         .hook(json!({"url": rx.url("/hook"),
-            "headers": [{"key": "X-Api-Key", "value": "s3cr3t-header-value"}]}))
+            "headers": [{"key": "X-Api-Key", "value": "s3cr3t-header-value", "secret": false}]}))
         .await;
     let secret = app.secret_of(&id).await;
     let (s, w) = app

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::app::{App, open_database, open_store};
+use crate::app::{App, open_database};
 use crate::config::Settings;
 use crate::core::id::AccountId;
 use crate::core::role::Role;

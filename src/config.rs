@@ -13,35 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use crate::core::retry::Dur;
 use crate::core::retry::{RetrySchedule, format_duration};
 
-/// Networks written as a TOML list or one comma-separated string (`"10.0.0.0/8,::1/128"`).
-fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        List(Vec<String>),
-        Text(String),
-    }
-    let items: Vec<String> = match Raw::deserialize(d)? {
-        Raw::List(l) => l,
-        Raw::Text(t) => t.split(',').map(str::to_owned).collect(),
-    };
-    items
-        .iter()
-        .map(|s| s.trim())
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<IpNet>()
-                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    serde::de::Error::custom(format!("{s:?} is not a network like 10.0.0.0/8"))
-                })
-        })
-        .collect()
-}
-
-/// A list of secret keys: a TOML list, or one comma-separated text (as an environment
-/// variable gives it).
-fn key_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+/// The items of a TOML list or of one comma-separated string (as an environment variable gives
+/// it), trimmed, empty ones left out.
+fn text_items<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -57,6 +31,20 @@ fn key_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect())
+}
+
+/// Networks written as a TOML list or one comma-separated string (`"10.0.0.0/8,::1/128"`).
+fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    text_items(d)?
+        .iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("{s:?} is not a network like 10.0.0.0/8"))
+                })
+        })
+        .collect()
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -106,7 +94,7 @@ pub struct Settings {
     /// The master key secrets are sealed with (32 bytes, base64); empty: `<data_dir>/secret.key`.
     pub secret_key: String,
     /// Keys that only open (values sealed before a rekey).
-    #[serde(deserialize_with = "key_list")]
+    #[serde(deserialize_with = "text_items")]
     pub previous_secret_keys: Vec<String>,
 }
 

@@ -132,6 +132,13 @@ async fn settings_in(dir: &Path) -> Settings {
     s
 }
 
+/// Starts callhook once on a new database and stops it: its key is made.
+async fn first_start(settings: &Settings) {
+    let (_base, stop, stopped) = run(settings.clone()).await.unwrap();
+    let _ = stop.send(());
+    stopped.await.unwrap();
+}
+
 fn start_error(r: anyhow::Result<impl Sized>) -> String {
     match r {
         Ok(_) => panic!("the start should have been refused"),
@@ -226,9 +233,7 @@ async fn rekey_then_a_start_with_the_new_key_signs_as_before() {
 async fn a_wrong_or_missing_key_stops_the_start_with_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let settings = settings_in(dir.path()).await;
-    let (_base, stop, stopped) = run(settings.clone()).await.unwrap();
-    let _ = stop.send(());
-    stopped.await.unwrap();
+    first_start(&settings).await;
     let key_file = dir.path().join("secret.key");
     let kid = Key::parse(&std::fs::read_to_string(&key_file).unwrap())
         .unwrap()
@@ -265,9 +270,7 @@ async fn a_key_file_others_may_read_is_refused() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let settings = settings_in(dir.path()).await;
-    let (_base, stop, stopped) = run(settings.clone()).await.unwrap();
-    let _ = stop.send(());
-    stopped.await.unwrap();
+    first_start(&settings).await;
     let key_file = dir.path().join("secret.key");
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
     let e = start_error(App::build(settings.clone()).await);

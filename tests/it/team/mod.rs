@@ -253,6 +253,16 @@ impl Team {
     }
 }
 
+/// The value of request header `name` that a delivery's first attempt sent, as its log shows it.
+pub fn sent_header(delivery: &Value, name: &str) -> Option<String> {
+    delivery["attempt_log"][0]["request"]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0].as_str().unwrap().eq_ignore_ascii_case(name))
+        .map(|h| h[1].as_str().unwrap().to_owned())
+}
+
 pub fn id_of(v: &Value) -> String {
     v["id"].as_str().expect("an id").to_owned()
 }

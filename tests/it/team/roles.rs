@@ -486,14 +486,7 @@ async fn a_viewer_sees_no_secret_and_no_button_to_change_anything() {
         )
         .await;
     let (_, as_admin) = app.get(&format!("/v1/deliveries/{delivery}")).await;
-    let sent = |d: &Value, name: &str| {
-        d["attempt_log"][0]["request"]["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h[0].as_str().unwrap().eq_ignore_ascii_case(name))
-            .map(|h| h[1].as_str().unwrap().to_owned())
-    };
+    let sent = sent_header;
     assert_eq!(
         sent(&as_admin, "x-api-key").as_deref(),
         Some("s3cr3t-header-value")

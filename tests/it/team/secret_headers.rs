@@ -84,14 +84,7 @@ async fn secret_header_values_are_write_only_masked_in_attempts_and_never_stored
     // The attempt log shows secret values masked, to admins too.
     let d = app.settled(&id, 1).await.remove(0);
     let (_, delivery) = app.get(&format!("/v1/deliveries/{}", id_of(&d))).await;
-    let sent = |name: &str| {
-        delivery["attempt_log"][0]["request"]["headers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|h| h[0].as_str().unwrap().eq_ignore_ascii_case(name))
-            .map(|h| h[1].as_str().unwrap().to_owned())
-    };
+    let sent = |name: &str| sent_header(&delivery, name);
     assert_eq!(
         sent("authorization").as_deref(),
         Some("********"),

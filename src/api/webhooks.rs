@@ -127,8 +127,8 @@ pub struct HeaderIn {
     /// An HTTP header name (a token), at most 256 characters.
     pub key: String,
     /// A template (`$name`, `${name}`, `$$` for `$`), at most 4,096 bytes, no CR, LF or NUL.
-    /// `********` for a header that is secret now keeps its stored value, so a webhook as
-    /// `GET` answered it can be sent back as it is.
+    /// `********` for a header that is secret now keeps its stored value and keeps it secret,
+    /// so a webhook as `GET` answered it can be sent back as it is.
     pub value: String,
     /// Write-only value: answers show it as `********`, and so does the attempt log. Default:
     /// true when the name contains `auth`, `token`, `secret`, `password`, `passwd`, `key`,

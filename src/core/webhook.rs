@@ -229,7 +229,8 @@ impl Header {
 }
 
 /// A new spec's headers that were sent back masked take the stored value of the secret header
-/// of the same name in `old` (so a GET then PUT keeps every secret header as it was).
+/// of the same name in `old`, and stay secret (so a GET then PUT, or the web form saved as
+/// shown, keeps every secret header as it was; only a value sent again may be made visible).
 pub fn keep_masked_values(old: &[Header], new: &mut [Header]) {
     for h in new.iter_mut().filter(|h| h.value == MASK) {
         if let Some(o) = old
@@ -238,6 +239,7 @@ pub fn keep_masked_values(old: &[Header], new: &mut [Header]) {
         {
             h.value = o.value.clone();
             h.template = o.template.clone();
+            h.secret = true;
         }
     }
 }
@@ -792,6 +794,42 @@ mod tests {
             let errs = errors_for(key, value.clone());
             assert_eq!(errs.len(), 1, "{key}={value}: {errs:?}");
             assert_eq!(errs[0].0, field, "{key}={value}: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn masked_values_sent_back_keep_the_stored_secret_and_masks_stay_out_of_records() {
+        let old = vec![
+            Header::parse("Authorization", "Bearer a", None).unwrap(),
+            Header::parse("X-Tenant", "acme", None).unwrap(),
+        ];
+        assert!(old[0].secret && !old[1].secret, "secret by name only");
+        let mut new = vec![
+            Header::parse("authorization", MASK, None).unwrap(),
+            Header::parse("X-Tenant", MASK, None).unwrap(),
+        ];
+        new[0].secret = false;
+        keep_masked_values(&old, &mut new);
+        assert_eq!((new[0].value.as_str(), new[0].secret), ("Bearer a", true));
+        assert_eq!(new[1].value, MASK, "only a secret header's value is kept");
+        let mut sent = vec![
+            ("AUTHORIZATION".to_owned(), "Bearer a".to_owned()),
+            ("X-Tenant".to_owned(), "acme".to_owned()),
+        ];
+        mask_secret_headers(&old, &mut sent);
+        assert_eq!(sent[0].1, MASK);
+        assert_eq!(sent[1].1, "acme");
+        for name in [
+            "X-Api-Key",
+            "X-Auth-Token",
+            "Cookie",
+            "x-client-secret",
+            "Proxy-Authorization",
+        ] {
+            assert!(Header::secret_by_default(name), "{name}");
+        }
+        for name in ["X-Tenant", "Accept", "X-Request-Id"] {
+            assert!(!Header::secret_by_default(name), "{name}");
         }
     }
 

@@ -93,7 +93,8 @@ async fn secret_header_values_are_write_only_masked_in_attempts_and_never_stored
     assert_eq!(sent("x-custom").as_deref(), Some("********"));
     assert_eq!(sent("x-tenant").as_deref(), Some("acme"));
 
-    // A PATCH with a new value sends the new value; one that unmarks it shows it again.
+    // A PATCH with a new value sends the new value. A masked value sent back stays secret even
+    // when the body says otherwise (the web form does not say); to show it, send it again.
     let (s, b) = app
         .call(
             Method::PATCH,
@@ -109,12 +110,29 @@ async fn secret_header_values_are_write_only_masked_in_attempts_and_never_stored
     assert_eq!(header(&b, "Authorization")["value"], "********");
     assert_eq!(
         header(&b, "X-Custom"),
-        &json!({"key": "X-Custom", "value": HIDDEN, "secret": false})
+        &json!({"key": "X-Custom", "value": "********", "secret": true})
     );
     app.accept(json!([event("ev-2")])).await;
     let r = rx.wait_for(2, Duration::from_secs(10)).await.remove(1);
     assert_eq!(r.header("authorization"), Some("Bearer rotated-77"));
+    assert_eq!(r.header("x-custom"), Some(HIDDEN));
     app.settled(&id, 2).await;
+    let (s, b) = app
+        .call(
+            Method::PATCH,
+            &format!("/v1/webhooks/{id}"),
+            Some(
+                json!({"headers": [{"key": "Authorization", "value": "********"},
+                                    {"key": "X-Custom", "value": "shown-now", "secret": false},
+                                    {"key": "X-Tenant", "value": "acme"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(
+        header(&b, "X-Custom"),
+        &json!({"key": "X-Custom", "value": "shown-now", "secret": false})
+    );
 
     // A viewer reads no header value at all.
     let (_, as_viewer) = app
@@ -135,9 +153,9 @@ async fn secret_header_values_are_write_only_masked_in_attempts_and_never_stored
         &[
             ("Authorization header value", "s3cr3t-bearer-9f2"),
             ("rotated Authorization header value", "rotated-77"),
+            ("secret header value", HIDDEN),
         ],
     );
-    // (X-Custom is no longer secret: its value may now be kept in the attempt log.)
 }
 
 #[tokio::test]

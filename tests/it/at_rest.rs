@@ -86,6 +86,13 @@ async fn the_database_holds_no_signing_secret_in_clear() {
     assert!(signed_with(&first, &r, &r.body), "and the previous one");
     app.settled(&id, 1).await;
 
+    // The account's alert secret (SPEC §12), and the one it rotated out.
+    let alert_first = alert_secret(&app).await;
+    let (s, b) = app.post("/v1/account/alert-secret/rotate", json!({})).await;
+    assert!(s.is_success(), "{b}");
+    let alert_second = alert_secret(&app).await;
+    assert_ne!(alert_first, alert_second);
+
     let stored = stored_text(&app.database_url).await;
     assert!(stored.contains(&id), "the webhook is in what was searched");
     assert_none_stored(
@@ -93,8 +100,17 @@ async fn the_database_holds_no_signing_secret_in_clear() {
         &[
             ("signing secret", secret_body(&second)),
             ("previous signing secret", secret_body(&first)),
+            ("alert secret", secret_body(&alert_second)),
+            ("previous alert secret", secret_body(&alert_first)),
         ],
     );
+}
+
+/// The account's alert signing secret, as an admin reads it.
+async fn alert_secret(app: &TestApp) -> String {
+    let (s, b) = app.get("/v1/account").await;
+    assert_eq!(s, reqwest::StatusCode::OK, "{b}");
+    b["alert_secret"].as_str().unwrap().to_owned()
 }
 
 /// A callhook on `settings` until the returned sender is dropped or sent to; answers its base
@@ -175,6 +191,7 @@ async fn rekey_then_a_start_with_the_new_key_signs_as_before() {
         .hook(json!({"url": rx.url("/in"), "headers": [{"key": "X-Static", "value": "plain-header-value"}]}))
         .await;
     let secret = app.secret_of(&id).await;
+    let alert = alert_secret(&app).await;
     app.accept(received("before")).await;
     let before = rx.wait_for(1, Duration::from_secs(10)).await.remove(0);
     assert!(signed_with(&secret, &before, &before.body));
@@ -214,6 +231,7 @@ async fn rekey_then_a_start_with_the_new_key_signs_as_before() {
     let (base, _stop, _running) = run(new_only).await.unwrap();
     app.base = base;
     assert_eq!(app.secret_of(&id).await, secret);
+    assert_eq!(alert_secret(&app).await, alert, "the alert secret too");
     app.accept(received("after")).await;
     let after = rx.wait_for(2, Duration::from_secs(10)).await.remove(1);
     assert!(

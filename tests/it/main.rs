@@ -12,6 +12,7 @@ mod receiver;
 mod spec;
 mod verifier;
 
+mod alerts;
 mod click_to_call;
 mod connectors;
 mod delivery;

@@ -263,6 +263,13 @@ pub fn spec_from_json(keys: &Keyring, webhook_id: &str, s: &str) -> Result<Webho
     WebhookSpec::from_json(&obj).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))
 }
 
+/// A webhook's spec without its custom headers (what needs no key: its name, URL, trigger).
+pub fn spec_without_headers(s: &str) -> Result<WebhookSpec> {
+    let mut obj = spec_object(s)?;
+    obj.remove("headers");
+    WebhookSpec::from_json(&obj).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))
+}
+
 /// The stored spec with its header values sealed under the current key; `None` when none
 /// needs it (see [`reseal_secrets`]).
 pub fn reseal_spec(

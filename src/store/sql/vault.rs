@@ -1,5 +1,5 @@
 //! The rows that hold sealed values (SPEC §14): a webhook's signing secrets and its custom
-//! header values. Sealing itself is `core::seal`; writing and reading them goes through
+//! header values, and an account's alert signing secrets. Sealing itself is `core::seal`; writing and reading them goes through
 //! `rows.rs`. Here: sealing again what is stored plain (a database from before sealing) or
 //! under an old key (`callhook rekey`).
 
@@ -33,6 +33,7 @@ pub async fn reseal<DB: SqlDb>(
         .fetch_all(b.read())
         .await?;
         let Some(last) = rows.last() else {
+            total += reseal_alerts(b, &keys, all).await?;
             if total > 0 {
                 b.scrub().await?;
             }
@@ -72,6 +73,45 @@ pub async fn reseal<DB: SqlDb>(
         })
         .await?;
     }
+}
+
+/// Seals the accounts' alert secrets that need it (see [`reseal`]).
+async fn reseal_alerts<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    keys: &Keyring,
+    all: bool,
+) -> Result<u64> {
+    let rows = sqlx::query("SELECT id, secrets FROM account_alerts")
+        .fetch_all(b.read())
+        .await?;
+    let mut changes = Vec::new();
+    let mut total = 0;
+    for r in &rows {
+        let (id, secrets) = (r.text("id")?, r.text("secrets")?);
+        if let Some(new) = reseal_secrets(keys, &id, &secrets, all)? {
+            total += count_changed(&secrets, Some(&new));
+            changes.push((id, secrets, new));
+        }
+    }
+    if !changes.is_empty() {
+        b.write(move |c| {
+            Box::pin(async move {
+                for (id, old, new) in changes {
+                    sqlx::query(
+                        "UPDATE account_alerts SET secrets = $2 WHERE id = $1 AND secrets = $3",
+                    )
+                    .bind(&id)
+                    .bind(&new)
+                    .bind(&old)
+                    .execute(&mut *c)
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .await?;
+    }
+    Ok(total)
 }
 
 /// How many sealed values a rewrite changed: those that differ between the two texts

@@ -632,6 +632,15 @@ pub trait Store: Send + Sync + 'static {
     /// shared by several nodes implement it; the default does nothing, polling is enough.
     fn listen_for_work(&self, _wake: Arc<dyn Fn() + Send + Sync>) {}
 
+    // Secrets at rest (SPEC §14).
+    /// The keys secrets are sealed with from now on (start-up loads them; see `src/secrets.rs`).
+    fn set_keyring(&self, keys: Arc<crate::core::seal::Keyring>);
+    /// Seals stored secrets under the current key: those stored plain (from before sealing),
+    /// and with `all` also those sealed under another key (`callhook rekey`). Each row is
+    /// written only if unchanged since it was read, so nodes doing it at once do no harm.
+    /// Answers how many values were sealed.
+    async fn reseal(&self, all: bool) -> Result<u64>;
+
     /// Notes that node `node_id` is alive at `now`, forgets nodes silent for an hour, and
     /// answers how many nodes were seen since `alive_since` (this one included).
     async fn heartbeat(&self, node_id: &str, now: Timestamp, alive_since: Timestamp)

@@ -94,7 +94,8 @@ impl FormValues {
                 .iter()
                 .map(|h| HeaderRow {
                     key: h.key.clone(),
-                    value: h.value.clone(),
+                    // A secret header's value stays masked; saved as it is, it is kept.
+                    value: h.shown_value().to_owned(),
                     key_error: None,
                     value_error: None,
                 })

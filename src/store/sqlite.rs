@@ -299,10 +299,6 @@ impl SqlDb for Sqlite {
         "SELECT w.id FROM webhooks w, json_each(w.spec, '$.numbers') n
      WHERE w.account_id = $1 AND n.value = $2 ORDER BY w.id";
 
-    const CALL_FIELDS: &'static str = "json_extract(l.payload, '$.call.call_type') AS call_type,
-     json_extract(l.payload, '$.call.did_number') AS did_number,
-     json_extract(l.payload, '$.call.customer_number') AS customer_number";
-
     fn claim_due(
         now: Timestamp,
         lease_until: Timestamp,

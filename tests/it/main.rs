@@ -23,4 +23,5 @@ mod security;
 mod shaping;
 mod store;
 mod team;
+mod tools;
 mod web;

@@ -530,8 +530,13 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         deliveries::hourly(&self.backend, account_id, webhook_id, since).await
     }
 
-    async fn recent_calls(&self, account_id: &AccountId, limit: u32) -> Result<Vec<CallSummary>> {
-        calls::recent(&self.backend, account_id, limit).await
+    async fn list_calls(
+        &self,
+        account_id: &AccountId,
+        filter: &CallFilter,
+        page: &PageRequest,
+    ) -> Result<Page<CallSummary>> {
+        calls::list(&self.backend, account_id, filter, page).await
     }
 
     async fn insert_click_to_call(

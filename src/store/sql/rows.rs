@@ -511,17 +511,3 @@ pub fn hourly_from_row(row: &impl Cols) -> Result<HourlyDeliveries> {
         pending: row.int("pending")? as u64,
     })
 }
-
-pub fn call_summary_from_row(row: &impl Cols) -> Result<CallSummary> {
-    Ok(CallSummary {
-        call_id: row.id("call_id")?,
-        call_type: row.opt_text("call_type")?,
-        did_number: row.opt_text("did_number")?,
-        customer_number: row.opt_text("customer_number")?,
-        last_event_type: row.text("last_type")?,
-        first_received_at: row.ts("first_at")?,
-        last_received_at: row.ts("last_at")?,
-        events: row.int("events")? as u64,
-        deliveries: row.int("deliveries")? as u64,
-    })
-}

@@ -74,6 +74,8 @@ const API: &[(&str, &str, Rule)] = &[
     ("post", "/v1/deliveries/{id}/resend", Rule::Change),
     ("post", "/v1/webhooks/{id}/replay", Rule::Change),
     ("post", "/v1/webhooks/{id}/test", Rule::Change),
+    ("post", "/v1/webhooks/test", Rule::Change),
+    ("get", "/v1/calls", Rule::Read),
     ("get", "/v1/calls/{call_id}", Rule::Read),
     ("post", "/v1/click-to-call", Rule::Change),
     ("get", "/v1/click-to-call/{request_id}", Rule::Read),
@@ -109,6 +111,7 @@ const WEB: &[(&str, &str, Rule)] = &[
     ("post", "/webhooks/{id}/secret/rotate", Rule::Change),
     ("post", "/webhooks/{id}/headers/reveal", Rule::Secrets),
     ("post", "/webhooks/{id}/test", Rule::Change),
+    ("post", "/webhooks/test", Rule::Change),
     ("get", "/deliveries/{id}", Rule::Read),
     ("post", "/deliveries/{id}/resend", Rule::Change),
     ("get", "/numbers", Rule::Read),
@@ -239,6 +242,10 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("patch", "/v1/account") => json!({"alert_after": "5m"}),
         ("post", "/v1/webhooks") | ("put", "/v1/webhooks/{id}") => webhook(),
         ("patch", "/v1/webhooks/{id}") => json!({"name": "renamed"}),
+        // Nothing listens on port 9 (discard): the test answers at once, whatever it meets.
+        ("post", "/v1/webhooks/test") => {
+            json!({"name": "w", "trigger": "call_received", "url": "http://127.0.0.1:9/hook"})
+        }
         ("post", "/v1/webhooks/{id}/replay") => json!({"since": "2020-01-01T00:00:00Z"}),
         ("post", "/v1/click-to-call") => {
             json!({"agent_extension": "101", "customer_number": "+919812345678"})

@@ -41,6 +41,10 @@ pub trait SqlDb:
     /// `None` where one node is all there is (SQLite).
     const ANNOUNCE_WORK: Option<&'static str>;
 
+    /// Whether one node is all that serves from the database (SQLite): then every lease found
+    /// at start was held by this node's previous process, which is gone.
+    const ONE_NODE: bool;
+
     /// The call's type and numbers (`call_type`, `did_number`, `customer_number`), read from the
     /// JSON payload of its latest event `l`.
     const CALL_FIELDS: &'static str;

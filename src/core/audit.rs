@@ -19,6 +19,8 @@ pub enum Action {
     WebhookDelete,
     SecretReveal,
     SecretRotate,
+    /// The values of a webhook's custom headers were shown (in the web page); never the values.
+    HeaderReveal,
     DeliveryResend,
     WebhookReplay,
     NumberAdd,
@@ -45,7 +47,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 25] = [
+    pub const ALL: [Action; 26] = [
         Action::WebhookCreate,
         Action::WebhookUpdate,
         Action::WebhookEnable,
@@ -53,6 +55,7 @@ impl Action {
         Action::WebhookDelete,
         Action::SecretReveal,
         Action::SecretRotate,
+        Action::HeaderReveal,
         Action::DeliveryResend,
         Action::WebhookReplay,
         Action::NumberAdd,
@@ -82,6 +85,7 @@ impl Action {
             Action::WebhookDelete => "webhook.delete",
             Action::SecretReveal => "webhook.secret_reveal",
             Action::SecretRotate => "webhook.secret_rotate",
+            Action::HeaderReveal => "webhook.header_reveal",
             Action::DeliveryResend => "delivery.resend",
             Action::WebhookReplay => "webhook.replay",
             Action::NumberAdd => "number.add",
@@ -113,6 +117,7 @@ impl Action {
             | Action::WebhookDelete
             | Action::SecretReveal
             | Action::SecretRotate
+            | Action::HeaderReveal
             | Action::WebhookReplay => ResourceKind::Webhook,
             Action::DeliveryResend => ResourceKind::Delivery,
             Action::NumberAdd | Action::NumberUpdate | Action::NumberRemove => ResourceKind::Number,

@@ -10,15 +10,19 @@ use super::db::{RowsAffected, SqlDb};
 use super::rows::*;
 use crate::core::delivery_state::{Unsent, after_attempt};
 use crate::core::id::{AccountId, WebhookId};
+use crate::core::seal::Keyring;
 use crate::core::trigger::Trigger;
 use crate::store::{AuditEntry, Page, PageRequest, Result, StoreError, Webhook, WebhookStats};
 
 pub async fn insert<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: &Keyring,
     webhook: &Webhook,
     audit: &AuditEntry,
 ) -> Result<()> {
     let (w, audit) = (webhook.clone(), audit.clone());
+    let spec = spec_to_json(keys, w.id.as_str(), &w.spec)?;
+    let secrets = secrets_to_json(keys, w.id.as_str(), &w.secrets)?;
     b.write(move |c| {
         Box::pin(async move {
             sqlx::query(AssertSqlSafe(format!(
@@ -26,10 +30,10 @@ pub async fn insert<DB: SqlDb>(
             )))
             .bind(&w.id)
             .bind(&w.account_id)
-            .bind(spec_to_json(&w.spec))
+            .bind(spec)
             .bind(w.spec.enabled)
             .bind(&w.disabled_reason)
-            .bind(secrets_to_json(&w.secrets))
+            .bind(secrets)
             .bind(to_ms(w.created_at))
             .bind(to_ms(w.updated_at))
             .bind(w.last_success_at.map(to_ms))
@@ -46,6 +50,7 @@ pub async fn insert<DB: SqlDb>(
 
 pub async fn get<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: &Keyring,
     account_id: &AccountId,
     id: &WebhookId,
 ) -> Result<Webhook> {
@@ -54,11 +59,12 @@ pub async fn get<DB: SqlDb>(
         .bind(id)
         .fetch_one(b.read())
         .await?;
-    webhook_from_row(&row)
+    webhook_from_row(keys, &row)
 }
 
 pub async fn list<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: &Keyring,
     account_id: &AccountId,
     page: &PageRequest,
 ) -> Result<Page<Webhook>> {
@@ -68,7 +74,10 @@ pub async fn list<DB: SqlDb>(
         .bind(limit_plus_one(page))
         .fetch_all(b.read())
         .await?;
-    let items = rows.iter().map(webhook_from_row).collect::<Result<_>>()?;
+    let items = rows
+        .iter()
+        .map(|r| webhook_from_row(keys, r))
+        .collect::<Result<_>>()?;
     Ok(Page::from_rows(items, page.limit, |w: &Webhook| {
         w.id.to_string()
     }))
@@ -77,11 +86,14 @@ pub async fn list<DB: SqlDb>(
 /// Written only if the stored webhook is still as it was read at `read_at`.
 pub async fn update<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: &Keyring,
     webhook: &Webhook,
     read_at: Timestamp,
     audit: &AuditEntry,
 ) -> Result<()> {
     let (w, audit) = (webhook.clone(), audit.clone());
+    let spec = spec_to_json(keys, w.id.as_str(), &w.spec)?;
+    let secrets = secrets_to_json(keys, w.id.as_str(), &w.secrets)?;
     b.write(move |c| {
         Box::pin(async move {
             let r = sqlx::query(
@@ -90,11 +102,11 @@ pub async fn update<DB: SqlDb>(
             )
             .bind(&w.account_id)
             .bind(&w.id)
-            .bind(spec_to_json(&w.spec))
+            .bind(spec)
             .bind(w.spec.trigger.id())
             .bind(w.spec.enabled)
             .bind(&w.disabled_reason)
-            .bind(secrets_to_json(&w.secrets))
+            .bind(secrets)
             .bind(to_ms(w.updated_at))
             .bind(to_ms(read_at))
             .execute(&mut *c)
@@ -159,6 +171,7 @@ pub async fn delete<DB: SqlDb>(
 /// Enabled webhooks of the account with one of `triggers`.
 pub async fn matching<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: &Keyring,
     account_id: &AccountId,
     triggers: &[Trigger],
 ) -> Result<Vec<Webhook>> {
@@ -176,7 +189,7 @@ pub async fn matching<DB: SqlDb>(
     }
     q.push(")");
     let rows = q.build().fetch_all(b.read()).await?;
-    rows.iter().map(webhook_from_row).collect()
+    rows.iter().map(|r| webhook_from_row(keys, r)).collect()
 }
 
 /// Outcome counts over each webhook's `recent` latest deliveries.

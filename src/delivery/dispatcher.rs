@@ -7,7 +7,7 @@
 //! else's. Sends run as separate tasks; their records go to a recorder task that writes them
 //! in batches. This file is the I/O around the lanes: claims, sends, holds and shutdown.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -76,15 +76,6 @@ struct Dispatcher {
     stale: Vec<Release>,
     /// Held webhooks whose endpoint answers again, to release.
     lifts: Vec<WebhookId>,
-    /// Whether the next turn of the loop should look in the store: it was woken, a poll came,
-    /// or a finished send left room that the store may fill. A send finishing needs no claim
-    /// of its own otherwise (its lane starts the next queued delivery), and a claim is a write.
-    look: bool,
-    /// Webhooks whose due work the last claims may have left in the store: excluded as full,
-    /// or given their whole share. Room in one of their lanes is a reason to look.
-    may_have_more: HashSet<WebhookId>,
-    /// The last claims stopped at `total`: any finished send is room to look for.
-    at_total: bool,
 }
 
 /// Starts the dispatcher with its recorder and heartbeat; each holds `shutdown` and is done
@@ -133,9 +124,6 @@ pub fn start(
         next_retry: None,
         stale: Vec::new(),
         lifts: Vec::new(),
-        look: true,
-        may_have_more: HashSet::new(),
-        at_total: false,
     };
     tokio::spawn(d.run(notify, shutdown));
     waker
@@ -162,28 +150,25 @@ impl Dispatcher {
             }
             self.lanes.set_nodes(self.nodes.load(Ordering::Relaxed));
             self.pump_waiting();
-            if std::mem::take(&mut self.look) {
-                match self.claim_round().await {
-                    Ok(()) => backoff = Duration::from_millis(100),
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot claim deliveries; retrying");
-                        self.look = true;
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                    }
+            match self.claim_round().await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim deliveries; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
             let now = Timestamp::now();
             let wait = until(now, self.next_deadline(now));
             tokio::select! {
-                _ = notify.notified() => self.look = true,
+                _ = notify.notified() => {}
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.finished(done);
                     while let Some(done) = self.tasks.try_join_next_with_id() {
                         self.finished(done);
                     }
                 }
-                _ = tokio::time::sleep(wait) => self.look = true,
+                _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.recv() => {}
             }
         }
@@ -202,91 +187,55 @@ impl Dispatcher {
         self.lanes.next_slot(now).map_or(at, |slot| at.min(slot))
     }
 
-    /// Waits for a store call while still taking finished sends: a send's slot is free once
-    /// its answer is read, and the lane starts its next queued delivery at once instead of
-    /// after the claim (a claim waits its turn at the database behind ingests and records).
-    async fn meanwhile<T>(&mut self, store_call: impl Future<Output = T>) -> T {
-        let mut store_call = std::pin::pin!(store_call);
-        loop {
-            tokio::select! {
-                biased;
-                r = &mut store_call => return r,
-                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
-                    self.finished(done);
-                }
-            }
-        }
-    }
-
     /// Claims due work while there is room, and starts what the lanes allow.
     async fn claim_round(&mut self) -> anyhow::Result<()> {
         if !self.stale.is_empty() {
             let stale = std::mem::take(&mut self.stale);
-            let store = self.store.clone();
-            self.meanwhile(store.release(stale, Timestamp::now()))
-                .await?;
+            self.store.release(stale, Timestamp::now()).await?;
         }
         self.hold_stuck().await?;
-        self.may_have_more.clear();
-        self.at_total = false;
         loop {
             let queued = self.lanes.claimed() + self.unrecorded.load(Ordering::Relaxed);
             let free = self.limits.total.saturating_sub(queued);
             if free == 0 {
-                self.at_total = true;
                 return Ok(());
             }
             let now = Timestamp::now();
             let exclude = self.lanes.full(now);
-            self.may_have_more.extend(exclude.iter().cloned());
             let limit = free.min(CLAIM_BATCH);
-            let store = self.store.clone();
-            let (lease_until, share) = (plus(now, self.limits.lease), self.lanes.claim_share());
             let batch = self
-                .meanwhile(async move {
-                    store
-                        .claim_due(now, lease_until, limit, share, &exclude)
-                        .await
-                })
+                .store
+                .claim_due(
+                    now,
+                    plus(now, self.limits.lease),
+                    limit,
+                    self.lanes.claim_share(),
+                    &exclude,
+                )
                 .await?;
             let n = batch.len() as u32;
-            let mut touched: Vec<(WebhookId, u32)> = Vec::new();
+            let mut touched: Vec<WebhookId> = Vec::new();
             let now = Timestamp::now();
             for c in batch {
                 let w = c.webhook.id.clone();
                 let (rate, failing) =
                     (c.webhook.spec.rate_limit, c.webhook.failing_since.is_some());
                 self.lanes.push(&w, rate, failing, c, now);
-                match touched.iter_mut().find(|(t, _)| *t == w) {
-                    Some((_, count)) => *count += 1,
-                    None => touched.push((w, 1)),
+                if !touched.contains(&w) {
+                    touched.push(w);
                 }
             }
-            let share = self.lanes.claim_share();
-            let touched: Vec<WebhookId> = touched
-                .into_iter()
-                .map(|(w, count)| {
-                    if count >= share {
-                        self.may_have_more.insert(w.clone());
-                    }
-                    w
-                })
-                .collect();
             for w in &touched {
                 self.pump(w, now);
             }
             // What a lane cannot start soon goes back at once (a rate-limited lane holds little).
-            let mut overflow: Vec<Release> = Vec::new();
-            for w in &touched {
-                let back = self.lanes.overflow(w);
-                if !back.is_empty() {
-                    self.may_have_more.insert(w.clone());
-                    overflow.extend(back.into_iter().map(release));
-                }
-            }
+            let overflow: Vec<Release> = touched
+                .iter()
+                .flat_map(|w| self.lanes.overflow(w))
+                .map(release)
+                .collect();
             if !overflow.is_empty() {
-                let store = self.store.clone();
-                self.meanwhile(store.release(overflow, now)).await?;
+                self.store.release(overflow, now).await?;
             }
             if n < limit {
                 return Ok(());
@@ -298,8 +247,8 @@ impl Dispatcher {
     /// that answer again.
     async fn hold_stuck(&mut self) -> anyhow::Result<()> {
         for hold in self.lanes.stuck(Timestamp::now()) {
-            let store = self.store.clone();
-            self.meanwhile(store.hold_webhook(&hold.webhook, Some(hold.until)))
+            self.store
+                .hold_webhook(&hold.webhook, Some(hold.until))
                 .await?;
             metrics::counter!("callhook_webhook_holds_total").increment(1);
             tracing::debug!(webhook = %hold.webhook, until = %hold.until, "the endpoint is stuck; holding the webhook's deliveries");
@@ -307,8 +256,7 @@ impl Dispatcher {
         }
         if !self.lifts.is_empty() {
             for w in std::mem::take(&mut self.lifts) {
-                let store = self.store.clone();
-                self.meanwhile(store.hold_webhook(&w, None)).await?;
+                self.store.hold_webhook(&w, None).await?;
             }
         }
         Ok(())
@@ -397,17 +345,6 @@ impl Dispatcher {
             }
         }
         self.pump(&webhook_id, now);
-        // Look in the store again when that may find work: the claims stopped at `total`, the
-        // lane has room while the store may hold more of its webhook, or something is to be
-        // written (a failure may make the lane stuck; a lift; stale work).
-        if self.at_total
-            || !outcome.succeeded
-            || finished.lift
-            || !self.stale.is_empty()
-            || (self.may_have_more.contains(&webhook_id) && !self.lanes.is_full(&webhook_id, now))
-        {
-            self.look = true;
-        }
     }
 
     /// Stops claiming, gives back unstarted work, lets in-flight requests finish within the

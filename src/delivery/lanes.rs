@@ -195,20 +195,11 @@ impl<T: Leased> Lanes<T> {
     pub fn full(&self, now: Timestamp) -> Vec<WebhookId> {
         self.lanes
             .iter()
-            .filter(|(_, l)| self.lane_full(l, now))
+            .filter(|(_, l)| {
+                l.queue.len() * 2 > self.backlog(l.rate) || l.next_slot.is_some_and(|s| s > now)
+            })
             .map(|(w, _)| w.clone())
             .collect()
-    }
-
-    /// Whether `webhook` is one of [`Lanes::full`].
-    pub fn is_full(&self, webhook: &WebhookId, now: Timestamp) -> bool {
-        self.lanes
-            .get(webhook)
-            .is_some_and(|l| self.lane_full(l, now))
-    }
-
-    fn lane_full(&self, l: &Lane<T>, now: Timestamp) -> bool {
-        l.queue.len() * 2 > self.backlog(l.rate) || l.next_slot.is_some_and(|s| s > now)
     }
 
     /// Queues claimed work. `rate` is the webhook's rate limit; `failing` what the claim says

@@ -325,13 +325,21 @@ pub struct UnsavedTest {
 /// target policy as every delivery. Unsaved tests of an account count as one webhook for the
 /// test-send limits: at most `max_in_flight_per_webhook` at once, spaced by the body's
 /// `rate_limit` if it has one.
+///
+/// `saved`: the webhook the body is an edit of, whose secret header values a masked value
+/// (`********`) stands for.
 pub async fn send_unsaved_test(
     svc: &Services,
     actor: &Actor,
     body: &Map<String, Value>,
+    saved: Option<&WebhookId>,
 ) -> Result<UnsavedTest, DeliveryError> {
     actor.may(Need::Change)?;
     let mut spec = webhooks::validate(&*svc.store, actor, body).await?;
+    if let Some(id) = saved {
+        let stored = webhooks::to_change(&*svc.store, actor, id).await?;
+        crate::core::webhook::keep_masked_values(&stored.spec.headers, &mut spec.headers);
+    }
     // A test goes out whatever the form's Enabled box says: it is how an admin checks a URL.
     spec.enabled = true;
     let now = Timestamp::now();

@@ -400,13 +400,26 @@ async fn paced(b: &Bench, prefix: &str, rate: u64, secs: u64, sent: &Path) -> u6
         let key = b.keys[i as usize % b.keys.len()].clone();
         let http = b.http.clone();
         inflight.push(tokio::spawn(async move {
-            let r = http
-                .post(format!("{base}/v1/events"))
-                .bearer_auth(&key)
-                .json(&event(&id))
-                .send()
-                .await
-                .unwrap();
+            // A pooled connection the server closed as the request went out fails it before
+            // anything was read (hyper's IncompleteMessage): try again, still timed from the
+            // first try, so the latency counts the retry.
+            let mut tries = 0;
+            let r = loop {
+                match http
+                    .post(format!("{base}/v1/events"))
+                    .bearer_auth(&key)
+                    .json(&event(&id))
+                    .send()
+                    .await
+                {
+                    Ok(r) => break r,
+                    Err(e) if tries < 3 => {
+                        tries += 1;
+                        eprintln!("post {id}: {e}; trying again");
+                    }
+                    Err(e) => panic!("post {id}: {e}"),
+                }
+            };
             assert_eq!(r.status(), 202);
         }));
     }

@@ -147,6 +147,30 @@ impl Bench {
     }
 }
 
+/// A whsink on `port` writing its record to `out` (taking the event id from the body with
+/// `id_field`).
+fn sink(port: u16, out: &Path, id_field: bool) -> Proc {
+    let mut cmd = Command::new(whsink());
+    cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    if id_field {
+        cmd.args(["--id-field", "event_id", "--prefer-field"]);
+    }
+    Proc(cmd.stderr(Stdio::null()).spawn().expect("whsink starts"))
+}
+
+/// The load generator's HTTP client.
+fn load_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap()
+}
+
 /// The loopback HTTP limit: requests per second that this process's HTTP client, from 64
 /// connections, gets answered by a whsink of its own for `secs` (a bare receiver: what the
 /// machine's loopback, the receiver and the load generator do together right now).
@@ -154,22 +178,8 @@ async fn loopback_limit(secs: f64) -> f64 {
     callhook::init_crypto();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let _sink = Proc(
-        Command::new(whsink())
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--out",
-                dir.path().join("sink.log").to_str().unwrap(),
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("whsink starts"),
-    );
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap();
+    let _sink = sink(port, &dir.path().join("sink.log"), false);
+    let http = load_client();
     let url = format!("http://127.0.0.1:{port}/hook");
     let t0 = Instant::now();
     while http.post(&url).body("{}").send().await.is_err() {
@@ -243,26 +253,8 @@ async fn start(nodes: usize, database: Option<String>, id_field: bool) -> Bench 
     let dir = tempfile::tempdir().unwrap();
     let sink_port = free_port();
     let sink_out = dir.path().join("sink.log");
-    let mut sink_cmd = Command::new(whsink());
-    sink_cmd.args([
-        "--listen",
-        &format!("127.0.0.1:{sink_port}"),
-        "--out",
-        sink_out.to_str().unwrap(),
-    ]);
-    if id_field {
-        sink_cmd.args(["--id-field", "event_id", "--prefer-field"]);
-    }
-    let sink = Proc(
-        sink_cmd
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("whsink starts"),
-    );
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap();
+    let sink = sink(sink_port, &sink_out, id_field);
+    let http = load_client();
     let mut procs = Vec::new();
     for i in 0..nodes {
         let port = free_port();

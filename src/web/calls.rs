@@ -284,13 +284,15 @@ async fn show(
         .into_iter()
         .map(|w| (w.id, w.spec.name))
         .collect();
+    // A call's deliveries go to webhooks of many zones: its times are in UTC, named.
+    let utc = TimeZone::utc();
     let events = timeline
         .into_iter()
         .map(|(e, ds)| EventView {
             event_type: e.event_type,
             event_id: e.event_id.into_string(),
-            occurred: when(e.occurred_at),
-            received: when(e.received_at),
+            occurred: when_in(e.occurred_at, &utc),
+            received: when_in(e.received_at, &utc),
             payload: super::view::pretty_body(&e.payload),
             deliveries: ds
                 .into_iter()

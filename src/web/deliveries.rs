@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use super::form::PostForm;
 use super::session::Signed;
 use super::view::{
-    Layout, When, http_status, last_answer, latency, pretty_body, status_badge, when,
+    Layout, When, http_status, last_answer, latency, pretty_body, status_badge, when_in,
 };
 use super::{WebResult, WebState, page};
 use crate::core::id::DeliveryId;
+use crate::core::webhook::TimeZone;
 use crate::service::Failure;
 use crate::service::webhooks::{self, WebhookError};
 use crate::service::{deliveries, parse_id};
@@ -42,12 +43,13 @@ struct AttemptView {
     error: Option<String>,
 }
 
-impl From<Attempt> for AttemptView {
-    fn from(a: Attempt) -> Self {
+impl AttemptView {
+    /// An attempt as its page shows it, its time in the webhook's `zone` (named).
+    fn new(a: Attempt, zone: &TimeZone) -> Self {
         let ok = a.response_status.is_some_and(|s| (200..300).contains(&s));
         AttemptView {
             n: a.n,
-            started: when(a.started_at),
+            started: when_in(a.started_at, zone),
             latency: latency(a.latency_ms),
             ok,
             outcome: match (a.response_status, &a.error_kind) {
@@ -98,13 +100,17 @@ async fn show(
     let actor = signed.actor();
     let (d, attempts) = deliveries::get(&*state.svc.store, &actor, &parse_id(&id)?).await?;
     // The webhook may have been deleted since; its log rows stay until retention.
-    let webhook_name = match webhooks::get(&*state.svc.store, &actor, &d.webhook_id).await {
-        Ok(w) => w.spec.name,
-        Err(WebhookError::NotFound) => "Deleted webhook".to_owned(),
+    // Times are shown in the webhook's zone; a deleted one's in UTC.
+    let (webhook_name, zone) = match webhooks::get(&*state.svc.store, &actor, &d.webhook_id).await {
+        Ok(w) => (w.spec.name, w.spec.time_zone),
+        Err(WebhookError::NotFound) => ("Deleted webhook".to_owned(), TimeZone::utc()),
         Err(e) => return Err(e.into()),
     };
     let (status_class, status) = status_badge(d.status, d.waiting);
-    let mut attempts: Vec<AttemptView> = attempts.into_iter().map(AttemptView::from).collect();
+    let mut attempts: Vec<AttemptView> = attempts
+        .into_iter()
+        .map(|a| AttemptView::new(a, &zone))
+        .collect();
     // Newest first: the attempt an admin looks for is the last one.
     attempts.reverse();
     page(&DeliveryPage {
@@ -119,8 +125,8 @@ async fn show(
         call_id: d.call_id.into_string(),
         event_id: d.event_id.into_string(),
         test: d.test,
-        created: when(d.created_at),
-        next_attempt: d.next_attempt_at.map(when),
+        created: when_in(d.created_at, &zone),
+        next_attempt: d.next_attempt_at.map(|t| when_in(t, &zone)),
         last_error: d.last_error,
         attempts,
     })

@@ -134,9 +134,15 @@ describe("the admin's tools", () => {
     await row.locator(".badge", { hasText: "Succeeded" }).waitFor({ timeout: 20_000 });
     await row.getByText("200 OK").waitFor();
     assert.equal(await row.locator('[data-live="attempts"]').textContent(), "2");
+    // Its time in the webhook's zone, named, whatever the reader's own zone (New York here).
+    assert.match(await row.locator("time").textContent(), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d Asia\/Kolkata$/);
     assert.equal(await page.evaluate(() => window.stillHere), true, "no reload");
     await shot("tools-02-log-1280.png");
     assert.deepEqual(await clippedTables(), []);
+    await row.getByRole("link", { name: /View delivery/ }).click();
+    await page.locator(".attempt time, time").first().waitFor();
+    const times = await page.locator("main time").allTextContents();
+    assert.ok(times.length > 0 && times.every((t) => t.endsWith(" Asia/Kolkata")), times.join(" | "));
   });
 
   it("finds calls by the customer's number, with their times in UTC named", async () => {

@@ -11,13 +11,14 @@ use serde_json::json;
 
 use crate::core::id::{DeliveryId, WebhookId};
 use crate::core::webhook::Header;
+use crate::core::webhook::TimeZone;
 use crate::service::deliveries::{self, DeliveryError};
 use crate::service::{Actor, parse_id, webhooks};
 use crate::store::{Delivery, DeliveryFilter, DeliveryStatus, HourlyDeliveries, PageRequest};
 use crate::web::form::PostForm;
 use crate::web::session::Signed;
 use crate::web::view::{
-    Layout, When, call_type_label, http_status, last_answer, latency, status_badge, when,
+    Layout, When, call_type_label, http_status, last_answer, latency, status_badge, when, when_in,
 };
 use crate::web::{WebResult, WebState, page};
 
@@ -39,8 +40,9 @@ struct DeliveryRow {
     test: bool,
 }
 
-impl From<Delivery> for DeliveryRow {
-    fn from(d: Delivery) -> Self {
+impl DeliveryRow {
+    /// A row of the log, its time in the webhook's `zone` (named).
+    fn new(d: Delivery, zone: &TimeZone) -> Self {
         let (status_class, status) = status_badge(d.status, d.waiting);
         let (last_response, latency) = last_answer(&d);
         DeliveryRow {
@@ -48,7 +50,7 @@ impl From<Delivery> for DeliveryRow {
             status,
             pending: d.status == DeliveryStatus::Pending,
             trigger: d.trigger.label(),
-            created: when(d.created_at),
+            created: when_in(d.created_at, zone),
             attempts: d.attempts,
             last_response,
             latency,
@@ -370,7 +372,11 @@ async fn show_page(
         },
         test,
         chart: Chart::build(&hours, now),
-        deliveries: log.items.into_iter().map(DeliveryRow::from).collect(),
+        deliveries: log
+            .items
+            .into_iter()
+            .map(|d| DeliveryRow::new(d, &spec.time_zone))
+            .collect(),
         filter: status.map_or("all", DeliveryStatus::as_str).to_owned(),
         next: log.next,
     })

@@ -117,6 +117,34 @@ pub async fn hourly(
         .await?)
 }
 
+/// Most deliveries [`now`] reads at once.
+pub const MAX_LIVE: usize = 50;
+
+/// Deliveries `ids` of the account as they are now (the web page's pending rows follow them);
+/// those not found (another account's, pruned) are left out. At most [`MAX_LIVE`] ids.
+pub async fn now(
+    store: &dyn Store,
+    actor: &Actor,
+    ids: &[DeliveryId],
+) -> Result<Vec<Delivery>, DeliveryError> {
+    actor.may(Need::Read)?;
+    if ids.len() > MAX_LIVE {
+        return Err(DeliveryError::Invalid(super::invalid(
+            "ids",
+            format!("at most {MAX_LIVE} deliveries at once"),
+        )));
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        match store.get_delivery(actor.account(), id).await {
+            Ok((d, _)) => out.push(d),
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
 /// The request headers an attempt's log shows to everyone: callhook's own. The others are the
 /// webhook's custom headers, whose values are secrets.
 const OWN_HEADERS: &[&str] = &[

@@ -16,7 +16,9 @@ use crate::service::{Actor, parse_id, webhooks};
 use crate::store::{Delivery, DeliveryFilter, DeliveryStatus, HourlyDeliveries, PageRequest};
 use crate::web::form::PostForm;
 use crate::web::session::Signed;
-use crate::web::view::{Layout, When, call_type_label, http_status, latency, status_badge, when};
+use crate::web::view::{
+    Layout, When, call_type_label, http_status, last_answer, latency, status_badge, when,
+};
 use crate::web::{WebResult, WebState, page};
 
 /// Deliveries shown per page of the log.
@@ -26,6 +28,8 @@ struct DeliveryRow {
     id: String,
     status_class: &'static str,
     status: &'static str,
+    /// Still to be sent or retried: the page's script follows it.
+    pending: bool,
     trigger: &'static str,
     call_id: String,
     created: When,
@@ -38,18 +42,16 @@ struct DeliveryRow {
 impl From<Delivery> for DeliveryRow {
     fn from(d: Delivery) -> Self {
         let (status_class, status) = status_badge(d.status, d.waiting);
+        let (last_response, latency) = last_answer(&d);
         DeliveryRow {
             status_class,
             status,
+            pending: d.status == DeliveryStatus::Pending,
             trigger: d.trigger.label(),
             created: when(d.created_at),
             attempts: d.attempts,
-            last_response: match (d.last_status, &d.last_error) {
-                (Some(s), _) => http_status(s),
-                (None, Some(_)) => "No response".to_owned(),
-                (None, None) => "—".to_owned(),
-            },
-            latency: d.last_latency_ms.map_or_else(|| "—".to_owned(), latency),
+            last_response,
+            latency,
             test: d.test,
             call_id: d.call_id.into_string(),
             id: d.id.into_string(),

@@ -113,6 +113,7 @@ const WEB: &[(&str, &str, Rule)] = &[
     ("post", "/webhooks/{id}/test", Rule::Change),
     ("post", "/webhooks/test", Rule::Change),
     ("get", "/deliveries/{id}", Rule::Read),
+    ("get", "/deliveries/live", Rule::Read),
     ("post", "/deliveries/{id}/resend", Rule::Change),
     ("get", "/numbers", Rule::Read),
     ("post", "/numbers", Rule::Change),

@@ -21,6 +21,8 @@ pub enum Action {
     SecretRotate,
     DeliveryResend,
     WebhookReplay,
+    /// Failed and retrying deliveries of a webhook retried at once, by the log's filters.
+    DeliveryBulkRetry,
     NumberAdd,
     NumberUpdate,
     NumberRemove,
@@ -41,7 +43,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::WebhookCreate,
         Action::WebhookUpdate,
         Action::WebhookEnable,
@@ -51,6 +53,7 @@ impl Action {
         Action::SecretRotate,
         Action::DeliveryResend,
         Action::WebhookReplay,
+        Action::DeliveryBulkRetry,
         Action::NumberAdd,
         Action::NumberUpdate,
         Action::NumberRemove,
@@ -77,6 +80,7 @@ impl Action {
             Action::SecretRotate => "webhook.secret_rotate",
             Action::DeliveryResend => "delivery.resend",
             Action::WebhookReplay => "webhook.replay",
+            Action::DeliveryBulkRetry => "webhook.retry",
             Action::NumberAdd => "number.add",
             Action::NumberUpdate => "number.update",
             Action::NumberRemove => "number.remove",
@@ -103,7 +107,8 @@ impl Action {
             | Action::WebhookDelete
             | Action::SecretReveal
             | Action::SecretRotate
-            | Action::WebhookReplay => ResourceKind::Webhook,
+            | Action::WebhookReplay
+            | Action::DeliveryBulkRetry => ResourceKind::Webhook,
             Action::DeliveryResend => ResourceKind::Delivery,
             Action::NumberAdd | Action::NumberUpdate | Action::NumberRemove => ResourceKind::Number,
             Action::ApiKeyCreate | Action::ApiKeyRevoke => ResourceKind::ApiKey,

@@ -46,7 +46,7 @@ impl From<Attempt> for AttemptView {
             ok,
             outcome: match (a.response_status, &a.error_kind) {
                 (Some(s), _) => http_status(s),
-                (None, Some(kind)) => format!("No response ({kind})"),
+                (None, Some(kind)) => format!("No response ({})", kind.label()),
                 (None, None) => "No response".to_owned(),
             },
             request_line: format!("{} {}", a.request_method, a.request_url),

@@ -130,7 +130,9 @@ pub fn when(t: Timestamp) -> When {
 fn ago(t: Timestamp, now: Timestamp) -> String {
     let secs = now.as_second() - t.as_second();
     match secs {
-        s if s < -60 => "in the future".to_owned(),
+        s if s < -86_400 => format!("in {} d", -s / 86_400),
+        s if s < -3600 => format!("in {} h", -s / 3600),
+        s if s < -45 => format!("in {} min", (-s + 30) / 60),
         s if s < 45 => "just now".to_owned(),
         s if s < 3600 => format!("{} min ago", (s + 30) / 60),
         s if s < 86_400 => format!("{} h ago", s / 3600),

@@ -28,4 +28,5 @@ pub fn router() -> Router<WebState> {
         .route("/webhooks/{id}/secret", get(show::secret))
         .route("/webhooks/{id}/secret/rotate", post(show::rotate_secret))
         .route("/webhooks/{id}/test", post(show::test))
+        .route("/webhooks/{id}/retry", post(show::retry))
 }

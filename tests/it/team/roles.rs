@@ -68,6 +68,8 @@ const API: &[(&str, &str, Rule)] = &[
     ("get", "/v1/deliveries/{id}", Rule::Read),
     ("post", "/v1/deliveries/{id}/resend", Rule::Change),
     ("post", "/v1/webhooks/{id}/replay", Rule::Change),
+    ("get", "/v1/webhooks/{id}/failures", Rule::Read),
+    ("post", "/v1/webhooks/{id}/deliveries/retry", Rule::Change),
     ("post", "/v1/webhooks/{id}/test", Rule::Change),
     ("get", "/v1/calls/{call_id}", Rule::Read),
     ("post", "/v1/click-to-call", Rule::Change),
@@ -103,6 +105,7 @@ const WEB: &[(&str, &str, Rule)] = &[
     ("get", "/webhooks/{id}/secret", Rule::Secrets),
     ("post", "/webhooks/{id}/secret/rotate", Rule::Change),
     ("post", "/webhooks/{id}/test", Rule::Change),
+    ("post", "/webhooks/{id}/retry", Rule::Change),
     ("get", "/deliveries/{id}", Rule::Read),
     ("post", "/deliveries/{id}/resend", Rule::Change),
     ("get", "/numbers", Rule::Read),
@@ -229,6 +232,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("post", "/v1/webhooks") | ("put", "/v1/webhooks/{id}") => webhook(),
         ("patch", "/v1/webhooks/{id}") => json!({"name": "renamed"}),
         ("post", "/v1/webhooks/{id}/replay") => json!({"since": "2020-01-01T00:00:00Z"}),
+        ("post", "/v1/webhooks/{id}/deliveries/retry") => json!({"status": "failed"}),
         ("post", "/v1/click-to-call") => {
             json!({"agent_extension": "101", "customer_number": "+919812345678"})
         }

@@ -172,7 +172,7 @@ pub enum LogStatus {
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// `pending`, `retrying` (pending after a failed attempt), `succeeded` or `failed`.
-    #[param(value_type = Option<LogStatus>)]
+    #[param(value_type = Option<LogStatus>, inline)]
     pub status: Option<String>,
     pub call_id: Option<String>,
     /// The call's DID or the customer's number, E.164.

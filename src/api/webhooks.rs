@@ -242,6 +242,9 @@ pub struct WebhookInput {
     pub created_at: Option<String>,
     #[schema(read_only)]
     pub updated_at: Option<String>,
+    /// What the webhook's answers say of its health; ignored.
+    #[schema(read_only, value_type = Option<Object>)]
+    pub health: Option<serde_json::Value>,
 }
 
 /// What a PATCH takes: any of the fields of [`WebhookInput`]; the result is validated whole.
@@ -304,6 +307,9 @@ pub struct WebhookPatch {
     pub created_at: Option<String>,
     #[schema(read_only)]
     pub updated_at: Option<String>,
+    /// What the webhook's answers say of its health; ignored.
+    #[schema(read_only, value_type = Option<Object>)]
+    pub health: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -229,6 +229,13 @@ impl App {
             wake.wake();
             placing.request_stored();
         }));
+        tokio::spawn(crate::delivery::alerts::sweep_loop(
+            store.clone(),
+            waker.clone(),
+            settings.poll_interval.0,
+            settings.alert_failed_every.0,
+            stopper.handle(),
+        ));
         tokio::spawn(crate::retention::prune_loop(
             store.clone(),
             settings.retention.0,

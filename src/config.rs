@@ -57,6 +57,8 @@ pub struct Settings {
     pub max_in_flight_per_webhook: u32,
     pub max_in_flight: u32,
     pub disable_after: Dur,
+    /// At most one `delivery.failed` alert per webhook this often (SPEC §12: an hour).
+    pub alert_failed_every: Dur,
     pub retention: Dur,
     pub lease: Dur,
     pub poll_interval: Dur,
@@ -99,6 +101,7 @@ impl Default for Settings {
             max_in_flight_per_webhook: 16,
             max_in_flight: 1024,
             disable_after: Dur(Duration::from_secs(5 * 86400)),
+            alert_failed_every: Dur(Duration::from_secs(3600)),
             retention: Dur(Duration::from_secs(30 * 86400)),
             lease: Dur(Duration::from_secs(60)),
             poll_interval: Dur(Duration::from_secs(1)),
@@ -168,6 +171,11 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
         "disable_after",
         "5d",
         "a webhook failing this long with no success is disabled",
+    ),
+    (
+        "alert_failed_every",
+        "1h",
+        "at most one delivery.failed alert per webhook this often; it counts the deliveries failed since the last",
     ),
     (
         "retention",

@@ -1,6 +1,7 @@
 //! The REST API under `/v1` (SPEC §8): one file per resource, each with its DTOs, handlers and
 //! OpenAPI annotations; auth and problem+json errors shared.
 
+pub mod account;
 pub mod accounts;
 pub mod api_keys;
 pub mod audit;
@@ -65,6 +66,7 @@ impl<T> ListOf<T> {
     security(("bearer" = [])),
     tags(
         (name = "accounts", description = "Operator: accounts (tenants)"),
+        (name = "account", description = "The caller's own account: alert settings, the alert secret and the alerts sent"),
         (name = "api-keys", description = "An account's API keys, admin or viewer"),
         (name = "users", description = "The people who sign in to the web page: invitations, roles, resets"),
         (name = "audit", description = "Who changed what, and when"),
@@ -98,6 +100,7 @@ impl utoipa::Modify for BearerAuth {
 pub fn router(state: ApiState) -> (Router, utoipa::openapi::OpenApi) {
     let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(accounts::router())
+        .merge(account::router())
         .merge(api_keys::router())
         .merge(users::router())
         .merge(audit::router())

@@ -40,10 +40,14 @@ pub enum Action {
     /// A user changed their own password (or set a new one through a reset link).
     UserPasswordChange,
     ClickToCallRequest,
+    /// The account's alert settings (`alert_url`, `alert_after`) changed.
+    AccountAlertsUpdate,
+    AlertSecretReveal,
+    AlertSecretRotate,
 }
 
 impl Action {
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 26] = [
         Action::WebhookCreate,
         Action::WebhookUpdate,
         Action::WebhookEnable,
@@ -67,6 +71,9 @@ impl Action {
         Action::UserReset,
         Action::UserPasswordChange,
         Action::ClickToCallRequest,
+        Action::AccountAlertsUpdate,
+        Action::AlertSecretReveal,
+        Action::AlertSecretRotate,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -94,6 +101,9 @@ impl Action {
             Action::UserReset => "user.reset",
             Action::UserPasswordChange => "user.password_change",
             Action::ClickToCallRequest => "click_to_call.request",
+            Action::AccountAlertsUpdate => "account.alerts_update",
+            Action::AlertSecretReveal => "account.alert_secret_reveal",
+            Action::AlertSecretRotate => "account.alert_secret_rotate",
         }
     }
 
@@ -120,6 +130,9 @@ impl Action {
             | Action::UserReset
             | Action::UserPasswordChange => ResourceKind::User,
             Action::ClickToCallRequest => ResourceKind::ClickToCall,
+            Action::AccountAlertsUpdate | Action::AlertSecretReveal | Action::AlertSecretRotate => {
+                ResourceKind::Account
+            }
         }
     }
 }
@@ -157,16 +170,18 @@ pub enum ResourceKind {
     ApiKey,
     User,
     ClickToCall,
+    Account,
 }
 
 impl ResourceKind {
-    pub const ALL: [ResourceKind; 6] = [
+    pub const ALL: [ResourceKind; 7] = [
         ResourceKind::Webhook,
         ResourceKind::Delivery,
         ResourceKind::Number,
         ResourceKind::ApiKey,
         ResourceKind::User,
         ResourceKind::ClickToCall,
+        ResourceKind::Account,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -177,6 +192,7 @@ impl ResourceKind {
             ResourceKind::ApiKey => "api_key",
             ResourceKind::User => "user",
             ResourceKind::ClickToCall => "click_to_call",
+            ResourceKind::Account => "account",
         }
     }
 

@@ -2,6 +2,7 @@
 //! retry schedule. Nothing here does I/O, awaits or touches a database, so every rule of the
 //! product can be tested as a plain function.
 
+pub mod alert;
 pub mod audit;
 pub mod click_to_call;
 pub mod credentials;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use super::client::{HttpClient, Response};
+use crate::core::alert;
 use crate::core::event::CallEvent;
 use crate::core::failure::{self, AttemptError};
 use crate::core::render::{Context, build};
@@ -52,32 +53,43 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
         return record(None, Next::Failed, None)
             .with_error(format!("not sent: the webhook is disabled ({why})"));
     }
-    let event = match serde_json::from_str(&claimed.event_payload)
-        .map_err(|e| e.to_string())
-        .and_then(|v| CallEvent::from_json(&v).map_err(|e| e.to_string()))
-    {
-        Ok(e) => e,
-        Err(e) => {
-            tracing::error!(delivery = %claimed.delivery_id, error = %e, "stored event does not parse");
-            return record(None, Next::Failed, None)
-                .with_error(format!("not sent: the stored event is unreadable ({e})"));
-        }
-    };
-    tracing::Span::current().record("call", event.call.call_id.as_str());
-    let ctx = Context::of(
-        &webhook.spec,
-        claimed.trigger,
-        &event,
-        claimed.event_id.as_str(),
-    );
     let secrets = webhook.live_secrets(now);
-    let request = build(
-        &webhook.spec,
-        &ctx,
-        claimed.delivery_id.as_str(),
-        now,
-        &secrets,
-    );
+    let request = if claimed.alert {
+        // An alert's body was made when it was decided; it goes as it is.
+        alert::request(
+            webhook.spec.url.as_str(),
+            &claimed.event_payload,
+            claimed.delivery_id.as_str(),
+            now,
+            &secrets,
+        )
+    } else {
+        let event = match serde_json::from_str(&claimed.event_payload)
+            .map_err(|e| e.to_string())
+            .and_then(|v| CallEvent::from_json(&v).map_err(|e| e.to_string()))
+        {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(delivery = %claimed.delivery_id, error = %e, "stored event does not parse");
+                return record(None, Next::Failed, None)
+                    .with_error(format!("not sent: the stored event is unreadable ({e})"));
+            }
+        };
+        tracing::Span::current().record("call", event.call.call_id.as_str());
+        let ctx = Context::of(
+            &webhook.spec,
+            claimed.trigger,
+            &event,
+            claimed.event_id.as_str(),
+        );
+        build(
+            &webhook.spec,
+            &ctx,
+            claimed.delivery_id.as_str(),
+            now,
+            &secrets,
+        )
+    };
     let response = client.send(&request).await;
     let finished = Timestamp::now();
     let verdict = match response.status {
@@ -97,6 +109,8 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
         now: finished,
         jitter: rand::random_range(-1.0..=1.0),
     });
+    // An alert receiver is never disabled: it is the account's, not a webhook.
+    let disable = disable.filter(|_| !claimed.alert);
     log_outcome(&response, &next);
     let attempt = to_attempt(now, &request, &response);
     record(Some(attempt), next, disable)

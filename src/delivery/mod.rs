@@ -3,6 +3,7 @@
 //! limits ([`lanes`], its bookkeeping as plain data) and records outcomes in batches
 //! ([`dispatcher`]).
 
+pub mod alerts;
 pub mod attempt;
 pub mod client;
 pub mod dispatcher;

@@ -14,6 +14,7 @@
 //! recorded in the audit log by the store method that makes it ([`Actor::entry`]).
 
 pub mod accounts;
+pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod auth;

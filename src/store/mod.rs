@@ -108,6 +108,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0008_failures.sql"),
         postgres: include_str!("migrations/postgres/0008_failures.sql"),
     },
+    MigrationFiles {
+        version: 9,
+        name: "alerts",
+        sqlite: include_str!("migrations/sqlite/0009_alerts.sql"),
+        postgres: include_str!("migrations/postgres/0009_alerts.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.
@@ -128,6 +134,49 @@ fn migrator(sql: impl Fn(&MigrationFiles) -> &'static str) -> sqlx::migrate::Mig
             })
             .collect(),
     )
+}
+
+/// An account's alert receiver and settings (SPEC §12), made on first need with its own
+/// signing secret. Its alerts are deliveries whose webhook id is [`AccountAlerts::id`], kept
+/// under the account's alert scope ([`crate::core::alert::scope`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AccountAlerts {
+    pub account_id: AccountId,
+    /// The webhook id its alert deliveries carry (no webhook of the account has it).
+    pub id: WebhookId,
+    /// Where alerts go (checked like a webhook's URL); `None`: alerts are off.
+    pub url: Option<String>,
+    /// A webhook failing for this long is alerted (`webhook.failing`).
+    pub after: std::time::Duration,
+    /// Newest first, rotated like a webhook's.
+    pub secrets: Vec<StoredSecret>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl AccountAlerts {
+    /// New settings for an account: no URL, the default `alert_after`, a fresh secret.
+    pub fn new(account_id: &AccountId, now: Timestamp) -> AccountAlerts {
+        AccountAlerts {
+            account_id: account_id.clone(),
+            id: WebhookId::new(),
+            url: None,
+            after: crate::core::alert::AFTER_DEFAULT,
+            secrets: vec![StoredSecret::generate(now)],
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The secret that signs from now on.
+    pub fn current_secret(&self) -> Option<&StoredSecret> {
+        secret::current(&self.secrets)
+    }
+
+    /// Makes a new current secret; the old one keeps signing for a while.
+    pub fn rotate_secret(&mut self, now: Timestamp) {
+        secret::rotate(&mut self.secrets, now);
+    }
 }
 
 /// A page of a list, oldest first, and the cursor for the next page.
@@ -433,6 +482,9 @@ pub struct Claimed {
     pub lease_until: Timestamp,
     /// A test delivery (sample data, sent from the API or the web page).
     pub test: bool,
+    /// An alert (SPEC §12): `webhook` is the account's alert receiver and the event's payload
+    /// is the body, sent as it is.
+    pub alert: bool,
 }
 
 /// One attempt to record, with the delivery's new state. Written only if `lease` still holds.
@@ -617,6 +669,22 @@ pub trait Store: Send + Sync + 'static {
     async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
     /// Stores the setting only if it is not there yet; answers whether this call stored it.
     async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<bool>;
+
+    // Alerts (SPEC §12).
+    /// The account's alert settings, made (with a fresh secret) if it has none yet.
+    async fn account_alerts(&self, account_id: &AccountId) -> Result<AccountAlerts>;
+    /// Replaces the alert settings; refused with a conflict unless they are still as read
+    /// (`updated_at` is `read_at`).
+    async fn update_account_alerts(
+        &self,
+        alerts: &AccountAlerts,
+        read_at: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<()>;
+    /// Stores the alerts that time alone brings at `now` (webhooks failing for their account's
+    /// `alert_after`; failed deliveries counted since a `delivery.failed` at least
+    /// `failed_every` old), each once whichever nodes sweep at once; answers how many.
+    async fn sweep_alerts(&self, now: Timestamp, failed_every: std::time::Duration) -> Result<u64>;
 
     // Accounts.
     async fn insert_account(&self, account: &Account) -> Result<()>;

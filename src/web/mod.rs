@@ -8,6 +8,7 @@
 //! handlers call the same operations ([`crate::service`]) as the REST API, so a webhook saved
 //! here is validated exactly like one sent to `POST /v1/webhooks`.
 
+mod alerts;
 mod api_keys;
 mod assets;
 mod audit;
@@ -52,6 +53,7 @@ pub fn router(state: WebState) -> Router {
         .merge(webhooks::router())
         .merge(deliveries::router())
         .merge(numbers::router())
+        .merge(alerts::router())
         .merge(api_keys::router())
         .merge(calls::router())
         .merge(click_to_call::router())

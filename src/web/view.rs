@@ -15,7 +15,7 @@ use crate::store::DeliveryStatus;
 /// token for its forms, and a notice to show once.
 pub struct Layout {
     pub title: String,
-    /// `webhooks`, `numbers`, `api-keys`, `calls`, `users`, `audit` or `password`.
+    /// `webhooks`, `numbers`, `api-keys`, `calls`, `alerts`, `users`, `audit` or `password`.
     pub nav: &'static str,
     pub email: String,
     /// `Owner`, `Admin` or `Viewer`.

@@ -11,6 +11,7 @@ mod receiver;
 mod spec;
 mod verifier;
 
+mod alerts;
 mod click_to_call;
 mod connectors;
 mod delivery;

@@ -8,6 +8,7 @@ use callhook::api::accounts::NAME_KEYS;
 use callhook::core::event::{AnsweredBy, Call, CallEvent, Dialed, Dtmf, Ended};
 use callhook::core::shape::BodyField;
 use callhook::core::webhook::{Header, WebhookSpec};
+use callhook::service::alerts;
 use callhook::service::api_keys::NEW_KEY_KEYS;
 use callhook::service::click_to_call::REQUEST_KEYS;
 use callhook::service::deliveries::{RETRY_KEYS, Replay};
@@ -195,6 +196,7 @@ fn request_bodies() -> Vec<(&'static str, &'static str, Vec<Part>)> {
         ("post", "/v1/users", vec![part("", INVITE_KEYS)]),
         ("patch", "/v1/users/{id}", vec![part("", USER_PATCH_KEYS)]),
         ("post", "/v1/numbers", vec![part("", NEW_NUMBER_KEYS)]),
+        ("patch", "/v1/account", vec![part("", alerts::PATCH_KEYS)]),
         (
             "patch",
             "/v1/numbers/{number}",

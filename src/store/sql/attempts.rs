@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use sqlx::QueryBuilder;
 
 use super::Backend;
-use super::db::{Conn, SqlDb};
+use super::db::{Conn, RowsAffected, SqlDb};
 use super::events::ROWS_PER_STATEMENT;
 use super::rows::{Cols, headers_to_json, to_ms};
 use crate::core::delivery_state::{Health, after_attempt, health};
@@ -92,6 +92,8 @@ pub async fn record_chunk<DB: SqlDb>(
     let mut failing: Vec<(&WebhookId, &Attempt)> = Vec::new();
     let mut hours = Rollup::default();
     let mut finished: Vec<(WebhookId, CallId)> = Vec::new();
+    let mut applied_records: Vec<&AttemptRecord> = Vec::with_capacity(records.len());
+    let mut disabled: Vec<(WebhookId, String)> = Vec::new();
     for r in records {
         let Some((webhook_id, call_id, n)) = applied.get(&r.delivery_id) else {
             tracing::warn!(delivery = %r.delivery_id, "lease lost before the attempt was recorded; another worker owns it");
@@ -118,8 +120,9 @@ pub async fn record_chunk<DB: SqlDb>(
         if after_attempt(&r.next).0.is_finished() {
             finished.push((webhook_id.clone(), call_id.clone()));
         }
+        applied_records.push(r);
         if let Some(reason) = &r.disable_webhook {
-            sqlx::query(
+            let r = sqlx::query(
                 "UPDATE webhooks SET enabled = $4, disabled_reason = $2, updated_at = $3 WHERE id = $1 AND enabled",
             )
             .bind(webhook_id)
@@ -128,6 +131,9 @@ pub async fn record_chunk<DB: SqlDb>(
             .bind(false)
             .execute(&mut *c)
             .await?;
+            if r.rows_affected() > 0 {
+                disabled.push((webhook_id.clone(), reason.clone()));
+            }
         }
     }
     if !attempts.is_empty() {
@@ -185,6 +191,8 @@ pub async fn record_chunk<DB: SqlDb>(
         q.build().execute(&mut *c).await?;
     }
     hours.write::<DB>(c).await?;
+    // Alerts before the calls are locked: every transaction takes the alert locks first.
+    super::alerts::after_records::<DB>(c, &applied_records, &disabled, now).await?;
     finished.sort();
     finished.dedup();
     let keys: Vec<(&WebhookId, &CallId)> = finished.iter().map(|(w, call)| (w, call)).collect();

@@ -128,17 +128,27 @@ async fn complete<DB: SqlDb>(
         .iter()
         .map(|r| webhook_from_row(r).map(|w| (w.id.clone(), w)))
         .collect::<Result<_>>()?;
+    // The rest may be alerts: their receiver is an account's alert settings.
+    let others: Vec<&WebhookId> = webhook_ids
+        .iter()
+        .filter(|w| !webhooks.contains_key(*w))
+        .collect();
+    let receivers = super::alerts::webhooks_in::<DB>(conn, &others).await?;
     let mut out = Vec::with_capacity(rows.len());
     let mut gone = Vec::new();
     for r in rows {
         let delivery_id = r.id("id")?;
         let webhook_id = r.id("webhook_id")?;
         let event_seq = r.int("event_seq")?;
-        let (Some(webhook), Some((event_id, payload, test))) =
-            (webhooks.get(&webhook_id), events.get(&event_seq))
-        else {
+        let alert = receivers.contains_key(&webhook_id);
+        let (Some(webhook), Some((event_id, payload, test))) = (
+            webhooks
+                .get(&webhook_id)
+                .or_else(|| receivers.get(&webhook_id)),
+            events.get(&event_seq),
+        ) else {
             // Its webhook was deleted (or its event pruned): nothing is left to send.
-            let why = if webhooks.contains_key(&webhook_id) {
+            let why = if webhooks.contains_key(&webhook_id) || alert {
                 Unsent::EventGone
             } else {
                 Unsent::WebhookGone
@@ -166,6 +176,7 @@ async fn complete<DB: SqlDb>(
             webhook: webhook.clone(),
             lease_until,
             test: *test,
+            alert,
         });
     }
     if !gone.is_empty() {

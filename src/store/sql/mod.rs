@@ -11,6 +11,7 @@
 //! in `sqlite.rs` and `postgres.rs`.
 
 mod accounts;
+mod alerts;
 mod api_keys;
 mod attempts;
 mod audit;
@@ -109,6 +110,23 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<bool> {
         settings::set_if_absent(&self.backend, key, value).await
+    }
+
+    async fn account_alerts(&self, account_id: &AccountId) -> Result<AccountAlerts> {
+        alerts::get_or_make(&self.backend, account_id).await
+    }
+
+    async fn update_account_alerts(
+        &self,
+        alerts: &AccountAlerts,
+        read_at: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<()> {
+        alerts::update(&self.backend, alerts, read_at, audit).await
+    }
+
+    async fn sweep_alerts(&self, now: Timestamp, failed_every: std::time::Duration) -> Result<u64> {
+        alerts::sweep(&self.backend, now, failed_every).await
     }
 
     async fn insert_account(&self, account: &Account) -> Result<()> {

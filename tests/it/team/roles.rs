@@ -48,6 +48,11 @@ const API: &[(&str, &str, Rule)] = &[
     ("delete", "/v1/users/{id}", Rule::Users),
     ("post", "/v1/users/{id}/reset", Rule::Users),
     ("get", "/v1/audit", Rule::Audit),
+    ("get", "/v1/account", Rule::Read),
+    ("patch", "/v1/account", Rule::Change),
+    ("post", "/v1/account/alert-secret/rotate", Rule::Change),
+    ("get", "/v1/account/alerts", Rule::Read),
+    ("get", "/v1/account/alerts/{id}", Rule::Read),
     ("post", "/v1/numbers", Rule::Change),
     ("get", "/v1/numbers", Rule::Read),
     ("get", "/v1/numbers/{number}", Rule::Read),
@@ -125,6 +130,10 @@ const WEB: &[(&str, &str, Rule)] = &[
     ("post", "/users/{id}/reset", Rule::Users),
     ("post", "/users/{id}/remove", Rule::Users),
     ("get", "/audit", Rule::Audit),
+    ("get", "/alerts", Rule::Read),
+    ("post", "/alerts", Rule::Change),
+    ("get", "/alerts/secret", Rule::Secrets),
+    ("post", "/alerts/secret/rotate", Rule::Change),
 ];
 
 /// The routes of the OpenAPI document.
@@ -229,6 +238,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
         ("patch", "/v1/users/{id}") => json!({"role": "admin"}),
         ("post", "/v1/numbers") => json!({"number": fresh_number()}),
         ("patch", "/v1/numbers/{number}") => json!({"label": "Sales"}),
+        ("patch", "/v1/account") => json!({"alert_after": "5m"}),
         ("post", "/v1/webhooks") | ("put", "/v1/webhooks/{id}") => webhook(),
         ("patch", "/v1/webhooks/{id}") => json!({"name": "renamed"}),
         ("post", "/v1/webhooks/{id}/replay") => json!({"since": "2020-01-01T00:00:00Z"}),
@@ -265,6 +275,9 @@ async fn concrete(team: &Team, path: &str) -> String {
         url = url
             .replace("{request_id}", made.as_str())
             .replace("{id}", made.as_str());
+    } else if path.starts_with("/v1/account/alerts/") {
+        // No alert yet: any role that may read gets a 404, not a refusal.
+        url = url.replace("{id}", callhook::core::id::DeliveryId::new().as_str());
     } else if path.starts_with("/v1/triggers/") {
         url = url.replace("{id}", "call_missed");
     } else if path.contains("/webhooks/{id}") {
@@ -362,6 +375,10 @@ fn form_for(path: &str, number: &str) -> Vec<(String, String)> {
         }
         "/users" => vec![("role", "viewer")],
         "/users/{id}/role" => vec![("role", "admin")],
+        "/alerts" => vec![
+            ("alert_url", "https://ops.example.com/alerts"),
+            ("alert_after", "5m"),
+        ],
         _ => vec![],
     };
     pairs

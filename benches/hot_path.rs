@@ -88,3 +88,36 @@ fn parse_stored_event(bencher: divan::Bencher) {
     bencher
         .bench(|| callhook::core::event::CallEvent::from_json(divan::black_box(&stored)).unwrap());
 }
+
+/// Opening one sealed signing secret (SPEC §14): paid once per webhook loaded by a claim,
+/// never per delivery.
+#[divan::bench]
+fn open_sealed_secret(bencher: divan::Bencher) {
+    use callhook::core::seal::{Key, Keyring, webhook_secret_ad};
+    let keys = Keyring::new(Key::generate(), vec![]);
+    let ad = webhook_secret_ad("wh_01JDXAAAAAAAAAAAAAAAAAAAAA");
+    let sealed = keys.seal_str(&ad, &Secret::generate().expose()).unwrap();
+    bencher.bench(|| divan::black_box(keys.open_str(&ad, &sealed).unwrap()));
+}
+
+/// Masking the secret header values of one attempt's request before it is recorded.
+#[divan::bench]
+fn mask_secret_headers(bencher: divan::Bencher) {
+    use callhook::core::webhook::mask_secret_headers;
+    let w = spec(Trigger::CallHangup, "POST", "application/json");
+    let event = sample_event(Trigger::CallHangup);
+    let ctx = Context::of(&w, w.trigger, &event, "evt_01");
+    let secret = Secret::generate();
+    let req = build(
+        &w,
+        &ctx,
+        "dlv_01JDXAAAAAAAAAAAAAAAAAAAAA",
+        Timestamp::now(),
+        &[&secret],
+    );
+    bencher.bench(|| {
+        let mut headers = req.headers.clone();
+        mask_secret_headers(&w.headers, &mut headers);
+        divan::black_box(headers)
+    });
+}

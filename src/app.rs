@@ -35,8 +35,17 @@ const OPERATOR_HASH: &str = "operator_token_sha256";
 const BOOTSTRAPPED: &str = "bootstrapped_at";
 pub const ADMIN_EMAIL: &str = "admin@callhook.local";
 
-/// Opens the store named by the settings, creating the data folder for SQLite.
+/// Opens the store named by the settings with its secrets unlocked (`src/secrets.rs`): the
+/// master key loaded (made on a first start) and checked, what is stored plain sealed.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    let store = open_database(settings).await?;
+    crate::secrets::unlock(settings, &*store).await?;
+    Ok(store)
+}
+
+/// Opens the store named by the settings (migrated), creating the data folder for SQLite,
+/// without its keys: `callhook migrate` never makes a key.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     let url = settings.database_url();
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         let store = PgStore::open(&url)

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 
-use crate::app::{App, open_store};
+use crate::app::{App, open_database};
 use crate::config::Settings;
 use crate::core::id::AccountId;
 use crate::core::role::Role;
@@ -35,15 +35,33 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 }
 
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    open_store(settings).await?;
+    open_database(settings).await?;
     println!("the database at {} is up to date", settings.database_url());
+    Ok(())
+}
+
+/// `callhook rekey`: every secret sealed again under `secret_key`.
+pub async fn rekey(settings: &Settings) -> anyhow::Result<()> {
+    if settings.secret_key.is_empty() {
+        anyhow::bail!(
+            "rekey needs the new key in secret_key and the old one in previous_secret_keys (docs/security.md)"
+        );
+    }
+    let store = open_database(settings).await?;
+    let n = crate::secrets::rekey(settings, &*store).await?;
+    let kid = crate::core::seal::Key::parse(&settings.secret_key)?
+        .kid()
+        .to_owned();
+    println!(
+        "{n} secrets re-encrypted under key id {kid}; once every node runs with this secret_key, previous_secret_keys may be emptied"
+    );
     Ok(())
 }
 
 pub async fn create_account(settings: &Settings, name: &str) -> anyhow::Result<()> {
     // Checked before the database is opened (and perhaps created); `accounts` checks again.
     accounts::check_name(name).map_err(|m| anyhow::anyhow!("the name {m}"))?;
-    let store = open_store(settings).await?;
+    let store = open_database(settings).await?;
     let made = accounts::create(&*store, name, "callhook account create").await?;
     println!(
         "account  {}\napi key  {}",
@@ -71,7 +89,7 @@ pub async fn create_api_key(
     name: &str,
 ) -> anyhow::Result<()> {
     accounts::check_name(name).map_err(|m| anyhow::anyhow!("the name {m}"))?;
-    let store = open_store(settings).await?;
+    let store = open_database(settings).await?;
     let account_id = existing_account(&*store, account_id).await?;
     let made = api_keys::create_in(&*store, &account_id, name, "callhook apikey create").await?;
     println!("{}", made.secret);
@@ -89,7 +107,7 @@ pub async fn create_user(
     users::check_email(email).map_err(anyhow::Error::msg)?;
     let role = <Role as Choice>::parse(role)
         .ok_or_else(|| anyhow::anyhow!("the role {role:?} is not one of {}", Role::choices()))?;
-    let store = open_store(settings).await?;
+    let store = open_database(settings).await?;
     let account_id = existing_account(&*store, account_id).await?;
     let made = users::create(&*store, &account_id, email, role, "callhook user create").await?;
     println!(

@@ -13,8 +13,9 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use crate::core::retry::Dur;
 use crate::core::retry::{RetrySchedule, format_duration};
 
-/// Networks written as a TOML list or one comma-separated string (`"10.0.0.0/8,::1/128"`).
-fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+/// The items of a TOML list or of one comma-separated string (as an environment variable gives
+/// it), trimmed, empty ones left out.
+fn text_items<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -25,10 +26,17 @@ fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
         Raw::List(l) => l,
         Raw::Text(t) => t.split(',').map(str::to_owned).collect(),
     };
-    items
-        .iter()
-        .map(|s| s.trim())
+    Ok(items
+        .into_iter()
+        .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
+        .collect())
+}
+
+/// Networks written as a TOML list or one comma-separated string (`"10.0.0.0/8,::1/128"`).
+fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    text_items(d)?
+        .iter()
         .map(|s| {
             s.parse::<IpNet>()
                 .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
@@ -39,7 +47,7 @@ fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
         .collect()
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     pub listen: SocketAddr,
@@ -85,6 +93,24 @@ pub struct Settings {
     pub max_deliveries_per_post: u32,
     /// PBXs to follow (`[[connectors]]` tables); see docs/connectors.md.
     pub connectors: Vec<crate::connectors::ConnectorSettings>,
+    /// The master key secrets are sealed with (32 bytes, base64); empty: `<data_dir>/secret.key`.
+    pub secret_key: String,
+    /// Keys that only open (values sealed before a rekey).
+    #[serde(deserialize_with = "text_items")]
+    pub previous_secret_keys: Vec<String>,
+}
+
+/// Settings as logs and errors may show them: the secrets left out.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = serde_json::to_value(self).unwrap_or_default();
+        if let Some(o) = shown.as_object_mut() {
+            for k in ["operator_token", "secret_key", "previous_secret_keys"] {
+                o.insert(k.into(), "…".into());
+            }
+        }
+        write!(f, "Settings {shown}")
+    }
 }
 
 impl Default for Settings {
@@ -118,6 +144,8 @@ impl Default for Settings {
             max_api_keys_per_account: 100,
             max_deliveries_per_post: 20_000,
             connectors: Vec::new(),
+            secret_key: String::new(),
+            previous_secret_keys: Vec::new(),
         }
     }
 }
@@ -257,6 +285,16 @@ pub const SETTINGS_HELP: &[(&str, &str, &str)] = &[
         "none",
         "Asterisk (AMI) or FreeSWITCH (event socket) PBXs to follow: [[connectors]] tables in the TOML file, see docs/connectors.md",
     ),
+    (
+        "secret_key",
+        "<data_dir>/secret.key",
+        "master key (32 bytes, base64) that signing secrets and header values are encrypted with; unset: a key file made at the database's first start (mode 0600); nodes sharing a PostgreSQL database need the same key (docs/security.md)",
+    ),
+    (
+        "previous_secret_keys",
+        "none",
+        "old master keys, comma-separated, that only decrypt: keep the old key here while `callhook rekey` re-encrypts under the new secret_key",
+    ),
 ];
 
 fn setting_keys() -> Vec<&'static str> {
@@ -351,6 +389,17 @@ impl Settings {
         }
         if self.max_connections_per_client == 0 {
             anyhow::bail!("invalid settings: max_connections_per_client must be at least 1");
+        }
+        for (name, key) in std::iter::once(("secret_key", &self.secret_key))
+            .filter(|(_, k)| !k.is_empty())
+            .chain(
+                self.previous_secret_keys
+                    .iter()
+                    .map(|k| ("previous_secret_keys", k)),
+            )
+        {
+            crate::core::seal::Key::parse(key)
+                .map_err(|e| anyhow::anyhow!("invalid settings: {name}: {e}"))?;
         }
         if self.max_in_flight_per_webhook == 0 || self.max_in_flight == 0 {
             anyhow::bail!(

@@ -17,6 +17,7 @@ pub mod edge;
 pub mod ingest;
 pub mod listen;
 pub mod retention;
+pub mod secrets;
 pub mod service;
 pub mod shutdown;
 pub mod simulate;

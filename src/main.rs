@@ -42,6 +42,13 @@ enum Command {
         #[command(flatten)]
         store: StoreFlags,
     },
+    /// Re-encrypt every stored secret under secret_key (the old key in
+    /// previous_secret_keys), then exit; nodes holding both keys keep running.
+    #[command(after_help = help_text())]
+    Rekey {
+        #[command(flatten)]
+        store: StoreFlags,
+    },
     /// Manage accounts.
     Account {
         #[command(subcommand)]
@@ -170,6 +177,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate { store } => {
             let settings = Settings::load(config, &overrides(&store, None))?;
             callhook::cli::migrate(&settings).await
+        }
+        Command::Rekey { store } => {
+            let settings = Settings::load(config, &overrides(&store, None))?;
+            callhook::cli::init_tracing("warn");
+            callhook::cli::rekey(&settings).await
         }
         Command::Account {
             command: AccountCommand::Create { name, store },

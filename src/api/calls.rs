@@ -1,3 +1,4 @@
+//! `GET /v1/calls`: the account's calls by number and time, newest first; and
 //! `GET /v1/calls/{call_id}`: a call's events in order, each with the deliveries it caused.
 
 use axum::Json;
@@ -8,14 +9,17 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::deliveries::DeliveryOut;
-use super::extract::Caller;
+use super::extract::{ApiQuery, Caller, ListParams};
 use super::problem::{ApiResult, Problem};
-use super::{ApiState, ts};
+use super::{ApiState, ListOf, ts};
 use crate::core::id::CallId;
-use crate::service::calls;
+use crate::service::calls::{self, FilterInput};
+use crate::store::{CallSummary, DeliveryCounts};
 
 pub fn router() -> OpenApiRouter<ApiState> {
-    OpenApiRouter::new().routes(routes!(get_call))
+    OpenApiRouter::new()
+        .routes(routes!(list_calls))
+        .routes(routes!(get_call))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -36,6 +40,102 @@ pub struct CallEventOut {
     #[schema(value_type = Object)]
     pub event: Value,
     pub deliveries: Vec<DeliveryOut>,
+}
+
+/// One call in the list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CallListItem {
+    pub call_id: String,
+    /// `inbound`, `outbound` or `click_to_call`, as its first event said.
+    pub call_type: Option<String>,
+    pub did_number: Option<String>,
+    pub customer_number: Option<String>,
+    /// When it began: its first event's `occurred_at`.
+    pub started_at: String,
+    /// Its events' types, in the order they arrived.
+    pub events: Vec<String>,
+    /// Its deliveries to the account's webhooks, counted by status.
+    pub deliveries: DeliveryCountsOut,
+}
+
+/// Deliveries counted by status.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DeliveryCountsOut {
+    pub total: u64,
+    /// Not tried yet, or waiting for an earlier delivery of the call.
+    pub pending: u64,
+    /// Pending after a failed attempt.
+    pub retrying: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+impl From<DeliveryCounts> for DeliveryCountsOut {
+    fn from(c: DeliveryCounts) -> Self {
+        DeliveryCountsOut {
+            total: c.total(),
+            pending: c.pending,
+            retrying: c.retrying,
+            succeeded: c.succeeded,
+            failed: c.failed,
+        }
+    }
+}
+
+impl From<CallSummary> for CallListItem {
+    fn from(c: CallSummary) -> Self {
+        CallListItem {
+            call_id: c.call_id.into_string(),
+            call_type: c.call_type,
+            did_number: c.did_number,
+            customer_number: c.customer_number,
+            started_at: ts(c.started_at),
+            events: c.event_types,
+            deliveries: c.deliveries.into(),
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallQuery {
+    /// Only calls to or from this number (the DID or the customer's), E.164; spaces, dashes
+    /// and brackets are dropped.
+    pub number: Option<String>,
+    /// RFC 3339: calls begun at or after.
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+    /// RFC 3339: calls begun before.
+    #[param(format = DateTime)]
+    pub until: Option<String>,
+    /// Items per page, 1 to 1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u32>,
+    /// The `next` cursor of the previous page.
+    pub after: Option<String>,
+}
+
+/// The account's calls, the latest begun first, each with its events' types and its
+/// deliveries counted by status. Test sends' calls are left out.
+#[utoipa::path(get, path = "/v1/calls", tag = "calls", params(CallQuery),
+    responses((status = 200, body = ListOf<CallListItem>), (status = 422, body = Problem)))]
+async fn list_calls(
+    State(state): State<ApiState>,
+    caller: Caller,
+    ApiQuery(q): ApiQuery<CallQuery>,
+) -> ApiResult<Json<ListOf<CallListItem>>> {
+    let page = ListParams {
+        limit: q.limit,
+        after: q.after.clone(),
+    }
+    .page()?;
+    let filter = FilterInput {
+        number: q.number.as_deref(),
+        since: q.since.as_deref(),
+        until: q.until.as_deref(),
+    };
+    let page = calls::list(&*state.svc.store, caller.actor()?, &filter, &page).await?;
+    Ok(Json(ListOf::from_page(page, CallListItem::from)))
 }
 
 /// The call's events in the order they arrived and the deliveries each one caused.

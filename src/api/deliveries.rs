@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(failure_groups))
         .routes(routes!(retry_deliveries))
         .routes(routes!(test_webhook))
+        .routes(routes!(test_unsaved_webhook))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -443,4 +444,40 @@ async fn test_webhook(
     let actor = caller.actor()?;
     let delivery_id = deliveries::send_test(&state.svc, actor, &parse_id(&id)?).await?;
     Ok(Json(detail(&state.svc, actor, &delivery_id).await?))
+}
+
+/// What a test of an unsaved webhook answers: the attempt, and the secret that signed it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct UnsavedTestOut {
+    /// Whether the receiver answered 2xx.
+    pub succeeded: bool,
+    /// The receiver's HTTP status; `null` when no answer came (see `error`).
+    pub status: Option<u16>,
+    /// A throwaway `whsec_…` secret made for this one request, which signed it: check the
+    /// receiver's signature code with it. It is kept nowhere.
+    pub secret: String,
+    #[serde(flatten)]
+    pub attempt: AttemptOut,
+}
+
+/// Sends the trigger's sample once to an unsaved webhook (the body a create takes, validated
+/// the same way) and answers with the attempt. Nothing is stored: no webhook, event, delivery
+/// or log row. The request is signed with a throwaway secret, given back in the answer.
+#[utoipa::path(post, path = "/v1/webhooks/test", tag = "deliveries",
+    request_body = super::webhooks::WebhookInput,
+    responses((status = 200, body = UnsavedTestOut), (status = 422, body = Problem),
+        (status = 429, description = "The account's unsaved tests already use max_in_flight_per_webhook, or the body's rate_limit says not yet (Retry-After)", body = Problem)))]
+async fn test_unsaved_webhook(
+    State(state): State<ApiState>,
+    caller: Caller,
+    body: JsonBody,
+) -> ApiResult<Json<UnsavedTestOut>> {
+    let (actor, body) = (caller.actor()?, body.object()?);
+    let t = deliveries::send_unsaved_test(&state.svc, actor, body).await?;
+    Ok(Json(UnsavedTestOut {
+        succeeded: t.succeeded,
+        status: t.attempt.response_status,
+        secret: t.secret.expose(),
+        attempt: t.attempt.into(),
+    }))
 }

@@ -75,7 +75,7 @@ impl<T> ListOf<T> {
         (name = "triggers", description = "The trigger catalogue"),
         (name = "events", description = "Call events in"),
         (name = "deliveries", description = "Delivery log, resend, replay and test sends"),
-        (name = "calls", description = "A call's events and the deliveries they caused"),
+        (name = "calls", description = "Calls by number and time, and a call's events with the deliveries they caused"),
         (name = "click-to-call", description = "Calls placed through the connected PBX: the agent first, then the customer"),
         (name = "ops", description = "Probes, metrics and this document"),
     )

@@ -13,7 +13,6 @@ use super::{ApiState, ListOf, ts};
 use crate::core::event::CallType;
 use crate::core::shape::{Payload, TimeFormat};
 use crate::core::trigger::Trigger;
-use crate::core::webhook::Header;
 use crate::service::parse_id;
 use crate::service::webhooks::{self, Secrets};
 use crate::store::{ErrorKind, HealthState, Webhook};
@@ -48,7 +47,7 @@ pub struct WebhookOut {
     pub numbers: Vec<String>,
     /// IANA time zone the receiver's timestamps are written in.
     pub time_zone: String,
-    pub headers: Vec<Header>,
+    pub headers: Vec<HeaderOut>,
     /// `standard`: every parameter of the trigger, then `body_fields`; `custom`: only
     /// `body_fields`.
     pub payload: Payload,
@@ -84,7 +83,15 @@ impl From<&Webhook> for WebhookOut {
             content_type: s.content_type.as_str().to_owned(),
             numbers: s.numbers.iter().map(ToString::to_string).collect(),
             time_zone: s.time_zone.name().to_owned(),
-            headers: s.headers.clone(),
+            headers: s
+                .headers
+                .iter()
+                .map(|h| HeaderOut {
+                    key: h.key.clone(),
+                    value: h.value.clone(),
+                    secret: h.secret,
+                })
+                .collect(),
             payload: s.payload,
             body_fields: s
                 .body_fields
@@ -104,6 +111,32 @@ impl From<&Webhook> for WebhookOut {
             secret: None,
         }
     }
+}
+
+/// A custom header as the API answers it. A secret header's value reads `********` (it is
+/// write-only); a viewer reads every value so.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HeaderOut {
+    pub key: String,
+    pub value: String,
+    pub secret: bool,
+}
+
+/// A custom header as a create, replace or patch takes it.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct HeaderIn {
+    /// An HTTP header name (a token), at most 256 characters.
+    pub key: String,
+    /// A template (`$name`, `${name}`, `$$` for `$`), at most 4,096 bytes, no CR, LF or NUL.
+    /// `********` for a header that is secret now keeps its stored value and keeps it secret,
+    /// so a webhook as `GET` answered it can be sent back as it is.
+    pub value: String,
+    /// Write-only value: answers show it as `********`, and so does the attempt log. Default:
+    /// true when the name contains `auth`, `token`, `secret`, `password`, `passwd`, `key`,
+    /// `cookie`, `session`, `signature` or `credential` (any case), else false.
+    pub secret: Option<bool>,
 }
 
 /// A webhook's health (SPEC §12): its state from its latest attempt, its latest failure, and
@@ -215,7 +248,7 @@ pub struct WebhookInput {
     /// `transfer-encoding`, `connection`, `user-agent` and `webhook-*` are refused.
     /// Header values may hold references to the trigger's parameters (`$name`, `${name}`).
     #[schema(max_items = 20)]
-    pub headers: Option<Vec<Header>>,
+    pub headers: Option<Vec<HeaderIn>>,
     /// `standard` (default) or `custom`.
     pub payload: Option<Payload>,
     /// Up to 50 rows. Keys: 1 to 100 characters, unique; dots nest in JSON bodies
@@ -280,7 +313,7 @@ pub struct WebhookPatch {
     /// `transfer-encoding`, `connection`, `user-agent` and `webhook-*` are refused.
     /// Header values may hold references to the trigger's parameters (`$name`, `${name}`).
     #[schema(max_items = 20)]
-    pub headers: Option<Vec<Header>>,
+    pub headers: Option<Vec<HeaderIn>>,
     /// `standard` (default) or `custom`.
     pub payload: Option<Payload>,
     /// Up to 50 rows. Keys: 1 to 100 characters, unique; dots nest in JSON bodies

@@ -19,6 +19,8 @@ pub enum Action {
     WebhookDelete,
     SecretReveal,
     SecretRotate,
+    /// The values of a webhook's custom headers were shown (in the web page); never the values.
+    HeaderReveal,
     DeliveryResend,
     WebhookReplay,
     /// Failed and retrying deliveries of a webhook retried at once, by the log's filters.
@@ -47,7 +49,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 27] = [
         Action::WebhookCreate,
         Action::WebhookUpdate,
         Action::WebhookEnable,
@@ -55,6 +57,7 @@ impl Action {
         Action::WebhookDelete,
         Action::SecretReveal,
         Action::SecretRotate,
+        Action::HeaderReveal,
         Action::DeliveryResend,
         Action::WebhookReplay,
         Action::DeliveryBulkRetry,
@@ -85,6 +88,7 @@ impl Action {
             Action::WebhookDelete => "webhook.delete",
             Action::SecretReveal => "webhook.secret_reveal",
             Action::SecretRotate => "webhook.secret_rotate",
+            Action::HeaderReveal => "webhook.header_reveal",
             Action::DeliveryResend => "delivery.resend",
             Action::WebhookReplay => "webhook.replay",
             Action::DeliveryBulkRetry => "webhook.retry",
@@ -117,6 +121,7 @@ impl Action {
             | Action::WebhookDelete
             | Action::SecretReveal
             | Action::SecretRotate
+            | Action::HeaderReveal
             | Action::WebhookReplay
             | Action::DeliveryBulkRetry => ResourceKind::Webhook,
             Action::DeliveryResend => ResourceKind::Delivery,

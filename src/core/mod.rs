@@ -15,6 +15,7 @@ pub mod render;
 pub mod retry;
 pub mod role;
 pub mod sample;
+pub mod seal;
 pub mod secret;
 pub mod shape;
 pub mod sign;

@@ -183,14 +183,81 @@ pub struct Header {
     pub key: String,
     /// As written, references included.
     pub value: String,
+    /// Write-only: API answers, the web page (until an admin reveals it) and the attempt log
+    /// show the value as `********` (SPEC §14). Defaults by the name, see
+    /// [`Header::secret_by_default`].
+    pub secret: bool,
     /// The value parsed.
     #[serde(skip)]
     pub template: Template,
 }
 
+/// What a secret header's value reads as wherever it is not revealed; sent back in a PUT or
+/// PATCH for a secret header, it keeps the stored value.
+pub const MASK: &str = "********";
+
+/// Parts of a header name that make it secret unless told otherwise.
+pub const SECRET_NAME_PARTS: &[&str] = &[
+    "auth",
+    "token",
+    "secret",
+    "password",
+    "passwd",
+    "key",
+    "cookie",
+    "session",
+    "signature",
+    "credential",
+];
+
 impl Header {
     /// The keys of one header row.
-    pub const KEYS: &[&str] = &["key", "value"];
+    pub const KEYS: &[&str] = &["key", "value", "secret"];
+
+    /// Whether a header named `key` is secret when the admin does not say: its name (in any
+    /// case) contains one of [`SECRET_NAME_PARTS`] (`Authorization`, `X-Api-Key`,
+    /// `X-Auth-Token`, `Cookie`…).
+    pub fn secret_by_default(key: &str) -> bool {
+        let lower = key.to_ascii_lowercase();
+        SECRET_NAME_PARTS.iter().any(|p| lower.contains(p))
+    }
+
+    /// The value as whoever may not see it reads it.
+    pub fn shown_value(&self) -> &str {
+        if self.secret { MASK } else { &self.value }
+    }
+}
+
+/// A new spec's headers that were sent back masked take the stored value of the secret header
+/// of the same name in `old`, and stay secret (so a GET then PUT, or the web form saved as
+/// shown, keeps every secret header as it was; only a value sent again may be made visible).
+pub fn keep_masked_values(old: &[Header], new: &mut [Header]) {
+    for h in new.iter_mut().filter(|h| h.value == MASK) {
+        if let Some(o) = old
+            .iter()
+            .find(|o| o.secret && o.key.eq_ignore_ascii_case(&h.key))
+        {
+            h.value = o.value.clone();
+            h.template = o.template.clone();
+            h.secret = true;
+        }
+    }
+}
+
+/// A request's headers with the values of `spec_headers`' secret ones masked: what an
+/// attempt's record keeps.
+pub fn mask_secret_headers(spec_headers: &[Header], sent: &mut [(String, String)]) {
+    if !spec_headers.iter().any(|h| h.secret) {
+        return;
+    }
+    for (name, value) in sent.iter_mut() {
+        if spec_headers
+            .iter()
+            .any(|h| h.secret && h.key.eq_ignore_ascii_case(name))
+        {
+            *value = MASK.to_owned();
+        }
+    }
 }
 
 impl Header {
@@ -265,6 +332,7 @@ impl Header {
             Some(template) if errs.is_empty() => Ok(Header {
                 key: key.to_owned(),
                 value: value.to_owned(),
+                secret: Header::secret_by_default(key),
                 template,
             }),
             _ => Err(errs),
@@ -578,9 +646,13 @@ fn parse_headers(f: &mut Fields, trigger: Option<Trigger>) -> Option<Vec<Header>
         let mut hf = Fields::new(&f.path(&format!("headers[{i}]")), o, Header::KEYS);
         let key = hf.req_str("key");
         let value = hf.req_str("value");
+        let secret = hf.bool("secret");
         if let (Some(key), Some(value)) = (key, value) {
             match Header::parse(key, value, trigger) {
-                Ok(h) => {
+                Ok(mut h) => {
+                    if let Some(secret) = secret {
+                        h.secret = secret;
+                    }
                     if out.iter().any(|o| o.key.eq_ignore_ascii_case(&h.key)) {
                         hf.error("key", format!("{key:?} is given twice"));
                     }
@@ -729,6 +801,42 @@ mod tests {
             let errs = errors_for(key, value.clone());
             assert_eq!(errs.len(), 1, "{key}={value}: {errs:?}");
             assert_eq!(errs[0].0, field, "{key}={value}: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn masked_values_sent_back_keep_the_stored_secret_and_masks_stay_out_of_records() {
+        let old = vec![
+            Header::parse("Authorization", "Bearer a", None).unwrap(),
+            Header::parse("X-Tenant", "acme", None).unwrap(),
+        ];
+        assert!(old[0].secret && !old[1].secret, "secret by name only");
+        let mut new = vec![
+            Header::parse("authorization", MASK, None).unwrap(),
+            Header::parse("X-Tenant", MASK, None).unwrap(),
+        ];
+        new[0].secret = false;
+        keep_masked_values(&old, &mut new);
+        assert_eq!((new[0].value.as_str(), new[0].secret), ("Bearer a", true));
+        assert_eq!(new[1].value, MASK, "only a secret header's value is kept");
+        let mut sent = vec![
+            ("AUTHORIZATION".to_owned(), "Bearer a".to_owned()),
+            ("X-Tenant".to_owned(), "acme".to_owned()),
+        ];
+        mask_secret_headers(&old, &mut sent);
+        assert_eq!(sent[0].1, MASK);
+        assert_eq!(sent[1].1, "acme");
+        for name in [
+            "X-Api-Key",
+            "X-Auth-Token",
+            "Cookie",
+            "x-client-secret",
+            "Proxy-Authorization",
+        ] {
+            assert!(Header::secret_by_default(name), "{name}");
+        }
+        for name in ["X-Tenant", "Accept", "X-Request-Id"] {
+            assert!(!Header::secret_by_default(name), "{name}");
         }
     }
 

@@ -112,7 +112,9 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
     // An alert receiver is never disabled: it is the account's, not a webhook.
     let disable = disable.filter(|_| !claimed.alert);
     log_outcome(&response, &next);
-    let attempt = to_attempt(now, &request, &response);
+    let mut attempt = to_attempt(now, &request, &response);
+    // What is kept of the request never holds a secret header's value (SPEC §14).
+    crate::core::webhook::mask_secret_headers(&webhook.spec.headers, &mut attempt.request_headers);
     record(Some(attempt), next, disable)
 }
 

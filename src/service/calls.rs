@@ -1,14 +1,23 @@
-//! Calls: an account's recent calls, and one call's events with the deliveries each caused.
+//! Calls: the account's calls found by number and time, and one call's events with the
+//! deliveries each caused.
+
+use jiff::Timestamp;
 
 use super::{Actor, Denied, Failure, IntoFailure, Need, Services, or_not_found};
 use crate::connectors::ConnectorStatus;
 use crate::core::id::CallId;
-use crate::store::{CallSummary, Delivery, Store, StoreError, StoredEvent};
+use crate::core::number::E164;
+use crate::core::validate::FieldErrors;
+use crate::store::{
+    CallFilter, CallSummary, Delivery, Page, PageRequest, Store, StoreError, StoredEvent,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     #[error("call not found")]
     NotFound,
+    #[error("{0}")]
+    Invalid(FieldErrors),
     #[error(transparent)]
     Denied(#[from] Denied),
     #[error(transparent)]
@@ -19,20 +28,69 @@ impl IntoFailure for CallError {
     fn into_failure(self) -> Failure {
         match self {
             CallError::NotFound => Failure::NotFound("call"),
+            CallError::Invalid(f) => Failure::Invalid(f),
             CallError::Denied(d) => d.into_failure(),
             CallError::Store(e) => e.into_failure(),
         }
     }
 }
 
-/// The account's `limit` most recently active calls, newest first (test sends left out).
-pub async fn recent(
+/// The filters of the Calls list as a query string or a form gives them.
+#[derive(Debug, Clone, Default)]
+pub struct FilterInput<'a> {
+    pub number: Option<&'a str>,
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+}
+
+/// Reads the filters, naming every bad one. A number is read as E.164 (spaces, dashes and
+/// brackets dropped); an empty one filters nothing. A time is given whole or left out: an
+/// empty one is refused, not read as none.
+pub fn parse_filter(input: &FilterInput) -> Result<CallFilter, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let number = input
+        .number
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .and_then(|n| match E164::parse(n) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                errors.push("number", e);
+                None
+            }
+        });
+    let mut time = |field: &str, v: Option<&str>| {
+        v.and_then(|t| match t.parse::<Timestamp>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                errors.push(
+                    field,
+                    format!("{t:?} is not an RFC 3339 timestamp with an offset"),
+                );
+                None
+            }
+        })
+    };
+    let since = time("since", input.since);
+    let until = time("until", input.until);
+    errors.into_result(CallFilter {
+        number,
+        since,
+        until,
+    })
+}
+
+/// A page of the account's calls that `filter` takes, the latest begun first (test sends
+/// left out), each with its events' types and its deliveries counted by status.
+pub async fn list(
     store: &dyn Store,
     actor: &Actor,
-    limit: u32,
-) -> Result<Vec<CallSummary>, CallError> {
+    filter: &FilterInput<'_>,
+    page: &PageRequest,
+) -> Result<Page<CallSummary>, CallError> {
     actor.may(Need::Read)?;
-    Ok(store.recent_calls(actor.account(), limit).await?)
+    let filter = parse_filter(filter).map_err(CallError::Invalid)?;
+    Ok(store.list_calls(actor.account(), &filter, page).await?)
 }
 
 /// The call's events in the order they arrived, each with the deliveries it caused.
@@ -57,4 +115,36 @@ pub fn connectors(svc: &Services, actor: &Actor) -> Result<Vec<ConnectorStatus>,
         .into_iter()
         .filter(|c| c.account_id == actor.account().as_str())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_read_as_e164_and_every_bad_filter_is_named() {
+        let f = parse_filter(&FilterInput {
+            number: Some(" +91 80652-51305 "),
+            since: Some("2026-11-27T04:00:00Z"),
+            until: None,
+        })
+        .unwrap();
+        assert_eq!(f.number.unwrap().as_str(), "+918065251305");
+        assert_eq!(f.since.unwrap().to_string(), "2026-11-27T04:00:00Z");
+        assert!(f.until.is_none());
+        assert!(
+            parse_filter(&FilterInput::default())
+                .unwrap()
+                .number
+                .is_none()
+        );
+        let bad = parse_filter(&FilterInput {
+            number: Some("918065251305"),
+            since: Some(""),
+            until: Some("2026-11-27"),
+        })
+        .unwrap_err();
+        let fields: Vec<&str> = bad.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["number", "since", "until"]);
+    }
 }

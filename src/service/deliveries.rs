@@ -13,15 +13,16 @@ use super::webhooks::{self, MASKED, WebhookError};
 use super::{Actor, Denied, Failure, IntoFailure, Need, Services, or_not_found};
 use crate::core::audit::{Action, Change};
 use crate::core::failure::ErrorKind;
-use crate::core::id::{CallId, DeliveryId, WebhookId, new_id};
+use crate::core::id::{CallId, DeliveryId, EventId, PostedEventId, WebhookId, new_id};
 use crate::core::number::E164;
 use crate::core::sample::sample_event_for;
+use crate::core::sign::Secret;
 use crate::core::validate::{FieldErrors, Fields};
 use crate::delivery::attempt;
 use crate::ingest::stored_event;
 use crate::store::{
-    Attempt, Delivery, DeliveryFilter, DeliveryStatus, FailureGroup, HourlyDeliveries, NewDelivery,
-    NewEvent, Page, PageRequest, Store, StoreError, Webhook,
+    Attempt, Claimed, Delivery, DeliveryFilter, DeliveryStatus, FailureGroup, HourlyDeliveries,
+    NewDelivery, NewEvent, Next, Page, PageRequest, Store, StoreError, StoredSecret, Webhook,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -562,6 +563,99 @@ async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<DeliveryId, D
         .record_attempts(vec![record], Timestamp::now())
         .await?;
     Ok(delivery_id)
+}
+
+/// What a test of an unsaved webhook gives back: the one attempt, whether it succeeded, and
+/// the throwaway secret that signed it (so a receiver's developer can check the signature).
+#[derive(Debug, Clone)]
+pub struct UnsavedTest {
+    pub attempt: Attempt,
+    pub succeeded: bool,
+    pub secret: Secret,
+}
+
+/// Sends the sample of an unsaved webhook's trigger once, as [`send_test`] does for a saved
+/// one, and stores nothing: no webhook, event, delivery or attempt row (so no audit entry
+/// either). The body is validated as a create is (every bad field named). It is signed with a
+/// throwaway secret made for this one request and goes through the same renderer, client and
+/// target policy as every delivery. Unsaved tests of an account count as one webhook for the
+/// test-send limits: at most `max_in_flight_per_webhook` at once, spaced by the body's
+/// `rate_limit` if it has one.
+pub async fn send_unsaved_test(
+    svc: &Services,
+    actor: &Actor,
+    body: &Map<String, Value>,
+) -> Result<UnsavedTest, DeliveryError> {
+    actor.may(Need::Change)?;
+    let mut spec = webhooks::validate(&*svc.store, actor, body).await?;
+    // A test goes out whatever the form's Enabled box says: it is how an admin checks a URL.
+    spec.enabled = true;
+    let now = Timestamp::now();
+    let secret = Secret::generate();
+    let webhook = Webhook {
+        // Never stored: it names the account's unsaved tests for the limits and the log lines.
+        id: WebhookId::from_string(format!("unsaved:{}", actor.account())),
+        account_id: actor.account().clone(),
+        disabled_reason: None,
+        spec,
+        secrets: vec![StoredSecret {
+            secret: secret.clone(),
+            created_at: now,
+            expires_at: None,
+        }],
+        created_at: now,
+        updated_at: now,
+        last_success_at: None,
+        failing_since: None,
+        hold_until: None,
+        last_failure_at: None,
+        last_error: None,
+        recent: Default::default(),
+    };
+    let _permit = svc
+        .test_sends
+        .start(
+            &webhook,
+            svc.settings.max_in_flight_per_webhook,
+            Instant::now(),
+        )
+        .map_err(DeliveryError::Limited)?;
+    let mut event = sample_event_for(
+        webhook.spec.trigger,
+        &webhook.spec.call_types,
+        webhook.spec.numbers.first(),
+    );
+    event.call.call_id = CallId::from_string(new_id("test"));
+    let claimed = Claimed {
+        delivery_id: DeliveryId::new(),
+        lease: 0,
+        trigger: webhook.spec.trigger,
+        attempts: 0,
+        attempt_limit: Some(1),
+        event_id: PostedEventId::from_string(EventId::new().into_string()),
+        event_payload: event.to_json().to_string(),
+        webhook,
+        lease_until: now,
+        test: true,
+        alert: false,
+    };
+    let record = attempt::run(&svc.client, &claimed, &svc.policy).await;
+    match record.attempt {
+        Some(mut attempt) => {
+            attempt.n = 1;
+            Ok(UnsavedTest {
+                attempt,
+                succeeded: record.next == Next::Succeeded,
+                secret,
+            })
+        }
+        // Only a disabled webhook or an unreadable event is not sent, and this is neither.
+        None => Err(DeliveryError::Store(StoreError::Corrupt(
+            record
+                .note
+                .unwrap_or_else(|| "the test was not sent".into()),
+        ))),
+    }
 }
 
 /// Test sends per webhook, kept to the webhook's limits like the dispatcher's sends: at most

@@ -15,7 +15,7 @@ use crate::core::id::WebhookId;
 use crate::core::number::E164;
 use crate::core::sign::Secret;
 use crate::core::validate::FieldErrors;
-use crate::core::webhook::WebhookSpec;
+use crate::core::webhook::{Header, MASK, WebhookSpec, keep_masked_values};
 use crate::store::{Page, PageRequest, Store, StoreError, StoredSecret, Webhook, WebhookStats};
 
 #[derive(Debug, thiserror::Error)]
@@ -126,18 +126,39 @@ fn note_enabled_change(w: &mut Webhook, was_enabled: bool, now: Timestamp) {
 }
 
 /// What a custom header's value reads as to whoever may not see it.
-pub const MASKED: &str = "••••••••";
+pub const MASKED: &str = MASK;
 
-/// The webhook as `actor` may see it: for a role without secrets, custom header values masked
-/// and no signing secrets at all.
+/// The webhook as `actor` may see it: secret header values masked (SPEC §14: write-only); for
+/// a role without secrets every custom header value masked and no signing secrets at all.
 fn shown(actor: &Actor, mut w: Webhook) -> Webhook {
-    if !actor.can(Need::ReadSecrets) {
-        for h in &mut w.spec.headers {
+    let all = !actor.can(Need::ReadSecrets);
+    for h in &mut w.spec.headers {
+        if all || h.secret {
             h.value = MASKED.to_owned();
         }
+    }
+    if all {
         w.secrets.clear();
     }
     w
+}
+
+/// Webhook `id`'s custom headers with their values, secret ones included, for those who may
+/// read secrets; recorded in the audit log (never the values).
+pub async fn reveal_headers(
+    store: &dyn Store,
+    actor: &Actor,
+    id: &WebhookId,
+) -> Result<Vec<Header>, WebhookError> {
+    actor.may(Need::ReadSecrets)?;
+    let w = fetch(store, actor, id).await?;
+    let entry = actor.entry(
+        Action::HeaderReveal,
+        id.as_str(),
+        vec![Change::secret("headers", "revealed")],
+    );
+    store.record_audit(&entry).await?;
+    Ok(w.spec.headers)
 }
 
 /// The account's webhook `id` as stored; not found for another account's webhook.
@@ -234,7 +255,7 @@ pub async fn create(
         audit::created(audit::webhook_fields(&webhook.spec)),
     );
     store.insert_webhook(&webhook, &entry).await?;
-    Ok((webhook, secret))
+    Ok((shown(actor, webhook), secret))
 }
 
 /// Replaces every field of webhook `id` (those left out take their defaults).
@@ -246,9 +267,10 @@ pub async fn replace(
 ) -> Result<Webhook, WebhookError> {
     actor.may(Need::Change)?;
     let mut w = fetch(store, actor, id).await?;
-    let spec = validate(store, actor, obj).await?;
+    let mut spec = validate(store, actor, obj).await?;
+    keep_masked_values(&w.spec.headers, &mut spec.headers);
     save(store, actor, &mut w, spec).await?;
-    Ok(w)
+    Ok(shown(actor, w))
 }
 
 /// Changes the given fields of webhook `id`; the result is validated as a whole.
@@ -261,9 +283,10 @@ pub async fn patch(
     actor.may(Need::Change)?;
     let mut w = fetch(store, actor, id).await?;
     let unowned = unowned_numbers(store, actor, patch.get("numbers")).await?;
-    let spec = validated(w.spec.patched(patch), unowned)?;
+    let mut spec = validated(w.spec.patched(patch), unowned)?;
+    keep_masked_values(&w.spec.headers, &mut spec.headers);
     save(store, actor, &mut w, spec).await?;
-    Ok(w)
+    Ok(shown(actor, w))
 }
 
 /// Enables or disables webhook `id` (one click in the web page).
@@ -278,7 +301,7 @@ pub async fn set_enabled(
     let mut spec = w.spec.clone();
     spec.enabled = on;
     save(store, actor, &mut w, spec).await?;
-    Ok(w)
+    Ok(shown(actor, w))
 }
 
 /// Replaces a webhook's spec with a validated one, keeping `disabled_reason` in step, and

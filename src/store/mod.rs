@@ -114,6 +114,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0009_alerts.sql"),
         postgres: include_str!("migrations/postgres/0009_alerts.sql"),
     },
+    MigrationFiles {
+        version: 10,
+        name: "calls",
+        sqlite: include_str!("migrations/sqlite/0010_calls.sql"),
+        postgres: include_str!("migrations/postgres/0010_calls.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.
@@ -585,20 +591,50 @@ pub struct HourlyDeliveries {
     pub pending: u64,
 }
 
-/// One call of the account at a glance, for the Calls page.
+/// One call of the account at a glance, for the Calls list.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CallSummary {
     pub call_id: CallId,
-    /// From the call's latest event (`call.call_type`, `call.did_number`, …).
+    /// As its first event reported them (`call.call_type`, `call.did_number`, …).
     pub call_type: Option<String>,
     pub did_number: Option<String>,
     pub customer_number: Option<String>,
-    /// The type of the call's latest event (`call.ended`, …).
-    pub last_event_type: String,
-    pub first_received_at: Timestamp,
-    pub last_received_at: Timestamp,
-    pub events: u64,
-    pub deliveries: u64,
+    /// When it began: its first event's `occurred_at`.
+    pub started_at: Timestamp,
+    /// Its events' types, in the order they arrived (`call.received`, `call.answered`, …).
+    pub event_types: Vec<String>,
+    /// When its first and latest events arrived (`None` once retention took them).
+    pub first_received_at: Option<Timestamp>,
+    pub last_received_at: Option<Timestamp>,
+    /// Its deliveries, counted by status.
+    pub deliveries: DeliveryCounts,
+}
+
+/// Deliveries counted by status: `pending` (not tried yet, or waiting for an earlier one of
+/// their call), `retrying` (pending after a failed attempt), `succeeded`, `failed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryCounts {
+    pub pending: u64,
+    pub retrying: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+impl DeliveryCounts {
+    pub fn total(&self) -> u64 {
+        self.pending + self.retrying + self.succeeded + self.failed
+    }
+}
+
+/// Which calls to list; every filter given must hold.
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    /// The call's DID or its customer's number.
+    pub number: Option<E164>,
+    /// Begun at or after.
+    pub since: Option<Timestamp>,
+    /// Begun before.
+    pub until: Option<Timestamp>,
 }
 
 /// A click-to-call request as kept (SPEC §15): what was asked, where it is, and when it got
@@ -658,6 +694,15 @@ pub trait Store: Send + Sync + 'static {
     /// Calls `wake` whenever another node (or this one) announces new due work. Stores
     /// shared by several nodes implement it; the default does nothing, polling is enough.
     fn listen_for_work(&self, _wake: Arc<dyn Fn() + Send + Sync>) {}
+
+    // Secrets at rest (SPEC §14).
+    /// The keys secrets are sealed with from now on (start-up loads them; see `src/secrets.rs`).
+    fn set_keyring(&self, keys: Arc<crate::core::seal::Keyring>);
+    /// Seals stored secrets under the current key: those stored plain (from before sealing),
+    /// and with `all` also those sealed under another key (`callhook rekey`). Each row is
+    /// written only if unchanged since it was read, so nodes doing it at once do no harm.
+    /// Answers how many values were sealed.
+    async fn reseal(&self, all: bool) -> Result<u64>;
 
     /// Notes that node `node_id` is alive at `now`, forgets nodes silent for an hour, and
     /// answers how many nodes were seen since `alive_since` (this one included).
@@ -974,8 +1019,14 @@ pub trait Store: Send + Sync + 'static {
         webhook_id: &WebhookId,
         since: Timestamp,
     ) -> Result<Vec<HourlyDeliveries>>;
-    /// The account's `limit` most recently active calls (test sends left out), newest first.
-    async fn recent_calls(&self, account_id: &AccountId, limit: u32) -> Result<Vec<CallSummary>>;
+    /// A page of the account's calls that `filter` takes (test sends left out), the latest
+    /// begun first, each with its events' types and its deliveries counted by status.
+    async fn list_calls(
+        &self,
+        account_id: &AccountId,
+        filter: &CallFilter,
+        page: &PageRequest,
+    ) -> Result<Page<CallSummary>>;
 
     // Click-to-call requests (SPEC §15).
     /// Stores a new request as it is (`queued`) and announces it to every node; when the

@@ -134,10 +134,6 @@ impl SqlDb for Postgres {
         "SELECT w.id FROM webhooks w, jsonb_array_elements_text(w.spec::jsonb -> 'numbers') n
      WHERE w.account_id = $1 AND n = $2 ORDER BY w.id";
 
-    const CALL_FIELDS: &'static str = "l.payload::jsonb -> 'call' ->> 'call_type' AS call_type,
-     l.payload::jsonb -> 'call' ->> 'did_number' AS did_number,
-     l.payload::jsonb -> 'call' ->> 'customer_number' AS customer_number";
-
     fn claim_due(
         now: Timestamp,
         lease_until: Timestamp,

@@ -18,6 +18,7 @@ use super::{WebResult, WebState, page};
 use crate::core::alert;
 use crate::core::validate::FieldErrors;
 use crate::service::alerts::{self, AlertError};
+use crate::service::webhooks;
 use crate::store::{DeliveryStatus, PageRequest};
 
 pub fn router() -> Router<WebState> {
@@ -30,8 +31,9 @@ pub fn router() -> Router<WebState> {
 /// One alert of the log.
 struct AlertRow {
     kind: String,
-    /// The webhook it is about.
+    /// The webhook it is about, and its name (its id once it is deleted).
     webhook_id: String,
+    webhook_name: String,
     status: &'static str,
     status_class: &'static str,
     attempts: u32,
@@ -94,11 +96,28 @@ async fn render(
         },
     )
     .await?;
+    let hooks = webhooks::list(
+        store,
+        &actor,
+        &PageRequest {
+            limit: 1000,
+            after: None,
+        },
+    )
+    .await?;
+    let name_of = |id: &str| {
+        hooks
+            .items
+            .iter()
+            .find(|w| w.id.as_str() == id)
+            .map_or_else(|| id.to_owned(), |w| w.spec.name.clone())
+    };
     let rows = log
         .items
         .into_iter()
         .map(|d| AlertRow {
             kind: alerts::kind_of(&d).to_owned(),
+            webhook_name: name_of(d.call_id.as_str()),
             webhook_id: d.call_id.to_string(),
             status_class: status_badge(d.status, d.waiting).0,
             status: match d.status {

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::form::urlencode;
 use super::session::Signed;
-use super::view::{Layout, When, when};
+use super::view::{Layout, When, day_start, when};
 use super::{WebResult, WebState, page};
 use crate::core::audit::Action;
 use crate::service::audit::{self, AuditError, FilterInput};
@@ -117,24 +117,12 @@ impl AuditPage {
     }
 }
 
-/// A day (`2026-11-27`) as the RFC 3339 time it starts at (UTC), `days` later.
-fn day_start(day: &str, days: i64) -> Option<String> {
-    let date: jiff::civil::Date = day.trim().parse().ok()?;
-    let date = date.checked_add(jiff::Span::new().days(days)).ok()?;
-    Some(format!("{date}T00:00:00Z"))
-}
-
 async fn list(
     State(state): State<WebState>,
     signed: Signed,
     Query(q): Query<AuditQuery>,
 ) -> WebResult<Response> {
-    let day = |v: &Option<String>, days| {
-        v.as_deref()
-            .filter(|d| !d.trim().is_empty())
-            .map(|d| day_start(d, days).unwrap_or_else(|| d.to_owned()))
-    };
-    let (since, until) = (day(&q.from, 0), day(&q.to, 1));
+    let (since, until) = (day_start(&q.from, 0), day_start(&q.to, 1));
     let filter = FilterInput {
         resource_id: q.resource_id.as_deref(),
         actor: q.actor.as_deref(),

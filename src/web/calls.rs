@@ -1,28 +1,32 @@
-//! Calls: the account's recent calls with the state of the PBX connectors that report them
-//! and the Call form (`click_to_call.rs`), and a call's timeline of events with the deliveries
-//! each one caused.
+//! Calls: the account's calls, found by number and day and paged, with the state of the PBX
+//! connectors that report them and the Call form (`click_to_call.rs`); and a call's timeline
+//! of events with the deliveries each one caused.
 
 use std::collections::HashMap;
 
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use serde::Deserialize;
 
 use super::click_to_call::{CallForm, DidChoice, RequestView, did_choices};
+use super::form::urlencode;
 use super::session::Signed;
-use super::view::{Layout, When, http_status, latency, status_badge, when};
+use super::view::{Layout, When, day_start, http_status, latency, status_badge, when, when_in};
 use super::{WebResult, WebState, page};
 use crate::connectors::ConnectorStatus;
 use crate::core::id::{CallId, WebhookId};
+use crate::core::webhook::TimeZone;
+use crate::service::calls::{CallError, FilterInput};
 use crate::service::click_to_call::{self, ClickToCallError};
 use crate::service::{calls, webhooks};
-use crate::store::{CallSummary, PageRequest};
+use crate::store::{CallSummary, DeliveryCounts, PageRequest};
 
-/// How many calls the Calls page lists.
-const RECENT_CALLS: u32 = 100;
+/// How many calls a page of the Calls list shows.
+const PAGE: u32 = 50;
 
 pub fn router() -> Router<WebState> {
     Router::new()
@@ -35,10 +39,10 @@ struct CallRow {
     call_type: String,
     did_number: String,
     customer_number: String,
-    last_event: String,
-    events: u64,
-    deliveries: u64,
-    last: When,
+    /// Its events' types without the `call.` every one has (`received`, `answered`, …).
+    events: Vec<String>,
+    deliveries: DeliveryCounts,
+    started: When,
 }
 
 impl From<CallSummary> for CallRow {
@@ -47,12 +51,57 @@ impl From<CallSummary> for CallRow {
             call_type: c.call_type.unwrap_or_default().replace('_', " "),
             did_number: c.did_number.unwrap_or_default(),
             customer_number: c.customer_number.unwrap_or_else(|| "—".to_owned()),
-            last_event: c.last_event_type,
-            events: c.events,
+            events: c
+                .event_types
+                .iter()
+                .map(|t| t.strip_prefix("call.").unwrap_or(t).to_owned())
+                .collect(),
             deliveries: c.deliveries,
-            last: when(c.last_received_at),
+            started: when_in(c.started_at, &TimeZone::utc()),
             call_id: c.call_id.into_string(),
         }
+    }
+}
+
+/// The Calls list's filters as the page's form sends them.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub(super) struct CallsQuery {
+    /// The DID or the customer's number.
+    number: Option<String>,
+    /// `YYYY-MM-DD` (UTC), from the start of that day.
+    from: Option<String>,
+    /// `YYYY-MM-DD` (UTC), to the end of that day.
+    to: Option<String>,
+    after: Option<String>,
+    /// A click-to-call request to show (the Call form sends the page here).
+    click_to_call: Option<String>,
+}
+
+impl CallsQuery {
+    fn value(v: &Option<String>) -> &str {
+        v.as_deref().unwrap_or("")
+    }
+
+    /// The link to the page after this one, with the same filters.
+    fn next_link(&self, after: &str) -> String {
+        let mut link = String::from("/calls?");
+        for (k, v) in [
+            ("number", &self.number),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
+                link.push_str(&format!("{k}={}&", urlencode(v)));
+            }
+        }
+        link.push_str(&format!("after={}", urlencode(after)));
+        link
+    }
+
+    fn filtered(&self) -> bool {
+        [&self.number, &self.from, &self.to]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()))
     }
 }
 
@@ -82,6 +131,11 @@ impl From<ConnectorStatus> for ConnectorRow {
 struct CallsPage {
     layout: Layout,
     rows: Vec<CallRow>,
+    q: CallsQuery,
+    /// What is wrong with the filters, field by field.
+    errors: Vec<String>,
+    /// The next page's link, when there is one.
+    next: Option<String>,
     /// The PBX connectors that report this account's calls (none: the box is not shown).
     connectors: Vec<ConnectorRow>,
     /// The Call form, and My Numbers for its caller id.
@@ -91,20 +145,20 @@ struct CallsPage {
     request: Option<RequestView>,
 }
 
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    /// A click-to-call request to show (the Call form sends the page here).
-    click_to_call: Option<String>,
+impl CallsPage {
+    fn value(v: &Option<String>) -> &str {
+        CallsQuery::value(v)
+    }
 }
 
 async fn list(
     State(state): State<WebState>,
     signed: Signed,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<CallsQuery>,
 ) -> WebResult<Response> {
-    let request = match q.click_to_call {
+    let request = match &q.click_to_call {
         Some(id) => match async {
-            let id = click_to_call::parse_id(&id)?;
+            let id = click_to_call::parse_id(id)?;
             click_to_call::get(&*state.svc.store, &signed.actor(), &id).await
         }
         .await
@@ -117,31 +171,69 @@ async fn list(
         None => None,
     };
     let layout = Layout::new(&signed, "Calls", "calls");
-    render_list(&state, &signed, layout, CallForm::default(), request).await
+    render_list(&state, &signed, layout, q, CallForm::default(), request).await
 }
 
-/// The Calls page, with the Call form as given and the request it follows, if any.
+/// The Calls page for the filters `q`, with the Call form as given and the request it
+/// follows, if any.
 pub(super) async fn render_list(
     state: &WebState,
     signed: &Signed,
     layout: Layout,
+    q: CallsQuery,
     call_form: CallForm,
     request: Option<RequestView>,
 ) -> WebResult<Response> {
     let actor = signed.actor();
-    let calls = calls::recent(&*state.svc.store, &actor, RECENT_CALLS).await?;
+    let (since, until) = (day_start(&q.from, 0), day_start(&q.to, 1));
+    let filter = FilterInput {
+        number: q.number.as_deref(),
+        since: since.as_deref(),
+        until: until.as_deref(),
+    };
+    let page_request = PageRequest {
+        limit: PAGE,
+        after: q.after.clone().filter(|a| !a.is_empty()),
+    };
+    let (rows, next, errors) =
+        match calls::list(&*state.svc.store, &actor, &filter, &page_request).await {
+            Ok(p) => (p.items, p.next, Vec::new()),
+            Err(CallError::Invalid(f)) => (
+                Vec::new(),
+                None,
+                f.0.into_iter()
+                    .map(|e| {
+                        let field = match e.field.as_str() {
+                            "since" => "From",
+                            "until" => "To",
+                            _ => "Number",
+                        };
+                        format!("{field}: {}", e.message)
+                    })
+                    .collect(),
+            ),
+            Err(e) => return Err(e.into()),
+        };
     let connectors = calls::connectors(&state.svc, &actor)?
         .into_iter()
         .map(ConnectorRow::from)
         .collect();
-    page(&CallsPage {
+    let invalid = !errors.is_empty();
+    let mut resp = page(&CallsPage {
         layout,
-        rows: calls.into_iter().map(CallRow::from).collect(),
+        rows: rows.into_iter().map(CallRow::from).collect(),
+        next: next.map(|after| q.next_link(&after)),
+        q,
+        errors,
         connectors,
         dids: did_choices(state, signed).await?,
         call_form,
         request,
-    })
+    })?;
+    if invalid {
+        *resp.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(resp)
 }
 
 struct EventView {

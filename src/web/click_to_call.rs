@@ -278,7 +278,7 @@ async fn place(State(state): State<WebState>, form: PostForm) -> WebResult<Respo
         errors,
     };
     let layout = Layout::new(signed, "Calls", "calls");
-    let mut resp = render_list(&state, signed, layout, again, None).await?;
+    let mut resp = render_list(&state, signed, layout, Default::default(), again, None).await?;
     *resp.status_mut() = status;
     Ok(resp)
 }

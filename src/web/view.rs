@@ -7,6 +7,7 @@ use jiff::Timestamp;
 
 use super::session::Signed;
 use crate::core::event::CallType;
+use crate::core::webhook::TimeZone;
 use crate::service::Need;
 use crate::store::DeliveryStatus;
 
@@ -109,22 +110,48 @@ impl Notice {
     }
 }
 
-/// A moment, as the page shows it: exact (UTC, localised by the browser's script) and relative.
+/// A moment, as the page shows it: exact (with its zone named) and relative.
 pub struct When {
-    /// RFC 3339, for `<time datetime>`.
+    /// RFC 3339, for `<time datetime>`: in UTC (`…Z`) for a moment the browser's script may
+    /// show in the reader's own zone, or with the offset of the zone it is pinned to.
     pub iso: String,
-    /// `2026-11-27 09:30:05 UTC`.
+    /// `2026-11-27 09:30:05 UTC`, `2026-11-27 15:00:05 Asia/Kolkata`.
     pub text: String,
     /// `5 min ago`.
     pub ago: String,
 }
 
+/// A moment in UTC, which the browser's script shows in the reader's zone (named).
 pub fn when(t: Timestamp) -> When {
     When {
         iso: t.to_string(),
         text: t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
         ago: ago(t, Timestamp::now()),
     }
+}
+
+/// A moment in `zone`, the zone named (`2026-12-05 11:02:07 Europe/London`): a webhook's
+/// deliveries in the webhook's zone (SPEC §12). The browser's script leaves it as written.
+pub fn when_in(t: Timestamp, zone: &TimeZone) -> When {
+    let z = t.to_zoned_datetime(zone.tz().clone());
+    When {
+        iso: z.strftime("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+        text: format!("{} {}", z.strftime("%Y-%m-%d %H:%M:%S"), zone.name()),
+        ago: ago(t, Timestamp::now()),
+    }
+}
+
+/// A day of a filter form (`2026-11-27`, UTC) as the RFC 3339 time it starts at, `days`
+/// later; empty is no filter, and what is not a day goes through as typed (the filter's
+/// parser names it).
+pub fn day_start(day: &Option<String>, days: i64) -> Option<String> {
+    let day = day.as_deref().map(str::trim).filter(|d| !d.is_empty())?;
+    let start = || -> Option<String> {
+        let date: jiff::civil::Date = day.parse().ok()?;
+        let date = date.checked_add(jiff::Span::new().days(days)).ok()?;
+        Some(format!("{date}T00:00:00Z"))
+    };
+    Some(start().unwrap_or_else(|| day.to_owned()))
 }
 
 fn ago(t: Timestamp, now: Timestamp) -> String {
@@ -216,6 +243,24 @@ mod tests {
         assert_eq!(ago(at("2026-11-27T09:55:00Z"), now), "5 min ago");
         assert_eq!(ago(at("2026-11-27T07:00:00Z"), now), "3 h ago");
         assert_eq!(ago(at("2026-11-25T10:00:00Z"), now), "2 d ago");
+    }
+
+    #[test]
+    fn zoned_times_name_their_zone() {
+        let t: Timestamp = "2026-12-05T11:02:07Z".parse().unwrap();
+        let w = when_in(t, &TimeZone::parse("Asia/Kolkata").unwrap());
+        assert_eq!(w.text, "2026-12-05 16:32:07 Asia/Kolkata");
+        assert_eq!(w.iso, "2026-12-05T16:32:07+05:30");
+        let w = when_in(t, &TimeZone::utc());
+        assert_eq!(w.text, "2026-12-05 11:02:07 UTC");
+        assert_eq!(w.iso, "2026-12-05T11:02:07+00:00");
+        assert_eq!(when(t).iso, "2026-12-05T11:02:07Z");
+        assert_eq!(
+            day_start(&Some(" 2026-11-30 ".into()), 1).unwrap(),
+            "2026-12-01T00:00:00Z"
+        );
+        assert_eq!(day_start(&Some("soon".into()), 0).unwrap(), "soon");
+        assert_eq!(day_start(&Some(" ".into()), 0), None);
     }
 
     #[test]

@@ -92,7 +92,9 @@ describe("the Alerts page", () => {
       await new Promise((ok) => setTimeout(ok, 300));
       await page.reload();
     }
-    await row.getByRole("link", { name: made.json.id }).waitFor();
+    await row.getByRole("link", { name: "CRM (down)" }).waitFor();
+    const box = await page.locator("#log table").boundingBox();
+    assert.ok(box.x + box.width <= 1280, `the log fits at 1280 px: ${JSON.stringify(box)}`);
     const got = alerts.requests.map((r) => JSON.parse(r.body));
     const failing = got.find((b) => b.type === "webhook.failing");
     assert.ok(failing, JSON.stringify(got));

@@ -1,6 +1,7 @@
 //! The integration tests: one binary (one link on 2 cores), one module per area. Every test
 //! starts a real callhook on 127.0.0.1:0 with a real SQLite file and talks HTTP to it.
 
+mod at_rest;
 mod crash;
 mod helpers;
 mod layers;
@@ -22,4 +23,5 @@ mod security;
 mod shaping;
 mod store;
 mod team;
+mod tools;
 mod web;

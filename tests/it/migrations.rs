@@ -77,7 +77,11 @@ async fn upgraded_webhook_sends_what_it_sent(database_url: String, rx: Receiver,
         .await;
     assert_eq!(s, StatusCode::OK, "{w}");
     assert_eq!(w["url"], format!("{}$$q?x=$$1", rx.url("/p")));
-    assert_eq!(w["headers"][0]["value"], "tok$$en$$");
+    // X-Token is secret by its name: its value is write-only now, and sent as it was.
+    assert_eq!(
+        w["headers"][0],
+        json!({"key": "X-Token", "value": "********", "secret": true})
+    );
     let (s, b) = app
         .call_as(
             Some(KEY),
@@ -92,6 +96,22 @@ async fn upgraded_webhook_sends_what_it_sent(database_url: String, rx: Receiver,
     assert_eq!(r.path, "/p$q");
     assert_eq!(r.query.as_deref(), Some("x=$1"));
     assert_eq!(r.header("x-token"), Some("tok$en$"));
+    // Its signing secret, stored in clear before SPEC §14, was sealed at the start.
+    assert!(
+        r.header("webhook-signature")
+            .is_some_and(|s| s.starts_with("v1,")),
+        "still signed"
+    );
+    let stored = crate::at_rest::stored_text(&app.database_url).await;
+    assert!(stored.contains(id), "the webhook is in what was searched");
+    crate::at_rest::assert_none_stored(
+        &stored,
+        &[("legacy signing secret", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
+    );
+    assert!(
+        crate::verifier::signed_with("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &r, &r.body),
+        "with the secret it had"
+    );
     // Before roles, a key could do everything and a user ran the account.
     let (s, keys) = app
         .call_as(Some(KEY), reqwest::Method::GET, "/v1/api-keys", None)

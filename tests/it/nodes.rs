@@ -18,6 +18,9 @@ impl Drop for Nodes {
     }
 }
 
+/// The master key of nodes that share a database (32 bytes, base64).
+pub const NODES_SECRET_KEY: &str = "bm9kZXMgc2hhcmUgdGhpcyBrZXkgZm9yIHRlc3RzISE=";
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -42,7 +45,9 @@ pub fn start_node_with(
 ) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_callhook"));
     if let Some(url) = database {
-        cmd.env("CALLHOOK_DATABASE_URL", url);
+        // Nodes sharing a database share its master key (each has its own data folder).
+        cmd.env("CALLHOOK_DATABASE_URL", url)
+            .env("CALLHOOK_SECRET_KEY", NODES_SECRET_KEY);
     }
     if let Some(path) = config {
         cmd.arg("--config").arg(path);

@@ -203,6 +203,7 @@ fn request_bodies() -> Vec<(&'static str, &'static str, Vec<Part>)> {
             vec![part("", NUMBER_PATCH_KEYS)],
         ),
         ("post", "/v1/webhooks", webhook()),
+        ("post", "/v1/webhooks/test", webhook()),
         ("put", "/v1/webhooks/{id}", webhook()),
         ("patch", "/v1/webhooks/{id}", webhook()),
         (

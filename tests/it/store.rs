@@ -1537,3 +1537,106 @@ async fn account_counts_are_the_accounts_own() {
         AccountCounts::default()
     );
 }
+
+#[tokio::test]
+async fn alert_settings_are_made_once_and_a_transition_is_stored_once() {
+    let f = fixture().await;
+    let (a, b) = tokio::join!(
+        f.store.account_alerts(&f.account),
+        f.store.account_alerts(&f.account)
+    );
+    let a = a.unwrap();
+    assert_eq!(a, b.unwrap(), "made once, whoever asks first");
+    assert_eq!(
+        (a.url.as_deref(), a.after),
+        (None, std::time::Duration::from_secs(600))
+    );
+    let mut on = a.clone();
+    on.url = Some("https://ops.example.com/alerts".into());
+    on.after = std::time::Duration::from_secs(3600);
+    on.updated_at = ms(Timestamp::now()).max(a.updated_at + SignedDuration::from_millis(1));
+    let audit = entry(&f.account, Action::AccountAlertsUpdate, f.account.as_str());
+    f.store
+        .update_account_alerts(&on, a.updated_at, &audit)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            f.store
+                .update_account_alerts(&on, a.updated_at, &audit)
+                .await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a write never undoes a change it did not see"
+    );
+    assert_eq!(f.store.account_alerts(&f.account).await.unwrap(), on);
+
+    // A failed attempt starts a run; it is not an hour old yet.
+    f.events("c1", 1).await;
+    let c = f.claim(SignedDuration::from_secs(60)).await.remove(0);
+    let later = Timestamp::now() + SignedDuration::from_hours(3);
+    let record = AttemptRecord {
+        delivery_id: c.delivery_id.clone(),
+        webhook_id: c.webhook.id.clone(),
+        lease: c.lease,
+        attempt: Some(attempt(500)),
+        next: Next::RetryAt(later),
+        disable_webhook: None,
+        note: None,
+        test: false,
+    };
+    f.store
+        .record_attempts(vec![record], Timestamp::now())
+        .await
+        .unwrap();
+    let every = std::time::Duration::from_secs(3600);
+    assert_eq!(
+        f.store.sweep_alerts(Timestamp::now(), every).await.unwrap(),
+        0
+    );
+    // Two hours on, two sweeps at once store webhook.failing once.
+    let at = Timestamp::now() + SignedDuration::from_hours(2);
+    let (x, y) = tokio::join!(
+        f.store.sweep_alerts(at, every),
+        f.store.sweep_alerts(at, every)
+    );
+    assert_eq!(x.unwrap() + y.unwrap(), 1);
+    assert_eq!(f.store.sweep_alerts(at, every).await.unwrap(), 0);
+    let scope = callhook::core::alert::scope(&f.account);
+    let log = f
+        .store
+        .list_deliveries(
+            &scope,
+            &on.id,
+            &DeliveryFilter::default(),
+            &PageRequest {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(log.items.len(), 1);
+    assert_eq!(log.items[0].call_id.as_str(), f.webhook.id.as_str());
+    // It is claimed as an alert (due as it was stored), to the alert URL, with its body.
+    let claimed = f
+        .store
+        .claim_due(at, at + SignedDuration::from_secs(60), 100, 100, &[])
+        .await
+        .unwrap();
+    let alert = claimed.iter().find(|c| c.alert).expect("the alert is due");
+    assert_eq!(
+        alert.webhook.spec.url.as_str(),
+        "https://ops.example.com/alerts"
+    );
+    let body: serde_json::Value = serde_json::from_str(&alert.event_payload).unwrap();
+    assert_eq!(body["type"], "webhook.failing");
+    assert_eq!(body["last_error"]["status"], 500);
+    // Nothing of it shows in the account's own log.
+    assert!(
+        f.store
+            .get_delivery(&f.account, &alert.delivery_id)
+            .await
+            .is_err()
+    );
+}

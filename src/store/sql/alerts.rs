@@ -20,6 +20,7 @@ use crate::core::alert::{self, About, Alert, Config, Detail, Seen, State};
 use crate::core::delivery_state::{Health, health};
 use crate::core::id::{AccountId, CallId, DeliveryId, EventId, PostedEventId, WebhookId};
 use crate::core::retry::Next;
+use crate::core::seal::Keyring;
 use crate::core::trigger::Trigger;
 use crate::core::webhook::WebhookSpec;
 use crate::store::{
@@ -29,13 +30,14 @@ use crate::store::{
 
 const COLUMNS: &str = "account_id, id, url, after_ms, secrets, created_at, updated_at";
 
-fn from_row(row: &impl Cols) -> Result<AccountAlerts> {
+fn from_row(keys: &Keyring, row: &impl Cols) -> Result<AccountAlerts> {
+    let id: WebhookId = row.id("id")?;
     Ok(AccountAlerts {
         account_id: row.id("account_id")?,
-        id: row.id("id")?,
+        secrets: secrets_from_json(keys, id.as_str(), &row.text("secrets")?)?,
+        id,
         url: row.opt_text("url")?,
         after: Duration::from_millis(row.int("after_ms")?.max(0) as u64),
-        secrets: secrets_from_json(&row.text("secrets")?)?,
         created_at: row.ts("created_at")?,
         updated_at: row.ts("updated_at")?,
     })
@@ -44,6 +46,7 @@ fn from_row(row: &impl Cols) -> Result<AccountAlerts> {
 /// The account's alert settings, made on first need.
 pub async fn get_or_make<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: std::sync::Arc<Keyring>,
     account_id: &AccountId,
 ) -> Result<AccountAlerts> {
     let found = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -53,9 +56,10 @@ pub async fn get_or_make<DB: SqlDb>(
     .fetch_optional(b.read())
     .await?;
     if let Some(row) = found {
-        return from_row(&row);
+        return from_row(&keys, &row);
     }
     let fresh = AccountAlerts::new(account_id, Timestamp::now());
+    let secrets = secrets_to_json(&keys, fresh.id.as_str(), &fresh.secrets)?;
     b.write(move |c| {
         Box::pin(async move {
             sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -66,7 +70,7 @@ pub async fn get_or_make<DB: SqlDb>(
             .bind(&fresh.id)
             .bind(&fresh.url)
             .bind(fresh.after.as_millis() as i64)
-            .bind(secrets_to_json(&fresh.secrets))
+            .bind(secrets)
             .bind(to_ms(fresh.created_at))
             .bind(to_ms(fresh.updated_at))
             .execute(&mut *c)
@@ -77,7 +81,7 @@ pub async fn get_or_make<DB: SqlDb>(
             .bind(&fresh.account_id)
             .fetch_one(&mut *c)
             .await?;
-            from_row(&row)
+            from_row(&keys, &row)
         })
     })
     .await
@@ -86,11 +90,13 @@ pub async fn get_or_make<DB: SqlDb>(
 /// Written only if the stored settings are still as read at `read_at`.
 pub async fn update<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: &Keyring,
     alerts: &AccountAlerts,
     read_at: Timestamp,
     audit: &AuditEntry,
 ) -> Result<()> {
     let (a, audit) = (alerts.clone(), audit.clone());
+    let secrets = secrets_to_json(keys, a.id.as_str(), &a.secrets)?;
     b.write(move |c| {
         Box::pin(async move {
             let r = sqlx::query(
@@ -100,7 +106,7 @@ pub async fn update<DB: SqlDb>(
             .bind(&a.account_id)
             .bind(&a.url)
             .bind(a.after.as_millis() as i64)
-            .bind(secrets_to_json(&a.secrets))
+            .bind(secrets)
             .bind(to_ms(a.updated_at))
             .bind(to_ms(read_at))
             .execute(&mut *c)
@@ -150,6 +156,7 @@ pub fn as_webhook(a: &AccountAlerts) -> Result<Webhook> {
 /// The alert receivers with these ids (for claimed alert deliveries).
 pub async fn webhooks_in<DB: SqlDb>(
     conn: &mut Conn<DB>,
+    keys: &Keyring,
     ids: &[&WebhookId],
 ) -> Result<HashMap<WebhookId, Webhook>> {
     if ids.is_empty() {
@@ -168,7 +175,7 @@ pub async fn webhooks_in<DB: SqlDb>(
         .await?
         .iter()
         .map(|r| {
-            let w = as_webhook(&from_row(r)?)?;
+            let w = as_webhook(&from_row(keys, r)?)?;
             Ok((w.id.clone(), w))
         })
         .collect()
@@ -209,7 +216,7 @@ async fn watched<DB: SqlDb>(
         }
         q.push(")");
         for r in q.build().fetch_all(&mut *conn).await? {
-            let spec = spec_from_json(&r.text("spec")?)?;
+            let spec = spec_without_headers(&r.text("spec")?)?;
             out.push(Watched {
                 webhook: r.id("id")?,
                 account: r.id("account_id")?,

@@ -1,13 +1,18 @@
-//! Calls as the web page shows them: one call's events with the deliveries each caused, and
-//! the account's recently active calls.
+//! Calls: one call's events with the deliveries each caused, and the account's calls found by
+//! number and time (the `calls` table the database keeps as events are stored).
 
-use sqlx::AssertSqlSafe;
+use std::collections::HashMap;
+
+use sqlx::{AssertSqlSafe, QueryBuilder};
 
 use super::Backend;
 use super::db::SqlDb;
 use super::rows::*;
 use crate::core::id::{AccountId, CallId, EventId};
-use crate::store::{CallSummary, Delivery, Result, StoreError, StoredEvent};
+use crate::store::{
+    CallFilter, CallSummary, Delivery, DeliveryCounts, DeliveryStatus, Page, PageRequest, Result,
+    StoreError, StoredEvent,
+};
 
 /// The call's events, in order, each with the deliveries it caused.
 pub async fn timeline<DB: SqlDb>(
@@ -49,32 +54,125 @@ pub async fn timeline<DB: SqlDb>(
     Ok(out)
 }
 
-/// The account's `limit` most recently active calls (test sends left out), newest first.
-pub async fn recent<DB: SqlDb>(
+/// A page of the account's calls (test sends' left out), newest first: those of `filter`'s
+/// number (the DID or the customer's) that began in its time range, each with its events'
+/// types and its deliveries counted by status.
+pub async fn list<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     account_id: &AccountId,
-    limit: u32,
-) -> Result<Vec<CallSummary>> {
-    // Only the account's latest events are grouped, so the page stays quick however long the
-    // history is; a call older than that window simply drops off the list.
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "WITH recent AS (
-             SELECT seq, call_id, received_at FROM events
-             WHERE account_id = $1 AND NOT test ORDER BY seq DESC LIMIT 5000),
-         calls AS (
-             SELECT call_id, COUNT(*) AS events, MIN(received_at) AS first_at,
-                    MAX(received_at) AS last_at, MAX(seq) AS last_seq
-             FROM recent GROUP BY call_id ORDER BY last_seq DESC LIMIT $2)
-         SELECT c.call_id, c.events, c.first_at, c.last_at, l.type AS last_type, {},
-                (SELECT COUNT(*) FROM deliveries d WHERE d.event_seq IN
-                    (SELECT seq FROM events e WHERE e.account_id = $1 AND e.call_id = c.call_id)) AS deliveries
-         FROM calls c JOIN events l ON l.seq = c.last_seq
-         ORDER BY c.last_seq DESC",
-        DB::CALL_FIELDS
-    )))
-    .bind(account_id)
-    .bind(limit as i64)
-    .fetch_all(b.read())
-    .await?;
-    rows.iter().map(call_summary_from_row).collect()
+    filter: &CallFilter,
+    page: &PageRequest,
+) -> Result<Page<CallSummary>> {
+    let mut q = QueryBuilder::<DB>::new(
+        "SELECT seq, call_id, call_type, did_number, customer_number, started_at FROM calls c WHERE account_id = ",
+    );
+    q.push_bind(account_id);
+    if let Some(n) = &filter.number {
+        q.push(" AND (did_number = ");
+        q.push_bind(n.as_str());
+        q.push(" OR customer_number = ");
+        q.push_bind(n.as_str());
+        q.push(")");
+    }
+    if let Some(since) = filter.since {
+        q.push(" AND started_at >= ");
+        q.push_bind(to_ms(since));
+    }
+    if let Some(until) = filter.until {
+        q.push(" AND started_at < ");
+        q.push_bind(to_ms(until));
+    }
+    if let Some(after) = &page.after {
+        // The cursor is the last call of the page before: the calls that come after it in
+        // the list's order (begun earlier, or at the same moment but seen first).
+        q.push(
+            " AND EXISTS (SELECT 1 FROM calls a WHERE a.account_id = c.account_id AND a.call_id = ",
+        );
+        q.push_bind(after.as_str());
+        q.push(" AND (c.started_at < a.started_at OR (c.started_at = a.started_at AND c.seq < a.seq)))");
+    }
+    q.push(" ORDER BY started_at DESC, seq DESC LIMIT ");
+    q.push_bind(limit_plus_one(page));
+    let rows = q.build().fetch_all(b.read()).await?;
+    let mut calls = Vec::with_capacity(rows.len());
+    for r in &rows {
+        calls.push(CallSummary {
+            call_id: r.id("call_id")?,
+            call_type: r.opt_text("call_type")?,
+            did_number: r.opt_text("did_number")?,
+            customer_number: r.opt_text("customer_number")?,
+            started_at: r.ts("started_at")?,
+            event_types: Vec::new(),
+            first_received_at: None,
+            last_received_at: None,
+            deliveries: DeliveryCounts::default(),
+        });
+    }
+    let mut page = Page::from_rows(calls, page.limit, |c: &CallSummary| c.call_id.to_string());
+    fill_in::<DB>(b, account_id, &mut page.items).await?;
+    Ok(page)
+}
+
+/// Adds to each call its events' types (in order) and times, and its deliveries by status.
+async fn fill_in<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    account_id: &AccountId,
+    calls: &mut [CallSummary],
+) -> Result<()> {
+    if calls.is_empty() {
+        return Ok(());
+    }
+    let mut index: HashMap<CallId, usize> = HashMap::with_capacity(calls.len());
+    for (i, c) in calls.iter().enumerate() {
+        index.insert(c.call_id.clone(), i);
+    }
+    let ids: Vec<String> = calls.iter().map(|c| c.call_id.to_string()).collect();
+    let push_ids = |q: &mut QueryBuilder<DB>| {
+        let mut sep = q.separated(", ");
+        for id in &ids {
+            sep.push_bind(id.clone());
+        }
+    };
+    let mut q = QueryBuilder::<DB>::new(
+        "SELECT call_id, type, received_at FROM events WHERE NOT test AND account_id = ",
+    );
+    q.push_bind(account_id);
+    q.push(" AND call_id IN (");
+    push_ids(&mut q);
+    q.push(") ORDER BY seq");
+    for r in q.build().fetch_all(b.read()).await? {
+        let call: CallId = r.id("call_id")?;
+        let Some(&i) = index.get(&call) else {
+            continue;
+        };
+        let c = &mut calls[i];
+        let at = r.ts("received_at")?;
+        c.event_types.push(r.text("type")?);
+        c.first_received_at.get_or_insert(at);
+        c.last_received_at = Some(at);
+    }
+    let mut q = QueryBuilder::<DB>::new(
+        "SELECT e.call_id, d.state, d.attempts > 0 AS tried, COUNT(*) AS n
+         FROM events e JOIN deliveries d ON d.event_seq = e.seq
+         WHERE NOT e.test AND e.account_id = ",
+    );
+    q.push_bind(account_id);
+    q.push(" AND e.call_id IN (");
+    push_ids(&mut q);
+    q.push(") GROUP BY e.call_id, d.state, d.attempts > 0");
+    for r in q.build().fetch_all(b.read()).await? {
+        let call: CallId = r.id("call_id")?;
+        let Some(&i) = index.get(&call) else {
+            continue;
+        };
+        let n = r.int("n")? as u64;
+        let counts = &mut calls[i].deliveries;
+        match r.state("state")?.status() {
+            DeliveryStatus::Succeeded => counts.succeeded += n,
+            DeliveryStatus::Failed => counts.failed += n,
+            DeliveryStatus::Pending if r.boolean("tried")? => counts.retrying += n,
+            DeliveryStatus::Pending => counts.pending += n,
+        }
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! them back, and holding a stuck webhook's deliveries back.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use sqlx::{Database, QueryBuilder};
@@ -13,6 +14,7 @@ use super::events::insert_in;
 use super::rows::*;
 use crate::core::delivery_state::{State, Unsent};
 use crate::core::id::{DeliveryId, PostedEventId, WebhookId};
+use crate::core::seal::Keyring;
 use crate::store::{AttemptRecord, Claimed, NewEvent, Release, Result, StoreError, Webhook};
 
 /// Most deliveries one hold moves per statement.
@@ -22,6 +24,7 @@ const HOLD_ROWS_PER_STATEMENT: i64 = 2000;
 /// database (see [`SqlDb::claim_due`]).
 pub async fn claim_due<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: Arc<Keyring>,
     now: Timestamp,
     lease_until: Timestamp,
     limit: u32,
@@ -35,7 +38,7 @@ pub async fn claim_due<DB: SqlDb>(
             let mut rows = q.build().fetch_all(&mut *c).await?;
             // RETURNING gives no order; send oldest first.
             rows.sort_by_key(|r| r.int("seq").unwrap_or(0));
-            complete::<DB>(c, rows, lease_until).await
+            complete::<DB>(c, &keys, rows, lease_until).await
         })
     })
     .await
@@ -44,6 +47,7 @@ pub async fn claim_due<DB: SqlDb>(
 /// Stores a test event with its one delivery and leases that delivery to the caller at once.
 pub async fn insert_test_delivery<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: Arc<Keyring>,
     event: NewEvent,
     lease_until: Timestamp,
 ) -> Result<Claimed> {
@@ -67,7 +71,7 @@ pub async fn insert_test_delivery<DB: SqlDb>(
                 ") RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id",
             );
             let rows = q.build().fetch_all(&mut *c).await?;
-            complete::<DB>(c, rows, lease_until)
+            complete::<DB>(c, &keys, rows, lease_until)
                 .await?
                 .pop()
                 .ok_or(StoreError::NotFound)
@@ -80,6 +84,7 @@ pub async fn insert_test_delivery<DB: SqlDb>(
 /// attempt_limit, event_seq, webhook_id)`. A delivery whose webhook or event is gone ends here.
 async fn complete<DB: SqlDb>(
     conn: &mut Conn<DB>,
+    keys: &Keyring,
     rows: Vec<<DB as Database>::Row>,
     lease_until: Timestamp,
 ) -> Result<Vec<Claimed>> {
@@ -126,14 +131,14 @@ async fn complete<DB: SqlDb>(
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|r| webhook_from_row(r).map(|w| (w.id.clone(), w)))
+        .map(|r| webhook_from_row(keys, r).map(|w| (w.id.clone(), w)))
         .collect::<Result<_>>()?;
     // The rest may be alerts: their receiver is an account's alert settings.
     let others: Vec<&WebhookId> = webhook_ids
         .iter()
         .filter(|w| !webhooks.contains_key(*w))
         .collect();
-    let receivers = super::alerts::webhooks_in::<DB>(conn, &others).await?;
+    let receivers = super::alerts::webhooks_in::<DB>(conn, keys, &others).await?;
     let mut out = Vec::with_capacity(rows.len());
     let mut gone = Vec::new();
     for r in rows {

@@ -41,10 +41,6 @@ pub trait SqlDb:
     /// `None` where one node is all there is (SQLite).
     const ANNOUNCE_WORK: Option<&'static str>;
 
-    /// The call's type and numbers (`call_type`, `did_number`, `customer_number`), read from the
-    /// JSON payload of its latest event `l`.
-    const CALL_FIELDS: &'static str;
-
     /// The statement that leases up to `limit` due deliveries until `lease_until`: oldest due
     /// first, at most `per_webhook` of one webhook, none of `exclude`. It returns `id, lease,
     /// trigger, attempts, attempt_limit, event_seq, webhook_id, seq` of each.

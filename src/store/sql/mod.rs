@@ -26,10 +26,11 @@ mod retention;
 mod rows;
 mod settings;
 mod users;
+mod vault;
 mod webhooks;
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use futures_util::future::BoxFuture;
@@ -42,6 +43,7 @@ pub use self::events::insert_in as insert_events_in;
 pub use self::rows::to_ms;
 use crate::core::id::{AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, UserId, WebhookId};
 use crate::core::number::E164;
+use crate::core::seal::Keyring;
 use crate::core::trigger::Trigger;
 use crate::store::*;
 
@@ -66,6 +68,12 @@ pub trait Backend: Send + Sync + 'static {
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<Vec<Inserted>>> + Send;
 
+    /// After secrets were sealed again: leaves no older copy of the changed rows in the
+    /// database's files where the database allows it (SQLite: a WAL checkpoint).
+    fn scrub(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
+
     /// See [`Store::listen_for_work`].
     fn listen_for_work(&self, _wake: Arc<dyn Fn() + Send + Sync>) {}
 }
@@ -73,11 +81,20 @@ pub trait Backend: Send + Sync + 'static {
 /// A [`Store`] on a SQL database.
 pub struct SqlStore<B> {
     backend: B,
+    /// The keys secrets are sealed with and opened by (none until start-up loads them).
+    keys: RwLock<Arc<Keyring>>,
 }
 
 impl<B> SqlStore<B> {
     pub(super) fn new(backend: B) -> SqlStore<B> {
-        SqlStore { backend }
+        SqlStore {
+            backend,
+            keys: RwLock::new(Arc::new(Keyring::empty())),
+        }
+    }
+
+    fn keys(&self) -> Arc<Keyring> {
+        self.keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -85,6 +102,14 @@ impl<B> SqlStore<B> {
 impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
     fn listen_for_work(&self, wake: Arc<dyn Fn() + Send + Sync>) {
         self.backend.listen_for_work(wake);
+    }
+
+    fn set_keyring(&self, keys: Arc<Keyring>) {
+        *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+    }
+
+    async fn reseal(&self, all: bool) -> Result<u64> {
+        vault::reseal(&self.backend, self.keys(), all).await
     }
 
     async fn heartbeat(
@@ -113,7 +138,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
     }
 
     async fn account_alerts(&self, account_id: &AccountId) -> Result<AccountAlerts> {
-        alerts::get_or_make(&self.backend, account_id).await
+        alerts::get_or_make(&self.backend, self.keys(), account_id).await
     }
 
     async fn update_account_alerts(
@@ -122,7 +147,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         read_at: Timestamp,
         audit: &AuditEntry,
     ) -> Result<()> {
-        alerts::update(&self.backend, alerts, read_at, audit).await
+        alerts::update(&self.backend, &self.keys(), alerts, read_at, audit).await
     }
 
     async fn sweep_alerts(&self, now: Timestamp, failed_every: std::time::Duration) -> Result<u64> {
@@ -315,11 +340,11 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
     }
 
     async fn insert_webhook(&self, webhook: &Webhook, audit: &AuditEntry) -> Result<()> {
-        webhooks::insert(&self.backend, webhook, audit).await
+        webhooks::insert(&self.backend, &self.keys(), webhook, audit).await
     }
 
     async fn get_webhook(&self, account_id: &AccountId, id: &WebhookId) -> Result<Webhook> {
-        webhooks::get(&self.backend, account_id, id).await
+        webhooks::get(&self.backend, &self.keys(), account_id, id).await
     }
 
     async fn list_webhooks(
@@ -327,7 +352,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         account_id: &AccountId,
         page: &PageRequest,
     ) -> Result<Page<Webhook>> {
-        webhooks::list(&self.backend, account_id, page).await
+        webhooks::list(&self.backend, &self.keys(), account_id, page).await
     }
 
     async fn update_webhook(
@@ -336,7 +361,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         read_at: Timestamp,
         audit: &AuditEntry,
     ) -> Result<()> {
-        webhooks::update(&self.backend, webhook, read_at, audit).await
+        webhooks::update(&self.backend, &self.keys(), webhook, read_at, audit).await
     }
 
     async fn delete_webhook(
@@ -353,7 +378,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         account_id: &AccountId,
         triggers: &[Trigger],
     ) -> Result<Vec<Webhook>> {
-        webhooks::matching(&self.backend, account_id, triggers).await
+        webhooks::matching(&self.backend, &self.keys(), account_id, triggers).await
     }
 
     async fn webhook_stats(
@@ -376,7 +401,16 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         per_webhook: u32,
         exclude: &[WebhookId],
     ) -> Result<Vec<Claimed>> {
-        claims::claim_due(&self.backend, now, lease_until, limit, per_webhook, exclude).await
+        claims::claim_due(
+            &self.backend,
+            self.keys(),
+            now,
+            lease_until,
+            limit,
+            per_webhook,
+            exclude,
+        )
+        .await
     }
 
     async fn insert_test_delivery(
@@ -384,7 +418,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         event: NewEvent,
         lease_until: Timestamp,
     ) -> Result<Claimed> {
-        claims::insert_test_delivery(&self.backend, event, lease_until).await
+        claims::insert_test_delivery(&self.backend, self.keys(), event, lease_until).await
     }
 
     async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()> {
@@ -530,8 +564,13 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         deliveries::hourly(&self.backend, account_id, webhook_id, since).await
     }
 
-    async fn recent_calls(&self, account_id: &AccountId, limit: u32) -> Result<Vec<CallSummary>> {
-        calls::recent(&self.backend, account_id, limit).await
+    async fn list_calls(
+        &self,
+        account_id: &AccountId,
+        filter: &CallFilter,
+        page: &PageRequest,
+    ) -> Result<Page<CallSummary>> {
+        calls::list(&self.backend, account_id, filter, page).await
     }
 
     async fn insert_click_to_call(

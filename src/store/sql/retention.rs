@@ -12,7 +12,7 @@ use crate::store::Result;
 
 /// Deletes up to `batch` finished deliveries last touched before `before` with all their
 /// attempts, up to `batch` events older than that left without deliveries, up to `batch`
-/// click-to-call requests that ended before then, and up to `batch` audit entries older
+/// calls begun before then with no events left, up to `batch` click-to-call requests that ended before then, and up to `batch` audit entries older
 /// than that.
 pub async fn prune<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
@@ -54,6 +54,19 @@ pub async fn prune<DB: SqlDb>(
                     SELECT e.seq FROM events e WHERE e.received_at < $1
                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)
                     ORDER BY e.received_at LIMIT $2)",
+            )
+            .bind(before)
+            .bind(batch)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+            // Calls none of whose events are left (their rows in the Calls list).
+            removed += sqlx::query(
+                "DELETE FROM calls WHERE seq IN (
+                    SELECT c.seq FROM calls c WHERE c.started_at < $1
+                      AND NOT EXISTS (SELECT 1 FROM events e
+                                      WHERE e.account_id = c.account_id AND e.call_id = c.call_id)
+                    ORDER BY c.seq LIMIT $2)",
             )
             .bind(before)
             .bind(batch)

@@ -12,6 +12,7 @@ use crate::core::delivery_state::State;
 use crate::core::failure::{AttemptError, Window};
 use crate::core::id::Id;
 use crate::core::number::E164;
+use crate::core::seal::{Keyring, webhook_header_ad, webhook_secret_ad};
 use crate::core::sign::Secret;
 use crate::core::trigger::Trigger;
 use crate::core::webhook::WebhookSpec;
@@ -156,26 +157,35 @@ struct SecretJson {
     expires_at: Option<i64>,
 }
 
-/// Secrets as stored: a JSON list, newest first.
-pub fn secrets_to_json(secrets: &[StoredSecret]) -> String {
-    let list: Vec<SecretJson> = secrets
+/// Secrets as stored: a JSON list, newest first, each secret sealed for this webhook.
+pub fn secrets_to_json(
+    keys: &Keyring,
+    webhook_id: &str,
+    secrets: &[StoredSecret],
+) -> Result<String> {
+    let ad = webhook_secret_ad(webhook_id);
+    let list = secrets
         .iter()
-        .map(|s| SecretJson {
-            secret: s.secret.expose(),
-            created_at: to_ms(s.created_at),
-            expires_at: s.expires_at.map(to_ms),
+        .map(|s| {
+            Ok(SecretJson {
+                secret: keys.seal_str(&ad, &s.secret.expose()).map_err(seal_error)?,
+                created_at: to_ms(s.created_at),
+                expires_at: s.expires_at.map(to_ms),
+            })
         })
-        .collect();
-    serde_json::to_string(&list).unwrap_or_else(|_| "[]".into())
+        .collect::<Result<Vec<_>>>()?;
+    serde_json::to_string(&list).map_err(|e| StoreError::Corrupt(format!("secrets: {e}")))
 }
 
-pub fn secrets_from_json(s: &str) -> Result<Vec<StoredSecret>> {
+pub fn secrets_from_json(keys: &Keyring, webhook_id: &str, s: &str) -> Result<Vec<StoredSecret>> {
+    let ad = webhook_secret_ad(webhook_id);
     let list: Vec<SecretJson> =
         serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("secrets: {e}")))?;
     list.into_iter()
         .map(|j| {
+            let plain = keys.open_or_plain(&ad, &j.secret).map_err(seal_error)?;
             Ok(StoredSecret {
-                secret: Secret::parse(&j.secret).map_err(StoreError::Corrupt)?,
+                secret: Secret::parse(&plain).map_err(StoreError::Corrupt)?,
                 created_at: from_ms(j.created_at),
                 expires_at: j.expires_at.map(from_ms),
             })
@@ -183,30 +193,134 @@ pub fn secrets_from_json(s: &str) -> Result<Vec<StoredSecret>> {
         .collect()
 }
 
-/// A webhook's spec as stored: its JSON.
-pub fn spec_to_json(spec: &WebhookSpec) -> String {
-    serde_json::Value::Object(spec.to_json()).to_string()
+fn seal_error(e: crate::core::seal::SealError) -> StoreError {
+    StoreError::Corrupt(format!("a sealed secret: {e}"))
 }
 
-/// A webhook's spec, read back from its JSON.
-pub fn spec_from_json(s: &str) -> Result<WebhookSpec> {
+/// The stored secrets JSON with every secret sealed under the current key; `None` when
+/// nothing in it needs sealing again (`all`: sealed under another key, or plain; else only
+/// plain ones).
+pub fn reseal_secrets(
+    keys: &Keyring,
+    webhook_id: &str,
+    stored: &str,
+    all: bool,
+) -> Result<Option<String>> {
+    let list: Vec<SecretJson> =
+        serde_json::from_str(stored).map_err(|e| StoreError::Corrupt(format!("secrets: {e}")))?;
+    let needs = |v: &str| {
+        if all {
+            keys.needs_reseal(v)
+        } else {
+            !crate::core::seal::is_sealed(v)
+        }
+    };
+    if !list.iter().any(|j| needs(&j.secret)) {
+        return Ok(None);
+    }
+    let secrets = secrets_from_json(keys, webhook_id, stored)?;
+    secrets_to_json(keys, webhook_id, &secrets).map(Some)
+}
+
+/// The header values of a stored spec, each sealed (`seal`) or opened (`!seal`) in place.
+fn map_header_values(
+    obj: &mut serde_json::Map<String, serde_json::Value>,
+    mut f: impl FnMut(&str, &str) -> Result<Option<String>>,
+) -> Result<bool> {
+    let mut changed = false;
+    let Some(serde_json::Value::Array(headers)) = obj.get_mut("headers") else {
+        return Ok(false);
+    };
+    for h in headers {
+        let Some(h) = h.as_object_mut() else { continue };
+        let key = h
+            .get("key")
+            .and_then(|k| k.as_str())
+            .unwrap_or("")
+            .to_owned();
+        if let Some(serde_json::Value::String(v)) = h.get_mut("value")
+            && let Some(new) = f(&key, v)?
+        {
+            *v = new;
+            changed = true;
+        }
+    }
+    Ok(changed)
+}
+
+/// A webhook's spec as stored: its JSON, with custom header values sealed for this webhook.
+pub fn spec_to_json(keys: &Keyring, webhook_id: &str, spec: &WebhookSpec) -> Result<String> {
+    let mut obj = spec.to_json();
+    map_header_values(&mut obj, |key, v| {
+        keys.seal_str(&webhook_header_ad(webhook_id, key), v)
+            .map(Some)
+            .map_err(seal_error)
+    })?;
+    Ok(serde_json::Value::Object(obj).to_string())
+}
+
+fn spec_object(s: &str) -> Result<serde_json::Map<String, serde_json::Value>> {
     let v: serde_json::Value =
         serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))?;
-    let obj = v
-        .as_object()
-        .ok_or_else(|| StoreError::Corrupt("webhook spec is not an object".into()))?;
-    WebhookSpec::from_json(obj).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))
+    match v {
+        serde_json::Value::Object(o) => Ok(o),
+        _ => Err(StoreError::Corrupt("webhook spec is not an object".into())),
+    }
 }
 
-pub fn webhook_from_row(row: &impl Cols) -> Result<Webhook> {
-    let mut spec = spec_from_json(&row.text("spec")?)?;
+/// A webhook's spec, read back from its JSON (header values opened).
+pub fn spec_from_json(keys: &Keyring, webhook_id: &str, s: &str) -> Result<WebhookSpec> {
+    let mut obj = spec_object(s)?;
+    map_header_values(&mut obj, |key, v| {
+        keys.open_or_plain(&webhook_header_ad(webhook_id, key), v)
+            .map(Some)
+            .map_err(seal_error)
+    })?;
+    WebhookSpec::from_json(&obj).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))
+}
+
+/// A webhook's spec without its custom headers (what needs no key: its name, URL, trigger).
+pub fn spec_without_headers(s: &str) -> Result<WebhookSpec> {
+    let mut obj = spec_object(s)?;
+    obj.remove("headers");
+    WebhookSpec::from_json(&obj).map_err(|e| StoreError::Corrupt(format!("webhook spec: {e}")))
+}
+
+/// The stored spec with its header values sealed under the current key; `None` when none
+/// needs it (see [`reseal_secrets`]).
+pub fn reseal_spec(
+    keys: &Keyring,
+    webhook_id: &str,
+    stored: &str,
+    all: bool,
+) -> Result<Option<String>> {
+    let mut obj = spec_object(stored)?;
+    let changed = map_header_values(&mut obj, |key, v| {
+        let needs = if all {
+            keys.needs_reseal(v)
+        } else {
+            !crate::core::seal::is_sealed(v)
+        };
+        if !needs {
+            return Ok(None);
+        }
+        let ad = webhook_header_ad(webhook_id, key);
+        let plain = keys.open_or_plain(&ad, v).map_err(seal_error)?;
+        keys.seal_str(&ad, &plain).map(Some).map_err(seal_error)
+    })?;
+    Ok(changed.then(|| serde_json::Value::Object(obj).to_string()))
+}
+
+pub fn webhook_from_row(keys: &Keyring, row: &impl Cols) -> Result<Webhook> {
+    let id: crate::core::id::WebhookId = row.id("id")?;
+    let mut spec = spec_from_json(keys, id.as_str(), &row.text("spec")?)?;
     spec.enabled = row.boolean("enabled")?;
     Ok(Webhook {
-        id: row.id("id")?,
+        secrets: secrets_from_json(keys, id.as_str(), &row.text("secrets")?)?,
+        id,
         account_id: row.id("account_id")?,
         spec,
         disabled_reason: row.opt_text("disabled_reason")?,
-        secrets: secrets_from_json(&row.text("secrets")?)?,
         created_at: row.ts("created_at")?,
         updated_at: row.ts("updated_at")?,
         last_success_at: row.opt_ts("last_success_at")?,
@@ -424,19 +538,5 @@ pub fn hourly_from_row(row: &impl Cols) -> Result<HourlyDeliveries> {
         succeeded: row.int("succeeded")? as u64,
         failed: row.int("failed")? as u64,
         pending: row.int("pending")? as u64,
-    })
-}
-
-pub fn call_summary_from_row(row: &impl Cols) -> Result<CallSummary> {
-    Ok(CallSummary {
-        call_id: row.id("call_id")?,
-        call_type: row.opt_text("call_type")?,
-        did_number: row.opt_text("did_number")?,
-        customer_number: row.opt_text("customer_number")?,
-        last_event_type: row.text("last_type")?,
-        first_received_at: row.ts("first_at")?,
-        last_received_at: row.ts("last_at")?,
-        events: row.int("events")? as u64,
-        deliveries: row.int("deliveries")? as u64,
     })
 }

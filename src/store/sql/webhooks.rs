@@ -13,15 +13,19 @@ use super::rows::*;
 use crate::core::delivery_state::{Unsent, after_attempt};
 use crate::core::failure::{HealthState, LATENCY_BUCKETS, Window};
 use crate::core::id::{AccountId, WebhookId};
+use crate::core::seal::Keyring;
 use crate::core::trigger::Trigger;
 use crate::store::{AuditEntry, Page, PageRequest, Result, StoreError, Webhook, WebhookStats};
 
 pub async fn insert<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: &Keyring,
     webhook: &Webhook,
     audit: &AuditEntry,
 ) -> Result<()> {
     let (w, audit) = (webhook.clone(), audit.clone());
+    let spec = spec_to_json(keys, w.id.as_str(), &w.spec)?;
+    let secrets = secrets_to_json(keys, w.id.as_str(), &w.secrets)?;
     b.write(move |c| {
         Box::pin(async move {
             sqlx::query(AssertSqlSafe(format!(
@@ -29,10 +33,10 @@ pub async fn insert<DB: SqlDb>(
             )))
             .bind(&w.id)
             .bind(&w.account_id)
-            .bind(spec_to_json(&w.spec))
+            .bind(spec)
             .bind(w.spec.enabled)
             .bind(&w.disabled_reason)
-            .bind(secrets_to_json(&w.secrets))
+            .bind(secrets)
             .bind(to_ms(w.created_at))
             .bind(to_ms(w.updated_at))
             .bind(w.last_success_at.map(to_ms))
@@ -49,6 +53,7 @@ pub async fn insert<DB: SqlDb>(
 
 pub async fn get<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: &Keyring,
     account_id: &AccountId,
     id: &WebhookId,
 ) -> Result<Webhook> {
@@ -57,7 +62,7 @@ pub async fn get<DB: SqlDb>(
         .bind(id)
         .fetch_one(b.read())
         .await?;
-    let mut w = [webhook_from_row(&row)?];
+    let mut w = [webhook_from_row(keys, &row)?];
     fill_recent(b, &mut w, Timestamp::now()).await?;
     let [w] = w;
     Ok(w)
@@ -65,6 +70,7 @@ pub async fn get<DB: SqlDb>(
 
 pub async fn list<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: &Keyring,
     account_id: &AccountId,
     page: &PageRequest,
 ) -> Result<Page<Webhook>> {
@@ -74,7 +80,10 @@ pub async fn list<DB: SqlDb>(
         .bind(limit_plus_one(page))
         .fetch_all(b.read())
         .await?;
-    let mut items: Vec<Webhook> = rows.iter().map(webhook_from_row).collect::<Result<_>>()?;
+    let mut items: Vec<Webhook> = rows
+        .iter()
+        .map(|r| webhook_from_row(keys, r))
+        .collect::<Result<_>>()?;
     fill_recent(b, &mut items, Timestamp::now()).await?;
     Ok(Page::from_rows(items, page.limit, |w: &Webhook| {
         w.id.to_string()
@@ -146,11 +155,14 @@ async fn fill_recent<DB: SqlDb>(
 /// Written only if the stored webhook is still as it was read at `read_at`.
 pub async fn update<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: &Keyring,
     webhook: &Webhook,
     read_at: Timestamp,
     audit: &AuditEntry,
 ) -> Result<()> {
     let (w, audit) = (webhook.clone(), audit.clone());
+    let spec = spec_to_json(keys, w.id.as_str(), &w.spec)?;
+    let secrets = secrets_to_json(keys, w.id.as_str(), &w.secrets)?;
     b.write(move |c| {
         Box::pin(async move {
             let r = sqlx::query(
@@ -159,11 +171,11 @@ pub async fn update<DB: SqlDb>(
             )
             .bind(&w.account_id)
             .bind(&w.id)
-            .bind(spec_to_json(&w.spec))
+            .bind(spec)
             .bind(w.spec.trigger.id())
             .bind(w.spec.enabled)
             .bind(&w.disabled_reason)
-            .bind(secrets_to_json(&w.secrets))
+            .bind(secrets)
             .bind(to_ms(w.updated_at))
             .bind(to_ms(read_at))
             .execute(&mut *c)
@@ -232,6 +244,7 @@ pub async fn delete<DB: SqlDb>(
 /// Enabled webhooks of the account with one of `triggers`.
 pub async fn matching<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
+    keys: &Keyring,
     account_id: &AccountId,
     triggers: &[Trigger],
 ) -> Result<Vec<Webhook>> {
@@ -249,7 +262,7 @@ pub async fn matching<DB: SqlDb>(
     }
     q.push(")");
     let rows = q.build().fetch_all(b.read()).await?;
-    rows.iter().map(webhook_from_row).collect()
+    rows.iter().map(|r| webhook_from_row(keys, r)).collect()
 }
 
 /// Every webhook's health state, for metrics.

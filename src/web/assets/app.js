@@ -1,23 +1,27 @@
 // callhook's web page: small progressive enhancements. Every page works without this
-// script except adding header and body rows, the parameter picker, revealing the signing
-// secret and a click-to-call request's state updating on its own (a reload shows it too).
+// script except adding header and body rows, the parameter picker, the form's Send test,
+// revealing the signing secret, and a click-to-call request's state and pending deliveries
+// updating on their own (a reload shows them too).
 "use strict";
 
 (function () {
   const $ = (sel, root = document) => root.querySelector(sel);
   const $$ = (sel, root = document) => Array.from(root.querySelectorAll(sel));
 
-  // Times: the server writes UTC; show them in the reader's own zone and language.
+  // Times: the server writes UTC (a `datetime` ending in Z); show them in the reader's own
+  // zone and language, the zone named. A time written with an offset is pinned to a zone (a
+  // webhook's deliveries, in the webhook's zone) and stays as the server wrote it.
   const stamp = new Intl.DateTimeFormat(undefined, {
     year: "numeric", month: "short", day: "numeric",
     hour: "2-digit", minute: "2-digit", second: "2-digit",
   });
+  const myZone = Intl.DateTimeFormat().resolvedOptions().timeZone || "";
   const localise = (t) => {
-    if (!/UTC$/.test(t.textContent.trim())) return;
+    if (!/Z$/.test(t.getAttribute("datetime") || "") || !/UTC$/.test(t.textContent.trim())) return;
     const d = new Date(t.getAttribute("datetime"));
     if (!isNaN(d)) {
       t.title = t.textContent.trim();
-      t.textContent = stamp.format(d);
+      t.textContent = myZone ? stamp.format(d) + " " + myZone : stamp.format(d);
     }
   };
   $$("time[datetime]").forEach(localise);
@@ -207,6 +211,48 @@
     el.setSelectionRange(start + ref.length, start + ref.length);
     el.dispatchEvent(new Event("input", { bubbles: true }));
   });
+
+  // Send test: the form as it stands, unsaved, sent once; the result shows under the form.
+  const sendTest = $("#send-test");
+  const testResult = $("#test-result");
+  if (sendTest && testResult) {
+    sendTest.hidden = false;
+    $("#send-test-hint").hidden = false;
+    const label = sendTest.textContent;
+    sendTest.addEventListener("click", async () => {
+      if (sendTest.getAttribute("aria-disabled") === "true") return;
+      sendTest.setAttribute("aria-disabled", "true");
+      sendTest.classList.add("busy");
+      sendTest.textContent = "Sending…";
+      const failed = (text) => {
+        const box = document.createElement("section");
+        box.className = "callout callout-bad test-result";
+        box.setAttribute("role", "status");
+        const strong = document.createElement("strong");
+        strong.textContent = text;
+        box.appendChild(strong);
+        testResult.replaceChildren(box);
+      };
+      try {
+        const r = await fetch(sendTest.dataset.url, {
+          method: "POST",
+          headers: { "Content-Type": "application/x-www-form-urlencoded", Accept: "text/html" },
+          body: new URLSearchParams(new FormData(form)),
+        });
+        if (r.headers.get("x-test-result") === "1") {
+          testResult.innerHTML = await r.text();
+        } else {
+          failed(r.status === 403 ? "Not sent: your role may not send tests." : `Not sent: the server answered ${r.status}.`);
+        }
+      } catch {
+        failed("Not sent: callhook could not be reached.");
+      } finally {
+        sendTest.removeAttribute("aria-disabled");
+        sendTest.classList.remove("busy");
+        sendTest.textContent = label;
+      }
+    });
+  }
 
   // The live preview: what the receiver would get for the form as it stands.
   const preview = $("#preview");

@@ -1,8 +1,9 @@
-//! The Add / edit form, and its live preview of what the receiver will get.
+//! The Add / edit form, its live preview of what the receiver will get, and its Send test of
+//! the form as it stands, before saving.
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::{Map, Value, json};
 
@@ -11,13 +12,15 @@ use crate::core::shape::{Payload, TimeFormat};
 use crate::core::trigger::{ParamKind, Trigger};
 use crate::core::validate::FieldErrors;
 use crate::core::webhook::{ContentType, Method, WebhookSpec};
+use crate::service::Failure;
+use crate::service::deliveries::{self, DeliveryError, UnsavedTest};
 use crate::service::triggers;
 use crate::service::webhooks::{self, WebhookError};
 use crate::service::{numbers, parse_id};
 use crate::store::Number;
 use crate::web::form::{Fields, PostForm};
 use crate::web::session::Signed;
-use crate::web::view::{Layout, call_type_label, pretty_body, time_zones};
+use crate::web::view::{Layout, call_type_label, http_status, latency, pretty_body, time_zones};
 use crate::web::{WebResult, WebState, page};
 
 /// What the form shows: a webhook's values, the defaults, or what was just typed.
@@ -91,7 +94,8 @@ impl FormValues {
                 .iter()
                 .map(|h| HeaderRow {
                     key: h.key.clone(),
-                    value: h.value.clone(),
+                    // A secret header's value stays masked; saved as it is, it is kept.
+                    value: h.shown_value().to_owned(),
                     key_error: None,
                     value_error: None,
                 })
@@ -541,4 +545,89 @@ pub(super) async fn preview(_signed: Signed, RawQuery(q): RawQuery) -> WebResult
     page(&PreviewFragment {
         p: PreviewView::of(&values),
     })
+}
+
+// Send test, before saving.
+
+/// What a test of the form as it stands came to, for the form's result panel.
+#[derive(Template)]
+#[template(path = "test_result.html")]
+struct TestResultFragment {
+    ok: bool,
+    headline: String,
+    /// The form's fields that are not valid yet, when it could not be sent.
+    errors: Vec<String>,
+    /// The start of the receiver's answer.
+    body: Option<String>,
+    /// Whether a request went out.
+    sent: bool,
+}
+
+/// `POST /webhooks/test`: sends the trigger's sample once to the webhook the form describes,
+/// saved or not, and answers the result panel (the form's script puts it in place; an
+/// `x-test-result` header tells it from an error page). Nothing is stored.
+pub(super) async fn test(State(state): State<WebState>, form: PostForm) -> WebResult<Response> {
+    let values = FormValues::from_fields(&form.fields);
+    let actor = form.signed.actor();
+    let (status, fragment) =
+        match deliveries::send_unsaved_test(&state.svc, &actor, &values.to_json()).await {
+            Ok(t) => (StatusCode::OK, TestResultFragment::of(&t)),
+            Err(DeliveryError::Invalid(errors)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                TestResultFragment {
+                    ok: false,
+                    headline: "Not sent: fix the form first.".to_owned(),
+                    errors: errors
+                        .0
+                        .into_iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect(),
+                    body: None,
+                    sent: false,
+                },
+            ),
+            Err(DeliveryError::Limited(Failure::TooMany { message, .. })) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                TestResultFragment {
+                    ok: false,
+                    headline: format!("Not sent: {message}."),
+                    errors: Vec::new(),
+                    body: None,
+                    sent: false,
+                },
+            ),
+            Err(e) => return Err(e.into()),
+        };
+    let mut resp = page(&fragment)?;
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert("x-test-result", HeaderValue::from_static("1"));
+    Ok(resp)
+}
+
+impl TestResultFragment {
+    fn of(t: &UnsavedTest) -> TestResultFragment {
+        let a = &t.attempt;
+        let took = latency(a.latency_ms);
+        let headline = match (a.response_status, &a.error) {
+            (Some(s), _) if t.succeeded => format!("Test delivered: {} in {took}", http_status(s)),
+            (Some(s), _) => format!(
+                "Test failed: the receiver answered {} in {took}",
+                http_status(s)
+            ),
+            (None, Some(e)) => format!("Test failed after {took}: {e}"),
+            (None, None) => format!("Test failed after {took}."),
+        };
+        TestResultFragment {
+            ok: t.succeeded,
+            headline,
+            errors: Vec::new(),
+            body: a
+                .response_body
+                .as_deref()
+                .filter(|b| !b.trim().is_empty())
+                .map(|b| pretty_body(b).chars().take(2000).collect()),
+            sent: true,
+        }
+    }
 }

@@ -17,6 +17,7 @@ pub fn router() -> Router<WebState> {
         .route("/webhooks", get(list::list).post(form::create))
         .route("/webhooks/new", get(form::new_form))
         .route("/webhooks/preview", get(form::preview))
+        .route("/webhooks/test", post(form::test))
         .route("/webhooks/{id}", get(show::show).post(form::save))
         .route("/webhooks/{id}/edit", get(form::edit_form))
         .route("/webhooks/{id}/enable", post(show::enable))
@@ -27,6 +28,7 @@ pub fn router() -> Router<WebState> {
         )
         .route("/webhooks/{id}/secret", get(show::secret))
         .route("/webhooks/{id}/secret/rotate", post(show::rotate_secret))
+        .route("/webhooks/{id}/headers/reveal", post(show::reveal_headers))
         .route("/webhooks/{id}/test", post(show::test))
         .route("/webhooks/{id}/retry", post(show::retry))
 }

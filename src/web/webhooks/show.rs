@@ -176,6 +176,8 @@ struct ShowPage {
     numbers: String,
     time_zone: String,
     headers: Vec<Header>,
+    /// Some header's value is masked, and the user may reveal it.
+    can_reveal_headers: bool,
     rate_limit: String,
     enabled: bool,
     disabled_reason: Option<String>,
@@ -389,9 +391,32 @@ pub(super) async fn show(
     Path(id): Path<String>,
     Query(q): Query<ShowQuery>,
 ) -> WebResult<Response> {
+    show_page(&state, &signed, &id, q, None).await
+}
+
+/// The webhook's page with its custom header values shown (an admin's Reveal, recorded in the
+/// audit log; refused to viewers).
+pub(super) async fn reveal_headers(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    form: PostForm,
+) -> WebResult<Response> {
+    let headers =
+        webhooks::reveal_headers(&*state.svc.store, &form.signed.actor(), &parse_id(&id)?).await?;
+    let q = ShowQuery::default();
+    show_page(&state, &form.signed, &id, q, Some(headers)).await
+}
+
+async fn show_page(
+    state: &WebState,
+    signed: &Signed,
+    id: &str,
+    q: ShowQuery,
+    revealed: Option<Vec<Header>>,
+) -> WebResult<Response> {
     let actor = signed.actor();
     let store = &*state.svc.store;
-    let w = webhooks::get(store, &actor, &parse_id(&id)?).await?;
+    let w = webhooks::get(store, &actor, &parse_id(id)?).await?;
     let filter = page_filter(&q);
     let page_request = PageRequest {
         limit: LOG_PAGE,
@@ -418,13 +443,16 @@ pub(super) async fn show(
         .unwrap_or(now);
     let hours = deliveries::hourly(store, &actor, &w.id, since).await?;
     let test = match q.test.as_deref() {
-        Some(t) => test_result(&state, &actor, &w.id, t).await?,
+        Some(t) => test_result(state, &actor, &w.id, t).await?,
         None => None,
     };
     let spec = &w.spec;
+    let can_reveal_headers = revealed.is_none()
+        && actor.can(crate::service::Need::ReadSecrets)
+        && spec.headers.iter().any(|h| h.secret);
     page(&ShowPage {
-        layout: Layout::new(&signed, spec.name.clone(), "webhooks")
-            .with_notice(q.notice.as_deref()),
+        can_reveal_headers,
+        layout: Layout::new(signed, spec.name.clone(), "webhooks").with_notice(q.notice.as_deref()),
         id: w.id.to_string(),
         name: spec.name.clone(),
         description: spec.description.clone(),
@@ -448,7 +476,7 @@ pub(super) async fn show(
                 .join(", ")
         },
         time_zone: spec.time_zone.name().to_owned(),
-        headers: spec.headers.clone(),
+        headers: revealed.unwrap_or_else(|| spec.headers.clone()),
         rate_limit: spec
             .rate_limit
             .map_or_else(|| "No limit".to_owned(), |r| format!("{r} requests/s")),

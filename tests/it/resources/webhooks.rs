@@ -196,7 +196,8 @@ async fn a_webhook_round_trips_with_every_field() {
     assert_eq!(got["time_zone"], "Asia/Kolkata");
     assert_eq!(
         got["headers"],
-        json!([{"key": "X-Api-Key", "value": "s3cr3t"}])
+        json!([{"key": "X-Api-Key", "value": "********", "secret": true}]),
+        "a secret header by its name: write-only"
     );
     assert_eq!(got["rate_limit"], Value::Null);
     assert_eq!(got["enabled"], true);

@@ -121,6 +121,12 @@ async fn every_change_is_recorded_by_whom_with_what_moved_and_never_a_secret() {
         )
         .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
+    // The secret header's value shown in the web page.
+    let (s, _, page) = team
+        .form(&owner, &format!("/webhooks/{wh}/headers/reveal"), &[])
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("s3cr3t-header-two"));
 
     // Numbers, in the web page.
     let number = fresh_number();
@@ -247,6 +253,10 @@ async fn every_change_is_recorded_by_whom_with_what_moved_and_never_a_secret() {
     );
     assert_eq!(
         change(entry(&log, "webhook.secret_reveal", &wh), "secret"),
+        json!([null, "revealed"])
+    );
+    assert_eq!(
+        change(entry(&log, "webhook.header_reveal", &wh), "headers"),
         json!([null, "revealed"])
     );
     assert_eq!(

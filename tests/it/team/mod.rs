@@ -6,6 +6,7 @@
 mod audit;
 mod invitations;
 mod roles;
+mod secret_headers;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -250,6 +251,16 @@ impl Team {
         assert_eq!(s, StatusCode::OK, "{b}");
         b["data"].as_array().unwrap().clone()
     }
+}
+
+/// The value of request header `name` that a delivery's first attempt sent, as its log shows it.
+pub fn sent_header(delivery: &Value, name: &str) -> Option<String> {
+    delivery["attempt_log"][0]["request"]["headers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h[0].as_str().unwrap().eq_ignore_ascii_case(name))
+        .map(|h| h[1].as_str().unwrap().to_owned())
 }
 
 pub fn id_of(v: &Value) -> String {

@@ -473,7 +473,7 @@ async fn test_unsaved_webhook(
     body: JsonBody,
 ) -> ApiResult<Json<UnsavedTestOut>> {
     let (actor, body) = (caller.actor()?, body.object()?);
-    let t = deliveries::send_unsaved_test(&state.svc, actor, body).await?;
+    let t = deliveries::send_unsaved_test(&state.svc, actor, body, None).await?;
     Ok(Json(UnsavedTestOut {
         succeeded: t.succeeded,
         status: t.attempt.response_status,

@@ -373,6 +373,34 @@ pub async fn hourly(
         .await?)
 }
 
+/// Most deliveries [`now`] reads at once.
+pub const MAX_LIVE: usize = 50;
+
+/// Deliveries `ids` of the account as they are now (the web page's pending rows follow them);
+/// those not found (another account's, pruned) are left out. At most [`MAX_LIVE`] ids.
+pub async fn now(
+    store: &dyn Store,
+    actor: &Actor,
+    ids: &[DeliveryId],
+) -> Result<Vec<Delivery>, DeliveryError> {
+    actor.may(Need::Read)?;
+    if ids.len() > MAX_LIVE {
+        return Err(DeliveryError::Invalid(super::invalid(
+            "ids",
+            format!("at most {MAX_LIVE} deliveries at once"),
+        )));
+    }
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        match store.get_delivery(actor.account(), id).await {
+            Ok((d, _)) => out.push(d),
+            Err(StoreError::NotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
 /// The request headers an attempt's log shows to everyone: callhook's own. The others are the
 /// webhook's custom headers, whose values are secrets.
 const OWN_HEADERS: &[&str] = &[
@@ -581,13 +609,21 @@ pub struct UnsavedTest {
 /// target policy as every delivery. Unsaved tests of an account count as one webhook for the
 /// test-send limits: at most `max_in_flight_per_webhook` at once, spaced by the body's
 /// `rate_limit` if it has one.
+///
+/// `saved`: the webhook the body is an edit of, whose secret header values a masked value
+/// (`********`) stands for.
 pub async fn send_unsaved_test(
     svc: &Services,
     actor: &Actor,
     body: &Map<String, Value>,
+    saved: Option<&WebhookId>,
 ) -> Result<UnsavedTest, DeliveryError> {
     actor.may(Need::Change)?;
     let mut spec = webhooks::validate(&*svc.store, actor, body).await?;
+    if let Some(id) = saved {
+        let stored = webhooks::to_change(&*svc.store, actor, id).await?;
+        crate::core::webhook::keep_masked_values(&stored.spec.headers, &mut spec.headers);
+    }
     // A test goes out whatever the form's Enabled box says: it is how an admin checks a URL.
     spec.enabled = true;
     let now = Timestamp::now();

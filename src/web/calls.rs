@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::click_to_call::{CallForm, DidChoice, RequestView, did_choices};
 use super::form::urlencode;
 use super::session::Signed;
-use super::view::{Layout, When, day_start, http_status, latency, status_badge, when, when_in};
+use super::view::{Layout, When, day_start, last_answer, status_badge, when, when_in};
 use super::{WebResult, WebState, page};
 use crate::connectors::ConnectorStatus;
 use crate::core::id::{CallId, WebhookId};
@@ -23,7 +23,7 @@ use crate::core::webhook::TimeZone;
 use crate::service::calls::{CallError, FilterInput};
 use crate::service::click_to_call::{self, ClickToCallError};
 use crate::service::{calls, webhooks};
-use crate::store::{CallSummary, DeliveryCounts, PageRequest};
+use crate::store::{CallSummary, DeliveryCounts, DeliveryStatus, PageRequest};
 
 /// How many calls a page of the Calls list shows.
 const PAGE: u32 = 50;
@@ -248,6 +248,8 @@ struct EventView {
 
 struct CallDelivery {
     id: String,
+    /// Still to be sent or retried: the page's script follows it.
+    pending: bool,
     webhook: String,
     trigger: &'static str,
     status_class: &'static str,
@@ -294,7 +296,9 @@ async fn show(
                 .into_iter()
                 .map(|d| {
                     let (status_class, status) = status_badge(d.status, d.waiting);
+                    let (last_response, _) = last_answer(&d);
                     CallDelivery {
+                        pending: d.status == DeliveryStatus::Pending,
                         webhook: names
                             .get(&d.webhook_id)
                             .cloned()
@@ -303,11 +307,7 @@ async fn show(
                         status_class,
                         status,
                         attempts: d.attempts,
-                        last_response: match (d.last_status, d.last_latency_ms) {
-                            (Some(s), Some(ms)) => format!("{} · {}", http_status(s), latency(ms)),
-                            (Some(s), None) => http_status(s),
-                            (None, _) => "—".to_owned(),
-                        },
+                        last_response,
                         id: d.id.into_string(),
                     }
                 })

@@ -1,22 +1,29 @@
-//! A delivery's page: its attempts (request, response, latency, error) and **Resend**.
+//! A delivery's page: its attempts (request, response, latency, error) and **Resend**; and
+//! the state of pending deliveries as JSON, which the log and a call's timeline follow.
 
 use askama::Template;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 
 use super::form::PostForm;
 use super::session::Signed;
-use super::view::{Layout, When, http_status, latency, pretty_body, status_badge, when};
+use super::view::{
+    Layout, When, delivery_badge, http_status, last_answer, latency, pretty_body, status_badge,
+    when,
+};
 use super::{WebResult, WebState, page};
+use crate::core::id::DeliveryId;
+use crate::service::Failure;
 use crate::service::webhooks::{self, WebhookError};
 use crate::service::{deliveries, parse_id};
-use crate::store::Attempt;
+use crate::store::{Attempt, Delivery, DeliveryStatus};
 
 pub fn router() -> Router<WebState> {
     Router::new()
+        .route("/deliveries/live", get(live))
         .route("/deliveries/{id}", get(show))
         .route("/deliveries/{id}/resend", post(resend))
 }
@@ -127,4 +134,69 @@ async fn resend(
 ) -> WebResult<Response> {
     deliveries::resend(&state.svc, &form.signed.actor(), &parse_id(&id)?).await?;
     Ok(Redirect::to(&format!("/deliveries/{id}?notice=resent")).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct LiveQuery {
+    /// Delivery ids, comma-separated.
+    ids: Option<String>,
+}
+
+/// A delivery's state as a pending row of the log or a call's timeline shows it.
+#[derive(Debug, Serialize)]
+struct LiveDelivery {
+    id: String,
+    /// Still to be sent or retried: the page keeps following it.
+    pending: bool,
+    status_class: &'static str,
+    status: &'static str,
+    attempts: u32,
+    last_response: String,
+    latency: String,
+}
+
+impl From<Delivery> for LiveDelivery {
+    fn from(d: Delivery) -> Self {
+        let (status_class, status) = delivery_badge(&d);
+        let (last_response, latency) = last_answer(&d);
+        LiveDelivery {
+            pending: d.status == DeliveryStatus::Pending,
+            status_class,
+            status,
+            attempts: d.attempts,
+            last_response,
+            latency,
+            id: d.id.into_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Live {
+    deliveries: Vec<LiveDelivery>,
+}
+
+/// `GET /deliveries/live?ids=dlv_…,dlv_…`: how the page's pending deliveries stand now, for
+/// its script to update their rows without a reload.
+async fn live(
+    State(state): State<WebState>,
+    signed: Signed,
+    Query(q): Query<LiveQuery>,
+) -> WebResult<Json<Live>> {
+    let mut ids = Vec::new();
+    for (i, s) in q.ids.as_deref().unwrap_or("").split(',').enumerate() {
+        if s.is_empty() {
+            continue;
+        }
+        ids.push(DeliveryId::parse(s).ok_or_else(|| {
+            Failure::Invalid(crate::service::invalid(
+                format!("ids[{i}]"),
+                format!("{s:?} is not a delivery id"),
+            ))
+        })?);
+    }
+    let now = deliveries::now(&*state.svc.store, &signed.actor(), &ids).await?;
+    Ok(Json(Live {
+        deliveries: now.into_iter().map(LiveDelivery::from).collect(),
+    }))
 }

@@ -9,7 +9,7 @@ use super::session::Signed;
 use crate::core::event::CallType;
 use crate::core::webhook::TimeZone;
 use crate::service::Need;
-use crate::store::DeliveryStatus;
+use crate::store::{Delivery, DeliveryStatus};
 
 /// The frame around every signed-in page: title, active navigation entry, who is signed in
 /// and what their role lets them do (the page leaves out what it would refuse), the CSRF
@@ -174,6 +174,30 @@ pub fn status_badge(status: DeliveryStatus, waiting: bool) -> (&'static str, &'s
         DeliveryStatus::Failed => ("bad", "Failed"),
         DeliveryStatus::Pending if waiting => ("wait", "Waiting"),
         DeliveryStatus::Pending => ("wait", "Pending"),
+    }
+}
+
+/// A delivery's last answer and its latency as the log shows them (`503 Service Unavailable`,
+/// `87 ms`), `—` before any.
+pub fn last_answer(d: &Delivery) -> (String, String) {
+    let response = match (d.last_status, &d.last_error) {
+        (Some(s), _) => http_status(s),
+        (None, Some(_)) => "No response".to_owned(),
+        (None, None) => "—".to_owned(),
+    };
+    (
+        response,
+        d.last_latency_ms.map_or_else(|| "—".to_owned(), latency),
+    )
+}
+
+/// A delivery of the log as a badge: [`status_badge`], and `Retrying` for one pending after a
+/// failed attempt (SPEC §12).
+pub fn delivery_badge(d: &Delivery) -> (&'static str, &'static str) {
+    if d.retrying() && !d.waiting {
+        ("wait", "Retrying")
+    } else {
+        status_badge(d.status, d.waiting)
     }
 }
 

@@ -310,3 +310,70 @@ async fn migrate_makes_no_key() {
     callhook::cli::migrate(&settings).await.unwrap();
     assert!(!dir.path().join("secret.key").exists());
 }
+
+/// What `callhook serve` logs at `debug` while a webhook with a secret header is made, its
+/// secret rotated and revealed, and an event delivered: no secret and no header value.
+#[tokio::test]
+async fn the_log_holds_no_secret() {
+    use std::process::{Command, Stdio};
+
+    use crate::nodes::{Nodes, free_port, wait_healthy};
+    callhook::init_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("serve.log");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_callhook"));
+    if let Some(url) = test_database_url().await {
+        cmd.env("CALLHOOK_DATABASE_URL", url);
+    }
+    let secret_key = Key::generate().to_base64();
+    let child = cmd
+        .arg("serve")
+        .env("CALLHOOK_LISTEN", format!("127.0.0.1:{port}"))
+        .env("CALLHOOK_DATA_DIR", dir.path())
+        .env("CALLHOOK_OPERATOR_TOKEN", OPERATOR_TOKEN)
+        .env("CALLHOOK_ALLOW_TARGETS", "127.0.0.0/8")
+        .env("CALLHOOK_SECRET_KEY", &secret_key)
+        .env("CALLHOOK_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .expect("callhook starts");
+    let nodes = Nodes(vec![child]);
+    let http = reqwest::Client::new();
+    wait_healthy(&http, &base).await;
+    let app = TestApp::attach(base, http, tempfile::tempdir().unwrap(), "Logged").await;
+    let rx = Receiver::start().await;
+    let id = app
+        .hook(json!({"url": rx.url("/in"), "headers": [{"key": "X-Api-Key", "value": "logged-header-secret-5d1"}]}))
+        .await;
+    let first = app.secret_of(&id).await;
+    let (s, b) = app
+        .post(&format!("/v1/webhooks/{id}/secret/rotate"), json!({}))
+        .await;
+    assert!(s.is_success(), "{b}");
+    let second = app.secret_of(&id).await;
+    let alert = alert_secret(&app).await;
+    app.accept(received("logged")).await;
+    rx.wait_for(1, Duration::from_secs(10)).await;
+    app.settled(&id, 1).await;
+    drop(nodes);
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("DEBUG") || log.contains("INFO"),
+        "the log was written: {log}"
+    );
+    assert_none_stored(
+        &log,
+        &[
+            ("header value", "logged-header-secret-5d1"),
+            ("signing secret", secret_body(&first)),
+            ("rotated signing secret", secret_body(&second)),
+            ("alert secret", secret_body(&alert)),
+            ("master key", secret_key.as_str()),
+            ("operator token", OPERATOR_TOKEN),
+            ("API key", app.key.as_str()),
+        ],
+    );
+}

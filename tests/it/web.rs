@@ -974,3 +974,90 @@ async fn a_session_ends_at_its_absolute_lifetime() {
         StatusCode::SEE_OTHER
     );
 }
+
+#[tokio::test]
+async fn pending_deliveries_are_followed_as_they_stand_now() {
+    let site = site().await;
+    let api = |method: reqwest::Method, path: &str| {
+        site.http
+            .request(method, site.url(path))
+            .bearer_auth(&site.account_key)
+    };
+    // Loopback is not allowed here: every attempt fails at once, and the delivery retries.
+    let wh: serde_json::Value = api(reqwest::Method::POST, "/v1/webhooks")
+        .json(&json!({"name": "CRM", "trigger": "call_received", "url": "http://127.0.0.1:9/hook"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let wh = wh["id"].as_str().unwrap().to_owned();
+    let now = jiff::Timestamp::now().to_string();
+    let resp = api(reqwest::Method::POST, "/v1/events")
+        .json(&json!({"type": "call.received", "occurred_at": now,
+            "call": {"call_id": "live-1", "call_type": "inbound", "did_number": "+918065251305",
+                     "customer_number": "+919812345678", "started_at": now}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let log: serde_json::Value = api(
+        reqwest::Method::GET,
+        &format!("/v1/webhooks/{wh}/deliveries"),
+    )
+    .send()
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let id = log["data"][0]["id"].as_str().unwrap().to_owned();
+
+    let b = site.sign_in().await;
+    let (_, page) = site.get_html(&b, &format!("/webhooks/{wh}")).await;
+    assert!(
+        page.contains(&format!("data-delivery=\"{id}\" data-pending")),
+        "{page}"
+    );
+    let (_, call) = site.get_html(&b, "/calls/live-1").await;
+    assert!(
+        call.contains(&format!("data-delivery=\"{id}\" data-pending")),
+        "{call}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, body) = site
+            .get_html(&b, &format!("/deliveries/live?ids={id}"))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        let live: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let d = &live["deliveries"][0];
+        assert_eq!(d["id"], id.as_str(), "{live}");
+        assert_eq!(d["pending"], true, "retried after 5 s: {live}");
+        assert_eq!(d["status"], "Pending", "{live}");
+        if d["attempts"] == 1 {
+            assert_eq!(d["last_response"], "No response", "{live}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{live}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Ids of nothing (another account's, pruned) are left out; a malformed one is refused.
+    let (s, body) = site
+        .get_html(&b, "/deliveries/live?ids=dlv_00000000000000000000000000")
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert_eq!(body, r#"{"deliveries":[]}"#);
+    let (s, body) = site
+        .get_html(&b, &format!("/deliveries/live?ids={id},nope"))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("ids[1]"), "{body}");
+    let many = vec![id.as_str(); 51].join(",");
+    let (s, body) = site
+        .get_html(&b, &format!("/deliveries/live?ids={many}"))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+}

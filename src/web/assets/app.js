@@ -143,6 +143,46 @@
     if (call.dataset.final !== "true") setTimeout(follow, 1000);
   }
 
+  // Pending deliveries (the log, a call's timeline) follow their state without a reload: the
+  // page asks how its pending rows stand every few seconds, less often while nothing moves,
+  // and stops once none is pending.
+  const pendingRows = () => $$("[data-delivery][data-pending]");
+  let liveWait = 1500;
+  const follow = async () => {
+    const ids = [...new Set(pendingRows().map((r) => r.dataset.delivery))].slice(0, 50);
+    if (ids.length === 0) return;
+    let r;
+    try {
+      r = await fetch("/deliveries/live?ids=" + encodeURIComponent(ids.join(",")), { headers: { Accept: "application/json" } });
+    } catch {
+      setTimeout(follow, 10000); // offline for a moment: try again
+      return;
+    }
+    if (!r.ok) return; // signed out, or refused
+    let moved = false;
+    for (const d of (await r.json()).deliveries) {
+      for (const row of $$("[data-delivery]").filter((el) => el.dataset.delivery === d.id)) {
+        const badge = $('[data-live="status"]', row);
+        if (badge && (badge.textContent !== d.status || !badge.classList.contains("badge-" + d.status_class))) {
+          badge.className = "badge badge-" + d.status_class;
+          badge.textContent = d.status;
+          moved = true;
+        }
+        for (const [name, text] of [["attempts", String(d.attempts)], ["response", d.last_response], ["latency", d.latency]]) {
+          const cell = $(`[data-live="${name}"]`, row);
+          if (cell && cell.textContent !== text) {
+            cell.textContent = text;
+            moved = true;
+          }
+        }
+        if (!d.pending) row.removeAttribute("data-pending");
+      }
+    }
+    liveWait = moved ? 1500 : Math.min(liveWait * 1.5, 15000);
+    if (pendingRows().length > 0) setTimeout(follow, liveWait);
+  };
+  if (pendingRows().length > 0) setTimeout(follow, liveWait);
+
   // The webhook form.
   const form = $("#webhook-form");
   if (!form) return;

@@ -569,8 +569,16 @@ struct TestResultFragment {
 pub(super) async fn test(State(state): State<WebState>, form: PostForm) -> WebResult<Response> {
     let values = FormValues::from_fields(&form.fields);
     let actor = form.signed.actor();
+    // The edit form of a saved webhook: its secret header values, shown masked, are the stored
+    // ones.
+    let saved = match form.fields.get("webhook_id") {
+        "" => None,
+        id => Some(parse_id(id)?),
+    };
     let (status, fragment) =
-        match deliveries::send_unsaved_test(&state.svc, &actor, &values.to_json()).await {
+        match deliveries::send_unsaved_test(&state.svc, &actor, &values.to_json(), saved.as_ref())
+            .await
+        {
             Ok(t) => (StatusCode::OK, TestResultFragment::of(&t)),
             Err(DeliveryError::Invalid(errors)) => (
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -19,7 +19,9 @@ use crate::store::{
 };
 use crate::web::form::PostForm;
 use crate::web::session::Signed;
-use crate::web::view::{Layout, When, call_type_label, http_status, latency, status_badge, when};
+use crate::web::view::{
+    Layout, When, call_type_label, delivery_badge, http_status, last_answer, latency, when,
+};
 use crate::web::{WebResult, WebState, page};
 
 /// Deliveries shown per page of the log.
@@ -29,6 +31,8 @@ struct DeliveryRow {
     id: String,
     status_class: &'static str,
     status: &'static str,
+    /// Still to be sent or retried: the page's script follows it.
+    pending: bool,
     trigger: &'static str,
     call_id: String,
     created: When,
@@ -44,26 +48,20 @@ struct DeliveryRow {
 
 impl From<Delivery> for DeliveryRow {
     fn from(d: Delivery) -> Self {
-        let (status_class, status) = if d.retrying() && !d.waiting {
-            ("wait", "Retrying")
-        } else {
-            status_badge(d.status, d.waiting)
-        };
+        let (status_class, status) = delivery_badge(&d);
+        let (last_response, latency) = last_answer(&d);
         DeliveryRow {
             status_class,
             status,
+            pending: d.status == DeliveryStatus::Pending,
             error_kind: d.last_error_kind.map(ErrorKind::label),
             last_error: d.last_error.clone().filter(|_| d.last_error_kind.is_some()),
             next_attempt: d.next_attempt_at.map(when),
             trigger: d.trigger.label(),
             created: when(d.created_at),
             attempts: d.attempts,
-            last_response: match (d.last_status, &d.last_error) {
-                (Some(s), _) => http_status(s),
-                (None, Some(_)) => "No response".to_owned(),
-                (None, None) => "—".to_owned(),
-            },
-            latency: d.last_latency_ms.map_or_else(|| "—".to_owned(), latency),
+            last_response,
+            latency,
             test: d.test,
             call_id: d.call_id.into_string(),
             id: d.id.into_string(),

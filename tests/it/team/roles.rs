@@ -116,6 +116,7 @@ const WEB: &[(&str, &str, Rule)] = &[
     ("post", "/webhooks/{id}/retry", Rule::Change),
     ("post", "/webhooks/test", Rule::Change),
     ("get", "/deliveries/{id}", Rule::Read),
+    ("get", "/deliveries/live", Rule::Read),
     ("post", "/deliveries/{id}/resend", Rule::Change),
     ("get", "/numbers", Rule::Read),
     ("post", "/numbers", Rule::Change),

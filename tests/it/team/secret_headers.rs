@@ -162,8 +162,9 @@ async fn secret_header_values_are_write_only_masked_in_attempts_and_never_stored
 async fn the_web_page_masks_secret_values_until_an_admin_reveals_them() {
     let team = Team::new().await;
     let app = &team.app;
+    let rx = Receiver::start().await;
     let id = app
-        .hook(json!({"url": "http://127.0.0.1:9/in", "headers": [
+        .hook(json!({"url": rx.url("/in"), "headers": [
             {"key": "Authorization", "value": BEARER},
             {"key": "X-Tenant", "value": "acme-tenant"},
         ]}))
@@ -181,6 +182,31 @@ async fn the_web_page_masks_secret_values_until_an_admin_reveals_them() {
     // The edit form does not hold it either; saved as it is, the value is kept.
     let (_, form) = team.page(&admin, &format!("/webhooks/{id}/edit")).await;
     assert!(!form.contains("s3cr3t"), "the edit form masks it");
+    // Its Send test, as the form stands, sends the stored value.
+    let url = rx.url("/in");
+    let (s, _, panel) = team
+        .form(
+            &admin,
+            "/webhooks/test",
+            &[
+                ("webhook_id", id.as_str()),
+                ("name", "hook"),
+                ("trigger", "call_received"),
+                ("url", url.as_str()),
+                ("method", "POST"),
+                ("content_type", "application/json"),
+                ("call_types", "inbound"),
+                ("time_zone", "UTC"),
+                ("header_key", "Authorization"),
+                ("header_value", "********"),
+                ("header_key", "X-Tenant"),
+                ("header_value", "acme-tenant"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{panel}");
+    let r = rx.wait_for(1, Duration::from_secs(10)).await.remove(0);
+    assert_eq!(r.header("authorization"), Some(BEARER));
 
     let (s, _, html) = team.form(&admin, &reveal, &[]).await;
     assert_eq!(s, StatusCode::OK, "{html}");

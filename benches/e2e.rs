@@ -7,11 +7,15 @@
 //! Scenarios: `one` (10 accounts, one webhook each: one delivery per event), `single` (one
 //! webhook only), `fanout` (one account, 10 webhooks), `blackhole` (as fanout, one of the 10
 //! never answers), `many` (as one, with 100,000 other webhooks in 10,000 other accounts),
-//! `pg1` and `pg3` (as one, on PostgreSQL, with one and with three nodes).
+//! `pg1` and `pg3` (as one, on PostgreSQL, with one and with three nodes), `spread` (100
+//! accounts with one webhook each: latency at 5,000 events/s), `stored` (latency at 1,000
+//! events/s on an empty database, then again with 1,000,000 deliveries stored).
 //!
 //! Each reports events accepted per second (batches of 100, and one event per request),
 //! deliveries per second end to end, event-to-receipt latency p50/p99 at 1,000 events/s where
-//! it applies, callhook's CPU per delivery and its peak RSS.
+//! it applies, callhook's CPU per delivery and its peak RSS. Each scenario first measures the
+//! loopback HTTP limit: requests per second this load generator gets from a bare whsink, so
+//! every figure can be read as a share of what the machine does at that moment.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,7 +28,7 @@ use serde_json::{Value, json};
 
 const OPERATOR: &str = "cho_bench";
 const DID: &str = "+918065251305";
-const ALL: [&str; 8] = [
+const ALL: [&str; 10] = [
     "one",
     "single",
     "fanout",
@@ -32,6 +36,8 @@ const ALL: [&str; 8] = [
     "many",
     "pg1",
     "pg3",
+    "spread",
+    "stored",
     "latency",
 ];
 
@@ -41,7 +47,11 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .collect();
     let chosen: Vec<&str> = if args.is_empty() {
-        ALL.iter().copied().filter(|s| *s != "latency").collect()
+        // `stored` takes as long as all the others together: only when asked for.
+        ALL.iter()
+            .copied()
+            .filter(|s| !matches!(*s, "latency" | "stored"))
+            .collect()
     } else {
         args.iter().map(String::as_str).collect()
     };
@@ -137,6 +147,89 @@ impl Bench {
     }
 }
 
+/// A whsink on `port` writing its record to `out` (taking the event id from the body with
+/// `id_field`).
+fn sink(port: u16, out: &Path, id_field: bool) -> Proc {
+    let mut cmd = Command::new(whsink());
+    cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    if id_field {
+        cmd.args(["--id-field", "event_id", "--prefer-field"]);
+    }
+    Proc(cmd.stderr(Stdio::null()).spawn().expect("whsink starts"))
+}
+
+/// The load generator's HTTP client.
+fn load_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .unwrap()
+}
+
+/// The loopback HTTP limit: requests per second that this process's HTTP client, from 64
+/// connections, gets answered by a whsink of its own for `secs` (a bare receiver: what the
+/// machine's loopback, the receiver and the load generator do together right now).
+async fn loopback_limit(secs: f64) -> f64 {
+    callhook::init_crypto();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _sink = sink(port, &dir.path().join("sink.log"), false);
+    let http = load_client();
+    let url = format!("http://127.0.0.1:{port}/hook");
+    let t0 = Instant::now();
+    while http.post(&url).body("{}").send().await.is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "whsink did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let body = serde_json::to_vec(&event("loopback-0000000000")).unwrap();
+    let done = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let end = start + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (http, url, body, done) = (http.clone(), url.clone(), body.clone(), done.clone());
+        tasks.push(tokio::spawn(async move {
+            while Instant::now() < end {
+                let r = http
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                let _ = r.bytes().await;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `x` as a share of the loopback limit `limit`, for printing.
+fn share(x: f64, limit: f64) -> String {
+    format!("{:.1} % of the loopback limit", x / limit * 100.0)
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// A fresh PostgreSQL database for the run.
 async fn pg_database() -> String {
     let server = std::env::var("CALLHOOK_TEST_PG")
@@ -160,26 +253,8 @@ async fn start(nodes: usize, database: Option<String>, id_field: bool) -> Bench 
     let dir = tempfile::tempdir().unwrap();
     let sink_port = free_port();
     let sink_out = dir.path().join("sink.log");
-    let mut sink_cmd = Command::new(whsink());
-    sink_cmd.args([
-        "--listen",
-        &format!("127.0.0.1:{sink_port}"),
-        "--out",
-        sink_out.to_str().unwrap(),
-    ]);
-    if id_field {
-        sink_cmd.args(["--id-field", "event_id", "--prefer-field"]);
-    }
-    let sink = Proc(
-        sink_cmd
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("whsink starts"),
-    );
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(256)
-        .build()
-        .unwrap();
+    let sink = sink(sink_port, &sink_out, id_field);
+    let http = load_client();
     let mut procs = Vec::new();
     for i in 0..nodes {
         let port = free_port();
@@ -191,6 +266,9 @@ async fn start(nodes: usize, database: Option<String>, id_field: bool) -> Bench 
             .env("CALLHOOK_ALLOW_TARGETS", "127.0.0.0/8")
             .env("CALLHOOK_LOG", "warn")
             .env("CALLHOOK_REQUEST_TIMEOUT", "5s")
+            // The load generator is one client address with as many connections as requests
+            // wait (the paced runs open one per request while callhook is slow to answer).
+            .env("CALLHOOK_MAX_CONNECTIONS_PER_CLIENT", "100000")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         if let Some(db) = &database {
@@ -314,13 +392,26 @@ async fn paced(b: &Bench, prefix: &str, rate: u64, secs: u64, sent: &Path) -> u6
         let key = b.keys[i as usize % b.keys.len()].clone();
         let http = b.http.clone();
         inflight.push(tokio::spawn(async move {
-            let r = http
-                .post(format!("{base}/v1/events"))
-                .bearer_auth(&key)
-                .json(&event(&id))
-                .send()
-                .await
-                .unwrap();
+            // A pooled connection the server closed as the request went out fails it before
+            // anything was read (hyper's IncompleteMessage): try again, still timed from the
+            // first try, so the latency counts the retry.
+            let mut tries = 0;
+            let r = loop {
+                match http
+                    .post(format!("{base}/v1/events"))
+                    .bearer_auth(&key)
+                    .json(&event(&id))
+                    .send()
+                    .await
+                {
+                    Ok(r) => break r,
+                    Err(e) if tries < 3 => {
+                        tries += 1;
+                        eprintln!("post {id}: {e}; trying again");
+                    }
+                    Err(e) => panic!("post {id}: {e}"),
+                }
+            };
             assert_eq!(r.status(), 202);
         }));
     }
@@ -385,11 +476,19 @@ async fn scenario(name: &str) {
         ALL.contains(&name),
         "unknown scenario {name}; one of {ALL:?}"
     );
+    let limit = loopback_limit(3.0).await;
+    println!(
+        "loopback HTTP limit:        {limit:>8.0} requests/s (load average {})",
+        load_average()
+    );
     let (nodes, database) = match name {
         "pg1" => (1, Some(pg_database().await)),
         "pg3" => (3, Some(pg_database().await)),
         _ => (1, None),
     };
+    if name == "spread" || name == "stored" {
+        return latency_scenario(name).await;
+    }
     let webhooks_per_event: u64 = match name {
         "fanout" | "blackhole" => 10,
         _ => 1,
@@ -440,11 +539,17 @@ async fn scenario(name: &str) {
         // 1. Ingest: batches of 100, then one event per request.
         let n_batch: u64 = 50_000;
         let per_batch = flood(&b, "b", n_batch, 100, 8).await;
-        println!("accepted, batches of 100:   {per_batch:>8.0} events/s");
+        println!(
+            "accepted, batches of 100:   {per_batch:>8.0} events/s ({})",
+            share(per_batch, limit)
+        );
         wait_received(&b, n_batch * healthy, Duration::from_secs(600)).await;
         let n_single: u64 = 20_000;
         let singles = flood(&b, "s", n_single, 1, 32).await;
-        println!("accepted, one per request:  {singles:>8.0} events/s");
+        println!(
+            "accepted, one per request:  {singles:>8.0} events/s ({})",
+            share(singles, limit)
+        );
         wait_received(&b, (n_batch + n_single) * healthy, Duration::from_secs(600)).await;
         // 2. Sustained delivery: a fresh burst, from its first post to its last receipt.
         let cpu0 = b.cpu();
@@ -460,8 +565,9 @@ async fn scenario(name: &str) {
         let delivered = (want - before) as f64;
         let cpu = b.cpu() - cpu0;
         println!(
-            "delivered end to end:       {:>8.0} deliveries/s ({delivered} in {secs:.2} s){}",
+            "delivered end to end:       {:>8.0} deliveries/s ({delivered} in {secs:.2} s; {}){}",
             delivered / secs,
+            share(delivered / secs, limit),
             if name == "blackhole" {
                 " to the 9 healthy webhooks"
             } else {
@@ -476,28 +582,67 @@ async fn scenario(name: &str) {
     }
     // 3. Latency at 1,000 events/s.
     if webhooks_per_event == 1 {
-        let sent = b.dir.path().join("sent.txt");
-        let before = received(&b);
-        let total = paced(&b, "p", 1000, 10, &sent).await;
-        wait_received(&b, before + total, Duration::from_secs(120)).await;
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        let r = report(&b, Some(&sent));
-        println!(
-            "latency at 1,000 events/s:  {}",
-            field(&r, "latency first arrival")
-        );
-        println!(
-            "  lost {}, duplicates {}",
-            field(&r, "lost"),
-            field(&r, "duplicates")
-        );
+        latency(&b, "p", 1000, 10).await;
     }
     println!(
         "callhook peak RSS:          {:>8.1} MiB{}",
         b.peak_rss(),
         if nodes > 1 { " (largest node)" } else { "" }
     );
+    println!("load average at the end:    {}", load_average());
     let _ = std::io::stdout().flush();
+}
+
+/// Latency scenarios on SQLite. `spread`: 100 accounts with one webhook each, events at
+/// 5,000/s round robin over them. `stored`: 10 accounts with one webhook each, latency at
+/// 1,000 events/s on an empty database, then 1,000,000 events stored and delivered (so
+/// 1,000,000 deliveries are kept), then the latency again.
+async fn latency_scenario(name: &str) {
+    let mut b = start(1, None, true).await;
+    let base = b.base().to_owned();
+    let accounts = if name == "spread" { 100 } else { 10 };
+    for i in 0..accounts {
+        let key = account(&b.http, &base, &format!("bench {i}")).await;
+        webhook(&b.http, &base, &key, &b.sink_url).await;
+        b.keys.push(key);
+    }
+    if name == "spread" {
+        latency(&b, "p", 5000, 10).await;
+    } else {
+        latency(&b, "p", 1000, 10).await;
+        let total: u64 = 1_000_000;
+        let t0 = Instant::now();
+        let before = received(&b);
+        let rate = flood(&b, "m", total, 100, 8).await;
+        wait_received(&b, before + total, Duration::from_secs(1800)).await;
+        println!(
+            "stored 1,000,000 deliveries: accepted at {rate:.0} events/s, all delivered in {:.0} s",
+            t0.elapsed().as_secs_f64()
+        );
+        latency(&b, "q", 1000, 10).await;
+    }
+    println!("callhook peak RSS:          {:>8.1} MiB", b.peak_rss());
+    println!("load average at the end:    {}", load_average());
+    let _ = std::io::stdout().flush();
+}
+
+/// Posts events at `rate` per second for `secs` seconds and prints whsink's latency report.
+async fn latency(b: &Bench, prefix: &str, rate: u64, secs: u64) {
+    let sent = b.dir.path().join(format!("sent-{prefix}.txt"));
+    let before = received(b);
+    let total = paced(b, prefix, rate, secs, &sent).await;
+    wait_received(b, before + total, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let r = report(b, Some(&sent));
+    println!(
+        "latency at {rate:>5} events/s: {}",
+        field(&r, "latency first arrival")
+    );
+    println!(
+        "  lost {}, duplicates {}",
+        field(&r, "lost"),
+        field(&r, "duplicates")
+    );
 }
 
 /// 10,000 accounts with 10 webhooks each, none of which match the bench events.

@@ -194,6 +194,15 @@ impl App {
         let settings = Arc::new(settings);
         let store = open_store(&settings).await?;
         let (operator_hash, first_start) = bootstrap(&*store, &settings).await?;
+        // What a killed process of this node had in flight goes out again now, not when its
+        // leases run out (on SQLite; see `Store::release_leftover_leases`).
+        let released = store.release_leftover_leases(Timestamp::now()).await?;
+        if released > 0 {
+            tracing::info!(
+                deliveries = released,
+                "gave back the leases a previous process left; sending them again"
+            );
+        }
         let client = HttpClient::new(
             &settings.allow_targets,
             settings.connect_timeout.0,

@@ -925,6 +925,11 @@ pub trait Store: Send + Sync + 'static {
     async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()>;
     /// Gives leased deliveries back, due at `due`.
     async fn release(&self, releases: Vec<Release>, due: Timestamp) -> Result<()>;
+    /// At start, gives back (due at `now`) the leases a dead process of this node left, so
+    /// what it had in flight is sent again at once rather than when the lease runs out. Only a
+    /// store that one node serves from (SQLite) knows every lease is such a one; PostgreSQL
+    /// gives back nothing here (its leases run out). Answers how many were given back.
+    async fn release_leftover_leases(&self, now: Timestamp) -> Result<u64>;
     /// Holds a webhook's deliveries until `until` (its endpoint is stuck): the unclaimed ones
     /// due before then move to then, and new ones are stored due then. `None` lifts the hold.
     async fn hold_webhook(&self, webhook_id: &WebhookId, until: Option<Timestamp>) -> Result<()>;

@@ -130,6 +130,8 @@ impl SqlDb for Postgres {
     // The channel is WORK_CHANNEL's.
     const ANNOUNCE_WORK: Option<&'static str> = Some("SELECT pg_notify('callhook_work', '')");
 
+    const ONE_NODE: bool = false;
+
     const WEBHOOKS_USING_NUMBER: &'static str =
         "SELECT w.id FROM webhooks w, jsonb_array_elements_text(w.spec::jsonb -> 'numbers') n
      WHERE w.account_id = $1 AND n = $2 ORDER BY w.id";

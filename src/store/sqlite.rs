@@ -295,6 +295,8 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Work>) {
 impl SqlDb for Sqlite {
     const ANNOUNCE_WORK: Option<&'static str> = None;
 
+    const ONE_NODE: bool = true;
+
     const WEBHOOKS_USING_NUMBER: &'static str =
         "SELECT w.id FROM webhooks w, json_each(w.spec, '$.numbers') n
      WHERE w.account_id = $1 AND n.value = $2 ORDER BY w.id";

@@ -52,7 +52,6 @@ pub fn start_node_with(
     if let Some(path) = config {
         cmd.arg("--config").arg(path);
     }
-    cmd.envs(env.iter().copied());
     cmd.arg("serve")
         .env("CALLHOOK_LISTEN", format!("127.0.0.1:{port}"))
         .env("CALLHOOK_DATA_DIR", dir)
@@ -67,6 +66,8 @@ pub fn start_node_with(
         .env("CALLHOOK_POLL_INTERVAL", "100ms")
         .env("CALLHOOK_MAX_IN_FLIGHT", "64")
         .env("CALLHOOK_LOG", "warn")
+        // After the defaults above, so a test's own settings win.
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

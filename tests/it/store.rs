@@ -198,6 +198,38 @@ async fn leases_expire_and_a_stale_record_is_dropped() {
 }
 
 #[tokio::test]
+async fn a_restart_on_sqlite_gives_back_the_leases_the_dead_process_left() {
+    let f = fixture().await;
+    let ids = f.events("c1", 1).await;
+    f.events("c2", 1).await;
+    let leased = f.claim(SignedDuration::from_secs(60)).await;
+    assert_eq!(leased.len(), 2);
+    f.finish(
+        &leased[1],
+        Next::RetryAt(Timestamp::now() + SignedDuration::from_secs(600)),
+    )
+    .await;
+    let given_back = f
+        .store
+        .release_leftover_leases(Timestamp::now())
+        .await
+        .unwrap();
+    let again = f.claim(SignedDuration::from_secs(60)).await;
+    if test_database_url().await.is_none() {
+        // One node is all SQLite has: every lease was the dead process's. A retry scheduled
+        // for later is no lease and keeps its time.
+        assert_eq!(given_back, 1);
+        assert_eq!(again.len(), 1, "the leased delivery is due at once");
+        assert_eq!(again[0].delivery_id, ids[0]);
+        assert!(again[0].lease > leased[0].lease);
+    } else {
+        // Other nodes may hold leases: they are left to run out.
+        assert_eq!(given_back, 0);
+        assert!(again.is_empty());
+    }
+}
+
+#[tokio::test]
 async fn claims_take_a_bounded_share_of_one_webhook_and_skip_excluded_ones() {
     let f = fixture().await;
     for i in 0..10 {

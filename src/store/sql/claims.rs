@@ -215,6 +215,25 @@ pub async fn release<DB: SqlDb>(
     .await
 }
 
+/// Gives back, due at `now`, every delivery leased until later: where one node is all there
+/// is, those leases were this node's before it died. Answers how many.
+pub async fn release_all<DB: SqlDb>(b: &impl Backend<Db = DB>, now: Timestamp) -> Result<u64> {
+    let now = to_ms(now);
+    b.write(move |c| {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE deliveries SET next_attempt_at = $1, claimed_until = NULL \
+                 WHERE state = 'queued' AND next_attempt_at > $1 AND claimed_until IS NOT NULL",
+            )
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+            Ok(done.rows_affected())
+        })
+    })
+    .await
+}
+
 /// Holds a webhook's deliveries until `until`; `None` lifts the hold.
 pub async fn hold_webhook<DB: SqlDb>(
     b: &impl Backend<Db = DB>,

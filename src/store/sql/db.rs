@@ -41,6 +41,10 @@ pub trait SqlDb:
     /// `None` where one node is all there is (SQLite).
     const ANNOUNCE_WORK: Option<&'static str>;
 
+    /// Whether one node is all that serves from the database (SQLite): then every lease found
+    /// at start was held by this node's previous process, which is gone.
+    const ONE_NODE: bool;
+
     /// The statement that leases up to `limit` due deliveries until `lease_until`: oldest due
     /// first, at most `per_webhook` of one webhook, none of `exclude`. It returns `id, lease,
     /// trigger, attempts, attempt_limit, event_seq, webhook_id, seq` of each.

@@ -429,6 +429,14 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         claims::release(&self.backend, releases, due).await
     }
 
+    async fn release_leftover_leases(&self, now: Timestamp) -> Result<u64> {
+        if DB::ONE_NODE {
+            claims::release_all(&self.backend, now).await
+        } else {
+            Ok(0)
+        }
+    }
+
     async fn hold_webhook(&self, webhook_id: &WebhookId, until: Option<Timestamp>) -> Result<()> {
         claims::hold_webhook(&self.backend, webhook_id, until).await
     }

@@ -67,6 +67,12 @@ pub fn stored_event(
         occurred_at: event.occurred_at,
         received_at,
         test,
+        did_number: Some(event.call.did_number.as_str().to_owned()),
+        customer_number: event
+            .call
+            .customer_number
+            .as_ref()
+            .map(|n| n.as_str().to_owned()),
         payload: canonical.to_json().to_string(),
     }
 }

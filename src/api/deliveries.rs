@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -11,11 +12,11 @@ use utoipa_axum::routes;
 use super::extract::{ApiQuery, Caller, JsonBody, ListParams};
 use super::problem::{ApiResult, Problem};
 use super::{ApiState, ListOf, ts};
-use crate::core::id::{CallId, DeliveryId};
+use crate::core::id::DeliveryId;
 use crate::core::trigger::Trigger;
-use crate::service::deliveries::{self, parse_status};
+use crate::service::deliveries::{self, LogFilterInput};
 use crate::service::{Actor, Services, parse_id};
-use crate::store::{Attempt, Delivery, DeliveryFilter, DeliveryStatus};
+use crate::store::{Attempt, Delivery, DeliveryStatus, ErrorKind};
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -23,6 +24,8 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(get_delivery))
         .routes(routes!(resend_delivery))
         .routes(routes!(replay_webhook))
+        .routes(routes!(failure_groups))
+        .routes(routes!(retry_deliveries))
         .routes(routes!(test_webhook))
         .routes(routes!(test_unsaved_webhook))
 }
@@ -36,6 +39,8 @@ pub struct DeliveryOut {
     pub call_id: String,
     pub trigger: Trigger,
     pub status: DeliveryStatus,
+    /// Pending after a failed attempt (the log's `status=retrying`).
+    pub retrying: bool,
     /// Pending because an earlier delivery of the same call to this webhook has not finished.
     pub waiting_for_earlier: bool,
     pub attempts: u32,
@@ -45,6 +50,8 @@ pub struct DeliveryOut {
     pub last_attempt_at: Option<String>,
     pub last_status: Option<u16>,
     pub last_error: Option<String>,
+    /// The kind of the latest failed attempt; `null` once it succeeded.
+    pub last_error_kind: Option<ErrorKind>,
     pub last_latency_ms: Option<u32>,
     /// A test delivery (sample data, sent from `POST /v1/webhooks/{id}/test`).
     pub test: bool,
@@ -52,6 +59,7 @@ pub struct DeliveryOut {
 
 impl From<Delivery> for DeliveryOut {
     fn from(d: Delivery) -> Self {
+        let retrying = d.retrying();
         DeliveryOut {
             id: d.id.into_string(),
             webhook_id: d.webhook_id.into_string(),
@@ -59,6 +67,7 @@ impl From<Delivery> for DeliveryOut {
             call_id: d.call_id.into_string(),
             trigger: d.trigger,
             status: d.status,
+            retrying,
             waiting_for_earlier: d.waiting,
             attempts: d.attempts,
             next_attempt_at: d.next_attempt_at.map(ts),
@@ -67,6 +76,7 @@ impl From<Delivery> for DeliveryOut {
             last_attempt_at: d.last_attempt_at.map(ts),
             last_status: d.last_status,
             last_error: d.last_error,
+            last_error_kind: d.last_error_kind,
             last_latency_ms: d.last_latency_ms,
             test: d.test,
         }
@@ -100,10 +110,15 @@ pub struct AttemptResponse {
     pub body: Option<String>,
 }
 
+/// Why an attempt failed (SPEC §12). A 2xx whose body broke off is a success that keeps this
+/// note of what broke.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AttemptError {
-    /// `timeout`, `connect`, `dns`, `tls`, `blocked` or `io`.
-    pub kind: String,
+    pub kind: ErrorKind,
+    /// The HTTP status, for `http_status` and `redirect`.
+    pub status: Option<u16>,
+    /// What happened, in words: `answered 500 Internal Server Error`, `the name crm.example
+    /// does not resolve (…)`, `connection refused by 203.0.113.5:443`.
     pub message: String,
 }
 
@@ -125,9 +140,9 @@ impl From<Attempt> for AttemptOut {
                 body: a.response_body,
             }),
             error: match (a.error_kind, a.error) {
-                (Some(kind), Some(message)) => Some(AttemptError { kind, message }),
-                (None, Some(message)) => Some(AttemptError {
-                    kind: "io".into(),
+                (Some(kind), Some(message)) => Some(AttemptError {
+                    kind,
+                    status: a.response_status,
                     message,
                 }),
                 _ => None,
@@ -143,13 +158,39 @@ pub struct DeliveryDetail {
     pub attempt_log: Vec<AttemptOut>,
 }
 
+/// What the log's `status` filter takes: `retrying` is pending after a failed attempt.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum LogStatus {
+    Pending,
+    Retrying,
+    Succeeded,
+    Failed,
+}
+
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
-    /// `pending`, `succeeded` or `failed`.
-    #[param(value_type = Option<crate::store::DeliveryStatus>)]
+    /// `pending`, `retrying` (pending after a failed attempt), `succeeded` or `failed`.
+    #[param(value_type = Option<LogStatus>, inline)]
     pub status: Option<String>,
     pub call_id: Option<String>,
+    /// The call's DID or the customer's number, E.164.
+    #[param(pattern = r"^\+[1-9][0-9]{6,14}$")]
+    pub number: Option<String>,
+    /// The kind of the latest failed attempt.
+    #[param(value_type = Option<ErrorKind>)]
+    pub error_kind: Option<String>,
+    /// The latest attempt's HTTP status.
+    #[param(value_type = Option<u16>, minimum = 100, maximum = 599)]
+    pub http_status: Option<String>,
+    /// RFC 3339: deliveries created at or after.
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+    /// RFC 3339: deliveries created before.
+    #[param(format = DateTime)]
+    pub until: Option<String>,
     /// Items per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
@@ -165,10 +206,11 @@ async fn detail(svc: &Services, actor: &Actor, id: &DeliveryId) -> ApiResult<Del
     })
 }
 
-/// A webhook's deliveries, newest first.
+/// A webhook's deliveries, newest first, filtered (SPEC §12): every filter given must hold.
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "deliveries",
     params(("id" = String, Path), DeliveryQuery),
-    responses((status = 200, body = ListOf<DeliveryOut>), (status = 404, body = Problem)))]
+    responses((status = 200, body = ListOf<DeliveryOut>), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "Every bad filter, named")))]
 async fn list_deliveries(
     State(state): State<ApiState>,
     caller: Caller,
@@ -180,21 +222,18 @@ async fn list_deliveries(
         after: q.after.clone(),
     }
     .page()?;
-    let filter = DeliveryFilter {
-        status: q
-            .status
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|s| parse_status("status", s))
-            .transpose()?,
-        call_id: q
-            .call_id
-            .clone()
-            .filter(|c| !c.is_empty())
-            .map(CallId::from_string),
+    let filter = LogFilterInput {
+        status: q.status.as_deref(),
+        call_id: q.call_id.as_deref(),
+        number: q.number.as_deref(),
+        error_kind: q.error_kind.as_deref(),
+        http_status: q.http_status.as_deref(),
+        since: q.since.as_deref(),
+        until: q.until.as_deref(),
     };
     let actor = caller.actor()?;
-    let page = deliveries::list(&*state.svc.store, actor, &parse_id(&id)?, &filter, &page).await?;
+    let page =
+        deliveries::search(&*state.svc.store, actor, &parse_id(&id)?, &filter, &page).await?;
     Ok(Json(ListOf::from_page(page, DeliveryOut::from)))
 }
 
@@ -271,6 +310,125 @@ async fn replay_webhook(
     let (actor, body) = (caller.actor()?, body.object()?);
     let n = deliveries::replay(&state.svc, actor, &parse_id(&id)?, body).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed { replayed: n })))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FailuresQuery {
+    /// RFC 3339: deliveries created at or after (default: 24 hours ago).
+    #[param(format = DateTime)]
+    pub since: Option<String>,
+}
+
+/// Failed and retrying deliveries that went wrong the same way.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FailureGroupOut {
+    pub kind: ErrorKind,
+    /// The HTTP status, for `http_status` and `redirect`.
+    pub status: Option<u16>,
+    pub message: String,
+    pub count: u64,
+    /// The earliest and latest of their latest attempts.
+    pub first_at: Option<String>,
+    pub last_at: Option<String>,
+    /// One of them, to open.
+    pub example_delivery_id: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FailureGroups {
+    pub since: String,
+    pub groups: Vec<FailureGroupOut>,
+}
+
+/// A webhook's failed and retrying deliveries (test sends left out), grouped by error kind,
+/// HTTP status and message; largest group first, at most 100.
+#[utoipa::path(get, path = "/v1/webhooks/{id}/failures", tag = "deliveries",
+    params(("id" = String, Path), FailuresQuery),
+    responses((status = 200, body = FailureGroups), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "A bad since, named")))]
+async fn failure_groups(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<FailuresQuery>,
+) -> ApiResult<Json<FailureGroups>> {
+    let actor = caller.actor()?;
+    let since = deliveries::failures_since(q.since.as_deref(), Timestamp::now())?;
+    let groups =
+        deliveries::failure_groups(&*state.svc.store, actor, &parse_id(&id)?, since).await?;
+    Ok(Json(FailureGroups {
+        since: ts(since),
+        groups: groups
+            .into_iter()
+            .map(|g| FailureGroupOut {
+                kind: g.kind,
+                status: g.status,
+                message: g.message,
+                count: g.count,
+                first_at: g.first_at.map(ts),
+                last_at: g.last_at.map(ts),
+                example_delivery_id: g.example.into_string(),
+            })
+            .collect(),
+    }))
+}
+
+/// What a bulk retry takes: the log's filters. Only failed and retrying deliveries are
+/// retried; none given retries them all.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+#[serde(deny_unknown_fields)]
+pub struct RetryInput {
+    /// `failed` or `retrying`; left out, both.
+    #[schema(value_type = Option<RetryStatus>)]
+    pub status: Option<String>,
+    pub call_id: Option<String>,
+    /// The call's DID or the customer's number, E.164.
+    #[schema(pattern = r"^\+[1-9][0-9]{6,14}$")]
+    pub number: Option<String>,
+    #[schema(value_type = Option<ErrorKind>)]
+    pub error_kind: Option<String>,
+    #[schema(minimum = 100, maximum = 599)]
+    pub http_status: Option<u16>,
+    /// RFC 3339: deliveries created at or after.
+    #[schema(format = DateTime)]
+    pub since: Option<String>,
+    /// RFC 3339: deliveries created before.
+    #[schema(format = DateTime)]
+    pub until: Option<String>,
+}
+
+/// The deliveries a bulk retry takes.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RetryStatus {
+    Failed,
+    Retrying,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Retried {
+    /// Deliveries retried now.
+    pub retried: u64,
+}
+
+/// Retries now every failed or retrying delivery of the webhook that matches the log's
+/// filters (never a test delivery), each call's in their order, each with a fresh retry
+/// schedule.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/deliveries/retry", tag = "deliveries", params(("id" = String, Path)),
+    request_body = RetryInput,
+    responses((status = 202, body = Retried), (status = 404, body = Problem), (status = 422, body = Problem)))]
+async fn retry_deliveries(
+    State(state): State<ApiState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: JsonBody,
+) -> ApiResult<(StatusCode, Json<Retried>)> {
+    let (actor, body) = (caller.actor()?, body.object()?);
+    let n = deliveries::retry(&state.svc, actor, &parse_id(&id)?, body).await?;
+    Ok((StatusCode::ACCEPTED, Json(Retried { retried: n })))
 }
 
 /// Sends sample data for the webhook's trigger now and answers with the outcome. It shows in

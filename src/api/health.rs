@@ -9,6 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::ApiState;
+use crate::store::HealthState;
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -100,6 +101,22 @@ async fn metrics(State(state): State<ApiState>) -> impl IntoResponse {
             metrics::gauge!("callhook_queue_oldest_due_age_seconds").set(age);
         }
         Err(e) => tracing::warn!(error = %e, "cannot read queue statistics for /metrics"),
+    }
+    match state.svc.store.webhook_states().await {
+        Ok(states) => {
+            for (id, now_in) in states {
+                for s in [
+                    HealthState::Healthy,
+                    HealthState::Failing,
+                    HealthState::Disabled,
+                    HealthState::Idle,
+                ] {
+                    metrics::gauge!("callhook_webhook_state", "webhook" => id.to_string(), "state" => s.as_str())
+                        .set(if s == now_in { 1.0 } else { 0.0 });
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read webhook states for /metrics"),
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -15,7 +15,7 @@ use crate::core::shape::{Payload, TimeFormat};
 use crate::core::trigger::Trigger;
 use crate::service::parse_id;
 use crate::service::webhooks::{self, Secrets};
-use crate::store::Webhook;
+use crate::store::{ErrorKind, HealthState, Webhook};
 
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -62,6 +62,8 @@ pub struct WebhookOut {
     pub disabled_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// How it is doing (SPEC §12); test deliveries never count.
+    pub health: HealthOut,
     /// The signing secret; only in the answer to a create.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
@@ -105,6 +107,7 @@ impl From<&Webhook> for WebhookOut {
             disabled_reason: w.disabled_reason.clone(),
             created_at: ts(w.created_at),
             updated_at: ts(w.updated_at),
+            health: HealthOut::from(w),
             secret: None,
         }
     }
@@ -134,6 +137,69 @@ pub struct HeaderIn {
     /// true when the name contains `auth`, `token`, `secret`, `password`, `passwd`, `key`,
     /// `cookie`, `session`, `signature` or `credential` (any case), else false.
     pub secret: Option<bool>,
+}
+
+/// A webhook's health (SPEC §12): its state from its latest attempt, its latest failure, and
+/// its last 24 hours (whole hours, from an hourly rollup).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct HealthOut {
+    /// `healthy` (the latest attempt succeeded), `failing` (it failed; since `failing_since`),
+    /// `disabled` (see `disabled_reason`) or `idle` (nothing sent yet).
+    pub state: HealthState,
+    /// When the current run of failed attempts began; `null` unless failing.
+    pub failing_since: Option<String>,
+    pub disabled_reason: Option<String>,
+    pub last_success_at: Option<String>,
+    pub last_failure_at: Option<String>,
+    /// What went wrong with the latest failed attempt.
+    pub last_error: Option<LastErrorOut>,
+    /// Deliveries that succeeded in the last 24 hours.
+    pub succeeded: u64,
+    /// Deliveries that used every attempt in the last 24 hours.
+    pub failed: u64,
+    /// Deliveries pending after a failed attempt, now.
+    pub retrying: u64,
+    /// Share of the last 24 hours' attempts that succeeded (0 to 1); `null` without attempts.
+    pub success_rate: Option<f64>,
+    /// Attempt latency in the last 24 hours, estimated from a histogram; `null` without
+    /// attempts.
+    pub p50_ms: Option<u32>,
+    pub p95_ms: Option<u32>,
+}
+
+/// A failed attempt's kind, HTTP status (for `http_status` and `redirect`) and message.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LastErrorOut {
+    pub kind: ErrorKind,
+    pub status: Option<u16>,
+    pub message: String,
+}
+
+impl From<&Webhook> for HealthOut {
+    fn from(w: &Webhook) -> Self {
+        let state = w.health_state();
+        HealthOut {
+            state,
+            failing_since: w
+                .failing_since
+                .filter(|_| state == HealthState::Failing)
+                .map(ts),
+            disabled_reason: w.disabled_reason.clone().filter(|_| !w.spec.enabled),
+            last_success_at: w.last_success_at.map(ts),
+            last_failure_at: w.last_failure_at.map(ts),
+            last_error: w.last_error.as_ref().map(|e| LastErrorOut {
+                kind: e.kind,
+                status: e.status,
+                message: e.message.clone(),
+            }),
+            succeeded: w.recent.succeeded,
+            failed: w.recent.failed,
+            retrying: w.recent.retrying,
+            success_rate: w.recent.success_rate(),
+            p50_ms: w.recent.p50_ms(),
+            p95_ms: w.recent.p95_ms(),
+        }
+    }
 }
 
 /// One body row as the API reads and writes it.
@@ -209,6 +275,9 @@ pub struct WebhookInput {
     pub created_at: Option<String>,
     #[schema(read_only)]
     pub updated_at: Option<String>,
+    /// What the webhook's answers say of its health; ignored.
+    #[schema(read_only, value_type = Option<Object>)]
+    pub health: Option<serde_json::Value>,
 }
 
 /// What a PATCH takes: any of the fields of [`WebhookInput`]; the result is validated whole.
@@ -271,6 +340,9 @@ pub struct WebhookPatch {
     pub created_at: Option<String>,
     #[schema(read_only)]
     pub updated_at: Option<String>,
+    /// What the webhook's answers say of its health; ignored.
+    #[schema(read_only, value_type = Option<Object>)]
+    pub health: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]

@@ -23,6 +23,8 @@ pub enum Action {
     HeaderReveal,
     DeliveryResend,
     WebhookReplay,
+    /// Failed and retrying deliveries of a webhook retried at once, by the log's filters.
+    DeliveryBulkRetry,
     NumberAdd,
     NumberUpdate,
     NumberRemove,
@@ -47,7 +49,7 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 26] = [
+    pub const ALL: [Action; 27] = [
         Action::WebhookCreate,
         Action::WebhookUpdate,
         Action::WebhookEnable,
@@ -58,6 +60,7 @@ impl Action {
         Action::HeaderReveal,
         Action::DeliveryResend,
         Action::WebhookReplay,
+        Action::DeliveryBulkRetry,
         Action::NumberAdd,
         Action::NumberUpdate,
         Action::NumberRemove,
@@ -88,6 +91,7 @@ impl Action {
             Action::HeaderReveal => "webhook.header_reveal",
             Action::DeliveryResend => "delivery.resend",
             Action::WebhookReplay => "webhook.replay",
+            Action::DeliveryBulkRetry => "webhook.retry",
             Action::NumberAdd => "number.add",
             Action::NumberUpdate => "number.update",
             Action::NumberRemove => "number.remove",
@@ -118,7 +122,8 @@ impl Action {
             | Action::SecretReveal
             | Action::SecretRotate
             | Action::HeaderReveal
-            | Action::WebhookReplay => ResourceKind::Webhook,
+            | Action::WebhookReplay
+            | Action::DeliveryBulkRetry => ResourceKind::Webhook,
             Action::DeliveryResend => ResourceKind::Delivery,
             Action::NumberAdd | Action::NumberUpdate | Action::NumberRemove => ResourceKind::Number,
             Action::ApiKeyCreate | Action::ApiKeyRevoke => ResourceKind::ApiKey,

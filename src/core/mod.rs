@@ -8,6 +8,7 @@ pub mod click_to_call;
 pub mod credentials;
 pub mod delivery_state;
 pub mod event;
+pub mod failure;
 pub mod id;
 pub mod number;
 pub mod render;

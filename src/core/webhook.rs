@@ -365,7 +365,13 @@ pub struct WebhookSpec {
 }
 
 /// Fields of a webhook the server owns; a client may send them back unchanged (GET, edit, PUT).
-const READ_ONLY: &[&str] = &["id", "disabled_reason", "created_at", "updated_at"];
+const READ_ONLY: &[&str] = &[
+    "id",
+    "disabled_reason",
+    "created_at",
+    "updated_at",
+    "health",
+];
 
 impl WebhookSpec {
     /// The keys a create, replace or patch body takes: [`READ_ONLY`] and the spec's own.
@@ -374,6 +380,7 @@ impl WebhookSpec {
         "disabled_reason",
         "created_at",
         "updated_at",
+        "health",
         "name",
         "description",
         "trigger",

@@ -8,6 +8,7 @@ use jiff::Timestamp;
 use super::client::{HttpClient, Response};
 use crate::core::alert;
 use crate::core::event::CallEvent;
+use crate::core::failure::{self, AttemptError};
 use crate::core::render::{Context, build};
 use crate::core::retry::{RetrySchedule, Situation, Verdict, decide, judge};
 use crate::store::{Attempt, AttemptRecord, Claimed, Next};
@@ -120,8 +121,9 @@ pub async fn run(client: &HttpClient, claimed: &Claimed, policy: &Policy) -> Att
 fn log_outcome(response: &Response, next: &Next) {
     let latency_ms = response.latency.as_millis();
     let status = response.status;
-    let (error_kind, error) = match &response.error {
-        Some((kind, message)) => (Some(kind.as_str()), Some(message.as_str())),
+    let failure = failure_of(response);
+    let (error_kind, error) = match &failure {
+        Some(f) => (Some(f.kind.as_str()), Some(f.message.as_str())),
         None => (None, None),
     };
     match next {
@@ -149,6 +151,7 @@ fn to_attempt(
     req: &crate::core::render::WebhookRequest,
     resp: &Response,
 ) -> Attempt {
+    let failure = failure_of(resp);
     Attempt {
         n: 0,
         started_at: started,
@@ -160,8 +163,33 @@ fn to_attempt(
         response_status: resp.status,
         response_headers: resp.status.map(|_| resp.headers.clone()),
         response_body: resp.body.clone(),
-        error_kind: resp.error.as_ref().map(|(k, _)| k.as_str().to_owned()),
-        error: resp.error.as_ref().map(|(_, m)| m.clone()),
+        error_kind: failure.as_ref().map(|f| f.kind),
+        error: failure.map(|f| f.message),
+    }
+}
+
+/// What went wrong, if anything: a status that is not 2xx says so (a 2xx whose body was then
+/// cut off is a success, and keeps the note of what broke); without a status, the client's
+/// error.
+fn failure_of(resp: &Response) -> Option<AttemptError> {
+    match resp.status {
+        Some(status) => {
+            let reason = reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason());
+            failure::of_status(status, reason, resp.header("location")).or_else(|| {
+                resp.error.as_ref().map(|(kind, message)| AttemptError {
+                    kind: *kind,
+                    status: Some(status),
+                    message: message.clone(),
+                })
+            })
+        }
+        None => resp.error.as_ref().map(|(kind, message)| AttemptError {
+            kind: *kind,
+            status: None,
+            message: message.clone(),
+        }),
     }
 }
 

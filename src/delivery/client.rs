@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
+use crate::core::failure::ErrorKind;
 use crate::core::render::WebhookRequest;
 use crate::core::target::blocked_reason;
 use crate::core::webhook::Method;
@@ -60,11 +61,13 @@ impl Resolve for GuardedResolver {
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
                 .await
                 .map_err(|e| -> BoxError {
-                    Box::new(DnsFailed(format!("cannot resolve {host}: {e}")))
+                    Box::new(DnsFailed(format!("the name {host} does not resolve ({e})")))
                 })?
                 .collect();
             if addrs.is_empty() {
-                return Err(Box::new(DnsFailed(format!("{host} has no addresses"))) as BoxError);
+                return Err(
+                    Box::new(DnsFailed(format!("the name {host} has no addresses"))) as BoxError,
+                );
             }
             let mut reasons = Vec::new();
             let ok: Vec<SocketAddr> = addrs
@@ -94,30 +97,6 @@ fn refused_name(host: &str) -> String {
         "{host} resolves only to addresses callhook does not connect to (loopback, private and \
          other non-public networks, unless the operator allows them with allow_targets)"
     )
-}
-
-/// What kind of failure an attempt had, as the log shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorKind {
-    Timeout,
-    Connect,
-    Dns,
-    Tls,
-    Blocked,
-    Io,
-}
-
-impl ErrorKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::Timeout => "timeout",
-            ErrorKind::Connect => "connect",
-            ErrorKind::Dns => "dns",
-            ErrorKind::Tls => "tls",
-            ErrorKind::Blocked => "blocked",
-            ErrorKind::Io => "io",
-        }
-    }
 }
 
 /// The outcome of one request.
@@ -189,7 +168,15 @@ impl HttpClient {
         let started = Instant::now();
         let url = match reqwest::Url::parse(&req.url) {
             Ok(u) => u,
-            Err(e) => return Response::failed(started, ErrorKind::Io, format!("invalid URL: {e}")),
+            // The URL was checked when the webhook was saved: only its templates' values can
+            // have broken it.
+            Err(e) => {
+                return Response::failed(
+                    started,
+                    ErrorKind::Template,
+                    format!("the URL made from the webhook's templates is not valid: {e}"),
+                );
+            }
         };
         if let Some(host) = url.host() {
             let literal: Option<IpAddr> = match host {
@@ -200,12 +187,17 @@ impl HttpClient {
             if let Some(ip) = literal
                 && let Some(why) = blocked_reason(ip, &self.allow)
             {
-                return Response::failed(started, ErrorKind::Blocked, why);
+                return Response::failed(started, ErrorKind::BlockedTarget, why);
             }
         }
         let method = match req.method {
             Method::Get => reqwest::Method::GET,
             Method::Post => reqwest::Method::POST,
+        };
+        let place = match (url.host_str(), url.port_or_known_default()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_owned(),
+            _ => url.to_string(),
         };
         let mut builder = self.client.request(method, url);
         for (k, v) in &req.headers {
@@ -217,7 +209,11 @@ impl HttpClient {
         let mut resp = match builder.send().await {
             Ok(r) => r,
             Err(e) => {
-                return Response::failed(started, classify(&e), describe(&e, self.request_timeout));
+                return Response::failed(
+                    started,
+                    classify(&e),
+                    describe(&e, &place, self.request_timeout),
+                );
             }
         };
         let status = resp.status().as_u16();
@@ -260,7 +256,7 @@ impl HttpClient {
                         format!(
                             "the response body was cut off after {} bytes: {}",
                             body.len(),
-                            describe(&e, self.request_timeout)
+                            describe(&e, &place, self.request_timeout)
                         ),
                     ));
                     break;
@@ -290,31 +286,39 @@ fn find<E: std::error::Error + 'static>(e: &reqwest::Error) -> Option<&E> {
 
 fn classify(e: &reqwest::Error) -> ErrorKind {
     if find::<Blocked>(e).is_some() {
-        ErrorKind::Blocked
+        ErrorKind::BlockedTarget
     } else if find::<DnsFailed>(e).is_some() {
         ErrorKind::Dns
     } else if e.is_timeout() {
         ErrorKind::Timeout
     } else if find::<rustls::Error>(e).is_some() {
         ErrorKind::Tls
-    } else if e.is_connect() {
-        ErrorKind::Connect
     } else {
-        ErrorKind::Io
+        // Refused, reset, unreachable, or the connection broke mid-request.
+        ErrorKind::Connect
     }
 }
 
-/// A readable account of a failed request: the innermost causes, without reqwest's noise.
-fn describe(e: &reqwest::Error, timeout: Duration) -> String {
+/// A readable account of a failed request to `place` (`host:port`): the innermost causes,
+/// without reqwest's noise.
+fn describe(e: &reqwest::Error, place: &str, timeout: Duration) -> String {
     if let Some(b) = find::<Blocked>(e) {
         return b.0.clone();
     }
     if let Some(d) = find::<DnsFailed>(e) {
         return d.0.clone();
     }
+    if let Some(io) = find::<std::io::Error>(e) {
+        use std::io::ErrorKind as Io;
+        match io.kind() {
+            Io::ConnectionRefused => return format!("connection refused by {place}"),
+            Io::ConnectionReset => return format!("connection reset by {place}"),
+            _ => {}
+        }
+    }
     if e.is_timeout() {
         return format!(
-            "no complete answer within {}",
+            "no complete answer from {place} within {}",
             crate::core::retry::format_duration(timeout)
         );
     }

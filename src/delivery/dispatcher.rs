@@ -396,6 +396,10 @@ fn observe(r: &AttemptRecord) {
     if let Some(a) = &r.attempt {
         metrics::histogram!("callhook_attempt_duration_seconds")
             .record(a.latency_ms as f64 / 1000.0);
+        if let (Some(kind), false) = (a.error_kind, matches!(r.next, Next::Succeeded)) {
+            metrics::counter!("callhook_attempt_errors_total", "kind" => kind.as_str())
+                .increment(1);
+        }
     }
 }
 

@@ -12,15 +12,17 @@ use serde_json::{Map, Value, json};
 use super::webhooks::{self, MASKED, WebhookError};
 use super::{Actor, Denied, Failure, IntoFailure, Need, Services, or_not_found};
 use crate::core::audit::{Action, Change};
+use crate::core::failure::ErrorKind;
 use crate::core::id::{CallId, DeliveryId, EventId, PostedEventId, WebhookId, new_id};
+use crate::core::number::E164;
 use crate::core::sample::sample_event_for;
 use crate::core::sign::Secret;
 use crate::core::validate::{FieldErrors, Fields};
 use crate::delivery::attempt;
 use crate::ingest::stored_event;
 use crate::store::{
-    Attempt, Claimed, Delivery, DeliveryFilter, DeliveryStatus, HourlyDeliveries, NewDelivery,
-    NewEvent, Next, Page, PageRequest, Store, StoreError, StoredSecret, Webhook,
+    Attempt, Claimed, Delivery, DeliveryFilter, DeliveryStatus, FailureGroup, HourlyDeliveries,
+    NewDelivery, NewEvent, Next, Page, PageRequest, Store, StoreError, StoredSecret, Webhook,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,85 @@ pub fn parse_status(field: &str, s: &str) -> Result<DeliveryStatus, FieldErrors>
     })
 }
 
+/// The log's filters (SPEC §12) as a query string or a form gives them; empty ones filter
+/// nothing, but an empty time is refused (a time is given whole or left out).
+#[derive(Debug, Clone, Default)]
+pub struct LogFilterInput<'a> {
+    pub status: Option<&'a str>,
+    pub call_id: Option<&'a str>,
+    pub number: Option<&'a str>,
+    pub error_kind: Option<&'a str>,
+    pub http_status: Option<&'a str>,
+    pub since: Option<&'a str>,
+    pub until: Option<&'a str>,
+}
+
+/// Reads the log's filters, naming every bad one.
+pub fn parse_log_filter(input: &LogFilterInput) -> Result<DeliveryFilter, FieldErrors> {
+    fn given(v: Option<&str>) -> Option<&str> {
+        v.map(str::trim).filter(|v| !v.is_empty())
+    }
+    let mut errors = FieldErrors::default();
+    let mut filter = DeliveryFilter::default();
+    match given(input.status) {
+        None => {}
+        Some("retrying") => {
+            filter.status = Some(DeliveryStatus::Pending);
+            filter.retrying = true;
+        }
+        Some(s) => match DeliveryStatus::parse(s) {
+            Some(st) => filter.status = Some(st),
+            None => errors.push(
+                "status",
+                format!("{s:?} is not a status; use pending, retrying, succeeded or failed"),
+            ),
+        },
+    }
+    filter.call_id = given(input.call_id).map(|c| CallId::from_string(c.to_owned()));
+    if let Some(n) = given(input.number) {
+        match E164::parse(n) {
+            Ok(n) => filter.number = Some(n),
+            Err(_) => errors.push(
+                "number",
+                format!("{n:?} is not a phone number in E.164 form, like +919876543210"),
+            ),
+        }
+    }
+    if let Some(k) = given(input.error_kind) {
+        match ErrorKind::parse(k) {
+            Some(k) => filter.error_kind = Some(k),
+            None => errors.push(
+                "error_kind",
+                format!("{k:?} is not an error kind; use {}", ErrorKind::names()),
+            ),
+        }
+    }
+    if let Some(st) = given(input.http_status) {
+        match st.parse::<u16>() {
+            Ok(n) if (100..=599).contains(&n) => filter.http_status = Some(n),
+            _ => errors.push(
+                "http_status",
+                format!("{st:?} is not an HTTP status (100 to 599)"),
+            ),
+        }
+    }
+    let mut time = |field: &str, v: Option<&str>| {
+        v.and_then(|t| match t.parse::<Timestamp>() {
+            Ok(t) => Some(t),
+            Err(_) => {
+                errors.push(
+                    field,
+                    format!("{t:?} is not an RFC 3339 timestamp with an offset"),
+                );
+                None
+            }
+        })
+    };
+    filter.since = time("since", input.since);
+    filter.until = time("until", input.until);
+    errors.into_result(filter)
+}
+
 /// A page of webhook `webhook_id`'s deliveries, newest first.
 pub async fn list(
     store: &dyn Store,
@@ -102,6 +183,181 @@ pub async fn list(
     Ok(store
         .list_deliveries(actor.account(), webhook_id, filter, page)
         .await?)
+}
+
+/// A page of webhook `webhook_id`'s deliveries matching the log's filters as given, newest
+/// first; every bad filter is named.
+pub async fn search(
+    store: &dyn Store,
+    actor: &Actor,
+    webhook_id: &WebhookId,
+    input: &LogFilterInput<'_>,
+    page: &PageRequest,
+) -> Result<Page<Delivery>, DeliveryError> {
+    actor.may(Need::Read)?;
+    let filter = parse_log_filter(input).map_err(DeliveryError::Invalid)?;
+    list(store, actor, webhook_id, &filter, page).await
+}
+
+/// Webhook `webhook_id`'s failed and retrying deliveries created since `since` (test sends
+/// left out), grouped by error kind, HTTP status and message.
+pub async fn failure_groups(
+    store: &dyn Store,
+    actor: &Actor,
+    webhook_id: &WebhookId,
+    since: Timestamp,
+) -> Result<Vec<FailureGroup>, DeliveryError> {
+    actor.may(Need::Read)?;
+    webhooks::get(store, actor, webhook_id).await?;
+    Ok(store
+        .failure_groups(actor.account(), webhook_id, since)
+        .await?)
+}
+
+/// The failure groups' `since`: as given, or 24 hours before `now`.
+pub fn failures_since(since: Option<&str>, now: Timestamp) -> Result<Timestamp, DeliveryError> {
+    match since {
+        None => Ok(now
+            .saturating_sub(SignedDuration::from_hours(24))
+            .unwrap_or(now)),
+        Some(s) => s.parse().map_err(|_| {
+            DeliveryError::Invalid(super::invalid(
+                "since",
+                format!("{s:?} is not an RFC 3339 timestamp with an offset"),
+            ))
+        }),
+    }
+}
+
+/// The keys a bulk retry body takes: the log's filters.
+pub const RETRY_KEYS: &[&str] = &[
+    "status",
+    "call_id",
+    "number",
+    "error_kind",
+    "http_status",
+    "since",
+    "until",
+];
+
+/// Reads a bulk retry body: the log's filters, as JSON; `status`, when given, is `failed` or
+/// `retrying` (only those are retried).
+pub fn parse_retry(obj: &Map<String, Value>) -> Result<DeliveryFilter, FieldErrors> {
+    let mut f = Fields::new("", obj, RETRY_KEYS);
+    let status = f.str("status");
+    let call_id = f.str("call_id");
+    let number = f.str("number");
+    let error_kind = f.str("error_kind");
+    let http_status = f.value("http_status").and_then(|v| match v.as_u64() {
+        Some(n) => Some(n.to_string()),
+        None => {
+            f.error("http_status", "must be an integer from 100 to 599");
+            None
+        }
+    });
+    let since = f.str("since");
+    let until = f.str("until");
+    let mut errors = f.finish();
+    if let Some(s) = status
+        && !matches!(s, "failed" | "retrying")
+    {
+        errors.push(
+            "status",
+            format!("{s:?} is not retried; use failed or retrying (or leave it out for both)"),
+        );
+    }
+    let parsed = parse_log_filter(&LogFilterInput {
+        status,
+        call_id,
+        number,
+        error_kind,
+        http_status: http_status.as_deref(),
+        since,
+        until,
+    });
+    match parsed {
+        Ok(filter) if errors.is_empty() => Ok(filter),
+        Ok(_) => Err(errors),
+        Err(more) => {
+            for e in more.0 {
+                if !errors.0.iter().any(|have| have.field == e.field) {
+                    errors.0.push(e);
+                }
+            }
+            Err(errors)
+        }
+    }
+}
+
+/// Retries now every failed or retrying delivery of webhook `webhook_id` that matches the
+/// body's filters, each call's in their order, each with a fresh retry schedule; never a test
+/// delivery. Answers how many, and records the filters and the count in the audit log.
+pub async fn retry(
+    svc: &Services,
+    actor: &Actor,
+    webhook_id: &WebhookId,
+    body: &Map<String, Value>,
+) -> Result<u64, DeliveryError> {
+    actor.may(Need::Change)?;
+    let filter = parse_retry(body).map_err(DeliveryError::Invalid)?;
+    retry_matching(svc, actor, webhook_id, &filter).await
+}
+
+/// Retries the failed or retrying deliveries of webhook `webhook_id` that match `filter`.
+pub async fn retry_matching(
+    svc: &Services,
+    actor: &Actor,
+    webhook_id: &WebhookId,
+    filter: &DeliveryFilter,
+) -> Result<u64, DeliveryError> {
+    actor.may(Need::Change)?;
+    webhooks::get(&*svc.store, actor, webhook_id).await?;
+    let entry = actor.entry(
+        Action::DeliveryBulkRetry,
+        webhook_id.as_str(),
+        vec![Change::set("filter", describe_filter(filter))],
+    );
+    let n = svc
+        .store
+        .retry_deliveries(
+            actor.account(),
+            webhook_id,
+            filter,
+            svc.policy.schedule.max_attempts(),
+            Timestamp::now(),
+            &entry,
+        )
+        .await?;
+    svc.ingest.wake();
+    Ok(n)
+}
+
+/// The filters given, as the audit log records them.
+fn describe_filter(f: &DeliveryFilter) -> Value {
+    let mut m = Map::new();
+    if let Some(s) = f.status {
+        let s = if f.retrying { "retrying" } else { s.as_str() };
+        m.insert("status".into(), json!(s));
+    }
+    if let Some(c) = &f.call_id {
+        m.insert("call_id".into(), json!(c.as_str()));
+    }
+    if let Some(n) = &f.number {
+        m.insert("number".into(), json!(n.as_str()));
+    }
+    if let Some(k) = f.error_kind {
+        m.insert("error_kind".into(), json!(k.as_str()));
+    }
+    if let Some(s) = f.http_status {
+        m.insert("http_status".into(), json!(s));
+    }
+    if let Some(t) = f.since {
+        m.insert("since".into(), json!(super::ts(t)));
+    }
+    if let Some(t) = f.until {
+        m.insert("until".into(), json!(super::ts(t)));
+    }
+    Value::Object(m)
 }
 
 /// Webhook `webhook_id`'s deliveries created since `since`, counted per UTC hour by status.
@@ -388,6 +644,9 @@ pub async fn send_unsaved_test(
         last_success_at: None,
         failing_since: None,
         hold_until: None,
+        last_failure_at: None,
+        last_error: None,
+        recent: Default::default(),
     };
     let _permit = svc
         .test_sends

@@ -245,6 +245,9 @@ pub async fn create(
         last_success_at: None,
         failing_since: None,
         hold_until: None,
+        last_failure_at: None,
+        last_error: None,
+        recent: Default::default(),
     };
     let entry = actor.entry(
         Action::WebhookCreate,

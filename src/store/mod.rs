@@ -19,6 +19,7 @@ use jiff::Timestamp;
 pub use crate::core::audit::{Action, ActorKind, AuditActor, Change};
 pub use crate::core::click_to_call::Status as ClickToCallStatus;
 pub use crate::core::delivery_state::DeliveryStatus;
+pub use crate::core::failure::{AttemptError, ErrorKind, HealthState, Window};
 use crate::core::id::{
     AccountId, ApiKeyId, AuditId, CallId, ClickToCallId, DeliveryId, EventId, PostedEventId,
     UserId, WebhookId,
@@ -100,6 +101,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         name: "team",
         sqlite: include_str!("migrations/sqlite/0006_team.sql"),
         postgres: include_str!("migrations/postgres/0006_team.sql"),
+    },
+    MigrationFiles {
+        version: 8,
+        name: "failures",
+        sqlite: include_str!("migrations/sqlite/0008_failures.sql"),
+        postgres: include_str!("migrations/postgres/0008_failures.sql"),
     },
     MigrationFiles {
         version: 9,
@@ -331,6 +338,24 @@ pub struct Webhook {
     pub failing_since: Option<Timestamp>,
     /// Until when its deliveries are held back because its endpoint is stuck.
     pub hold_until: Option<Timestamp>,
+    /// Its latest failed attempt (test sends never count): when, and what went wrong.
+    pub last_failure_at: Option<Timestamp>,
+    pub last_error: Option<AttemptError>,
+    /// Its last 24 hours, filled in by `get_webhook` and `list_webhooks` only (zero elsewhere:
+    /// the dispatcher has no use for it).
+    pub recent: Window,
+}
+
+impl Webhook {
+    /// Its state (SPEC §12).
+    pub fn health_state(&self) -> HealthState {
+        HealthState::of(
+            self.spec.enabled,
+            self.failing_since,
+            self.last_success_at,
+            self.last_failure_at,
+        )
+    }
 }
 
 /// The rules of rotation live in [`crate::core::secret`]; these name them on the webhook.
@@ -371,8 +396,17 @@ pub struct Delivery {
     pub last_attempt_at: Option<Timestamp>,
     pub last_status: Option<u16>,
     pub last_error: Option<String>,
+    /// The kind of its latest failed attempt; `None` once it succeeded.
+    pub last_error_kind: Option<ErrorKind>,
     pub last_latency_ms: Option<u32>,
     pub test: bool,
+}
+
+impl Delivery {
+    /// Pending after a failed attempt (SPEC §12 `retrying`).
+    pub fn retrying(&self) -> bool {
+        self.status == DeliveryStatus::Pending && self.last_error_kind.is_some()
+    }
 }
 
 /// One HTTP request of a delivery and its outcome.
@@ -389,8 +423,8 @@ pub struct Attempt {
     pub response_headers: Option<Vec<(String, String)>>,
     /// At most 16 KiB.
     pub response_body: Option<String>,
-    /// `timeout`, `connect`, `dns`, `tls`, `blocked`, `io`.
-    pub error_kind: Option<String>,
+    /// Why it failed (`None` for a success; a 2xx whose body broke off keeps its note).
+    pub error_kind: Option<ErrorKind>,
     pub error: Option<String>,
 }
 
@@ -405,6 +439,9 @@ pub struct StoredEvent {
     pub occurred_at: Timestamp,
     pub received_at: Timestamp,
     pub test: bool,
+    /// The call's numbers, as the event gives them: the log and the calls are searched by them.
+    pub did_number: Option<String>,
+    pub customer_number: Option<String>,
     /// The canonical JSON of the event.
     pub payload: String,
 }
@@ -499,11 +536,37 @@ pub struct QueueStats {
     pub oldest_due_at: Option<Timestamp>,
 }
 
-/// Filters for the delivery log.
-#[derive(Debug, Clone, Default)]
+/// Filters for the delivery log (SPEC §12); every filter given must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
+    /// Only pending deliveries whose latest attempt failed (`status=retrying`).
+    pub retrying: bool,
     pub call_id: Option<CallId>,
+    /// The call's DID or the customer's number.
+    pub number: Option<E164>,
+    /// The kind of the latest failed attempt.
+    pub error_kind: Option<ErrorKind>,
+    /// The latest attempt's HTTP status.
+    pub http_status: Option<u16>,
+    /// Created at or after.
+    pub since: Option<Timestamp>,
+    /// Created before.
+    pub until: Option<Timestamp>,
+}
+
+/// Failed and retrying deliveries that went wrong the same way (SPEC §12 failure groups).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureGroup {
+    pub kind: ErrorKind,
+    pub status: Option<u16>,
+    pub message: String,
+    pub count: u64,
+    /// The earliest and latest of their latest attempts.
+    pub first_at: Option<Timestamp>,
+    pub last_at: Option<Timestamp>,
+    /// One of them.
+    pub example: DeliveryId,
 }
 
 /// A signed-in browser session of the web page.
@@ -882,6 +945,28 @@ pub trait Store: Send + Sync + 'static {
         filter: &DeliveryFilter,
         page: &PageRequest,
     ) -> Result<Page<Delivery>>;
+    /// A webhook's failed and retrying deliveries (test sends left out) created since `since`,
+    /// grouped by their latest attempt's error kind, HTTP status and message; largest first.
+    async fn failure_groups(
+        &self,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
+        since: Timestamp,
+    ) -> Result<Vec<FailureGroup>>;
+    /// Retries now every failed or retrying delivery of the webhook that matches `filter`
+    /// (never a test delivery, nor one being sent), keeping per-call order; each gets
+    /// `attempts` more attempts. Returns how many, which `audit` records as its `retried`
+    /// change.
+    #[allow(clippy::too_many_arguments)]
+    async fn retry_deliveries(
+        &self,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
+        filter: &DeliveryFilter,
+        attempts: u32,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<u64>;
     /// Makes a delivery due now for one more attempt (beyond its schedule when it had ended).
     async fn resend(
         &self,
@@ -911,6 +996,8 @@ pub trait Store: Send + Sync + 'static {
         call_id: &CallId,
     ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>>;
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats>;
+    /// Every webhook's health state (of every account), for metrics.
+    async fn webhook_states(&self) -> Result<Vec<(WebhookId, HealthState)>>;
     /// Deletes up to `batch` finished deliveries last touched before `before` with all their
     /// attempts, up to `batch` events older than that left without deliveries, up to `batch`
     /// click-to-call requests that ended before then, and up to `batch` audit entries older

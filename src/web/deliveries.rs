@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use super::form::PostForm;
 use super::session::Signed;
 use super::view::{
-    Layout, When, http_status, last_answer, latency, pretty_body, status_badge, when_in,
+    Layout, When, delivery_badge, http_status, last_answer, latency, pretty_body, status_badge,
+    when_in,
 };
 use super::{WebResult, WebState, page};
 use crate::core::id::DeliveryId;
@@ -54,7 +55,7 @@ impl AttemptView {
             ok,
             outcome: match (a.response_status, &a.error_kind) {
                 (Some(s), _) => http_status(s),
-                (None, Some(kind)) => format!("No response ({kind})"),
+                (None, Some(kind)) => format!("No response ({})", kind.label()),
                 (None, None) => "No response".to_owned(),
             },
             request_line: format!("{} {}", a.request_method, a.request_url),
@@ -162,7 +163,7 @@ struct LiveDelivery {
 
 impl From<Delivery> for LiveDelivery {
     fn from(d: Delivery) -> Self {
-        let (status_class, status) = status_badge(d.status, d.waiting);
+        let (status_class, status) = delivery_badge(&d);
         let (last_response, latency) = last_answer(&d);
         LiveDelivery {
             pending: d.status == DeliveryStatus::Pending,

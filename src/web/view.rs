@@ -157,7 +157,9 @@ pub fn day_start(day: &Option<String>, days: i64) -> Option<String> {
 fn ago(t: Timestamp, now: Timestamp) -> String {
     let secs = now.as_second() - t.as_second();
     match secs {
-        s if s < -60 => "in the future".to_owned(),
+        s if s < -86_400 => format!("in {} d", -s / 86_400),
+        s if s < -3600 => format!("in {} h", -s / 3600),
+        s if s < -45 => format!("in {} min", (-s + 30) / 60),
         s if s < 45 => "just now".to_owned(),
         s if s < 3600 => format!("{} min ago", (s + 30) / 60),
         s if s < 86_400 => format!("{} h ago", s / 3600),
@@ -187,6 +189,16 @@ pub fn last_answer(d: &Delivery) -> (String, String) {
         response,
         d.last_latency_ms.map_or_else(|| "—".to_owned(), latency),
     )
+}
+
+/// A delivery of the log as a badge: [`status_badge`], and `Retrying` for one pending after a
+/// failed attempt (SPEC §12).
+pub fn delivery_badge(d: &Delivery) -> (&'static str, &'static str) {
+    if d.retrying() && !d.waiting {
+        ("wait", "Retrying")
+    } else {
+        status_badge(d.status, d.waiting)
+    }
 }
 
 /// `200 OK`, `503 Service Unavailable`.

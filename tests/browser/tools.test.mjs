@@ -127,7 +127,7 @@ describe("the admin's tools", () => {
     }
     await page.goto(webhookUrl);
     const row = page.locator("#log tbody tr").first();
-    await row.locator(".badge", { hasText: "Pending" }).waitFor();
+    await row.locator(".badge", { hasText: /Pending|Retrying/ }).waitFor();
     await row.getByText("500 Internal Server Error").waitFor();
     await page.evaluate(() => { window.stillHere = true; });
     receiver.state.failing = false;

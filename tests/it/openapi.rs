@@ -11,7 +11,7 @@ use callhook::core::webhook::{Header, WebhookSpec};
 use callhook::service::alerts;
 use callhook::service::api_keys::NEW_KEY_KEYS;
 use callhook::service::click_to_call::REQUEST_KEYS;
-use callhook::service::deliveries::Replay;
+use callhook::service::deliveries::{RETRY_KEYS, Replay};
 use callhook::service::numbers::{NEW_NUMBER_KEYS, NUMBER_PATCH_KEYS};
 use callhook::service::users::{INVITE_KEYS, USER_PATCH_KEYS};
 use reqwest::Method;
@@ -210,6 +210,11 @@ fn request_bodies() -> Vec<(&'static str, &'static str, Vec<Part>)> {
             "post",
             "/v1/webhooks/{id}/replay",
             vec![part("", Replay::KEYS)],
+        ),
+        (
+            "post",
+            "/v1/webhooks/{id}/deliveries/retry",
+            vec![part("", RETRY_KEYS)],
         ),
         ("post", "/v1/click-to-call", vec![part("", REQUEST_KEYS)]),
         (

@@ -75,6 +75,9 @@ async fn fixture() -> Fixture {
         last_success_at: None,
         failing_since: None,
         hold_until: None,
+        last_failure_at: None,
+        last_error: None,
+        recent: Default::default(),
     };
     store
         .insert_webhook(&webhook, &entry(&account, Action::WebhookCreate, "wh"))

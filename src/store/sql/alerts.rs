@@ -147,6 +147,9 @@ pub fn as_webhook(a: &AccountAlerts) -> Result<Webhook> {
         last_success_at: None,
         failing_since: None,
         hold_until: None,
+        last_failure_at: None,
+        last_error: None,
+        recent: Default::default(),
     })
 }
 
@@ -343,6 +346,8 @@ async fn apply<DB: SqlDb>(
                 occurred_at: now,
                 received_at: now,
                 test: false,
+                did_number: None,
+                customer_number: None,
                 payload: alert::body(a, &w.account, &w.about, &detail, now),
             },
             deliveries: vec![NewDelivery {

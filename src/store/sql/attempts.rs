@@ -11,8 +11,9 @@ use super::db::{Conn, RowsAffected, SqlDb};
 use super::events::ROWS_PER_STATEMENT;
 use super::rows::{Cols, headers_to_json, to_ms};
 use crate::core::delivery_state::{Health, after_attempt, health};
+use crate::core::failure::{LATENCY_BUCKETS, latency_bucket};
 use crate::core::id::{CallId, DeliveryId, WebhookId};
-use crate::store::{AttemptRecord, Result};
+use crate::store::{Attempt, AttemptRecord, ErrorKind, Next, Result};
 
 /// Records attempts and moves their deliveries on; a record whose lease was lost is dropped.
 pub async fn record<DB: SqlDb>(
@@ -41,7 +42,7 @@ pub async fn record_chunk<DB: SqlDb>(
     now: i64,
 ) -> Result<()> {
     let mut q = QueryBuilder::<DB>::new(
-        "WITH v(id, lease, state, next_at, has_attempt, started, status, err, latency) AS (",
+        "WITH v(id, lease, state, next_at, has_attempt, started, status, err, kind, latency) AS (",
     );
     q.push_values(records, |mut b, r| {
         let (state, next_at) = after_attempt(&r.next);
@@ -57,6 +58,7 @@ pub async fn record_chunk<DB: SqlDb>(
                 Some(a) => a.error.as_deref(),
                 None => r.note.as_deref(),
             })
+            .push_bind(failed_kind(r))
             .push_bind(a.map(|a| a.latency_ms as i64));
     });
     q.push(") UPDATE deliveries SET state = v.state, next_attempt_at = v.next_at, claimed_until = NULL, updated_at = ");
@@ -66,6 +68,7 @@ pub async fn record_chunk<DB: SqlDb>(
            last_attempt_at = COALESCE(v.started, deliveries.last_attempt_at),
            last_status = CASE WHEN v.has_attempt = 1 THEN v.status ELSE deliveries.last_status END,
            last_error = v.err,
+           last_error_kind = v.kind,
            last_latency_ms = COALESCE(v.latency, deliveries.last_latency_ms)
          FROM v WHERE deliveries.id = v.id AND deliveries.lease = v.lease
          RETURNING deliveries.id AS id, deliveries.webhook_id AS webhook_id, deliveries.call_id AS call_id,
@@ -85,7 +88,9 @@ pub async fn record_chunk<DB: SqlDb>(
     }
     let mut attempts = Vec::new();
     let mut succeeded: Vec<&WebhookId> = Vec::new();
-    let mut failing: Vec<&WebhookId> = Vec::new();
+    // Each failing webhook with its latest failed attempt of the batch.
+    let mut failing: Vec<(&WebhookId, &Attempt)> = Vec::new();
+    let mut hours = Rollup::default();
     let mut finished: Vec<(WebhookId, CallId)> = Vec::new();
     let mut applied_records: Vec<&AttemptRecord> = Vec::with_capacity(records.len());
     let mut disabled: Vec<(WebhookId, String)> = Vec::new();
@@ -97,15 +102,20 @@ pub async fn record_chunk<DB: SqlDb>(
         if let Some(a) = &r.attempt {
             attempts.push((&r.delivery_id, *n, a));
         }
-        let noted = match health(&r.next, r.attempt.is_some(), r.test) {
-            Some(Health::Succeeded) => Some(&mut succeeded),
-            Some(Health::Failing) => Some(&mut failing),
-            None => None,
-        };
-        if let Some(list) = noted
-            && !list.contains(&webhook_id)
-        {
-            list.push(webhook_id);
+        match (health(&r.next, r.attempt.is_some(), r.test), &r.attempt) {
+            (Some(Health::Succeeded), _) if !succeeded.contains(&webhook_id) => {
+                succeeded.push(webhook_id)
+            }
+            (Some(Health::Failing), Some(a)) => {
+                match failing.iter_mut().find(|(w, _)| *w == webhook_id) {
+                    Some(f) => f.1 = a,
+                    None => failing.push((webhook_id, a)),
+                }
+            }
+            _ => {}
+        }
+        if !r.test {
+            hours.count(webhook_id, r, now);
         }
         if after_attempt(&r.next).0.is_finished() {
             finished.push((webhook_id.clone(), call_id.clone()));
@@ -143,7 +153,7 @@ pub async fn record_chunk<DB: SqlDb>(
                 .push_bind(a.response_status.map(i64::from))
                 .push_bind(a.response_headers.as_deref().map(headers_to_json))
                 .push_bind(&a.response_body)
-                .push_bind(&a.error_kind)
+                .push_bind(a.error_kind.map(ErrorKind::as_str))
                 .push_bind(&a.error);
         });
         q.build().execute(&mut *c).await?;
@@ -163,17 +173,24 @@ pub async fn record_chunk<DB: SqlDb>(
         q.build().execute(&mut *c).await?;
     }
     if !failing.is_empty() {
-        let mut q =
-            QueryBuilder::<DB>::new("UPDATE webhooks SET failing_since = COALESCE(failing_since, ");
+        let mut q = QueryBuilder::<DB>::new("WITH f(id, kind, status, message) AS (");
+        q.push_values(&failing, |mut b, (w, a)| {
+            b.push_bind(*w)
+                .push_bind(a.error_kind.map(ErrorKind::as_str))
+                .push_bind(a.response_status.map(i64::from))
+                .push_bind(a.error.as_deref());
+        });
+        q.push(") UPDATE webhooks SET failing_since = COALESCE(failing_since, ");
         q.push_bind(now);
-        q.push(") WHERE id IN (");
-        let mut sep = q.separated(", ");
-        for w in &failing {
-            sep.push_bind(*w);
-        }
-        q.push(")");
+        q.push("), last_failure_at = ");
+        q.push_bind(now);
+        q.push(
+            ", last_error_kind = f.kind, last_error_status = f.status, last_error_message = f.message
+             FROM f WHERE webhooks.id = f.id",
+        );
         q.build().execute(&mut *c).await?;
     }
+    hours.write::<DB>(c).await?;
     // Alerts before the calls are locked: every transaction takes the alert locks first.
     super::alerts::after_records::<DB>(c, &applied_records, &disabled, now).await?;
     finished.sort();
@@ -181,6 +198,95 @@ pub async fn record_chunk<DB: SqlDb>(
     let keys: Vec<(&WebhookId, &CallId)> = finished.iter().map(|(w, call)| (w, call)).collect();
     DB::lock_calls(c, &keys).await?;
     promote_next::<DB>(c, &finished, now).await
+}
+
+/// The kind a delivery keeps as its last error after `r`: its attempt's, when the attempt
+/// failed; none after a success or an end without a request.
+fn failed_kind(r: &AttemptRecord) -> Option<&'static str> {
+    match r.next {
+        Next::Succeeded => None,
+        _ => r.attempt.as_ref()?.error_kind.map(ErrorKind::as_str),
+    }
+}
+
+/// The hourly rollup's increments of one batch, per webhook and hour (SPEC §12 health).
+#[derive(Default)]
+struct Rollup(Vec<(WebhookId, i64, HourCounts)>);
+
+#[derive(Default)]
+struct HourCounts {
+    succeeded: i64,
+    failed: i64,
+    ok_attempts: i64,
+    failed_attempts: i64,
+    latency: [i64; LATENCY_BUCKETS],
+}
+
+impl Rollup {
+    /// Counts what `r` (not a test) adds to its webhook's hour: its attempt, and its delivery
+    /// when that ended.
+    fn count(&mut self, webhook_id: &WebhookId, r: &AttemptRecord, now: i64) {
+        let hour = now - now.rem_euclid(3_600_000);
+        let at = match self
+            .0
+            .iter()
+            .position(|(w, h, _)| w == webhook_id && *h == hour)
+        {
+            Some(i) => i,
+            None => {
+                self.0
+                    .push((webhook_id.clone(), hour, HourCounts::default()));
+                self.0.len() - 1
+            }
+        };
+        let c = &mut self.0[at].2;
+        match r.next {
+            Next::Succeeded => c.succeeded += 1,
+            Next::Failed => c.failed += 1,
+            Next::RetryAt(_) => {}
+        }
+        if let Some(a) = &r.attempt {
+            if matches!(r.next, Next::Succeeded) {
+                c.ok_attempts += 1;
+            } else {
+                c.failed_attempts += 1;
+            }
+            c.latency[latency_bucket(a.latency_ms)] += 1;
+        }
+    }
+
+    async fn write<DB: SqlDb>(self, c: &mut Conn<DB>) -> Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let mut q = QueryBuilder::<DB>::new(
+            "INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed, ok_attempts, failed_attempts, \
+             l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11) ",
+        );
+        q.push_values(&self.0, |mut b, (w, hour, n)| {
+            b.push_bind(w)
+                .push_bind(*hour)
+                .push_bind(n.succeeded)
+                .push_bind(n.failed)
+                .push_bind(n.ok_attempts)
+                .push_bind(n.failed_attempts);
+            for l in n.latency {
+                b.push_bind(l);
+            }
+        });
+        q.push(
+            " ON CONFLICT (webhook_id, hour) DO UPDATE SET
+               succeeded = webhook_hours.succeeded + excluded.succeeded,
+               failed = webhook_hours.failed + excluded.failed,
+               ok_attempts = webhook_hours.ok_attempts + excluded.ok_attempts,
+               failed_attempts = webhook_hours.failed_attempts + excluded.failed_attempts",
+        );
+        for i in 0..LATENCY_BUCKETS {
+            q.push(format!(", l{i} = webhook_hours.l{i} + excluded.l{i}"));
+        }
+        q.build().execute(&mut *c).await?;
+        Ok(())
+    }
 }
 
 /// Makes the earliest waiting delivery of each (webhook, call) due, unless one of that pair is

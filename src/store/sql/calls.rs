@@ -21,7 +21,8 @@ pub async fn timeline<DB: SqlDb>(
     call_id: &CallId,
 ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>> {
     let events: Vec<StoredEvent> = sqlx::query(
-        "SELECT id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload FROM events
+        "SELECT id, account_id, event_id, call_id, type, occurred_at, received_at, test, did_number,
+                customer_number, payload FROM events
          WHERE account_id = $1 AND call_id = $2 ORDER BY seq",
     )
     .bind(account_id)

@@ -119,9 +119,8 @@ async fn complete<DB: SqlDb>(
             ))
         })
         .collect::<Result<_>>()?;
-    let mut q = QueryBuilder::<DB>::new(format!(
-        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE id IN ("
-    ));
+    let mut q =
+        QueryBuilder::<DB>::new(format!("SELECT {WEBHOOK_READ} FROM webhooks WHERE id IN ("));
     let mut sep = q.separated(", ");
     for w in &webhook_ids {
         sep.push_bind(w);

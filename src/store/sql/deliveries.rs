@@ -12,8 +12,8 @@ use super::rows::*;
 use crate::core::delivery_state::{self, DeliveryStatus, Resend, State, arrival};
 use crate::core::id::{AccountId, CallId, DeliveryId, WebhookId};
 use crate::store::{
-    Attempt, AuditEntry, Change, Delivery, DeliveryFilter, HourlyDeliveries, Page, PageRequest,
-    QueueStats, Result, StoreError,
+    Attempt, AuditEntry, Change, Delivery, DeliveryFilter, FailureGroup, HourlyDeliveries, Page,
+    PageRequest, QueueStats, Result, StoreError,
 };
 
 pub async fn get<DB: SqlDb>(
@@ -64,6 +64,22 @@ pub async fn list<DB: SqlDb>(
         q.push_bind(webhook_id);
         q.push(")");
     }
+    push_filter(&mut q, account_id, filter);
+    q.push(" ORDER BY d.seq DESC LIMIT ");
+    q.push_bind(limit_plus_one(page));
+    let rows = q.build().fetch_all(b.read()).await?;
+    let items = rows.iter().map(delivery_from_row).collect::<Result<_>>()?;
+    Ok(Page::from_rows(items, page.limit, |d: &Delivery| {
+        d.id.to_string()
+    }))
+}
+
+/// Adds `filter`'s conditions on deliveries `d` of the account (the log's filters, SPEC §12).
+fn push_filter<DB: SqlDb>(
+    q: &mut QueryBuilder<DB>,
+    account_id: &AccountId,
+    filter: &DeliveryFilter,
+) {
     if let Some(status) = filter.status {
         q.push(" AND d.state IN (");
         let mut sep = q.separated(", ");
@@ -72,17 +88,142 @@ pub async fn list<DB: SqlDb>(
         }
         q.push(")");
     }
+    if filter.retrying {
+        q.push(" AND d.state IN ('queued', 'waiting') AND d.last_error_kind IS NOT NULL");
+    }
     if let Some(call_id) = &filter.call_id {
         q.push(" AND d.call_id = ");
-        q.push_bind(call_id.as_str());
+        q.push_bind(call_id.as_str().to_owned());
     }
-    q.push(" ORDER BY d.seq DESC LIMIT ");
-    q.push_bind(limit_plus_one(page));
-    let rows = q.build().fetch_all(b.read()).await?;
-    let items = rows.iter().map(delivery_from_row).collect::<Result<_>>()?;
-    Ok(Page::from_rows(items, page.limit, |d: &Delivery| {
-        d.id.to_string()
-    }))
+    if let Some(number) = &filter.number {
+        q.push(" AND d.event_seq IN (SELECT seq FROM events WHERE account_id = ");
+        q.push_bind(account_id.clone());
+        q.push(" AND did_number = ");
+        q.push_bind(number.as_str().to_owned());
+        q.push(" UNION ALL SELECT seq FROM events WHERE account_id = ");
+        q.push_bind(account_id.clone());
+        q.push(" AND customer_number = ");
+        q.push_bind(number.as_str().to_owned());
+        q.push(")");
+    }
+    if let Some(kind) = filter.error_kind {
+        q.push(" AND d.last_error_kind = ");
+        q.push_bind(kind.as_str());
+    }
+    if let Some(status) = filter.http_status {
+        q.push(" AND d.last_status = ");
+        q.push_bind(i64::from(status));
+    }
+    if let Some(since) = filter.since {
+        q.push(" AND d.created_at >= ");
+        q.push_bind(to_ms(since));
+    }
+    if let Some(until) = filter.until {
+        q.push(" AND d.created_at < ");
+        q.push_bind(to_ms(until));
+    }
+}
+
+/// A webhook's failed and retrying deliveries (test sends left out) created since `since`,
+/// grouped by their latest attempt's error kind, HTTP status and message, largest first.
+pub async fn failure_groups<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    account_id: &AccountId,
+    webhook_id: &WebhookId,
+    since: Timestamp,
+) -> Result<Vec<FailureGroup>> {
+    let rows = sqlx::query(
+        "SELECT d.last_error_kind AS kind, d.last_status AS status, COALESCE(d.last_error, '') AS message,
+                COUNT(*) AS n, MIN(d.last_attempt_at) AS first_at, MAX(d.last_attempt_at) AS last_at,
+                MAX(d.id) AS example
+         FROM deliveries d JOIN events e ON e.seq = d.event_seq
+         WHERE d.account_id = $1 AND d.webhook_id = $2 AND d.created_at >= $3
+           AND d.state <> 'succeeded' AND d.last_error_kind IS NOT NULL AND NOT e.test
+         GROUP BY d.last_error_kind, d.last_status, COALESCE(d.last_error, '')
+         ORDER BY n DESC, last_at DESC LIMIT 100",
+    )
+    .bind(account_id)
+    .bind(webhook_id)
+    .bind(to_ms(since))
+    .fetch_all(b.read())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(FailureGroup {
+                kind: r
+                    .error_kind("kind")?
+                    .ok_or_else(|| StoreError::Corrupt("a failure without a kind".into()))?,
+                status: r.opt_int("status")?.map(|s| s as u16),
+                message: r.text("message")?,
+                count: r.int("n")? as u64,
+                first_at: r.opt_ts("first_at")?,
+                last_at: r.opt_ts("last_at")?,
+                example: r.id("example")?,
+            })
+        })
+        .collect()
+}
+
+/// Retries now the webhook's failed and retrying deliveries matching `filter` (never a test
+/// delivery, nor one being sent), as a replay does: all wait, then the earliest of each call
+/// goes, so each call's leave in their order. Records `audit` with the count.
+pub async fn retry<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    account_id: &AccountId,
+    webhook_id: &WebhookId,
+    filter: &DeliveryFilter,
+    attempts: u32,
+    now: Timestamp,
+    audit: &AuditEntry,
+) -> Result<u64> {
+    let (account_id, webhook_id, filter) = (account_id.clone(), webhook_id.clone(), filter.clone());
+    let now = to_ms(now);
+    let mut audit = audit.clone();
+    b.write(move |c| {
+        Box::pin(async move {
+            let matching = |q: &mut QueryBuilder<DB>| {
+                q.push(" FROM deliveries d WHERE d.account_id = ");
+                q.push_bind(account_id.clone());
+                q.push(" AND d.webhook_id = ");
+                q.push_bind(webhook_id.clone());
+                q.push(
+                    " AND (d.state = 'failed' OR (d.state IN ('queued', 'waiting') AND d.last_error_kind IS NOT NULL))
+                      AND (d.claimed_until IS NULL OR d.claimed_until < ",
+                );
+                q.push_bind(now);
+                q.push(
+                    ") AND NOT EXISTS (SELECT 1 FROM events te WHERE te.seq = d.event_seq AND te.test)",
+                );
+                push_filter(q, &account_id, &filter);
+            };
+            let mut q = QueryBuilder::<DB>::new("SELECT DISTINCT d.call_id");
+            matching(&mut q);
+            let calls: Vec<CallId> = q.build_query_scalar().fetch_all(&mut *c).await?;
+            let keys: Vec<(&WebhookId, &CallId)> =
+                calls.iter().map(|call| (&webhook_id, call)).collect();
+            DB::lock_calls(c, &keys).await?;
+            let mut q = QueryBuilder::<DB>::new("UPDATE deliveries SET state = ");
+            q.push_bind(State::REPLAYED.as_str());
+            q.push(", next_attempt_at = NULL, attempt_limit = attempts + ");
+            q.push_bind(attempts as i64);
+            q.push(", updated_at = ");
+            q.push_bind(now);
+            q.push(" WHERE seq IN (SELECT d.seq");
+            matching(&mut q);
+            q.push(")");
+            let n = q.build().execute(&mut *c).await?.rows_affected();
+            let mut pairs: Vec<(WebhookId, CallId)> = calls
+                .into_iter()
+                .map(|call| (webhook_id.clone(), call))
+                .collect();
+            pairs.sort();
+            promote_next::<DB>(c, &pairs, now).await?;
+            audit.changes.push(Change::set("retried", n.into()));
+            audit::insert_in::<DB>(c, &audit).await?;
+            Ok(n)
+        })
+    })
+    .await
 }
 
 /// Makes a delivery due now for one more attempt, as [`delivery_state::resend`] decides.
@@ -185,7 +326,10 @@ pub async fn replay<DB: SqlDb>(
                 for s in states {
                     sep.push_bind(s.as_str());
                 }
-                q.push(")");
+                // Test sends are never replayed.
+                q.push(
+                    ") AND NOT EXISTS (SELECT 1 FROM events te WHERE te.seq = deliveries.event_seq AND te.test)",
+                );
             };
             let mut q = QueryBuilder::<DB>::new("SELECT DISTINCT call_id FROM deliveries");
             matching(&mut q);

@@ -43,7 +43,8 @@ async fn insert_batched<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Res
     let mut seqs: HashMap<(AccountId, PostedEventId), i64> = HashMap::with_capacity(events.len());
     for chunk in events.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<DB>::new(
-            "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload) ",
+            "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test, \
+             did_number, customer_number, payload) ",
         );
         q.push_values(chunk, |mut b, ne| {
             let e = &ne.event;
@@ -55,6 +56,8 @@ async fn insert_batched<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Res
                 .push_bind(to_ms(e.occurred_at))
                 .push_bind(to_ms(e.received_at))
                 .push_bind(e.test)
+                .push_bind(&e.did_number)
+                .push_bind(&e.customer_number)
                 .push_bind(&e.payload);
         });
         q.push(" ON CONFLICT(account_id, event_id) DO NOTHING RETURNING seq, account_id, event_id");
@@ -163,8 +166,9 @@ async fn insert_one_by_one<DB: SqlDb>(
     for (i, ne) in events.iter().enumerate() {
         let e = &ne.event;
         let seq: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test, payload)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test,
+                                 did_number, customer_number, payload)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
              ON CONFLICT(account_id, event_id) DO NOTHING RETURNING seq",
         )
         .bind(&e.id)
@@ -175,6 +179,8 @@ async fn insert_one_by_one<DB: SqlDb>(
         .bind(to_ms(e.occurred_at))
         .bind(to_ms(e.received_at))
         .bind(e.test)
+        .bind(&e.did_number)
+        .bind(&e.customer_number)
         .bind(&e.payload)
         .fetch_optional(&mut *c)
         .await

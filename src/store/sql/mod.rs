@@ -469,6 +469,36 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         deliveries::resend(&self.backend, account_id, id, now, audit).await
     }
 
+    async fn failure_groups(
+        &self,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
+        since: Timestamp,
+    ) -> Result<Vec<FailureGroup>> {
+        deliveries::failure_groups(&self.backend, account_id, webhook_id, since).await
+    }
+
+    async fn retry_deliveries(
+        &self,
+        account_id: &AccountId,
+        webhook_id: &WebhookId,
+        filter: &DeliveryFilter,
+        attempts: u32,
+        now: Timestamp,
+        audit: &AuditEntry,
+    ) -> Result<u64> {
+        deliveries::retry(
+            &self.backend,
+            account_id,
+            webhook_id,
+            filter,
+            attempts,
+            now,
+            audit,
+        )
+        .await
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn replay(
         &self,
@@ -499,6 +529,10 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         call_id: &CallId,
     ) -> Result<Vec<(StoredEvent, Vec<Delivery>)>> {
         calls::timeline(&self.backend, account_id, call_id).await
+    }
+
+    async fn webhook_states(&self) -> Result<Vec<(WebhookId, HealthState)>> {
+        webhooks::states(&self.backend).await
     }
 
     async fn queue_stats(&self, now: Timestamp) -> Result<QueueStats> {

@@ -9,6 +9,7 @@ use sqlx::error::BoxDynError;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Row, Type};
 
 use crate::core::delivery_state::State;
+use crate::core::failure::{AttemptError, Window};
 use crate::core::id::Id;
 use crate::core::number::E164;
 use crate::core::seal::{Keyring, webhook_header_ad, webhook_secret_ad};
@@ -50,6 +51,15 @@ pub trait Cols {
     /// An id, kept as its text.
     fn id<K>(&self, name: &str) -> Result<Id<K>> {
         Ok(Id::from_string(self.text(name)?))
+    }
+
+    fn error_kind(&self, name: &str) -> Result<Option<ErrorKind>> {
+        self.opt_text(name)?
+            .map(|s| {
+                ErrorKind::parse(&s)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown error kind {s:?}")))
+            })
+            .transpose()
     }
 
     fn state(&self, name: &str) -> Result<State> {
@@ -129,10 +139,16 @@ pub fn limit_plus_one(page: &PageRequest) -> i64 {
 pub const WEBHOOK_COLUMNS: &str = "id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
      last_success_at, failing_since, hold_until";
 
+/// What reading a webhook takes: its columns and its latest failure.
+pub const WEBHOOK_READ: &str = "id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
+     last_success_at, failing_since, hold_until, last_failure_at, last_error_kind, last_error_status, last_error_message";
+
 pub const SELECT_WEBHOOK: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
-     last_success_at, failing_since, hold_until FROM webhooks WHERE account_id = $1 AND id = $2";
+     last_success_at, failing_since, hold_until, last_failure_at, last_error_kind, last_error_status, last_error_message \
+     FROM webhooks WHERE account_id = $1 AND id = $2";
 pub const LIST_WEBHOOKS: &str = "SELECT id, account_id, spec, enabled, disabled_reason, secrets, created_at, updated_at, \
-     last_success_at, failing_since, hold_until FROM webhooks WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3";
+     last_success_at, failing_since, hold_until, last_failure_at, last_error_kind, last_error_status, last_error_message \
+     FROM webhooks WHERE account_id = $1 AND id > $2 ORDER BY id LIMIT $3";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct SecretJson {
@@ -310,6 +326,16 @@ pub fn webhook_from_row(keys: &Keyring, row: &impl Cols) -> Result<Webhook> {
         last_success_at: row.opt_ts("last_success_at")?,
         failing_since: row.opt_ts("failing_since")?,
         hold_until: row.opt_ts("hold_until")?,
+        last_failure_at: row.opt_ts("last_failure_at")?,
+        last_error: match row.error_kind("last_error_kind")? {
+            Some(kind) => Some(AttemptError {
+                kind,
+                status: row.opt_int("last_error_status")?.map(|s| s as u16),
+                message: row.opt_text("last_error_message")?.unwrap_or_default(),
+            }),
+            None => None,
+        },
+        recent: Window::default(),
     })
 }
 
@@ -398,7 +424,7 @@ pub fn number_from_row(row: &impl Cols) -> Result<Number> {
 
 pub const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.account_id, d.webhook_id, e.event_id, d.call_id, d.trigger, d.state, \
      d.attempts, d.next_attempt_at, d.created_at, d.updated_at, d.last_attempt_at, d.last_status, d.last_error, \
-     d.last_latency_ms, e.test";
+     d.last_error_kind, d.last_latency_ms, e.test";
 
 pub fn delivery_from_row(row: &impl Cols) -> Result<Delivery> {
     let state = row.state("state")?;
@@ -423,6 +449,7 @@ pub fn delivery_from_row(row: &impl Cols) -> Result<Delivery> {
         last_attempt_at: row.opt_ts("last_attempt_at")?,
         last_status: row.opt_int("last_status")?.map(|s| s as u16),
         last_error: row.opt_text("last_error")?,
+        last_error_kind: row.error_kind("last_error_kind")?,
         last_latency_ms: row.opt_int("last_latency_ms")?.map(|s| s as u32),
         test: row.boolean("test")?,
     })
@@ -451,7 +478,7 @@ pub fn attempt_from_row(row: &impl Cols) -> Result<Attempt> {
             .map(|s| headers_from_json(&s))
             .transpose()?,
         response_body: row.opt_text("response_body")?,
-        error_kind: row.opt_text("error_kind")?,
+        error_kind: row.error_kind("error_kind")?,
         error: row.opt_text("error")?,
     })
 }
@@ -466,6 +493,8 @@ pub fn event_from_row(row: &impl Cols) -> Result<StoredEvent> {
         occurred_at: row.ts("occurred_at")?,
         received_at: row.ts("received_at")?,
         test: row.boolean("test")?,
+        did_number: row.opt_text("did_number")?,
+        customer_number: row.opt_text("customer_number")?,
         payload: row.text("payload")?,
     })
 }

@@ -1,6 +1,8 @@
 //! Webhooks: their spec and secrets as JSON, the columns matching and health read, and the
 //! counts the list page shows.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use sqlx::{AssertSqlSafe, QueryBuilder};
 
@@ -9,6 +11,7 @@ use super::audit;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::*;
 use crate::core::delivery_state::{Unsent, after_attempt};
+use crate::core::failure::{HealthState, LATENCY_BUCKETS, Window};
 use crate::core::id::{AccountId, WebhookId};
 use crate::core::seal::Keyring;
 use crate::core::trigger::Trigger;
@@ -59,7 +62,10 @@ pub async fn get<DB: SqlDb>(
         .bind(id)
         .fetch_one(b.read())
         .await?;
-    webhook_from_row(keys, &row)
+    let mut w = [webhook_from_row(keys, &row)?];
+    fill_recent(b, &mut w, Timestamp::now()).await?;
+    let [w] = w;
+    Ok(w)
 }
 
 pub async fn list<DB: SqlDb>(
@@ -74,13 +80,76 @@ pub async fn list<DB: SqlDb>(
         .bind(limit_plus_one(page))
         .fetch_all(b.read())
         .await?;
-    let items = rows
+    let mut items: Vec<Webhook> = rows
         .iter()
         .map(|r| webhook_from_row(keys, r))
         .collect::<Result<_>>()?;
+    fill_recent(b, &mut items, Timestamp::now()).await?;
     Ok(Page::from_rows(items, page.limit, |w: &Webhook| {
         w.id.to_string()
     }))
+}
+
+/// Fills in each webhook's last 24 hours (SPEC §12 health) from the hourly rollup, and its
+/// deliveries retrying now from their small index: two statements for a whole page, never a
+/// read of the log.
+async fn fill_recent<DB: SqlDb>(
+    b: &impl Backend<Db = DB>,
+    webhooks: &mut [Webhook],
+    now: Timestamp,
+) -> Result<()> {
+    if webhooks.is_empty() {
+        return Ok(());
+    }
+    let now = to_ms(now);
+    let since = now - now.rem_euclid(3_600_000) - 24 * 3_600_000;
+    let mut q = QueryBuilder::<DB>::new(
+        "SELECT webhook_id, CAST(SUM(succeeded) AS BIGINT) AS succeeded, CAST(SUM(failed) AS BIGINT) AS failed, \
+         CAST(SUM(ok_attempts) AS BIGINT) AS ok_attempts, CAST(SUM(failed_attempts) AS BIGINT) AS failed_attempts",
+    );
+    for i in 0..LATENCY_BUCKETS {
+        q.push(format!(", CAST(SUM(l{i}) AS BIGINT) AS l{i}"));
+    }
+    q.push(" FROM webhook_hours WHERE hour > ");
+    q.push_bind(since);
+    q.push(" AND webhook_id IN (");
+    let mut sep = q.separated(", ");
+    for w in webhooks.iter() {
+        sep.push_bind(&w.id);
+    }
+    q.push(") GROUP BY webhook_id");
+    let mut windows: HashMap<WebhookId, Window> = HashMap::with_capacity(webhooks.len());
+    for row in q.build().fetch_all(b.read()).await? {
+        let mut w = Window {
+            succeeded: row.int("succeeded")? as u64,
+            failed: row.int("failed")? as u64,
+            ok_attempts: row.int("ok_attempts")? as u64,
+            failed_attempts: row.int("failed_attempts")? as u64,
+            ..Window::default()
+        };
+        for (i, l) in w.latency.iter_mut().enumerate() {
+            *l = row.int(&format!("l{i}"))? as u64;
+        }
+        windows.insert(row.id("webhook_id")?, w);
+    }
+    let mut q = QueryBuilder::<DB>::new(
+        "SELECT webhook_id, COUNT(*) AS n FROM deliveries WHERE state IN ('queued', 'waiting') \
+         AND last_error_kind IS NOT NULL AND webhook_id IN (",
+    );
+    let mut sep = q.separated(", ");
+    for w in webhooks.iter() {
+        sep.push_bind(&w.id);
+    }
+    q.push(") GROUP BY webhook_id");
+    for row in q.build().fetch_all(b.read()).await? {
+        windows.entry(row.id("webhook_id")?).or_default().retrying = row.int("n")? as u64;
+    }
+    for w in webhooks {
+        if let Some(window) = windows.remove(&w.id) {
+            w.recent = window;
+        }
+    }
+    Ok(())
 }
 
 /// Written only if the stored webhook is still as it was read at `read_at`.
@@ -152,6 +221,10 @@ pub async fn delete<DB: SqlDb>(
             if r.rows_affected() == 0 {
                 return Err(StoreError::NotFound);
             }
+            sqlx::query("DELETE FROM webhook_hours WHERE webhook_id = $1")
+                .bind(&id)
+                .execute(&mut *c)
+                .await?;
             let (state, _) = after_attempt(&Unsent::NEXT);
             sqlx::query(
                 "UPDATE deliveries SET state = $2, next_attempt_at = NULL, last_error = $3
@@ -179,7 +252,7 @@ pub async fn matching<DB: SqlDb>(
         return Ok(Vec::new());
     }
     let mut q = QueryBuilder::<DB>::new(format!(
-        "SELECT {WEBHOOK_COLUMNS} FROM webhooks WHERE enabled AND account_id = "
+        "SELECT {WEBHOOK_READ} FROM webhooks WHERE enabled AND account_id = "
     ));
     q.push_bind(account_id);
     q.push(" AND trigger IN (");
@@ -190,6 +263,28 @@ pub async fn matching<DB: SqlDb>(
     q.push(")");
     let rows = q.build().fetch_all(b.read()).await?;
     rows.iter().map(|r| webhook_from_row(keys, r)).collect()
+}
+
+/// Every webhook's health state, for metrics.
+pub async fn states<DB: SqlDb>(b: &impl Backend<Db = DB>) -> Result<Vec<(WebhookId, HealthState)>> {
+    let rows = sqlx::query(
+        "SELECT id, enabled, failing_since, last_success_at, last_failure_at FROM webhooks",
+    )
+    .fetch_all(b.read())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.id("id")?,
+                HealthState::of(
+                    r.boolean("enabled")?,
+                    r.opt_ts("failing_since")?,
+                    r.opt_ts("last_success_at")?,
+                    r.opt_ts("last_failure_at")?,
+                ),
+            ))
+        })
+        .collect()
 }
 
 /// Outcome counts over each webhook's `recent` latest deliveries.

@@ -175,7 +175,11 @@
             moved = true;
           }
         }
-        if (!d.pending) row.removeAttribute("data-pending");
+        if (!d.pending) {
+          row.removeAttribute("data-pending");
+          const next = $('[data-live="next"]', row);
+          if (next) next.textContent = "—";
+        }
       }
     }
     liveWait = moved ? 1500 : Math.min(liveWait * 1.5, 15000);

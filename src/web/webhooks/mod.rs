@@ -30,4 +30,5 @@ pub fn router() -> Router<WebState> {
         .route("/webhooks/{id}/secret/rotate", post(show::rotate_secret))
         .route("/webhooks/{id}/headers/reveal", post(show::reveal_headers))
         .route("/webhooks/{id}/test", post(show::test))
+        .route("/webhooks/{id}/retry", post(show::retry))
 }

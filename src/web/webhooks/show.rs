@@ -10,15 +10,18 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::core::id::{DeliveryId, WebhookId};
+use crate::core::number::E164;
 use crate::core::webhook::Header;
 use crate::core::webhook::TimeZone;
-use crate::service::deliveries::{self, DeliveryError};
+use crate::service::deliveries::{self, DeliveryError, LogFilterInput};
 use crate::service::{Actor, parse_id, webhooks};
-use crate::store::{Delivery, DeliveryFilter, DeliveryStatus, HourlyDeliveries, PageRequest};
+use crate::store::{
+    Delivery, DeliveryFilter, DeliveryStatus, ErrorKind, HealthState, HourlyDeliveries, PageRequest,
+};
 use crate::web::form::PostForm;
 use crate::web::session::Signed;
 use crate::web::view::{
-    Layout, When, call_type_label, http_status, last_answer, latency, status_badge, when, when_in,
+    Layout, When, call_type_label, delivery_badge, http_status, last_answer, latency, when, when_in,
 };
 use crate::web::{WebResult, WebState, page};
 
@@ -36,19 +39,26 @@ struct DeliveryRow {
     created: When,
     attempts: u32,
     last_response: String,
+    /// The latest failed attempt's kind, as a label.
+    error_kind: Option<&'static str>,
+    last_error: Option<String>,
+    next_attempt: Option<When>,
     latency: String,
     test: bool,
 }
 
 impl DeliveryRow {
-    /// A row of the log, its time in the webhook's `zone` (named).
+    /// A row of the log, its times in the webhook's `zone` (named).
     fn new(d: Delivery, zone: &TimeZone) -> Self {
-        let (status_class, status) = status_badge(d.status, d.waiting);
+        let (status_class, status) = delivery_badge(&d);
         let (last_response, latency) = last_answer(&d);
         DeliveryRow {
             status_class,
             status,
             pending: d.status == DeliveryStatus::Pending,
+            error_kind: d.last_error_kind.map(ErrorKind::label),
+            last_error: d.last_error.clone().filter(|_| d.last_error_kind.is_some()),
+            next_attempt: d.next_attempt_at.map(|t| when_in(t, zone)),
             trigger: d.trigger.label(),
             created: when_in(d.created_at, zone),
             attempts: d.attempts,
@@ -177,53 +187,161 @@ struct ShowPage {
     test: Option<TestResult>,
     chart: Chart,
     deliveries: Vec<DeliveryRow>,
-    /// `all`, `pending`, `succeeded` or `failed`.
+    /// `all`, `pending`, `retrying`, `succeeded` or `failed`.
     filter: String,
+    /// The error kind filtered by, or empty.
+    error_kind: &'static str,
+    /// The search box's text.
+    search: String,
+    /// The filters as a query string (without `?`), for links that keep them.
+    query: String,
+    /// Whether any filter is given.
+    filtered: bool,
+    /// The filters, as hidden fields of "Retry all matching".
+    retry_fields: Vec<(&'static str, String)>,
+    /// Every error kind: (id, label).
+    kinds: Vec<(&'static str, &'static str)>,
+    banner: Option<Banner>,
+    failures_view: bool,
+    groups: Vec<GroupRow>,
+    /// Failed and retrying deliveries (test sends left out).
+    to_retry: u64,
+    retried: Option<u64>,
     next: Option<String>,
 }
 
 /// One filter of the delivery log.
 struct Tab {
-    label: &'static str,
+    label: String,
     href: String,
     current: bool,
 }
 
 impl ShowPage {
     fn tabs(&self) -> Vec<Tab> {
-        [
+        let mut tabs: Vec<Tab> = [
             ("all", "All"),
             ("pending", "Pending"),
+            ("retrying", "Retrying"),
             ("succeeded", "Succeeded"),
             ("failed", "Failed"),
         ]
         .into_iter()
-        .map(|(status, label)| Tab {
-            label,
-            href: match status {
-                "all" => format!("/webhooks/{}#log", self.id),
-                s => format!("/webhooks/{}?status={s}#log", self.id),
-            },
-            current: self.filter == status,
+        .map(|(status, label)| {
+            let mut q = vec![];
+            if status != "all" {
+                q.push(("status", status.to_owned()));
+            }
+            if !self.error_kind.is_empty() {
+                q.push(("error_kind", self.error_kind.to_owned()));
+            }
+            if !self.search.trim().is_empty() {
+                q.push(("q", self.search.trim().to_owned()));
+            }
+            Tab {
+                label: label.to_owned(),
+                href: format!("/webhooks/{}?{}#log", self.id, encode_query(&q)),
+                current: !self.failures_view && self.filter == status,
+            }
         })
-        .collect()
+        .collect();
+        tabs.push(Tab {
+            label: format!("Failures ({})", self.to_retry),
+            href: format!("/webhooks/{}?view=failures#log", self.id),
+            current: self.failures_view,
+        });
+        tabs
     }
 
     fn next_link(&self) -> Option<String> {
         let after = self.next.as_ref()?;
-        Some(match self.filter.as_str() {
-            "all" => format!("/webhooks/{}?after={after}#log", self.id),
-            s => format!("/webhooks/{}?status={s}&after={after}#log", self.id),
+        Some(if self.query.is_empty() {
+            format!("/webhooks/{}?after={after}#log", self.id)
+        } else {
+            format!("/webhooks/{}?{}&after={after}#log", self.id, self.query)
         })
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(super) struct ShowQuery {
     notice: Option<String>,
     status: Option<String>,
     after: Option<String>,
     test: Option<String>,
+    /// An error kind (`dns`, `http_status`, …).
+    error_kind: Option<String>,
+    /// The search box: a call id or a phone number.
+    q: Option<String>,
+    /// `failures`: the failure groups instead of the log.
+    view: Option<String>,
+    /// How many deliveries a retry just took.
+    retried: Option<u64>,
+}
+
+/// The log's filters as the page's query gives them: a search that reads as a phone number
+/// looks for the number, else for the call id. What does not parse filters nothing.
+fn page_filter(q: &ShowQuery) -> DeliveryFilter {
+    let search = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let number = search.and_then(|s| E164::parse(s).ok());
+    let input = LogFilterInput {
+        status: q.status.as_deref().filter(|s| *s != "all"),
+        error_kind: q.error_kind.as_deref(),
+        call_id: search.filter(|_| number.is_none()),
+        number: number.as_ref().map(E164::as_str),
+        ..LogFilterInput::default()
+    };
+    deliveries::parse_log_filter(&input).unwrap_or_default()
+}
+
+/// The page's own query for `filter` (and the view), to link to it and keep it.
+fn filter_query(filter: &DeliveryFilter) -> Vec<(&'static str, String)> {
+    let mut q = Vec::new();
+    if let Some(s) = filter.status {
+        let s = if filter.retrying {
+            "retrying"
+        } else {
+            s.as_str()
+        };
+        q.push(("status", s.to_owned()));
+    }
+    if let Some(k) = filter.error_kind {
+        q.push(("error_kind", k.as_str().to_owned()));
+    }
+    if let Some(n) = &filter.number {
+        q.push(("q", n.as_str().to_owned()));
+    } else if let Some(c) = &filter.call_id {
+        q.push(("q", c.as_str().to_owned()));
+    }
+    q
+}
+
+fn encode_query(pairs: &[(&str, String)]) -> String {
+    let mut out = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        out.append_pair(k, v);
+    }
+    out.finish()
+}
+
+/// What is wrong with a failing webhook, for the banner at the top of its page.
+struct Banner {
+    since: When,
+    error: Option<String>,
+    /// Failed and retrying deliveries a retry would take.
+    to_retry: u64,
+}
+
+/// One failure group, for the Failures view.
+struct GroupRow {
+    kind: &'static str,
+    kind_id: &'static str,
+    status: Option<u16>,
+    message: String,
+    count: u64,
+    first: Option<When>,
+    last: Option<When>,
+    example: String,
 }
 
 async fn test_result(
@@ -285,12 +403,7 @@ pub(super) async fn reveal_headers(
 ) -> WebResult<Response> {
     let headers =
         webhooks::reveal_headers(&*state.svc.store, &form.signed.actor(), &parse_id(&id)?).await?;
-    let q = ShowQuery {
-        notice: None,
-        status: None,
-        after: None,
-        test: None,
-    };
+    let q = ShowQuery::default();
     show_page(&state, &form.signed, &id, q, Some(headers)).await
 }
 
@@ -304,16 +417,26 @@ async fn show_page(
     let actor = signed.actor();
     let store = &*state.svc.store;
     let w = webhooks::get(store, &actor, &parse_id(id)?).await?;
-    let status = q.status.as_deref().and_then(DeliveryStatus::parse);
-    let filter = DeliveryFilter {
-        status,
-        call_id: None,
-    };
+    let filter = page_filter(&q);
     let page_request = PageRequest {
         limit: LOG_PAGE,
         after: q.after.clone().filter(|a| DeliveryId::parse(a).is_some()),
     };
     let log = deliveries::list(store, &actor, &w.id, &filter, &page_request).await?;
+    let groups = deliveries::failure_groups(store, &actor, &w.id, Timestamp::UNIX_EPOCH).await?;
+    let to_retry: u64 = groups.iter().map(|g| g.count).sum();
+    let banner = match (w.health_state(), w.failing_since) {
+        (HealthState::Failing, Some(since)) => Some(Banner {
+            since: when(since),
+            error: w
+                .last_error
+                .as_ref()
+                .map(|e| format!("{}: {}", e.kind.label(), e.message)),
+            to_retry,
+        }),
+        _ => None,
+    };
+    let failures_view = q.view.as_deref() == Some("failures");
     let now = Timestamp::now();
     let since = now
         .checked_sub(SignedDuration::from_hours(24))
@@ -377,7 +500,35 @@ async fn show_page(
             .into_iter()
             .map(|d| DeliveryRow::new(d, &spec.time_zone))
             .collect(),
-        filter: status.map_or("all", DeliveryStatus::as_str).to_owned(),
+        filter: match filter.status {
+            Some(_) if filter.retrying => "retrying",
+            Some(s) => s.as_str(),
+            None => "all",
+        }
+        .to_owned(),
+        error_kind: filter.error_kind.map_or("", ErrorKind::as_str),
+        search: q.q.clone().unwrap_or_default(),
+        query: encode_query(&filter_query(&filter)),
+        filtered: filter != DeliveryFilter::default(),
+        retry_fields: filter_query(&filter),
+        kinds: ErrorKind::ALL.map(|k| (k.as_str(), k.label())).to_vec(),
+        banner,
+        failures_view,
+        groups: groups
+            .into_iter()
+            .map(|g| GroupRow {
+                kind: g.kind.label(),
+                kind_id: g.kind.as_str(),
+                status: g.status,
+                message: g.message,
+                count: g.count,
+                first: g.first_at.map(|t| when_in(t, &spec.time_zone)),
+                last: g.last_at.map(|t| when_in(t, &spec.time_zone)),
+                example: g.example.into_string(),
+            })
+            .collect(),
+        to_retry,
+        retried: q.retried,
         next: log.next,
     })
 }
@@ -454,6 +605,30 @@ pub(super) async fn rotate_secret(
 ) -> WebResult<Response> {
     webhooks::rotate(&*state.svc.store, &form.signed.actor(), &parse_id(&id)?).await?;
     Ok(Redirect::to(&format!("/webhooks/{id}?notice=rotated#secret")).into_response())
+}
+
+/// Retries the failed and retrying deliveries that match the form's filters (the log's, or a
+/// failure group's), each call's in order; back to the log with how many.
+pub(super) async fn retry(
+    State(state): State<WebState>,
+    Path(id): Path<String>,
+    form: PostForm,
+) -> WebResult<Response> {
+    let f = |k: &str| Some(form.fields.get(k)).filter(|v| !v.trim().is_empty());
+    let q = ShowQuery {
+        status: f("status").map(str::to_owned),
+        error_kind: f("error_kind").map(str::to_owned),
+        q: f("q").map(str::to_owned),
+        ..ShowQuery::default()
+    };
+    let mut filter = page_filter(&q);
+    if let Some(s) = f("http_status").and_then(|s| s.parse().ok()) {
+        filter.http_status = Some(s);
+    }
+    let webhook_id = parse_id(&id)?;
+    let n =
+        deliveries::retry_matching(&state.svc, &form.signed.actor(), &webhook_id, &filter).await?;
+    Ok(Redirect::to(&format!("/webhooks/{id}?retried={n}#log")).into_response())
 }
 
 pub(super) async fn test(

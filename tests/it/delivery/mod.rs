@@ -19,6 +19,7 @@ use crate::spec;
 use crate::verifier::{python_verdicts, signed_with, verifier_input};
 
 mod batches;
+mod failures;
 mod headers;
 mod limits;
 mod log;

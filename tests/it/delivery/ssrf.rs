@@ -47,7 +47,7 @@ async fn loopback_receivers_get_nothing_by_default() {
         );
         let a = &attempts[0];
         assert_eq!(a["response"], Value::Null, "{url}: {d:#}");
-        assert_eq!(a["error"]["kind"], "blocked", "{url}: {d:#}");
+        assert_eq!(a["error"]["kind"], "blocked_target", "{url}: {d:#}");
         let msg = a["error"]["message"].as_str().unwrap_or("");
         assert!(
             msg.contains("allow_targets"),

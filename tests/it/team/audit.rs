@@ -112,6 +112,15 @@ async fn every_change_is_recorded_by_whom_with_what_moved_and_never_a_secret() {
         )
         .await;
     assert_eq!(s, StatusCode::ACCEPTED, "{b}");
+    // A bulk retry of the failed ones (there are none), through the web page.
+    let (s, _, _) = team
+        .form(
+            &owner,
+            &format!("/webhooks/{wh}/retry"),
+            &[("status", "failed")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
     // The secret header's value shown in the web page.
     let (s, _, page) = team
         .form(&owner, &format!("/webhooks/{wh}/headers/reveal"), &[])
@@ -257,6 +266,10 @@ async fn every_change_is_recorded_by_whom_with_what_moved_and_never_a_secret() {
     let replay = entry(&log, "webhook.replay", &wh);
     assert_eq!(change(replay, "status"), json!([null, "succeeded"]));
     assert_eq!(change(replay, "replayed"), json!([null, 1]));
+    let retry = entry(&log, "webhook.retry", &wh);
+    assert_eq!(retry["actor"], owner_actor);
+    assert_eq!(change(retry, "filter"), json!([null, {"status": "failed"}]));
+    assert_eq!(change(retry, "retried"), json!([null, 0]));
     let deleted = entry(&log, "webhook.delete", &wh);
     assert_eq!(deleted["actor"], owner_actor);
     assert_eq!(change(deleted, "url"), json!([rx.url("/v2"), null]));

@@ -73,6 +73,8 @@ const API: &[(&str, &str, Rule)] = &[
     ("get", "/v1/deliveries/{id}", Rule::Read),
     ("post", "/v1/deliveries/{id}/resend", Rule::Change),
     ("post", "/v1/webhooks/{id}/replay", Rule::Change),
+    ("get", "/v1/webhooks/{id}/failures", Rule::Read),
+    ("post", "/v1/webhooks/{id}/deliveries/retry", Rule::Change),
     ("post", "/v1/webhooks/{id}/test", Rule::Change),
     ("post", "/v1/webhooks/test", Rule::Change),
     ("get", "/v1/calls", Rule::Read),
@@ -111,6 +113,7 @@ const WEB: &[(&str, &str, Rule)] = &[
     ("post", "/webhooks/{id}/secret/rotate", Rule::Change),
     ("post", "/webhooks/{id}/headers/reveal", Rule::Secrets),
     ("post", "/webhooks/{id}/test", Rule::Change),
+    ("post", "/webhooks/{id}/retry", Rule::Change),
     ("post", "/webhooks/test", Rule::Change),
     ("get", "/deliveries/{id}", Rule::Read),
     ("get", "/deliveries/live", Rule::Read),
@@ -248,6 +251,7 @@ fn body_for(method: &str, path: &str) -> Option<Value> {
             json!({"name": "w", "trigger": "call_received", "url": "http://127.0.0.1:9/hook"})
         }
         ("post", "/v1/webhooks/{id}/replay") => json!({"since": "2020-01-01T00:00:00Z"}),
+        ("post", "/v1/webhooks/{id}/deliveries/retry") => json!({"status": "failed"}),
         ("post", "/v1/click-to-call") => {
             json!({"agent_extension": "101", "customer_number": "+919812345678"})
         }

@@ -106,7 +106,11 @@ async fn upgraded_webhook_sends_what_it_sent(database_url: String, rx: Receiver,
     assert!(stored.contains(id), "the webhook is in what was searched");
     crate::at_rest::assert_none_stored(
         &stored,
-        &[("legacy signing secret", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")],
+        &[
+            ("legacy signing secret", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            ("legacy header value", "tok$en$"),
+            ("legacy header value as upgraded", "tok$$en$$"),
+        ],
     );
     assert!(
         crate::verifier::signed_with("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", &r, &r.body),

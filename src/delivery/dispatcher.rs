@@ -187,11 +187,29 @@ impl Dispatcher {
         self.lanes.next_slot(now).map_or(at, |slot| at.min(slot))
     }
 
+    /// Waits for a store call while still taking finished sends: a send's slot is free once
+    /// its answer is read, and its lane starts the next queued delivery at once instead of
+    /// after the call (a claim waits its turn at the database behind ingests and records).
+    async fn meanwhile<T>(&mut self, store_call: impl Future<Output = T>) -> T {
+        let mut store_call = std::pin::pin!(store_call);
+        loop {
+            tokio::select! {
+                biased;
+                r = &mut store_call => return r,
+                Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
+                    self.finished(done);
+                }
+            }
+        }
+    }
+
     /// Claims due work while there is room, and starts what the lanes allow.
     async fn claim_round(&mut self) -> anyhow::Result<()> {
         if !self.stale.is_empty() {
             let stale = std::mem::take(&mut self.stale);
-            self.store.release(stale, Timestamp::now()).await?;
+            let store = self.store.clone();
+            self.meanwhile(store.release(stale, Timestamp::now()))
+                .await?;
         }
         self.hold_stuck().await?;
         loop {
@@ -203,15 +221,14 @@ impl Dispatcher {
             let now = Timestamp::now();
             let exclude = self.lanes.full(now);
             let limit = free.min(CLAIM_BATCH);
+            let store = self.store.clone();
+            let (lease_until, share) = (plus(now, self.limits.lease), self.lanes.claim_share());
             let batch = self
-                .store
-                .claim_due(
-                    now,
-                    plus(now, self.limits.lease),
-                    limit,
-                    self.lanes.claim_share(),
-                    &exclude,
-                )
+                .meanwhile(async move {
+                    store
+                        .claim_due(now, lease_until, limit, share, &exclude)
+                        .await
+                })
                 .await?;
             let n = batch.len() as u32;
             let mut touched: Vec<WebhookId> = Vec::new();
@@ -235,7 +252,8 @@ impl Dispatcher {
                 .map(release)
                 .collect();
             if !overflow.is_empty() {
-                self.store.release(overflow, now).await?;
+                let store = self.store.clone();
+                self.meanwhile(store.release(overflow, now)).await?;
             }
             if n < limit {
                 return Ok(());

@@ -175,6 +175,7 @@
             moved = true;
           }
         }
+        if (d.status_class === "ok") $$(".kind", row).forEach((k) => k.remove()); // no error now
         if (!d.pending) {
           row.removeAttribute("data-pending");
           const next = $('[data-live="next"]', row);

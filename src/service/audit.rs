@@ -3,8 +3,6 @@
 //! change things (admins and owners, admin keys); the entries themselves are written by the
 //! store methods that make each change.
 
-use jiff::Timestamp;
-
 use super::{Actor, Denied, Failure, IntoFailure, Need};
 use crate::core::audit::Action;
 use crate::core::validate::{Choice, FieldErrors};
@@ -58,21 +56,8 @@ pub fn parse_filter(input: &FilterInput) -> Result<AuditFilter, FieldErrors> {
         }
         parsed
     });
-    // A time is given whole or left out: an empty one is refused, not read as none.
-    let mut time = |field: &str, v: Option<&str>| {
-        v.and_then(|t| match t.parse::<Timestamp>() {
-            Ok(t) => Some(t),
-            Err(_) => {
-                errors.push(
-                    field,
-                    format!("{t:?} is not an RFC 3339 timestamp with an offset"),
-                );
-                None
-            }
-        })
-    };
-    let since = time("since", input.since);
-    let until = time("until", input.until);
+    let since = super::filter_time(&mut errors, "since", input.since);
+    let until = super::filter_time(&mut errors, "until", input.until);
     errors.into_result(AuditFilter {
         resource_id: given(input.resource_id),
         actor: given(input.actor),

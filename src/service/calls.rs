@@ -1,8 +1,6 @@
 //! Calls: the account's calls found by number and time, and one call's events with the
 //! deliveries each caused.
 
-use jiff::Timestamp;
-
 use super::{Actor, Denied, Failure, IntoFailure, Need, Services, or_not_found};
 use crate::connectors::ConnectorStatus;
 use crate::core::id::CallId;
@@ -59,20 +57,8 @@ pub fn parse_filter(input: &FilterInput) -> Result<CallFilter, FieldErrors> {
                 None
             }
         });
-    let mut time = |field: &str, v: Option<&str>| {
-        v.and_then(|t| match t.parse::<Timestamp>() {
-            Ok(t) => Some(t),
-            Err(_) => {
-                errors.push(
-                    field,
-                    format!("{t:?} is not an RFC 3339 timestamp with an offset"),
-                );
-                None
-            }
-        })
-    };
-    let since = time("since", input.since);
-    let until = time("until", input.until);
+    let since = super::filter_time(&mut errors, "since", input.since);
+    let until = super::filter_time(&mut errors, "until", input.until);
     errors.into_result(CallFilter {
         number,
         since,

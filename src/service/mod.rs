@@ -325,6 +325,25 @@ pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> FieldErr
     e
 }
 
+/// A filter's time (`since`, `until`) as a query gives it: RFC 3339 with an offset, given whole
+/// or left out (an empty one is refused, not read as none); a bad one is named in `errors`.
+pub fn filter_time(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: Option<&str>,
+) -> Option<jiff::Timestamp> {
+    value.and_then(|t| match t.parse::<jiff::Timestamp>() {
+        Ok(t) => Some(t),
+        Err(_) => {
+            errors.push(
+                field,
+                format!("{t:?} is not an RFC 3339 timestamp with an offset"),
+            );
+            None
+        }
+    })
+}
+
 /// Maps a store error to `not_found` when it is "no such row", else keeps it.
 pub(crate) fn or_not_found<E: From<StoreError>>(e: StoreError, not_found: E) -> E {
     match e {

@@ -101,6 +101,7 @@ impl From<CallSummary> for CallListItem {
 pub struct CallQuery {
     /// Only calls to or from this number (the DID or the customer's), E.164; spaces, dashes
     /// and brackets are dropped.
+    #[param(pattern = r"^\+[1-9][0-9]{6,14}$")]
     pub number: Option<String>,
     /// RFC 3339: calls begun at or after.
     #[param(format = DateTime)]

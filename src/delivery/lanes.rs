@@ -14,8 +14,8 @@ use crate::core::id::WebhookId;
 /// webhook is not claimed for every few requests, little enough to start well within a lease.
 const BACKLOG_FACTOR: u32 = 4;
 
-/// Claimed work, as far as a lane cares: it may only start while a whole request fits in what
-/// is left of its lease.
+/// Claimed work, as far as a lane cares: it may only start while a whole request and its
+/// record fit in what is left of its lease (see [`LaneRules::room`]).
 pub trait Leased {
     fn lease_until(&self) -> Timestamp;
 }
@@ -57,6 +57,18 @@ pub struct LaneRules {
     /// The longest a request may take.
     pub request_timeout: Duration,
     pub holds: Holds,
+}
+
+impl LaneRules {
+    /// The lease a claimed delivery must have left to be started: a whole request, and half
+    /// as long again for its record to land (it waits for the recorder's next batch and the
+    /// database's commit, which under load take a while). Started with less, its record
+    /// could come after the lease ran out, be dropped, and another node would send it again.
+    /// Settings keep `lease` at least twice `request_timeout`, so this is at most three
+    /// quarters of a fresh lease.
+    fn room(&self) -> Duration {
+        self.request_timeout + self.request_timeout / 2
+    }
 }
 
 /// What a lane learned from one finished attempt.
@@ -101,7 +113,7 @@ pub struct Hold {
 pub struct Pumped<T> {
     /// To send now; each counts as in flight until [`Lanes::finished`].
     pub start: Vec<T>,
-    /// Too little of their lease left to finish a request: to give back.
+    /// Too little of their lease left to finish a request and record it: to give back.
     pub stale: Vec<T>,
 }
 
@@ -273,9 +285,9 @@ impl<T: Leased> Lanes<T> {
             let Some(item) = lane.queue.pop_front() else {
                 break;
             };
-            // Too little of its lease left to finish a whole request: another node (or this
-            // one, after the lease) could send it too.
-            if plus(now, rules.request_timeout) >= item.lease_until() {
+            // Too little of its lease left to finish a request and record it: another node (or
+            // this one, after the lease) could send it too.
+            if plus(now, rules.room()) >= item.lease_until() {
                 out.stale.push(item);
                 continue;
             }
@@ -490,15 +502,33 @@ mod tests {
     }
 
     #[test]
-    fn work_whose_lease_is_too_short_for_a_request_is_given_back() {
-        let mut lanes = Lanes::new(rules(16));
-        // The request timeout is 15 s: a lease ending sooner than that after `now` is stale.
-        for (i, lease_left_ms) in [(0, 60_000), (1, 15_000), (2, 14_000), (3, 15_001)] {
-            lanes.push(&w(), None, false, Job(i, at(lease_left_ms)), t0());
+    fn work_whose_lease_is_too_short_for_a_request_and_its_record_is_given_back() {
+        // (request timeout, lease left in ms) → started; otherwise given back. A request needs
+        // its timeout and half as much again for its record.
+        for (timeout_s, lease_left_ms, started) in [
+            (15, 60_000, true),
+            (15, 22_501, true),
+            (15, 22_500, false),
+            (15, 15_001, false),
+            (15, 14_000, false),
+            // The test nodes' settings (tests/it/nodes.rs): request_timeout 1 s, lease 5 s.
+            (1, 5_000, true),
+            (1, 1_501, true),
+            (1, 1_500, false),
+            (1, 1_001, false),
+        ] {
+            let mut lanes = Lanes::new(LaneRules {
+                request_timeout: Duration::from_secs(timeout_s),
+                ..rules(16)
+            });
+            lanes.push(&w(), None, false, Job(0, at(lease_left_ms)), t0());
+            let p = lanes.pump(&w(), t0());
+            assert_eq!(
+                (p.start.len(), p.stale.len()),
+                if started { (1, 0) } else { (0, 1) },
+                "timeout {timeout_s} s, {lease_left_ms} ms of lease left"
+            );
         }
-        let p = lanes.pump(&w(), t0());
-        assert_eq!(ids(&p.start), [0, 3]);
-        assert_eq!(ids(&p.stale), [1, 2]);
     }
 
     #[test]

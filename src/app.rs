@@ -18,7 +18,7 @@ use crate::api::{self, ApiState};
 use crate::config::Settings;
 use crate::connectors::handover::Handover;
 use crate::core::credentials::{hash_token, random_token};
-use crate::core::id::AccountId;
+use crate::core::id::{AccountId, NodeId};
 use crate::core::role::Role;
 use crate::delivery::attempt::Policy;
 use crate::delivery::client::HttpClient;
@@ -213,8 +213,11 @@ impl App {
             disable_after: settings.disable_after.0,
         };
         let stopper = Stopper::new();
+        // This process, as its heartbeats and leases name it.
+        let node = NodeId::new();
         let waker = dispatcher::start(
             store.clone(),
+            node.clone(),
             client.clone(),
             policy.clone(),
             Limits {
@@ -264,6 +267,7 @@ impl App {
                 .max_deliveries(settings.max_deliveries_per_post),
             store,
             settings,
+            node,
             client,
             policy: Arc::new(policy),
             connectors,

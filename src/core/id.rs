@@ -57,6 +57,8 @@ pub mod kind {
     pub enum ClickToCall {}
     /// One row of the audit log (`aud_…`, SPEC §13).
     pub enum AuditEntry {}
+    /// A running `callhook serve` process (`node_…`): it heartbeats and holds leases.
+    pub enum Node {}
 
     impl Kind for Account {
         const NAME: &'static str = "account";
@@ -112,6 +114,12 @@ pub mod kind {
     impl Made for AuditEntry {
         const PREFIX: &'static str = "aud";
     }
+    impl Kind for Node {
+        const NAME: &'static str = "node";
+    }
+    impl Made for Node {
+        const PREFIX: &'static str = "node";
+    }
 }
 
 pub type AccountId = Id<kind::Account>;
@@ -124,6 +132,7 @@ pub type CallId = Id<kind::Call>;
 pub type PostedEventId = Id<kind::PostedEvent>;
 pub type ClickToCallId = Id<kind::ClickToCall>;
 pub type AuditId = Id<kind::AuditEntry>;
+pub type NodeId = Id<kind::Node>;
 
 impl<K> Id<K> {
     /// An id as given: read back from the store, or of a kind callhook does not make (a call

@@ -19,9 +19,9 @@ use tokio::task::JoinSet;
 use super::attempt::{self, Policy};
 use super::client::HttpClient;
 use super::lanes::{Done, Health, Holds, LaneRules, Lanes, Leased, plus};
-use crate::core::id::WebhookId;
+use crate::core::id::{NodeId, WebhookId};
 use crate::shutdown::Shutdown;
-use crate::store::{AttemptRecord, Claimed, Next, Release, Store};
+use crate::store::{AttemptRecord, Claimed, Heartbeat, Next, Release, Store};
 
 /// Most deliveries one claim takes.
 const CLAIM_BATCH: u32 = 256;
@@ -29,7 +29,8 @@ const CLAIM_BATCH: u32 = 256;
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub lease: Duration,
-    /// The longest a request may take; a claimed delivery is only sent with this much lease left.
+    /// The longest a request may take; a claimed delivery is only sent with this much lease
+    /// left and half as much again for its record (see `LaneRules::room`).
     pub request_timeout: Duration,
     pub poll_interval: Duration,
     pub per_webhook: u32,
@@ -57,6 +58,8 @@ impl Leased for Claimed {
 
 struct Dispatcher {
     store: Arc<dyn Store>,
+    /// This node: what it claims is leased to it.
+    node: NodeId,
     client: HttpClient,
     policy: Arc<Policy>,
     limits: Limits,
@@ -78,10 +81,11 @@ struct Dispatcher {
     lifts: Vec<WebhookId>,
 }
 
-/// Starts the dispatcher with its recorder and heartbeat; each holds `shutdown` and is done
-/// once it has dropped it. Answers the handle that wakes the dispatcher.
+/// Starts the dispatcher of `node` with its recorder and heartbeat; each holds `shutdown` and
+/// is done once it has dropped it. Answers the handle that wakes the dispatcher.
 pub fn start(
     store: Arc<dyn Store>,
+    node: NodeId,
     client: HttpClient,
     policy: Policy,
     limits: Limits,
@@ -101,7 +105,9 @@ pub fn start(
     let nodes = Arc::new(AtomicU32::new(1));
     tokio::spawn(heartbeat_loop(
         store.clone(),
+        node.clone(),
         nodes.clone(),
+        waker.clone(),
         shutdown.clone(),
     ));
     let lanes = Lanes::new(LaneRules {
@@ -112,6 +118,7 @@ pub fn start(
     });
     let d = Dispatcher {
         store,
+        node,
         client,
         policy: Arc::new(policy),
         limits,
@@ -223,10 +230,11 @@ impl Dispatcher {
             let limit = free.min(CLAIM_BATCH);
             let store = self.store.clone();
             let (lease_until, share) = (plus(now, self.limits.lease), self.lanes.claim_share());
+            let node = self.node.clone();
             let batch = self
                 .meanwhile(async move {
                     store
-                        .claim_due(now, lease_until, limit, share, &exclude)
+                        .claim_due(&node, now, lease_until, limit, share, &exclude)
                         .await
                 })
                 .await?;
@@ -468,26 +476,59 @@ async fn record_loop(
 /// three seconds of trying).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(2);
 
-/// How often a node says it is alive, and how long it counts as alive after.
-const HEARTBEAT: Duration = Duration::from_secs(5);
-const ALIVE_FOR: Duration = Duration::from_secs(15);
+/// How often a node says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// A node silent this long has missed two heartbeats (and a second more, for a heartbeat
+/// that was slow to commit): it counts as dead. The next heartbeat of a live node then gives
+/// back its running leases, so what it had in flight goes out again 5–7 s after it died
+/// instead of when its leases run out (`lease`, a minute). Until then it counts as alive when
+/// the limits are shared out, so it is counted exactly while its leases are respected.
+pub const DEAD_AFTER: Duration = Duration::from_secs(2 * HEARTBEAT.as_secs() + 1);
 
 /// Keeps this node in the database's node list and `nodes` up to date, so the per-webhook
-/// limits are shared out between however many nodes are running.
-async fn heartbeat_loop(store: Arc<dyn Store>, nodes: Arc<AtomicU32>, mut shutdown: Shutdown) {
-    let me = crate::core::id::new_id("node");
+/// limits are shared out between however many nodes are running, and takes over the leases of
+/// nodes that died (see [`Store::heartbeat`]).
+async fn heartbeat_loop(
+    store: Arc<dyn Store>,
+    me: NodeId,
+    nodes: Arc<AtomicU32>,
+    waker: Waker,
+    mut shutdown: Shutdown,
+) {
+    // Beats keep their pace whatever a write takes: a slow one is not made up for with a burst.
+    let mut beat = tokio::time::interval(HEARTBEAT);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut first = true;
     loop {
+        tokio::select! {
+            _ = beat.tick() => {}
+            _ = shutdown.recv() => return,
+        }
         let now = Timestamp::now();
         let since = now
-            .saturating_sub(SignedDuration::try_from(ALIVE_FOR).unwrap_or(SignedDuration::ZERO))
+            .saturating_sub(SignedDuration::try_from(DEAD_AFTER).unwrap_or(SignedDuration::ZERO))
             .unwrap_or(now);
         match store.heartbeat(&me, now, since).await {
-            Ok(n) => nodes.store(n, Ordering::Relaxed),
+            Ok(Heartbeat {
+                nodes: n,
+                known,
+                taken_over,
+            }) => {
+                nodes.store(n, Ordering::Relaxed);
+                if !known && !first {
+                    tracing::warn!(node = %me, "this node was taken for dead (its heartbeats were late) and its leases were given to the others; what it has in flight may be sent twice");
+                }
+                first = false;
+                for (dead, leases) in &taken_over {
+                    tracing::info!(node = %dead, leases, "a node stopped heartbeating; took over its leases");
+                    metrics::counter!("callhook_leases_taken_over_total").increment(*leases);
+                }
+                if taken_over.iter().any(|(_, leases)| *leases > 0) {
+                    // Its work is due now: look at once rather than a poll later.
+                    waker.wake();
+                }
+            }
             Err(e) => tracing::warn!(error = %e, "heartbeat failed; keeping the last node count"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(HEARTBEAT) => {}
-            _ = shutdown.recv() => return,
         }
     }
 }

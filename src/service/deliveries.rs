@@ -584,7 +584,10 @@ async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<DeliveryId, D
             SignedDuration::try_from(svc.settings.lease.0).unwrap_or(SignedDuration::from_secs(60)),
         )
         .unwrap_or(now);
-    let mut claimed = svc.store.insert_test_delivery(new, lease).await?;
+    let mut claimed = svc
+        .store
+        .insert_test_delivery(&svc.node, new, lease)
+        .await?;
     claimed.webhook = webhook;
     let record = attempt::run(&svc.client, &claimed, &svc.policy).await;
     svc.store

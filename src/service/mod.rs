@@ -34,7 +34,7 @@ use jiff::Timestamp;
 use crate::config::Settings;
 use crate::connectors::Connectors;
 use crate::core::audit::{Action, ActorKind, AuditActor, Change};
-use crate::core::id::{AccountId, ApiKeyId, AuditId, Id, Made, UserId};
+use crate::core::id::{AccountId, ApiKeyId, AuditId, Id, Made, NodeId, UserId};
 pub use crate::core::role::{Need, Principal, Role};
 use crate::core::role::{allows, refusal};
 use crate::core::validate::FieldErrors;
@@ -50,6 +50,8 @@ use crate::store::{AuditEntry, Store, StoreError};
 pub struct Services {
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
+    /// This process: test sends are leased to it, as its dispatcher's claims are.
+    pub node: NodeId,
     pub ingest: Ingest,
     /// Test sends go out at once through the same client and policy as the dispatcher's.
     pub client: HttpClient,

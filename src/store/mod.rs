@@ -21,8 +21,8 @@ pub use crate::core::click_to_call::Status as ClickToCallStatus;
 pub use crate::core::delivery_state::DeliveryStatus;
 pub use crate::core::failure::{AttemptError, ErrorKind, HealthState, Window};
 use crate::core::id::{
-    AccountId, ApiKeyId, AuditId, CallId, ClickToCallId, DeliveryId, EventId, PostedEventId,
-    UserId, WebhookId,
+    AccountId, ApiKeyId, AuditId, CallId, ClickToCallId, DeliveryId, EventId, NodeId,
+    PostedEventId, UserId, WebhookId,
 };
 use crate::core::number::E164;
 pub use crate::core::retry::Next;
@@ -119,6 +119,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         name: "calls",
         sqlite: include_str!("migrations/sqlite/0010_calls.sql"),
         postgres: include_str!("migrations/postgres/0010_calls.sql"),
+    },
+    MigrationFiles {
+        version: 11,
+        name: "leased_by",
+        sqlite: include_str!("migrations/sqlite/0011_leased_by.sql"),
+        postgres: include_str!("migrations/postgres/0011_leased_by.sql"),
     },
 ];
 
@@ -510,6 +516,18 @@ pub struct AttemptRecord {
     pub test: bool,
 }
 
+/// What a node's heartbeat found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Nodes alive, this one included.
+    pub nodes: u32,
+    /// Whether this node's row was there: `false` on its first heartbeat, and when another
+    /// node took it for dead (and took over its leases) since the one before.
+    pub known: bool,
+    /// The dead nodes this heartbeat took over, with how many running leases each held.
+    pub taken_over: Vec<(NodeId, u64)>,
+}
+
 /// Work the dispatcher gives back unsent (shutdown), to be claimed again at once.
 #[derive(Debug, Clone)]
 pub struct Release {
@@ -704,10 +722,17 @@ pub trait Store: Send + Sync + 'static {
     /// Answers how many values were sealed.
     async fn reseal(&self, all: bool) -> Result<u64>;
 
-    /// Notes that node `node_id` is alive at `now`, forgets nodes silent for an hour, and
-    /// answers how many nodes were seen since `alive_since` (this one included).
-    async fn heartbeat(&self, node_id: &str, now: Timestamp, alive_since: Timestamp)
-    -> Result<u32>;
+    /// Notes that `node` is alive at `now`. A node not seen since `alive_since` is dead: in the
+    /// same transaction its running leases are given back (lease + 1, so a late record of its
+    /// is dropped; due at `now`) and its row removed. Of two nodes doing this at once, one
+    /// takes over each dead node. Answers the nodes alive (this one included) and what was
+    /// taken over.
+    async fn heartbeat(
+        &self,
+        node: &NodeId,
+        now: Timestamp,
+        alive_since: Timestamp,
+    ) -> Result<Heartbeat>;
     /// Takes a trivial write through the path every write takes: the store can do its work.
     async fn ping(&self) -> Result<()>;
     async fn get_setting(&self, key: &str) -> Result<Option<String>>;
@@ -904,20 +929,22 @@ pub trait Store: Send + Sync + 'static {
     /// Stores events and their deliveries in one transaction: all or nothing. An event whose
     /// id the account already used is skipped as a duplicate.
     async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>>;
-    /// Leases up to `limit` due deliveries until `lease_until`, oldest first, at most
-    /// `per_webhook` of one webhook, skipping `exclude` webhooks.
+    /// Leases up to `limit` due deliveries to `node` until `lease_until`, oldest first, at
+    /// most `per_webhook` of one webhook, skipping `exclude` webhooks.
     async fn claim_due(
         &self,
+        node: &NodeId,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
         exclude: &[WebhookId],
     ) -> Result<Vec<Claimed>>;
-    /// Stores a test event with its one delivery and leases that delivery to the caller, in one
-    /// transaction so no dispatcher can take it first.
+    /// Stores a test event with its one delivery and leases that delivery to `node` (the
+    /// caller's), in one transaction so no dispatcher can take it first.
     async fn insert_test_delivery(
         &self,
+        node: &NodeId,
         event: NewEvent,
         lease_until: Timestamp,
     ) -> Result<Claimed>;

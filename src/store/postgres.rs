@@ -19,7 +19,7 @@ use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, Postgres};
 
 use super::sql::{Backend, SqlDb, SqlStore, insert_events_in, to_ms};
 use super::{Inserted, NewEvent, Result, StoreError};
-use crate::core::id::{CallId, WebhookId};
+use crate::core::id::{CallId, NodeId, WebhookId};
 
 /// The channel `NOTIFY` announces new due work on.
 const WORK_CHANNEL: &str = "callhook_work";
@@ -136,7 +136,10 @@ impl SqlDb for Postgres {
         "SELECT w.id FROM webhooks w, jsonb_array_elements_text(w.spec::jsonb -> 'numbers') n
      WHERE w.account_id = $1 AND n = $2 ORDER BY w.id";
 
+    const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+
     fn claim_due(
+        node: &NodeId,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
@@ -174,6 +177,8 @@ impl SqlDb for Postgres {
         q.push_bind(to_ms(lease_until));
         q.push(", claimed_until = ");
         q.push_bind(to_ms(lease_until));
+        q.push(", leased_by = ");
+        q.push_bind(node.as_str().to_owned());
         q.push(
             " FROM picked WHERE d.seq = picked.seq RETURNING d.id, d.lease, d.trigger, d.attempts, \
              d.attempt_limit, d.event_seq, d.webhook_id, d.seq",

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sql::{Backend, SqlDb, SqlStore, insert_events_in, to_ms};
 use super::{Inserted, NewEvent, Result, StoreError};
-use crate::core::id::{CallId, WebhookId};
+use crate::core::id::{CallId, NodeId, WebhookId};
 
 /// Most jobs one transaction takes.
 const MAX_GROUP: usize = 512;
@@ -301,7 +301,10 @@ impl SqlDb for Sqlite {
         "SELECT w.id FROM webhooks w, json_each(w.spec, '$.numbers') n
      WHERE w.account_id = $1 AND n.value = $2 ORDER BY w.id";
 
+    const SKIP_LOCKED: &'static str = "";
+
     fn claim_due(
+        node: &NodeId,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
@@ -317,6 +320,8 @@ impl SqlDb for Sqlite {
         q.push_bind(to_ms(lease_until));
         q.push(", claimed_until = ");
         q.push_bind(to_ms(lease_until));
+        q.push(", leased_by = ");
+        q.push_bind(node.as_str().to_owned());
         q.push(
             " WHERE seq IN (SELECT seq FROM (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
              (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM \

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use callhook::core::id::{AccountId, CallId, ClickToCallId, DeliveryId, WebhookId};
+use callhook::core::id::{AccountId, CallId, ClickToCallId, DeliveryId, NodeId, WebhookId};
 use callhook::core::retry::Next;
 use callhook::core::sample::sample_event;
 use callhook::core::sign::Secret;
@@ -33,6 +33,11 @@ fn entry(account: &AccountId, action: Action, resource_id: &str) -> AuditEntry {
         resource_id: resource_id.into(),
         changes: Vec::new(),
     }
+}
+
+/// The node these tests claim as.
+fn here() -> NodeId {
+    NodeId::from_string("node_here".into())
 }
 
 struct Fixture {
@@ -117,9 +122,21 @@ impl Fixture {
     }
 
     async fn claim(&self, lease: SignedDuration) -> Vec<Claimed> {
+        self.claim_as(&here(), lease, 100).await
+    }
+
+    /// Up to `limit` due deliveries, leased to `node`.
+    async fn claim_as(&self, node: &NodeId, lease: SignedDuration, limit: u32) -> Vec<Claimed> {
         let now = Timestamp::now();
         self.store
-            .claim_due(now, now.saturating_add(lease).unwrap(), 100, 100, &[])
+            .claim_due(
+                node,
+                now,
+                now.saturating_add(lease).unwrap(),
+                limit,
+                100,
+                &[],
+            )
             .await
             .unwrap()
     }
@@ -237,11 +254,22 @@ async fn claims_take_a_bounded_share_of_one_webhook_and_skip_excluded_ones() {
     }
     let now = Timestamp::now();
     let lease = now.saturating_add(SignedDuration::from_secs(60)).unwrap();
-    let some = f.store.claim_due(now, lease, 100, 4, &[]).await.unwrap();
+    let some = f
+        .store
+        .claim_due(&here(), now, lease, 100, 4, &[])
+        .await
+        .unwrap();
     assert_eq!(some.len(), 4);
     let none = f
         .store
-        .claim_due(now, lease, 100, 100, std::slice::from_ref(&f.webhook.id))
+        .claim_due(
+            &here(),
+            now,
+            lease,
+            100,
+            100,
+            std::slice::from_ref(&f.webhook.id),
+        )
         .await
         .unwrap();
     assert!(none.is_empty());
@@ -391,16 +419,121 @@ async fn nodes_count_while_their_heartbeat_is_fresh() {
     let f = fixture().await;
     let now = Timestamp::now();
     let ago = |s: i64| now.saturating_sub(SignedDuration::from_secs(s)).unwrap();
-    assert_eq!(
-        f.store.heartbeat("node_a", ago(30), ago(45)).await.unwrap(),
-        1
+    let (a, b) = (
+        NodeId::from_string("node_a".into()),
+        NodeId::from_string("node_b".into()),
     );
+    let beat = f.store.heartbeat(&a, ago(30), ago(36)).await.unwrap();
+    assert_eq!((beat.nodes, beat.known), (1, false), "its first heartbeat");
+    assert!(f.store.heartbeat(&a, ago(25), ago(31)).await.unwrap().known);
+    let beat = f.store.heartbeat(&b, now, ago(6)).await.unwrap();
+    assert_eq!(beat.nodes, 1, "node_a was last seen 25 s ago");
+    assert_eq!(beat.taken_over, [(a.clone(), 0)], "and is gone");
+    let beat = f.store.heartbeat(&a, now, ago(6)).await.unwrap();
     assert_eq!(
-        f.store.heartbeat("node_b", now, ago(15)).await.unwrap(),
-        1,
-        "node_a was last seen 30 s ago"
+        (beat.nodes, beat.known),
+        (2, false),
+        "node_a learns it was taken for dead"
     );
-    assert_eq!(f.store.heartbeat("node_a", now, ago(15)).await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_live_node_takes_over_the_leases_of_a_node_that_missed_its_heartbeats() {
+    let f = fixture().await;
+    for i in 0..5 {
+        f.events(&format!("c{i}"), 1).await;
+    }
+    let (dead, slow, live) = (
+        NodeId::from_string("node_dead".into()),
+        NodeId::from_string("node_slow".into()),
+        NodeId::from_string("node_live".into()),
+    );
+    let minute = SignedDuration::from_secs(60);
+    // Each node leases some of the work; one more delivery waits for its retry, leased by no one.
+    let of_dead = f.claim_as(&dead, minute, 2).await;
+    let of_slow = f.claim_as(&slow, minute, 1).await;
+    let of_live = f.claim_as(&live, minute, 1).await;
+    let retrying = f.claim_as(&dead, minute, 1).await;
+    f.finish(&retrying[0], Next::RetryAt(Timestamp::now() + minute * 10))
+        .await;
+    assert_eq!((of_dead.len(), of_slow.len(), of_live.len()), (2, 1, 1));
+
+    // node_dead was last seen 10 s ago, node_slow 4 s ago; node_live counts a node as dead
+    // after 6 s of silence.
+    let now = Timestamp::now();
+    let ago = |s: i64| now.saturating_sub(SignedDuration::from_secs(s)).unwrap();
+    f.store.heartbeat(&dead, ago(10), ago(16)).await.unwrap();
+    f.store.heartbeat(&slow, ago(4), ago(16)).await.unwrap();
+    let beat = f.store.heartbeat(&live, now, ago(6)).await.unwrap();
+    assert_eq!(beat.nodes, 2, "node_live and node_slow");
+    assert_eq!(beat.taken_over, [(dead.clone(), 2)]);
+
+    // The dead node's two are due at once, under a new lease; nobody else's moved.
+    let again = f.claim_as(&live, minute, 100).await;
+    let mut got: Vec<&DeliveryId> = again.iter().map(|c| &c.delivery_id).collect();
+    let mut want: Vec<&DeliveryId> = of_dead.iter().map(|c| &c.delivery_id).collect();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    for new in &again {
+        let old = of_dead.iter().find(|c| c.delivery_id == new.delivery_id);
+        assert_eq!(
+            Some(new.lease),
+            old.map(|c| c.lease + 2),
+            "moved on by the takeover, then by the claim"
+        );
+    }
+    // What the dead node might still record under its old lease is dropped; the holders of
+    // the current leases record as usual.
+    for c in &of_dead {
+        f.finish(c, Next::Succeeded).await;
+        assert_eq!(f.status(&c.delivery_id).await.0, DeliveryStatus::Pending);
+    }
+    for c in again.iter().chain(&of_slow).chain(&of_live) {
+        f.finish(c, Next::Succeeded).await;
+        assert_eq!(f.status(&c.delivery_id).await.0, DeliveryStatus::Succeeded);
+    }
+    assert_eq!(
+        f.status(&retrying[0].delivery_id).await.0,
+        DeliveryStatus::Pending,
+        "a scheduled retry is no lease"
+    );
+    assert!(f.claim_as(&live, minute, 100).await.is_empty());
+
+    // The dead node is forgotten: the next heartbeat takes over nothing.
+    let beat = f.store.heartbeat(&live, now, ago(6)).await.unwrap();
+    assert_eq!((beat.nodes, beat.taken_over), (2, Vec::new()));
+}
+
+#[tokio::test]
+async fn two_live_nodes_take_over_a_dead_node_once() {
+    let f = fixture().await;
+    for i in 0..3 {
+        f.events(&format!("c{i}"), 1).await;
+    }
+    let dead = NodeId::from_string("node_dead".into());
+    let leased = f.claim_as(&dead, SignedDuration::from_secs(60), 100).await;
+    assert_eq!(leased.len(), 3);
+    let now = Timestamp::now();
+    let ago = |s: i64| now.saturating_sub(SignedDuration::from_secs(s)).unwrap();
+    f.store.heartbeat(&dead, ago(10), ago(16)).await.unwrap();
+    let (a, b) = (
+        NodeId::from_string("node_a".into()),
+        NodeId::from_string("node_b".into()),
+    );
+    let (beat_a, beat_b) = tokio::join!(
+        f.store.heartbeat(&a, now, ago(6)),
+        f.store.heartbeat(&b, now, ago(6))
+    );
+    let mut taken: Vec<(NodeId, u64)> = beat_a.unwrap().taken_over;
+    taken.extend(beat_b.unwrap().taken_over);
+    assert_eq!(taken, [(dead, 3)], "one of them took it over");
+    let again = f.claim(SignedDuration::from_secs(60)).await;
+    assert_eq!(again.len(), 3);
+    assert!(
+        again.iter().all(|c| c.lease == leased[0].lease + 2),
+        "each lease moved on once by the takeover, then by the claim"
+    );
 }
 
 #[tokio::test]
@@ -1653,7 +1786,14 @@ async fn alert_settings_are_made_once_and_a_transition_is_stored_once() {
     // It is claimed as an alert (due as it was stored), to the alert URL, with its body.
     let claimed = f
         .store
-        .claim_due(at, at + SignedDuration::from_secs(60), 100, 100, &[])
+        .claim_due(
+            &here(),
+            at,
+            at + SignedDuration::from_secs(60),
+            100,
+            100,
+            &[],
+        )
         .await
         .unwrap();
     let alert = claimed.iter().find(|c| c.alert).expect("the alert is due");

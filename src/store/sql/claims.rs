@@ -13,28 +13,30 @@ use super::db::{Conn, RowsAffected, SqlDb};
 use super::events::insert_in;
 use super::rows::*;
 use crate::core::delivery_state::{State, Unsent};
-use crate::core::id::{DeliveryId, PostedEventId, WebhookId};
+use crate::core::id::{DeliveryId, NodeId, PostedEventId, WebhookId};
 use crate::core::seal::Keyring;
 use crate::store::{AttemptRecord, Claimed, NewEvent, Release, Result, StoreError, Webhook};
 
 /// Most deliveries one hold moves per statement.
 const HOLD_ROWS_PER_STATEMENT: i64 = 2000;
 
-/// Leases up to `limit` due deliveries until `lease_until`, with the statement of the
-/// database (see [`SqlDb::claim_due`]).
+/// Leases up to `limit` due deliveries to `node` until `lease_until`, with the statement of
+/// the database (see [`SqlDb::claim_due`]).
+#[allow(clippy::too_many_arguments)]
 pub async fn claim_due<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     keys: Arc<Keyring>,
+    node: &NodeId,
     now: Timestamp,
     lease_until: Timestamp,
     limit: u32,
     per_webhook: u32,
     exclude: &[WebhookId],
 ) -> Result<Vec<Claimed>> {
-    let exclude = exclude.to_vec();
+    let (node, exclude) = (node.clone(), exclude.to_vec());
     b.write(move |c| {
         Box::pin(async move {
-            let mut q = DB::claim_due(now, lease_until, limit, per_webhook, &exclude);
+            let mut q = DB::claim_due(&node, now, lease_until, limit, per_webhook, &exclude);
             let mut rows = q.build().fetch_all(&mut *c).await?;
             // RETURNING gives no order; send oldest first.
             rows.sort_by_key(|r| r.int("seq").unwrap_or(0));
@@ -44,13 +46,15 @@ pub async fn claim_due<DB: SqlDb>(
     .await
 }
 
-/// Stores a test event with its one delivery and leases that delivery to the caller at once.
+/// Stores a test event with its one delivery and leases that delivery to `node` at once.
 pub async fn insert_test_delivery<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     keys: Arc<Keyring>,
+    node: &NodeId,
     event: NewEvent,
     lease_until: Timestamp,
 ) -> Result<Claimed> {
+    let node = node.clone();
     b.write(move |c| {
         Box::pin(async move {
             let ids: Vec<DeliveryId> = event.deliveries.iter().map(|d| d.id.clone()).collect();
@@ -62,6 +66,8 @@ pub async fn insert_test_delivery<DB: SqlDb>(
             q.push_bind(to_ms(lease_until));
             q.push(", claimed_until = ");
             q.push_bind(to_ms(lease_until));
+            q.push(", leased_by = ");
+            q.push_bind(&node);
             q.push(" WHERE id IN (");
             let mut sep = q.separated(", ");
             for id in &ids {
@@ -232,6 +238,23 @@ pub async fn release_all<DB: SqlDb>(b: &impl Backend<Db = DB>, now: Timestamp) -
         })
     })
     .await
+}
+
+/// Gives back, due at `now`, the running leases of `dead` (a node that stopped heartbeating),
+/// inside the caller's transaction: the lease counter moves on, so should the node be alive
+/// after all, its records of them are dropped. Answers how many.
+pub async fn take_over_in<DB: SqlDb>(c: &mut Conn<DB>, dead: &NodeId, now: i64) -> Result<u64> {
+    // Only leases still running: one that ran out is due already. (On SQLite, with no index on
+    // leased_by, the running leases are read through deliveries_due: the future part of it.)
+    let done = sqlx::query(
+        "UPDATE deliveries SET lease = lease + 1, next_attempt_at = $2, claimed_until = NULL \
+         WHERE leased_by = $1 AND claimed_until IS NOT NULL AND state = 'queued' AND next_attempt_at > $2",
+    )
+    .bind(dead)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 /// Holds a webhook's deliveries until `until`; `None` lifts the hold.

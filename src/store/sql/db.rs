@@ -8,7 +8,7 @@ use jiff::Timestamp;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Type};
 
 use super::rows::Cols;
-use crate::core::id::{CallId, WebhookId};
+use crate::core::id::{CallId, NodeId, WebhookId};
 use crate::store::Result;
 
 /// A database connection, as the shared code holds one inside a write.
@@ -45,10 +45,15 @@ pub trait SqlDb:
     /// at start was held by this node's previous process, which is gone.
     const ONE_NODE: bool;
 
-    /// The statement that leases up to `limit` due deliveries until `lease_until`: oldest due
-    /// first, at most `per_webhook` of one webhook, none of `exclude`. It returns `id, lease,
-    /// trigger, attempts, attempt_limit, event_seq, webhook_id, seq` of each.
+    /// What makes a `SELECT` lock the rows it reads and pass over rows another transaction
+    /// holds (PostgreSQL's `FOR UPDATE SKIP LOCKED`); empty where one writer is all there is.
+    const SKIP_LOCKED: &'static str;
+
+    /// The statement that leases up to `limit` due deliveries to `node` until `lease_until`:
+    /// oldest due first, at most `per_webhook` of one webhook, none of `exclude`. It returns
+    /// `id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id, seq` of each.
     fn claim_due(
+        node: &NodeId,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,

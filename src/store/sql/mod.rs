@@ -41,7 +41,9 @@ use self::db::Conn;
 pub use self::db::SqlDb;
 pub use self::events::insert_in as insert_events_in;
 pub use self::rows::to_ms;
-use crate::core::id::{AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, UserId, WebhookId};
+use crate::core::id::{
+    AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, NodeId, UserId, WebhookId,
+};
 use crate::core::number::E164;
 use crate::core::seal::Keyring;
 use crate::core::trigger::Trigger;
@@ -114,11 +116,11 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     async fn heartbeat(
         &self,
-        node_id: &str,
+        node: &NodeId,
         now: Timestamp,
         alive_since: Timestamp,
-    ) -> Result<u32> {
-        settings::heartbeat(&self.backend, node_id, now, alive_since).await
+    ) -> Result<Heartbeat> {
+        settings::heartbeat(&self.backend, node, now, alive_since).await
     }
 
     async fn ping(&self) -> Result<()> {
@@ -395,6 +397,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     async fn claim_due(
         &self,
+        node: &NodeId,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
@@ -404,6 +407,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         claims::claim_due(
             &self.backend,
             self.keys(),
+            node,
             now,
             lease_until,
             limit,
@@ -415,10 +419,11 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     async fn insert_test_delivery(
         &self,
+        node: &NodeId,
         event: NewEvent,
         lease_until: Timestamp,
     ) -> Result<Claimed> {
-        claims::insert_test_delivery(&self.backend, self.keys(), event, lease_until).await
+        claims::insert_test_delivery(&self.backend, self.keys(), node, event, lease_until).await
     }
 
     async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()> {

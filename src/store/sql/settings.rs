@@ -3,40 +3,69 @@
 
 use jiff::Timestamp;
 
-use super::Backend;
 use super::db::{RowsAffected, SqlDb};
 use super::rows::to_ms;
-use crate::store::Result;
+use super::{Backend, claims};
+use crate::core::id::NodeId;
+use crate::store::{Heartbeat, Result};
 
-/// How long a silent node is remembered.
-const NODE_FORGOTTEN_AFTER_MS: i64 = 3_600_000;
-
+/// Notes that `node` is alive, and takes over the nodes that are not (see
+/// [`crate::store::Store::heartbeat`]): one short transaction.
 pub async fn heartbeat<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
-    node_id: &str,
+    node: &NodeId,
     now: Timestamp,
     alive_since: Timestamp,
-) -> Result<u32> {
-    let node_id = node_id.to_owned();
+) -> Result<Heartbeat> {
+    let node = node.clone();
     let (now, alive_since) = (to_ms(now), to_ms(alive_since));
     b.write(move |c| {
         Box::pin(async move {
-            sqlx::query(
-                "INSERT INTO nodes (id, seen_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET seen_at = $2",
-            )
-            .bind(&node_id)
-            .bind(now)
-            .execute(&mut *c)
-            .await?;
-            sqlx::query("DELETE FROM nodes WHERE seen_at < $1")
-                .bind(now - NODE_FORGOTTEN_AFTER_MS)
+            let known = sqlx::query("UPDATE nodes SET seen_at = $2 WHERE id = $1")
+                .bind(&node)
+                .bind(now)
+                .execute(&mut *c)
+                .await?
+                .rows_affected()
+                > 0;
+            if !known {
+                sqlx::query(
+                    "INSERT INTO nodes (id, seen_at) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET seen_at = $2",
+                )
+                .bind(&node)
+                .bind(now)
                 .execute(&mut *c)
                 .await?;
+            }
+            // The dead, each taken by one live node: a row another heartbeat holds (its own
+            // node's, or a dead one a second live node is taking over) is passed over.
+            let dead: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM nodes WHERE seen_at < $1 AND id <> $2 ORDER BY id{}",
+                DB::SKIP_LOCKED
+            )))
+            .bind(alive_since)
+            .bind(&node)
+            .fetch_all(&mut *c)
+            .await?;
+            let mut taken_over = Vec::with_capacity(dead.len());
+            for id in dead {
+                let id = NodeId::from_string(id);
+                let leases = claims::take_over_in::<DB>(c, &id, now).await?;
+                sqlx::query("DELETE FROM nodes WHERE id = $1")
+                    .bind(&id)
+                    .execute(&mut *c)
+                    .await?;
+                taken_over.push((id, leases));
+            }
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM nodes WHERE seen_at >= $1")
                 .bind(alive_since)
                 .fetch_one(&mut *c)
                 .await?;
-            Ok(n.max(1) as u32)
+            Ok(Heartbeat {
+                nodes: n.max(1) as u32,
+                known,
+                taken_over,
+            })
         })
     })
     .await

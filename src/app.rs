@@ -240,6 +240,7 @@ impl App {
             Handover {
                 timeout: settings.click_to_call_timeout.0,
                 poll: settings.poll_interval.0,
+                node: node.clone(),
             },
             &stopper.handle(),
         )?;

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use super::originate::{ClickToCallRequest, OriginateError, StateChange};
 use super::{Connectors, Originating, PlacerState};
 use crate::core::click_to_call::{FailReason, Status};
-use crate::core::id::{CallId, ClickToCallId};
+use crate::core::id::{CallId, ClickToCallId, NodeId};
 use crate::shutdown::Shutdown;
 use crate::store::{ClickToCallChange, PlacingConnector, Store, StoredClickToCall};
 
@@ -35,13 +35,15 @@ const EXPIRE_EVERY: Duration = Duration::from_secs(1);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How the hand-over runs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Handover {
     /// How long a request may wait for a node to take it, and how long the node placing a
     /// request may stay silent (`click_to_call_timeout`); then it fails, `connector_lost`.
     pub timeout: Duration,
     /// How often to look for queued requests when nothing wakes the task.
     pub poll: Duration,
+    /// This node, as its claims of requests name it (the id its dispatcher's leases carry).
+    pub node: NodeId,
 }
 
 /// Wakes the hand-over: a request was stored (here, or on another node).
@@ -89,8 +91,8 @@ pub(super) async fn run(
     let mut task = Task {
         connectors,
         store,
+        node_id: settings.node.to_string(),
         settings,
-        node_id: crate::core::id::new_id("node"),
         published: None,
         expired_at: None,
         renewed_at: tokio::time::Instant::now(),
@@ -104,7 +106,7 @@ pub(super) async fn run(
         while task.following.try_join_next().is_some() {}
         tokio::select! {
             _ = wake.0.notified() => {}
-            _ = tokio::time::sleep(settings.poll) => {}
+            _ = tokio::time::sleep(task.settings.poll) => {}
             _ = shutdown.recv() => break,
         }
     }

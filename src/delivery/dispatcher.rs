@@ -508,7 +508,15 @@ async fn heartbeat_loop(
         let since = now
             .saturating_sub(SignedDuration::try_from(DEAD_AFTER).unwrap_or(SignedDuration::ZERO))
             .unwrap_or(now);
-        match store.heartbeat(&me, now, since).await {
+        let started = std::time::Instant::now();
+        let beat_result = store.heartbeat(&me, now, since).await;
+        let took = started.elapsed();
+        if took > HEARTBEAT {
+            // One that takes longer than DEAD_AFTER - HEARTBEAT (3 s) lets the other nodes take
+            // this one for dead.
+            tracing::warn!(took = ?took, "a heartbeat was slow to commit");
+        }
+        match beat_result {
             Ok(Heartbeat {
                 nodes: n,
                 known,

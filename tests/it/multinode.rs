@@ -11,9 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::pg_database;
-use crate::nodes::{
-    Nodes, account_with_webhook, free_port, start_node, start_node_with, wait_healthy,
-};
+use crate::nodes::{Nodes, account_with_webhook, free_port, start_node_with, wait_healthy};
 use crate::receiver::{Receiver, Reply};
 
 fn events(prefix: &str, from: usize, n: usize) -> (Vec<String>, Value) {
@@ -68,9 +66,20 @@ async fn three_nodes_share_the_work_and_survive_losing_one() {
         .iter()
         .map(|p| format!("http://127.0.0.1:{p}"))
         .collect();
+    // A lease of a minute, as in production: the killed node's work comes back through the
+    // takeover (two missed heartbeats), and a live node's record never lands after its lease
+    // ran out, however loaded the machine (which once sent work twice with 5 s leases).
     let mut nodes = Nodes(
         (0..3)
-            .map(|i| start_node(dirs[i].path(), ports[i], Some(&database)))
+            .map(|i| {
+                start_node_with(
+                    dirs[i].path(),
+                    ports[i],
+                    Some(&database),
+                    None,
+                    &[("CALLHOOK_LEASE", "60s")],
+                )
+            })
             .collect(),
     );
     let http = reqwest::Client::builder()

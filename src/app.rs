@@ -195,7 +195,8 @@ impl App {
         let store = open_store(&settings).await?;
         let (operator_hash, first_start) = bootstrap(&*store, &settings).await?;
         // What a killed process of this node had in flight goes out again now, not when its
-        // leases run out (on SQLite; see `Store::release_leftover_leases`).
+        // leases run out (on SQLite; see `Store::release_leftover_leases`; on PostgreSQL the
+        // heartbeats take it over).
         let released = store.release_leftover_leases(Timestamp::now()).await?;
         if released > 0 {
             tracing::info!(

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::attempt::{self, Policy};
@@ -95,11 +95,14 @@ pub fn start(
     let waker = Waker(notify.clone());
     let (records, records_rx) = mpsc::unbounded_channel();
     let unrecorded = Arc::new(AtomicU32::new(0));
+    // Dropped when the recorder ends: what this node sent is written, or given up on.
+    let (recorder_running, recorder_done) = oneshot::channel();
     tokio::spawn(record_loop(
         store.clone(),
         records_rx,
         waker.clone(),
         unrecorded.clone(),
+        recorder_running,
         shutdown.clone(),
     ));
     let nodes = Arc::new(AtomicU32::new(1));
@@ -108,6 +111,7 @@ pub fn start(
         node.clone(),
         nodes.clone(),
         waker.clone(),
+        recorder_done,
         shutdown.clone(),
     ));
     let lanes = Lanes::new(LaneRules {
@@ -439,6 +443,7 @@ async fn record_loop(
     mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
     waker: Waker,
     unrecorded: Arc<AtomicU32>,
+    _running: oneshot::Sender<()>,
     shutdown: Shutdown,
 ) {
     let mut batch = Vec::with_capacity(512);
@@ -488,12 +493,18 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(2 * HEARTBEAT.as_secs() + 1
 /// Keeps this node in the database's node list and `nodes` up to date, so the per-webhook
 /// limits are shared out between however many nodes are running, and takes over the leases of
 /// nodes that died (see [`Store::heartbeat`]).
+///
+/// It beats on through shutdown until the recorder is done (`recorder_done`): while in-flight
+/// requests finish within `shutdown_grace`, their leases are still this node's, and a silent
+/// node would have them taken over and sent again. Whatever it could not give back or record
+/// is taken over two missed heartbeats after it stops.
 async fn heartbeat_loop(
     store: Arc<dyn Store>,
     me: NodeId,
     nodes: Arc<AtomicU32>,
     waker: Waker,
-    mut shutdown: Shutdown,
+    mut recorder_done: oneshot::Receiver<()>,
+    _shutdown: Shutdown,
 ) {
     // Beats keep their pace whatever a write takes: a slow one is not made up for with a burst.
     let mut beat = tokio::time::interval(HEARTBEAT);
@@ -502,14 +513,17 @@ async fn heartbeat_loop(
     loop {
         tokio::select! {
             _ = beat.tick() => {}
-            _ = shutdown.recv() => return,
+            _ = &mut recorder_done => return,
         }
         let now = Timestamp::now();
         let since = now
             .saturating_sub(SignedDuration::try_from(DEAD_AFTER).unwrap_or(SignedDuration::ZERO))
             .unwrap_or(now);
         let started = std::time::Instant::now();
-        let beat_result = store.heartbeat(&me, now, since).await;
+        let beat_result = tokio::select! {
+            r = store.heartbeat(&me, now, since) => r,
+            _ = &mut recorder_done => return,
+        };
         let took = started.elapsed();
         if took > HEARTBEAT {
             // One that takes longer than DEAD_AFTER - HEARTBEAT (3 s) lets the other nodes take

@@ -288,3 +288,104 @@ async fn running_leases(db: &mut sqlx::PgConnection, node: &str) -> i64 {
     .await
     .unwrap()
 }
+
+#[tokio::test]
+async fn a_node_shutting_down_keeps_its_leases_while_its_requests_finish() {
+    use sqlx::Connection as _;
+    callhook::init_crypto();
+    let database = pg_database().await;
+    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
+    let bases: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    // Requests that take longer than a silent node takes to be taken for dead (5 s), and a
+    // grace period long enough for them to finish.
+    let start = |i: usize| {
+        start_node_with(
+            dirs[i].path(),
+            ports[i],
+            Some(&database),
+            None,
+            &[
+                ("CALLHOOK_LEASE", "60s"),
+                ("CALLHOOK_REQUEST_TIMEOUT", "15s"),
+                ("CALLHOOK_SHUTDOWN_GRACE", "20s"),
+            ],
+        )
+    };
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let mut db = sqlx::PgConnection::connect(&database).await.unwrap();
+    let rx = Receiver::start().await;
+    rx.behave(|_, _| Reply {
+        delay: Duration::from_secs(12),
+        ..Reply::status(200)
+    });
+    // Node 0 alone takes the events; node 1 starts once they are on the wire.
+    let mut nodes = Nodes(vec![start(0)]);
+    wait_healthy(&http, &bases[0]).await;
+    let key = account_with_webhook(&http, &bases[0], &bases[0], &rx.url("/sink")).await;
+    let (ids, body) = events("g", 0, 4);
+    let r = http
+        .post(format!("{}/v1/events", bases[0]))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    rx.wait_for(4, Duration::from_secs(10)).await;
+    nodes.0.push(start(1));
+    wait_healthy(&http, &bases[1]).await;
+
+    let stopping = Instant::now();
+    let pid = nodes.0[0].id().to_string();
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    // Polled, not waited on: this test's runtime also runs the receiver, which must answer.
+    let stopped = loop {
+        if let Some(status) = nodes.0[0].try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            stopping.elapsed() < Duration::from_secs(40),
+            "node 0 never stopped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(stopped.success(), "node 0 stopped cleanly: {stopped:?}");
+    println!(
+        "node 0 stopped {:.1} s after SIGTERM",
+        stopping.elapsed().as_secs_f64()
+    );
+    // Every delivery was recorded by node 0, and node 1 (which forgets node 0 two heartbeats
+    // after its last) sent none of them again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (nodes_left, queued): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM nodes), (SELECT COUNT(*) FROM deliveries WHERE state <> 'succeeded')",
+        )
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+        if nodes_left == 1 && queued == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{nodes_left} nodes listed, {queued} deliveries unfinished"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let seen = arrivals(&rx);
+    for id in &ids {
+        assert_eq!(seen.get(id), Some(&1), "{id} arrived once");
+    }
+}

@@ -542,8 +542,13 @@ async fn heartbeat_loop(
                 }
                 first = false;
                 for (dead, leases) in &taken_over {
-                    tracing::info!(node = %dead, leases, "a node stopped heartbeating; took over its leases");
-                    metrics::counter!("callhook_leases_taken_over_total").increment(*leases);
+                    if *leases > 0 {
+                        tracing::info!(node = %dead, leases, "a node stopped heartbeating; took over its leases");
+                        metrics::counter!("callhook_leases_taken_over_total").increment(*leases);
+                    } else {
+                        // A node that stopped cleanly (or a restarted SQLite node's last process).
+                        tracing::debug!(node = %dead, "a node stopped heartbeating, holding no leases; forgot it");
+                    }
                 }
                 if taken_over.iter().any(|(_, leases)| *leases > 0) {
                     // Its work is due now: look at once rather than a poll later.

@@ -29,8 +29,9 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `callhook serve` on `port` with quick retries and short leases (so a killed node's
-/// work is taken over within seconds), on `database` or an SQLite file in `dir`.
+/// Starts `callhook serve` on `port` with quick retries and short leases (5 s: a killed node's
+/// work comes back within seconds even before its heartbeats are missed), on `database` or an
+/// SQLite file in `dir`.
 pub fn start_node(dir: &std::path::Path, port: u16, database: Option<&str>) -> Child {
     start_node_with(dir, port, database, None, &[])
 }

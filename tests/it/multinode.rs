@@ -195,10 +195,18 @@ async fn a_killed_node_s_leases_are_taken_over_within_seconds() {
     // Node 0 first, alone, to learn its id from its heartbeat.
     let mut nodes = Nodes(vec![start(0)]);
     wait_healthy(&http, &bases[0]).await;
-    let doomed: String = sqlx::query_scalar("SELECT id FROM nodes")
-        .fetch_one(&mut db)
-        .await
-        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let doomed: String = loop {
+        let id: Option<String> = sqlx::query_scalar("SELECT id FROM nodes")
+            .fetch_optional(&mut db)
+            .await
+            .unwrap();
+        if let Some(id) = id {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "node 0 never heartbeat");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     nodes.0.push(start(1));
     wait_healthy(&http, &bases[1]).await;
 

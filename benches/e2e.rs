@@ -119,9 +119,40 @@ fn usage(pid: u32) -> (f64, f64) {
     ((tick(11) + tick(12)) / 100.0, hwm / 1024.0)
 }
 
+/// The peaks of a process's anonymous memory (heap, stacks) and file-backed resident pages
+/// (SQLite's memory-mapped database file), sampled every 20 ms: VmHWM counts both.
+struct RssWatch {
+    anon_kib: Arc<AtomicU64>,
+    file_kib: Arc<AtomicU64>,
+}
+
+impl RssWatch {
+    fn start(pid: u32) -> RssWatch {
+        let (anon_kib, file_kib) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (a, f) = (anon_kib.clone(), file_kib.clone());
+        std::thread::spawn(move || {
+            while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                let kib = |key: &str| {
+                    status
+                        .lines()
+                        .find(|l| l.starts_with(key))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|k| k.parse::<u64>().ok())
+                        .unwrap_or(0)
+                };
+                a.fetch_max(kib("RssAnon:"), Ordering::Relaxed);
+                f.fetch_max(kib("RssFile:") + kib("RssShmem:"), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        RssWatch { anon_kib, file_kib }
+    }
+}
+
 struct Bench {
     dir: tempfile::TempDir,
     nodes: Vec<(String, Proc)>,
+    watches: Vec<RssWatch>,
     http: reqwest::Client,
     /// API keys of the accounts events are posted for, round robin.
     keys: Vec<String>,
@@ -140,6 +171,30 @@ impl Bench {
             .iter()
             .map(|(_, p)| usage(p.0.id()).1)
             .fold(0.0, f64::max)
+    }
+
+    /// The peak RSS line: VmHWM of the largest node, and the sampled peaks of its parts.
+    fn rss_line(&self) -> String {
+        let mib = |a: &AtomicU64| a.load(Ordering::Relaxed) as f64 / 1024.0;
+        let anon = self
+            .watches
+            .iter()
+            .map(|w| mib(&w.anon_kib))
+            .fold(0.0, f64::max);
+        let file = self
+            .watches
+            .iter()
+            .map(|w| mib(&w.file_kib))
+            .fold(0.0, f64::max);
+        format!(
+            "callhook peak RSS:          {:>8.1} MiB{} (sampled peaks: anonymous {anon:.1} MiB, file-backed {file:.1} MiB)",
+            self.peak_rss(),
+            if self.nodes.len() > 1 {
+                " (largest node)"
+            } else {
+                ""
+            },
+        )
     }
 
     fn base(&self) -> &str {
@@ -285,9 +340,14 @@ async fn start(nodes: usize, database: Option<String>, id_field: bool) -> Bench 
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    let watches = procs
+        .iter()
+        .map(|(_, p)| RssWatch::start(p.0.id()))
+        .collect();
     Bench {
         dir,
         nodes: procs,
+        watches,
         http,
         keys: Vec::new(),
         _sink: sink,
@@ -590,11 +650,7 @@ async fn scenario(name: &str) {
     if webhooks_per_event == 1 {
         latency(&b, "p", 1000, 10).await;
     }
-    println!(
-        "callhook peak RSS:          {:>8.1} MiB{}",
-        b.peak_rss(),
-        if nodes > 1 { " (largest node)" } else { "" }
-    );
+    println!("{}", b.rss_line());
     println!("load average at the end:    {}", load_average());
     let _ = std::io::stdout().flush();
 }
@@ -627,7 +683,7 @@ async fn latency_scenario(name: &str) {
         );
         latency(&b, "q", 1000, 10).await;
     }
-    println!("callhook peak RSS:          {:>8.1} MiB", b.peak_rss());
+    println!("{}", b.rss_line());
     println!("load average at the end:    {}", load_average());
     let _ = std::io::stdout().flush();
 }

@@ -126,6 +126,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0011_leased_by.sql"),
         postgres: include_str!("migrations/postgres/0011_leased_by.sql"),
     },
+    MigrationFiles {
+        version: 12,
+        name: "call_state_index",
+        sqlite: include_str!("migrations/sqlite/0012_call_state_index.sql"),
+        postgres: include_str!("migrations/postgres/0012_call_state_index.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.

@@ -289,6 +289,13 @@ impl Rollup {
     }
 }
 
+/// Of the (webhook, call) pairs `p`, the earliest waiting delivery of those with none queued.
+/// Read through `deliveries_webhook_call` (see `sqlite::tests`).
+pub(crate) const NEXT_OF_CALLS: &str = "WHERE seq IN (SELECT (SELECT d.seq FROM deliveries d
+    WHERE d.webhook_id = p.webhook_id AND d.call_id = p.call_id AND d.state = 'waiting'
+    ORDER BY d.seq LIMIT 1) FROM p WHERE NOT EXISTS (SELECT 1 FROM deliveries q
+    WHERE q.webhook_id = p.webhook_id AND q.call_id = p.call_id AND q.state = 'queued'))";
+
 /// Makes the earliest waiting delivery of each (webhook, call) due, unless one of that pair is
 /// already queued: the next of a call goes once the one before it has finished.
 pub async fn promote_next<DB: SqlDb>(
@@ -305,12 +312,8 @@ pub async fn promote_next<DB: SqlDb>(
         q.push_bind(now);
         q.push(", updated_at = ");
         q.push_bind(now);
-        q.push(
-            " WHERE seq IN (SELECT (SELECT d.seq FROM deliveries d WHERE d.webhook_id = p.webhook_id
-                  AND d.call_id = p.call_id AND d.state = 'waiting' ORDER BY d.seq LIMIT 1) FROM p
-                WHERE NOT EXISTS (SELECT 1 FROM deliveries q WHERE q.webhook_id = p.webhook_id
-                  AND q.call_id = p.call_id AND q.state = 'queued'))",
-        );
+        q.push(" ");
+        q.push(NEXT_OF_CALLS);
         q.build().execute(&mut *conn).await?;
     }
     Ok(())

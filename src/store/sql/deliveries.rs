@@ -265,10 +265,7 @@ pub async fn resend<DB: SqlDb>(
                 }
                 Resend::OneMore => {
                     DB::lock_calls(c, &[(&webhook_id, &call_id)]).await?;
-                    let call_busy: bool = sqlx::query_scalar(
-                        "SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $1 AND call_id = $2
-                                        AND state IN ('queued', 'waiting'))",
-                    )
+                    let call_busy: bool = sqlx::query_scalar(CALL_BUSY)
                     .bind(&webhook_id)
                     .bind(&call_id)
                     .fetch_one(&mut *c)
@@ -402,3 +399,8 @@ pub async fn hourly<DB: SqlDb>(
     .await?;
     rows.iter().map(hourly_from_row).collect()
 }
+
+/// Whether webhook `$1` has a delivery of call `$2` still pending. Read through
+/// `deliveries_webhook_call` (see `sqlite::tests`).
+pub(crate) const CALL_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $1
+    AND call_id = $2 AND state IN ('queued', 'waiting'))";

@@ -16,6 +16,11 @@ use crate::store::{Inserted, NewDelivery, NewEvent, Result, StoreError};
 /// Most rows in one multi-row statement (SQLite allows 32766 bound values).
 pub const ROWS_PER_STATEMENT: usize = 250;
 
+/// Of the (webhook, call) pairs `p`, those with a delivery still pending: a new delivery of such
+/// a call waits its turn. Read through `deliveries_webhook_call` (see `sqlite::tests`).
+pub(crate) const BUSY_CALLS: &str = "SELECT DISTINCT d.webhook_id, d.call_id FROM p JOIN deliveries d
+    ON d.webhook_id = p.webhook_id AND d.call_id = p.call_id WHERE d.state IN ('queued', 'waiting')";
+
 /// Stores events and their deliveries; an event whose id the account used before is skipped.
 /// When an event breaks the one-`call.ended` rule the batch is redone one event at a time, to
 /// name the culprit.
@@ -105,10 +110,8 @@ async fn insert_deliveries<DB: SqlDb>(c: &mut Conn<DB>, fresh: &[(&NewEvent, i64
         q.push_values(chunk, |mut b, (w, call)| {
             b.push_bind(*w).push_bind(*call);
         });
-        q.push(
-            ") SELECT DISTINCT d.webhook_id, d.call_id FROM p JOIN deliveries d
-               ON d.webhook_id = p.webhook_id AND d.call_id = p.call_id WHERE d.state IN ('queued', 'waiting')",
-        );
+        q.push(") ");
+        q.push(BUSY_CALLS);
         for row in q.build().fetch_all(&mut *c).await? {
             busy.insert((row.id("webhook_id")?, row.id("call_id")?));
         }

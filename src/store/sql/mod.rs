@@ -663,3 +663,61 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         click_to_call::placing(&self.backend, account_id, seen_since).await
     }
 }
+
+/// SQLite plans from its heuristics (callhook never runs ANALYZE), so an index added for
+/// something else can steal a hot lookup: 0008's (webhook_id, state, seq) once made every
+/// ingest and every recorded attempt read the webhook's whole backlog. These hold the plans of
+/// the per-call lookups of the hot path to the index made for them.
+#[cfg(test)]
+mod plans {
+    use sqlx::{Connection, Row, SqliteConnection};
+
+    async fn plan(c: &mut SqliteConnection, sql: &str) -> Vec<String> {
+        sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+            .fetch_all(&mut *c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn per_call_lookups_read_the_call_index_not_the_webhooks_backlog() {
+        let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        super::super::migrator(|m| m.sqlite)
+            .run_direct(None, &mut c, false)
+            .await
+            .unwrap();
+        let pairs = "WITH p(webhook_id, call_id) AS (VALUES ('wh_a', 'c1'), ('wh_b', 'c2')) ";
+        let statements = [
+            format!("{pairs}{}", super::events::BUSY_CALLS),
+            format!(
+                "{pairs}UPDATE deliveries SET state = 'queued' {}",
+                super::attempts::NEXT_OF_CALLS
+            ),
+            super::deliveries::CALL_BUSY
+                .replace("$1", "'wh_a'")
+                .replace("$2", "'c1'"),
+        ];
+        for sql in statements {
+            let plan = plan(&mut c, &sql).await;
+            let reads: Vec<&String> = plan
+                .iter()
+                .filter(|l| l.starts_with("SEARCH") || l.starts_with("SCAN"))
+                .filter(|l| {
+                    !l.contains("CONSTANT ROW") && !l.contains(" p") && !l.contains("PRIMARY KEY")
+                })
+                .collect();
+            assert!(!reads.is_empty(), "{sql}: {plan:?}");
+            for l in reads {
+                assert!(
+                    l.contains(
+                        "INDEX deliveries_webhook_call (webhook_id=? AND call_id=? AND state="
+                    ),
+                    "{sql}\nreads the deliveries as: {l}\nwhole plan: {plan:?}"
+                );
+            }
+        }
+    }
+}

@@ -76,9 +76,11 @@ impl SqliteStore {
             // Claims sort in temporary b-trees; in memory they cost no file I/O. (Statements
             // that change many rows are kept small, see hold_webhook, so this stays bounded.)
             .pragma("temp_store", "memory")
-            // Map the file instead of read()ing pages: claims and logs read the same hot pages
-            // over and over, and a system call per page showed up in profiles.
-            .pragma("mmap_size", "67108864")
+            // Map the first 16 MiB of the file instead of read()ing pages: claims and logs read
+            // the same hot pages over and over, and a system call per page showed up in
+            // profiles. Mapped pages count in the process's RSS (once per connection that
+            // touched them): 64 MiB made 82 MiB of a 122 MiB peak file-backed (BENCHMARKS.md).
+            .pragma("mmap_size", "16777216")
             // A row changed or deleted leaves no old copy in its page (a secret sealed again,
             // SPEC §14), where that costs no extra I/O.
             .pragma("secure_delete", "fast");

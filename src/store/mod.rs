@@ -961,7 +961,9 @@ pub trait Store: Send + Sync + 'static {
     /// At start, gives back (due at `now`) the leases a dead process of this node left, so
     /// what it had in flight is sent again at once rather than when the lease runs out. Only a
     /// store that one node serves from (SQLite) knows every lease is such a one; PostgreSQL
-    /// gives back nothing here (its leases run out). Answers how many were given back.
+    /// gives back nothing here: a live node takes over the dead process's leases on a
+    /// heartbeat once it has missed two ([`Store::heartbeat`]). Answers how many were given
+    /// back.
     async fn release_leftover_leases(&self, now: Timestamp) -> Result<u64>;
     /// Holds a webhook's deliveries until `until` (its endpoint is stuck): the unclaimed ones
     /// due before then move to then, and new ones are stored due then. `None` lifts the hold.

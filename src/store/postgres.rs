@@ -16,7 +16,6 @@ use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use sqlx::QueryBuilder;
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, Postgres};
-use tokio::sync::mpsc;
 
 use super::sql::{Backend, SqlDb, SqlStore, insert_events_in, to_ms};
 use super::{Inserted, NewEvent, Result, StoreError};
@@ -32,8 +31,6 @@ pub type PgStore = SqlStore<PgBackend>;
 pub struct PgBackend {
     read: PgPool,
     url: String,
-    /// Asks the announcer task for one `NOTIFY` (see [`announcer`]).
-    announce: mpsc::Sender<()>,
 }
 
 fn migrator() -> sqlx::migrate::Migrator {
@@ -53,12 +50,9 @@ impl PgStore {
             .run(&read)
             .await
             .map_err(|e| StoreError::Database(Arc::new(sqlx::Error::Migrate(Box::new(e)))))?;
-        let (announce, wanted) = mpsc::channel(1);
-        tokio::spawn(announcer(read.clone(), wanted));
         Ok(SqlStore::new(PgBackend {
             read,
             url: url.to_owned(),
-            announce,
         }))
     }
 }
@@ -89,16 +83,21 @@ impl Backend for PgBackend {
         }
     }
 
-    /// Stores the events in a transaction of their own, then has the new work announced.
+    /// Stores the events in a transaction of their own, and announces the new work.
     async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>> {
-        let out = self
-            .write(move |c| Box::pin(async move { insert_events_in::<Postgres>(c, &events).await }))
-            .await?;
-        if out.iter().any(|i| matches!(i, Inserted::New(n) if *n > 0)) {
-            // Full: an announcement is already due, and it will tell of this work too.
-            let _ = self.announce.try_send(());
-        }
-        Ok(out)
+        self.write(move |c| {
+            Box::pin(async move {
+                let out = insert_events_in::<Postgres>(c, &events).await?;
+                if out.iter().any(|i| matches!(i, Inserted::New(n) if *n > 0)) {
+                    sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(WORK_CHANNEL)
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(out)
+            })
+        })
+        .await
     }
 
     /// Calls `wake` whenever any node announces new work, until the process ends. A lost
@@ -124,24 +123,6 @@ impl Backend for PgBackend {
                 tokio::time::sleep(Duration::from_secs(5)).await;
             }
         });
-    }
-}
-
-/// Sends `NOTIFY` on [`WORK_CHANNEL`] once per request, outside the ingest transactions:
-/// a transaction that notifies holds PostgreSQL's one notification-queue lock through its
-/// commit (and so through its WAL flush), which made every ingest commit wait for the one
-/// before it (800 single-event posts/s). Requests that come while one is being sent fold into
-/// the next, so a burst of ingests costs a few notifications. Ends when the store is dropped.
-async fn announcer(pool: PgPool, mut wanted: mpsc::Receiver<()>) {
-    while wanted.recv().await.is_some() {
-        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')")
-            .bind(WORK_CHANNEL)
-            .execute(&pool)
-            .await
-        {
-            // Other nodes find the work at their next poll.
-            tracing::warn!(error = %e, "cannot announce new work; the other nodes poll for it");
-        }
     }
 }
 

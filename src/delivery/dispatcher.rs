@@ -485,7 +485,7 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(2);
 pub const HEARTBEAT: Duration = Duration::from_secs(2);
 /// A node silent this long has missed two heartbeats (and a second more, for a heartbeat
 /// that was slow to commit): it counts as dead. The next heartbeat of a live node then gives
-/// back its running leases, so what it had in flight goes out again 5–7 s after it died
+/// back its running leases, so what it had in flight goes out again 3–7 s after it died
 /// instead of when its leases run out (`lease`, a minute). Until then it counts as alive when
 /// the limits are shared out, so it is counted exactly while its leases are respected.
 pub const DEAD_AFTER: Duration = Duration::from_secs(2 * HEARTBEAT.as_secs() + 1);

@@ -452,7 +452,10 @@ async fn record_loop(
         loop {
             match store.record_attempts(batch.clone(), Timestamp::now()).await {
                 Ok(()) => break,
-                Err(crate::store::StoreError::Closed) => {
+                // Closed while the process runs is the SQLite writer giving up on a
+                // transaction it could not begin (another process held the file's write lock
+                // past the busy timeout): the store is still there, so try again below.
+                Err(crate::store::StoreError::Closed) if shutdown.is_shutdown() => {
                     tracing::warn!(
                         records = batch.len(),
                         "the store closed before attempts were recorded; their leases will run out"

@@ -60,6 +60,12 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or a bare path) and
     /// brings its schema up to date.
     pub async fn open(url: &str) -> Result<SqliteStore> {
+        Self::open_waiting(url, Duration::from_secs(10)).await
+    }
+
+    /// As [`SqliteStore::open`], waiting at most `busy_timeout` for another process's lock
+    /// on the file before a statement fails.
+    async fn open_waiting(url: &str, busy_timeout: Duration) -> Result<SqliteStore> {
         let opts = if url.starts_with("sqlite:") {
             SqliteConnectOptions::from_str(url)?
         } else {
@@ -71,7 +77,7 @@ impl SqliteStore {
             // With WAL, NORMAL loses nothing when the process dies (even kill -9); only a
             // power cut can take the last commits. `synchronous = "full"` trades speed for that.
             .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
+            .busy_timeout(busy_timeout)
             .foreign_keys(true)
             // Claims sort in temporary b-trees; in memory they cost no file I/O. (Statements
             // that change many rows are kept small, see hold_webhook, so this stays bounded.)
@@ -248,15 +254,38 @@ async fn run_ingest_group(
     }
 }
 
+/// Begins the writer's transaction. Another process (the `callhook user` command, a backup)
+/// may hold the file's write lock longer than the busy timeout: the waiting writes are kept and
+/// the transaction tried again a few times, about three seconds more in all, before they are
+/// given up on.
+async fn begin(conn: &mut SqliteConnection) -> bool {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
+            Ok(_) => return true,
+            Err(e) if pause <= BEGIN_RETRY_UP_TO => {
+                tracing::warn!(error = %e, "cannot begin a write transaction; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot begin a write transaction; the waiting writes fail");
+                return false;
+            }
+        }
+    }
+}
+
+/// The longest pause between two tries of [`begin`].
+const BEGIN_RETRY_UP_TO: Duration = Duration::from_millis(1600);
+
 async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Work>) {
     let mut work: Vec<Work> = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut work, MAX_GROUP).await > 0 {
         let mut replies: Vec<Reply> = Vec::with_capacity(work.len());
-        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await {
-            tracing::error!(error = %e, "cannot begin a write transaction");
+        if !begin(&mut conn).await {
             // Dropping the work answers its callers with `Closed`.
             work.clear();
-            tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         }
         let mut ingests = Vec::new();
@@ -356,5 +385,41 @@ impl SqlDb for Sqlite {
         _calls: &[(&WebhookId, &CallId)],
     ) -> Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use sqlx::{Connection, SqliteConnection};
+
+    use super::SqliteStore;
+    use crate::store::Store;
+
+    /// A write that finds the file locked by another process past the busy timeout waits for
+    /// the lock instead of failing at once.
+    #[tokio::test]
+    async fn a_write_outlasts_another_process_holding_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("callhook.db");
+        let url = format!("sqlite://{}", path.display());
+        let store = SqliteStore::open_waiting(&url, Duration::from_millis(20))
+            .await
+            .unwrap();
+        let mut other = SqliteConnection::connect(&url).await.unwrap();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .unwrap();
+        let release = tokio::spawn(async move {
+            // Longer than the busy timeout, well within the retries.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            sqlx::query("COMMIT").execute(&mut other).await.unwrap();
+        });
+        let now = jiff::Timestamp::now();
+        let written = store.release_leftover_leases(now).await;
+        release.await.unwrap();
+        assert!(written.is_ok(), "the write failed: {written:?}");
     }
 }

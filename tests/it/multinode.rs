@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::helpers::pg_database;
-use crate::nodes::{Nodes, account_with_webhook, free_port, start_node_with, wait_healthy};
+use crate::nodes::{Nodes, account_with_webhook, node_places, start_node_with, wait_healthy};
 use crate::receiver::{Receiver, Reply};
 
 fn events(prefix: &str, from: usize, n: usize) -> (Vec<String>, Value) {
@@ -60,12 +60,7 @@ async fn wait_all(rx: &Receiver, ids: &[String], timeout: Duration) -> HashMap<S
 async fn three_nodes_share_the_work_and_survive_losing_one() {
     callhook::init_crypto();
     let database = pg_database().await;
-    let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let bases: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
+    let (dirs, ports, bases) = node_places(3);
     // A lease of a minute, as in production: the killed node's work comes back through the
     // takeover (two missed heartbeats), and a live node's record never lands after its lease
     // ran out, however loaded the machine (which once sent work twice with 5 s leases).
@@ -170,12 +165,7 @@ async fn a_killed_node_s_leases_are_taken_over_within_seconds() {
     use sqlx::Connection as _;
     callhook::init_crypto();
     let database = pg_database().await;
-    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
-    let bases: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
+    let (dirs, ports, bases) = node_places(2);
     // A lease of a minute: what brings the dead node's work back quickly is the takeover.
     let lease = Duration::from_secs(60);
     let start = |i: usize| {
@@ -302,12 +292,7 @@ async fn a_node_shutting_down_keeps_its_leases_while_its_requests_finish() {
     use sqlx::Connection as _;
     callhook::init_crypto();
     let database = pg_database().await;
-    let dirs: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let ports: Vec<u16> = (0..2).map(|_| free_port()).collect();
-    let bases: Vec<String> = ports
-        .iter()
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
+    let (dirs, ports, bases) = node_places(2);
     // Requests that take longer than a silent node takes to be taken for dead (5 s), and a
     // grace period long enough for them to finish.
     let start = |i: usize| {

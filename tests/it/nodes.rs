@@ -32,6 +32,17 @@ pub fn free_port() -> u16 {
 /// Starts `callhook serve` on `port` with quick retries and short leases (5 s: a killed node's
 /// work comes back within seconds even before its heartbeats are missed), on `database` or an
 /// SQLite file in `dir`.
+/// Places for `n` nodes: a data folder, a free port and its base URL each.
+pub fn node_places(n: usize) -> (Vec<tempfile::TempDir>, Vec<u16>, Vec<String>) {
+    let dirs = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let bases = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    (dirs, ports, bases)
+}
+
 pub fn start_node(dir: &std::path::Path, port: u16, database: Option<&str>) -> Child {
     start_node_with(dir, port, database, None, &[])
 }

@@ -102,7 +102,7 @@ impl Ingest {
     pub async fn accept(&self, events: Vec<(AccountId, CallEvent)>) -> Result<Accepted> {
         let received_at = Timestamp::now();
         // One lookup per account and batch, by the triggers the batch can fire.
-        let mut candidates: HashMap<&AccountId, Vec<Webhook>> = HashMap::new();
+        let mut candidates: HashMap<&AccountId, Arc<[Webhook]>> = HashMap::new();
         let mut by_account: HashMap<&AccountId, Vec<Trigger>> = HashMap::new();
         for (account, ev) in &events {
             let triggers = by_account.entry(account).or_default();
@@ -125,7 +125,7 @@ impl Ingest {
             .iter()
             .map(|(account, ev)| NewEvent {
                 event: stored_event(account, ev, received_at, false),
-                deliveries: matching(ev, candidates.get(account).map_or(&[][..], Vec::as_slice))
+                deliveries: matching(ev, candidates.get(account).map_or(&[][..], |w| &w[..]))
                     .map(|w| NewDelivery {
                         id: DeliveryId::new(),
                         webhook_id: w.id.clone(),

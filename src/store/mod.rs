@@ -132,6 +132,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0012_call_state_index.sql"),
         postgres: include_str!("migrations/postgres/0012_call_state_index.sql"),
     },
+    MigrationFiles {
+        version: 13,
+        name: "calls_trigger",
+        sqlite: include_str!("migrations/sqlite/0013_calls_trigger.sql"),
+        postgres: include_str!("migrations/postgres/0013_calls_trigger.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.
@@ -923,7 +929,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         account_id: &AccountId,
         triggers: &[Trigger],
-    ) -> Result<Vec<Webhook>>;
+    ) -> Result<Arc<[Webhook]>>;
     /// Outcome counts over each webhook's `recent` latest deliveries.
     async fn webhook_stats(
         &self,

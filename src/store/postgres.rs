@@ -15,7 +15,7 @@ use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use sqlx::QueryBuilder;
-use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, Postgres};
+use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, PgRow, Postgres};
 
 use super::sql::{Backend, SqlDb, SqlStore, insert_events_in, to_ms};
 use super::{Inserted, NewEvent, Result, StoreError};
@@ -138,14 +138,15 @@ impl SqlDb for Postgres {
 
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
-    fn claim_due(
+    async fn claim_due(
+        conn: &mut PgConnection,
         node: &NodeId,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
         exclude: &[WebhookId],
-    ) -> QueryBuilder<Postgres> {
+    ) -> Result<Vec<PgRow>> {
         // Oldest due first, at most `per_webhook` of any one webhook; rows another node is
         // claiming right now are skipped, never waited for.
         let mut q = QueryBuilder::<Postgres>::new(
@@ -183,7 +184,7 @@ impl SqlDb for Postgres {
             " FROM picked WHERE d.seq = picked.seq RETURNING d.id, d.lease, d.trigger, d.attempts, \
              d.attempt_limit, d.event_seq, d.webhook_id, d.seq",
         );
-        q
+        Ok(q.build().fetch_all(conn).await?)
     }
 
     /// Locks (webhook, call) pairs until the transaction ends. Keys are taken in ascending

@@ -7,6 +7,7 @@
 //! many requests share one commit (group commit), which is what makes ingest fast; a failing
 //! job rolls back its own savepoint and nobody else's.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,12 +16,12 @@ use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
+    SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Connection, QueryBuilder, Sqlite};
+use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::sql::{Backend, SqlDb, SqlStore, insert_events_in, to_ms};
+use super::sql::{Backend, HotReads, SqlDb, SqlStore, insert_events_in, to_ms};
 use super::{Inserted, NewEvent, Result, StoreError};
 use crate::core::id::{CallId, NodeId, WebhookId};
 
@@ -50,6 +51,8 @@ pub struct SqliteBackend {
     writer: mpsc::Sender<Work>,
     /// How to connect, for a checkpoint outside the writer's transactions ([`Backend::scrub`]).
     opts: SqliteConnectOptions,
+    /// API keys and matching webhooks kept in memory: every write goes through `writer`.
+    hot: HotReads,
 }
 
 fn migrator() -> sqlx::migrate::Migrator {
@@ -89,7 +92,11 @@ impl SqliteStore {
             .pragma("mmap_size", "16777216")
             // A row changed or deleted leaves no old copy in its page (a secret sealed again,
             // SPEC §14), where that costs no extra I/O.
-            .pragma("secure_delete", "fast");
+            .pragma("secure_delete", "fast")
+            // Commits do not copy the WAL back into the file: the checkpointer does, on its
+            // own connection and thread (see `checkpointer`). Done by the committing writer,
+            // one commit in thirty stalled 5–40 ms and those were most of its commit time.
+            .pragma("wal_autocheckpoint", "0");
         let mut writer = SqliteConnection::connect_with(&opts).await?;
         migrator()
             .run_direct(None, &mut writer, false)
@@ -103,11 +110,15 @@ impl SqliteStore {
             .connect_with(opts.clone().read_only(true))
             .await?;
         let (tx, rx) = mpsc::channel::<Work>(4096);
-        tokio::spawn(writer_loop(writer, rx));
+        let (wrote, written) = mpsc::channel::<()>(1);
+        let checkpoints = SqliteConnection::connect_with(&opts).await?;
+        tokio::spawn(checkpointer(checkpoints, written));
+        tokio::spawn(writer_loop(writer, rx, wrote));
         Ok(SqlStore::new(SqliteBackend {
             read,
             writer: tx,
             opts,
+            hot: HotReads::default(),
         }))
     }
 }
@@ -129,8 +140,24 @@ impl Backend for SqliteBackend {
         Ok(())
     }
 
-    /// Runs `f` in the writer's transaction and answers once it is committed.
+    /// Runs `f` in the writer's transaction and answers once it is committed, and the
+    /// [`HotReads`] know of it.
     async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        let r = self.write_work(f).await;
+        self.hot.changed();
+        r
+    }
+
+    fn hot(&self) -> Option<&HotReads> {
+        Some(&self.hot)
+    }
+
+    /// Runs `f` in the writer's transaction and answers once it is committed.
+    async fn write_work<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
@@ -279,7 +306,30 @@ async fn begin(conn: &mut SqliteConnection) -> bool {
 /// The longest pause between two tries of [`begin`].
 const BEGIN_RETRY_UP_TO: Duration = Duration::from_millis(1600);
 
-async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Work>) {
+/// Copies committed pages from the WAL into the database file, at most every
+/// [`CHECKPOINT_EVERY`] and only after writes, without waiting for readers or the writer
+/// (`PASSIVE`): the writer goes on appending while the copy and its fsync run here. It ends
+/// with the writer.
+async fn checkpointer(mut conn: SqliteConnection, mut written: mpsc::Receiver<()>) {
+    while written.recv().await.is_some() {
+        if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&mut conn)
+            .await
+        {
+            tracing::warn!(error = %e, "WAL checkpoint failed; trying again after the next write");
+        }
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+    }
+}
+
+/// The least time between two checkpoints.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+async fn writer_loop(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Work>,
+    wrote: mpsc::Sender<()>,
+) {
     let mut work: Vec<Work> = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut work, MAX_GROUP).await > 0 {
         let mut replies: Vec<Reply> = Vec::with_capacity(work.len());
@@ -312,7 +362,11 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Work>) {
             replies.push(reply);
         }
         match sqlx::query("COMMIT").execute(&mut conn).await {
-            Ok(_) => replies.into_iter().for_each(|r| r(None)),
+            Ok(_) => {
+                replies.into_iter().for_each(|r| r(None));
+                // A checkpoint already asked for covers this commit too.
+                let _ = wrote.try_send(());
+            }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed");
                 let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
@@ -321,6 +375,42 @@ async fn writer_loop(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Work>) {
             }
         }
     }
+}
+
+/// `seq, webhook_id` of the oldest `window` due deliveries, less those of `exclude` and
+/// `skip`, read from `deliveries_due` alone.
+async fn due_rows(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    window: u32,
+    exclude: &[WebhookId],
+    skip: &[String],
+) -> Result<Vec<SqliteRow>> {
+    let mut q = QueryBuilder::<Sqlite>::new(
+        "SELECT seq, webhook_id FROM (SELECT seq, webhook_id, next_attempt_at FROM deliveries \
+         WHERE state = 'queued' AND next_attempt_at <= ",
+    );
+    q.push_bind(to_ms(now));
+    if !exclude.is_empty() {
+        q.push(" AND webhook_id NOT IN (");
+        let mut sep = q.separated(", ");
+        for w in exclude {
+            sep.push_bind(w.as_str());
+        }
+        q.push(")");
+    }
+    q.push(" ORDER BY next_attempt_at LIMIT ");
+    q.push_bind(i64::from(window));
+    q.push(")");
+    if !skip.is_empty() {
+        q.push(" WHERE webhook_id NOT IN (");
+        let mut sep = q.separated(", ");
+        for w in skip {
+            sep.push_bind(w.as_str());
+        }
+        q.push(")");
+    }
+    Ok(q.build().fetch_all(&mut *conn).await?)
 }
 
 impl SqlDb for Sqlite {
@@ -334,17 +424,55 @@ impl SqlDb for Sqlite {
 
     const SKIP_LOCKED: &'static str = "";
 
-    fn claim_due(
+    /// Two statements in the writer's transaction (no other writer can come between them):
+    /// the oldest due deliveries are read from `deliveries_due` alone, the per-webhook cap is
+    /// applied here, and the picked rows are leased. (One statement with `ROW_NUMBER() OVER
+    /// (PARTITION BY webhook_id …)` did the pick in SQL: its sorts made it seven times the
+    /// cost of the read, and the largest cost of the writer, BENCHMARKS.md.)
+    async fn claim_due(
+        conn: &mut SqliteConnection,
         node: &NodeId,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
         exclude: &[WebhookId],
-    ) -> QueryBuilder<Sqlite> {
-        // Oldest due first, at most `per_webhook` of any one webhook, so one busy webhook's
-        // backlog cannot fill a claim that other webhooks wait on. No other writer exists to
-        // race with: the claim is one statement in the writer's transaction.
+    ) -> Result<Vec<SqliteRow>> {
+        // A few of the oldest first (enough when one webhook's backlog is all there is); when
+        // more are wanted, the oldest `4 × limit` again without the webhooks already at their
+        // cap, so one backlog cannot crowd the others out of a claim, and its rows are
+        // skipped inside SQLite instead of read out here.
+        let mut taken: HashMap<String, u32> = HashMap::new();
+        let mut picked: Vec<i64> = Vec::with_capacity(limit as usize);
+        let mut capped: Vec<String> = Vec::new();
+        for window in [limit.min(per_webhook * 2), limit.saturating_mul(4)] {
+            let due = due_rows(conn, now, window, exclude, &capped).await?;
+            let full = due.len() as u32 >= window;
+            for row in &due {
+                if picked.len() >= limit as usize {
+                    break;
+                }
+                let seq: i64 = row.try_get_unchecked(0)?;
+                let webhook: &str = row.try_get_unchecked(1)?;
+                let n = match taken.get_mut(webhook) {
+                    Some(n) => n,
+                    None => taken.entry(webhook.to_owned()).or_default(),
+                };
+                if *n < per_webhook && !picked.contains(&seq) {
+                    *n += 1;
+                    picked.push(seq);
+                    if *n == per_webhook {
+                        capped.push(webhook.to_owned());
+                    }
+                }
+            }
+            if picked.len() >= limit as usize || !full {
+                break;
+            }
+        }
+        if picked.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut q = QueryBuilder::<Sqlite>::new(
             "UPDATE deliveries SET lease = lease + 1, next_attempt_at = ",
         );
@@ -353,30 +481,15 @@ impl SqlDb for Sqlite {
         q.push_bind(to_ms(lease_until));
         q.push(", leased_by = ");
         q.push_bind(node.as_str().to_owned());
-        q.push(
-            " WHERE seq IN (SELECT seq FROM (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
-             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM \
-             (SELECT seq, webhook_id, next_attempt_at FROM deliveries WHERE state = 'queued' AND next_attempt_at <= ",
-        );
-        q.push_bind(to_ms(now));
-        if !exclude.is_empty() {
-            q.push(" AND webhook_id NOT IN (");
-            let mut sep = q.separated(", ");
-            for w in exclude {
-                sep.push_bind(w.as_str());
-            }
-            q.push(")");
+        q.push(" WHERE seq IN (");
+        let mut sep = q.separated(", ");
+        for seq in picked {
+            sep.push_bind(seq);
         }
-        q.push(" ORDER BY next_attempt_at LIMIT ");
-        q.push_bind(i64::from(limit) * 4);
-        q.push(")) WHERE rn <= ");
-        q.push_bind(i64::from(per_webhook));
-        q.push(" ORDER BY next_attempt_at, seq LIMIT ");
-        q.push_bind(i64::from(limit));
         q.push(
             ") RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id, seq",
         );
-        q
+        Ok(q.build().fetch_all(&mut *conn).await?)
     }
 
     /// SQLite's one writer already serialises every write, so a call's deliveries need no lock.
@@ -396,6 +509,34 @@ mod tests {
 
     use super::SqliteStore;
     use crate::store::Store;
+
+    /// Commits leave the WAL as it is, and the checkpointer copies it into the database file
+    /// soon after: without it the file would keep only its first page until the last
+    /// connection closed.
+    #[tokio::test]
+    async fn the_checkpointer_copies_commits_into_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("callhook.db");
+        let store = SqliteStore::open(&path.display().to_string())
+            .await
+            .unwrap();
+        store
+            .release_leftover_leases(jiff::Timestamp::now())
+            .await
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let len = std::fs::metadata(&path).unwrap().len();
+            if len > 4096 * 8 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file stayed at {len} bytes"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 
     /// A write that finds the file locked by another process past the busy timeout waits for
     /// the lock instead of failing at once.

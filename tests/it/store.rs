@@ -380,6 +380,71 @@ async fn a_webhook_write_never_undoes_a_change_it_did_not_see() {
     );
 }
 
+/// What matching reads of a webhook is read again after every change to it (SQLite answers
+/// it from memory between changes).
+#[tokio::test]
+async fn matching_sees_every_change_to_a_webhook_at_once() {
+    let f = fixture().await;
+    let matching = || async {
+        f.store
+            .webhooks_for(&f.account, &[Trigger::CallReceived])
+            .await
+            .unwrap()
+            .iter()
+            .map(|w| (w.id.clone(), w.spec.name.clone(), w.hold_until.is_some()))
+            .collect::<Vec<_>>()
+    };
+    let id = f.webhook.id.clone();
+    assert_eq!(matching().await, [(id.clone(), "h".into(), false)]);
+    // An edit.
+    let mut w = f.store.get_webhook(&f.account, &id).await.unwrap();
+    let read_at = w.updated_at;
+    w.spec.name = "renamed".into();
+    w.updated_at = Timestamp::from_millisecond(read_at.as_millisecond() + 1).unwrap();
+    let edit = || entry(&f.account, Action::WebhookUpdate, "wh");
+    f.store.update_webhook(&w, read_at, &edit()).await.unwrap();
+    assert_eq!(matching().await, [(id.clone(), "renamed".into(), false)]);
+    // A hold, and its end.
+    let until = Timestamp::now()
+        .saturating_add(SignedDuration::from_secs(30))
+        .unwrap();
+    f.store.hold_webhook(&id, Some(until)).await.unwrap();
+    assert_eq!(matching().await, [(id.clone(), "renamed".into(), true)]);
+    f.store.hold_webhook(&id, None).await.unwrap();
+    assert_eq!(matching().await, [(id.clone(), "renamed".into(), false)]);
+    // Disabled by a record (its endpoint is gone, say).
+    f.events("c1", 1).await;
+    let claimed = f.claim(SignedDuration::from_secs(60)).await;
+    let record = AttemptRecord {
+        delivery_id: claimed[0].delivery_id.clone(),
+        webhook_id: id.clone(),
+        lease: claimed[0].lease,
+        attempt: None,
+        next: Next::Failed,
+        disable_webhook: Some("gone".into()),
+        note: None,
+        test: false,
+    };
+    f.store
+        .record_attempts(vec![record], Timestamp::now())
+        .await
+        .unwrap();
+    assert_eq!(matching().await, []);
+    // Enabled again, then deleted.
+    let mut w = f.store.get_webhook(&f.account, &id).await.unwrap();
+    let read_at = w.updated_at;
+    w.spec.enabled = true;
+    w.updated_at = Timestamp::from_millisecond(read_at.as_millisecond() + 1).unwrap();
+    f.store.update_webhook(&w, read_at, &edit()).await.unwrap();
+    assert_eq!(matching().await.len(), 1);
+    let delete = entry(&f.account, Action::WebhookDelete, "wh");
+    f.store
+        .delete_webhook(&f.account, &id, &delete)
+        .await
+        .unwrap();
+    assert_eq!(matching().await, []);
+}
+
 #[tokio::test]
 async fn retention_removes_old_finished_deliveries_with_their_attempts_and_events() {
     let f = fixture().await;
@@ -1496,6 +1561,8 @@ async fn the_last_admin_key_cannot_revoke_itself() {
         matches!(&err, StoreError::Conflict(m) if m.contains("last admin")),
         "{err:?}"
     );
+    // Read once (SQLite keeps it in memory), then revoked: it is gone at once.
+    assert!(f.store.api_key_by_hash("h-admin").await.unwrap().is_some());
     // Asked without the rule (a user revoking it), it goes.
     f.store
         .delete_api_key(&f.account, &admin.id, false, &revoke)

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use sqlx::QueryBuilder;
 
@@ -21,16 +22,30 @@ pub async fn record<DB: SqlDb>(
     records: Vec<AttemptRecord>,
     now: Timestamp,
 ) -> Result<()> {
+    let disables = records.iter().any(|r| r.disable_webhook.is_some());
     let now = to_ms(now);
-    b.write(move |c| {
+    let work = record_all::<DB>(records, now);
+    // Disabling a webhook changes what matching reads; nothing else a record writes does.
+    if disables {
+        b.write(work).await
+    } else {
+        b.write_work(work).await
+    }
+}
+
+/// The write that records `records`, a chunk at a time.
+fn record_all<DB: SqlDb>(
+    records: Vec<AttemptRecord>,
+    now: i64,
+) -> impl for<'c> FnOnce(&'c mut Conn<DB>) -> BoxFuture<'c, Result<()>> + Send + 'static {
+    move |c| {
         Box::pin(async move {
             for chunk in records.chunks(ROWS_PER_STATEMENT) {
                 record_chunk::<DB>(c, chunk, now).await?;
             }
             Ok(())
         })
-    })
-    .await
+    }
 }
 
 /// Records a chunk of attempts with one statement per table: the deliveries move on (only

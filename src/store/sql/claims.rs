@@ -34,10 +34,10 @@ pub async fn claim_due<DB: SqlDb>(
     exclude: &[WebhookId],
 ) -> Result<Vec<Claimed>> {
     let (node, exclude) = (node.clone(), exclude.to_vec());
-    b.write(move |c| {
+    b.write_work(move |c| {
         Box::pin(async move {
-            let mut q = DB::claim_due(&node, now, lease_until, limit, per_webhook, &exclude);
-            let mut rows = q.build().fetch_all(&mut *c).await?;
+            let mut rows =
+                DB::claim_due(c, &node, now, lease_until, limit, per_webhook, &exclude).await?;
             // RETURNING gives no order; send oldest first.
             rows.sort_by_key(|r| r.int("seq").unwrap_or(0));
             complete::<DB>(c, &keys, rows, lease_until).await
@@ -203,7 +203,7 @@ pub async fn release<DB: SqlDb>(
     due: Timestamp,
 ) -> Result<()> {
     let now = to_ms(due);
-    b.write(move |c| {
+    b.write_work(move |c| {
         Box::pin(async move {
             for r in releases {
                 sqlx::query(
@@ -282,7 +282,7 @@ pub async fn hold_webhook<DB: SqlDb>(
     loop {
         let id = webhook_id.clone();
         let moved = b
-            .write(move |c| {
+            .write_work(move |c| {
                 Box::pin(async move {
                     Ok(sqlx::query(
                         "UPDATE deliveries SET next_attempt_at = $2 WHERE seq IN (

@@ -5,7 +5,7 @@
 use std::future::Future;
 
 use jiff::Timestamp;
-use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, QueryBuilder, Type};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type};
 
 use super::rows::Cols;
 use crate::core::id::{CallId, NodeId, WebhookId};
@@ -49,17 +49,20 @@ pub trait SqlDb:
     /// holds (PostgreSQL's `FOR UPDATE SKIP LOCKED`); empty where one writer is all there is.
     const SKIP_LOCKED: &'static str;
 
-    /// The statement that leases up to `limit` due deliveries to `node` until `lease_until`:
-    /// oldest due first, at most `per_webhook` of one webhook, none of `exclude`. It returns
-    /// `id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id, seq` of each.
+    /// Leases up to `limit` due deliveries to `node` until `lease_until`, inside the caller's
+    /// transaction: oldest due first, at most `per_webhook` of one webhook, none of `exclude`.
+    /// Answers `id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id, seq` of
+    /// each, in no particular order.
+    #[allow(clippy::too_many_arguments)]
     fn claim_due(
+        conn: &mut Conn<Self>,
         node: &NodeId,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
         per_webhook: u32,
         exclude: &[WebhookId],
-    ) -> QueryBuilder<Self>;
+    ) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;
 
     /// Locks (webhook, call) pairs until the transaction ends, so concurrent writers queue and
     /// promote a call's deliveries one at a time.

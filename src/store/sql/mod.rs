@@ -21,6 +21,7 @@ mod click_to_call;
 mod db;
 mod deliveries;
 mod events;
+mod hot;
 mod numbers;
 mod retention;
 mod rows;
@@ -40,6 +41,8 @@ use sqlx::Pool;
 use self::db::Conn;
 pub use self::db::SqlDb;
 pub use self::events::insert_in as insert_events_in;
+use self::hot::Cached;
+pub use self::hot::HotReads;
 pub use self::rows::to_ms;
 use crate::core::id::{
     AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, NodeId, UserId, WebhookId,
@@ -62,6 +65,22 @@ pub trait Backend: Send + Sync + 'static {
     where
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut Conn<Self::Db>) -> BoxFuture<'c, Result<T>> + Send + 'static;
+
+    /// As [`Backend::write`], for a write that changes no API key and nothing of a webhook
+    /// that matching reads (claims, releases, heartbeats, records that disable nothing): it
+    /// leaves the [`HotReads`] as they are.
+    fn write_work<T, F>(&self, f: F) -> impl Future<Output = Result<T>> + Send
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut Conn<Self::Db>) -> BoxFuture<'c, Result<T>> + Send + 'static,
+    {
+        self.write(f)
+    }
+
+    /// The reads this backend answers from memory, if any (see [`HotReads`]).
+    fn hot(&self) -> Option<&HotReads> {
+        None
+    }
 
     /// Stores events with their deliveries through [`insert_events_in`], in a transaction of
     /// the backend's choosing (SQLite's writer merges waiting requests into one).
@@ -108,6 +127,10 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 
     fn set_keyring(&self, keys: Arc<Keyring>) {
         *self.keys.write().unwrap_or_else(|p| p.into_inner()) = keys;
+        // Webhooks read with the old keys may hold secrets they could not open.
+        if let Some(hot) = self.backend.hot() {
+            hot.changed();
+        }
     }
 
     async fn reseal(&self, all: bool) -> Result<u64> {
@@ -199,7 +222,19 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
     }
 
     async fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKey>> {
-        api_keys::by_hash(&self.backend, hash).await
+        let Some(hot) = self.backend.hot() else {
+            return api_keys::by_hash(&self.backend, hash).await;
+        };
+        match hot.key(hash) {
+            Cached::Hit(key) => Ok(Some(key)),
+            Cached::Miss(generation) => {
+                let key = api_keys::by_hash(&self.backend, hash).await?;
+                if let Some(key) = &key {
+                    hot.keep_key(generation, hash, key);
+                }
+                Ok(key)
+            }
+        }
     }
 
     async fn touch_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<()> {
@@ -379,8 +414,25 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         &self,
         account_id: &AccountId,
         triggers: &[Trigger],
-    ) -> Result<Vec<Webhook>> {
-        webhooks::matching(&self.backend, &self.keys(), account_id, triggers).await
+    ) -> Result<Arc<[Webhook]>> {
+        let Some(hot) = self.backend.hot() else {
+            return Ok(
+                webhooks::matching(&self.backend, &self.keys(), account_id, triggers)
+                    .await?
+                    .into(),
+            );
+        };
+        match hot.webhooks(account_id, triggers) {
+            Cached::Hit(hooks) => Ok(hooks),
+            Cached::Miss(generation) => {
+                let hooks: Arc<[Webhook]> =
+                    webhooks::matching(&self.backend, &self.keys(), account_id, triggers)
+                        .await?
+                        .into();
+                hot.keep_webhooks(generation, account_id, triggers, &hooks);
+                Ok(hooks)
+            }
+        }
     }
 
     async fn webhook_stats(

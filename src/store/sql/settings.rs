@@ -19,7 +19,7 @@ pub async fn heartbeat<DB: SqlDb>(
 ) -> Result<Heartbeat> {
     let node = node.clone();
     let (now, alive_since) = (to_ms(now), to_ms(alive_since));
-    b.write(move |c| {
+    b.write_work(move |c| {
         Box::pin(async move {
             let known = sqlx::query("UPDATE nodes SET seen_at = $2 WHERE id = $1")
                 .bind(&node)
@@ -72,7 +72,7 @@ pub async fn heartbeat<DB: SqlDb>(
 }
 
 pub async fn ping<DB: SqlDb>(b: &impl Backend<Db = DB>) -> Result<()> {
-    b.write(|c| {
+    b.write_work(|c| {
         Box::pin(async move {
             sqlx::query("SELECT 1").execute(&mut *c).await?;
             Ok(())

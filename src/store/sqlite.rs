@@ -21,14 +21,14 @@ use sqlx::sqlite::{
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::sql::{Backend, HotReads, SqlDb, SqlStore, insert_events_in, to_ms};
+use super::sql::ingests::{IngestReply, Reply, exec, run_ingests};
+use super::sql::{Backend, HotReads, SqlDb, SqlStore, to_ms};
 use super::{Inserted, NewEvent, Result, StoreError};
 use crate::core::id::{CallId, NodeId, WebhookId};
 
 /// Most jobs one transaction takes.
 const MAX_GROUP: usize = 512;
 
-type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
 type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Reply)> + Send>;
 
 /// What the writer task is asked to do.
@@ -40,8 +40,6 @@ enum Work {
     Ingest(Vec<NewEvent>, IngestReply),
 }
 
-type IngestReply = oneshot::Sender<Result<Vec<Inserted>>>;
-
 /// The SQLite store.
 pub type SqliteStore = SqlStore<SqliteBackend>;
 
@@ -49,8 +47,8 @@ pub type SqliteStore = SqlStore<SqliteBackend>;
 pub struct SqliteBackend {
     read: SqlitePool,
     writer: mpsc::Sender<Work>,
-    /// How to connect, for a checkpoint outside the writer's transactions ([`Backend::scrub`]).
-    opts: SqliteConnectOptions,
+    /// The checkpointer, which also empties the WAL for [`Backend::scrub`].
+    checkpoints: mpsc::Sender<Checkpoint>,
     /// API keys and matching webhooks kept in memory: every write goes through `writer`.
     hot: HotReads,
 }
@@ -110,14 +108,14 @@ impl SqliteStore {
             .connect_with(opts.clone().read_only(true))
             .await?;
         let (tx, rx) = mpsc::channel::<Work>(4096);
-        let (wrote, written) = mpsc::channel::<()>(1);
-        let checkpoints = SqliteConnection::connect_with(&opts).await?;
-        tokio::spawn(checkpointer(checkpoints, written));
-        tokio::spawn(writer_loop(writer, rx, wrote));
+        let (checkpoints, asked) = mpsc::channel::<Checkpoint>(1);
+        let conn = SqliteConnection::connect_with(&opts).await?;
+        tokio::spawn(checkpointer(conn, asked));
+        tokio::spawn(writer_loop(writer, rx, checkpoints.clone()));
         Ok(SqlStore::new(SqliteBackend {
             read,
             writer: tx,
-            opts,
+            checkpoints,
             hot: HotReads::default(),
         }))
     }
@@ -133,11 +131,12 @@ impl Backend for SqliteBackend {
     /// Moves the WAL into the database file and empties it, so older versions of changed
     /// pages are gone from disk.
     async fn scrub(&self) -> Result<()> {
-        let mut c = SqliteConnection::connect_with(&self.opts).await?;
-        sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&mut c)
-            .await?;
-        Ok(())
+        let (done, emptied) = oneshot::channel();
+        self.checkpoints
+            .send(Checkpoint::Empty(done))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        emptied.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Runs `f` in the writer's transaction and answers once it is committed, and the
@@ -194,93 +193,6 @@ impl Backend for SqliteBackend {
     }
 }
 
-/// Runs a statement the writer cannot do without; a failure here is logged, and the
-/// transaction's commit will report it to the callers.
-async fn exec(conn: &mut SqliteConnection, sql: &'static str) {
-    if let Err(e) = sqlx::raw_sql(sql).execute(&mut *conn).await {
-        tracing::error!(error = %e, sql, "writer statement failed");
-    }
-}
-
-/// Stores every waiting ingest: merged when they go through, each on its own (in its own
-/// savepoint) when one of a group is refused, so only that one fails.
-async fn run_ingests(
-    conn: &mut SqliteConnection,
-    ingests: Vec<(Vec<NewEvent>, IngestReply)>,
-    replies: &mut Vec<Reply>,
-) {
-    // Merged in groups of bounded size: a savepoint keeps the original of every page its
-    // group changes (in memory), so a burst of large batches would otherwise cost a lot of it.
-    let mut group: Vec<(Vec<NewEvent>, IngestReply)> = Vec::new();
-    let mut size = 0;
-    for (events, tx) in ingests {
-        let rows: usize = events.iter().map(|e| 1 + e.deliveries.len()).sum();
-        if size > 0 && size + rows > MAX_MERGED_ROWS {
-            run_ingest_group(conn, std::mem::take(&mut group), replies).await;
-            size = 0;
-        }
-        size += rows;
-        group.push((events, tx));
-    }
-    if !group.is_empty() {
-        run_ingest_group(conn, group, replies).await;
-    }
-}
-
-/// Most rows (events and deliveries) stored by one merged insert.
-const MAX_MERGED_ROWS: usize = 2000;
-
-async fn run_ingest_group(
-    conn: &mut SqliteConnection,
-    group: Vec<(Vec<NewEvent>, IngestReply)>,
-    replies: &mut Vec<Reply>,
-) {
-    let answer = |tx: IngestReply, r: Result<Vec<Inserted>>| -> Reply {
-        Box::new(move |commit_err| {
-            let _ = tx.send(match commit_err {
-                Some(e) => Err(e),
-                None => r,
-            });
-        })
-    };
-    // One list of all the events, and where each request's part ends.
-    let mut all: Vec<NewEvent> = Vec::new();
-    let mut parts: Vec<(usize, IngestReply)> = Vec::with_capacity(group.len());
-    for (events, tx) in group {
-        parts.push((events.len(), tx));
-        all.extend(events);
-    }
-    if parts.len() > 1 {
-        exec(conn, "SAVEPOINT ingests").await;
-        if let Ok(results) = insert_events_in::<Sqlite>(conn, &all).await {
-            exec(conn, "RELEASE ingests").await;
-            let mut results = results.into_iter();
-            for (n, tx) in parts {
-                replies.push(answer(tx, Ok(results.by_ref().take(n).collect())));
-            }
-            return;
-        }
-        exec(conn, "ROLLBACK TO ingests; RELEASE ingests").await;
-    }
-    let mut start = 0;
-    for (n, tx) in parts {
-        let events = &all[start..start + n];
-        start += n;
-        exec(conn, "SAVEPOINT ingest_one").await;
-        let r = insert_events_in::<Sqlite>(conn, events).await;
-        exec(
-            conn,
-            if r.is_ok() {
-                "RELEASE ingest_one"
-            } else {
-                "ROLLBACK TO ingest_one; RELEASE ingest_one"
-            },
-        )
-        .await;
-        replies.push(answer(tx, r));
-    }
-}
-
 /// Begins the writer's transaction. Another process (the `callhook user` command, a backup)
 /// may hold the file's write lock longer than the busy timeout: the waiting writes are kept and
 /// the transaction tried again a few times, about three seconds more in all, before they are
@@ -306,20 +218,54 @@ async fn begin(conn: &mut SqliteConnection) -> bool {
 /// The longest pause between two tries of [`begin`].
 const BEGIN_RETRY_UP_TO: Duration = Duration::from_millis(1600);
 
+/// What the checkpointer is asked to do.
+enum Checkpoint {
+    /// The writer committed: copy what the WAL holds into the file.
+    AfterWrites,
+    /// Copy everything and empty the WAL ([`Backend::scrub`]), answering once done.
+    Empty(oneshot::Sender<Result<()>>),
+}
+
 /// Copies committed pages from the WAL into the database file, at most every
 /// [`CHECKPOINT_EVERY`] and only after writes, without waiting for readers or the writer
-/// (`PASSIVE`): the writer goes on appending while the copy and its fsync run here. It ends
-/// with the writer.
-async fn checkpointer(mut conn: SqliteConnection, mut written: mpsc::Receiver<()>) {
-    while written.recv().await.is_some() {
-        if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut conn)
-            .await
-        {
-            tracing::warn!(error = %e, "WAL checkpoint failed; trying again after the next write");
+/// (`PASSIVE`): the writer goes on appending while the copy and its fsync run here. One
+/// connection does every checkpoint, so a scrub's never finds another one running. It ends
+/// with the store.
+async fn checkpointer(mut conn: SqliteConnection, mut asked: mpsc::Receiver<Checkpoint>) {
+    while let Some(ask) = asked.recv().await {
+        match ask {
+            Checkpoint::AfterWrites => {
+                if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                    .execute(&mut conn)
+                    .await
+                {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; trying again after the next write");
+                }
+                tokio::time::sleep(CHECKPOINT_EVERY).await;
+            }
+            Checkpoint::Empty(done) => {
+                let _ = done.send(empty_wal(&mut conn).await);
+            }
         }
-        tokio::time::sleep(CHECKPOINT_EVERY).await;
     }
+}
+
+/// Copies the whole WAL into the file and truncates it. SQLite answers `busy` rather than an
+/// error when a reader's snapshot still needs the WAL: then it is tried again, for up to about
+/// ten seconds, before the scrub fails.
+async fn empty_wal(conn: &mut SqliteConnection) -> Result<()> {
+    for _ in 0..200 {
+        let busy: i64 = sqlx::query_scalar("PRAGMA wal_checkpoint(TRUNCATE)")
+            .fetch_one(&mut *conn)
+            .await?;
+        if busy == 0 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(StoreError::Conflict(
+        "the WAL could not be emptied: readers kept it in use".into(),
+    ))
 }
 
 /// The least time between two checkpoints.
@@ -328,7 +274,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 async fn writer_loop(
     mut conn: SqliteConnection,
     mut rx: mpsc::Receiver<Work>,
-    wrote: mpsc::Sender<()>,
+    checkpoints: mpsc::Sender<Checkpoint>,
 ) {
     let mut work: Vec<Work> = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut work, MAX_GROUP).await > 0 {
@@ -346,11 +292,11 @@ async fn writer_loop(
                 Work::Job(job) => jobs.push(job),
             }
         }
-        run_ingests(&mut conn, ingests, &mut replies).await;
+        run_ingests::<Sqlite>(&mut conn, ingests, &mut replies).await;
         for job in jobs {
-            exec(&mut conn, "SAVEPOINT job").await;
+            exec::<Sqlite>(&mut conn, "SAVEPOINT job").await;
             let (ok, reply) = job(&mut conn).await;
-            exec(
+            exec::<Sqlite>(
                 &mut conn,
                 if ok {
                     "RELEASE job"
@@ -365,7 +311,7 @@ async fn writer_loop(
             Ok(_) => {
                 replies.into_iter().for_each(|r| r(None));
                 // A checkpoint already asked for covers this commit too.
-                let _ = wrote.try_send(());
+                let _ = checkpoints.try_send(Checkpoint::AfterWrites);
             }
             Err(e) => {
                 tracing::error!(error = %e, "commit failed");

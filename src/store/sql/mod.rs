@@ -22,6 +22,7 @@ mod db;
 mod deliveries;
 mod events;
 mod hot;
+pub(super) mod ingests;
 mod numbers;
 mod retention;
 mod rows;
@@ -40,7 +41,6 @@ use sqlx::Pool;
 
 use self::db::Conn;
 pub use self::db::SqlDb;
-pub use self::events::insert_in as insert_events_in;
 use self::hot::Cached;
 pub use self::hot::HotReads;
 pub use self::rows::to_ms;
@@ -82,7 +82,7 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
-    /// Stores events with their deliveries through [`insert_events_in`], in a transaction of
+    /// Stores events with their deliveries through [`events::insert_in`], in a transaction of
     /// the backend's choosing (SQLite's writer merges waiting requests into one).
     fn insert_events(
         &self,

@@ -1,0 +1,103 @@
+//! Group commit of ingests: every request waiting is stored in one transaction, merged into
+//! one set of multi-row statements, and answered only once that transaction is committed.
+//! Many small requests then cost about what one large batch does. SQLite's writer task and
+//! PostgreSQL's ingest task both run their waiting ingests through [`run_ingests`].
+
+use tokio::sync::oneshot;
+
+use super::db::{Conn, SqlDb};
+use super::events::insert_in;
+use crate::store::{Inserted, NewEvent, Result, StoreError};
+
+/// Answers a write's caller once its transaction has ended: `None` when it committed.
+pub type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
+
+/// Where an ingest's outcome goes.
+pub type IngestReply = oneshot::Sender<Result<Vec<Inserted>>>;
+
+/// Runs a statement the transaction cannot do without; a failure here is logged, and the
+/// commit will report it to the callers.
+pub async fn exec<DB: SqlDb>(conn: &mut Conn<DB>, sql: &'static str) {
+    if let Err(e) = sqlx::raw_sql(sql).execute(&mut *conn).await {
+        tracing::error!(error = %e, sql, "writer statement failed");
+    }
+}
+
+/// Stores every waiting ingest: merged when they go through, each on its own (in its own
+/// savepoint) when one of a group is refused, so only that one fails.
+pub async fn run_ingests<DB: SqlDb>(
+    conn: &mut Conn<DB>,
+    ingests: Vec<(Vec<NewEvent>, IngestReply)>,
+    replies: &mut Vec<Reply>,
+) {
+    // Merged in groups of bounded size: a savepoint keeps the original of every page its
+    // group changes (in memory), so a burst of large batches would otherwise cost a lot of it.
+    let mut group: Vec<(Vec<NewEvent>, IngestReply)> = Vec::new();
+    let mut size = 0;
+    for (events, tx) in ingests {
+        let rows: usize = events.iter().map(|e| 1 + e.deliveries.len()).sum();
+        if size > 0 && size + rows > MAX_MERGED_ROWS {
+            run_ingest_group::<DB>(conn, std::mem::take(&mut group), replies).await;
+            size = 0;
+        }
+        size += rows;
+        group.push((events, tx));
+    }
+    if !group.is_empty() {
+        run_ingest_group::<DB>(conn, group, replies).await;
+    }
+}
+
+/// Most rows (events and deliveries) stored by one merged insert.
+const MAX_MERGED_ROWS: usize = 2000;
+
+async fn run_ingest_group<DB: SqlDb>(
+    conn: &mut Conn<DB>,
+    group: Vec<(Vec<NewEvent>, IngestReply)>,
+    replies: &mut Vec<Reply>,
+) {
+    let answer = |tx: IngestReply, r: Result<Vec<Inserted>>| -> Reply {
+        Box::new(move |commit_err| {
+            let _ = tx.send(match commit_err {
+                Some(e) => Err(e),
+                None => r,
+            });
+        })
+    };
+    // One list of all the events, and where each request's part ends.
+    let mut all: Vec<NewEvent> = Vec::new();
+    let mut parts: Vec<(usize, IngestReply)> = Vec::with_capacity(group.len());
+    for (events, tx) in group {
+        parts.push((events.len(), tx));
+        all.extend(events);
+    }
+    if parts.len() > 1 {
+        exec::<DB>(conn, "SAVEPOINT ingests").await;
+        if let Ok(results) = insert_in::<DB>(conn, &all).await {
+            exec::<DB>(conn, "RELEASE ingests").await;
+            let mut results = results.into_iter();
+            for (n, tx) in parts {
+                replies.push(answer(tx, Ok(results.by_ref().take(n).collect())));
+            }
+            return;
+        }
+        exec::<DB>(conn, "ROLLBACK TO ingests; RELEASE ingests").await;
+    }
+    let mut start = 0;
+    for (n, tx) in parts {
+        let events = &all[start..start + n];
+        start += n;
+        exec::<DB>(conn, "SAVEPOINT ingest_one").await;
+        let r = insert_in::<DB>(conn, events).await;
+        exec::<DB>(
+            conn,
+            if r.is_ok() {
+                "RELEASE ingest_one"
+            } else {
+                "ROLLBACK TO ingest_one; RELEASE ingest_one"
+            },
+        )
+        .await;
+        replies.push(answer(tx, r));
+    }
+}

@@ -56,7 +56,10 @@ impl PgStore {
             .await
             .map_err(|e| StoreError::Database(Arc::new(sqlx::Error::Migrate(Box::new(e)))))?;
         let (ingests, waiting) = mpsc::channel(4096);
-        tokio::spawn(ingest_loop(read.clone(), waiting));
+        let waiting = Arc::new(tokio::sync::Mutex::new(waiting));
+        for _ in 0..INGEST_TASKS {
+            tokio::spawn(ingest_loop(read.clone(), waiting.clone()));
+        }
         Ok(SqlStore::new(PgBackend {
             read,
             url: url.to_owned(),
@@ -131,12 +134,28 @@ impl Backend for PgBackend {
 /// Most ingests one transaction takes.
 const MAX_INGESTS: usize = 256;
 
+/// Ingest tasks per node: each takes every ingest waiting when it is free, so single-event
+/// posts share transactions while large batches still use more than one of the database's
+/// processes (one task alone cut batches of 100 from about 5,200 to 3,100 events/s).
+const INGEST_TASKS: usize = 4;
+
+type Waiting = Arc<tokio::sync::Mutex<mpsc::Receiver<(Vec<NewEvent>, IngestReply)>>>;
+
 /// Stores the ingests waiting, every time, in one transaction (see [`run_ingests`]): a post
 /// costs its share of a few multi-row statements and one commit instead of eight round trips
-/// and a commit of its own. One task per node, so posts queue here rather than for the pool.
-async fn ingest_loop(pool: PgPool, mut waiting: mpsc::Receiver<(Vec<NewEvent>, IngestReply)>) {
+/// and a commit of its own.
+async fn ingest_loop(pool: PgPool, waiting: Waiting) {
     let mut ingests = Vec::with_capacity(MAX_INGESTS);
-    while waiting.recv_many(&mut ingests, MAX_INGESTS).await > 0 {
+    loop {
+        if waiting
+            .lock()
+            .await
+            .recv_many(&mut ingests, MAX_INGESTS)
+            .await
+            == 0
+        {
+            return;
+        }
         let mut tx = match pool.begin().await {
             Ok(tx) => tx,
             Err(e) => {

@@ -337,26 +337,30 @@ async fn due_rows(
          WHERE state = 'queued' AND next_attempt_at <= ",
     );
     q.push_bind(to_ms(now));
-    if !exclude.is_empty() {
-        q.push(" AND webhook_id NOT IN (");
-        let mut sep = q.separated(", ");
-        for w in exclude {
-            sep.push_bind(w.as_str());
-        }
-        q.push(")");
-    }
+    webhooks_not_in(&mut q, " AND", exclude.iter().map(|w| w.as_str()));
     q.push(" ORDER BY next_attempt_at LIMIT ");
     q.push_bind(i64::from(window));
     q.push(")");
-    if !skip.is_empty() {
-        q.push(" WHERE webhook_id NOT IN (");
-        let mut sep = q.separated(", ");
-        for w in skip {
-            sep.push_bind(w.as_str());
-        }
-        q.push(")");
-    }
+    webhooks_not_in(&mut q, " WHERE", skip.iter().map(String::as_str));
     Ok(q.build().fetch_all(&mut *conn).await?)
+}
+
+/// Appends `<joiner> webhook_id NOT IN (…)` for `ids`, or nothing when there are none.
+fn webhooks_not_in<'a>(
+    q: &mut QueryBuilder<Sqlite>,
+    joiner: &str,
+    ids: impl ExactSizeIterator<Item = &'a str>,
+) {
+    if ids.len() == 0 {
+        return;
+    }
+    q.push(joiner);
+    q.push(" webhook_id NOT IN (");
+    let mut sep = q.separated(", ");
+    for w in ids {
+        sep.push_bind(w);
+    }
+    q.push(")");
 }
 
 impl SqlDb for Sqlite {

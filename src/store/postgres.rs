@@ -11,13 +11,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-
 use futures_util::future::BoxFuture;
 use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 use sqlx::QueryBuilder;
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgPoolOptions, PgRow, Postgres};
+use tokio::sync::{mpsc, oneshot};
 
 use super::sql::ingests::{IngestReply, Reply, exec, run_ingests};
 use super::sql::{Backend, SqlDb, SqlStore, to_ms};

@@ -21,7 +21,7 @@ use sqlx::sqlite::{
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::sql::ingests::{IngestReply, Reply, exec, run_ingests};
+use super::sql::ingests::{IngestReply, Reply, answer, exec, run_ingests};
 use super::sql::{Backend, HotReads, SqlDb, SqlStore, to_ms};
 use super::{Inserted, NewEvent, Result, StoreError};
 use crate::core::id::{CallId, NodeId, WebhookId};
@@ -165,14 +165,7 @@ impl Backend for SqliteBackend {
         let job: Job = Box::new(move |conn| {
             Box::pin(async move {
                 let r = f(conn).await;
-                let ok = r.is_ok();
-                let reply: Reply = Box::new(move |commit_err| {
-                    let _ = tx.send(match commit_err {
-                        Some(e) => Err(e),
-                        None => r,
-                    });
-                });
-                (ok, reply)
+                (r.is_ok(), answer(tx, r))
             })
         });
         self.writer
@@ -330,7 +323,7 @@ async fn due_rows(
     now: Timestamp,
     window: u32,
     exclude: &[WebhookId],
-    skip: &[String],
+    skip: &[&str],
 ) -> Result<Vec<SqliteRow>> {
     let mut q = QueryBuilder::<Sqlite>::new(
         "SELECT seq, webhook_id FROM (SELECT seq, webhook_id, next_attempt_at FROM deliveries \
@@ -341,7 +334,7 @@ async fn due_rows(
     q.push(" ORDER BY next_attempt_at LIMIT ");
     q.push_bind(i64::from(window));
     q.push(")");
-    webhooks_not_in(&mut q, " WHERE", skip.iter().map(String::as_str));
+    webhooks_not_in(&mut q, " WHERE", skip.iter().copied());
     Ok(q.build().fetch_all(&mut *conn).await?)
 }
 
@@ -394,8 +387,15 @@ impl SqlDb for Sqlite {
         // skipped inside SQLite instead of read out here.
         let mut taken: HashMap<String, u32> = HashMap::new();
         let mut picked: Vec<i64> = Vec::with_capacity(limit as usize);
-        let mut capped: Vec<String> = Vec::new();
-        for window in [limit.min(per_webhook * 2), limit.saturating_mul(4)] {
+        for window in [
+            limit.min(per_webhook.saturating_mul(2)),
+            limit.saturating_mul(4),
+        ] {
+            let capped: Vec<&str> = taken
+                .iter()
+                .filter(|(_, n)| **n >= per_webhook)
+                .map(|(w, _)| w.as_str())
+                .collect();
             let due = due_rows(conn, now, window, exclude, &capped).await?;
             let full = due.len() as u32 >= window;
             for row in &due {
@@ -411,9 +411,6 @@ impl SqlDb for Sqlite {
                 if *n < per_webhook && !picked.contains(&seq) {
                     *n += 1;
                     picked.push(seq);
-                    if *n == per_webhook {
-                        capped.push(webhook.to_owned());
-                    }
                 }
             }
             if picked.len() >= limit as usize || !full {

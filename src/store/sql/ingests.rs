@@ -15,6 +15,16 @@ pub type Reply = Box<dyn FnOnce(Option<StoreError>) + Send>;
 /// Where an ingest's outcome goes.
 pub type IngestReply = oneshot::Sender<Result<Vec<Inserted>>>;
 
+/// The [`Reply`] that sends `r` to `tx` once the transaction committed, or the commit's error.
+pub fn answer<T: Send + 'static>(tx: oneshot::Sender<Result<T>>, r: Result<T>) -> Reply {
+    Box::new(move |commit_err| {
+        let _ = tx.send(match commit_err {
+            Some(e) => Err(e),
+            None => r,
+        });
+    })
+}
+
 /// Runs a statement the transaction cannot do without; a failure here is logged, and the
 /// commit will report it to the callers.
 pub async fn exec<DB: SqlDb>(conn: &mut Conn<DB>, sql: &'static str) {
@@ -56,14 +66,6 @@ async fn run_ingest_group<DB: SqlDb>(
     group: Vec<(Vec<NewEvent>, IngestReply)>,
     replies: &mut Vec<Reply>,
 ) {
-    let answer = |tx: IngestReply, r: Result<Vec<Inserted>>| -> Reply {
-        Box::new(move |commit_err| {
-            let _ = tx.send(match commit_err {
-                Some(e) => Err(e),
-                None => r,
-            });
-        })
-    };
     // One list of all the events, and where each request's part ends.
     let mut all: Vec<NewEvent> = Vec::new();
     let mut parts: Vec<(usize, IngestReply)> = Vec::with_capacity(group.len());

@@ -138,6 +138,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0013_calls_trigger.sql"),
         postgres: include_str!("migrations/postgres/0013_calls_trigger.sql"),
     },
+    MigrationFiles {
+        version: 14,
+        name: "partial_kind_index",
+        sqlite: include_str!("migrations/sqlite/0014_partial_kind_index.sql"),
+        postgres: include_str!("migrations/postgres/0014_partial_kind_index.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.

@@ -772,4 +772,32 @@ mod plans {
             }
         }
     }
+
+    /// The log filtered by error kind reads the kind index, which holds only deliveries that
+    /// have one (migration 0014), not every delivery of the webhook.
+    #[tokio::test]
+    async fn the_kind_filter_reads_the_partial_kind_index() {
+        let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        super::super::migrator(|m| m.sqlite)
+            .run_direct(None, &mut c, false)
+            .await
+            .unwrap();
+        let sql = "SELECT d.id FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+                   WHERE d.account_id = 'acc_a' AND d.webhook_id = 'wh_a' \
+                   AND d.last_error_kind = ?1 ORDER BY d.seq DESC LIMIT 51";
+        let plan = plan(&mut c, sql).await;
+        assert!(
+            plan.iter().any(|l| l.contains(
+                "INDEX deliveries_webhook_kind (webhook_id=? AND last_error_kind=?)"
+            )),
+            "{plan:?}"
+        );
+        let partial: String = sqlx::query_scalar(
+            "SELECT sql FROM sqlite_master WHERE name = 'deliveries_webhook_kind'",
+        )
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert!(partial.contains("WHERE last_error_kind IS NOT NULL"), "{partial}");
+    }
 }

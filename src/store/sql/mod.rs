@@ -787,9 +787,8 @@ mod plans {
                    AND d.last_error_kind = ?1 ORDER BY d.seq DESC LIMIT 51";
         let plan = plan(&mut c, sql).await;
         assert!(
-            plan.iter().any(|l| l.contains(
-                "INDEX deliveries_webhook_kind (webhook_id=? AND last_error_kind=?)"
-            )),
+            plan.iter().any(|l| l
+                .contains("INDEX deliveries_webhook_kind (webhook_id=? AND last_error_kind=?)")),
             "{plan:?}"
         );
         let partial: String = sqlx::query_scalar(
@@ -798,6 +797,9 @@ mod plans {
         .fetch_one(&mut c)
         .await
         .unwrap();
-        assert!(partial.contains("WHERE last_error_kind IS NOT NULL"), "{partial}");
+        assert!(
+            partial.contains("WHERE last_error_kind IS NOT NULL"),
+            "{partial}"
+        );
     }
 }

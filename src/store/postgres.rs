@@ -170,8 +170,8 @@ async fn ingest_loop(pool: PgPool, waiting: Waiting) {
             .any(|(events, _)| events.iter().any(|e| !e.deliveries.is_empty()));
         let mut replies: Vec<Reply> = Vec::with_capacity(ingests.len());
         run_ingests::<Postgres>(&mut tx, std::mem::take(&mut ingests), &mut replies).await;
-        if new_work {
-            exec::<Postgres>(&mut tx, "SELECT pg_notify('callhook_work', '')").await;
+        if let (true, Some(announce)) = (new_work, Postgres::ANNOUNCE_WORK) {
+            exec::<Postgres>(&mut tx, announce).await;
         }
         match tx.commit().await {
             Ok(()) => replies.into_iter().for_each(|r| r(None)),

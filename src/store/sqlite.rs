@@ -264,13 +264,8 @@ async fn checkpointer(
     while let Some(ask) = asked.recv().await {
         match ask {
             Checkpoint::AfterWrites => {
-                match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
-                    .fetch_one(&mut conn)
-                    .await
-                {
-                    Ok((_, frames, _)) if frames >= restart_at => {
-                        restart.store(true, Ordering::Relaxed)
-                    }
+                match copy_wal(&mut conn).await {
+                    Ok(frames) if frames >= restart_at => restart.store(true, Ordering::Relaxed),
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "WAL checkpoint failed; trying again after the next write")
@@ -283,6 +278,16 @@ async fn checkpointer(
             }
         }
     }
+}
+
+/// Copies what the WAL holds into the database file without waiting for readers or the
+/// writer (`PASSIVE`), and answers how many frames the WAL holds.
+async fn copy_wal(conn: &mut SqliteConnection) -> Result<i64> {
+    let (_busy, frames, _copied): (i64, i64, i64) =
+        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut *conn)
+            .await?;
+    Ok(frames)
 }
 
 /// Copies the whole WAL into the file and truncates it. SQLite answers `busy` rather than an
@@ -354,10 +359,7 @@ async fn writer_loop(
                 if restart.swap(false, Ordering::Relaxed) {
                     // The checkpointer has copied all but the last few commits: with those
                     // copied too, the next commit starts the WAL over (see `checkpointer`).
-                    if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(PASSIVE)")
-                        .execute(&mut conn)
-                        .await
-                    {
+                    if let Err(e) = copy_wal(&mut conn).await {
                         tracing::warn!(error = %e, "WAL checkpoint failed; the WAL grows until the next one");
                     }
                 }

@@ -724,6 +724,16 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
 mod plans {
     use sqlx::{Connection, Row, SqliteConnection};
 
+    /// A fresh in-memory SQLite database with every migration run.
+    async fn migrated() -> SqliteConnection {
+        let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        super::super::migrator(|m| m.sqlite)
+            .run_direct(None, &mut c, false)
+            .await
+            .unwrap();
+        c
+    }
+
     async fn plan(c: &mut SqliteConnection, sql: &str) -> Vec<String> {
         sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
             .fetch_all(&mut *c)
@@ -736,11 +746,7 @@ mod plans {
 
     #[tokio::test]
     async fn per_call_lookups_read_the_call_index_not_the_webhooks_backlog() {
-        let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        super::super::migrator(|m| m.sqlite)
-            .run_direct(None, &mut c, false)
-            .await
-            .unwrap();
+        let mut c = migrated().await;
         let pairs = "WITH p(webhook_id, call_id) AS (VALUES ('wh_a', 'c1'), ('wh_b', 'c2')) ";
         let statements = [
             format!("{pairs}{}", super::events::BUSY_CALLS),
@@ -777,11 +783,7 @@ mod plans {
     /// have one (migration 0014), not every delivery of the webhook.
     #[tokio::test]
     async fn the_kind_filter_reads_the_partial_kind_index() {
-        let mut c = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        super::super::migrator(|m| m.sqlite)
-            .run_direct(None, &mut c, false)
-            .await
-            .unwrap();
+        let mut c = migrated().await;
         let sql = "SELECT d.id FROM deliveries d JOIN events e ON e.seq = d.event_seq \
                    WHERE d.account_id = 'acc_a' AND d.webhook_id = 'wh_a' \
                    AND d.last_error_kind = ?1 ORDER BY d.seq DESC LIMIT 51";

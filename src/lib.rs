@@ -6,6 +6,7 @@
 //! recorded by the dispatcher ([`delivery`]). The REST API and the web page ([`web`]) both
 //! work through the operations in [`service`]; [`app`] assembles it all.
 
+pub mod alloc;
 pub mod api;
 pub mod app;
 pub mod cli;

@@ -6,6 +6,9 @@ use clap::{Args, Parser, Subcommand};
 
 use callhook::config::{Overrides, Settings, help_text};
 
+#[global_allocator]
+static ALLOC: callhook::alloc::MiMalloc = callhook::alloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "callhook", version, about = "Real-time call webhooks for cloud telephony", after_help = help_text())]
 struct Cli {
@@ -147,6 +150,7 @@ fn overrides(store: &StoreFlags, listen: Option<std::net::SocketAddr>) -> Overri
 }
 
 fn main() -> std::process::ExitCode {
+    callhook::alloc::tune();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

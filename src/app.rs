@@ -180,7 +180,7 @@ pub async fn bootstrap(
 /// A running callhook: its operations, the HTTP router in front of them, and its background
 /// tasks.
 pub struct App {
-    pub services: Services,
+    pub services: Arc<Services>,
     pub router: Router,
     pub first_start: FirstStart,
     /// Stops every background task, and waits for them.
@@ -264,7 +264,7 @@ impl App {
             settings.retention.0,
             stopper.handle(),
         ));
-        let services = Services {
+        let services = Arc::new(Services {
             ingest: Ingest::new(store.clone(), waker)
                 .max_deliveries(settings.max_deliveries_per_post),
             store,
@@ -275,7 +275,7 @@ impl App {
             connectors,
             operator_hash: operator_hash.into(),
             test_sends: Default::default(),
-        };
+        });
         let (api, openapi) = api::router(ApiState {
             svc: services.clone(),
             metrics: metrics_handle(),

@@ -19,6 +19,8 @@ pub mod triggers;
 pub mod users;
 pub mod webhooks;
 
+use std::sync::Arc;
+
 use axum::Router;
 use serde::Serialize;
 use utoipa::OpenApi;
@@ -32,7 +34,8 @@ use crate::store::Page;
 /// What every handler can reach: the operations, and the metrics recorder for `/metrics`.
 #[derive(Clone)]
 pub struct ApiState {
-    pub svc: Services,
+    /// Shared, not copied: the state is cloned for every request.
+    pub svc: Arc<Services>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 

@@ -24,6 +24,8 @@ mod users;
 mod view;
 mod webhooks;
 
+use std::sync::Arc;
+
 use askama::Template;
 use axum::Router;
 use axum::extract::Request;
@@ -40,7 +42,8 @@ pub use throttle::SignInThrottle;
 /// What every page can reach: the operations, and the sign-in limits.
 #[derive(Clone)]
 pub struct WebState {
-    pub svc: Services,
+    /// Shared, not copied: the state is cloned for every request.
+    pub svc: Arc<Services>,
     /// How many sign-ins are checked, and from whom.
     pub sign_in: SignInThrottle,
 }

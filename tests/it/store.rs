@@ -99,6 +99,11 @@ async fn fixture() -> Fixture {
 impl Fixture {
     /// Stores `n` call.received events of `call`, each with a delivery to the webhook.
     async fn events(&self, call: &str, n: usize) -> Vec<DeliveryId> {
+        self.events_to(&self.webhook.id, call, n).await
+    }
+
+    /// The same, each with a delivery to `webhook`.
+    async fn events_to(&self, webhook: &WebhookId, call: &str, n: usize) -> Vec<DeliveryId> {
         let mut ids = Vec::new();
         let mut batch = Vec::new();
         for _ in 0..n {
@@ -110,7 +115,7 @@ impl Fixture {
                 event: stored_event(&self.account, &ev, Timestamp::now(), false),
                 deliveries: vec![NewDelivery {
                     id,
-                    webhook_id: self.webhook.id.clone(),
+                    webhook_id: webhook.clone(),
                     trigger: Trigger::CallReceived,
                     attempt_limit: None,
                     not_before: None,
@@ -273,6 +278,37 @@ async fn claims_take_a_bounded_share_of_one_webhook_and_skip_excluded_ones() {
         .await
         .unwrap();
     assert!(none.is_empty());
+}
+
+/// A webhook's share of a claim is taken from its oldest deliveries, and the claim reads on
+/// past the rest of its backlog for another webhook's: one backlog does not crowd a newer
+/// delivery of another webhook out.
+#[tokio::test]
+async fn a_claim_reaches_past_one_webhooks_backlog_to_another_webhook() {
+    let f = fixture().await;
+    for i in 0..20 {
+        f.events(&format!("a{i}"), 1).await;
+    }
+    // Due strictly after the backlog, so it sorts behind every delivery of it.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut other = f.webhook.clone();
+    other.id = WebhookId::new();
+    f.store
+        .insert_webhook(&other, &entry(&f.account, Action::WebhookCreate, "wh2"))
+        .await
+        .unwrap();
+    let theirs = f.events_to(&other.id, "b", 1).await;
+    let now = Timestamp::now();
+    let lease = now.saturating_add(SignedDuration::from_secs(60)).unwrap();
+    let claimed = f
+        .store
+        .claim_due(&here(), now, lease, 100, 4, &[])
+        .await
+        .unwrap();
+    let of = |w: &WebhookId| claimed.iter().filter(|c| &c.webhook.id == w).count();
+    assert_eq!(of(&f.webhook.id), 4, "the backlog's share");
+    assert_eq!(of(&other.id), 1, "the other webhook's delivery");
+    assert!(claimed.iter().any(|c| c.delivery_id == theirs[0]));
 }
 
 #[tokio::test]

@@ -475,8 +475,9 @@ impl SqlDb for Sqlite {
 
     const SKIP_LOCKED: &'static str = "";
 
-    /// Two statements in the writer's transaction (no other writer can come between them):
-    /// the oldest due deliveries are read from `deliveries_due` alone, the per-webhook cap is
+    /// A few statements in the writer's transaction (no other writer can come between them):
+    /// the oldest due deliveries are read from `deliveries_due` alone (a second, longer read
+    /// only when [`others_queued`] finds other webhooks with work), the per-webhook cap is
     /// applied here, and the picked rows are leased. (One statement with `ROW_NUMBER() OVER
     /// (PARTITION BY webhook_id …)` did the pick in SQL: its sorts made it seven times the
     /// cost of the read, and the largest cost of the writer, BENCHMARKS.md.)

@@ -401,8 +401,8 @@ const MOST_SKIPPED: usize = 8;
 
 /// Whether a webhook other than those of `exclude` and `capped` may have a queued delivery:
 /// read from `deliveries_webhook_due` with one seek per gap between their ids, so however
-/// large their backlogs (see `plans` in `store::sql`). Answers true without reading when none
-/// or more than [`MOST_SKIPPED`] are skipped.
+/// large their backlogs (its plan is tested below). Answers true without reading when none or
+/// more than [`MOST_SKIPPED`] are skipped.
 async fn others_queued(
     conn: &mut SqliteConnection,
     exclude: &[WebhookId],
@@ -426,7 +426,7 @@ async fn others_queued(
 
 /// `SELECT EXISTS (… webhook_id < s0) OR EXISTS (… s0 < webhook_id < s1) OR … OR EXISTS (…
 /// webhook_id > sN)` over the queued deliveries, for the sorted, distinct ids `skip`.
-pub(crate) fn others_queued_query(skip: &[&str]) -> QueryBuilder<Sqlite> {
+fn others_queued_query(skip: &[&str]) -> QueryBuilder<Sqlite> {
     let mut q = QueryBuilder::<Sqlite>::new("SELECT ");
     for gap in 0..=skip.len() {
         if gap > 0 {
@@ -641,6 +641,35 @@ mod tests {
             .unwrap()
             .len();
         assert!(wal < 64 << 20, "the WAL grew to {wal} bytes");
+    }
+
+    /// The claim's check for other webhooks' queued deliveries seeks each gap between the
+    /// skipped webhooks in `deliveries_webhook_due` (queued rows only), never walking a
+    /// webhook's history.
+    #[tokio::test]
+    async fn the_claims_check_for_other_webhooks_seeks_the_queued_index() {
+        let mut c = crate::store::sql::plans::migrated().await;
+        let sql = super::others_queued_query(&["wh_a", "wh_b"])
+            .sql()
+            .as_str()
+            .to_owned();
+        let plan = crate::store::sql::plans::plan(&mut c, &sql).await;
+        let reads: Vec<&String> = plan
+            .iter()
+            .filter(|l| l.starts_with("SEARCH") || l.starts_with("SCAN"))
+            .filter(|l| !l.contains("CONSTANT ROW"))
+            .collect();
+        assert_eq!(reads.len(), 3, "{sql}: {plan:?}");
+        for l in reads {
+            assert!(
+                l.starts_with(
+                    "SEARCH deliveries USING COVERING INDEX deliveries_webhook_due (webhook_id"
+                ) || l.starts_with(
+                    "SEARCH deliveries USING INDEX deliveries_webhook_due (webhook_id"
+                ),
+                "{sql}\nreads the deliveries as: {l}\nwhole plan: {plan:?}"
+            );
+        }
     }
 
     /// A write that finds the file locked by another process past the busy timeout waits for

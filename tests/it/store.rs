@@ -126,6 +126,17 @@ impl Fixture {
         ids
     }
 
+    /// Up to 100 due deliveries for a minute, at most `share` of any one webhook, none of
+    /// `exclude`.
+    async fn claim_shared(&self, share: u32, exclude: &[WebhookId]) -> Vec<Claimed> {
+        let now = Timestamp::now();
+        let lease = now.saturating_add(SignedDuration::from_secs(60)).unwrap();
+        self.store
+            .claim_due(&here(), now, lease, 100, share, exclude)
+            .await
+            .unwrap()
+    }
+
     async fn claim(&self, lease: SignedDuration) -> Vec<Claimed> {
         self.claim_as(&here(), lease, 100).await
     }
@@ -257,26 +268,11 @@ async fn claims_take_a_bounded_share_of_one_webhook_and_skip_excluded_ones() {
     for i in 0..10 {
         f.events(&format!("c{i}"), 1).await;
     }
-    let now = Timestamp::now();
-    let lease = now.saturating_add(SignedDuration::from_secs(60)).unwrap();
-    let some = f
-        .store
-        .claim_due(&here(), now, lease, 100, 4, &[])
-        .await
-        .unwrap();
+    let some = f.claim_shared(4, &[]).await;
     assert_eq!(some.len(), 4);
     let none = f
-        .store
-        .claim_due(
-            &here(),
-            now,
-            lease,
-            100,
-            100,
-            std::slice::from_ref(&f.webhook.id),
-        )
-        .await
-        .unwrap();
+        .claim_shared(100, std::slice::from_ref(&f.webhook.id))
+        .await;
     assert!(none.is_empty());
 }
 
@@ -298,13 +294,7 @@ async fn a_claim_reaches_past_one_webhooks_backlog_to_another_webhook() {
         .await
         .unwrap();
     let theirs = f.events_to(&other.id, "b", 1).await;
-    let now = Timestamp::now();
-    let lease = now.saturating_add(SignedDuration::from_secs(60)).unwrap();
-    let claimed = f
-        .store
-        .claim_due(&here(), now, lease, 100, 4, &[])
-        .await
-        .unwrap();
+    let claimed = f.claim_shared(4, &[]).await;
     let of = |w: &WebhookId| claimed.iter().filter(|c| &c.webhook.id == w).count();
     assert_eq!(of(&f.webhook.id), 4, "the backlog's share");
     assert_eq!(of(&other.id), 1, "the other webhook's delivery");

@@ -7,7 +7,7 @@
 //! many requests share one commit (group commit), which is what makes ingest fast; a failing
 //! job rolls back its own savepoint and nobody else's.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -496,6 +496,8 @@ impl SqlDb for Sqlite {
         // skipped inside SQLite instead of read out here.
         let mut taken: HashMap<String, u32> = HashMap::new();
         let mut picked: Vec<i64> = Vec::with_capacity(limit as usize);
+        // The second read sees the first's rows again: they are taken once.
+        let mut seen: HashSet<i64> = HashSet::with_capacity(limit as usize);
         for (i, window) in [
             limit.min(per_webhook.saturating_mul(2)),
             limit.saturating_mul(4),
@@ -526,7 +528,7 @@ impl SqlDb for Sqlite {
                     Some(n) => n,
                     None => taken.entry(webhook.to_owned()).or_default(),
                 };
-                if *n < per_webhook && !picked.contains(&seq) {
+                if *n < per_webhook && seen.insert(seq) {
                     *n += 1;
                     picked.push(seq);
                 }

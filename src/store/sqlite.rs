@@ -495,9 +495,8 @@ impl SqlDb for Sqlite {
         // cap, so one backlog cannot crowd the others out of a claim, and its rows are
         // skipped inside SQLite instead of read out here.
         let mut taken: HashMap<String, u32> = HashMap::new();
-        let mut picked: Vec<i64> = Vec::with_capacity(limit as usize);
-        // The second read sees the first's rows again: they are taken once.
-        let mut seen: HashSet<i64> = HashSet::with_capacity(limit as usize);
+        // A set: the second read sees the first's rows again, and they are taken once.
+        let mut picked: HashSet<i64> = HashSet::with_capacity(limit as usize);
         for (i, window) in [
             limit.min(per_webhook.saturating_mul(2)),
             limit.saturating_mul(4),
@@ -528,9 +527,8 @@ impl SqlDb for Sqlite {
                     Some(n) => n,
                     None => taken.entry(webhook.to_owned()).or_default(),
                 };
-                if *n < per_webhook && seen.insert(seq) {
+                if *n < per_webhook && picked.insert(seq) {
                     *n += 1;
-                    picked.push(seq);
                 }
             }
             if picked.len() >= limit as usize || !full {
@@ -656,11 +654,7 @@ mod tests {
             .as_str()
             .to_owned();
         let plan = crate::store::sql::plans::plan(&mut c, &sql).await;
-        let reads: Vec<&String> = plan
-            .iter()
-            .filter(|l| l.starts_with("SEARCH") || l.starts_with("SCAN"))
-            .filter(|l| !l.contains("CONSTANT ROW"))
-            .collect();
+        let reads = crate::store::sql::plans::reads(&plan);
         assert_eq!(reads.len(), 3, "{sql}: {plan:?}");
         for l in reads {
             assert!(

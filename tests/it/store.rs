@@ -129,12 +129,8 @@ impl Fixture {
     /// Up to 100 due deliveries for a minute, at most `share` of any one webhook, none of
     /// `exclude`.
     async fn claim_shared(&self, share: u32, exclude: &[WebhookId]) -> Vec<Claimed> {
-        let now = Timestamp::now();
-        let lease = now.saturating_add(SignedDuration::from_secs(60)).unwrap();
-        self.store
-            .claim_due(&here(), now, lease, 100, share, exclude)
-            .await
-            .unwrap()
+        let minute = SignedDuration::from_secs(60);
+        self.claim_with(&here(), minute, 100, share, exclude).await
     }
 
     async fn claim(&self, lease: SignedDuration) -> Vec<Claimed> {
@@ -143,16 +139,23 @@ impl Fixture {
 
     /// Up to `limit` due deliveries, leased to `node`.
     async fn claim_as(&self, node: &NodeId, lease: SignedDuration, limit: u32) -> Vec<Claimed> {
+        self.claim_with(node, lease, limit, 100, &[]).await
+    }
+
+    /// Up to `limit` due deliveries leased to `node` for `lease`, at most `share` of any one
+    /// webhook, none of `exclude`.
+    async fn claim_with(
+        &self,
+        node: &NodeId,
+        lease: SignedDuration,
+        limit: u32,
+        share: u32,
+        exclude: &[WebhookId],
+    ) -> Vec<Claimed> {
         let now = Timestamp::now();
+        let until = now.saturating_add(lease).unwrap();
         self.store
-            .claim_due(
-                node,
-                now,
-                now.saturating_add(lease).unwrap(),
-                limit,
-                100,
-                &[],
-            )
+            .claim_due(node, now, until, limit, share, exclude)
             .await
             .unwrap()
     }

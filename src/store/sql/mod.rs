@@ -734,6 +734,14 @@ pub(crate) mod plans {
         c
     }
 
+    /// The lines of `plan` that read a table or an index (a constant row is no read).
+    pub(crate) fn reads(plan: &[String]) -> Vec<&String> {
+        plan.iter()
+            .filter(|l| l.starts_with("SEARCH") || l.starts_with("SCAN"))
+            .filter(|l| !l.contains("CONSTANT ROW"))
+            .collect()
+    }
+
     pub(crate) async fn plan(c: &mut SqliteConnection, sql: &str) -> Vec<String> {
         sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
             .fetch_all(&mut *c)
@@ -760,12 +768,9 @@ pub(crate) mod plans {
         ];
         for sql in statements {
             let plan = plan(&mut c, &sql).await;
-            let reads: Vec<&String> = plan
-                .iter()
-                .filter(|l| l.starts_with("SEARCH") || l.starts_with("SCAN"))
-                .filter(|l| {
-                    *l != "SCAN p" && !l.contains("CONSTANT ROW") && !l.contains("PRIMARY KEY")
-                })
+            let reads: Vec<&String> = reads(&plan)
+                .into_iter()
+                .filter(|l| *l != "SCAN p" && !l.contains("PRIMARY KEY"))
                 .collect();
             assert!(!reads.is_empty(), "{sql}: {plan:?}");
             for l in reads {

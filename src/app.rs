@@ -208,6 +208,7 @@ impl App {
             &settings.allow_targets,
             settings.connect_timeout.0,
             settings.request_timeout.0,
+            settings.max_in_flight as usize,
         )?;
         let policy = Policy {
             schedule: settings.retry_schedule.clone(),

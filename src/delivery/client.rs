@@ -136,10 +136,12 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
+    /// A client that keeps up to `keep_idle` idle connections to each host (see below).
     pub fn new(
         allow: &[IpNet],
         connect_timeout: Duration,
         request_timeout: Duration,
+        keep_idle: usize,
     ) -> anyhow::Result<HttpClient> {
         crate::init_crypto();
         let allow: Arc<[IpNet]> = allow.into();
@@ -149,7 +151,12 @@ impl HttpClient {
             .connect_timeout(connect_timeout)
             .timeout(request_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(64)
+            // Every connection that was in use is kept for the next request to its host. With
+            // fewer kept, many webhooks sharing one receiver (a CRM's endpoint) closed and
+            // opened a connection for two deliveries in five (`one`: ten webhooks on one sink,
+            // 160 requests at once, 64 kept; BENCHMARKS.md). `max_in_flight` bounds how many
+            // can ever be open, so it bounds the kept ones too.
+            .pool_max_idle_per_host(keep_idle)
             .tcp_nodelay(true)
             .dns_resolver(Arc::new(GuardedResolver {
                 allow: allow.clone(),

@@ -2,6 +2,7 @@
 //! as told (a status, a delay, `Retry-After`), or never answer at all (a black hole).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 use tokio::sync::Notify;
 
 #[derive(Debug, Clone)]
@@ -76,6 +78,8 @@ struct Shared {
 pub struct Receiver {
     pub addr: SocketAddr,
     shared: Shared,
+    /// Connections accepted so far.
+    opened: Arc<AtomicUsize>,
 }
 
 async fn handle(
@@ -137,8 +141,22 @@ impl Receiver {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
+        let opened = Arc::new(AtomicUsize::new(0));
+        let count = opened.clone();
+        let listener = listener.tap_io(move |_| {
+            count.fetch_add(1, Ordering::SeqCst);
+        });
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Receiver { addr, shared }
+        Receiver {
+            addr,
+            shared,
+            opened,
+        }
+    }
+
+    /// How many connections callhook opened to this receiver so far.
+    pub fn connections(&self) -> usize {
+        self.opened.load(Ordering::SeqCst)
     }
 
     /// Answers by `f(request, index of this request)` from now on.

@@ -1,6 +1,6 @@
 //! Limits on what goes out: test sends keep to the webhook's `max_in_flight_per_webhook` and
 //! `rate_limit`; a receiver that stalls its body after a 2xx, or trickles its answer, is
-//! bounded by `request_timeout`.
+//! bounded by `request_timeout`; webhooks sharing a receiver keep their connections to it.
 
 use super::*;
 
@@ -77,6 +77,53 @@ async fn test_sends_keep_to_the_webhooks_limits() {
         "{body}"
     );
     assert_eq!(rx.received().len(), 2, "the refused test send sent nothing");
+}
+
+/// Webhooks that share one receiver (many accounts posting to one CRM) keep their connections
+/// between deliveries, however many are open at once: callhook once kept 64 per host, and
+/// closed and opened a connection for two deliveries in five of ten webhooks on one receiver.
+#[tokio::test]
+async fn webhooks_sharing_a_receiver_keep_their_connections() {
+    let app = loopback_app().await;
+    let rx = Receiver::start().await;
+    // Slow enough that each webhook's 16 requests are all on the wire at once.
+    rx.behave(|_, _| Reply {
+        delay: Duration::from_millis(300),
+        ..Reply::status(200)
+    });
+    let mut hooks = Vec::new();
+    for i in 0..6 {
+        hooks.push(app.hook(json!({"url": rx.url(&format!("/h{i}"))})).await);
+    }
+    // Each round: 16 calls, so 16 deliveries to each of the 6 webhooks, 96 in flight.
+    for round in 1..=2 {
+        let events: Vec<Value> = (0..16)
+            .map(|i| {
+                received_event(
+                    &format!("e{round}-{i}"),
+                    &format!("c{round}-{i}"),
+                    DID,
+                    "inbound",
+                )
+            })
+            .collect();
+        app.accept(json!(events)).await;
+        for wh in &hooks {
+            app.settled(wh, 16 * round).await;
+        }
+        if round == 1 {
+            assert!(
+                rx.connections() > 64,
+                "the first round has more than 64 requests at once: {} connections",
+                rx.connections()
+            );
+        }
+    }
+    let opened = rx.connections();
+    assert!(
+        opened <= 96,
+        "the second round reuses the first's connections: {opened} opened for 96 at once"
+    );
 }
 
 /// A receiver on loopback that answers every request with `head` at once, then sends nothing

@@ -1,5 +1,5 @@
 //! The SQLite store: one file in WAL mode, reads from a small pool, and every write through one
-//! writer connection owned by one task.
+//! writer connection owned by one task, on a thread of its own.
 //!
 //! SQLite has a single writer, so rather than let connections queue on its lock we queue the
 //! writes ourselves: the writer task takes every job waiting in its channel, runs each in a
@@ -134,7 +134,24 @@ impl SqliteStore {
             checkpoint_every,
             restart_wal_at,
         ));
-        tokio::spawn(writer_loop(writer, rx, checkpoints.clone(), restart));
+        let writes = writer_loop(writer, rx, checkpoints.clone(), restart);
+        std::thread::Builder::new()
+            .name("callhook-writer".into())
+            .spawn(move || {
+                // The writer has a thread and a runtime of its own. Each statement is a round
+                // trip to sqlx's thread for the connection, and on the shared runtime each
+                // answer woke the writer into the queue behind every HTTP task: under overload
+                // (`spread`, 800 posts waiting) that wait, once per statement, held back the
+                // claims and records, and deliveries fell seconds behind (BENCHMARKS.md).
+                match tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(writes),
+                    Err(e) => tracing::error!(error = %e, "cannot start the writer's runtime"),
+                }
+            })
+            .map_err(|e| StoreError::Database(Arc::new(sqlx::Error::Io(e))))?;
         Ok(SqlStore::new(SqliteBackend {
             read,
             writer: tx,

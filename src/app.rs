@@ -61,6 +61,8 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Arc<dyn Store>
             )
         })?;
     }
+    // Before SQLite's first connection, which fixes its allocator for the process.
+    crate::alloc::for_sqlite();
     let store = SqliteStore::open(&url)
         .await
         .with_context(|| format!("cannot open the database {url}"))?;

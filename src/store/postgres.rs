@@ -165,11 +165,11 @@ async fn ingest_loop(pool: PgPool, waiting: Waiting) {
                 continue;
             }
         };
-        let new_work = ingests
-            .iter()
-            .any(|(events, _)| events.iter().any(|e| !e.deliveries.is_empty()));
         let mut replies: Vec<Reply> = Vec::with_capacity(ingests.len());
-        run_ingests::<Postgres>(&mut tx, std::mem::take(&mut ingests), &mut replies).await;
+        // Only deliveries stored are news: events posted again (a connector's replay) store
+        // none, and announcing them would wake every node for nothing.
+        let new_work =
+            run_ingests::<Postgres>(&mut tx, std::mem::take(&mut ingests), &mut replies).await;
         if let (true, Some(announce)) = (new_work, Postgres::ANNOUNCE_WORK) {
             exec::<Postgres>(&mut tx, announce).await;
         }

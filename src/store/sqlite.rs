@@ -353,7 +353,8 @@ async fn writer_loop(
                 Work::Job(job) => jobs.push(job),
             }
         }
-        run_ingests::<Sqlite>(&mut conn, ingests, &mut replies).await;
+        // One node: the dispatcher here is woken by the ingest itself.
+        let _stored = run_ingests::<Sqlite>(&mut conn, ingests, &mut replies).await;
         for job in jobs {
             exec::<Sqlite>(&mut conn, "SAVEPOINT job").await;
             let (ok, reply) = job(&mut conn).await;

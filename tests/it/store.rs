@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use callhook::core::id::{AccountId, CallId, ClickToCallId, DeliveryId, NodeId, WebhookId};
+use callhook::core::id::{
+    AccountId, CallId, ClickToCallId, DeliveryId, NodeId, PostedEventId, WebhookId,
+};
 use callhook::core::retry::Next;
 use callhook::core::sample::sample_event;
 use callhook::core::sign::Secret;
@@ -1907,4 +1909,77 @@ async fn alert_settings_are_made_once_and_a_transition_is_stored_once() {
             .await
             .is_err()
     );
+}
+
+/// New work is announced to every node (PostgreSQL's `NOTIFY`), but events posted again store
+/// nothing and announce nothing: a connector's replay wakes no node. SQLite has one node and
+/// announces nothing, so there the test has nothing to check.
+#[tokio::test]
+async fn events_posted_again_announce_no_work() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    if test_database_url().await.is_none() {
+        return;
+    }
+    let f = fixture().await;
+    let heard = Arc::new(AtomicUsize::new(0));
+    let h = heard.clone();
+    f.store.listen_for_work(Arc::new(move || {
+        h.fetch_add(1, Ordering::SeqCst);
+    }));
+    let batch = |n: usize| -> Vec<NewEvent> {
+        (0..n)
+            .map(|i| {
+                let mut ev = sample_event(Trigger::CallReceived);
+                ev.id = Some(PostedEventId::from_string(format!("again-{i}")));
+                ev.call.call_id = CallId::from_string(format!("again-{i}"));
+                NewEvent {
+                    event: stored_event(&f.account, &ev, Timestamp::now(), false),
+                    deliveries: vec![NewDelivery {
+                        id: DeliveryId::new(),
+                        webhook_id: f.webhook.id.clone(),
+                        trigger: Trigger::CallReceived,
+                        attempt_limit: None,
+                        not_before: None,
+                    }],
+                }
+            })
+            .collect()
+    };
+    // The listener connects in the background: fresh work until it hears some.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while heard.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no announcement heard"
+        );
+        f.events("fresh", 1).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        f.store.insert_events(batch(3)).await.unwrap(),
+        vec![Inserted::New(1); 3]
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = heard.load(Ordering::SeqCst);
+    assert_eq!(
+        f.store.insert_events(batch(3)).await.unwrap(),
+        vec![Inserted::Duplicate; 3]
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        heard.load(Ordering::SeqCst),
+        before,
+        "the duplicates were announced"
+    );
+    // The listener still hears new work.
+    f.events("after", 1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while heard.load(Ordering::SeqCst) == before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new work after the duplicates unheard"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

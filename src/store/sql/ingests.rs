@@ -34,28 +34,36 @@ pub async fn exec<DB: SqlDb>(conn: &mut Conn<DB>, sql: &'static str) {
 }
 
 /// Stores every waiting ingest: merged when they go through, each on its own (in its own
-/// savepoint) when one of a group is refused, so only that one fails.
+/// savepoint) when one of a group is refused, so only that one fails. Answers whether any
+/// delivery was stored (events posted again store none).
 pub async fn run_ingests<DB: SqlDb>(
     conn: &mut Conn<DB>,
     ingests: Vec<(Vec<NewEvent>, IngestReply)>,
     replies: &mut Vec<Reply>,
-) {
+) -> bool {
     // Merged in groups of bounded size: a savepoint keeps the original of every page its
     // group changes (in memory), so a burst of large batches would otherwise cost a lot of it.
     let mut group: Vec<(Vec<NewEvent>, IngestReply)> = Vec::new();
     let mut size = 0;
+    let mut stored = false;
     for (events, tx) in ingests {
         let rows: usize = events.iter().map(|e| 1 + e.deliveries.len()).sum();
         if size > 0 && size + rows > MAX_MERGED_ROWS {
-            run_ingest_group::<DB>(conn, std::mem::take(&mut group), replies).await;
+            stored |= run_ingest_group::<DB>(conn, std::mem::take(&mut group), replies).await;
             size = 0;
         }
         size += rows;
         group.push((events, tx));
     }
     if !group.is_empty() {
-        run_ingest_group::<DB>(conn, group, replies).await;
+        stored |= run_ingest_group::<DB>(conn, group, replies).await;
     }
+    stored
+}
+
+/// Whether a delivery was stored with any of these events.
+fn stores_work(done: &[Inserted]) -> bool {
+    done.iter().any(|i| matches!(i, Inserted::New(n) if *n > 0))
 }
 
 /// Most rows (events and deliveries) stored by one merged insert.
@@ -65,7 +73,7 @@ async fn run_ingest_group<DB: SqlDb>(
     conn: &mut Conn<DB>,
     group: Vec<(Vec<NewEvent>, IngestReply)>,
     replies: &mut Vec<Reply>,
-) {
+) -> bool {
     // One list of all the events, and where each request's part ends.
     let mut all: Vec<NewEvent> = Vec::new();
     let mut parts: Vec<(usize, IngestReply)> = Vec::with_capacity(group.len());
@@ -77,15 +85,17 @@ async fn run_ingest_group<DB: SqlDb>(
         exec::<DB>(conn, "SAVEPOINT ingests").await;
         if let Ok(results) = insert_in::<DB>(conn, &all).await {
             exec::<DB>(conn, "RELEASE ingests").await;
+            let stored = stores_work(&results);
             let mut results = results.into_iter();
             for (n, tx) in parts {
                 replies.push(answer(tx, Ok(results.by_ref().take(n).collect())));
             }
-            return;
+            return stored;
         }
         exec::<DB>(conn, "ROLLBACK TO ingests; RELEASE ingests").await;
     }
     let mut start = 0;
+    let mut stored = false;
     for (n, tx) in parts {
         let events = &all[start..start + n];
         start += n;
@@ -100,6 +110,8 @@ async fn run_ingest_group<DB: SqlDb>(
             },
         )
         .await;
+        stored |= r.as_ref().is_ok_and(|done| stores_work(done));
         replies.push(answer(tx, r));
     }
+    stored
 }

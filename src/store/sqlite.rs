@@ -31,6 +31,10 @@ use crate::core::id::{CallId, NodeId, WebhookId};
 /// Most jobs one transaction takes.
 const MAX_GROUP: usize = 512;
 
+/// Rows the writer's connection buffers between sqlx's thread and the writer: a claim's
+/// most (the dispatcher claims up to 256) and a merged ingest's events fit.
+const WRITER_ROWS: usize = 1024;
+
 type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Reply)> + Send>;
 
 /// What the writer task is asked to do.
@@ -111,7 +115,11 @@ impl SqliteStore {
             // When the WAL starts over after a burst made it large, its file is cut back to
             // this size (64 MiB) instead of keeping the burst's size on disk.
             .pragma("journal_size_limit", "67108864");
-        let mut writer = SqliteConnection::connect_with(&opts).await?;
+        // The writer's statements answer up to a few hundred rows (an ingest's events, a
+        // claim's deliveries): sqlx's thread hands rows over through a channel of 50 by
+        // default, and stopped each time it was full until the writer had taken them.
+        let mut writer =
+            SqliteConnection::connect_with(&opts.clone().row_buffer_size(WRITER_ROWS)).await?;
         migrator()
             .run_direct(None, &mut writer, false)
             .await

@@ -106,26 +106,38 @@ impl Fixture {
 
     /// The same, each with a delivery to `webhook`.
     async fn events_to(&self, webhook: &WebhookId, call: &str, n: usize) -> Vec<DeliveryId> {
-        let mut ids = Vec::new();
-        let mut batch = Vec::new();
-        for _ in 0..n {
-            let mut ev = sample_event(Trigger::CallReceived);
-            ev.call.call_id = CallId::from_string(call.into());
-            let id = DeliveryId::new();
-            ids.push(id.clone());
-            batch.push(NewEvent {
-                event: stored_event(&self.account, &ev, Timestamp::now(), false),
-                deliveries: vec![NewDelivery {
-                    id,
-                    webhook_id: webhook.clone(),
-                    trigger: Trigger::CallReceived,
-                    attempt_limit: None,
-                    not_before: None,
-                }],
-            });
-        }
+        let batch: Vec<NewEvent> = (0..n)
+            .map(|_| self.new_event(webhook, Trigger::CallReceived, call, None))
+            .collect();
+        let ids = batch.iter().map(|e| e.deliveries[0].id.clone()).collect();
         self.store.insert_events(batch).await.unwrap();
         ids
+    }
+
+    /// A `trigger` event of `call` (posted with `event_id`, when given) with one delivery to
+    /// `webhook`, not stored yet.
+    fn new_event(
+        &self,
+        webhook: &WebhookId,
+        trigger: Trigger,
+        call: &str,
+        event_id: Option<&str>,
+    ) -> NewEvent {
+        let mut ev = sample_event(trigger);
+        ev.call.call_id = CallId::from_string(call.into());
+        if let Some(id) = event_id {
+            ev.id = Some(PostedEventId::from_string(id.into()));
+        }
+        NewEvent {
+            event: stored_event(&self.account, &ev, Timestamp::now(), false),
+            deliveries: vec![NewDelivery {
+                id: DeliveryId::new(),
+                webhook_id: webhook.clone(),
+                trigger,
+                attempt_limit: None,
+                not_before: None,
+            }],
+        }
     }
 
     /// Up to 100 due deliveries for a minute, at most `share` of any one webhook, none of
@@ -855,20 +867,7 @@ async fn a_rotated_secret_is_kept_beside_the_new_one() {
 #[tokio::test]
 async fn a_second_call_ended_in_a_batch_is_refused_naming_its_event() {
     let f = fixture().await;
-    let ended = |call: &str| {
-        let mut ev = sample_event(Trigger::CallHangup);
-        ev.call.call_id = CallId::from_string(call.into());
-        NewEvent {
-            event: stored_event(&f.account, &ev, Timestamp::now(), false),
-            deliveries: vec![NewDelivery {
-                id: DeliveryId::new(),
-                webhook_id: f.webhook.id.clone(),
-                trigger: Trigger::CallHangup,
-                attempt_limit: None,
-                not_before: None,
-            }],
-        }
-    };
+    let ended = |call: &str| f.new_event(&f.webhook.id, Trigger::CallHangup, call, None);
     f.store.insert_events(vec![ended("c9")]).await.unwrap();
     let err = f
         .store
@@ -1930,19 +1929,8 @@ async fn events_posted_again_announce_no_work() {
     let batch = |n: usize| -> Vec<NewEvent> {
         (0..n)
             .map(|i| {
-                let mut ev = sample_event(Trigger::CallReceived);
-                ev.id = Some(PostedEventId::from_string(format!("again-{i}")));
-                ev.call.call_id = CallId::from_string(format!("again-{i}"));
-                NewEvent {
-                    event: stored_event(&f.account, &ev, Timestamp::now(), false),
-                    deliveries: vec![NewDelivery {
-                        id: DeliveryId::new(),
-                        webhook_id: f.webhook.id.clone(),
-                        trigger: Trigger::CallReceived,
-                        attempt_limit: None,
-                        not_before: None,
-                    }],
-                }
+                let id = format!("again-{i}");
+                f.new_event(&f.webhook.id, Trigger::CallReceived, &id, Some(&id))
             })
             .collect()
     };

@@ -18,7 +18,7 @@
 pub use mimalloc::MiMalloc;
 
 use std::ffi::{c_int, c_long, c_void};
-use std::sync::Once;
+use std::sync::OnceLock;
 
 unsafe extern "C" {
     fn mi_option_get(option: c_int) -> c_long;
@@ -113,13 +113,13 @@ const SQLITE_CONFIG_GETMALLOC: c_int = 5;
 /// initialised itself: after that it refuses them (`SQLITE_MISUSE`) and keeps its own, which
 /// is logged and harmless. Answers whether SQLite took both.
 pub fn for_sqlite() -> bool {
-    static ONCE: Once = Once::new();
-    static mut TOOK: bool = false;
-    ONCE.call_once(|| {
+    static TOOK: OnceLock<bool> = OnceLock::new();
+    *TOOK.get_or_init(|| {
         // SAFETY: `sqlite3_config` is called before any connection is opened (the app calls
-        // this before it opens the store; later, SQLite refuses it without harm), with the argument types `sqlite3.h` documents for each option; the
-        // methods table is static and its functions keep SQLite's contract (sizes in, a
-        // pointer aligned to 8 bytes or null out).
+        // this before it opens the store; later, SQLite refuses it without harm), with the
+        // argument types `sqlite3.h` documents for each option; the methods table is static
+        // and its functions keep SQLite's contract (sizes in, a pointer aligned to 8 bytes or
+        // null out).
         let took = unsafe {
             sqlite3_config(SQLITE_CONFIG_MALLOC, &raw const SQLITE_MEM) == 0
                 && sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0 as c_int) == 0
@@ -127,11 +127,8 @@ pub fn for_sqlite() -> bool {
         if !took {
             tracing::debug!("SQLite was initialised already: it keeps its own allocator");
         }
-        // SAFETY: written once, inside `call_once`, before any read.
-        unsafe { TOOK = took };
-    });
-    // SAFETY: only read after `call_once` returned.
-    unsafe { TOOK }
+        took
+    })
 }
 
 #[cfg(test)]

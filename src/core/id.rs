@@ -251,6 +251,13 @@ impl<K> PartialEq<&str> for Id<K> {
     }
 }
 
+/// Looked up by its plain string in maps and sets (its hash is the string's).
+impl<K> std::borrow::Borrow<str> for Id<K> {
+    fn borrow(&self) -> &str {
+        &self.value
+    }
+}
+
 impl<K> AsRef<str> for Id<K> {
     fn as_ref(&self) -> &str {
         &self.value

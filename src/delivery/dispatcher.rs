@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::{SignedDuration, Timestamp};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -65,7 +65,7 @@ struct Dispatcher {
     limits: Limits,
     lanes: Lanes<Claimed>,
     /// Sends in flight: task id → (webhook, delivery, lease), to give leases back on shutdown.
-    running: HashMap<tokio::task::Id, (WebhookId, Release)>,
+    running: HashMap<tokio::task::Id, (WebhookId, Release, Instant)>,
     tasks: JoinSet<AttemptRecord>,
     records: mpsc::UnboundedSender<AttemptRecord>,
     /// How many nodes serve from the database (this one included), from the heartbeat.
@@ -233,12 +233,13 @@ impl Dispatcher {
             let exclude = self.lanes.full(now);
             let limit = free.min(CLAIM_BATCH);
             let store = self.store.clone();
-            let (lease_until, share) = (plus(now, self.limits.lease), self.lanes.claim_share());
+            let (lease_until, shares) =
+                (plus(now, self.limits.lease), self.lanes.claim_shares(now));
             let node = self.node.clone();
             let batch = self
                 .meanwhile(async move {
                     store
-                        .claim_due(&node, now, lease_until, limit, share, &exclude)
+                        .claim_due(&node, now, lease_until, limit, &shares, &exclude)
                         .await
                 })
                 .await?;
@@ -315,7 +316,7 @@ impl Dispatcher {
                 .tasks
                 .spawn(async move { attempt::run(&client, &claimed, &policy).await });
             self.running
-                .insert(handle.id(), (webhook_id.clone(), release));
+                .insert(handle.id(), (webhook_id.clone(), release, Instant::now()));
         }
     }
 
@@ -324,10 +325,11 @@ impl Dispatcher {
             Ok((id, _)) => *id,
             Err(e) => e.id(),
         };
-        let Some((webhook_id, release)) = self.running.remove(&id) else {
+        let Some((webhook_id, release, started)) = self.running.remove(&id) else {
             return;
         };
         let now = Timestamp::now();
+        self.lanes.timed(&webhook_id, started.elapsed(), now);
         let outcome = match &done {
             Ok((_, r)) => Done {
                 succeeded: r.next == Next::Succeeded,
@@ -404,7 +406,7 @@ impl Dispatcher {
                 "grace period over; giving back unfinished sends"
             );
             self.tasks.abort_all();
-            let rest: Vec<Release> = self.running.drain().map(|(_, (_, r))| r).collect();
+            let rest: Vec<Release> = self.running.drain().map(|(_, (_, r, _))| r).collect();
             if let Err(e) = self.store.release(rest, Timestamp::now()).await {
                 tracing::warn!(error = %e, "could not give back in-flight deliveries; their leases will run out");
             }

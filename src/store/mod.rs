@@ -11,6 +11,7 @@ pub mod postgres;
 mod sql;
 pub mod sqlite;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -497,6 +498,35 @@ pub enum Inserted {
     Duplicate,
 }
 
+/// How many due deliveries of one webhook a claim may take: `each`, or more for the webhooks
+/// of `more` (those whose requests finish fast enough to get through more while the next
+/// claim comes back).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Shares {
+    pub each: u32,
+    pub more: HashMap<WebhookId, u32>,
+}
+
+impl Shares {
+    /// The same share for every webhook.
+    pub fn each(n: u32) -> Shares {
+        Shares {
+            each: n,
+            more: HashMap::new(),
+        }
+    }
+
+    /// The share of `webhook`.
+    pub fn of(&self, webhook: &str) -> u32 {
+        self.more.get(webhook).copied().unwrap_or(self.each)
+    }
+
+    /// The largest share of any webhook.
+    pub fn most(&self) -> u32 {
+        self.more.values().copied().fold(self.each, u32::max)
+    }
+}
+
 /// A delivery handed to a dispatcher with everything needed to send it.
 #[derive(Debug, Clone)]
 pub struct Claimed {
@@ -948,14 +978,14 @@ pub trait Store: Send + Sync + 'static {
     /// id the account already used is skipped as a duplicate.
     async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>>;
     /// Leases up to `limit` due deliveries to `node` until `lease_until`, oldest first, at
-    /// most `per_webhook` of one webhook, skipping `exclude` webhooks.
+    /// most a webhook's share of `shares` of one webhook, skipping `exclude` webhooks.
     async fn claim_due(
         &self,
         node: &NodeId,
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-        per_webhook: u32,
+        shares: &Shares,
         exclude: &[WebhookId],
     ) -> Result<Vec<Claimed>>;
     /// Stores a test event with its one delivery and leases that delivery to `node` (the

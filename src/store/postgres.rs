@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sql::ingests::{IngestReply, Reply, exec, run_ingests};
 use super::sql::{Backend, SqlDb, SqlStore, to_ms};
-use super::{Inserted, NewEvent, Result, StoreError};
+use super::{Inserted, NewEvent, Result, Shares, StoreError};
 use crate::core::id::{CallId, NodeId, WebhookId};
 
 /// The channel `NOTIFY` announces new due work on.
@@ -202,10 +202,10 @@ impl SqlDb for Postgres {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-        per_webhook: u32,
+        shares: &Shares,
         exclude: &[WebhookId],
     ) -> Result<Vec<PgRow>> {
-        // Oldest due first, at most `per_webhook` of any one webhook; rows another node is
+        // Oldest due first, at most a webhook's share of any one webhook; rows another node is
         // claiming right now are skipped, never waited for.
         let mut q = QueryBuilder::<Postgres>::new(
             "WITH cand AS (SELECT seq, webhook_id, next_attempt_at FROM deliveries \
@@ -225,11 +225,27 @@ impl SqlDb for Postgres {
         q.push(" ORDER BY next_attempt_at LIMIT ");
         q.push_bind(i64::from(limit) * 4);
         q.push(
-            " FOR UPDATE SKIP LOCKED), ranked AS (SELECT seq, next_attempt_at, ROW_NUMBER() OVER \
-             (PARTITION BY webhook_id ORDER BY next_attempt_at, seq) AS rn FROM cand), \
-             picked AS (SELECT seq FROM ranked WHERE rn <= ",
+            " FOR UPDATE SKIP LOCKED), ranked AS (SELECT c.seq, c.next_attempt_at, ROW_NUMBER() OVER \
+             (PARTITION BY c.webhook_id ORDER BY c.next_attempt_at, c.seq) AS rn, ",
         );
-        q.push_bind(i64::from(per_webhook));
+        if shares.more.is_empty() {
+            q.push_bind(i64::from(shares.each));
+            q.push("::bigint AS share FROM cand c");
+        } else {
+            q.push("COALESCE(s.n, ");
+            q.push_bind(i64::from(shares.each));
+            let (ids, ns): (Vec<String>, Vec<i64>) = shares
+                .more
+                .iter()
+                .map(|(w, n)| (w.to_string(), i64::from(*n)))
+                .unzip();
+            q.push(") AS share FROM cand c LEFT JOIN unnest(");
+            q.push_bind(ids);
+            q.push("::text[], ");
+            q.push_bind(ns);
+            q.push("::bigint[]) AS s(webhook_id, n) ON s.webhook_id = c.webhook_id");
+        }
+        q.push("), picked AS (SELECT seq FROM ranked WHERE rn <= share");
         q.push(" ORDER BY next_attempt_at, seq LIMIT ");
         q.push_bind(i64::from(limit));
         q.push(") UPDATE deliveries d SET lease = d.lease + 1, next_attempt_at = ");

@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::sql::ingests::{IngestReply, Reply, answer, exec, run_ingests};
 use super::sql::{Backend, HotReads, SqlDb, SqlStore, to_ms};
-use super::{Inserted, NewEvent, Result, StoreError};
+use super::{Inserted, NewEvent, Result, Shares, StoreError};
 use crate::core::id::{CallId, NodeId, WebhookId};
 
 /// Most jobs one transaction takes.
@@ -513,7 +513,7 @@ impl SqlDb for Sqlite {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-        per_webhook: u32,
+        shares: &Shares,
         exclude: &[WebhookId],
     ) -> Result<Vec<SqliteRow>> {
         // A few of the oldest first (enough when one webhook's backlog is all there is); when
@@ -524,7 +524,7 @@ impl SqlDb for Sqlite {
         // A set: the second read sees the first's rows again, and they are taken once.
         let mut picked: HashSet<i64> = HashSet::with_capacity(limit as usize);
         for (i, window) in [
-            limit.min(per_webhook.saturating_mul(2)),
+            limit.min(shares.most().saturating_mul(2)),
             limit.saturating_mul(4),
         ]
         .into_iter()
@@ -532,7 +532,7 @@ impl SqlDb for Sqlite {
         {
             let capped: Vec<&str> = taken
                 .iter()
-                .filter(|(_, n)| **n >= per_webhook)
+                .filter(|(w, n)| **n >= shares.of(w))
                 .map(|(w, _)| w.as_str())
                 .collect();
             // The second read finds nothing when every queued delivery is of a webhook
@@ -553,7 +553,7 @@ impl SqlDb for Sqlite {
                     Some(n) => n,
                     None => taken.entry(webhook.to_owned()).or_default(),
                 };
-                if *n < per_webhook && picked.insert(seq) {
+                if *n < shares.of(webhook) && picked.insert(seq) {
                     *n += 1;
                 }
             }

@@ -169,7 +169,7 @@ impl Fixture {
         let now = Timestamp::now();
         let until = now.saturating_add(lease).unwrap();
         self.store
-            .claim_due(node, now, until, limit, share, exclude)
+            .claim_due(node, now, until, limit, &Shares::each(share), exclude)
             .await
             .unwrap()
     }
@@ -316,6 +316,43 @@ async fn a_claim_reaches_past_one_webhooks_backlog_to_another_webhook() {
     assert_eq!(of(&f.webhook.id), 4, "the backlog's share");
     assert_eq!(of(&other.id), 1, "the other webhook's delivery");
     assert!(claimed.iter().any(|c| c.delivery_id == theirs[0]));
+}
+
+/// A webhook given a larger share (its requests finish fast) takes that many of a claim;
+/// every other webhook takes the usual share.
+#[tokio::test]
+async fn a_webhook_with_a_larger_share_takes_more_of_a_claim() {
+    let f = fixture().await;
+    let mut fast = f.webhook.clone();
+    fast.id = WebhookId::new();
+    f.store
+        .insert_webhook(&fast, &entry(&f.account, Action::WebhookCreate, "wh2"))
+        .await
+        .unwrap();
+    for i in 0..20 {
+        f.events(&format!("a{i}"), 1).await;
+        f.events_to(&fast.id, &format!("b{i}"), 1).await;
+    }
+    let now = Timestamp::now();
+    let shares = Shares {
+        each: 4,
+        more: [(fast.id.clone(), 12)].into(),
+    };
+    let claimed = f
+        .store
+        .claim_due(
+            &here(),
+            now,
+            now + SignedDuration::from_secs(60),
+            100,
+            &shares,
+            &[],
+        )
+        .await
+        .unwrap();
+    let of = |w: &WebhookId| claimed.iter().filter(|c| &c.webhook.id == w).count();
+    assert_eq!(of(&f.webhook.id), 4, "the usual share");
+    assert_eq!(of(&fast.id), 12, "the larger share");
 }
 
 #[tokio::test]
@@ -1888,7 +1925,7 @@ async fn alert_settings_are_made_once_and_a_transition_is_stored_once() {
             at,
             at + SignedDuration::from_secs(60),
             100,
-            100,
+            &Shares::each(100),
             &[],
         )
         .await

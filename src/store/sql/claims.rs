@@ -15,13 +15,15 @@ use super::rows::*;
 use crate::core::delivery_state::{State, Unsent};
 use crate::core::id::{DeliveryId, NodeId, PostedEventId, WebhookId};
 use crate::core::seal::Keyring;
-use crate::store::{AttemptRecord, Claimed, NewEvent, Release, Result, StoreError, Webhook};
+use crate::store::{
+    AttemptRecord, Claimed, NewEvent, Release, Result, Shares, StoreError, Webhook,
+};
 
 /// Most deliveries one hold moves per statement.
 const HOLD_ROWS_PER_STATEMENT: i64 = 2000;
 
 /// Leases up to `limit` due deliveries to `node` until `lease_until`, with the statement of
-/// the database (see [`SqlDb::claim_due`]).
+/// the database (see [`SqlDb::claim_due`]), at most a webhook's share of `shares` of each.
 #[allow(clippy::too_many_arguments)]
 pub async fn claim_due<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
@@ -30,14 +32,14 @@ pub async fn claim_due<DB: SqlDb>(
     now: Timestamp,
     lease_until: Timestamp,
     limit: u32,
-    per_webhook: u32,
+    shares: &Shares,
     exclude: &[WebhookId],
 ) -> Result<Vec<Claimed>> {
-    let (node, exclude) = (node.clone(), exclude.to_vec());
+    let (node, shares, exclude) = (node.clone(), shares.clone(), exclude.to_vec());
     b.write_work(move |c| {
         Box::pin(async move {
             let mut rows =
-                DB::claim_due(c, &node, now, lease_until, limit, per_webhook, &exclude).await?;
+                DB::claim_due(c, &node, now, lease_until, limit, &shares, &exclude).await?;
             // RETURNING gives no order; send oldest first.
             rows.sort_by_key(|r| r.int("seq").unwrap_or(0));
             complete::<DB>(c, &keys, rows, lease_until).await

@@ -9,7 +9,7 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Type}
 
 use super::rows::Cols;
 use crate::core::id::{CallId, NodeId, WebhookId};
-use crate::store::Result;
+use crate::store::{Result, Shares};
 
 /// A database connection, as the shared code holds one inside a write.
 pub type Conn<DB> = <DB as Database>::Connection;
@@ -50,7 +50,8 @@ pub trait SqlDb:
     const SKIP_LOCKED: &'static str;
 
     /// Leases up to `limit` due deliveries to `node` until `lease_until`, inside the caller's
-    /// transaction: oldest due first, at most `per_webhook` of one webhook, none of `exclude`.
+    /// transaction: oldest due first, at most a webhook's share of `shares` of each, none of
+    /// `exclude`.
     /// Answers `id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id, seq` of
     /// each, in no particular order.
     #[allow(clippy::too_many_arguments)]
@@ -60,7 +61,7 @@ pub trait SqlDb:
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-        per_webhook: u32,
+        shares: &Shares,
         exclude: &[WebhookId],
     ) -> impl Future<Output = Result<Vec<Self::Row>>> + Send;
 

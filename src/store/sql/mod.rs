@@ -453,7 +453,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         now: Timestamp,
         lease_until: Timestamp,
         limit: u32,
-        per_webhook: u32,
+        shares: &Shares,
         exclude: &[WebhookId],
     ) -> Result<Vec<Claimed>> {
         claims::claim_due(
@@ -463,7 +463,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
             now,
             lease_until,
             limit,
-            per_webhook,
+            shares,
             exclude,
         )
         .await

@@ -99,6 +99,17 @@ async fn fixture() -> Fixture {
 }
 
 impl Fixture {
+    /// A second webhook of the account, like the first.
+    async fn another_webhook(&self) -> WebhookId {
+        let mut other = self.webhook.clone();
+        other.id = WebhookId::new();
+        self.store
+            .insert_webhook(&other, &entry(&self.account, Action::WebhookCreate, "wh2"))
+            .await
+            .unwrap();
+        other.id
+    }
+
     /// Stores `n` call.received events of `call`, each with a delivery to the webhook.
     async fn events(&self, call: &str, n: usize) -> Vec<DeliveryId> {
         self.events_to(&self.webhook.id, call, n).await
@@ -144,7 +155,8 @@ impl Fixture {
     /// `exclude`.
     async fn claim_shared(&self, share: u32, exclude: &[WebhookId]) -> Vec<Claimed> {
         let minute = SignedDuration::from_secs(60);
-        self.claim_with(&here(), minute, 100, share, exclude).await
+        self.claim_with(&here(), minute, 100, &Shares::each(share), exclude)
+            .await
     }
 
     async fn claim(&self, lease: SignedDuration) -> Vec<Claimed> {
@@ -153,23 +165,24 @@ impl Fixture {
 
     /// Up to `limit` due deliveries, leased to `node`.
     async fn claim_as(&self, node: &NodeId, lease: SignedDuration, limit: u32) -> Vec<Claimed> {
-        self.claim_with(node, lease, limit, 100, &[]).await
+        self.claim_with(node, lease, limit, &Shares::each(100), &[])
+            .await
     }
 
-    /// Up to `limit` due deliveries leased to `node` for `lease`, at most `share` of any one
-    /// webhook, none of `exclude`.
+    /// Up to `limit` due deliveries leased to `node` for `lease`, at most a webhook's share of
+    /// `shares` of each, none of `exclude`.
     async fn claim_with(
         &self,
         node: &NodeId,
         lease: SignedDuration,
         limit: u32,
-        share: u32,
+        shares: &Shares,
         exclude: &[WebhookId],
     ) -> Vec<Claimed> {
         let now = Timestamp::now();
         let until = now.saturating_add(lease).unwrap();
         self.store
-            .claim_due(node, now, until, limit, &Shares::each(share), exclude)
+            .claim_due(node, now, until, limit, shares, exclude)
             .await
             .unwrap()
     }
@@ -304,17 +317,12 @@ async fn a_claim_reaches_past_one_webhooks_backlog_to_another_webhook() {
     }
     // Due strictly after the backlog, so it sorts behind every delivery of it.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let mut other = f.webhook.clone();
-    other.id = WebhookId::new();
-    f.store
-        .insert_webhook(&other, &entry(&f.account, Action::WebhookCreate, "wh2"))
-        .await
-        .unwrap();
-    let theirs = f.events_to(&other.id, "b", 1).await;
+    let other = f.another_webhook().await;
+    let theirs = f.events_to(&other, "b", 1).await;
     let claimed = f.claim_shared(4, &[]).await;
     let of = |w: &WebhookId| claimed.iter().filter(|c| &c.webhook.id == w).count();
     assert_eq!(of(&f.webhook.id), 4, "the backlog's share");
-    assert_eq!(of(&other.id), 1, "the other webhook's delivery");
+    assert_eq!(of(&other), 1, "the other webhook's delivery");
     assert!(claimed.iter().any(|c| c.delivery_id == theirs[0]));
 }
 
@@ -323,36 +331,20 @@ async fn a_claim_reaches_past_one_webhooks_backlog_to_another_webhook() {
 #[tokio::test]
 async fn a_webhook_with_a_larger_share_takes_more_of_a_claim() {
     let f = fixture().await;
-    let mut fast = f.webhook.clone();
-    fast.id = WebhookId::new();
-    f.store
-        .insert_webhook(&fast, &entry(&f.account, Action::WebhookCreate, "wh2"))
-        .await
-        .unwrap();
+    let fast = f.another_webhook().await;
     for i in 0..20 {
         f.events(&format!("a{i}"), 1).await;
-        f.events_to(&fast.id, &format!("b{i}"), 1).await;
+        f.events_to(&fast, &format!("b{i}"), 1).await;
     }
-    let now = Timestamp::now();
     let shares = Shares {
         each: 4,
-        more: [(fast.id.clone(), 12)].into(),
+        more: [(fast.clone(), 12)].into(),
     };
-    let claimed = f
-        .store
-        .claim_due(
-            &here(),
-            now,
-            now + SignedDuration::from_secs(60),
-            100,
-            &shares,
-            &[],
-        )
-        .await
-        .unwrap();
+    let minute = SignedDuration::from_secs(60);
+    let claimed = f.claim_with(&here(), minute, 100, &shares, &[]).await;
     let of = |w: &WebhookId| claimed.iter().filter(|c| &c.webhook.id == w).count();
     assert_eq!(of(&f.webhook.id), 4, "the usual share");
-    assert_eq!(of(&fast.id), 12, "the larger share");
+    assert_eq!(of(&fast), 12, "the larger share");
 }
 
 #[tokio::test]

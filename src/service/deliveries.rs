@@ -588,7 +588,7 @@ async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<DeliveryId, D
         .store
         .insert_test_delivery(&svc.node, new, lease)
         .await?;
-    claimed.webhook = webhook;
+    claimed.webhook = Arc::new(webhook);
     let record = attempt::run(&svc.client, &claimed, &svc.policy).await;
     svc.store
         .record_attempts(vec![record], Timestamp::now())
@@ -672,8 +672,8 @@ pub async fn send_unsaved_test(
         attempts: 0,
         attempt_limit: Some(1),
         event_id: PostedEventId::from_string(EventId::new().into_string()),
-        event_payload: event.to_json().to_string(),
-        webhook,
+        event_payload: event.to_json().to_string().into(),
+        webhook: Arc::new(webhook),
         lease_until: now,
         test: true,
         alert: false,

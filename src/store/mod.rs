@@ -536,8 +536,10 @@ pub struct Claimed {
     pub attempts: u32,
     pub attempt_limit: Option<u32>,
     pub event_id: PostedEventId,
-    pub event_payload: String,
-    pub webhook: Webhook,
+    /// Shared by the claim's deliveries of one event (a fan-out sends it to many webhooks).
+    pub event_payload: Arc<str>,
+    /// Shared by the claim's deliveries to one webhook (a fast lane holds hundreds).
+    pub webhook: Arc<Webhook>,
     /// Until when this node holds it: sending it later could overlap another node's attempt.
     pub lease_until: Timestamp,
     /// A test delivery (sample data, sent from the API or the web page).

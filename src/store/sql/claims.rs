@@ -115,7 +115,7 @@ async fn complete<DB: SqlDb>(
         sep.push_bind(*s);
     }
     q.push(")");
-    let events: HashMap<i64, (PostedEventId, String, bool)> = q
+    let events: HashMap<i64, (PostedEventId, Arc<str>, bool)> = q
         .build()
         .fetch_all(&mut *conn)
         .await?
@@ -123,7 +123,11 @@ async fn complete<DB: SqlDb>(
         .map(|r| {
             Ok((
                 r.int("seq")?,
-                (r.id("event_id")?, r.text("payload")?, r.boolean("test")?),
+                (
+                    r.id("event_id")?,
+                    Arc::from(r.text("payload")?),
+                    r.boolean("test")?,
+                ),
             ))
         })
         .collect::<Result<_>>()?;
@@ -134,19 +138,24 @@ async fn complete<DB: SqlDb>(
         sep.push_bind(w);
     }
     q.push(")");
-    let webhooks: HashMap<WebhookId, Webhook> = q
+    let webhooks: HashMap<WebhookId, Arc<Webhook>> = q
         .build()
         .fetch_all(&mut *conn)
         .await?
         .iter()
-        .map(|r| webhook_from_row(keys, r).map(|w| (w.id.clone(), w)))
+        .map(|r| webhook_from_row(keys, r).map(|w| (w.id.clone(), Arc::new(w))))
         .collect::<Result<_>>()?;
     // The rest may be alerts: their receiver is an account's alert settings.
     let others: Vec<&WebhookId> = webhook_ids
         .iter()
         .filter(|w| !webhooks.contains_key(*w))
         .collect();
-    let receivers = super::alerts::webhooks_in::<DB>(conn, keys, &others).await?;
+    let receivers: HashMap<WebhookId, Arc<Webhook>> =
+        super::alerts::webhooks_in::<DB>(conn, keys, &others)
+            .await?
+            .into_iter()
+            .map(|(w, r)| (w, Arc::new(r)))
+            .collect();
     let mut out = Vec::with_capacity(rows.len());
     let mut gone = Vec::new();
     for r in rows {

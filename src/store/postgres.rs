@@ -226,27 +226,23 @@ impl SqlDb for Postgres {
         q.push_bind(i64::from(limit) * 4);
         q.push(
             " FOR UPDATE SKIP LOCKED), ranked AS (SELECT c.seq, c.next_attempt_at, ROW_NUMBER() OVER \
-             (PARTITION BY c.webhook_id ORDER BY c.next_attempt_at, c.seq) AS rn, ",
+             (PARTITION BY c.webhook_id ORDER BY c.next_attempt_at, c.seq) AS rn, COALESCE(s.n, ",
         );
-        if shares.more.is_empty() {
-            q.push_bind(i64::from(shares.each));
-            q.push("::bigint AS share FROM cand c");
-        } else {
-            q.push("COALESCE(s.n, ");
-            q.push_bind(i64::from(shares.each));
-            let (ids, ns): (Vec<String>, Vec<i64>) = shares
-                .more
-                .iter()
-                .map(|(w, n)| (w.to_string(), i64::from(*n)))
-                .unzip();
-            q.push(") AS share FROM cand c LEFT JOIN unnest(");
-            q.push_bind(ids);
-            q.push("::text[], ");
-            q.push_bind(ns);
-            q.push("::bigint[]) AS s(webhook_id, n) ON s.webhook_id = c.webhook_id");
-        }
-        q.push("), picked AS (SELECT seq FROM ranked WHERE rn <= share");
-        q.push(" ORDER BY next_attempt_at, seq LIMIT ");
+        // Each webhook's share: `more`'s, or `each` for the rest.
+        q.push_bind(i64::from(shares.each));
+        let (ids, ns): (Vec<String>, Vec<i64>) = shares
+            .more
+            .iter()
+            .map(|(w, n)| (w.to_string(), i64::from(*n)))
+            .unzip();
+        q.push(") AS share FROM cand c LEFT JOIN unnest(");
+        q.push_bind(ids);
+        q.push("::text[], ");
+        q.push_bind(ns);
+        q.push(
+            "::bigint[]) AS s(webhook_id, n) ON s.webhook_id = c.webhook_id), \
+             picked AS (SELECT seq FROM ranked WHERE rn <= share ORDER BY next_attempt_at, seq LIMIT ",
+        );
         q.push_bind(i64::from(limit));
         q.push(") UPDATE deliveries d SET lease = d.lease + 1, next_attempt_at = ");
         q.push_bind(to_ms(lease_until));

@@ -175,6 +175,11 @@ pub struct Lanes<T> {
     nodes: u32,
 }
 
+/// A claim's share of a lane's `backlog`: a lane is claimed for once half its backlog is left.
+fn share_of(backlog: usize) -> u32 {
+    (backlog as u32 / 2).max(1)
+}
+
 /// `t` plus `d`, saturating.
 pub(super) fn plus(t: Timestamp, d: Duration) -> Timestamp {
     t.saturating_add(SignedDuration::try_from(d).unwrap_or(SignedDuration::MAX))
@@ -210,21 +215,17 @@ impl<T: Leased> Lanes<T> {
     pub fn claim_shares(&mut self, now: Timestamp) -> Shares {
         let kept = SignedDuration::try_from(PACE_KEPT).unwrap_or_default();
         self.paces.retain(|_, p| now.duration_since(p.at) < kept);
-        let each = self.share(self.base_backlog());
+        let each = share_of(self.base_backlog());
         let more = self
             .paces
             .iter()
             .filter_map(|(w, p)| {
                 let rate = self.lanes.get(w).map_or(p.rate, |l| l.rate);
-                let n = self.share(self.backlog(w, rate));
+                let n = share_of(self.backlog(w, rate));
                 (n > each).then(|| (w.clone(), n))
             })
             .collect();
         Shares { each, more }
-    }
-
-    fn share(&self, backlog: usize) -> u32 {
-        (backlog as u32 / 2).max(1)
     }
 
     fn base_backlog(&self) -> usize {

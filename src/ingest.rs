@@ -2,18 +2,20 @@
 //! with their deliveries in one transaction, then the dispatcher is woken. The REST API and
 //! the PBX connectors both come through [`Ingest::accept`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::Timestamp;
 
 use crate::core::event::CallEvent;
-use crate::core::id::{AccountId, DeliveryId, EventId, PostedEventId};
+use crate::core::id::{AccountId, DeliveryId, EventId, PostedEventId, WebhookId};
 use crate::core::trigger::Trigger;
 use crate::core::validate::{FieldError, FieldErrors};
 use crate::delivery::dispatcher::Waker;
+use crate::delivery::handoff::Handoff;
 use crate::store::{
-    Inserted, NewDelivery, NewEvent, Result, Store, StoreError, StoredEvent, Webhook,
+    Claimed, Inserted, NewDelivery, NewEvent, Release, Result, Store, StoreError, StoredEvent,
+    Webhook,
 };
 
 /// What became of a batch.
@@ -121,7 +123,7 @@ impl Ingest {
         for (account, triggers) in &by_account {
             candidates.insert(account, self.store.webhooks_for(account, triggers).await?);
         }
-        let batch: Vec<NewEvent> = events
+        let mut batch: Vec<NewEvent> = events
             .iter()
             .map(|(account, ev)| NewEvent {
                 event: stored_event(account, ev, received_at, false),
@@ -133,6 +135,7 @@ impl Ingest {
                         attempt_limit: None,
                         // A webhook whose endpoint is stuck takes new work only when its hold ends.
                         not_before: w.hold_until.filter(|t| *t > received_at),
+                        lease: None,
                     })
                     .collect(),
             })
@@ -148,17 +151,30 @@ impl Ingest {
                 ),
             }])));
         }
-        let outcome = self.store.insert_events(batch).await?;
+        let handing = self.reserve(&mut batch, &candidates, received_at);
+        let outcome = match self.store.insert_events(batch).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                handing.unreserve_all(self.waker.handoff());
+                return Err(e);
+            }
+        };
         let mut acc = Accepted::default();
-        for o in outcome {
+        let mut leased = 0;
+        for o in &outcome {
             match o {
-                Inserted::New(n) => {
+                Inserted::New {
+                    deliveries,
+                    leased: l,
+                } => {
                     acc.accepted += 1;
-                    acc.deliveries += n as u64;
+                    acc.deliveries += *deliveries as u64;
+                    leased += l.len() as u64;
                 }
                 Inserted::Duplicate => acc.duplicates += 1,
             }
         }
+        self.hand_over(handing, outcome).await;
         metrics::counter!("callhook_events_accepted_total").increment(acc.accepted);
         metrics::counter!("callhook_events_duplicate_total").increment(acc.duplicates);
         metrics::counter!("callhook_deliveries_created_total").increment(acc.deliveries);
@@ -168,10 +184,151 @@ impl Ingest {
             deliveries = acc.deliveries,
             "events stored"
         );
-        if acc.deliveries > 0 {
+        // What was leased as it was stored is with the dispatcher already.
+        if acc.deliveries > leased {
             self.waker.wake();
         }
         Ok(acc)
+    }
+
+    /// Asks a lease for each delivery the dispatcher has room for (see [`Handoff`]): due at
+    /// once (not held) to a webhook without a rate limit (a rate-limited lane holds little and
+    /// is in no hurry). Answers what to hand over once the events are stored.
+    fn reserve(
+        &self,
+        batch: &mut [NewEvent],
+        candidates: &HashMap<&AccountId, Arc<[Webhook]>>,
+        now: Timestamp,
+    ) -> Handing {
+        let handoff = self.waker.handoff();
+        let mut handing = Handing::default();
+        for (i, ne) in batch.iter_mut().enumerate() {
+            let mut any = false;
+            for d in &mut ne.deliveries {
+                if d.not_before.is_some() {
+                    continue;
+                }
+                let Some(w) = candidates
+                    .get(&ne.event.account_id)
+                    .and_then(|ws| ws.iter().find(|w| w.id == d.webhook_id))
+                else {
+                    continue;
+                };
+                if w.spec.rate_limit.is_some() {
+                    continue;
+                }
+                let Some(lease) = handoff.reserve(&w.id, now) else {
+                    continue;
+                };
+                if !handing.webhooks.contains_key(&w.id) {
+                    handing.webhooks.insert(w.id.clone(), Arc::new(w.clone()));
+                }
+                handing.deliveries.push(Reserved {
+                    event: i,
+                    id: d.id.clone(),
+                    webhook_id: w.id.clone(),
+                    trigger: d.trigger,
+                    until: lease.until,
+                });
+                d.lease = Some(lease);
+                any = true;
+            }
+            if any {
+                handing.events.insert(
+                    i,
+                    (
+                        ne.event.event_id.clone(),
+                        Arc::from(ne.event.payload.as_str()),
+                    ),
+                );
+            }
+        }
+        handing
+    }
+
+    /// Hands the deliveries stored leased to the dispatcher, and gives back the reservations
+    /// of those that were not (they wait behind their call, or their event was a duplicate).
+    /// Should the dispatcher have stopped, the leases are given back to the store.
+    async fn hand_over(&self, handing: Handing, outcome: Vec<Inserted>) {
+        if handing.deliveries.is_empty() {
+            return;
+        }
+        let handoff = self.waker.handoff();
+        let leased: HashSet<&DeliveryId> = outcome
+            .iter()
+            .flat_map(|o| match o {
+                Inserted::New { leased, .. } => &leased[..],
+                Inserted::Duplicate => &[],
+            })
+            .collect();
+        let mut claimed = Vec::with_capacity(leased.len());
+        let mut unleased: HashMap<&WebhookId, u32> = HashMap::new();
+        for r in &handing.deliveries {
+            let (Some((event_id, payload)), Some(webhook), true) = (
+                handing.events.get(&r.event),
+                handing.webhooks.get(&r.webhook_id),
+                leased.contains(&r.id),
+            ) else {
+                *unleased.entry(&r.webhook_id).or_default() += 1;
+                continue;
+            };
+            claimed.push(Claimed {
+                delivery_id: r.id.clone(),
+                lease: 1,
+                trigger: r.trigger,
+                attempts: 0,
+                attempt_limit: None,
+                event_id: event_id.clone(),
+                event_payload: payload.clone(),
+                webhook: webhook.clone(),
+                lease_until: r.until,
+                test: false,
+                alert: false,
+            });
+        }
+        for (w, n) in unleased {
+            handoff.unreserve(w, n);
+        }
+        if claimed.is_empty() {
+            return;
+        }
+        if let Err(back) = handoff.send(claimed) {
+            let releases: Vec<Release> = back
+                .into_iter()
+                .map(|c| Release {
+                    delivery_id: c.delivery_id,
+                    lease: c.lease,
+                })
+                .collect();
+            if let Err(e) = self.store.release(releases, Timestamp::now()).await {
+                tracing::warn!(error = %e, "the dispatcher has stopped and leases taken for it could not be given back; they run out");
+            }
+        }
+    }
+}
+
+/// Deliveries an ingest reserved room for, and what to hand them over with.
+#[derive(Default)]
+struct Handing {
+    deliveries: Vec<Reserved>,
+    /// The event id and payload of each event (by its place in the batch) with a reservation.
+    events: HashMap<usize, (PostedEventId, Arc<str>)>,
+    webhooks: HashMap<WebhookId, Arc<Webhook>>,
+}
+
+struct Reserved {
+    event: usize,
+    id: DeliveryId,
+    webhook_id: WebhookId,
+    trigger: Trigger,
+    until: Timestamp,
+}
+
+impl Handing {
+    fn unreserve_all(self, handoff: &Handoff) {
+        for r in &self.deliveries {
+            handoff.unreserve(&r.webhook_id, 1);
+        }
     }
 }
 

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 
 use super::attempt::{self, Policy};
 use super::client::HttpClient;
+use super::handoff::{Arrivals, Handoff};
 use super::lanes::{Done, Health, Holds, LaneRules, Lanes, Leased, plus};
 use crate::core::id::{NodeId, WebhookId};
 use crate::shutdown::Shutdown;
@@ -25,6 +26,9 @@ use crate::store::{AttemptRecord, Claimed, Heartbeat, Next, Release, Store};
 
 /// Most deliveries one claim takes.
 const CLAIM_BATCH: u32 = 256;
+
+/// How often the dispatcher tells ingests how much room its lanes have, at most.
+const PUBLISH_EVERY: Duration = Duration::from_micros(500);
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -40,13 +44,22 @@ pub struct Limits {
     pub holds: Holds,
 }
 
-/// A handle to wake the dispatcher: new work was committed.
+/// A handle to wake the dispatcher (new work was committed), and to hand it fresh work.
 #[derive(Clone)]
-pub struct Waker(Arc<Notify>);
+pub struct Waker {
+    due: Arc<Notify>,
+    handoff: Arc<Handoff>,
+}
 
 impl Waker {
+    /// Work may be due in the store: the dispatcher claims.
     pub fn wake(&self) {
-        self.0.notify_one();
+        self.due.notify_one();
+    }
+
+    /// Where fresh deliveries are handed to this node's dispatcher.
+    pub fn handoff(&self) -> &Handoff {
+        &self.handoff
     }
 }
 
@@ -79,6 +92,16 @@ struct Dispatcher {
     stale: Vec<Release>,
     /// Held webhooks whose endpoint answers again, to release.
     lifts: Vec<WebhookId>,
+    /// Fresh deliveries leased to this node as they were stored, and the room published for
+    /// them (see [`super::handoff`]).
+    handoff: Arc<Handoff>,
+    arrivals: Arrivals,
+    published: Option<Instant>,
+    /// Whether work may be due in the store that this node has not claimed: set when woken,
+    /// at each poll, while claims come back with work or skip full lanes, and when work is
+    /// given back; cleared when a claim finds nothing. A node fed by hand-overs alone then
+    /// makes no claims.
+    due: bool,
 }
 
 /// Starts the dispatcher of `node` with its recorder and heartbeat; each holds `shutdown` and
@@ -92,7 +115,14 @@ pub fn start(
     shutdown: Shutdown,
 ) -> Waker {
     let notify = Arc::new(Notify::new());
-    let waker = Waker(notify.clone());
+    let (handoff, arrivals) = Handoff::new(node.clone(), limits.lease);
+    let handoff = Arc::new(handoff);
+    let waker = Waker {
+        due: notify.clone(),
+        handoff: handoff.clone(),
+    };
+    // The recorder's news that attempts were written: room for more, nothing due by itself.
+    let recorded = Arc::new(Notify::new());
     let (records, records_rx) = mpsc::unbounded_channel();
     let unrecorded = Arc::new(AtomicU32::new(0));
     // Dropped when the recorder ends: what this node sent is written, or given up on.
@@ -101,6 +131,7 @@ pub fn start(
         store.clone(),
         records_rx,
         waker.clone(),
+        recorded.clone(),
         unrecorded.clone(),
         recorder_running,
         shutdown.clone(),
@@ -135,8 +166,12 @@ pub fn start(
         next_retry: None,
         stale: Vec::new(),
         lifts: Vec::new(),
+        handoff,
+        arrivals,
+        published: None,
+        due: true,
     };
-    tokio::spawn(d.run(notify, shutdown));
+    tokio::spawn(d.run(notify, recorded, shutdown));
     waker
 }
 
@@ -153,7 +188,7 @@ fn release(c: Claimed) -> Release {
 }
 
 impl Dispatcher {
-    async fn run(mut self, notify: Arc<Notify>, mut shutdown: Shutdown) {
+    async fn run(mut self, notify: Arc<Notify>, recorded: Arc<Notify>, mut shutdown: Shutdown) {
         let mut backoff = Duration::from_millis(100);
         loop {
             if shutdown.is_shutdown() {
@@ -169,21 +204,73 @@ impl Dispatcher {
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
+            self.publish_room();
             let now = Timestamp::now();
             let wait = until(now, self.next_deadline(now));
             tokio::select! {
-                _ = notify.notified() => {}
+                _ = notify.notified() => self.due = true,
+                // Room again; a claim follows only if work may be due.
+                _ = recorded.notified() => {}
+                Some(batch) = self.arrivals.recv() => {
+                    self.arrived(batch);
+                    while let Ok(batch) = self.arrivals.try_recv() {
+                        self.arrived(batch);
+                    }
+                }
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.finished(done);
                     while let Some(done) = self.tasks.try_join_next_with_id() {
                         self.finished(done);
                     }
                 }
-                _ = tokio::time::sleep(wait) => {}
+                _ = tokio::time::sleep(wait) => self.due = true,
                 _ = shutdown.recv() => {}
             }
         }
         self.shut_down().await;
+    }
+
+    /// Tells ingests how much each lane can take (see [`Handoff::publish`]), at most every
+    /// [`PUBLISH_EVERY`]: what lands in between is bounded by what ingests reserved, and a
+    /// lane that overflows gives the rest back.
+    fn publish_room(&mut self) {
+        let now = Instant::now();
+        if self
+            .published
+            .is_some_and(|at| now.duration_since(at) < PUBLISH_EVERY)
+        {
+            return;
+        }
+        self.published = Some(now);
+        let held = self.lanes.claimed() + self.unrecorded.load(Ordering::Relaxed);
+        let free = self.limits.total.saturating_sub(held);
+        self.handoff.publish(
+            free,
+            self.lanes.fresh_room(),
+            self.lanes.rooms(Timestamp::now()),
+        );
+    }
+
+    /// Takes deliveries handed over by ingests into their lanes and starts them; what a lane
+    /// has no room for is given back at the next claim round.
+    fn arrived(&mut self, batch: Vec<Claimed>) {
+        let now = Timestamp::now();
+        let mut touched: Vec<(WebhookId, u32)> = Vec::new();
+        for c in batch {
+            let w = c.webhook.id.clone();
+            let (rate, failing) = (c.webhook.spec.rate_limit, c.webhook.failing_since.is_some());
+            self.lanes.push(&w, rate, failing, c, now);
+            match touched.iter_mut().find(|(t, _)| *t == w) {
+                Some((_, n)) => *n += 1,
+                None => touched.push((w, 1)),
+            }
+        }
+        for (w, n) in &touched {
+            self.handoff.arrived(w, *n);
+            self.pump(w, now);
+            let overflow = self.lanes.overflow(w);
+            self.stale.extend(overflow.into_iter().map(release));
+        }
     }
 
     /// When to look again without being woken: the next poll, a retry this node scheduled, or
@@ -210,6 +297,7 @@ impl Dispatcher {
                 Some(done) = self.tasks.join_next_with_id(), if !self.tasks.is_empty() => {
                     self.finished(done);
                 }
+                Some(batch) = self.arrivals.recv() => self.arrived(batch),
             }
         }
     }
@@ -221,9 +309,11 @@ impl Dispatcher {
             let store = self.store.clone();
             self.meanwhile(store.release(stale, Timestamp::now()))
                 .await?;
+            // Given back due now: claimed again once a lane has room.
+            self.due = true;
         }
         self.hold_stuck().await?;
-        loop {
+        while self.due {
             let queued = self.lanes.claimed() + self.unrecorded.load(Ordering::Relaxed);
             let free = self.limits.total.saturating_sub(queued);
             if free == 0 {
@@ -231,6 +321,7 @@ impl Dispatcher {
             }
             let now = Timestamp::now();
             let exclude = self.lanes.full(now);
+            let none_excluded = exclude.is_empty();
             let limit = free.min(CLAIM_BATCH);
             let store = self.store.clone();
             let (lease_until, shares) =
@@ -244,6 +335,11 @@ impl Dispatcher {
                 })
                 .await?;
             let n = batch.len() as u32;
+            // Nothing due but what full lanes skipped: those are claimed for once they have
+            // room (their sends finish, and a claim follows while `due` holds).
+            if n == 0 && none_excluded {
+                self.due = false;
+            }
             let mut touched: Vec<WebhookId> = Vec::new();
             let now = Timestamp::now();
             for c in batch {
@@ -272,6 +368,7 @@ impl Dispatcher {
                 return Ok(());
             }
         }
+        Ok(())
     }
 
     /// Holds the webhooks of stuck lanes (see [`Lanes::stuck`]), and lifts the holds of those
@@ -382,6 +479,17 @@ impl Dispatcher {
     /// Stops claiming, gives back unstarted work, lets in-flight requests finish within the
     /// grace period, then gives back the rest.
     async fn shut_down(mut self) {
+        // No more hand-overs; those already made are queued like claimed work.
+        self.handoff.close();
+        self.arrivals.close();
+        while let Ok(batch) = self.arrivals.try_recv() {
+            let now = Timestamp::now();
+            for c in batch {
+                let w = c.webhook.id.clone();
+                self.handoff.arrived(&w, 1);
+                self.lanes.push(&w, None, false, c, now);
+            }
+        }
         // Work claimed but not started: queued, or found stale since the last claim round.
         let unstarted: Vec<Release> = std::mem::take(&mut self.stale)
             .into_iter()
@@ -444,6 +552,7 @@ async fn record_loop(
     store: Arc<dyn Store>,
     mut rx: mpsc::UnboundedReceiver<AttemptRecord>,
     waker: Waker,
+    recorded: Arc<Notify>,
     unrecorded: Arc<AtomicU32>,
     _running: oneshot::Sender<()>,
     shutdown: Shutdown,
@@ -451,9 +560,9 @@ async fn record_loop(
     let mut batch = Vec::with_capacity(512);
     while rx.recv_many(&mut batch, 512).await > 0 {
         let mut backoff = Duration::from_millis(50);
-        loop {
+        let made_due = loop {
             match store.record_attempts(batch.clone(), Timestamp::now()).await {
-                Ok(()) => break,
+                Ok(due) => break due,
                 // Closed while the process runs is the SQLite writer giving up on a
                 // transaction it could not begin (another process held the file's write lock
                 // past the busy timeout): the store is still there, so try again below.
@@ -474,11 +583,16 @@ async fn record_loop(
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
-        }
+        };
         unrecorded.fetch_sub(batch.len() as u32, Ordering::Relaxed);
         batch.clear();
-        // Room for more work, and finished deliveries may have let the next of their call go.
-        waker.wake();
+        if made_due > 0 {
+            // Finished deliveries let the next of their call go, or alerts were stored.
+            waker.wake();
+        } else {
+            // Room for more work.
+            recorded.notify_one();
+        }
     }
 }
 

@@ -260,6 +260,34 @@ impl<T: Leased> Lanes<T> {
         }
     }
 
+    /// What a webhook with no lane and no known pace can take at once: its concurrency and a
+    /// backlog (see [`super::handoff`]).
+    pub fn fresh_room(&self) -> u32 {
+        self.per_webhook() + self.base_backlog() as u32
+    }
+
+    /// What each lane, and each webhook whose pace is known, can take beyond what it holds:
+    /// its concurrency and backlog, less what it has in flight and queued. A held lane takes
+    /// nothing.
+    pub fn rooms(&self, now: Timestamp) -> impl Iterator<Item = (WebhookId, u32)> + '_ {
+        let per_webhook = self.per_webhook();
+        let lanes = self.lanes.iter().map(move |(w, l)| {
+            let room = if l.held_until.is_some_and(|h| h > now) {
+                0
+            } else {
+                (per_webhook + self.backlog(w, l.rate) as u32)
+                    .saturating_sub(l.in_flight + l.queue.len() as u32)
+            };
+            (w.clone(), room)
+        });
+        let paced = self
+            .paces
+            .iter()
+            .filter(|(w, _)| !self.lanes.contains_key(*w))
+            .map(move |(w, p)| (w.clone(), per_webhook + self.backlog(w, p.rate) as u32));
+        lanes.chain(paced)
+    }
+
     /// The webhooks that take no more work for now: they have plenty queued (a lane is
     /// claimed for again while half its backlog is left, so it never runs dry waiting for a
     /// claim), or they wait for their rate limit.

@@ -7,4 +7,5 @@ pub mod alerts;
 pub mod attempt;
 pub mod client;
 pub mod dispatcher;
+pub mod handoff;
 pub mod lanes;

@@ -577,6 +577,7 @@ async fn test_send(svc: &Services, mut webhook: Webhook) -> Result<DeliveryId, D
             trigger: webhook.spec.trigger,
             attempt_limit: Some(1),
             not_before: None,
+            lease: None,
         }],
     };
     let lease = now

@@ -487,13 +487,27 @@ pub struct NewDelivery {
     pub attempt_limit: Option<u32>,
     /// Not due before this (its webhook is held); `None`: due at once.
     pub not_before: Option<Timestamp>,
+    /// Lease it at once to this node's dispatcher (see `delivery::handoff`), if it arrives due
+    /// now: not waiting behind an unfinished delivery of its call, not held.
+    pub lease: Option<LeaseTo>,
+}
+
+/// A lease asked for as a delivery is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseTo {
+    pub node: NodeId,
+    pub until: Timestamp,
 }
 
 /// What became of one event of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inserted {
-    /// Stored, with this many deliveries.
-    New(usize),
+    /// Stored, with this many deliveries, of which those of `leased` were leased as they were
+    /// stored (with lease 1, as asked by [`NewDelivery::lease`]).
+    New {
+        deliveries: usize,
+        leased: Vec<DeliveryId>,
+    },
     /// An event with this id was already stored; nothing was written.
     Duplicate,
 }
@@ -977,7 +991,8 @@ pub trait Store: Send + Sync + 'static {
 
     // Events and deliveries.
     /// Stores events and their deliveries in one transaction: all or nothing. An event whose
-    /// id the account already used is skipped as a duplicate.
+    /// id the account already used is skipped as a duplicate. A delivery that asks for a lease
+    /// ([`NewDelivery::lease`]) is stored leased when it is due at once.
     async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>>;
     /// Leases up to `limit` due deliveries to `node` until `lease_until`, oldest first, at
     /// most a webhook's share of `shares` of one webhook, skipping `exclude` webhooks.
@@ -999,7 +1014,9 @@ pub trait Store: Send + Sync + 'static {
         lease_until: Timestamp,
     ) -> Result<Claimed>;
     /// Records attempts and moves their deliveries on; a record whose lease was lost is dropped.
-    async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()>;
+    /// Answers how many deliveries that made due at once (the next of a call, alerts): a
+    /// dispatcher claims only when something may be due.
+    async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<u64>;
     /// Gives leased deliveries back, due at `due`.
     async fn release(&self, releases: Vec<Release>, due: Timestamp) -> Result<()>;
     /// At start, gives back (due at `now`) the leases a dead process of this node left, so

@@ -147,6 +147,7 @@ impl Fixture {
                 trigger,
                 attempt_limit: None,
                 not_before: None,
+                lease: None,
             }],
         }
     }
@@ -1975,7 +1976,13 @@ async fn events_posted_again_announce_no_work() {
     }
     assert_eq!(
         f.store.insert_events(batch(3)).await.unwrap(),
-        vec![Inserted::New(1); 3]
+        vec![
+            Inserted::New {
+                deliveries: 1,
+                leased: Vec::new()
+            };
+            3
+        ]
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = heard.load(Ordering::SeqCst);

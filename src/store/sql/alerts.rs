@@ -356,6 +356,7 @@ async fn apply<DB: SqlDb>(
                 trigger: w.trigger,
                 attempt_limit: None,
                 not_before: None,
+                lease: None,
             }],
         });
     }
@@ -368,12 +369,13 @@ async fn apply<DB: SqlDb>(
 /// After a chunk of attempts is recorded (in its transaction): what each webhook's attempts
 /// mean for its alerts. `applied` are the records whose lease held; `disabled` the webhooks
 /// this chunk disabled, with the reason. Test sends never alert, nor do alerts themselves.
+/// Answers how many alerts it stored.
 pub async fn after_records<DB: SqlDb>(
     conn: &mut Conn<DB>,
     records: &[&AttemptRecord],
     disabled: &[(WebhookId, String)],
     now: i64,
-) -> Result<()> {
+) -> Result<u64> {
     let now = from_ms(now);
     let mut seen: HashMap<&WebhookId, Seen> = HashMap::new();
     for r in records.iter().filter(|r| !r.test) {
@@ -391,7 +393,7 @@ pub async fn after_records<DB: SqlDb>(
         }
     }
     if seen.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let mut ids: Vec<&WebhookId> = seen.keys().copied().collect();
     ids.sort();
@@ -403,10 +405,11 @@ pub async fn after_records<DB: SqlDb>(
         .filter_map(|w| seen.get_key_value(&w.webhook).map(|(k, _)| *k))
         .collect();
     if involved.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     involved.sort();
     lock::<DB>(conn, &involved).await?;
+    let mut stored = 0;
     for w in watched::<DB>(conn, &involved, alert::FAILED_EVERY_DEFAULT).await? {
         let Some(s) = seen.get(&w.webhook) else {
             continue;
@@ -417,9 +420,9 @@ pub async fn after_records<DB: SqlDb>(
             ..s.clone()
         };
         let (state, alerts) = alert::after_attempts(&w.state, &s, &w.cfg, now);
-        apply::<DB>(conn, &w, &state, &alerts, now).await?;
+        stored += apply::<DB>(conn, &w, &state, &alerts, now).await?;
     }
-    Ok(())
+    Ok(stored)
 }
 
 /// The alerts that time alone brings (see [`crate::store::Store::sweep_alerts`]).

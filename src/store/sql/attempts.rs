@@ -17,11 +17,12 @@ use crate::core::id::{CallId, DeliveryId, WebhookId};
 use crate::store::{Attempt, AttemptRecord, ErrorKind, Next, Result};
 
 /// Records attempts and moves their deliveries on; a record whose lease was lost is dropped.
+/// Answers how many deliveries this made due at once: the next of a call, alerts.
 pub async fn record<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     records: Vec<AttemptRecord>,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<u64> {
     let disables = records.iter().any(|r| r.disable_webhook.is_some());
     let now = to_ms(now);
     let work = record_all::<DB>(records, now);
@@ -37,25 +38,27 @@ pub async fn record<DB: SqlDb>(
 fn record_all<DB: SqlDb>(
     records: Vec<AttemptRecord>,
     now: i64,
-) -> impl for<'c> FnOnce(&'c mut Conn<DB>) -> BoxFuture<'c, Result<()>> + Send + 'static {
+) -> impl for<'c> FnOnce(&'c mut Conn<DB>) -> BoxFuture<'c, Result<u64>> + Send + 'static {
     move |c| {
         Box::pin(async move {
+            let mut due = 0;
             for chunk in records.chunks(ROWS_PER_STATEMENT) {
-                record_chunk::<DB>(c, chunk, now).await?;
+                due += record_chunk::<DB>(c, chunk, now).await?;
             }
-            Ok(())
+            Ok(due)
         })
     }
 }
 
 /// Records a chunk of attempts with one statement per table: the deliveries move on (only
 /// where the lease still holds), their attempts are logged, webhooks note successes or are
-/// disabled, and finished deliveries let the next of their call go.
+/// disabled, and finished deliveries let the next of their call go. Answers how many
+/// deliveries that made due at once (a call's next, alerts).
 pub async fn record_chunk<DB: SqlDb>(
     c: &mut Conn<DB>,
     records: &[AttemptRecord],
     now: i64,
-) -> Result<()> {
+) -> Result<u64> {
     let mut q = QueryBuilder::<DB>::new(
         "WITH v(id, lease, state, next_at, has_attempt, started, status, err, kind, latency) AS (",
     );
@@ -207,12 +210,12 @@ pub async fn record_chunk<DB: SqlDb>(
     }
     hours.write::<DB>(c).await?;
     // Alerts before the calls are locked: every transaction takes the alert locks first.
-    super::alerts::after_records::<DB>(c, &applied_records, &disabled, now).await?;
+    let alerts = super::alerts::after_records::<DB>(c, &applied_records, &disabled, now).await?;
     finished.sort();
     finished.dedup();
     let keys: Vec<(&WebhookId, &CallId)> = finished.iter().map(|(w, call)| (w, call)).collect();
     DB::lock_calls(c, &keys).await?;
-    promote_next::<DB>(c, &finished, now).await
+    Ok(alerts + promote_next::<DB>(c, &finished, now).await?)
 }
 
 /// The kind a delivery keeps as its last error after `r`: its attempt's, when the attempt
@@ -312,12 +315,14 @@ pub(crate) const NEXT_OF_CALLS: &str = "WHERE seq IN (SELECT (SELECT d.seq FROM 
     WHERE q.webhook_id = p.webhook_id AND q.call_id = p.call_id AND q.state = 'queued'))";
 
 /// Makes the earliest waiting delivery of each (webhook, call) due, unless one of that pair is
-/// already queued: the next of a call goes once the one before it has finished.
+/// already queued: the next of a call goes once the one before it has finished. Answers how
+/// many it made due.
 pub async fn promote_next<DB: SqlDb>(
     conn: &mut Conn<DB>,
     pairs: &[(WebhookId, CallId)],
     now: i64,
-) -> Result<()> {
+) -> Result<u64> {
+    let mut due = 0;
     for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<DB>::new("WITH p(webhook_id, call_id) AS (");
         q.push_values(chunk, |mut b, (w, call)| {
@@ -329,7 +334,7 @@ pub async fn promote_next<DB: SqlDb>(
         q.push_bind(now);
         q.push(" ");
         q.push(NEXT_OF_CALLS);
-        q.build().execute(&mut *conn).await?;
+        due += q.build().execute(&mut *conn).await?.rows_affected();
     }
-    Ok(())
+    Ok(due)
 }

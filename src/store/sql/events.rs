@@ -4,14 +4,16 @@
 
 use std::collections::{HashMap, HashSet};
 
+use jiff::Timestamp;
 use sqlx::QueryBuilder;
 
 use super::db::{Conn, SqlDb};
 use super::rows::{Cols, to_ms};
-use crate::core::delivery_state::arrival;
-use crate::core::id::{AccountId, CallId, PostedEventId, WebhookId};
+
+use crate::core::delivery_state::{State, arrival};
+use crate::core::id::{AccountId, CallId, DeliveryId, PostedEventId, WebhookId};
 use crate::core::validate::FieldErrors;
-use crate::store::{Inserted, NewDelivery, NewEvent, Result, StoreError};
+use crate::store::{Inserted, LeaseTo, NewDelivery, NewEvent, Result, StoreError};
 
 /// Most rows in one multi-row statement (SQLite allows 32766 bound values).
 pub const ROWS_PER_STATEMENT: usize = 250;
@@ -83,18 +85,31 @@ async fn insert_batched<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Res
         match seqs.get(&(e.account_id.clone(), e.event_id.clone())) {
             Some(seq) if first => {
                 fresh.push((ne, *seq));
-                out.push(Inserted::New(ne.deliveries.len()));
+                out.push(Inserted::New {
+                    deliveries: ne.deliveries.len(),
+                    leased: Vec::new(),
+                });
             }
             _ => out.push(Inserted::Duplicate),
         }
     }
-    insert_deliveries::<DB>(c, &fresh).await?;
+    let mut leased = insert_deliveries::<DB>(c, &fresh).await?.into_iter();
+    for o in &mut out {
+        if let Inserted::New { leased: l, .. } = o {
+            *l = leased.next().unwrap_or_default();
+        }
+    }
     Ok(out)
 }
 
 /// Stores the deliveries of stored events (with their seq). A delivery waits when its webhook
 /// still has an unfinished delivery of the same call, stored before or earlier in this batch.
-async fn insert_deliveries<DB: SqlDb>(c: &mut Conn<DB>, fresh: &[(&NewEvent, i64)]) -> Result<()> {
+/// One that asked for a lease ([`NewDelivery::lease`]) and is due at once is stored leased.
+/// Answers, for each event, the deliveries stored leased.
+async fn insert_deliveries<DB: SqlDb>(
+    c: &mut Conn<DB>,
+    fresh: &[(&NewEvent, i64)],
+) -> Result<Vec<Vec<DeliveryId>>> {
     let pairs: Vec<(&WebhookId, &CallId)> = fresh
         .iter()
         .flat_map(|(ne, _)| {
@@ -120,44 +135,64 @@ async fn insert_deliveries<DB: SqlDb>(c: &mut Conn<DB>, fresh: &[(&NewEvent, i64
         ne: &'a NewEvent,
         d: &'a NewDelivery,
         seq: i64,
-        call_busy: bool,
+        state: State,
+        due: Option<Timestamp>,
+        lease: Option<&'a LeaseTo>,
     }
     let mut rows: Vec<Row> = Vec::with_capacity(pairs.len());
+    let mut leased: Vec<Vec<DeliveryId>> = Vec::with_capacity(fresh.len());
     for (ne, seq) in fresh {
+        let mut of_event = Vec::new();
         for d in &ne.deliveries {
             let call_busy = !busy.insert((d.webhook_id.clone(), ne.event.call_id.clone()));
+            let (state, due) = arrival(call_busy, ne.event.received_at, d.not_before);
+            // Leased only when due at once: a held or waiting delivery is not this node's yet.
+            let lease = d
+                .lease
+                .as_ref()
+                .filter(|_| state == State::Queued && due == Some(ne.event.received_at));
+            if lease.is_some() {
+                of_event.push(d.id.clone());
+            }
             rows.push(Row {
                 ne,
                 d,
                 seq: *seq,
-                call_busy,
+                state,
+                due,
+                lease,
             });
         }
+        leased.push(of_event);
     }
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO deliveries (id, account_id, webhook_id, event_seq, call_id, trigger, state, \
-             next_attempt_at, created_at, updated_at, attempt_limit) ",
+             next_attempt_at, created_at, updated_at, attempt_limit, lease, claimed_until, leased_by) ",
         );
         q.push_values(chunk, |mut b, r| {
             let e = &r.ne.event;
             let at = to_ms(e.received_at);
-            let (state, due) = arrival(r.call_busy, e.received_at, r.d.not_before);
+            // A leased delivery is due again when its lease runs out, as a claimed one is.
+            let due = r.lease.map_or(r.due, |l| Some(l.until));
             b.push_bind(&r.d.id)
                 .push_bind(&e.account_id)
                 .push_bind(&r.d.webhook_id)
                 .push_bind(r.seq)
                 .push_bind(&e.call_id)
                 .push_bind(r.d.trigger.id())
-                .push_bind(state.as_str())
+                .push_bind(r.state.as_str())
                 .push_bind(due.map(to_ms))
                 .push_bind(at)
                 .push_bind(at)
-                .push_bind(r.d.attempt_limit.map(i64::from));
+                .push_bind(r.d.attempt_limit.map(i64::from))
+                .push_bind(i64::from(r.lease.is_some()))
+                .push_bind(r.lease.map(|l| to_ms(l.until)))
+                .push_bind(r.lease.map(|l| l.node.as_str()));
         });
         q.build().execute(&mut *c).await?;
     }
-    Ok(())
+    Ok(leased)
 }
 
 /// The same, one event at a time: slow, but it tells which event broke a rule.
@@ -209,8 +244,11 @@ async fn insert_one_by_one<DB: SqlDb>(
             out.push(Inserted::Duplicate);
             continue;
         };
-        insert_deliveries::<DB>(c, &[(ne, seq)]).await?;
-        out.push(Inserted::New(ne.deliveries.len()));
+        let leased = insert_deliveries::<DB>(c, &[(ne, seq)]).await?;
+        out.push(Inserted::New {
+            deliveries: ne.deliveries.len(),
+            leased: leased.into_iter().next().unwrap_or_default(),
+        });
     }
     Ok(out)
 }

@@ -61,9 +61,11 @@ pub async fn run_ingests<DB: SqlDb>(
     stored
 }
 
-/// Whether a delivery was stored with any of these events.
+/// Whether a delivery was stored with any of these events that no node holds yet (one leased
+/// as it was stored is news to nobody else).
 fn stores_work(done: &[Inserted]) -> bool {
-    done.iter().any(|i| matches!(i, Inserted::New(n) if *n > 0))
+    done.iter()
+        .any(|i| matches!(i, Inserted::New { deliveries, leased } if *deliveries > leased.len()))
 }
 
 /// Most rows (events and deliveries) stored by one merged insert.

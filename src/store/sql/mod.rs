@@ -478,7 +478,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
         claims::insert_test_delivery(&self.backend, self.keys(), node, event, lease_until).await
     }
 
-    async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<()> {
+    async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<u64> {
         attempts::record(&self.backend, records, now).await
     }
 

@@ -97,6 +97,9 @@ struct Dispatcher {
     handoff: Arc<Handoff>,
     arrivals: Arrivals,
     published: Option<Instant>,
+    /// When the next poll comes: every `poll_interval`, work may be due that nobody announced
+    /// (a hold run out, a retry another node scheduled).
+    next_poll: Timestamp,
     /// Whether work may be due in the store that this node has not claimed: set when woken,
     /// at each poll, while claims come back with work or skip full lanes, and when work is
     /// given back; cleared when a claim finds nothing. A node fed by hand-overs alone then
@@ -169,6 +172,7 @@ pub fn start(
         handoff,
         arrivals,
         published: None,
+        next_poll: Timestamp::now(),
         due: true,
     };
     tokio::spawn(d.run(notify, recorded, shutdown));
@@ -196,6 +200,7 @@ impl Dispatcher {
             }
             self.lanes.set_nodes(self.nodes.load(Ordering::Relaxed));
             self.pump_waiting();
+            self.polls(Timestamp::now());
             match self.claim_round().await {
                 Ok(()) => backoff = Duration::from_millis(100),
                 Err(e) => {
@@ -223,7 +228,7 @@ impl Dispatcher {
                         self.finished(done);
                     }
                 }
-                _ = tokio::time::sleep(wait) => self.due = true,
+                _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.recv() => {}
             }
         }
@@ -273,15 +278,26 @@ impl Dispatcher {
         }
     }
 
+    /// Whether the poll, or a retry this node scheduled, has come: work may be due. Kept apart
+    /// from the loop's sleep, which a busy node (sends finishing, hand-overs arriving) never
+    /// finishes.
+    fn polls(&mut self, now: Timestamp) {
+        if self.next_poll <= now {
+            self.due = true;
+            self.next_poll = plus(now, self.limits.poll_interval);
+        }
+        if self.next_retry.is_some_and(|t| t <= now) {
+            self.due = true;
+            self.next_retry = None;
+        }
+    }
+
     /// When to look again without being woken: the next poll, a retry this node scheduled, or
     /// a rate-limited lane's slot.
-    fn next_deadline(&mut self, now: Timestamp) -> Timestamp {
-        let mut at = plus(now, self.limits.poll_interval);
-        match self.next_retry {
-            Some(t) if t <= now => self.next_retry = None,
-            Some(t) => at = at.min(t),
-            None => {}
-        }
+    fn next_deadline(&self, now: Timestamp) -> Timestamp {
+        let at = self
+            .next_retry
+            .map_or(self.next_poll, |t| t.min(self.next_poll));
         self.lanes.next_slot(now).map_or(at, |slot| at.min(slot))
     }
 

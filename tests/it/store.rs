@@ -189,10 +189,16 @@ impl Fixture {
     }
 
     async fn finish(&self, c: &Claimed, next: Next) {
+        self.finish_leased(&c.delivery_id, c.lease, next).await;
+    }
+
+    /// Records the end of delivery `id` (of the fixture's webhook) under `lease`; answers how
+    /// many deliveries that made due.
+    async fn finish_leased(&self, id: &DeliveryId, lease: i64, next: Next) -> u64 {
         let record = AttemptRecord {
-            delivery_id: c.delivery_id.clone(),
-            webhook_id: c.webhook.id.clone(),
-            lease: c.lease,
+            delivery_id: id.clone(),
+            webhook_id: self.webhook.id.clone(),
+            lease,
             attempt: None,
             next,
             disable_webhook: None,
@@ -202,13 +208,99 @@ impl Fixture {
         self.store
             .record_attempts(vec![record], Timestamp::now())
             .await
-            .unwrap();
+            .unwrap()
     }
 
     async fn status(&self, id: &DeliveryId) -> (DeliveryStatus, bool) {
         let (d, _) = self.store.get_delivery(&self.account, id).await.unwrap();
         (d.status, d.waiting)
     }
+}
+
+/// A delivery stored with a lease asked for (an ingest handing it to this node's dispatcher)
+/// is stored leased when it is due at once: no claim takes it, and its record under lease 1
+/// applies. One waiting behind an unfinished delivery of its call, or to a held webhook, is
+/// stored as it would be without the ask, and is not leased.
+#[tokio::test]
+async fn a_delivery_asked_leased_is_stored_leased_only_when_due_at_once() {
+    let f = fixture().await;
+    let now = Timestamp::now();
+    let lease = LeaseTo {
+        node: here(),
+        until: now.saturating_add(SignedDuration::from_secs(60)).unwrap(),
+    };
+    let w = f.webhook.id.clone();
+    let asking = |call: &str, not_before: Option<Timestamp>| {
+        let mut e = f.new_event(&w, Trigger::CallReceived, call, None);
+        e.deliveries[0].lease = Some(lease.clone());
+        e.deliveries[0].not_before = not_before;
+        e
+    };
+    let held_until = now.saturating_add(SignedDuration::from_secs(600)).unwrap();
+    let batch = vec![
+        asking("c1", None),
+        asking("c1", None),
+        asking("c2", Some(held_until)),
+    ];
+    let ids: Vec<DeliveryId> = batch.iter().map(|e| e.deliveries[0].id.clone()).collect();
+    let stored = f.store.insert_events(batch).await.unwrap();
+    let new = |leased: &[&DeliveryId]| Inserted::New {
+        deliveries: 1,
+        leased: leased.iter().map(|id| (*id).clone()).collect(),
+    };
+    assert_eq!(stored, vec![new(&[&ids[0]]), new(&[]), new(&[])]);
+    assert_eq!(f.status(&ids[1]).await, (DeliveryStatus::Pending, true));
+    assert!(
+        f.claim(SignedDuration::from_secs(60)).await.is_empty(),
+        "the leased delivery is this node's, the second waits for it, the third is held"
+    );
+    // Recorded under the lease it was stored with, as a claimed one is: the call's next goes.
+    assert_eq!(f.finish_leased(&ids[0], 1, Next::Succeeded).await, 1);
+    assert_eq!(f.status(&ids[0]).await.0, DeliveryStatus::Succeeded);
+    let next: Vec<DeliveryId> = f
+        .claim(SignedDuration::from_secs(60))
+        .await
+        .into_iter()
+        .map(|c| c.delivery_id)
+        .collect();
+    assert_eq!(next, vec![ids[1].clone()]);
+}
+
+/// A delivery stored leased is given back like a claimed one: once given back it is claimed
+/// again under the next lease, and a record under the lease it was stored with is dropped.
+#[tokio::test]
+async fn a_delivery_stored_leased_is_given_back_like_a_claimed_one() {
+    let f = fixture().await;
+    let mut e = f.new_event(&f.webhook.id, Trigger::CallReceived, "c1", None);
+    let id = e.deliveries[0].id.clone();
+    e.deliveries[0].lease = Some(LeaseTo {
+        node: here(),
+        until: Timestamp::now()
+            .saturating_add(SignedDuration::from_secs(60))
+            .unwrap(),
+    });
+    f.store.insert_events(vec![e]).await.unwrap();
+    f.store
+        .release(
+            vec![Release {
+                delivery_id: id.clone(),
+                lease: 1,
+            }],
+            Timestamp::now(),
+        )
+        .await
+        .unwrap();
+    let again = f.claim(SignedDuration::from_secs(60)).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!((&again[0].delivery_id, again[0].lease), (&id, 2));
+    f.finish_leased(&id, 1, Next::Succeeded).await;
+    assert_eq!(
+        f.status(&id).await.0,
+        DeliveryStatus::Pending,
+        "a stale lease's record"
+    );
+    f.finish(&again[0], Next::Succeeded).await;
+    assert_eq!(f.status(&id).await.0, DeliveryStatus::Succeeded);
 }
 
 #[tokio::test]

@@ -23,27 +23,29 @@ pub const ROWS_PER_STATEMENT: usize = 250;
 pub(crate) const BUSY_CALLS: &str = "SELECT DISTINCT d.webhook_id, d.call_id FROM p JOIN deliveries d
     ON d.webhook_id = p.webhook_id AND d.call_id = p.call_id WHERE d.state IN ('queued', 'waiting')";
 
-/// Stores events and their deliveries; an event whose id the account used before is skipped.
-/// When an event breaks the one-`call.ended` rule the batch is redone one event at a time, to
-/// name the culprit.
+/// Stores events and their deliveries, all or nothing (a failure leaves nothing behind, so a
+/// caller needs no savepoint of its own); an event whose id the account used before is
+/// skipped. When an event breaks the one-`call.ended` rule the batch is redone one event at a
+/// time, to name the culprit.
 pub async fn insert_in<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Result<Vec<Inserted>> {
     sqlx::query("SAVEPOINT ingest").execute(&mut *c).await?;
-    let batched = insert_batched::<DB>(c, events).await;
-    let undo = if batched.is_ok() {
+    let mut stored = insert_batched::<DB>(c, events).await;
+    if let Err(StoreError::Database(e)) = &stored
+        && e.as_database_error()
+            .is_some_and(|d| d.is_unique_violation())
+    {
+        stored = match sqlx::raw_sql("ROLLBACK TO ingest").execute(&mut *c).await {
+            Ok(_) => insert_one_by_one::<DB>(c, events).await,
+            Err(e) => Err(e.into()),
+        };
+    }
+    let end = if stored.is_ok() {
         "RELEASE ingest"
     } else {
         "ROLLBACK TO ingest; RELEASE ingest"
     };
-    sqlx::raw_sql(undo).execute(&mut *c).await?;
-    match batched {
-        Err(StoreError::Database(e))
-            if e.as_database_error()
-                .is_some_and(|d| d.is_unique_violation()) =>
-        {
-            insert_one_by_one::<DB>(c, events).await
-        }
-        other => other,
-    }
+    sqlx::raw_sql(end).execute(&mut *c).await?;
+    stored
 }
 
 async fn insert_batched<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Result<Vec<Inserted>> {

@@ -83,35 +83,23 @@ async fn run_ingest_group<DB: SqlDb>(
         parts.push((events.len(), tx));
         all.extend(events);
     }
-    if parts.len() > 1 {
-        exec::<DB>(conn, "SAVEPOINT ingests").await;
-        if let Ok(results) = insert_in::<DB>(conn, &all).await {
-            exec::<DB>(conn, "RELEASE ingests").await;
-            let stored = stores_work(&results);
-            let mut results = results.into_iter();
-            for (n, tx) in parts {
-                replies.push(answer(tx, Ok(results.by_ref().take(n).collect())));
-            }
-            return stored;
+    // `insert_in` is all or nothing: a merge that fails leaves nothing behind.
+    if parts.len() > 1
+        && let Ok(results) = insert_in::<DB>(conn, &all).await
+    {
+        let stored = stores_work(&results);
+        let mut results = results.into_iter();
+        for (n, tx) in parts {
+            replies.push(answer(tx, Ok(results.by_ref().take(n).collect())));
         }
-        exec::<DB>(conn, "ROLLBACK TO ingests; RELEASE ingests").await;
+        return stored;
     }
     let mut start = 0;
     let mut stored = false;
     for (n, tx) in parts {
         let events = &all[start..start + n];
         start += n;
-        exec::<DB>(conn, "SAVEPOINT ingest_one").await;
         let r = insert_in::<DB>(conn, events).await;
-        exec::<DB>(
-            conn,
-            if r.is_ok() {
-                "RELEASE ingest_one"
-            } else {
-                "ROLLBACK TO ingest_one; RELEASE ingest_one"
-            },
-        )
-        .await;
         stored |= r.as_ref().is_ok_and(|done| stores_work(done));
         replies.push(answer(tx, r));
     }

@@ -3,9 +3,10 @@
 //! the due index, leases the rows and reads their events and webhooks back), and its latency
 //! is the ingest's commit, the hand-over and the request.
 //!
-//! The dispatcher publishes how much each webhook's lane can still take; an ingest reserves
-//! room for the deliveries it is about to store and asks the store to lease those to this
-//! node. The store leases only a delivery that arrives due at once (not waiting behind an
+//! The dispatcher publishes what each webhook's lane would start at once (its concurrency
+//! less what it has in flight and queued: a burst beyond that is stored and claimed in bulk as
+//! before); an ingest reserves room for the deliveries it is about to store and asks the store
+//! to lease those to this node. The store leases only a delivery that arrives due at once (not waiting behind an
 //! unfinished delivery of its call, not held): per-call order and holds stay the store's to
 //! decide. What the store did not lease is stored as before and claimed as before, so a busy
 //! lane, a rate-limited webhook or a full node changes nothing.
@@ -124,8 +125,8 @@ impl Handoff {
         Self::taken_off(&mut lock(&self.room), webhook, n);
     }
 
-    /// What the dispatcher can take now: `free` in all, `lanes` for the webhooks with a lane
-    /// (or a known pace), `fresh` for any other.
+    /// What the dispatcher can take now: `free` in all, `lanes` for the webhooks with a lane,
+    /// `fresh` for any other.
     pub(super) fn publish(
         &self,
         free: u32,

@@ -260,32 +260,25 @@ impl<T: Leased> Lanes<T> {
         }
     }
 
-    /// What a webhook with no lane and no known pace can take at once: its concurrency and a
-    /// backlog (see [`super::handoff`]).
+    /// What a webhook with no lane can take from ingests directly (see [`super::handoff`]):
+    /// what it starts at once, its concurrency.
     pub fn fresh_room(&self) -> u32 {
-        self.per_webhook() + self.base_backlog() as u32
+        self.per_webhook()
     }
 
-    /// What each lane, and each webhook whose pace is known, can take beyond what it holds:
-    /// its concurrency and backlog, less what it has in flight and queued. A held lane takes
-    /// nothing.
+    /// What each lane can take from ingests directly: what it would start at once, its
+    /// concurrency less what it has in flight and queued. Work beyond that (a burst) is stored
+    /// and claimed in bulk as before. A held lane takes nothing.
     pub fn rooms(&self, now: Timestamp) -> impl Iterator<Item = (WebhookId, u32)> + '_ {
         let per_webhook = self.per_webhook();
-        let lanes = self.lanes.iter().map(move |(w, l)| {
+        self.lanes.iter().map(move |(w, l)| {
             let room = if l.held_until.is_some_and(|h| h > now) {
                 0
             } else {
-                (per_webhook + self.backlog(w, l.rate) as u32)
-                    .saturating_sub(l.in_flight + l.queue.len() as u32)
+                per_webhook.saturating_sub(l.in_flight + l.queue.len() as u32)
             };
             (w.clone(), room)
-        });
-        let paced = self
-            .paces
-            .iter()
-            .filter(|(w, _)| !self.lanes.contains_key(*w))
-            .map(move |(w, p)| (w.clone(), per_webhook + self.backlog(w, p.rate) as u32));
-        lanes.chain(paced)
+        })
     }
 
     /// The webhooks that take no more work for now: they have plenty queued (a lane is
@@ -941,5 +934,40 @@ mod tests {
         assert_eq!(back, [2, 3, 4, 7]);
         assert_eq!(lanes.claimed(), 2, "the two in flight");
         assert!(lanes.drain().is_empty());
+    }
+
+    /// What ingests may hand a lane directly is what it would start at once: its concurrency
+    /// (its node's share) less what it has in flight and queued; nothing while it is held.
+    #[test]
+    fn a_lane_takes_from_ingests_what_it_would_start_at_once() {
+        let w = w();
+        let other = WebhookId::from_string("other".into());
+        let mut lanes = lanes_with(4, &w, None, 3);
+        assert_eq!(lanes.fresh_room(), 4);
+        let room = |lanes: &Lanes<Job>, now| lanes.rooms(now).collect::<HashMap<_, _>>();
+        assert_eq!(room(&lanes, t0())[&w], 1, "three queued");
+        assert_eq!(lanes.pump(&w, t0()).start.len(), 3);
+        assert_eq!(room(&lanes, t0())[&w], 1, "three in flight");
+        lanes.push(&w, None, false, Job(9, at(60_000)), t0());
+        lanes.push(&w, None, false, Job(10, at(60_000)), t0());
+        assert_eq!(room(&lanes, t0())[&w], 0, "full, one queued beyond");
+        assert!(!room(&lanes, t0()).contains_key(&other));
+        lanes.set_nodes(2);
+        assert_eq!(lanes.fresh_room(), 2, "this node's share");
+        lanes.set_nodes(1);
+        lanes.held(&Hold {
+            webhook: w.clone(),
+            until: at(2_000),
+        });
+        for _ in 0..3 {
+            lanes.finished(&w, OK, t0());
+        }
+        assert_eq!(lanes.pump(&w, t0()).start.len(), 2);
+        assert_eq!(room(&lanes, at(1_000))[&w], 0, "held");
+        assert_eq!(
+            room(&lanes, at(2_000))[&w],
+            2,
+            "the hold is over: two in flight"
+        );
     }
 }

@@ -209,9 +209,9 @@ impl Dispatcher {
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
             }
-            self.publish_room();
+            let publish_in = self.publish_room();
             let now = Timestamp::now();
-            let wait = until(now, self.next_deadline(now));
+            let wait = until(now, self.next_deadline(now)).min(publish_in);
             tokio::select! {
                 _ = notify.notified() => self.due = true,
                 // Room again; a claim follows only if work may be due.
@@ -237,14 +237,15 @@ impl Dispatcher {
 
     /// Tells ingests how much each lane can take (see [`Handoff::publish`]), at most every
     /// [`PUBLISH_EVERY`]: what lands in between is bounded by what ingests reserved, and a
-    /// lane that overflows gives the rest back.
-    fn publish_room(&mut self) {
+    /// lane that overflows gives the rest back. Answers how soon to look again to publish
+    /// what this call had to leave for later.
+    fn publish_room(&mut self) -> Duration {
         let now = Instant::now();
-        if self
-            .published
-            .is_some_and(|at| now.duration_since(at) < PUBLISH_EVERY)
-        {
-            return;
+        if let Some(at) = self.published {
+            let since = now.duration_since(at);
+            if since < PUBLISH_EVERY {
+                return PUBLISH_EVERY - since;
+            }
         }
         self.published = Some(now);
         let held = self.lanes.claimed() + self.unrecorded.load(Ordering::Relaxed);
@@ -254,6 +255,7 @@ impl Dispatcher {
             self.lanes.fresh_room(),
             self.lanes.rooms(Timestamp::now()),
         );
+        Duration::MAX
     }
 
     /// Takes deliveries handed over by ingests into their lanes and starts them; what a lane

@@ -152,12 +152,27 @@ impl Ingest {
             }])));
         }
         let handing = self.reserve(&mut batch, &candidates, received_at);
-        let outcome = match self.store.insert_events(batch).await {
-            Ok(outcome) => outcome,
-            Err(e) => {
-                handing.unreserve_all(self.waker.handoff());
-                return Err(e);
-            }
+        let outcome = if handing.deliveries.is_empty() {
+            self.store.insert_events(batch).await?
+        } else {
+            // On a task of its own: a caller that goes away (a client hanging up) must not
+            // leave the reservations taken, or the leased deliveries waiting for their lease
+            // to run out, when the store commits them anyway.
+            let this = self.clone();
+            tokio::spawn(async move {
+                match this.store.insert_events(batch).await {
+                    Ok(outcome) => {
+                        this.hand_over(handing, &outcome).await;
+                        Ok(outcome)
+                    }
+                    Err(e) => {
+                        handing.unreserve_all(this.waker.handoff());
+                        Err(e)
+                    }
+                }
+            })
+            .await
+            .map_err(|_| StoreError::Closed)??
         };
         let mut acc = Accepted::default();
         let mut leased = 0;
@@ -174,7 +189,6 @@ impl Ingest {
                 Inserted::Duplicate => acc.duplicates += 1,
             }
         }
-        self.hand_over(handing, outcome).await;
         metrics::counter!("callhook_events_accepted_total").increment(acc.accepted);
         metrics::counter!("callhook_events_duplicate_total").increment(acc.duplicates);
         metrics::counter!("callhook_deliveries_created_total").increment(acc.deliveries);
@@ -249,7 +263,7 @@ impl Ingest {
     /// Hands the deliveries stored leased to the dispatcher, and gives back the reservations
     /// of those that were not (they wait behind their call, or their event was a duplicate).
     /// Should the dispatcher have stopped, the leases are given back to the store.
-    async fn hand_over(&self, handing: Handing, outcome: Vec<Inserted>) {
+    async fn hand_over(&self, handing: Handing, outcome: &[Inserted]) {
         if handing.deliveries.is_empty() {
             return;
         }

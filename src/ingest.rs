@@ -307,13 +307,7 @@ impl Ingest {
             return;
         }
         if let Err(back) = handoff.send(claimed) {
-            let releases: Vec<Release> = back
-                .into_iter()
-                .map(|c| Release {
-                    delivery_id: c.delivery_id,
-                    lease: c.lease,
-                })
-                .collect();
+            let releases: Vec<Release> = back.iter().map(Claimed::release).collect();
             if let Err(e) = self.store.release(releases, Timestamp::now()).await {
                 tracing::warn!(error = %e, "the dispatcher has stopped and leases taken for it could not be given back; they run out");
             }

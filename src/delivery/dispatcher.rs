@@ -184,13 +184,6 @@ fn until(now: Timestamp, then: Timestamp) -> Duration {
     Duration::try_from(now.duration_until(then)).unwrap_or(Duration::ZERO)
 }
 
-fn release(c: Claimed) -> Release {
-    Release {
-        delivery_id: c.delivery_id,
-        lease: c.lease,
-    }
-}
-
 impl Dispatcher {
     async fn run(mut self, notify: Arc<Notify>, recorded: Arc<Notify>, mut shutdown: Shutdown) {
         let mut backoff = Duration::from_millis(100);
@@ -262,6 +255,21 @@ impl Dispatcher {
     /// has no room for is given back at the next claim round.
     fn arrived(&mut self, batch: Vec<Claimed>) {
         let now = Timestamp::now();
+        let (touched, overflow) = self.enqueue(batch, now);
+        for (w, n) in &touched {
+            self.handoff.arrived(w, *n);
+        }
+        self.stale.extend(overflow);
+    }
+
+    /// Queues claimed or handed-over work in its lanes and starts what they allow. Answers
+    /// each webhook touched with how many it got, and what a lane cannot start soon, to give
+    /// back (a rate-limited lane holds little).
+    fn enqueue(
+        &mut self,
+        batch: Vec<Claimed>,
+        now: Timestamp,
+    ) -> (Vec<(WebhookId, u32)>, Vec<Release>) {
         let mut touched: Vec<(WebhookId, u32)> = Vec::new();
         for c in batch {
             let w = c.webhook.id.clone();
@@ -272,12 +280,12 @@ impl Dispatcher {
                 None => touched.push((w, 1)),
             }
         }
-        for (w, n) in &touched {
-            self.handoff.arrived(w, *n);
+        let mut overflow = Vec::new();
+        for (w, _) in &touched {
             self.pump(w, now);
-            let overflow = self.lanes.overflow(w);
-            self.stale.extend(overflow.into_iter().map(release));
+            overflow.extend(self.lanes.overflow(w).iter().map(Claimed::release));
         }
+        (touched, overflow)
     }
 
     /// Whether the poll, or a retry this node scheduled, has come: work may be due. Kept apart
@@ -358,26 +366,9 @@ impl Dispatcher {
             if n == 0 && none_excluded {
                 self.due = false;
             }
-            let mut touched: Vec<WebhookId> = Vec::new();
             let now = Timestamp::now();
-            for c in batch {
-                let w = c.webhook.id.clone();
-                let (rate, failing) =
-                    (c.webhook.spec.rate_limit, c.webhook.failing_since.is_some());
-                self.lanes.push(&w, rate, failing, c, now);
-                if !touched.contains(&w) {
-                    touched.push(w);
-                }
-            }
-            for w in &touched {
-                self.pump(w, now);
-            }
-            // What a lane cannot start soon goes back at once (a rate-limited lane holds little).
-            let overflow: Vec<Release> = touched
-                .iter()
-                .flat_map(|w| self.lanes.overflow(w))
-                .map(release)
-                .collect();
+            // What a lane cannot start soon goes back at once.
+            let (_, overflow) = self.enqueue(batch, now);
             if !overflow.is_empty() {
                 let store = self.store.clone();
                 self.meanwhile(store.release(overflow, now)).await?;
@@ -419,12 +410,10 @@ impl Dispatcher {
     /// Starts as many of a lane's queued deliveries as its limits allow.
     fn pump(&mut self, webhook_id: &WebhookId, now: Timestamp) {
         let pumped = self.lanes.pump(webhook_id, now);
-        self.stale.extend(pumped.stale.into_iter().map(release));
+        self.stale
+            .extend(pumped.stale.into_iter().map(|c| c.release()));
         for claimed in pumped.start {
-            let release = Release {
-                delivery_id: claimed.delivery_id.clone(),
-                lease: claimed.lease,
-            };
+            let release = claimed.release();
             let client = self.client.clone();
             let policy = self.policy.clone();
             let handle = self
@@ -511,7 +500,7 @@ impl Dispatcher {
         // Work claimed but not started: queued, or found stale since the last claim round.
         let unstarted: Vec<Release> = std::mem::take(&mut self.stale)
             .into_iter()
-            .chain(self.lanes.drain().into_iter().map(release))
+            .chain(self.lanes.drain().into_iter().map(|c| c.release()))
             .collect();
         if !unstarted.is_empty()
             && let Err(e) = self.store.release(unstarted, Timestamp::now()).await

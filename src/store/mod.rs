@@ -563,6 +563,16 @@ pub struct Claimed {
     pub alert: bool,
 }
 
+impl Claimed {
+    /// What gives this delivery back, under the lease it was claimed with.
+    pub fn release(&self) -> Release {
+        Release {
+            delivery_id: self.delivery_id.clone(),
+            lease: self.lease,
+        }
+    }
+}
+
 /// One attempt to record, with the delivery's new state. Written only if `lease` still holds.
 #[derive(Debug, Clone)]
 pub struct AttemptRecord {

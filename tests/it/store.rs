@@ -1011,6 +1011,51 @@ async fn a_second_call_ended_in_a_batch_is_refused_naming_its_event() {
     );
 }
 
+/// Ingests that reach the store together share a transaction, yet one refused fails alone:
+/// the others are stored, and nothing of the refused one.
+#[tokio::test]
+async fn ingests_stored_together_are_refused_one_by_one() {
+    let f = fixture().await;
+    let ended = |call: &str| f.new_event(&f.webhook.id, Trigger::CallHangup, call, None);
+    f.store.insert_events(vec![ended("c9")]).await.unwrap();
+    let posts = (0..20).map(|i| {
+        let mut batch = vec![ended(&format!("together-{i}"))];
+        if i == 7 {
+            batch.push(ended("c9"));
+        }
+        f.store.insert_events(batch)
+    });
+    let results = futures_util::future::join_all(posts).await;
+    for (i, r) in results.into_iter().enumerate() {
+        let timeline = f
+            .store
+            .call_timeline(&f.account, &CallId::from_string(format!("together-{i}")))
+            .await;
+        if i == 7 {
+            match r {
+                Err(StoreError::Rejected(e)) => {
+                    assert!(format!("{e:?}").contains("[1].type"), "{e:?}")
+                }
+                other => panic!("the second call.ended was taken: {other:?}"),
+            }
+            assert!(
+                matches!(timeline, Err(StoreError::NotFound)),
+                "the refused request's first event was stored"
+            );
+        } else {
+            assert_eq!(
+                r.unwrap(),
+                vec![Inserted::New {
+                    deliveries: 1,
+                    leased: Vec::new()
+                }],
+                "request {i}"
+            );
+            assert!(timeline.is_ok(), "request {i} was not stored: {timeline:?}");
+        }
+    }
+}
+
 /// A queued click-to-call request of the fixture's account, made at `at`, under `ref_id`.
 fn click_to_call(f: &Fixture, ref_id: &str, at: Timestamp) -> StoredClickToCall {
     let number = |n: &str| callhook::core::number::E164::parse(n).unwrap();

@@ -1,6 +1,8 @@
 //! Ingest: storing a batch of events with their deliveries in a few multi-row statements,
-//! whatever the batch size. Both backends call [`insert_in`] inside a transaction of their own
-//! making (the SQLite writer merges many requests into one call).
+//! whatever the batch size. PostgreSQL's ingest task calls [`insert_in`] inside a transaction
+//! of its own making, merging many requests into one call. SQLite's writer stores events with
+//! the same rules through `store::sqlite::direct::insert`, one row per statement: there a
+//! statement costs no round trip to another thread.
 
 use std::collections::{HashMap, HashSet};
 

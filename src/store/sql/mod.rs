@@ -19,7 +19,7 @@ mod calls;
 mod claims;
 mod click_to_call;
 mod db;
-mod deliveries;
+pub(super) mod deliveries;
 mod events;
 mod hot;
 pub(super) mod ingests;
@@ -82,8 +82,9 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
-    /// Stores events with their deliveries through [`events::insert_in`], in a transaction of
-    /// the backend's choosing (SQLite's writer merges waiting requests into one).
+    /// Stores events with their deliveries, as [`events::insert_in`] does, in a transaction of
+    /// the backend's choosing (PostgreSQL merges waiting requests into one; SQLite's writer
+    /// runs each directly on its connection, in the transaction it shares with other writes).
     fn insert_events(
         &self,
         events: Vec<NewEvent>,

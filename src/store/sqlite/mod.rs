@@ -23,16 +23,19 @@ use sqlx::sqlite::{
 use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
-use super::sql::ingests::{IngestReply, Reply, answer, exec, run_ingests};
+use self::direct::Writer;
+use super::sql::ingests::{IngestReply, Reply, answer, exec};
 use super::sql::{Backend, HotReads, SqlDb, SqlStore, to_ms};
 use super::{Inserted, NewEvent, Result, Shares, StoreError};
 use crate::core::id::{CallId, NodeId, WebhookId};
+
+mod direct;
 
 /// Most jobs one transaction takes.
 const MAX_GROUP: usize = 512;
 
 /// Rows the writer's connection buffers between sqlx's thread and the writer: a claim's
-/// most (the dispatcher claims up to 256) and a merged ingest's events fit.
+/// most (the dispatcher claims up to 256) fit.
 const WRITER_ROWS: usize = 1024;
 
 type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Reply)> + Send>;
@@ -41,8 +44,8 @@ type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bo
 enum Work {
     /// Any write, in its own savepoint.
     Job(Job),
-    /// Events to store. The writer merges every ingest waiting in its channel into one set of
-    /// multi-row statements: many small requests cost about what one large batch does.
+    /// Events to store, on the connection directly ([`direct`]): many small requests share one
+    /// transaction and cost about what one large batch does.
     Ingest(Vec<NewEvent>, IngestReply),
 }
 
@@ -142,7 +145,7 @@ impl SqliteStore {
             checkpoint_every,
             restart_wal_at,
         ));
-        let writes = writer_loop(writer, rx, checkpoints.clone(), restart);
+        let writes = writer_loop(Writer::new(writer).await?, rx, checkpoints.clone(), restart);
         std::thread::Builder::new()
             .name("callhook-writer".into())
             .spawn(move || {
@@ -223,7 +226,8 @@ impl Backend for SqliteBackend {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Hands the events to the writer, which merges them with every other ingest waiting.
+    /// Hands the events to the writer, which stores them in one transaction with every other
+    /// write waiting.
     async fn insert_events(&self, events: Vec<NewEvent>) -> Result<Vec<Inserted>> {
         let (tx, rx) = oneshot::channel();
         self.writer
@@ -234,15 +238,23 @@ impl Backend for SqliteBackend {
     }
 }
 
-/// Begins the writer's transaction. Another process (the `callhook user` command, a backup)
-/// may hold the file's write lock longer than the busy timeout: the waiting writes are kept and
-/// the transaction tried again a few times, about three seconds more in all, before they are
-/// given up on.
-async fn begin(conn: &mut SqliteConnection) -> bool {
+/// Begins the writer's transaction and runs `then` in it, in one hold of the connection (see
+/// [`direct`]). Another process (the `callhook user` command, a backup) may hold the file's
+/// write lock longer than the busy timeout: the waiting writes are kept and the transaction
+/// tried again a few times, about three seconds more in all, before they are given up on
+/// (`None`).
+async fn begin<T>(w: &mut Writer, then: impl FnOnce(&rusqlite::Connection) -> T) -> Option<T> {
+    let mut then = Some(then);
     let mut pause = Duration::from_millis(50);
     loop {
-        match sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await {
-            Ok(_) => return true,
+        let begun = w
+            .direct(|c| {
+                direct::exec(c, "BEGIN IMMEDIATE")?;
+                Ok(then.take().map(|f| f(c)))
+            })
+            .await;
+        match begun {
+            Ok(done) => return done,
             Err(e) if pause <= BEGIN_RETRY_UP_TO => {
                 tracing::warn!(error = %e, "cannot begin a write transaction; trying again");
                 tokio::time::sleep(pause).await;
@@ -250,7 +262,7 @@ async fn begin(conn: &mut SqliteConnection) -> bool {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot begin a write transaction; the waiting writes fail");
-                return false;
+                return None;
             }
         }
     }
@@ -340,7 +352,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 const RESTART_WAL_AT: i64 = 4096;
 
 async fn writer_loop(
-    mut conn: SqliteConnection,
+    mut w: Writer,
     mut rx: mpsc::Receiver<Work>,
     checkpoints: mpsc::Sender<Checkpoint>,
     restart: Arc<AtomicBool>,
@@ -348,11 +360,6 @@ async fn writer_loop(
     let mut work: Vec<Work> = Vec::with_capacity(MAX_GROUP);
     while rx.recv_many(&mut work, MAX_GROUP).await > 0 {
         let mut replies: Vec<Reply> = Vec::with_capacity(work.len());
-        if !begin(&mut conn).await {
-            // Dropping the work answers its callers with `Closed`.
-            work.clear();
-            continue;
-        }
         let mut ingests = Vec::new();
         let mut jobs = Vec::new();
         for w in work.drain(..) {
@@ -361,56 +368,90 @@ async fn writer_loop(
                 Work::Job(job) => jobs.push(job),
             }
         }
-        if ingests.is_empty() && jobs.len() == 1 {
-            // A job alone (at light load, most are) needs no savepoint: should it fail, its
-            // whole transaction is undone.
-            if let Some(job) = jobs.pop() {
-                let (ok, reply) = job(&mut conn).await;
-                if !ok {
-                    if let Err(e) = sqlx::query("ROLLBACK").execute(&mut conn).await {
-                        tracing::error!(error = %e, "rollback failed");
-                    }
-                    reply(None);
-                    continue;
-                }
-                replies.push(reply);
-            }
-        }
-        // One node: the dispatcher here is woken by the ingest itself.
-        let _stored = run_ingests::<Sqlite>(&mut conn, ingests, &mut replies).await;
-        for job in jobs {
-            exec::<Sqlite>(&mut conn, "SAVEPOINT job").await;
-            let (ok, reply) = job(&mut conn).await;
-            exec::<Sqlite>(
-                &mut conn,
-                if ok {
-                    "RELEASE job"
-                } else {
-                    "ROLLBACK TO job; RELEASE job"
-                },
-            )
-            .await;
-            replies.push(reply);
-        }
-        match sqlx::query("COMMIT").execute(&mut conn).await {
-            Ok(_) => {
+        // The ingests run straight on the connection, as does the commit when they are all
+        // there is: one hand-over from sqlx's thread for the whole transaction.
+        let lone = jobs.is_empty();
+        let Some(committed) = begin(&mut w, |c| {
+            direct::run_ingests(c, ingests, &mut replies);
+            lone.then(|| commit(c))
+        })
+        .await
+        else {
+            // Dropping the work answers its callers with `Closed`.
+            continue;
+        };
+        let committed = match committed {
+            Some(committed) => committed,
+            None => run_jobs(&mut w.conn, jobs, &mut replies).await,
+        };
+        match committed {
+            Ok(()) => {
                 replies.into_iter().for_each(|r| r(None));
                 // A checkpoint already asked for covers this commit too.
                 let _ = checkpoints.try_send(Checkpoint::AfterWrites);
                 if restart.swap(false, Ordering::Relaxed) {
                     // The checkpointer has copied all but the last few commits: with those
                     // copied too, the next commit starts the WAL over (see `checkpointer`).
-                    if let Err(e) = copy_wal(&mut conn).await {
+                    if let Err(e) = copy_wal(&mut w.conn).await {
                         tracing::warn!(error = %e, "WAL checkpoint failed; the WAL grows until the next one");
                     }
                 }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "commit failed");
-                let _ = sqlx::query("ROLLBACK").execute(&mut conn).await;
-                let e = StoreError::from(e);
-                replies.into_iter().for_each(|r| r(Some(e.clone())));
+            Err(e) => replies.into_iter().for_each(|r| r(Some(e.clone()))),
+        }
+    }
+}
+
+/// Commits the transaction, or rolls it back when the commit fails.
+fn commit(c: &rusqlite::Connection) -> Result<()> {
+    direct::exec(c, "COMMIT").map_err(|e| {
+        tracing::error!(error = %e, "commit failed");
+        let _ = direct::exec(c, "ROLLBACK");
+        e
+    })
+}
+
+/// Runs the jobs in the transaction (each in a savepoint of its own, but a job alone, whose
+/// failure undoes the whole transaction) and commits it.
+async fn run_jobs(
+    conn: &mut SqliteConnection,
+    mut jobs: Vec<Job>,
+    replies: &mut Vec<Reply>,
+) -> Result<()> {
+    if replies.is_empty() && jobs.len() == 1 {
+        // A job alone (at light load, most are) needs no savepoint.
+        if let Some(job) = jobs.pop() {
+            let (ok, reply) = job(conn).await;
+            replies.push(reply);
+            if !ok {
+                if let Err(e) = sqlx::query("ROLLBACK").execute(&mut *conn).await {
+                    tracing::error!(error = %e, "rollback failed");
+                }
+                // Its reply holds its own error already.
+                return Ok(());
             }
+        }
+    }
+    for job in jobs {
+        exec::<Sqlite>(conn, "SAVEPOINT job").await;
+        let (ok, reply) = job(conn).await;
+        exec::<Sqlite>(
+            conn,
+            if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            },
+        )
+        .await;
+        replies.push(reply);
+    }
+    match sqlx::query("COMMIT").execute(&mut *conn).await {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::error!(error = %e, "commit failed");
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(StoreError::from(e))
         }
     }
 }

@@ -195,6 +195,16 @@ struct Watched {
     state: State,
 }
 
+/// Whether webhook `$1` may move its alerts: its account has alert settings, or it was
+/// alerted about (the webhooks [`after_records`] takes up; of others it does nothing). SQLite's
+/// writer asks this first and records the attempts of webhooks where it is false on its
+/// connection directly.
+pub(crate) const MAY_ALERT: &str = "SELECT EXISTS (SELECT 1 FROM webhooks w
+    LEFT JOIN account_alerts a ON a.account_id = w.account_id
+    LEFT JOIN webhook_alerts s ON s.webhook_id = w.id
+    WHERE w.id = $1 AND (a.url IS NOT NULL OR s.failing_alerted IS NOT NULL
+      OR s.failed_alert_at IS NOT NULL OR s.failed_count > 0 OR s.failed_last IS NOT NULL))";
+
 /// Reads [`Watched`] rows for `ids` (webhooks of accounts; alert receivers are not among them).
 async fn watched<DB: SqlDb>(
     conn: &mut Conn<DB>,

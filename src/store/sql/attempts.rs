@@ -35,7 +35,7 @@ pub async fn record<DB: SqlDb>(
 }
 
 /// The write that records `records`, a chunk at a time.
-fn record_all<DB: SqlDb>(
+pub(crate) fn record_all<DB: SqlDb>(
     records: Vec<AttemptRecord>,
     now: i64,
 ) -> impl for<'c> FnOnce(&'c mut Conn<DB>) -> BoxFuture<'c, Result<u64>> + Send + 'static {
@@ -104,56 +104,31 @@ pub async fn record_chunk<DB: SqlDb>(
             ),
         );
     }
-    let mut attempts = Vec::new();
-    let mut succeeded: Vec<&WebhookId> = Vec::new();
-    // Each failing webhook with its latest failed attempt of the batch.
-    let mut failing: Vec<(&WebhookId, &Attempt)> = Vec::new();
-    let mut hours = Rollup::default();
-    let mut finished: Vec<(WebhookId, CallId)> = Vec::new();
-    let mut applied_records: Vec<&AttemptRecord> = Vec::with_capacity(records.len());
+    let o = Outcome::of(records, &applied, now);
     let mut disabled: Vec<(WebhookId, String)> = Vec::new();
-    for r in records {
-        let Some((webhook_id, call_id, n)) = applied.get(&r.delivery_id) else {
-            tracing::warn!(delivery = %r.delivery_id, "lease lost before the attempt was recorded; another worker owns it");
-            continue;
-        };
-        if let Some(a) = &r.attempt {
-            attempts.push((&r.delivery_id, *n, a));
-        }
-        match (health(&r.next, r.attempt.is_some(), r.test), &r.attempt) {
-            (Some(Health::Succeeded), _) if !succeeded.contains(&webhook_id) => {
-                succeeded.push(webhook_id)
-            }
-            (Some(Health::Failing), Some(a)) => {
-                match failing.iter_mut().find(|(w, _)| *w == webhook_id) {
-                    Some(f) => f.1 = a,
-                    None => failing.push((webhook_id, a)),
-                }
-            }
-            _ => {}
-        }
-        if !r.test {
-            hours.count(webhook_id, r, now);
-        }
-        if after_attempt(&r.next).0.is_finished() {
-            finished.push((webhook_id.clone(), call_id.clone()));
-        }
-        applied_records.push(r);
-        if let Some(reason) = &r.disable_webhook {
-            let r = sqlx::query(
-                "UPDATE webhooks SET enabled = $4, disabled_reason = $2, updated_at = $3 WHERE id = $1 AND enabled",
-            )
-            .bind(webhook_id)
-            .bind(reason)
-            .bind(now)
-            .bind(false)
-            .execute(&mut *c)
-            .await?;
-            if r.rows_affected() > 0 {
-                disabled.push((webhook_id.clone(), reason.clone()));
-            }
+    for (webhook_id, reason) in &o.disables {
+        let r = sqlx::query(
+            "UPDATE webhooks SET enabled = $4, disabled_reason = $2, updated_at = $3 WHERE id = $1 AND enabled",
+        )
+        .bind(*webhook_id)
+        .bind(*reason)
+        .bind(now)
+        .bind(false)
+        .execute(&mut *c)
+        .await?;
+        if r.rows_affected() > 0 {
+            disabled.push(((*webhook_id).clone(), (*reason).clone()));
         }
     }
+    let Outcome {
+        attempts,
+        succeeded,
+        failing,
+        hours,
+        finished,
+        applied: applied_records,
+        ..
+    } = o;
     if !attempts.is_empty() {
         let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO attempts (delivery_id, n, started_at, latency_ms, request_method, request_url, \
@@ -176,8 +151,6 @@ pub async fn record_chunk<DB: SqlDb>(
         });
         q.build().execute(&mut *c).await?;
     }
-    // A webhook with both in one batch ends failing: its latest attempt may be either, and a
-    // failure noted with no run started is harmless.
     if !succeeded.is_empty() {
         let mut q =
             QueryBuilder::<DB>::new("UPDATE webhooks SET failing_since = NULL, last_success_at = ");
@@ -211,8 +184,6 @@ pub async fn record_chunk<DB: SqlDb>(
     hours.write::<DB>(c).await?;
     // Alerts before the calls are locked: every transaction takes the alert locks first.
     let alerts = super::alerts::after_records::<DB>(c, &applied_records, &disabled, now).await?;
-    finished.sort();
-    finished.dedup();
     let keys: Vec<(&WebhookId, &CallId)> = finished.iter().map(|(w, call)| (w, call)).collect();
     DB::lock_calls(c, &keys).await?;
     Ok(alerts + promote_next::<DB>(c, &finished, now).await?)
@@ -220,24 +191,97 @@ pub async fn record_chunk<DB: SqlDb>(
 
 /// The kind a delivery keeps as its last error after `r`: its attempt's, when the attempt
 /// failed; none after a success or an end without a request.
-fn failed_kind(r: &AttemptRecord) -> Option<&'static str> {
+pub(crate) fn failed_kind(r: &AttemptRecord) -> Option<&'static str> {
     match r.next {
         Next::Succeeded => None,
         _ => r.attempt.as_ref()?.error_kind.map(ErrorKind::as_str),
     }
 }
 
+/// What a chunk of records does beyond its deliveries' rows, worked out from the records and
+/// the deliveries whose lease held (`applied`: id → webhook, call, attempts after the record).
+/// Both SQLite's writer and the shared SQL write it.
+pub(crate) struct Outcome<'a> {
+    /// The attempts to log: delivery, attempt number, attempt.
+    pub attempts: Vec<(&'a DeliveryId, i64, &'a Attempt)>,
+    /// Webhooks that succeeded.
+    pub succeeded: Vec<&'a WebhookId>,
+    /// Each failing webhook with its latest failed attempt of the batch. A webhook with both
+    /// in one batch ends failing: its latest attempt may be either, and a failure noted with
+    /// no run started is harmless.
+    pub failing: Vec<(&'a WebhookId, &'a Attempt)>,
+    pub hours: Rollup,
+    /// (webhook, call) pairs whose delivery finished: the call's next may go.
+    pub finished: Vec<(WebhookId, CallId)>,
+    /// The records whose lease held.
+    pub applied: Vec<&'a AttemptRecord>,
+    /// Webhooks to disable, with the reason.
+    pub disables: Vec<(&'a WebhookId, &'a String)>,
+}
+
+impl<'a> Outcome<'a> {
+    pub(crate) fn of(
+        records: &'a [AttemptRecord],
+        applied: &'a HashMap<DeliveryId, (WebhookId, CallId, i64)>,
+        now: i64,
+    ) -> Outcome<'a> {
+        let mut o = Outcome {
+            attempts: Vec::new(),
+            succeeded: Vec::new(),
+            failing: Vec::new(),
+            hours: Rollup::default(),
+            finished: Vec::new(),
+            applied: Vec::with_capacity(records.len()),
+            disables: Vec::new(),
+        };
+        for r in records {
+            let Some((webhook_id, call_id, n)) = applied.get(&r.delivery_id) else {
+                tracing::warn!(delivery = %r.delivery_id, "lease lost before the attempt was recorded; another worker owns it");
+                continue;
+            };
+            if let Some(a) = &r.attempt {
+                o.attempts.push((&r.delivery_id, *n, a));
+            }
+            match (health(&r.next, r.attempt.is_some(), r.test), &r.attempt) {
+                (Some(Health::Succeeded), _) if !o.succeeded.contains(&webhook_id) => {
+                    o.succeeded.push(webhook_id)
+                }
+                (Some(Health::Failing), Some(a)) => {
+                    match o.failing.iter_mut().find(|(w, _)| *w == webhook_id) {
+                        Some(f) => f.1 = a,
+                        None => o.failing.push((webhook_id, a)),
+                    }
+                }
+                _ => {}
+            }
+            if !r.test {
+                o.hours.count(webhook_id, r, now);
+            }
+            if after_attempt(&r.next).0.is_finished() {
+                o.finished.push((webhook_id.clone(), call_id.clone()));
+            }
+            o.applied.push(r);
+            if let Some(reason) = &r.disable_webhook {
+                o.disables.push((webhook_id, reason));
+            }
+        }
+        o.finished.sort();
+        o.finished.dedup();
+        o
+    }
+}
+
 /// The hourly rollup's increments of one batch, per webhook and hour (SPEC §12 health).
 #[derive(Default)]
-struct Rollup(Vec<(WebhookId, i64, HourCounts)>);
+pub(crate) struct Rollup(pub Vec<(WebhookId, i64, HourCounts)>);
 
 #[derive(Default)]
-struct HourCounts {
-    succeeded: i64,
-    failed: i64,
-    ok_attempts: i64,
-    failed_attempts: i64,
-    latency: [i64; LATENCY_BUCKETS],
+pub(crate) struct HourCounts {
+    pub succeeded: i64,
+    pub failed: i64,
+    pub ok_attempts: i64,
+    pub failed_attempts: i64,
+    pub latency: [i64; LATENCY_BUCKETS],
 }
 
 impl Rollup {

@@ -11,9 +11,9 @@
 //! in `sqlite.rs` and `postgres.rs`.
 
 mod accounts;
-mod alerts;
+pub(super) mod alerts;
 mod api_keys;
-mod attempts;
+pub(super) mod attempts;
 mod audit;
 mod calls;
 mod claims;
@@ -43,7 +43,7 @@ use self::db::Conn;
 pub use self::db::SqlDb;
 use self::hot::Cached;
 pub use self::hot::HotReads;
-pub use self::rows::to_ms;
+pub use self::rows::{headers_to_json, to_ms};
 use crate::core::id::{
     AccountId, ApiKeyId, CallId, ClickToCallId, DeliveryId, NodeId, UserId, WebhookId,
 };
@@ -89,6 +89,20 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         events: Vec<NewEvent>,
     ) -> impl Future<Output = Result<Vec<Inserted>>> + Send;
+
+    /// Records attempts and moves their deliveries on (see [`attempts::record`]); SQLite's
+    /// writer records the common case on its connection directly.
+    fn record(
+        &self,
+        records: Vec<AttemptRecord>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u64>> + Send
+    where
+        Self: Sized,
+        Self::Db: SqlDb,
+    {
+        attempts::record(self, records, now)
+    }
 
     /// After secrets were sealed again: leaves no older copy of the changed rows in the
     /// database's files where the database allows it (SQLite: a WAL checkpoint).
@@ -480,7 +494,7 @@ impl<DB: SqlDb, B: Backend<Db = DB>> Store for SqlStore<B> {
     }
 
     async fn record_attempts(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<u64> {
-        attempts::record(&self.backend, records, now).await
+        self.backend.record(records, now).await
     }
 
     async fn release(&self, releases: Vec<Release>, due: Timestamp) -> Result<()> {

@@ -1,5 +1,6 @@
 //! The writer's connection, used directly on the writer's own thread for its hottest
-//! statements: the ingests, and the transaction's `BEGIN` and `COMMIT`.
+//! statements: the ingests, the records of attempts that bring no alert, and the
+//! transaction's `BEGIN` and `COMMIT`.
 //!
 //! sqlx runs each statement of a connection on a thread of its own and hands it over through
 //! channels: a round trip of about 40 µs at light load, seven per ingest, which made up most of
@@ -14,14 +15,21 @@ use std::sync::Arc;
 
 use rusqlite::{Connection, OptionalExtension, ffi, params};
 use sqlx::SqliteConnection;
-use sqlx::error::{DatabaseError, ErrorKind};
+use sqlx::error::DatabaseError;
+use tokio::sync::oneshot;
 
 use crate::core::delivery_state::{State, arrival};
 use crate::core::validate::FieldErrors;
+use std::collections::HashMap;
+
+use crate::core::delivery_state::after_attempt;
+use crate::core::id::{CallId, DeliveryId, WebhookId};
+use crate::store::sql::alerts::MAY_ALERT;
+use crate::store::sql::attempts::{NEXT_OF_CALLS, Outcome, failed_kind};
 use crate::store::sql::deliveries::CALL_BUSY;
 use crate::store::sql::ingests::{IngestReply, Reply, answer};
-use crate::store::sql::to_ms;
-use crate::store::{Inserted, NewEvent, Result, StoreError};
+use crate::store::sql::{headers_to_json, to_ms};
+use crate::store::{AttemptRecord, ErrorKind, Inserted, NewEvent, Result, StoreError};
 
 /// The writer's connection: sqlx's, and the same SQLite handle seen through rusqlite.
 pub(super) struct Writer {
@@ -184,6 +192,195 @@ fn insert_events(c: &Connection, events: &[NewEvent]) -> Result<Vec<Inserted>> {
     Ok(out)
 }
 
+/// Records every waiting batch of attempts, each in a savepoint of its own. Answers those
+/// that may bring an alert, untouched: the shared SQL records them (`store::sql::attempts`).
+pub(super) fn run_records(
+    c: &Connection,
+    records: Vec<(Vec<AttemptRecord>, i64, oneshot::Sender<Result<u64>>)>,
+    replies: &mut Vec<Reply>,
+) -> Vec<(Vec<AttemptRecord>, i64, oneshot::Sender<Result<u64>>)> {
+    let mut shared = Vec::new();
+    for (batch, now, tx) in records {
+        match may_alert(c, &batch) {
+            Ok(false) => replies.push(answer(tx, record(c, &batch, now))),
+            Ok(true) => shared.push((batch, now, tx)),
+            Err(e) => replies.push(answer(tx, Err(e))),
+        }
+    }
+    shared
+}
+
+/// Whether a record of `batch` may move an alert (see [`MAY_ALERT`]). Test sends never do.
+fn may_alert(c: &Connection, batch: &[AttemptRecord]) -> Result<bool> {
+    let mut asked: Vec<&WebhookId> = Vec::new();
+    let mut may = c.prepare_cached(MAY_ALERT)?;
+    for r in batch.iter().filter(|r| !r.test) {
+        if asked.contains(&&r.webhook_id) {
+            continue;
+        }
+        asked.push(&r.webhook_id);
+        if may.query_row([r.webhook_id.as_str()], |row| row.get(0))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Records attempts and moves their deliveries on, all or nothing, as
+/// `store::sql::attempts::record_chunk` does for a batch that brings no alert: the deliveries
+/// move on (only where the lease still holds), their attempts are logged, webhooks note
+/// successes and failures or are disabled, the hourly rollup counts them, and finished
+/// deliveries let the next of their call go. Answers how many deliveries that made due.
+pub(super) fn record(c: &Connection, batch: &[AttemptRecord], now: i64) -> Result<u64> {
+    exec(c, "SAVEPOINT record")?;
+    let done = record_in(c, batch, now);
+    if done.is_err() {
+        exec(c, "ROLLBACK TO record")?;
+    }
+    exec(c, "RELEASE record")?;
+    done
+}
+
+fn record_in(c: &Connection, batch: &[AttemptRecord], now: i64) -> Result<u64> {
+    let mut delivery = c.prepare_cached(
+        "UPDATE deliveries SET state = ?3, next_attempt_at = ?4, claimed_until = NULL,          updated_at = ?11, attempts = attempts + ?5,          last_attempt_at = COALESCE(?6, last_attempt_at),          last_status = CASE WHEN ?5 = 1 THEN ?7 ELSE last_status END,          last_error = ?8, last_error_kind = ?9, last_latency_ms = COALESCE(?10, last_latency_ms)          WHERE id = ?1 AND lease = ?2 RETURNING webhook_id, call_id, attempts",
+    )?;
+    let mut applied: HashMap<DeliveryId, (WebhookId, CallId, i64)> =
+        HashMap::with_capacity(batch.len());
+    for r in batch {
+        let (state, next_at) = after_attempt(&r.next);
+        let a = r.attempt.as_ref();
+        let row = delivery
+            .query_row(
+                params![
+                    r.delivery_id.as_str(),
+                    r.lease,
+                    state.as_str(),
+                    next_at.map(to_ms),
+                    a.is_some() as i64,
+                    a.map(|a| to_ms(a.started_at)),
+                    a.and_then(|a| a.response_status.map(i64::from)),
+                    match a {
+                        Some(a) => a.error.as_deref(),
+                        None => r.note.as_deref(),
+                    },
+                    failed_kind(r),
+                    a.map(|a| a.latency_ms as i64),
+                    now,
+                ],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        if let Some((webhook, call, n)) = row {
+            applied.insert(
+                r.delivery_id.clone(),
+                (
+                    WebhookId::from_string(webhook),
+                    CallId::from_string(call),
+                    n,
+                ),
+            );
+        }
+    }
+    let o = Outcome::of(batch, &applied, now);
+    if !o.disables.is_empty() {
+        let mut disable = c.prepare_cached(
+            "UPDATE webhooks SET enabled = 0, disabled_reason = ?2, updated_at = ?3              WHERE id = ?1 AND enabled",
+        )?;
+        for (webhook, reason) in &o.disables {
+            disable.execute(params![webhook.as_str(), reason, now])?;
+        }
+    }
+    if !o.attempts.is_empty() {
+        let mut attempt = c.prepare_cached(
+            "INSERT INTO attempts (delivery_id, n, started_at, latency_ms, request_method,              request_url, request_headers, request_body, response_status, response_headers,              response_body, error_kind, error)              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        for (id, n, a) in &o.attempts {
+            attempt.execute(params![
+                id.as_str(),
+                n,
+                to_ms(a.started_at),
+                a.latency_ms as i64,
+                a.request_method,
+                a.request_url,
+                headers_to_json(&a.request_headers),
+                a.request_body,
+                a.response_status.map(i64::from),
+                a.response_headers.as_deref().map(headers_to_json),
+                a.response_body,
+                a.error_kind.map(ErrorKind::as_str),
+                a.error,
+            ])?;
+        }
+    }
+    if !o.succeeded.is_empty() {
+        let mut ok = c.prepare_cached(
+            "UPDATE webhooks SET failing_since = NULL, last_success_at = ?2 WHERE id = ?1",
+        )?;
+        for w in &o.succeeded {
+            ok.execute(params![w.as_str(), now])?;
+        }
+    }
+    if !o.failing.is_empty() {
+        let mut failing = c.prepare_cached(
+            "UPDATE webhooks SET failing_since = COALESCE(failing_since, ?2),              last_failure_at = ?2, last_error_kind = ?3, last_error_status = ?4,              last_error_message = ?5 WHERE id = ?1",
+        )?;
+        for (w, a) in &o.failing {
+            failing.execute(params![
+                w.as_str(),
+                now,
+                a.error_kind.map(ErrorKind::as_str),
+                a.response_status.map(i64::from),
+                a.error,
+            ])?;
+        }
+    }
+    if !o.hours.0.is_empty() {
+        let mut hour = c.prepare_cached(
+            "INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed, ok_attempts,              failed_attempts, l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11)              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)              ON CONFLICT (webhook_id, hour) DO UPDATE SET              succeeded = succeeded + excluded.succeeded, failed = failed + excluded.failed,              ok_attempts = ok_attempts + excluded.ok_attempts,              failed_attempts = failed_attempts + excluded.failed_attempts,              l0 = l0 + excluded.l0, l1 = l1 + excluded.l1, l2 = l2 + excluded.l2,              l3 = l3 + excluded.l3, l4 = l4 + excluded.l4, l5 = l5 + excluded.l5,              l6 = l6 + excluded.l6, l7 = l7 + excluded.l7, l8 = l8 + excluded.l8,              l9 = l9 + excluded.l9, l10 = l10 + excluded.l10, l11 = l11 + excluded.l11",
+        )?;
+        for (w, at, n) in &o.hours.0 {
+            let [l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11] = n.latency;
+            hour.execute(params![
+                w.as_str(),
+                at,
+                n.succeeded,
+                n.failed,
+                n.ok_attempts,
+                n.failed_attempts,
+                l0,
+                l1,
+                l2,
+                l3,
+                l4,
+                l5,
+                l6,
+                l7,
+                l8,
+                l9,
+                l10,
+                l11,
+            ])?;
+        }
+    }
+    let mut due = 0;
+    if !o.finished.is_empty() {
+        let mut next = c.prepare_cached(&format!(
+            "WITH p(webhook_id, call_id) AS (VALUES (?2, ?3))              UPDATE deliveries SET state = 'queued', next_attempt_at = ?1, updated_at = ?1              {NEXT_OF_CALLS}"
+        ))?;
+        for (w, call) in &o.finished {
+            due += next.execute(params![now, w.as_str(), call.as_str()])? as u64;
+        }
+    }
+    Ok(due)
+}
+
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error(), Some(f) if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
         || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -240,15 +437,15 @@ impl DatabaseError for Failure {
         self
     }
 
-    fn kind(&self) -> ErrorKind {
+    fn kind(&self) -> sqlx::error::ErrorKind {
         match self.error.sqlite_error().map(|f| f.extended_code) {
             Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
-                ErrorKind::UniqueViolation
+                sqlx::error::ErrorKind::UniqueViolation
             }
-            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
-            Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
-            Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
-            _ => ErrorKind::Other,
+            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => sqlx::error::ErrorKind::ForeignKeyViolation,
+            Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => sqlx::error::ErrorKind::NotNullViolation,
+            Some(ffi::SQLITE_CONSTRAINT_CHECK) => sqlx::error::ErrorKind::CheckViolation,
+            _ => sqlx::error::ErrorKind::Other,
         }
     }
 }

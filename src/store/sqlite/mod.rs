@@ -24,9 +24,10 @@ use sqlx::{Connection, QueryBuilder, Row, Sqlite};
 use tokio::sync::{mpsc, oneshot};
 
 use self::direct::Writer;
+use super::sql::attempts::record_all;
 use super::sql::ingests::{IngestReply, Reply, answer, exec};
 use super::sql::{Backend, HotReads, SqlDb, SqlStore, to_ms};
-use super::{Inserted, NewEvent, Result, Shares, StoreError};
+use super::{AttemptRecord, Inserted, NewEvent, Result, Shares, StoreError};
 use crate::core::id::{CallId, NodeId, WebhookId};
 
 mod direct;
@@ -47,6 +48,26 @@ enum Work {
     /// Events to store, on the connection directly ([`direct`]): many small requests share one
     /// transaction and cost about what one large batch does.
     Ingest(Vec<NewEvent>, IngestReply),
+    /// Attempts to record (at `now`, in ms), on the connection directly when no alert can
+    /// follow from them ([`direct::record`]), else as the shared SQL does.
+    Record(Vec<AttemptRecord>, i64, RecordReply),
+}
+
+/// Where a record's outcome goes: how many deliveries it made due.
+type RecordReply = oneshot::Sender<Result<u64>>;
+
+/// `f` as a job of the writer, answering `tx` once its transaction has ended.
+fn job<T, F>(f: F, tx: oneshot::Sender<Result<T>>) -> Job
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
+{
+    Box::new(move |conn| {
+        Box::pin(async move {
+            let r = f(conn).await;
+            (r.is_ok(), answer(tx, r))
+        })
+    })
 }
 
 /// The SQLite store.
@@ -213,17 +234,27 @@ impl Backend for SqliteBackend {
         F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Result<T>> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            Box::pin(async move {
-                let r = f(conn).await;
-                (r.is_ok(), answer(tx, r))
-            })
-        });
         self.writer
-            .send(Work::Job(job))
+            .send(Work::Job(job(f, tx)))
             .await
             .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Hands the records to the writer. A record that disables a webhook changes what
+    /// matching reads, as [`Backend::write`] does.
+    async fn record(&self, records: Vec<AttemptRecord>, now: Timestamp) -> Result<u64> {
+        let disables = records.iter().any(|r| r.disable_webhook.is_some());
+        let (tx, rx) = oneshot::channel();
+        self.writer
+            .send(Work::Record(records, to_ms(now), tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        let r = rx.await.map_err(|_| StoreError::Closed)?;
+        if disables {
+            self.hot.changed();
+        }
+        r
     }
 
     /// Hands the events to the writer, which stores them in one transaction with every other
@@ -361,19 +392,23 @@ async fn writer_loop(
     while rx.recv_many(&mut work, MAX_GROUP).await > 0 {
         let mut replies: Vec<Reply> = Vec::with_capacity(work.len());
         let mut ingests = Vec::new();
+        let mut records = Vec::new();
         let mut jobs = Vec::new();
         for w in work.drain(..) {
             match w {
                 Work::Ingest(events, tx) => ingests.push((events, tx)),
+                Work::Record(r, now, tx) => records.push((r, now, tx)),
                 Work::Job(job) => jobs.push(job),
             }
         }
-        // The ingests run straight on the connection, as does the commit when they are all
-        // there is: one hand-over from sqlx's thread for the whole transaction.
-        let lone = jobs.is_empty();
+        // The ingests and records run straight on the connection, as does the commit when
+        // they are all there is: one hand-over from sqlx's thread for the whole transaction.
         let Some(committed) = begin(&mut w, |c| {
             direct::run_ingests(c, ingests, &mut replies);
-            lone.then(|| commit(c))
+            for (r, now, tx) in direct::run_records(c, records, &mut replies) {
+                jobs.push(job(record_all::<Sqlite>(r, now), tx));
+            }
+            jobs.is_empty().then(|| commit(c))
         })
         .await
         else {

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use crate::core::delivery_state::after_attempt;
 use crate::core::id::{CallId, DeliveryId, WebhookId};
 use crate::store::sql::alerts::MAY_ALERT;
-use crate::store::sql::attempts::{NEXT_OF_CALLS, Outcome, failed_kind};
+use crate::store::sql::attempts::{Outcome, failed_kind};
 use crate::store::sql::deliveries::CALL_BUSY;
 use crate::store::sql::ingests::{IngestReply, Reply, answer};
 use crate::store::sql::{headers_to_json, to_ms};
@@ -98,7 +98,7 @@ fn insert_events(c: &Connection, events: &[NewEvent]) -> Result<Vec<Inserted>> {
         "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, \
          test, did_number, customer_number, payload) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
-         ON CONFLICT(account_id, event_id) DO NOTHING RETURNING seq",
+         ON CONFLICT(account_id, event_id) DO NOTHING",
     )?;
     let mut busy = c.prepare_cached(CALL_BUSY)?;
     let mut delivery = c.prepare_cached(
@@ -109,24 +109,22 @@ fn insert_events(c: &Connection, events: &[NewEvent]) -> Result<Vec<Inserted>> {
     let mut out = Vec::with_capacity(events.len());
     for (i, ne) in events.iter().enumerate() {
         let e = &ne.event;
-        let seq: Option<i64> = event
-            .query_row(
-                params![
-                    e.id.as_str(),
-                    e.account_id.as_str(),
-                    e.event_id.as_str(),
-                    e.call_id.as_str(),
-                    e.event_type,
-                    to_ms(e.occurred_at),
-                    to_ms(e.received_at),
-                    e.test,
-                    e.did_number,
-                    e.customer_number,
-                    e.payload,
-                ],
-                |r| r.get(0),
-            )
-            .optional()
+        // No `RETURNING`: SQLite runs a statement that returns rows in a statement journal
+        // of its own, copying every page it changes, and the savepoint above covers it.
+        let stored = event
+            .execute(params![
+                e.id.as_str(),
+                e.account_id.as_str(),
+                e.event_id.as_str(),
+                e.call_id.as_str(),
+                e.event_type,
+                to_ms(e.occurred_at),
+                to_ms(e.received_at),
+                e.test,
+                e.did_number,
+                e.customer_number,
+                e.payload,
+            ])
             .map_err(|err| {
                 if is_unique_violation(&err) {
                     let mut fe = FieldErrors::default();
@@ -146,6 +144,9 @@ fn insert_events(c: &Connection, events: &[NewEvent]) -> Result<Vec<Inserted>> {
                     err.into()
                 }
             })?;
+        // The row id is the event's seq (a trigger's inserts do not change what this reads
+        // once it has run).
+        let seq = (stored == 1).then(|| c.last_insert_rowid());
         let Some(seq) = seq else {
             out.push(Inserted::Duplicate);
             continue;
@@ -243,40 +244,43 @@ pub(super) fn record(c: &Connection, batch: &[AttemptRecord], now: i64) -> Resul
 
 fn record_in(c: &Connection, batch: &[AttemptRecord], now: i64) -> Result<u64> {
     let mut delivery = c.prepare_cached(
-        "UPDATE deliveries SET state = ?3, next_attempt_at = ?4, claimed_until = NULL,          updated_at = ?11, attempts = attempts + ?5,          last_attempt_at = COALESCE(?6, last_attempt_at),          last_status = CASE WHEN ?5 = 1 THEN ?7 ELSE last_status END,          last_error = ?8, last_error_kind = ?9, last_latency_ms = COALESCE(?10, last_latency_ms)          WHERE id = ?1 AND lease = ?2 RETURNING webhook_id, call_id, attempts",
+        "UPDATE deliveries SET state = ?3, next_attempt_at = ?4, claimed_until = NULL,          updated_at = ?11, attempts = attempts + ?5,          last_attempt_at = COALESCE(?6, last_attempt_at),          last_status = CASE WHEN ?5 = 1 THEN ?7 ELSE last_status END,          last_error = ?8, last_error_kind = ?9, last_latency_ms = COALESCE(?10, last_latency_ms)          WHERE id = ?1 AND lease = ?2",
     )?;
+    // Read after the update rather than `RETURNING` it (see `insert_events`).
+    let mut moved =
+        c.prepare_cached("SELECT webhook_id, call_id, attempts FROM deliveries WHERE id = ?1")?;
     let mut applied: HashMap<DeliveryId, (WebhookId, CallId, i64)> =
         HashMap::with_capacity(batch.len());
     for r in batch {
         let (state, next_at) = after_attempt(&r.next);
         let a = r.attempt.as_ref();
-        let row = delivery
-            .query_row(
-                params![
-                    r.delivery_id.as_str(),
-                    r.lease,
-                    state.as_str(),
-                    next_at.map(to_ms),
-                    a.is_some() as i64,
-                    a.map(|a| to_ms(a.started_at)),
-                    a.and_then(|a| a.response_status.map(i64::from)),
-                    match a {
-                        Some(a) => a.error.as_deref(),
-                        None => r.note.as_deref(),
-                    },
-                    failed_kind(r),
-                    a.map(|a| a.latency_ms as i64),
-                    now,
-                ],
-                |row| {
-                    Ok((
-                        row.get::<_, String>(0)?,
-                        row.get::<_, String>(1)?,
-                        row.get(2)?,
-                    ))
-                },
-            )
-            .optional()?;
+        let changed = delivery.execute(params![
+            r.delivery_id.as_str(),
+            r.lease,
+            state.as_str(),
+            next_at.map(to_ms),
+            a.is_some() as i64,
+            a.map(|a| to_ms(a.started_at)),
+            a.and_then(|a| a.response_status.map(i64::from)),
+            match a {
+                Some(a) => a.error.as_deref(),
+                None => r.note.as_deref(),
+            },
+            failed_kind(r),
+            a.map(|a| a.latency_ms as i64),
+            now,
+        ])?;
+        let row = if changed == 1 {
+            Some(moved.query_row([r.delivery_id.as_str()], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get(2)?,
+                ))
+            })?)
+        } else {
+            None
+        };
         if let Some((webhook, call, n)) = row {
             applied.insert(
                 r.delivery_id.clone(),
@@ -371,11 +375,26 @@ fn record_in(c: &Connection, batch: &[AttemptRecord], now: i64) -> Result<u64> {
     }
     let mut due = 0;
     if !o.finished.is_empty() {
-        let mut next = c.prepare_cached(&format!(
-            "WITH p(webhook_id, call_id) AS (VALUES (?2, ?3))              UPDATE deliveries SET state = 'queued', next_attempt_at = ?1, updated_at = ?1              {NEXT_OF_CALLS}"
-        ))?;
+        // NEXT_OF_CALLS for one pair, as a read and an update of one row by its seq: an
+        // update that may change several rows runs in a statement journal (see
+        // `insert_events`), and most finished deliveries have no next to let go.
+        let mut next = c.prepare_cached(
+            "SELECT seq FROM deliveries WHERE webhook_id = ?1 AND call_id = ?2 \
+             AND state = 'waiting' AND NOT EXISTS (SELECT 1 FROM deliveries q \
+             WHERE q.webhook_id = ?1 AND q.call_id = ?2 AND q.state = 'queued') \
+             ORDER BY seq LIMIT 1",
+        )?;
+        let mut go = c.prepare_cached(
+            "UPDATE deliveries SET state = 'queued', next_attempt_at = ?2, updated_at = ?2 \
+             WHERE seq = ?1",
+        )?;
         for (w, call) in &o.finished {
-            due += next.execute(params![now, w.as_str(), call.as_str()])? as u64;
+            let seq: Option<i64> = next
+                .query_row(params![w.as_str(), call.as_str()], |r| r.get(0))
+                .optional()?;
+            if let Some(seq) = seq {
+                due += go.execute(params![seq, now])? as u64;
+            }
         }
     }
     Ok(due)

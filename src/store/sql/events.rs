@@ -228,19 +228,7 @@ async fn insert_one_by_one<DB: SqlDb>(
         .await
         .map_err(|err| match err {
             sqlx::Error::Database(d) if d.is_unique_violation() => {
-                let mut fe = FieldErrors::default();
-                fe.push(
-                    if events.len() > 1 {
-                        format!("[{i}].type")
-                    } else {
-                        "type".into()
-                    },
-                    format!(
-                        "call {} already has a call.ended event; a call ends once",
-                        e.call_id
-                    ),
-                );
-                StoreError::Rejected(fe)
+                second_call_ended(events.len(), i, &e.call_id)
             }
             other => other.into(),
         })?;
@@ -255,4 +243,19 @@ async fn insert_one_by_one<DB: SqlDb>(
         });
     }
     Ok(out)
+}
+
+/// The refusal of event `i` of a batch of `n`, a second `call.ended` of `call` (the one unique
+/// index an event insert that skips repeated ids can break).
+pub(crate) fn second_call_ended(n: usize, i: usize, call: &CallId) -> StoreError {
+    let mut fe = FieldErrors::default();
+    fe.push(
+        if n > 1 {
+            format!("[{i}].type")
+        } else {
+            "type".into()
+        },
+        format!("call {call} already has a call.ended event; a call ends once"),
+    );
+    StoreError::Rejected(fe)
 }

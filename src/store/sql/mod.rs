@@ -20,7 +20,7 @@ mod claims;
 mod click_to_call;
 mod db;
 pub(super) mod deliveries;
-mod events;
+pub(super) mod events;
 mod hot;
 pub(super) mod ingests;
 mod numbers;

@@ -19,7 +19,6 @@ use sqlx::error::DatabaseError;
 use tokio::sync::oneshot;
 
 use crate::core::delivery_state::{State, arrival};
-use crate::core::validate::FieldErrors;
 use std::collections::HashMap;
 
 use crate::core::delivery_state::after_attempt;
@@ -27,6 +26,7 @@ use crate::core::id::{CallId, DeliveryId, WebhookId};
 use crate::store::sql::alerts::MAY_ALERT;
 use crate::store::sql::attempts::{Outcome, failed_kind};
 use crate::store::sql::deliveries::CALL_BUSY;
+use crate::store::sql::events::second_call_ended;
 use crate::store::sql::ingests::{IngestReply, Reply, answer};
 use crate::store::sql::{headers_to_json, to_ms};
 use crate::store::{AttemptRecord, ErrorKind, Inserted, NewEvent, Result, StoreError};
@@ -127,19 +127,7 @@ fn insert_events(c: &Connection, events: &[NewEvent]) -> Result<Vec<Inserted>> {
             ])
             .map_err(|err| {
                 if is_unique_violation(&err) {
-                    let mut fe = FieldErrors::default();
-                    fe.push(
-                        if events.len() > 1 {
-                            format!("[{i}].type")
-                        } else {
-                            "type".into()
-                        },
-                        format!(
-                            "call {} already has a call.ended event; a call ends once",
-                            e.call_id
-                        ),
-                    );
-                    StoreError::Rejected(fe)
+                    second_call_ended(events.len(), i, &e.call_id)
                 } else {
                     err.into()
                 }
@@ -466,5 +454,246 @@ impl DatabaseError for Failure {
             Some(ffi::SQLITE_CONSTRAINT_CHECK) => sqlx::error::ErrorKind::CheckViolation,
             _ => sqlx::error::ErrorKind::Other,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::{SignedDuration, Timestamp};
+    use rusqlite::types::Value;
+    use sqlx::SqliteConnection;
+
+    use super::{Writer, insert, record};
+    use crate::core::failure::ErrorKind;
+    use crate::core::id::{AccountId, CallId, DeliveryId, EventId, NodeId, PostedEventId};
+    use crate::core::retry::Next;
+    use crate::core::trigger::Trigger;
+    use crate::store::sql::attempts::record_all;
+    use crate::store::sql::events::insert_in;
+    use crate::store::sql::plans::migrated;
+    use crate::store::{
+        Attempt, AttemptRecord, Inserted, LeaseTo, NewDelivery, NewEvent, StoredEvent,
+    };
+
+    /// A fresh database with an account and its webhooks `wh_a` and `wh_b`.
+    async fn database() -> SqliteConnection {
+        let mut c = migrated().await;
+        let spec =
+            r#"{"name": "crm", "trigger": "call_received", "url": "https://crm.example.com/hook"}"#;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO accounts (id, name, created_at) VALUES ('acc_a', 'a', 0);
+             INSERT INTO webhooks (id, account_id, spec, trigger, enabled, secrets, created_at, updated_at)
+             VALUES ('wh_a', 'acc_a', '{spec}', 'call_received', 1, '[]', 0, 0),
+                    ('wh_b', 'acc_a', '{spec}', 'call_received', 1, '[]', 0, 0);"
+        )))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        c
+    }
+
+    fn event(id: &str, call: &str, kind: &str, at: Timestamp, d: Vec<NewDelivery>) -> NewEvent {
+        NewEvent {
+            event: StoredEvent {
+                id: EventId::new(),
+                account_id: AccountId::from_string("acc_a".into()),
+                event_id: PostedEventId::from_string(id.into()),
+                call_id: CallId::from_string(call.into()),
+                event_type: kind.into(),
+                occurred_at: at,
+                received_at: at,
+                test: id.starts_with("test"),
+                did_number: Some("+918065251305".into()),
+                customer_number: None,
+                payload: format!(r#"{{"type":"{kind}","call":{{"call_type":"inbound"}}}}"#),
+            },
+            deliveries: d,
+        }
+    }
+
+    fn delivery(
+        webhook: &str,
+        lease: Option<&LeaseTo>,
+        not_before: Option<Timestamp>,
+    ) -> NewDelivery {
+        NewDelivery {
+            id: DeliveryId::new(),
+            webhook_id: crate::core::id::WebhookId::from_string(webhook.into()),
+            trigger: Trigger::CallReceived,
+            attempt_limit: webhook.eq("wh_b").then_some(3),
+            not_before,
+            lease: lease.cloned(),
+        }
+    }
+
+    /// Every row of `table`, in row id order.
+    fn dump(c: &rusqlite::Connection, table: &str) -> Vec<Vec<Value>> {
+        let mut s = c
+            .prepare(&format!("SELECT * FROM {table} ORDER BY rowid"))
+            .unwrap();
+        let n = s.column_count();
+        s.query_map([], |r| (0..n).map(|i| r.get::<_, Value>(i)).collect())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// Both databases hold the same rows in `tables`, none of them empty.
+    async fn same_rows(own: &mut Writer, shared: &mut Writer, tables: &[&str]) {
+        for table in tables {
+            let rows = own.direct(|c| Ok(dump(c, table))).await.unwrap();
+            assert!(!rows.is_empty(), "{table} is empty");
+            let theirs = shared.direct(|c| Ok(dump(c, table))).await.unwrap();
+            assert_eq!(rows, theirs, "{table}");
+        }
+    }
+
+    /// The writer's own ingest and record write, row for row, what the shared SQL writes
+    /// (`events::insert_in`, `attempts::record_all`), which PostgreSQL runs: duplicates within
+    /// a batch, a call's second delivery waiting, leases only for what is due at once, a held
+    /// delivery, a test event, a refused second `call.ended`; then records that succeed (and
+    /// let the call's next go), fail and disable, and one whose lease was lost.
+    #[tokio::test]
+    async fn the_writers_own_ingest_and_record_write_what_the_shared_sql_writes() {
+        let at = Timestamp::from_millisecond(1_764_000_000_000).unwrap();
+        let lease = LeaseTo {
+            node: NodeId::from_string("node-1".into()),
+            until: at + SignedDuration::from_secs(60),
+        };
+        let later = at + SignedDuration::from_secs(600);
+        let batch = vec![
+            event(
+                "e1",
+                "c1",
+                "call.received",
+                at,
+                vec![
+                    delivery("wh_a", Some(&lease), None),
+                    delivery("wh_b", None, None),
+                ],
+            ),
+            event(
+                "e2",
+                "c1",
+                "call.answered",
+                at,
+                vec![delivery("wh_a", Some(&lease), None)],
+            ),
+            event(
+                "e1",
+                "c9",
+                "call.received",
+                at,
+                vec![delivery("wh_a", None, None)],
+            ),
+            event(
+                "e3",
+                "c2",
+                "call.received",
+                at,
+                vec![delivery("wh_a", Some(&lease), Some(later))],
+            ),
+            event(
+                "test-1",
+                "c3",
+                "call.received",
+                at,
+                vec![delivery("wh_b", None, None)],
+            ),
+            event("e4", "c4", "call.ended", at, vec![]),
+        ];
+        let refused = vec![
+            event(
+                "e5",
+                "c5",
+                "call.received",
+                at,
+                vec![delivery("wh_a", None, None)],
+            ),
+            event("e6", "c4", "call.ended", at, vec![]),
+        ];
+        let mut shared = database().await;
+        let shared_stored = insert_in::<sqlx::Sqlite>(&mut shared, &batch)
+            .await
+            .unwrap();
+        let shared_refused = format!(
+            "{:?}",
+            insert_in::<sqlx::Sqlite>(&mut shared, &refused).await
+        );
+        let mut own = Writer::new(database().await).await.unwrap();
+        let own_stored = own.direct(|c| insert(c, &batch)).await.unwrap();
+        let own_refused = format!("{:?}", own.direct(|c| insert(c, &refused)).await);
+        assert_eq!(own_stored, shared_stored);
+        assert!(
+            matches!(&own_stored[..], [Inserted::New { leased, .. }, Inserted::New { deliveries: 1, .. }, Inserted::Duplicate, ..] if leased.len() == 1),
+            "{own_stored:?}"
+        );
+        assert_eq!(own_refused, shared_refused);
+        assert!(own_refused.contains("[1].type"), "{own_refused}");
+        let mut shared = Writer::new(shared).await.unwrap();
+        same_rows(&mut own, &mut shared, &["events", "calls", "deliveries"]).await;
+
+        let attempt = |status: u16, kind: Option<ErrorKind>| Attempt {
+            n: 1,
+            started_at: at,
+            latency_ms: 12,
+            request_method: "POST".into(),
+            request_url: "https://crm.example.com/hook".into(),
+            request_headers: vec![("content-type".into(), "application/json".into())],
+            request_body: Some("{}".into()),
+            response_status: Some(status),
+            response_headers: Some(vec![("server".into(), "crm".into())]),
+            response_body: Some("ok".into()),
+            error_kind: kind,
+            error: kind.map(|_| format!("HTTP {status}")),
+        };
+        let d = &batch[0].deliveries;
+        let records = vec![
+            AttemptRecord {
+                delivery_id: d[0].id.clone(),
+                webhook_id: d[0].webhook_id.clone(),
+                lease: 1,
+                attempt: Some(attempt(200, None)),
+                next: Next::Succeeded,
+                disable_webhook: None,
+                note: None,
+                test: false,
+            },
+            AttemptRecord {
+                delivery_id: d[1].id.clone(),
+                webhook_id: d[1].webhook_id.clone(),
+                lease: 0,
+                attempt: Some(attempt(410, Some(ErrorKind::HttpStatus))),
+                next: Next::Failed,
+                disable_webhook: Some("the receiver answered 410 Gone".into()),
+                note: None,
+                test: false,
+            },
+            AttemptRecord {
+                delivery_id: batch[3].deliveries[0].id.clone(),
+                webhook_id: batch[3].deliveries[0].webhook_id.clone(),
+                lease: 7,
+                attempt: Some(attempt(500, Some(ErrorKind::HttpStatus))),
+                next: Next::RetryAt(later),
+                disable_webhook: None,
+                note: None,
+                test: false,
+            },
+        ];
+        let now = at.as_millisecond() + 250;
+        let shared_due = record_all::<sqlx::Sqlite>(records.clone(), now)(&mut shared.conn)
+            .await
+            .unwrap();
+        let own_due = own.direct(|c| record(c, &records, now)).await.unwrap();
+        assert_eq!((own_due, shared_due), (1, 1), "the call's next goes");
+        let tables = [
+            "events",
+            "calls",
+            "deliveries",
+            "attempts",
+            "webhooks",
+            "webhook_hours",
+        ];
+        same_rows(&mut own, &mut shared, &tables).await;
     }
 }

@@ -5,7 +5,8 @@
 //! writes ourselves: the writer task takes every job waiting in its channel, runs each in a
 //! savepoint of one transaction, commits once, and only then answers each caller. Under load
 //! many requests share one commit (group commit), which is what makes ingest fast; a failing
-//! job rolls back its own savepoint and nobody else's.
+//! job rolls back its own savepoint and nobody else's. The hottest writes (ingests, most
+//! records, `BEGIN` and `COMMIT`) the writer runs on the connection itself ([`direct`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -139,9 +140,9 @@ impl SqliteStore {
             // When the WAL starts over after a burst made it large, its file is cut back to
             // this size (64 MiB) instead of keeping the burst's size on disk.
             .pragma("journal_size_limit", "67108864");
-        // The writer's statements answer up to a few hundred rows (an ingest's events, a
-        // claim's deliveries): sqlx's thread hands rows over through a channel of 50 by
-        // default, and stopped each time it was full until the writer had taken them.
+        // The writer's statements through sqlx answer up to a few hundred rows (a claim's
+        // deliveries): sqlx's thread hands rows over through a channel of 50 by default, and
+        // stopped each time it was full until the writer had taken them.
         let mut writer =
             SqliteConnection::connect_with(&opts.clone().row_buffer_size(WRITER_ROWS)).await?;
         migrator()
@@ -170,9 +171,10 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("callhook-writer".into())
             .spawn(move || {
-                // The writer has a thread and a runtime of its own. Each statement is a round
-                // trip to sqlx's thread for the connection, and on the shared runtime each
-                // answer woke the writer into the queue behind every HTTP task: under overload
+                // The writer has a thread and a runtime of its own. Each statement it runs
+                // through sqlx is a round trip to sqlx's thread for the connection (those it
+                // runs itself, see `direct`, are not), and on the shared runtime each answer
+                // woke the writer into the queue behind every HTTP task: under overload
                 // (`spread`, 800 posts waiting) that wait, once per statement, held back the
                 // claims and records, and deliveries fell seconds behind (BENCHMARKS.md).
                 match tokio::runtime::Builder::new_current_thread()

@@ -306,6 +306,7 @@ impl Ingest {
         if claimed.is_empty() {
             return;
         }
+        metrics::counter!("callhook_deliveries_handed_over_total").increment(claimed.len() as u64);
         if let Err(back) = handoff.send(claimed) {
             let releases: Vec<Release> = back.iter().map(Claimed::release).collect();
             if let Err(e) = self.store.release(releases, Timestamp::now()).await {

@@ -361,6 +361,7 @@ impl Dispatcher {
                 })
                 .await?;
             let n = batch.len() as u32;
+            metrics::counter!("callhook_deliveries_claimed_total").increment(u64::from(n));
             // Nothing due but what full lanes skipped: those are claimed for once they have
             // room (their sends finish, and a claim follows while `due` holds).
             if n == 0 && none_excluded {

@@ -16,6 +16,7 @@ mod alerts;
 mod click_to_call;
 mod connectors;
 mod delivery;
+mod handoff;
 mod openapi;
 mod reliability;
 mod resources;

@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::direct::Writer;
 use super::sql::attempts::record_all;
-use super::sql::ingests::{IngestReply, Reply, answer, exec};
+use super::sql::ingests::{IngestReply, Reply, answer, exec, run_ingests};
 use super::sql::{Backend, HotReads, SqlDb, SqlStore, to_ms};
 use super::{AttemptRecord, Inserted, NewEvent, Result, Shares, StoreError};
 use crate::core::id::{CallId, NodeId, WebhookId};
@@ -35,6 +35,12 @@ mod direct;
 
 /// Most jobs one transaction takes.
 const MAX_GROUP: usize = 512;
+
+/// Most rows (events and deliveries of the ingests waiting; records) the writer writes
+/// itself, one row per statement ([`direct`]); more go as the shared SQL writes them, many
+/// rows per statement. In bursts one row per statement cost about a sixth more CPU per
+/// delivery than statements of many rows (BENCHMARKS.md, ninth pass).
+const DIRECT_ROWS: usize = 32;
 
 /// Rows the writer's connection buffers between sqlx's thread and the writer: a claim's
 /// most (the dispatcher claims up to 256) fit.
@@ -403,20 +409,41 @@ async fn writer_loop(
                 Work::Job(job) => jobs.push(job),
             }
         }
-        // The ingests and records run straight on the connection, as does the commit when
-        // they are all there is: one hand-over from sqlx's thread for the whole transaction.
+        // Few rows run straight on the connection, as does the commit when they are all there
+        // is: one hand-over from sqlx's thread for the whole transaction. Many (a burst) go as
+        // the shared SQL writes them, in statements of many rows each: one row per statement
+        // costs more per row than the round trips it saves (see `DIRECT_ROWS`).
+        let ingest_rows: usize = ingests
+            .iter()
+            .flat_map(|(events, _)| events)
+            .map(|e| 1 + e.deliveries.len())
+            .sum();
+        let bulk_ingests = if ingest_rows > DIRECT_ROWS {
+            std::mem::take(&mut ingests)
+        } else {
+            Vec::new()
+        };
+        if records.iter().map(|(r, _, _)| r.len()).sum::<usize>() > DIRECT_ROWS {
+            for (r, now, tx) in records.drain(..) {
+                jobs.push(job(record_all::<Sqlite>(r, now), tx));
+            }
+        }
         let Some(committed) = begin(&mut w, |c| {
             direct::run_ingests(c, ingests, &mut replies);
             for (r, now, tx) in direct::run_records(c, records, &mut replies) {
                 jobs.push(job(record_all::<Sqlite>(r, now), tx));
             }
-            jobs.is_empty().then(|| commit(c))
+            (jobs.is_empty() && bulk_ingests.is_empty()).then(|| commit(c))
         })
         .await
         else {
             // Dropping the work answers its callers with `Closed`.
             continue;
         };
+        if !bulk_ingests.is_empty() {
+            // One node: the dispatcher here is woken by the ingest itself.
+            let _stored = run_ingests::<Sqlite>(&mut w.conn, bulk_ingests, &mut replies).await;
+        }
         let committed = match committed {
             Some(committed) => committed,
             None => run_jobs(&mut w.conn, jobs, &mut replies).await,

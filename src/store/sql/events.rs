@@ -1,8 +1,9 @@
 //! Ingest: storing a batch of events with their deliveries in a few multi-row statements,
-//! whatever the batch size. PostgreSQL's ingest task calls [`insert_in`] inside a transaction
-//! of its own making, merging many requests into one call. SQLite's writer stores events with
-//! the same rules through `store::sqlite::direct::insert`, one row per statement: there a
-//! statement costs no round trip to another thread.
+//! whatever the batch size. PostgreSQL's ingest task, and SQLite's writer in a burst, call
+//! [`insert_in`] inside a transaction of their own making, merging many requests into one
+//! call. For a small group SQLite's writer stores events with the same rules through
+//! `store::sqlite::direct::insert`, one row per statement: there a statement costs no round
+//! trip to another thread.
 
 use std::collections::{HashMap, HashSet};
 

@@ -1,9 +1,9 @@
 //! Group commit of ingests: every request waiting is stored in one transaction, merged into
 //! one set of multi-row statements, and answered only once that transaction is committed.
 //! Many small requests then cost about what one large batch does. PostgreSQL's ingest task
-//! runs its waiting ingests through [`run_ingests`]; SQLite's writer runs its own on the
-//! connection directly (`store::sqlite::direct`), where a statement costs no round trip and
-//! nothing is gained by merging.
+//! runs its waiting ingests through [`run_ingests`], and so does SQLite's writer for a burst;
+//! a small group it stores on the connection directly (`store::sqlite::direct`), where a
+//! statement costs no round trip.
 
 use tokio::sync::oneshot;
 

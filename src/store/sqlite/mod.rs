@@ -5,8 +5,9 @@
 //! writes ourselves: the writer task takes every job waiting in its channel, runs each in a
 //! savepoint of one transaction, commits once, and only then answers each caller. Under load
 //! many requests share one commit (group commit), which is what makes ingest fast; a failing
-//! job rolls back its own savepoint and nobody else's. The hottest writes (ingests, most
-//! records, `BEGIN` and `COMMIT`) the writer runs on the connection itself ([`direct`]).
+//! job rolls back its own savepoint and nobody else's. The hottest writes at light load
+//! (ingests, most records, `BEGIN` and `COMMIT`) the writer runs on the connection itself
+//! ([`direct`]).
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -52,11 +53,12 @@ type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bo
 enum Work {
     /// Any write, in its own savepoint.
     Job(Job),
-    /// Events to store, on the connection directly ([`direct`]): many small requests share one
-    /// transaction and cost about what one large batch does.
+    /// Events to store: on the connection directly ([`direct`]) when few rows wait, else
+    /// merged with every other ingest waiting into statements of many rows. Many small
+    /// requests share one transaction and cost about what one large batch does.
     Ingest(Vec<NewEvent>, IngestReply),
-    /// Attempts to record (at `now`, in ms), on the connection directly when no alert can
-    /// follow from them ([`direct::record`]), else as the shared SQL does.
+    /// Attempts to record (at `now`, in ms): on the connection directly when few rows wait
+    /// and no alert can follow from them ([`direct::record`]), else as the shared SQL does.
     Record(Vec<AttemptRecord>, i64, RecordReply),
 }
 

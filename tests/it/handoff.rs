@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::nodes::{Nodes, account_with_webhook, free_port, start_node, wait_healthy};
+use crate::nodes::{Nodes, account_with_webhook, free_port, metrics, start_node, wait_healthy};
 use crate::receiver::{Receiver, Reply};
 
 /// The value of counter `name` in a Prometheus text page (0 before its first increment).
@@ -19,14 +19,7 @@ fn counter(page: &str, name: &str) -> u64 {
 
 /// (handed over, claimed) so far.
 async fn leases(http: &reqwest::Client, base: &str) -> (u64, u64) {
-    let page = http
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = metrics(http, base).await;
     (
         counter(&page, "callhook_deliveries_handed_over_total"),
         counter(&page, "callhook_deliveries_claimed_total"),

@@ -252,14 +252,7 @@ async fn a_killed_node_s_leases_are_taken_over_within_seconds() {
         .await
         .unwrap();
     assert_eq!(gone, 0, "the dead node is forgotten");
-    let metrics = http
-        .get(format!("{}/metrics", bases[1]))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::nodes::metrics(&http, &bases[1]).await;
     assert!(
         metrics
             .lines()

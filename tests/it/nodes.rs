@@ -123,3 +123,14 @@ pub async fn account_with_webhook(
     assert_eq!(r.status(), 201);
     key
 }
+
+/// The Prometheus page of the node at `base`.
+pub async fn metrics(http: &reqwest::Client, base: &str) -> String {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}

@@ -49,7 +49,7 @@ pub async fn run_ingests<DB: SqlDb>(
     let mut size = 0;
     let mut stored = false;
     for (events, tx) in ingests {
-        let rows: usize = events.iter().map(|e| 1 + e.deliveries.len()).sum();
+        let rows = rows(&events);
         if size > 0 && size + rows > MAX_MERGED_ROWS {
             stored |= run_ingest_group::<DB>(conn, std::mem::take(&mut group), replies).await;
             size = 0;
@@ -61,6 +61,11 @@ pub async fn run_ingests<DB: SqlDb>(
         stored |= run_ingest_group::<DB>(conn, group, replies).await;
     }
     stored
+}
+
+/// The rows (events and their deliveries) storing `events` writes.
+pub fn rows(events: &[NewEvent]) -> usize {
+    events.iter().map(|e| 1 + e.deliveries.len()).sum()
 }
 
 /// Whether a delivery was stored with any of these events that no node holds yet (one leased

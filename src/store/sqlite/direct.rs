@@ -16,11 +16,11 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, ffi, params};
 use sqlx::SqliteConnection;
 use sqlx::error::DatabaseError;
-use tokio::sync::oneshot;
 
 use crate::core::delivery_state::{State, arrival};
 use std::collections::HashMap;
 
+use super::Records;
 use crate::core::delivery_state::after_attempt;
 use crate::core::id::{CallId, DeliveryId, WebhookId};
 use crate::store::sql::alerts::MAY_ALERT;
@@ -185,9 +185,9 @@ fn insert_events(c: &Connection, events: &[NewEvent]) -> Result<Vec<Inserted>> {
 /// that may bring an alert, untouched: the shared SQL records them (`store::sql::attempts`).
 pub(super) fn run_records(
     c: &Connection,
-    records: Vec<(Vec<AttemptRecord>, i64, oneshot::Sender<Result<u64>>)>,
+    records: Vec<Records>,
     replies: &mut Vec<Reply>,
-) -> Vec<(Vec<AttemptRecord>, i64, oneshot::Sender<Result<u64>>)> {
+) -> Vec<Records> {
     let mut shared = Vec::new();
     for (batch, now, tx) in records {
         match may_alert(c, &batch) {

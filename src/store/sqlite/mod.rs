@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use self::direct::Writer;
 use super::sql::attempts::record_all;
-use super::sql::ingests::{IngestReply, Reply, answer, exec, run_ingests};
+use super::sql::ingests::{IngestReply, Reply, answer, exec, rows, run_ingests};
 use super::sql::{Backend, HotReads, SqlDb, SqlStore, to_ms};
 use super::{AttemptRecord, Inserted, NewEvent, Result, Shares, StoreError};
 use crate::core::id::{CallId, NodeId, WebhookId};
@@ -64,6 +64,9 @@ enum Work {
 
 /// Where a record's outcome goes: how many deliveries it made due.
 type RecordReply = oneshot::Sender<Result<u64>>;
+
+/// A batch of attempts to record, at `now` (ms), and where its outcome goes.
+type Records = (Vec<AttemptRecord>, i64, RecordReply);
 
 /// `f` as a job of the writer, answering `tx` once its transaction has ended.
 fn job<T, F>(f: F, tx: oneshot::Sender<Result<T>>) -> Job
@@ -415,26 +418,22 @@ async fn writer_loop(
         // is: one hand-over from sqlx's thread for the whole transaction. Many (a burst) go as
         // the shared SQL writes them, in statements of many rows each: one row per statement
         // costs more per row than the round trips it saves (see `DIRECT_ROWS`).
-        let ingest_rows: usize = ingests
-            .iter()
-            .flat_map(|(events, _)| events)
-            .map(|e| 1 + e.deliveries.len())
-            .sum();
+        let ingest_rows: usize = ingests.iter().map(|(events, _)| rows(events)).sum();
         let bulk_ingests = if ingest_rows > DIRECT_ROWS {
             std::mem::take(&mut ingests)
         } else {
             Vec::new()
         };
         if records.iter().map(|(r, _, _)| r.len()).sum::<usize>() > DIRECT_ROWS {
-            for (r, now, tx) in records.drain(..) {
-                jobs.push(job(record_all::<Sqlite>(r, now), tx));
-            }
+            jobs.extend(records.drain(..).map(shared_record));
         }
         let Some(committed) = begin(&mut w, |c| {
             direct::run_ingests(c, ingests, &mut replies);
-            for (r, now, tx) in direct::run_records(c, records, &mut replies) {
-                jobs.push(job(record_all::<Sqlite>(r, now), tx));
-            }
+            jobs.extend(
+                direct::run_records(c, records, &mut replies)
+                    .into_iter()
+                    .map(shared_record),
+            );
             (jobs.is_empty() && bulk_ingests.is_empty()).then(|| commit(c))
         })
         .await
@@ -466,6 +465,11 @@ async fn writer_loop(
             Err(e) => replies.into_iter().for_each(|r| r(Some(e.clone()))),
         }
     }
+}
+
+/// A batch of records as the shared SQL writes it, as a job of the writer.
+fn shared_record((records, now, tx): Records) -> Job {
+    job(record_all::<Sqlite>(records, now), tx)
 }
 
 /// Commits the transaction, or rolls it back when the commit fails.

@@ -145,6 +145,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0014_partial_kind_index.sql"),
         postgres: include_str!("migrations/postgres/0014_partial_kind_index.sql"),
     },
+    MigrationFiles {
+        version: 15,
+        name: "calls_statement_trigger",
+        sqlite: include_str!("migrations/sqlite/0015_calls_statement_trigger.sql"),
+        postgres: include_str!("migrations/postgres/0015_calls_statement_trigger.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.

@@ -351,16 +351,25 @@ impl Rollup {
     }
 }
 
-/// Of the (webhook, call) pairs `p`, the earliest waiting delivery of those with none queued.
-/// Read through `deliveries_webhook_call` (see `sqlite::tests`).
-pub(crate) const NEXT_OF_CALLS: &str = "WHERE seq IN (SELECT (SELECT d.seq FROM deliveries d
-    WHERE d.webhook_id = p.webhook_id AND d.call_id = p.call_id AND d.state = 'waiting'
-    ORDER BY d.seq LIMIT 1) FROM p WHERE NOT EXISTS (SELECT 1 FROM deliveries q
-    WHERE q.webhook_id = p.webhook_id AND q.call_id = p.call_id AND q.state = 'queued'))";
+/// Of the (webhook, call) pairs `p`, the seq of the earliest waiting delivery of those with
+/// none queued (NULL for the others): each pair's first pending delivery, queued ones first
+/// ('queued' sorts before 'waiting'), is its next when it waits. Read through
+/// `deliveries_webhook_call` (see `sqlite::tests`), one lookup per pair: the correlated
+/// subquery (with its `LIMIT`) leaves PostgreSQL's planner no join to choose, as
+/// [`BUSY_CALLS`](super::events::BUSY_CALLS) does, and naming both states keeps it off the
+/// partial indexes of queued deliveries (a webhook's whole queue, read for every pair).
+pub(crate) const NEXT_OF_CALLS: &str = "SELECT (SELECT CASE WHEN d.state = 'waiting' THEN d.seq END
+    FROM deliveries d WHERE d.webhook_id = p.webhook_id AND d.call_id = p.call_id
+    AND d.state IN ('queued', 'waiting') ORDER BY d.state, d.seq LIMIT 1) AS seq FROM p";
 
 /// Makes the earliest waiting delivery of each (webhook, call) due, unless one of that pair is
 /// already queued: the next of a call goes once the one before it has finished. Answers how
 /// many it made due.
+///
+/// The deliveries are found first and updated by seq after: as one statement (`UPDATE ..
+/// WHERE seq IN (SELECT ..)`) PostgreSQL's planner joined the found seqs to the whole table
+/// by a hash. Nothing else promotes or queues these calls' deliveries meanwhile: the caller
+/// holds their locks ([`SqlDb::lock_calls`]), and SQLite has one writer.
 pub async fn promote_next<DB: SqlDb>(
     conn: &mut Conn<DB>,
     pairs: &[(WebhookId, CallId)],
@@ -372,12 +381,26 @@ pub async fn promote_next<DB: SqlDb>(
         q.push_values(chunk, |mut b, (w, call)| {
             b.push_bind(w).push_bind(call);
         });
-        q.push(") UPDATE deliveries SET state = 'queued', next_attempt_at = ");
+        q.push(") ");
+        q.push(NEXT_OF_CALLS);
+        let mut seqs = Vec::new();
+        for row in q.build().fetch_all(&mut *conn).await? {
+            seqs.extend(row.opt_int("seq")?);
+        }
+        if seqs.is_empty() {
+            continue;
+        }
+        let mut q =
+            QueryBuilder::<DB>::new("UPDATE deliveries SET state = 'queued', next_attempt_at = ");
         q.push_bind(now);
         q.push(", updated_at = ");
         q.push_bind(now);
-        q.push(" ");
-        q.push(NEXT_OF_CALLS);
+        q.push(" WHERE seq IN (");
+        let mut sep = q.separated(", ");
+        for seq in seqs {
+            sep.push_bind(seq);
+        }
+        q.push(")");
         due += q.build().execute(&mut *conn).await?.rows_affected();
     }
     Ok(due)

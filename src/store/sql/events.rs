@@ -22,9 +22,14 @@ use crate::store::{Inserted, LeaseTo, NewDelivery, NewEvent, Result, StoreError}
 pub const ROWS_PER_STATEMENT: usize = 250;
 
 /// Of the (webhook, call) pairs `p`, those with a delivery still pending: a new delivery of such
-/// a call waits its turn. Read through `deliveries_webhook_call` (see `sqlite::tests`).
-pub(crate) const BUSY_CALLS: &str = "SELECT DISTINCT d.webhook_id, d.call_id FROM p JOIN deliveries d
-    ON d.webhook_id = p.webhook_id AND d.call_id = p.call_id WHERE d.state IN ('queued', 'waiting')";
+/// a call waits its turn. Read through `deliveries_webhook_call` (see `sqlite::tests`), one
+/// lookup per pair: the correlated subquery (with its `LIMIT`) leaves PostgreSQL's planner no
+/// join to choose. As a join it chose, on tables that had grown since their statistics were
+/// taken, a hash join over every pending delivery or a scan of the whole table (`pg_plans`).
+pub(crate) const BUSY_CALLS: &str =
+    "SELECT p.webhook_id, p.call_id FROM p WHERE (SELECT 1 FROM deliveries d
+    WHERE d.webhook_id = p.webhook_id AND d.call_id = p.call_id AND d.state IN ('queued', 'waiting')
+    LIMIT 1) IS NOT NULL";
 
 /// Stores events and their deliveries, all or nothing (a failure leaves nothing behind, so a
 /// caller needs no savepoint of its own); an event whose id the account used before is

@@ -773,10 +773,7 @@ pub(crate) mod plans {
         let pairs = "WITH p(webhook_id, call_id) AS (VALUES ('wh_a', 'c1'), ('wh_b', 'c2')) ";
         let statements = [
             format!("{pairs}{}", super::events::BUSY_CALLS),
-            format!(
-                "{pairs}UPDATE deliveries SET state = 'queued' {}",
-                super::attempts::NEXT_OF_CALLS
-            ),
+            format!("{pairs}{}", super::attempts::NEXT_OF_CALLS),
             super::deliveries::CALL_BUSY
                 .replace("$1", "'wh_a'")
                 .replace("$2", "'c1'"),

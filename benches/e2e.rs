@@ -290,17 +290,19 @@ async fn pg_database() -> String {
     let server = std::env::var("CALLHOOK_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
     let name = format!("callhook_bench_{}", unix_ns());
+    pg_admin(&server, format!("CREATE DATABASE {name}")).await;
+    format!("{server}/{name}")
+}
+
+/// Runs `sql` on the server's `postgres` database.
+async fn pg_admin(server: &str, sql: String) {
     let mut admin =
         <sqlx::PgConnection as sqlx::Connection>::connect(&format!("{server}/postgres"))
             .await
             .unwrap();
-    sqlx::Executor::execute(
-        &mut admin,
-        sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
-    )
-    .await
-    .unwrap();
-    format!("{server}/{name}")
+    sqlx::Executor::execute(&mut admin, sqlx::AssertSqlSafe(sql))
+        .await
+        .unwrap();
 }
 
 async fn start(nodes: usize, database: Option<String>, id_field: bool) -> Bench {
@@ -559,7 +561,7 @@ async fn scenario(name: &str) {
         "fanout" | "blackhole" => 10,
         _ => 1,
     };
-    let mut b = start(nodes, database, webhooks_per_event == 1).await;
+    let mut b = start(nodes, database.clone(), webhooks_per_event == 1).await;
     let base = b.base().to_owned();
     let hole = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     match name {
@@ -653,6 +655,20 @@ async fn scenario(name: &str) {
     println!("{}", b.rss_line());
     println!("load average at the end:    {}", load_average());
     let _ = std::io::stdout().flush();
+    drop(b);
+    if let Some(db) = database {
+        drop_pg_database(&db).await;
+    }
+}
+
+/// Drops a benchmark's PostgreSQL database (its nodes have stopped), so runs leave none behind.
+async fn drop_pg_database(url: &str) {
+    let (server, name) = url.rsplit_once('/').unwrap();
+    pg_admin(
+        server,
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    )
+    .await;
 }
 
 /// Latency scenarios on SQLite. `spread`: 100 accounts with one webhook each, events at

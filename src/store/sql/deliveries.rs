@@ -401,6 +401,6 @@ pub async fn hourly<DB: SqlDb>(
 }
 
 /// Whether webhook `$1` has a delivery of call `$2` still pending. Read through
-/// `deliveries_webhook_call` (see `sqlite::tests`).
+/// `deliveries_webhook_call` (see `sql::plans`).
 pub(crate) const CALL_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $1
     AND call_id = $2 AND state IN ('queued', 'waiting'))";

@@ -22,10 +22,11 @@ use crate::store::{Inserted, LeaseTo, NewDelivery, NewEvent, Result, StoreError}
 pub const ROWS_PER_STATEMENT: usize = 250;
 
 /// Of the (webhook, call) pairs `p`, those with a delivery still pending: a new delivery of such
-/// a call waits its turn. Read through `deliveries_webhook_call` (see `sqlite::tests`), one
-/// lookup per pair: the correlated subquery (with its `LIMIT`) leaves PostgreSQL's planner no
-/// join to choose. As a join it chose, on tables that had grown since their statistics were
-/// taken, a hash join over every pending delivery or a scan of the whole table (`pg_plans`).
+/// a call waits its turn. Read through `deliveries_webhook_call` (see `sql::plans` and
+/// `postgres::tests`), one lookup per pair: the correlated subquery (with its `LIMIT`) leaves
+/// PostgreSQL's planner no join to choose. As a join it chose, on tables that had grown since
+/// their statistics were taken, a hash join over every pending delivery or a scan of the whole
+/// table.
 pub(crate) const BUSY_CALLS: &str =
     "SELECT p.webhook_id, p.call_id FROM p WHERE (SELECT 1 FROM deliveries d
     WHERE d.webhook_id = p.webhook_id AND d.call_id = p.call_id AND d.state IN ('queued', 'waiting')

@@ -13,7 +13,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension, ffi, params};
+use rusqlite::{Connection, ffi, params};
 use sqlx::SqliteConnection;
 use sqlx::error::DatabaseError;
 
@@ -24,7 +24,7 @@ use super::Records;
 use crate::core::delivery_state::after_attempt;
 use crate::core::id::{CallId, DeliveryId, WebhookId};
 use crate::store::sql::alerts::MAY_ALERT;
-use crate::store::sql::attempts::{Outcome, failed_kind};
+use crate::store::sql::attempts::{NEXT_OF_CALLS, Outcome, failed_kind};
 use crate::store::sql::deliveries::CALL_BUSY;
 use crate::store::sql::events::second_call_ended;
 use crate::store::sql::ingests::{IngestReply, Reply, answer};
@@ -363,23 +363,20 @@ fn record_in(c: &Connection, batch: &[AttemptRecord], now: i64) -> Result<u64> {
     }
     let mut due = 0;
     if !o.finished.is_empty() {
-        // NEXT_OF_CALLS for one pair, as a read and an update of one row by its seq: an
-        // update that may change several rows runs in a statement journal (see
-        // `insert_events`), and most finished deliveries have no next to let go.
-        let mut next = c.prepare_cached(
-            "SELECT seq FROM deliveries WHERE webhook_id = ?1 AND call_id = ?2 \
-             AND state = 'waiting' AND NOT EXISTS (SELECT 1 FROM deliveries q \
-             WHERE q.webhook_id = ?1 AND q.call_id = ?2 AND q.state = 'queued') \
-             ORDER BY seq LIMIT 1",
-        )?;
+        // `NEXT_OF_CALLS` for one pair at a time, and the update of the one row found by its
+        // seq, as the shared SQL does for many: an update that may change several rows runs
+        // in a statement journal (see `insert_events`), and most finished deliveries have no
+        // next to let go.
+        let mut next = c.prepare_cached(&format!(
+            "WITH p(webhook_id, call_id) AS (VALUES (?1, ?2)) {NEXT_OF_CALLS}"
+        ))?;
         let mut go = c.prepare_cached(
             "UPDATE deliveries SET state = 'queued', next_attempt_at = ?2, updated_at = ?2 \
-             WHERE seq = ?1",
+             WHERE state = 'waiting' AND seq = ?1",
         )?;
         for (w, call) in &o.finished {
-            let seq: Option<i64> = next
-                .query_row(params![w.as_str(), call.as_str()], |r| r.get(0))
-                .optional()?;
+            let seq: Option<i64> =
+                next.query_row(params![w.as_str(), call.as_str()], |r| r.get(0))?;
             if let Some(seq) = seq {
                 due += go.execute(params![seq, now])? as u64;
             }

@@ -14,8 +14,9 @@
 //! Each reports events accepted per second (batches of 100, and one event per request),
 //! deliveries per second end to end, event-to-receipt latency p50/p99 at 1,000 events/s where
 //! it applies, callhook's CPU per delivery and its peak RSS. Each scenario first measures the
-//! loopback HTTP limit: requests per second this load generator gets from a bare whsink, so
-//! every figure can be read as a share of what the machine does at that moment.
+//! loopback HTTP limit: requests per second an HTTP client (reqwest, as in every run since the
+//! first) gets from a bare whsink, so every figure can be read as a share of what the machine
+//! does at that moment. The load itself is sent by a leaner client of its own ([`Conn`]).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -218,7 +219,7 @@ fn sink(port: u16, out: &Path, id_field: bool) -> Proc {
     Proc(cmd.stderr(Stdio::null()).spawn().expect("whsink starts"))
 }
 
-/// The load generator's HTTP client.
+/// The HTTP client for setting up and reading results (not the load itself: see [`Conn`]).
 fn load_client() -> reqwest::Client {
     reqwest::Client::builder()
         .pool_max_idle_per_host(256)
@@ -226,9 +227,125 @@ fn load_client() -> reqwest::Client {
         .unwrap()
 }
 
-/// The loopback HTTP limit: requests per second that this process's HTTP client, from 64
-/// connections, gets answered by a whsink of its own for `secs` (a bare receiver: what the
-/// machine's loopback, the receiver and the load generator do together right now).
+/// One kept-alive HTTP/1.1 connection of the load generator: requests are written as prepared
+/// bytes and each answer is read to its end by its `Content-Length`, as `wrk` does. The load
+/// generator shares the machine's two cores with callhook and the receiver, so its own cost per
+/// request lowers the figures: against a bare whsink this gets about 2.5 times the requests per
+/// second reqwest does (BENCHMARKS.md, eleventh pass, where both are compared on one build).
+struct Conn {
+    stream: tokio::net::TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(base: &str) -> std::io::Result<Conn> {
+        let addr = base.strip_prefix("http://").unwrap_or(base);
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Sends a request made by [`request`] and answers the status, once the whole answer is
+    /// read. An error means the connection is no longer usable.
+    async fn send(&mut self, request: &[u8]) -> std::io::Result<u16> {
+        use tokio::io::AsyncWriteExt as _;
+        self.stream.write_all(request).await?;
+        self.buf.clear();
+        loop {
+            if let Some((status, len)) = head(&self.buf)? {
+                while self.buf.len() < len {
+                    self.read_more().await?;
+                }
+                self.buf.drain(..len);
+                return Ok(status);
+            }
+            self.read_more().await?;
+        }
+    }
+
+    async fn read_more(&mut self) -> std::io::Result<()> {
+        use tokio::io::AsyncReadExt as _;
+        if self.stream.read_buf(&mut self.buf).await? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+}
+
+/// The status of the answer at the start of `buf` and the length of the whole answer (head
+/// and body), once its head has arrived.
+fn head(buf: &[u8]) -> std::io::Result<Option<(u16, usize)>> {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Ok(None);
+    };
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let text = std::str::from_utf8(&buf[..end]).map_err(|_| bad("head is not UTF-8"))?;
+    let mut lines = text.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| bad("no status line"))?;
+    let mut len = 0;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.eq_ignore_ascii_case("content-length") {
+            len = value
+                .trim()
+                .parse()
+                .map_err(|_| bad("bad content-length"))?;
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(bad("chunked answers are not read by this load generator"));
+        }
+    }
+    Ok(Some((status, end + 4 + len)))
+}
+
+/// A POST of `body` to `path` on `base`, with `key` as its bearer token when given.
+fn request(base: &str, path: &str, key: Option<&str>, body: &[u8]) -> Vec<u8> {
+    let host = base.strip_prefix("http://").unwrap_or(base);
+    let auth = key.map_or(String::new(), |k| format!("authorization: Bearer {k}\r\n"));
+    let mut r = format!(
+        "POST {path} HTTP/1.1\r\nhost: {host}\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    r.extend_from_slice(body);
+    r
+}
+
+/// Sends `request` on `conn` (a new connection to `base` when there is none) and answers the
+/// status. A kept-alive connection the server closed as the request went out fails before
+/// anything was read: the request is sent again on a new connection.
+async fn post(conn: &mut Option<Conn>, base: &str, request: &[u8]) -> u16 {
+    let mut tries = 0;
+    loop {
+        let c = match conn {
+            Some(c) => c,
+            None => conn.insert(Conn::open(base).await.expect("connects")),
+        };
+        match c.send(request).await {
+            Ok(status) => return status,
+            Err(e) => {
+                *conn = None;
+                tries += 1;
+                assert!(tries <= 3, "post to {base}: {e}");
+                eprintln!("post to {base}: {e}; trying again");
+            }
+        }
+    }
+}
+
+/// The loopback HTTP limit: requests per second that reqwest, from 64 connections in this
+/// process, gets answered by a whsink of its own for `secs` (a bare receiver: what the
+/// machine's loopback, the receiver and a load generator do together right now). Measured
+/// with reqwest as in every earlier run, so shares of it compare across BENCHMARKS.md's
+/// passes, though the load itself is sent by [`Conn`], which costs less per request.
 async fn loopback_limit(secs: f64) -> f64 {
     callhook::init_crypto();
     let dir = tempfile::tempdir().unwrap();
@@ -244,7 +361,7 @@ async fn loopback_limit(secs: f64) -> f64 {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let body = serde_json::to_vec(&event("loopback-0000000000")).unwrap();
+    let body = event("loopback-0000000000").into_bytes();
     let done = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let end = start + Duration::from_secs_f64(secs);
@@ -383,9 +500,11 @@ async fn webhook(http: &reqwest::Client, base: &str, key: &str, url: &str) {
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
 }
 
-fn event(id: &str) -> Value {
-    json!({"id": id, "type": "call.received", "occurred_at": "2026-11-27T04:00:00Z",
-           "call": {"call_id": id, "call_type": "inbound", "did_number": DID}})
+/// A `call.received` event whose event and call ids are `id`, as JSON text.
+fn event(id: &str) -> String {
+    format!(
+        r#"{{"id":"{id}","type":"call.received","occurred_at":"2026-11-27T04:00:00Z","call":{{"call_id":"{id}","call_type":"inbound","did_number":"{DID}"}}}}"#
+    )
 }
 
 /// Posts `total` events in requests of `batch` from `conns` connections as fast as they are
@@ -397,39 +516,30 @@ async fn flood(b: &Bench, prefix: &str, total: u64, batch: u64, conns: u64) -> f
     let keys = Arc::new(b.keys.clone());
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let (http, next, prefix, bases, keys) = (
-            b.http.clone(),
-            next.clone(),
-            prefix.to_owned(),
-            bases.clone(),
-            keys.clone(),
-        );
+        let (next, prefix, bases, keys) =
+            (next.clone(), prefix.to_owned(), bases.clone(), keys.clone());
         tasks.push(tokio::spawn(async move {
+            // One kept-alive connection to each node, opened when first used.
+            let mut conns: Vec<Option<Conn>> = bases.iter().map(|_| None).collect();
             loop {
                 let first = next.fetch_add(batch, Ordering::Relaxed);
                 if first >= total {
                     break;
                 }
                 let n = first / batch;
-                let base = &bases[n as usize % bases.len()];
+                let node = n as usize % bases.len();
+                let base = &bases[node];
                 let key = &keys[n as usize % keys.len()];
-                let body: Value = if batch == 1 {
+                let body = if batch == 1 {
                     event(&format!("{prefix}{first}"))
                 } else {
-                    Value::Array(
-                        (first..(first + batch).min(total))
-                            .map(|i| event(&format!("{prefix}{i}")))
-                            .collect(),
-                    )
+                    let events: Vec<String> = (first..(first + batch).min(total))
+                        .map(|i| event(&format!("{prefix}{i}")))
+                        .collect();
+                    format!("[{}]", events.join(","))
                 };
-                let r = http
-                    .post(format!("{base}/v1/events"))
-                    .bearer_auth(key)
-                    .json(&body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(r.status(), 202);
+                let req = request(base, "/v1/events", Some(key), body.as_bytes());
+                assert_eq!(post(&mut conns[node], base, &req).await, 202);
             }
         }));
     }
@@ -450,37 +560,29 @@ async fn paced(b: &Bench, prefix: &str, rate: u64, secs: u64, sent: &Path) -> u6
     // callhook falls behind, the next posts wait here, after their send time was taken, so
     // the wait counts in their latency.
     let open = Arc::new(tokio::sync::Semaphore::new(1024));
+    // Each node's kept-alive connections that no post is using.
+    let idle: Vec<Arc<std::sync::Mutex<Vec<Conn>>>> =
+        b.nodes.iter().map(|_| Default::default()).collect();
     for i in 0..total {
         tokio::time::sleep_until(start + interval * i as u32).await;
         let id = format!("{prefix}{i}");
         lines.push_str(&format!("{id} {}\n", unix_ns()));
-        let base = b.nodes[i as usize % b.nodes.len()].0.clone();
-        let key = b.keys[i as usize % b.keys.len()].clone();
-        let http = b.http.clone();
+        let node = i as usize % b.nodes.len();
+        let req = request(
+            &b.nodes[node].0,
+            "/v1/events",
+            Some(&b.keys[i as usize % b.keys.len()]),
+            event(&id).as_bytes(),
+        );
+        let (base, idle) = (b.nodes[node].0.clone(), idle[node].clone());
         let permit = open.clone().acquire_owned().await.unwrap();
         inflight.push(tokio::spawn(async move {
             let _permit = permit;
-            // A pooled connection the server closed as the request went out fails it before
-            // anything was read (hyper's IncompleteMessage): try again, still timed from the
-            // first try, so the latency counts the retry.
-            let mut tries = 0;
-            let r = loop {
-                match http
-                    .post(format!("{base}/v1/events"))
-                    .bearer_auth(&key)
-                    .json(&event(&id))
-                    .send()
-                    .await
-                {
-                    Ok(r) => break r,
-                    Err(e) if tries < 3 => {
-                        tries += 1;
-                        eprintln!("post {id}: {e:?}; trying again");
-                    }
-                    Err(e) => panic!("post {id}: {e:?}"),
-                }
-            };
-            assert_eq!(r.status(), 202);
+            // On an idle kept-alive connection, or a new one while all are busy; a retry is
+            // still timed from the first try, so the latency counts it.
+            let mut conn = idle.lock().unwrap().pop();
+            assert_eq!(post(&mut conn, &base, &req).await, 202);
+            idle.lock().unwrap().extend(conn);
         }));
     }
     for t in inflight {

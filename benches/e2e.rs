@@ -239,8 +239,7 @@ struct Conn {
 
 impl Conn {
     async fn open(base: &str) -> std::io::Result<Conn> {
-        let addr = base.strip_prefix("http://").unwrap_or(base);
-        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let stream = tokio::net::TcpStream::connect(authority(base)).await?;
         stream.set_nodelay(true)?;
         Ok(Conn {
             stream,
@@ -306,9 +305,14 @@ fn head(buf: &[u8]) -> std::io::Result<Option<(u16, usize)>> {
     Ok(Some((status, end + 4 + len)))
 }
 
+/// The `host:port` of a base URL such as `http://127.0.0.1:8080`.
+fn authority(base: &str) -> &str {
+    base.strip_prefix("http://").unwrap_or(base)
+}
+
 /// A POST of `body` to `path` on `base`, with `key` as its bearer token when given.
 fn request(base: &str, path: &str, key: Option<&str>, body: &[u8]) -> Vec<u8> {
-    let host = base.strip_prefix("http://").unwrap_or(base);
+    let host = authority(base);
     let auth = key.map_or(String::new(), |k| format!("authorization: Bearer {k}\r\n"));
     let mut r = format!(
         "POST {path} HTTP/1.1\r\nhost: {host}\r\n{auth}content-type: application/json\r\ncontent-length: {}\r\n\r\n",
@@ -568,13 +572,10 @@ async fn paced(b: &Bench, prefix: &str, rate: u64, secs: u64, sent: &Path) -> u6
         let id = format!("{prefix}{i}");
         lines.push_str(&format!("{id} {}\n", unix_ns()));
         let node = i as usize % b.nodes.len();
-        let req = request(
-            &b.nodes[node].0,
-            "/v1/events",
-            Some(&b.keys[i as usize % b.keys.len()]),
-            event(&id).as_bytes(),
-        );
-        let (base, idle) = (b.nodes[node].0.clone(), idle[node].clone());
+        let base = b.nodes[node].0.clone();
+        let key = &b.keys[i as usize % b.keys.len()];
+        let req = request(&base, "/v1/events", Some(key), event(&id).as_bytes());
+        let idle = idle[node].clone();
         let permit = open.clone().acquire_owned().await.unwrap();
         inflight.push(tokio::spawn(async move {
             let _permit = permit;

@@ -330,11 +330,13 @@ enum Checkpoint {
 /// with the store.
 ///
 /// The WAL starts over from its first frame only when a write begins with every frame
-/// already copied, which a busy writer never finds here: the commits made while this copy
-/// ran are always left. So once the WAL holds `restart_at` frames, this copies until that
-/// remainder is a few commits ([`catch_up`]), then asks the writer (`restart`) to copy it
-/// itself between two transactions, and its next commit starts the WAL over. Without that, a node under steady load grew its WAL by about 7 KiB
-/// per delivery for as long as the load lasted (377 MB after 50,000 deliveries).
+/// already copied, which a busy writer seldom finds after one copy here: the commits made
+/// while it ran are left. So once the WAL holds `restart_at` frames, this copies until it
+/// catches up ([`catch_up`]). When the writer commits too often for that, or the WAL is still
+/// at the mark after a catch-up (the writer was in a transaction), this asks it (`restart`)
+/// to copy the short remainder itself between two transactions, and its next
+/// commit starts the WAL over. Without that, a node under steady load grew its WAL by about
+/// 7 KiB per delivery for as long as the load lasted (377 MB after 50,000 deliveries).
 async fn checkpointer(
     mut conn: SqliteConnection,
     mut asked: mpsc::Receiver<Checkpoint>,
@@ -342,12 +344,19 @@ async fn checkpointer(
     every: Duration,
     restart_at: i64,
 ) {
+    // Whether the last catch-up left every frame copied. If the WAL is still at the mark at
+    // the next one, the writer was in a transaction then: this time it is asked.
+    let mut waited = false;
     while let Some(ask) = asked.recv().await {
         match ask {
             Checkpoint::AfterWrites => {
                 match catch_up(&mut conn, restart_at).await {
-                    Ok(true) => restart.store(true, Ordering::Relaxed),
-                    Ok(false) => {}
+                    Ok(None) => waited = false,
+                    Ok(Some(true)) if !waited => waited = true,
+                    Ok(Some(_)) => {
+                        restart.store(true, Ordering::Relaxed);
+                        waited = false;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "WAL checkpoint failed; trying again after the next write")
                     }
@@ -361,50 +370,48 @@ async fn checkpointer(
     }
 }
 
-/// Copies what the WAL holds into the file ([`copy_wal`]), and answers whether the writer
-/// should now start the WAL over (it holds `restart_at` frames or more).
+/// Copies what the WAL holds into the file ([`copy_wal`]). Answers `None` while the WAL holds
+/// fewer than `restart_at` frames; past that, whether it caught up (see [`checkpointer`]).
 ///
-/// Before it answers yes, it copies again at once, up to [`CATCH_UP_TRIES`] times, until a
-/// copy finds fewer than [`CAUGHT_UP`] frames added while the one before ran: the writer's
-/// own copy is then a few commits and its fsyncs. Without this the writer copied everything
-/// committed since the last copy here, up to 100 ms of commits: 3–8 ms (6.4 on average) of
-/// its time four times a second at 850 events/s over ten accounts, which was most of the
-/// p99 of a post there; with it, 2.6–3.2 ms (BENCHMARKS.md, twelfth pass).
-async fn catch_up(conn: &mut SqliteConnection, restart_at: i64) -> Result<bool> {
-    let mut frames = copy_wal(conn).await?;
+/// Past the mark it copies again at once, up to [`CATCH_UP_TRIES`] times, each time what the
+/// writer committed while the copy before ran. A copy that finds no frame added since the one
+/// before, and no reader holding any back, leaves every frame copied: unless the writer is in
+/// a transaction just then, its next commit starts the WAL over by itself. Otherwise what is
+/// left for the writer to copy is what its last few commits added. Without this the writer
+/// copied everything committed since the last copy here, up to 100 ms of commits: 3–8 ms (6.4
+/// on average) of its time four times a second at 850 events/s over ten accounts, which was
+/// most of the p99 of a post there (BENCHMARKS.md, twelfth pass).
+async fn catch_up(conn: &mut SqliteConnection, restart_at: i64) -> Result<Option<bool>> {
+    let (mut frames, _) = copy_wal(conn).await?;
     if frames < restart_at {
-        return Ok(false);
+        return Ok(None);
     }
     for _ in 0..CATCH_UP_TRIES {
-        let now = copy_wal(conn).await?;
+        let (now, copied) = copy_wal(conn).await?;
         if now < restart_at {
-            // The writer's own commit started the WAL over: it found it all copied.
-            return Ok(false);
+            // The writer started the WAL over meanwhile.
+            return Ok(None);
         }
-        let added = now - frames;
+        if now == frames && copied == now {
+            return Ok(Some(true));
+        }
         frames = now;
-        if added < CAUGHT_UP {
-            break;
-        }
     }
-    Ok(true)
+    Ok(Some(false))
 }
 
-/// Most copies [`catch_up`] makes after the first (each one of what the writer committed
-/// while the one before ran: at a steady load they shrink quickly).
-const CATCH_UP_TRIES: usize = 8;
-
-/// Frames added during a copy below which the WAL counts as caught up (a few commits').
-const CAUGHT_UP: i64 = 64;
+/// Most copies [`catch_up`] makes after the first (at a steady load each is of fewer frames
+/// than the one before, and at light load one soon finds none added).
+const CATCH_UP_TRIES: usize = 16;
 
 /// Copies what the WAL holds into the database file without waiting for readers or the
-/// writer (`PASSIVE`), and answers how many frames the WAL holds.
-async fn copy_wal(conn: &mut SqliteConnection) -> Result<i64> {
-    let (_busy, frames, _copied): (i64, i64, i64) =
-        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&mut *conn)
-            .await?;
-    Ok(frames)
+/// writer (`PASSIVE`), and answers how many frames the WAL held when it began and how many of
+/// them the file has (fewer when a reader's snapshot still needs the rest).
+async fn copy_wal(conn: &mut SqliteConnection) -> Result<(i64, i64)> {
+    let (_busy, frames, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((frames, copied))
 }
 
 /// Copies the whole WAL into the file and truncates it. SQLite answers `busy` rather than an
@@ -831,9 +838,9 @@ mod tests {
         assert!(wal < 64 << 20, "the WAL grew to {wal} bytes");
     }
 
-    /// The checkpointer's catch-up answers whether the writer should start the WAL over, and
-    /// leaves nothing for it to copy when nothing was committed meanwhile (so the writer's own
-    /// copy costs no fsync); a WAL below the mark is copied and left alone.
+    /// The checkpointer's catch-up copies every frame when nothing is committed meanwhile, and
+    /// the writer's next commit then starts the WAL over by itself. (With commits back to back
+    /// the writer is asked: `the_wal_starts_over_under_steady_writes`.)
     #[tokio::test]
     async fn the_checkpointer_catches_up_before_the_writer_starts_the_wal_over() {
         let dir = tempfile::tempdir().unwrap();
@@ -854,8 +861,16 @@ mod tests {
         }
         let frames = status(&mut copier).await.1;
         assert!(frames > 80, "the WAL holds {frames} frames");
-        assert!(!super::catch_up(&mut copier, frames + 1).await.unwrap());
-        assert!(super::catch_up(&mut copier, frames).await.unwrap());
+        // Below the mark: copied, and no more.
+        assert_eq!(
+            super::catch_up(&mut copier, frames + 1).await.unwrap(),
+            None
+        );
+        // At the mark, with nothing committed meanwhile: caught up.
+        assert_eq!(
+            super::catch_up(&mut copier, frames).await.unwrap(),
+            Some(true)
+        );
         let (_, frames_after, copied) = status(&mut writer).await;
         assert_eq!((frames_after, copied), (frames, frames));
         // The writer's next commit finds every frame copied and starts the WAL over.

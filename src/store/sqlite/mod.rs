@@ -884,16 +884,8 @@ mod tests {
             .execute(&mut writer)
             .await
             .unwrap();
-        let restarted = status(&mut copier).await.1;
+        let (restarted, _) = super::copy_wal(&mut copier).await.unwrap();
         assert!(restarted < 8, "the WAL holds {restarted} frames");
-    }
-
-    /// `PRAGMA wal_checkpoint(PASSIVE)`'s answer on `c`: busy, frames in the WAL, frames copied.
-    async fn status(c: &mut SqliteConnection) -> (i64, i64, i64) {
-        sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(c)
-            .await
-            .unwrap()
     }
 
     /// The claim's check for other webhooks' queued deliveries seeks each gap between the

@@ -5,10 +5,11 @@
 //! sqlx runs each statement of a connection on a thread of its own and hands it over through
 //! channels: a round trip of about 40 µs at light load, seven per ingest, which made up most of
 //! an ingest's time in the writer (BENCHMARKS.md, eighth pass). Here the writer takes the
-//! connection's handle from sqlx's thread once ([`Writer::direct`]) and runs the statements
-//! itself through rusqlite, prepared once and cached. The rest of the writes (the shared SQL of
-//! `store::sql`, run on both databases) still go through sqlx on the same connection, in the
-//! same transaction.
+//! connection's handle from sqlx's thread and runs the statements itself through rusqlite,
+//! prepared once and cached; it keeps the handle from one transaction to the next until it
+//! needs sqlx again (`writer_loop`), since taking it back is itself a round trip through
+//! sqlx's thread. The rest of the writes (the shared SQL of `store::sql`, run on both
+//! databases) still go through sqlx on the same connection, in the same transaction.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -24,8 +25,7 @@ use super::Records;
 use crate::core::delivery_state::after_attempt;
 use crate::core::id::{CallId, DeliveryId, WebhookId};
 use crate::store::sql::alerts::MAY_ALERT;
-use crate::store::sql::attempts::{NEXT_OF_CALLS, Outcome, failed_kind};
-use crate::store::sql::deliveries::CALL_BUSY;
+use crate::store::sql::attempts::{Outcome, failed_kind};
 use crate::store::sql::events::second_call_ended;
 use crate::store::sql::ingests::{IngestReply, Reply, answer};
 use crate::store::sql::{headers_to_json, to_ms};
@@ -35,7 +35,7 @@ use crate::store::{AttemptRecord, ErrorKind, Inserted, NewEvent, Result, StoreEr
 pub(super) struct Writer {
     /// Declared first so it is dropped first: its cached statements are finalized before
     /// `conn` closes the handle they belong to.
-    direct: Connection,
+    pub(super) direct: Connection,
     pub(super) conn: SqliteConnection,
 }
 
@@ -43,8 +43,9 @@ impl Writer {
     pub(super) async fn new(mut conn: SqliteConnection) -> Result<Writer> {
         let handle = conn.lock_handle().await?.as_raw_handle();
         // SAFETY: `direct` does not own the handle (it never closes it) and is dropped before
-        // `conn`, which does. It is only used inside `Writer::direct`, which holds sqlx's lock
-        // on the handle throughout: sqlx's thread never runs a statement on it meanwhile.
+        // `conn`, which does. It is only used while sqlx's lock on the handle is held
+        // (`writer_loop`, and `Writer::direct` in tests): sqlx's thread never runs a statement
+        // on it meanwhile.
         let direct = unsafe { Connection::from_handle(handle.as_ptr()) }?;
         direct.set_prepared_statement_cache_capacity(32);
         Ok(Writer { direct, conn })
@@ -52,6 +53,7 @@ impl Writer {
 
     /// Runs `f` on the connection on this thread, holding it from sqlx's thread meanwhile
     /// (one hand-over, however many statements `f` runs).
+    #[cfg(test)]
     pub(super) async fn direct<T>(
         &mut self,
         f: impl FnOnce(&Connection) -> Result<T>,
@@ -363,13 +365,11 @@ fn record_in(c: &Connection, batch: &[AttemptRecord], now: i64) -> Result<u64> {
     }
     let mut due = 0;
     if !o.finished.is_empty() {
-        // `NEXT_OF_CALLS` for one pair at a time, and the update of the one row found by its
+        // `NEXT_OF_CALL` for one pair at a time, and the update of the one row found by its
         // seq, as the shared SQL does for many: an update that may change several rows runs
         // in a statement journal (see `insert_events`), and most finished deliveries have no
         // next to let go.
-        let mut next = c.prepare_cached(&format!(
-            "WITH p(webhook_id, call_id) AS (VALUES (?1, ?2)) {NEXT_OF_CALLS}"
-        ))?;
+        let mut next = c.prepare_cached(NEXT_OF_CALL)?;
         let mut go = c.prepare_cached(
             "UPDATE deliveries SET state = 'queued', next_attempt_at = ?2, updated_at = ?2 \
              WHERE state = 'waiting' AND seq = ?1",
@@ -384,6 +384,26 @@ fn record_in(c: &Connection, batch: &[AttemptRecord], now: i64) -> Result<u64> {
     }
     Ok(due)
 }
+
+/// Whether webhook `?1` has a delivery of call `?2` still pending: the shared SQL's
+/// `CALL_BUSY`, one state at a time. SQLite reads `state IN (..)` through a temporary b-tree of
+/// the values, opened and closed again each time the statement runs (once per delivery
+/// stored): about a twentieth of the writer's time at light load (BENCHMARKS.md, thirteenth
+/// pass). `INDEXED BY` holds each lookup to the call index; one state alone would also match
+/// the partial index of a webhook's queued deliveries, its whole queue.
+const CALL_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_webhook_call \
+     WHERE webhook_id = ?1 AND call_id = ?2 AND state = 'queued') \
+     OR EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_webhook_call \
+     WHERE webhook_id = ?1 AND call_id = ?2 AND state = 'waiting')";
+
+/// The seq of the earliest waiting delivery of webhook `?1`'s call `?2` when none is queued
+/// (else NULL): the shared SQL's `NEXT_OF_CALLS` for one pair, one state at a time (see
+/// [`CALL_BUSY`]).
+const NEXT_OF_CALL: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM deliveries \
+     INDEXED BY deliveries_webhook_call \
+     WHERE webhook_id = ?1 AND call_id = ?2 AND state = 'queued') THEN NULL \
+     ELSE (SELECT seq FROM deliveries INDEXED BY deliveries_webhook_call \
+     WHERE webhook_id = ?1 AND call_id = ?2 AND state = 'waiting' ORDER BY seq LIMIT 1) END";
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {
     matches!(e.sqlite_error(), Some(f) if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE

@@ -178,7 +178,8 @@ impl SqliteStore {
             checkpoint_every,
             restart_wal_at,
         ));
-        let writes = writer_loop(Writer::new(writer).await?, rx, checkpoints.clone(), restart);
+        let writer = Writer::new(writer).await?;
+        let asks = checkpoints.clone();
         std::thread::Builder::new()
             .name("callhook-writer".into())
             .spawn(move || {
@@ -192,7 +193,7 @@ impl SqliteStore {
                     .enable_time()
                     .build()
                 {
-                    Ok(rt) => rt.block_on(writes),
+                    Ok(rt) => rt.block_on(writer_loop(writer, rx, asks, restart)),
                     Err(e) => tracing::error!(error = %e, "cannot start the writer's runtime"),
                 }
             })
@@ -287,18 +288,14 @@ impl Backend for SqliteBackend {
 /// write lock longer than the busy timeout: the waiting writes are kept and the transaction
 /// tried again a few times, about three seconds more in all, before they are given up on
 /// (`None`).
-async fn begin<T>(w: &mut Writer, then: impl FnOnce(&rusqlite::Connection) -> T) -> Option<T> {
-    let mut then = Some(then);
+async fn begin<T>(
+    c: &rusqlite::Connection,
+    then: impl FnOnce(&rusqlite::Connection) -> T,
+) -> Option<T> {
     let mut pause = Duration::from_millis(50);
     loop {
-        let begun = w
-            .direct(|c| {
-                direct::exec(c, "BEGIN IMMEDIATE")?;
-                Ok(then.take().map(|f| f(c)))
-            })
-            .await;
-        match begun {
-            Ok(done) => return done,
+        match direct::exec(c, "BEGIN IMMEDIATE") {
+            Ok(()) => return Some(then(c)),
             Err(e) if pause <= BEGIN_RETRY_UP_TO => {
                 tracing::warn!(error = %e, "cannot begin a write transaction; trying again");
                 tokio::time::sleep(pause).await;
@@ -445,67 +442,113 @@ async fn writer_loop(
     restart: Arc<AtomicBool>,
 ) {
     let mut work: Vec<Work> = Vec::with_capacity(MAX_GROUP);
-    while rx.recv_many(&mut work, MAX_GROUP).await > 0 {
-        let mut replies: Vec<Reply> = Vec::with_capacity(work.len());
-        let mut ingests = Vec::new();
-        let mut records = Vec::new();
-        let mut jobs = Vec::new();
-        for w in work.drain(..) {
-            match w {
-                Work::Ingest(events, tx) => ingests.push((events, tx)),
-                Work::Record(r, now, tx) => records.push((r, now, tx)),
-                Work::Job(job) => jobs.push(job),
+    loop {
+        // The connection's handle, taken from sqlx's thread and kept, transaction after
+        // transaction, for as long as the writer runs its statements itself: each hold is a
+        // round trip through that thread, which had to be scheduled on every ingest's way to
+        // its commit (at light load, one hold per transaction). It goes back only for what
+        // sqlx runs (the shared SQL, the WAL's copy).
+        let held = match w.conn.lock_handle().await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::error!(error = %e, "the writer's connection is gone; the waiting writes fail");
+                if rx.recv_many(&mut work, MAX_GROUP).await == 0 {
+                    return;
+                }
+                // Dropping the work answers its callers with `Closed`.
+                work.clear();
+                continue;
             }
-        }
-        // Few rows run straight on the connection, as does the commit when they are all there
-        // is: one hand-over from sqlx's thread for the whole transaction. Many (a burst) go as
-        // the shared SQL writes them, in statements of many rows each: one row per statement
-        // costs more per row than the round trips it saves (see `DIRECT_ROWS`).
-        let ingest_rows: usize = ingests.iter().map(|(events, _)| rows(events)).sum();
-        let bulk_ingests = if ingest_rows > DIRECT_ROWS {
-            std::mem::take(&mut ingests)
-        } else {
-            Vec::new()
         };
-        if records.iter().map(|(r, _, _)| r.len()).sum::<usize>() > DIRECT_ROWS {
-            jobs.extend(records.drain(..).map(shared_record));
-        }
-        let Some(committed) = begin(&mut w, |c| {
-            direct::run_ingests(c, ingests, &mut replies);
-            jobs.extend(
-                direct::run_records(c, records, &mut replies)
-                    .into_iter()
-                    .map(shared_record),
-            );
-            (jobs.is_empty() && bulk_ingests.is_empty()).then(|| commit(c))
-        })
-        .await
-        else {
-            // Dropping the work answers its callers with `Closed`.
-            continue;
-        };
-        if !bulk_ingests.is_empty() {
-            // One node: the dispatcher here is woken by the ingest itself.
-            let _stored = run_ingests::<Sqlite>(&mut w.conn, bulk_ingests, &mut replies).await;
-        }
-        let committed = match committed {
-            Some(committed) => committed,
-            None => run_jobs(&mut w.conn, jobs, &mut replies).await,
-        };
-        match committed {
-            Ok(()) => {
-                replies.into_iter().for_each(|r| r(None));
-                // A checkpoint already asked for covers this commit too.
-                let _ = checkpoints.try_send(Checkpoint::AfterWrites);
-                if restart.swap(false, Ordering::Relaxed) {
-                    // The checkpointer has copied all but the last few commits: with those
-                    // copied too, the next commit starts the WAL over (see `checkpointer`).
-                    if let Err(e) = copy_wal(&mut w.conn).await {
-                        tracing::warn!(error = %e, "WAL checkpoint failed; the WAL grows until the next one");
-                    }
+        let shared = loop {
+            if rx.recv_many(&mut work, MAX_GROUP).await == 0 {
+                return;
+            }
+            let mut replies: Vec<Reply> = Vec::with_capacity(work.len());
+            let mut ingests = Vec::new();
+            let mut records = Vec::new();
+            let mut jobs = Vec::new();
+            for w in work.drain(..) {
+                match w {
+                    Work::Ingest(events, tx) => ingests.push((events, tx)),
+                    Work::Record(r, now, tx) => records.push((r, now, tx)),
+                    Work::Job(job) => jobs.push(job),
                 }
             }
-            Err(e) => replies.into_iter().for_each(|r| r(Some(e.clone()))),
+            // Few rows run straight on the connection, as does the commit when they are all
+            // there is. Many (a burst) go as the shared SQL writes them, in statements of many
+            // rows each: one row per statement costs more per row than the round trips it
+            // saves (see `DIRECT_ROWS`).
+            let ingest_rows: usize = ingests.iter().map(|(events, _)| rows(events)).sum();
+            let bulk_ingests = if ingest_rows > DIRECT_ROWS {
+                std::mem::take(&mut ingests)
+            } else {
+                Vec::new()
+            };
+            if records.iter().map(|(r, _, _)| r.len()).sum::<usize>() > DIRECT_ROWS {
+                jobs.extend(records.drain(..).map(shared_record));
+            }
+            let Some(committed) = begin(&w.direct, |c| {
+                direct::run_ingests(c, ingests, &mut replies);
+                jobs.extend(
+                    direct::run_records(c, records, &mut replies)
+                        .into_iter()
+                        .map(shared_record),
+                );
+                (jobs.is_empty() && bulk_ingests.is_empty()).then(|| commit(c))
+            })
+            .await
+            else {
+                // Dropping the work answers its callers with `Closed`.
+                continue;
+            };
+            match committed {
+                Some(committed) => {
+                    if finish(committed, replies, &checkpoints, &restart) {
+                        break None;
+                    }
+                }
+                // The rest of the transaction goes through sqlx.
+                None => break Some((replies, bulk_ingests, jobs)),
+            }
+        };
+        drop(held);
+        if let Some((mut replies, bulk_ingests, jobs)) = shared {
+            if !bulk_ingests.is_empty() {
+                // One node: the dispatcher here is woken by the ingest itself.
+                let _stored = run_ingests::<Sqlite>(&mut w.conn, bulk_ingests, &mut replies).await;
+            }
+            let committed = run_jobs(&mut w.conn, jobs, &mut replies).await;
+            if !finish(committed, replies, &checkpoints, &restart) {
+                continue;
+            }
+        }
+        // The checkpointer has copied all but the last few commits: with those copied too,
+        // the next commit starts the WAL over (see `checkpointer`).
+        if let Err(e) = copy_wal(&mut w.conn).await {
+            tracing::warn!(error = %e, "WAL checkpoint failed; the WAL grows until the next one");
+        }
+    }
+}
+
+/// Answers a transaction's callers and, once it is committed, asks for a checkpoint (one
+/// already asked for covers this commit too). Answers whether the writer is to copy the WAL's
+/// remainder now (see `checkpointer`).
+fn finish(
+    committed: Result<()>,
+    replies: Vec<Reply>,
+    checkpoints: &mpsc::Sender<Checkpoint>,
+    restart: &AtomicBool,
+) -> bool {
+    match committed {
+        Ok(()) => {
+            replies.into_iter().for_each(|r| r(None));
+            let _ = checkpoints.try_send(Checkpoint::AfterWrites);
+            restart.swap(false, Ordering::Relaxed)
+        }
+        Err(e) => {
+            replies.into_iter().for_each(|r| r(Some(e.clone())));
+            false
         }
     }
 }

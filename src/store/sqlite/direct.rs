@@ -80,6 +80,21 @@ pub(super) fn run_ingests(
     }
 }
 
+/// Stores a transaction's only write, an ingest, with no savepoint of its own: a savepoint
+/// copies every page its statements change once more (an ingest changes some twenty), and
+/// here rolling the transaction back undoes the same. Answers whether it stored; if not, the
+/// caller rolls the transaction back.
+pub(super) fn run_sole_ingest(
+    c: &Connection,
+    (events, tx): (Vec<NewEvent>, IngestReply),
+    replies: &mut Vec<Reply>,
+) -> bool {
+    let stored = insert_events(c, &events);
+    let ok = stored.is_ok();
+    replies.push(answer(tx, stored));
+    ok
+}
+
 /// Stores events and their deliveries, all or nothing, as `store::sql::events::insert_in`
 /// does on either database: an event whose id the account used before is skipped (also when
 /// repeated within the batch: the first wins); a delivery waits when its webhook still has an
@@ -199,6 +214,29 @@ pub(super) fn run_records(
         }
     }
     shared
+}
+
+/// As [`run_records`] for a transaction's only batch of records, with no savepoint (see
+/// [`run_sole_ingest`]). Answers whether it was recorded (if not, the caller rolls the
+/// transaction back), or the batch itself, untouched, when it may bring an alert.
+pub(super) fn run_sole_record(
+    c: &Connection,
+    (batch, now, tx): Records,
+    replies: &mut Vec<Reply>,
+) -> std::result::Result<bool, Records> {
+    match may_alert(c, &batch) {
+        Ok(false) => {
+            let done = record_in(c, &batch, now);
+            let ok = done.is_ok();
+            replies.push(answer(tx, done));
+            Ok(ok)
+        }
+        Ok(true) => Err((batch, now, tx)),
+        Err(e) => {
+            replies.push(answer(tx, Err(e)));
+            Ok(false)
+        }
+    }
 }
 
 /// Whether a record of `batch` may move an alert (see [`MAY_ALERT`]). Test sends never do.

@@ -488,7 +488,22 @@ async fn writer_loop(
             if records.iter().map(|(r, _, _)| r.len()).sum::<usize>() > DIRECT_ROWS {
                 jobs.extend(records.drain(..).map(shared_record));
             }
+            // At light load most transactions are one ingest or one batch of records: those
+            // run with no savepoint of their own (see `direct::run_sole_ingest`).
+            let alone = jobs.is_empty() && bulk_ingests.is_empty();
+            let sole_ingest = alone && ingests.len() == 1 && records.is_empty();
+            let sole_record = alone && records.len() == 1 && ingests.is_empty();
             let Some(committed) = begin(&w.direct, |c| {
+                if sole_ingest && let Some(ingest) = ingests.pop() {
+                    return Some(end(c, direct::run_sole_ingest(c, ingest, &mut replies)));
+                }
+                if sole_record && let Some(batch) = records.pop() {
+                    match direct::run_sole_record(c, batch, &mut replies) {
+                        Ok(recorded) => return Some(end(c, recorded)),
+                        // It may bring an alert: the shared SQL records it, below.
+                        Err(batch) => jobs.push(shared_record(batch)),
+                    }
+                }
                 direct::run_ingests(c, ingests, &mut replies);
                 jobs.extend(
                     direct::run_records(c, records, &mut replies)
@@ -556,6 +571,16 @@ fn finish(
 /// A batch of records as the shared SQL writes it, as a job of the writer.
 fn shared_record((records, now, tx): Records) -> Job {
     job(record_all::<Sqlite>(records, now), tx)
+}
+
+/// Ends a transaction whose only write was `done` (its reply holds its own error when it
+/// failed): commits it, or rolls it back.
+fn end(c: &rusqlite::Connection, done: bool) -> Result<()> {
+    if done {
+        commit(c)
+    } else {
+        direct::exec(c, "ROLLBACK")
+    }
 }
 
 /// Commits the transaction, or rolls it back when the commit fails.

@@ -427,8 +427,8 @@ fn record_in(c: &Connection, batch: &[AttemptRecord], now: i64) -> Result<u64> {
 /// `CALL_BUSY`, one state at a time. SQLite reads `state IN (..)` through a temporary b-tree of
 /// the values, opened and closed again each time the statement runs (once per delivery
 /// stored): closing them alone was 2.5 % of the writer's time at light load (BENCHMARKS.md,
-/// thirteenth pass). `INDEXED BY` holds each lookup to the call index; one state alone would also match
-/// the partial index of a webhook's queued deliveries, its whole queue.
+/// thirteenth pass). `INDEXED BY` holds each lookup to the call index; one state alone would
+/// also match the partial index of a webhook's queued deliveries, its whole queue.
 const CALL_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_webhook_call \
      WHERE webhook_id = ?1 AND call_id = ?2 AND state = 'queued') \
      OR EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_webhook_call \

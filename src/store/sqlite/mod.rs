@@ -403,7 +403,8 @@ const CATCH_UP_TRIES: usize = 16;
 
 /// Copies what the WAL holds into the database file without waiting for readers or the
 /// writer (`PASSIVE`), and answers how many frames the WAL held when it began and how many of
-/// them the file has (fewer when a reader's snapshot still needs the rest).
+/// them the file has (fewer when a reader's snapshot still needs the rest; both -1 when
+/// another connection was copying).
 async fn copy_wal(conn: &mut SqliteConnection) -> Result<(i64, i64)> {
     let (_busy, frames, copied): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
         .fetch_one(&mut *conn)
@@ -539,9 +540,16 @@ async fn writer_loop(
             }
         }
         // The checkpointer has copied all but the last few commits: with those copied too,
-        // the next commit starts the WAL over (see `checkpointer`).
-        if let Err(e) = copy_wal(&mut w.conn).await {
-            tracing::warn!(error = %e, "WAL checkpoint failed; the WAL grows until the next one");
+        // the next commit starts the WAL over (see `checkpointer`). A copy that found the
+        // checkpointer copying (SQLite answers busy, no frame counts) is made again after the
+        // next commit, rather than waiting for the checkpointer to ask once more while the WAL
+        // grows.
+        match copy_wal(&mut w.conn).await {
+            Ok((frames, _)) if frames < 0 => restart.store(true, Ordering::Relaxed),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint failed; the WAL grows until the next one")
+            }
         }
     }
 }

@@ -206,11 +206,9 @@ pub(super) fn run_records(
     replies: &mut Vec<Reply>,
 ) -> Vec<Records> {
     let mut shared = Vec::new();
-    for (batch, now, tx) in records {
-        match may_alert(c, &batch) {
-            Ok(false) => replies.push(answer(tx, record(c, &batch, now))),
-            Ok(true) => shared.push((batch, now, tx)),
-            Err(e) => replies.push(answer(tx, Err(e))),
+    for batch in records {
+        if let Err(batch) = record_unless_alert(c, batch, replies, record) {
+            shared.push(batch);
         }
     }
     shared
@@ -221,15 +219,26 @@ pub(super) fn run_records(
 /// transaction back), or the batch itself, untouched, when it may bring an alert.
 pub(super) fn run_sole_record(
     c: &Connection,
+    batch: Records,
+    replies: &mut Vec<Reply>,
+) -> std::result::Result<bool, Records> {
+    record_unless_alert(c, batch, replies, record_in)
+}
+
+/// Records `batch` with `write` and answers whether it was recorded, unless it may bring an
+/// alert: then it answers the batch itself, untouched.
+fn record_unless_alert(
+    c: &Connection,
     (batch, now, tx): Records,
     replies: &mut Vec<Reply>,
+    write: fn(&Connection, &[AttemptRecord], i64) -> Result<u64>,
 ) -> std::result::Result<bool, Records> {
     match may_alert(c, &batch) {
         Ok(false) => {
-            let done = record_in(c, &batch, now);
-            let ok = done.is_ok();
+            let done = write(c, &batch, now);
+            let recorded = done.is_ok();
             replies.push(answer(tx, done));
-            Ok(ok)
+            Ok(recorded)
         }
         Ok(true) => Err((batch, now, tx)),
         Err(e) => {

@@ -21,10 +21,13 @@ function binary() {
   return join(target, "debug", "callhook");
 }
 
-/** Runs `callhook serve` on `dir` with `args`; its standard error is read by the caller. */
-function serve(dir, args) {
+/**
+ * Runs `callhook serve` on `dir` with `args` and the extra environment `env`; its standard
+ * error is read by the caller.
+ */
+function serve(dir, args, env) {
   return spawn(binary(), ["serve", "--data-dir", dir, ...args], {
-    env: { ...process.env, CALLHOOK_ALLOW_TARGETS: "127.0.0.0/8", CALLHOOK_POLL_INTERVAL: "200ms", RUST_LOG: "warn" },
+    env: { ...process.env, CALLHOOK_ALLOW_TARGETS: "127.0.0.0/8", CALLHOOK_POLL_INTERVAL: "200ms", RUST_LOG: "warn", ...env },
     stdio: ["ignore", "ignore", "pipe"],
   });
 }
@@ -37,10 +40,11 @@ const exited = (child) => new Promise((ok) => (child.exitCode !== null ? ok() : 
  * its first start prints once: the address, the account, the admin password, an API key, the
  * operator token. `restart({ config })` starts it again on the same folder and address with
  * a settings file (a PBX connector names the account, so it comes after the first start).
+ * `env` adds settings as environment variables, e.g. `{ CALLHOOK_RETRY_SCHEDULE: "1h" }`.
  */
-export async function startCallhook() {
+export async function startCallhook({ env = {} } = {}) {
   const dir = await mkdtemp(join(tmpdir(), "callhook-browser-"));
-  let child = serve(dir, ["--listen", "127.0.0.1:0"]);
+  let child = serve(dir, ["--listen", "127.0.0.1:0"], env);
   let stderr = "";
   const first = await new Promise((ok, fail) => {
     const timer = setTimeout(() => fail(new Error(`callhook did not start:\n${stderr}`)), 30_000);
@@ -65,7 +69,7 @@ export async function startCallhook() {
       await exited(child);
       const file = join(dir, "callhook.toml");
       await writeFile(file, config);
-      child = serve(dir, ["--config", file, "--listen", first.base.replace("http://", "")]);
+      child = serve(dir, ["--config", file, "--listen", first.base.replace("http://", "")], env);
       let log = "";
       child.stderr.on("data", (chunk) => (log += chunk));
       const until = Date.now() + 30_000;

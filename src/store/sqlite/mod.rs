@@ -47,6 +47,22 @@ const DIRECT_ROWS: usize = 32;
 /// most (the dispatcher claims up to 256) fit.
 const WRITER_ROWS: usize = 1024;
 
+/// The page size of a new database file (an existing file keeps its own). Each event writes
+/// some twenty index entries, which with many accounts land on as many different pages, so
+/// a commit writes whole pages for single entries: at 2 KiB a transaction writes a third fewer
+/// bytes than at SQLite's default 4 KiB, and a hundred accounts' single posts were accepted
+/// 11–22 % faster; 1 KiB pages made the b-trees deeper and cost more CPU than they saved, 8 KiB
+/// was a fifth slower (BENCHMARKS.md, fourteenth pass).
+const PAGE_SIZE: u32 = 2048;
+
+/// The writer's page cache, in KiB (SQLite's default is 2,000). With many accounts the pages
+/// an event touches are spread over the indexes, and a cache of 2 MiB neither held them from
+/// one transaction to the next nor a whole transaction's dirty pages (spilled into the WAL
+/// mid-transaction). The writer maps none of the file (`mmap_size` 0) instead: its hot pages
+/// are the cache's, wherever they lie in the file, where the mapping held the file's first
+/// 16 MiB only, so the peak RSS stays about as it was.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+
 type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Reply)> + Send>;
 
 /// What the writer task is asked to do.
@@ -127,6 +143,7 @@ impl SqliteStore {
         };
         let opts = opts
             .create_if_missing(true)
+            .page_size(PAGE_SIZE)
             .journal_mode(SqliteJournalMode::Wal)
             // With WAL, NORMAL loses nothing when the process dies (even kill -9); only a
             // power cut can take the last commits. `synchronous = "full"` trades speed for that.
@@ -136,10 +153,11 @@ impl SqliteStore {
             // Claims sort in temporary b-trees; in memory they cost no file I/O. (Statements
             // that change many rows are kept small, see hold_webhook, so this stays bounded.)
             .pragma("temp_store", "memory")
-            // Map the first 16 MiB of the file instead of read()ing pages: claims and logs read
-            // the same hot pages over and over, and a system call per page showed up in
-            // profiles. Mapped pages count in the process's RSS (once per connection that
-            // touched them): 64 MiB made 82 MiB of a 122 MiB peak file-backed (BENCHMARKS.md).
+            // Readers map the first 16 MiB of the file instead of read()ing pages: logs read the
+            // same hot pages over and over, and a system call per page showed up in profiles
+            // (the writer maps none, see WRITER_CACHE_KIB). Mapped pages count in the process's
+            // RSS (once per connection that touched them): 64 MiB made 82 MiB of a 122 MiB peak
+            // file-backed (BENCHMARKS.md).
             .pragma("mmap_size", "16777216")
             // A row changed or deleted leaves no old copy in its page (a secret sealed again,
             // SPEC §14), where that costs no extra I/O.
@@ -154,8 +172,14 @@ impl SqliteStore {
         // The writer's statements through sqlx answer up to a few hundred rows (a claim's
         // deliveries): sqlx's thread hands rows over through a channel of 50 by default, and
         // stopped each time it was full until the writer had taken them.
-        let mut writer =
-            SqliteConnection::connect_with(&opts.clone().row_buffer_size(WRITER_ROWS)).await?;
+        let mut writer = SqliteConnection::connect_with(
+            &opts
+                .clone()
+                .row_buffer_size(WRITER_ROWS)
+                .pragma("cache_size", (-WRITER_CACHE_KIB).to_string())
+                .pragma("mmap_size", "0"),
+        )
+        .await?;
         migrator()
             .run_direct(None, &mut writer, false)
             .await
@@ -872,6 +896,43 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// A new file is made with 2 KiB pages; a file made before (SQLite's default 4 KiB) keeps
+    /// its own page size and opens as before.
+    #[tokio::test]
+    async fn a_new_file_has_small_pages_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let page_size = |path: std::path::PathBuf| async move {
+            let mut c = SqliteConnection::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap();
+            let size: i64 = sqlx::query_scalar("PRAGMA page_size")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            size
+        };
+        let new = dir.path().join("new.db");
+        let store = SqliteStore::open(&new.display().to_string()).await.unwrap();
+        store.set_setting("k", "v").await.unwrap();
+        drop(store);
+        assert_eq!(page_size(new).await, i64::from(super::PAGE_SIZE));
+
+        let old = dir.path().join("old.db");
+        let mut c = SqliteConnection::connect(&format!("sqlite:{}?mode=rwc", old.display()))
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA page_size = 4096; CREATE TABLE t (x); PRAGMA journal_mode = WAL")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        c.close().await.unwrap();
+        let store = SqliteStore::open(&old.display().to_string()).await.unwrap();
+        store.set_setting("k", "v").await.unwrap();
+        assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("v"));
+        drop(store);
+        assert_eq!(page_size(old).await, 4096);
     }
 
     /// Under steady writes the WAL starts over each time it has grown past `restart_wal_at`

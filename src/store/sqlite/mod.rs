@@ -60,8 +60,8 @@ const PAGE_SIZE: u32 = 2048;
 /// one transaction to the next nor a whole transaction's dirty pages (spilled into the WAL
 /// mid-transaction). The writer maps none of the file (`mmap_size` 0) instead: its hot pages
 /// are the cache's, wherever they lie in the file, where the mapping held the file's first
-/// 16 MiB only. 16 MiB accepted a hundred accounts' posts no faster than 8 and cost more
-/// memory (BENCHMARKS.md, fourteenth pass).
+/// 16 MiB only. A cache of 16 MiB was a few per cent faster by hand but not in `spread`, for
+/// 5–10 MiB more peak RSS (BENCHMARKS.md, fourteenth pass).
 const WRITER_CACHE_KIB: i64 = 8 * 1024;
 
 type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Reply)> + Send>;

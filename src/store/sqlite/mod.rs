@@ -458,7 +458,8 @@ async fn empty_wal(conn: &mut SqliteConnection) -> Result<()> {
 /// The least time between two checkpoints.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
-/// The WAL starts over once it holds this many frames (16 MiB of 4 KiB pages).
+/// The WAL starts over once it holds this many frames (8 MiB of [`PAGE_SIZE`] pages; 16 MiB in
+/// a file made with 4 KiB pages).
 const RESTART_WAL_AT: i64 = 4096;
 
 async fn writer_loop(
@@ -970,10 +971,15 @@ mod tests {
         for c in callers {
             c.await.unwrap();
         }
+        // Never started over, the WAL would hold all of it: about 150 MB of frames. It starts
+        // over when the checkpointer, on the test's runtime, has copied and asked the writer;
+        // with the whole suite running on two cores that task once waited long enough for the
+        // WAL to reach 68 MB (a CI run, 2 KiB pages), so the bound leaves room for such a wait
+        // and still fails a WAL that does not start over.
         let wal = std::fs::metadata(dir.path().join("callhook.db-wal"))
             .unwrap()
             .len();
-        assert!(wal < 64 << 20, "the WAL grew to {wal} bytes");
+        assert!(wal < 96 << 20, "the WAL grew to {wal} bytes");
     }
 
     /// The checkpointer's catch-up copies every frame when nothing is committed meanwhile, and

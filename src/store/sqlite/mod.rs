@@ -196,33 +196,24 @@ impl SqliteStore {
         let (checkpoints, asked) = mpsc::channel::<Checkpoint>(1);
         let conn = SqliteConnection::connect_with(&opts).await?;
         let restart = Arc::new(AtomicBool::new(false));
-        tokio::spawn(checkpointer(
-            conn,
-            asked,
-            restart.clone(),
-            checkpoint_every,
-            restart_wal_at,
-        ));
+        let wal_restart = restart.clone();
+        let run_checkpointer =
+            move || checkpointer(conn, asked, wal_restart, checkpoint_every, restart_wal_at);
+        // The checkpointer, too, has a thread and a runtime of its own: as a task on the
+        // shared runtime it could wait behind every HTTP task to be woken between its copies
+        // while the writer, on its own thread, went on committing and the WAL grew.
+        on_own_thread("callhook-checkpointer", run_checkpointer)?;
         let writer = Writer::new(writer).await?;
+        // The writer has a thread and a runtime of its own. Each statement it runs through
+        // sqlx is a round trip to sqlx's thread for the connection (those it runs itself, see
+        // `direct`, are not), and on the shared runtime each answer woke the writer into the
+        // queue behind every HTTP task: under overload (`spread`, 800 posts waiting) that
+        // wait, once per statement, held back the claims and records, and deliveries fell
+        // seconds behind (BENCHMARKS.md).
         let asks = checkpoints.clone();
-        std::thread::Builder::new()
-            .name("callhook-writer".into())
-            .spawn(move || {
-                // The writer has a thread and a runtime of its own. Each statement it runs
-                // through sqlx is a round trip to sqlx's thread for the connection (those it
-                // runs itself, see `direct`, are not), and on the shared runtime each answer
-                // woke the writer into the queue behind every HTTP task: under overload
-                // (`spread`, 800 posts waiting) that wait, once per statement, held back the
-                // claims and records, and deliveries fell seconds behind (BENCHMARKS.md).
-                match tokio::runtime::Builder::new_current_thread()
-                    .enable_time()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(writer_loop(writer, rx, asks, restart)),
-                    Err(e) => tracing::error!(error = %e, "cannot start the writer's runtime"),
-                }
-            })
-            .map_err(|e| StoreError::Database(Arc::new(sqlx::Error::Io(e))))?;
+        on_own_thread("callhook-writer", move || {
+            writer_loop(writer, rx, asks, restart)
+        })?;
         Ok(SqlStore::new(SqliteBackend {
             read,
             writer: tx,
@@ -332,6 +323,29 @@ async fn begin<T>(
             }
         }
     }
+}
+
+/// Runs the future `task` makes to its end on a new thread named `name`, on a runtime of its
+/// own (the future is made there: the writer's holds a connection handle that must stay on
+/// one thread).
+fn on_own_thread<F: Future<Output = ()>>(
+    name: &str,
+    task: impl FnOnce() -> F + Send + 'static,
+) -> Result<()> {
+    let named = name.to_owned();
+    std::thread::Builder::new()
+        .name(named.clone())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+            {
+                Ok(rt) => rt.block_on(task()),
+                Err(e) => tracing::error!(error = %e, thread = named, "cannot start a runtime"),
+            }
+        })
+        .map(drop)
+        .map_err(|e| StoreError::Database(Arc::new(sqlx::Error::Io(e))))
 }
 
 /// The longest pause between two tries of [`begin`].
@@ -972,10 +986,12 @@ mod tests {
             c.await.unwrap();
         }
         // Never started over, the WAL would hold all of it: about 150 MB of frames. It starts
-        // over when the checkpointer, on the test's runtime, has copied and asked the writer.
-        // One CI run (the whole suite on two cores, 2 KiB pages) saw 68 MB, not reproduced
-        // since; most likely that task waited to be scheduled (not confirmed). The bound leaves
-        // room for such a wait and still fails a WAL that does not start over.
+        // over when the checkpointer has copied and asked the writer. One CI run (the whole
+        // suite on two cores, 2 KiB pages) saw 68 MB, not reproduced since, while the
+        // checkpointer was a task on the shared runtime: most likely it waited to be scheduled
+        // (not confirmed). It has a thread of its own now, but still shares two cores with the
+        // whole suite: the bound leaves room for a wait and still fails a WAL that does not
+        // start over.
         let wal = std::fs::metadata(dir.path().join("callhook.db-wal"))
             .unwrap()
             .len();

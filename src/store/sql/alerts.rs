@@ -212,7 +212,7 @@ async fn watched<DB: SqlDb>(
     failed_every: Duration,
 ) -> Result<Vec<Watched>> {
     let mut out = Vec::new();
-    for chunk in ids.chunks(super::events::ROWS_PER_STATEMENT) {
+    for chunk in super::shapes::padded_chunks(ids) {
         let mut q = QueryBuilder::<DB>::new(
             "SELECT w.id, w.account_id, w.spec, w.enabled, w.failing_since, a.id AS receiver,
                     a.url, a.after_ms, s.failing_alerted, s.failed_alert_at, s.failed_count,

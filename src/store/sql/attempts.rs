@@ -9,8 +9,8 @@ use sqlx::QueryBuilder;
 
 use super::Backend;
 use super::db::{Conn, RowsAffected, SqlDb};
-use super::events::ROWS_PER_STATEMENT;
 use super::rows::{Cols, headers_to_json, to_ms};
+use super::shapes::{ROWS_PER_STATEMENT, chunks, padded, padded_chunks};
 use crate::core::delivery_state::{Health, after_attempt, health};
 use crate::core::failure::{LATENCY_BUCKETS, latency_bucket};
 use crate::core::id::{CallId, DeliveryId, WebhookId};
@@ -59,50 +59,52 @@ pub async fn record_chunk<DB: SqlDb>(
     records: &[AttemptRecord],
     now: i64,
 ) -> Result<u64> {
-    let mut q = QueryBuilder::<DB>::new(
-        "WITH v(id, lease, state, next_at, has_attempt, started, status, err, kind, latency) AS (",
-    );
-    q.push_values(records, |mut b, r| {
-        let (state, next_at) = after_attempt(&r.next);
-        let a = r.attempt.as_ref();
-        b.push_bind(&r.delivery_id)
-            .push_bind(r.lease)
-            .push_bind(state.as_str())
-            .push_bind(next_at.map(to_ms))
-            .push_bind(a.is_some() as i64)
-            .push_bind(a.map(|a| to_ms(a.started_at)))
-            .push_bind(a.and_then(|a| a.response_status.map(i64::from)))
-            .push_bind(match a {
-                Some(a) => a.error.as_deref(),
-                None => r.note.as_deref(),
-            })
-            .push_bind(failed_kind(r))
-            .push_bind(a.map(|a| a.latency_ms as i64));
-    });
-    q.push(") UPDATE deliveries SET state = v.state, next_attempt_at = v.next_at, claimed_until = NULL, updated_at = ");
-    q.push_bind(now);
-    q.push(
-        ", attempts = deliveries.attempts + v.has_attempt,
-           last_attempt_at = COALESCE(v.started, deliveries.last_attempt_at),
-           last_status = CASE WHEN v.has_attempt = 1 THEN v.status ELSE deliveries.last_status END,
-           last_error = v.err,
-           last_error_kind = v.kind,
-           last_latency_ms = COALESCE(v.latency, deliveries.last_latency_ms)
-         FROM v WHERE deliveries.id = v.id AND deliveries.lease = v.lease
-         RETURNING deliveries.id AS id, deliveries.webhook_id AS webhook_id, deliveries.call_id AS call_id,
-                   deliveries.attempts AS attempts",
-    );
     let mut applied: HashMap<DeliveryId, (WebhookId, CallId, i64)> =
         HashMap::with_capacity(records.len());
-    for row in q.build().fetch_all(&mut *c).await? {
-        applied.insert(
-            row.id("id")?,
-            (
-                row.id("webhook_id")?,
-                row.id("call_id")?,
-                row.int("attempts")?,
-            ),
+    for part in chunks(records) {
+        let mut q = QueryBuilder::<DB>::new(
+            "WITH v(id, lease, state, next_at, has_attempt, started, status, err, kind, latency) AS (",
         );
+        q.push_values(part, |mut b, r| {
+            let (state, next_at) = after_attempt(&r.next);
+            let a = r.attempt.as_ref();
+            b.push_bind(&r.delivery_id)
+                .push_bind(r.lease)
+                .push_bind(state.as_str())
+                .push_bind(next_at.map(to_ms))
+                .push_bind(a.is_some() as i64)
+                .push_bind(a.map(|a| to_ms(a.started_at)))
+                .push_bind(a.and_then(|a| a.response_status.map(i64::from)))
+                .push_bind(match a {
+                    Some(a) => a.error.as_deref(),
+                    None => r.note.as_deref(),
+                })
+                .push_bind(failed_kind(r))
+                .push_bind(a.map(|a| a.latency_ms as i64));
+        });
+        q.push(") UPDATE deliveries SET state = v.state, next_attempt_at = v.next_at, claimed_until = NULL, updated_at = ");
+        q.push_bind(now);
+        q.push(
+            ", attempts = deliveries.attempts + v.has_attempt,
+               last_attempt_at = COALESCE(v.started, deliveries.last_attempt_at),
+               last_status = CASE WHEN v.has_attempt = 1 THEN v.status ELSE deliveries.last_status END,
+               last_error = v.err,
+               last_error_kind = v.kind,
+               last_latency_ms = COALESCE(v.latency, deliveries.last_latency_ms)
+             FROM v WHERE deliveries.id = v.id AND deliveries.lease = v.lease
+             RETURNING deliveries.id AS id, deliveries.webhook_id AS webhook_id, deliveries.call_id AS call_id,
+                       deliveries.attempts AS attempts",
+        );
+        for row in q.build().fetch_all(&mut *c).await? {
+            applied.insert(
+                row.id("id")?,
+                (
+                    row.id("webhook_id")?,
+                    row.id("call_id")?,
+                    row.int("attempts")?,
+                ),
+            );
+        }
     }
     let o = Outcome::of(records, &applied, now);
     let mut disabled: Vec<(WebhookId, String)> = Vec::new();
@@ -129,12 +131,12 @@ pub async fn record_chunk<DB: SqlDb>(
         applied: applied_records,
         ..
     } = o;
-    if !attempts.is_empty() {
+    for part in chunks(&attempts) {
         let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO attempts (delivery_id, n, started_at, latency_ms, request_method, request_url, \
              request_headers, request_body, response_status, response_headers, response_body, error_kind, error) ",
         );
-        q.push_values(&attempts, |mut b, (id, n, a)| {
+        q.push_values(part, |mut b, (id, n, a)| {
             b.push_bind(*id)
                 .push_bind(*n)
                 .push_bind(to_ms(a.started_at))
@@ -157,15 +159,15 @@ pub async fn record_chunk<DB: SqlDb>(
         q.push_bind(now);
         q.push(" WHERE id IN (");
         let mut sep = q.separated(", ");
-        for w in &succeeded {
+        for w in padded(&succeeded) {
             sep.push_bind(*w);
         }
         q.push(")");
         q.build().execute(&mut *c).await?;
     }
-    if !failing.is_empty() {
+    for part in chunks(&failing) {
         let mut q = QueryBuilder::<DB>::new("WITH f(id, kind, status, message) AS (");
-        q.push_values(&failing, |mut b, (w, a)| {
+        q.push_values(part, |mut b, (w, a)| {
             b.push_bind(*w)
                 .push_bind(a.error_kind.map(ErrorKind::as_str))
                 .push_bind(a.response_status.map(i64::from))
@@ -318,35 +320,34 @@ impl Rollup {
     }
 
     async fn write<DB: SqlDb>(self, c: &mut Conn<DB>) -> Result<()> {
-        if self.0.is_empty() {
-            return Ok(());
-        }
-        let mut q = QueryBuilder::<DB>::new(
-            "INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed, ok_attempts, failed_attempts, \
-             l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11) ",
-        );
-        q.push_values(&self.0, |mut b, (w, hour, n)| {
-            b.push_bind(w)
-                .push_bind(*hour)
-                .push_bind(n.succeeded)
-                .push_bind(n.failed)
-                .push_bind(n.ok_attempts)
-                .push_bind(n.failed_attempts);
-            for l in n.latency {
-                b.push_bind(l);
+        for part in chunks(&self.0) {
+            let mut q = QueryBuilder::<DB>::new(
+                "INSERT INTO webhook_hours (webhook_id, hour, succeeded, failed, ok_attempts, failed_attempts, \
+                 l0, l1, l2, l3, l4, l5, l6, l7, l8, l9, l10, l11) ",
+            );
+            q.push_values(part, |mut b, (w, hour, n)| {
+                b.push_bind(w)
+                    .push_bind(*hour)
+                    .push_bind(n.succeeded)
+                    .push_bind(n.failed)
+                    .push_bind(n.ok_attempts)
+                    .push_bind(n.failed_attempts);
+                for l in n.latency {
+                    b.push_bind(l);
+                }
+            });
+            q.push(
+                " ON CONFLICT (webhook_id, hour) DO UPDATE SET
+                   succeeded = webhook_hours.succeeded + excluded.succeeded,
+                   failed = webhook_hours.failed + excluded.failed,
+                   ok_attempts = webhook_hours.ok_attempts + excluded.ok_attempts,
+                   failed_attempts = webhook_hours.failed_attempts + excluded.failed_attempts",
+            );
+            for i in 0..LATENCY_BUCKETS {
+                q.push(format!(", l{i} = webhook_hours.l{i} + excluded.l{i}"));
             }
-        });
-        q.push(
-            " ON CONFLICT (webhook_id, hour) DO UPDATE SET
-               succeeded = webhook_hours.succeeded + excluded.succeeded,
-               failed = webhook_hours.failed + excluded.failed,
-               ok_attempts = webhook_hours.ok_attempts + excluded.ok_attempts,
-               failed_attempts = webhook_hours.failed_attempts + excluded.failed_attempts",
-        );
-        for i in 0..LATENCY_BUCKETS {
-            q.push(format!(", l{i} = webhook_hours.l{i} + excluded.l{i}"));
+            q.build().execute(&mut *c).await?;
         }
-        q.build().execute(&mut *c).await?;
         Ok(())
     }
 }
@@ -376,7 +377,7 @@ pub async fn promote_next<DB: SqlDb>(
     now: i64,
 ) -> Result<u64> {
     let mut due = 0;
-    for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+    for chunk in padded_chunks(pairs) {
         let mut q = QueryBuilder::<DB>::new("WITH p(webhook_id, call_id) AS (");
         q.push_values(chunk, |mut b, (w, call)| {
             b.push_bind(w).push_bind(call);
@@ -397,8 +398,8 @@ pub async fn promote_next<DB: SqlDb>(
         q.push_bind(now);
         q.push(" WHERE state = 'waiting' AND seq IN (");
         let mut sep = q.separated(", ");
-        for seq in seqs {
-            sep.push_bind(seq);
+        for seq in padded(&seqs) {
+            sep.push_bind(*seq);
         }
         q.push(")");
         due += q.build().execute(&mut *conn).await?.rows_affected();

@@ -12,6 +12,7 @@ use super::attempts::record_chunk;
 use super::db::{Conn, RowsAffected, SqlDb};
 use super::events::insert_in;
 use super::rows::*;
+use super::shapes::padded;
 use crate::core::delivery_state::{State, Unsent};
 use crate::core::id::{DeliveryId, NodeId, PostedEventId, WebhookId};
 use crate::core::seal::Keyring;
@@ -72,7 +73,7 @@ pub async fn insert_test_delivery<DB: SqlDb>(
             q.push_bind(&node);
             q.push(" WHERE id IN (");
             let mut sep = q.separated(", ");
-            for id in &ids {
+            for id in padded(&ids) {
                 sep.push_bind(id);
             }
             q.push(
@@ -111,7 +112,7 @@ async fn complete<DB: SqlDb>(
     let mut q =
         QueryBuilder::<DB>::new("SELECT seq, event_id, payload, test FROM events WHERE seq IN (");
     let mut sep = q.separated(", ");
-    for s in &event_seqs {
+    for s in padded(&event_seqs) {
         sep.push_bind(*s);
     }
     q.push(")");
@@ -134,7 +135,7 @@ async fn complete<DB: SqlDb>(
     let mut q =
         QueryBuilder::<DB>::new(format!("SELECT {WEBHOOK_READ} FROM webhooks WHERE id IN ("));
     let mut sep = q.separated(", ");
-    for w in &webhook_ids {
+    for w in padded(&webhook_ids) {
         sep.push_bind(w);
     }
     q.push(")");

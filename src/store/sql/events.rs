@@ -12,14 +12,12 @@ use sqlx::QueryBuilder;
 
 use super::db::{Conn, SqlDb};
 use super::rows::{Cols, to_ms};
+use super::shapes::{chunks, padded_chunks};
 
 use crate::core::delivery_state::{State, arrival};
 use crate::core::id::{AccountId, CallId, DeliveryId, PostedEventId, WebhookId};
 use crate::core::validate::FieldErrors;
 use crate::store::{Inserted, LeaseTo, NewDelivery, NewEvent, Result, StoreError};
-
-/// Most rows in one multi-row statement (SQLite allows 32766 bound values).
-pub const ROWS_PER_STATEMENT: usize = 250;
 
 /// Of the (webhook, call) pairs `p`, those with a delivery still pending: a new delivery of such
 /// a call waits its turn. Read through `deliveries_webhook_call` (see `sql::plans` and
@@ -59,7 +57,7 @@ pub async fn insert_in<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Resu
 
 async fn insert_batched<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Result<Vec<Inserted>> {
     let mut seqs: HashMap<(AccountId, PostedEventId), i64> = HashMap::with_capacity(events.len());
-    for chunk in events.chunks(ROWS_PER_STATEMENT) {
+    for chunk in chunks(events) {
         let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, test, \
              did_number, customer_number, payload) ",
@@ -131,7 +129,7 @@ async fn insert_deliveries<DB: SqlDb>(
         .collect();
     DB::lock_calls(c, &pairs).await?;
     let mut busy: HashSet<(WebhookId, CallId)> = HashSet::new();
-    for chunk in pairs.chunks(ROWS_PER_STATEMENT) {
+    for chunk in padded_chunks(&pairs) {
         let mut q = QueryBuilder::<DB>::new("WITH p(webhook_id, call_id) AS (");
         q.push_values(chunk, |mut b, (w, call)| {
             b.push_bind(*w).push_bind(*call);
@@ -176,7 +174,7 @@ async fn insert_deliveries<DB: SqlDb>(
         }
         leased.push(of_event);
     }
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+    for chunk in chunks(&rows) {
         let mut q = QueryBuilder::<DB>::new(
             "INSERT INTO deliveries (id, account_id, webhook_id, event_seq, call_id, trigger, state, \
              next_attempt_at, created_at, updated_at, attempt_limit, lease, claimed_until, leased_by) ",

@@ -27,6 +27,7 @@ mod numbers;
 mod retention;
 mod rows;
 mod settings;
+pub(super) mod shapes;
 mod users;
 mod vault;
 mod webhooks;

@@ -6,8 +6,8 @@ use sqlx::QueryBuilder;
 use super::Backend;
 use super::audit;
 use super::db::{RowsAffected, SqlDb};
-use super::events::ROWS_PER_STATEMENT;
 use super::rows::to_ms;
+use super::shapes::padded_chunks;
 use crate::store::Result;
 
 /// Deletes up to `batch` finished deliveries last touched before `before` with all their
@@ -39,7 +39,7 @@ pub async fn prune<DB: SqlDb>(
             .fetch_all(&mut *c)
             .await?;
             let mut removed = gone.len() as u64;
-            for chunk in gone.chunks(ROWS_PER_STATEMENT) {
+            for chunk in padded_chunks(&gone) {
                 let mut q =
                     QueryBuilder::<DB>::new("DELETE FROM attempts WHERE delivery_id IN (");
                 let mut sep = q.separated(", ");

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use self::direct::Writer;
 use super::sql::attempts::record_all;
 use super::sql::ingests::{IngestReply, Reply, answer, exec, rows, run_ingests};
+use super::sql::shapes::padded;
 use super::sql::{Backend, HotReads, SqlDb, SqlStore, to_ms};
 use super::{AttemptRecord, Inserted, NewEvent, Result, Shares, StoreError};
 use crate::core::id::{CallId, NodeId, WebhookId};
@@ -768,9 +769,10 @@ fn webhooks_not_in<'a>(
     }
     q.push(joiner);
     q.push(" webhook_id NOT IN (");
+    let ids: Vec<&str> = ids.collect();
     let mut sep = q.separated(", ");
-    for w in ids {
-        sep.push_bind(w);
+    for w in padded(&ids) {
+        sep.push_bind(*w);
     }
     q.push(")");
 }
@@ -858,9 +860,10 @@ impl SqlDb for Sqlite {
         q.push(", leased_by = ");
         q.push_bind(node.as_str().to_owned());
         q.push(" WHERE seq IN (");
+        let picked: Vec<i64> = picked.into_iter().collect();
         let mut sep = q.separated(", ");
-        for seq in picked {
-            sep.push_bind(seq);
+        for seq in padded(&picked) {
+            sep.push_bind(*seq);
         }
         q.push(
             ") RETURNING id, lease, trigger, attempts, attempt_limit, event_seq, webhook_id, seq",

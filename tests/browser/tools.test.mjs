@@ -13,13 +13,17 @@ import { api, launchBrowser, screenshots, startCallhook } from "./harness.mjs";
 const DID = "+918065251305";
 let app, receiver, browser, page;
 
-/** A receiver on loopback that answers 500 while `failing`, else 200 with a small body. */
+/**
+ * A receiver on loopback that answers 500 while `failing`, else 200 with a small body. While
+ * `gate` is a promise, it answers once that promise is settled (as `failing` says then).
+ */
 async function switchableReceiver() {
-  const state = { failing: false, requests: 0 };
+  const state = { failing: false, requests: 0, gate: null };
   const server = createServer((req, res) => {
     req.on("data", () => {});
-    req.on("end", () => {
+    req.on("end", async () => {
       state.requests += 1;
+      if (state.gate) await state.gate;
       if (state.failing) {
         res.writeHead(500, { "content-type": "text/plain" });
         res.end("CRM is down");
@@ -125,12 +129,18 @@ describe("the admin's tools", () => {
       assert.ok(i < 100, "the first attempt was made");
       await new Promise((ok) => setTimeout(ok, 100));
     }
+    // The retry succeeds, but its answer waits until the page has shown the failed attempt:
+    // however long the page takes to load, the retry neither fails nor finishes before.
+    let open;
+    receiver.state.gate = new Promise((ok) => { open = ok; });
+    receiver.state.failing = false;
     await page.goto(webhookUrl);
     const row = page.locator("#log tbody tr").first();
     await row.locator(".badge", { hasText: /Pending|Retrying/ }).waitFor();
     await row.getByText("500 Internal Server Error").waitFor();
     await page.evaluate(() => { window.stillHere = true; });
-    receiver.state.failing = false;
+    receiver.state.gate = null;
+    open();
     await row.locator(".badge", { hasText: "Succeeded" }).waitFor({ timeout: 20_000 });
     await row.getByText("200 OK").waitFor();
     assert.equal(await row.locator('[data-live="attempts"]').textContent(), "2");

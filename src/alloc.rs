@@ -13,7 +13,10 @@
 //!
 //! SQLite, in C, allocates through its own functions, which call glibc's malloc: [`for_sqlite`]
 //! routes them to mimalloc too, and turns off SQLite's allocation statistics (a global mutex
-//! taken around every allocation).
+//! taken around every allocation). The 1 KiB chunks of SQLite's in-memory journals are kept
+//! for the thread's next journal (up to 8 MiB a thread) instead of going back to mimalloc,
+//! which would give their pages back to the system 10 ms later and fault them in again with the
+//! writer's next transaction (BENCHMARKS.md, issue 15, sixteenth pass).
 
 pub use mimalloc::MiMalloc;
 
@@ -67,11 +70,66 @@ struct SqliteMemMethods {
     app_data: *mut c_void,
 }
 
+/// The size of SQLite's in-memory journal chunks (`MEMJOURNAL_DFLT_FILECHUNKSIZE` with its
+/// header): with `temp_store = memory`, every page a savepoint or a statement journal keeps is
+/// copied into chunks of this size, allocated as the journal grows and freed when it ends.
+const CHUNK: usize = 1024;
+
+/// Chunks one thread keeps for its next journal (8 MiB): with a hundred accounts one
+/// transaction journals 1,500 pages and more (3,000 chunks), and chunks given back to mimalloc
+/// left whole pages free, which it returned to the system 10 ms later (see [`tune`]) and the
+/// next transaction faulted in again. With 2 MiB kept, a third of that cost was left.
+const KEPT_CHUNKS: usize = 8192;
+
+/// Freed chunks of [`CHUNK`] bytes, kept by the thread that freed them.
+struct Chunks(Vec<*mut c_void>);
+
+impl Drop for Chunks {
+    fn drop(&mut self) {
+        for p in self.0.drain(..) {
+            // SAFETY: each pointer came from mi_malloc and was freed by nobody since.
+            unsafe { mi_free(p) }
+        }
+    }
+}
+
+thread_local! {
+    static KEPT: std::cell::RefCell<Chunks> = const { std::cell::RefCell::new(Chunks(Vec::new())) };
+}
+
 // SQLite passes sizes as positive `int`s; mimalloc aligns to at least the 8 bytes it needs.
 unsafe extern "C" fn sqlite_malloc(n: c_int) -> *mut c_void {
-    unsafe { mi_malloc(n.max(0) as usize) }
+    let n = n.max(0) as usize;
+    // A size in the chunks' size class (mimalloc's bin below 1024 ends at 896).
+    if n > 896 && n <= CHUNK {
+        let kept = KEPT
+            .try_with(|k| k.try_borrow_mut().ok().and_then(|mut k| k.0.pop()))
+            .ok()
+            .flatten();
+        if let Some(p) = kept {
+            return p;
+        }
+    }
+    unsafe { mi_malloc(n) }
 }
 unsafe extern "C" fn sqlite_free(p: *mut c_void) {
+    if !p.is_null() && unsafe { mi_usable_size(p) } == CHUNK {
+        let kept = KEPT
+            .try_with(|k| {
+                k.try_borrow_mut().is_ok_and(|mut k| {
+                    if k.0.len() < KEPT_CHUNKS {
+                        k.0.push(p);
+                        true
+                    } else {
+                        false
+                    }
+                })
+            })
+            .unwrap_or(false);
+        if kept {
+            return;
+        }
+    }
     unsafe { mi_free(p) }
 }
 unsafe extern "C" fn sqlite_realloc(p: *mut c_void, n: c_int) -> *mut c_void {
@@ -142,6 +200,34 @@ mod tests {
         for (o, v) in DEFAULTS {
             assert_eq!(unsafe { mi_option_get(o) }, v, "mimalloc option {o}");
         }
+    }
+
+    /// A freed journal chunk is the next one allocated on the same thread; other sizes go
+    /// back to mimalloc, and a thread keeps at most [`KEPT_CHUNKS`].
+    #[test]
+    fn journal_chunks_are_kept_for_the_next_journal() {
+        std::thread::spawn(|| unsafe {
+            let a = sqlite_malloc(1000);
+            let b = sqlite_malloc(1024);
+            assert_eq!(mi_usable_size(a), CHUNK);
+            sqlite_free(a);
+            assert_eq!(sqlite_malloc(1020), a, "the freed chunk is used again");
+            sqlite_free(b);
+            sqlite_free(a);
+            assert_eq!(KEPT.with(|k| k.borrow().0.len()), 2);
+            // Another size class is not kept.
+            let small = sqlite_malloc(100);
+            sqlite_free(small);
+            assert_eq!(KEPT.with(|k| k.borrow().0.len()), 2);
+            let many: Vec<_> = (0..KEPT_CHUNKS + 10).map(|_| sqlite_malloc(1024)).collect();
+            assert_eq!(KEPT.with(|k| k.borrow().0.len()), 0);
+            for p in many {
+                sqlite_free(p);
+            }
+            assert_eq!(KEPT.with(|k| k.borrow().0.len()), KEPT_CHUNKS);
+        })
+        .join()
+        .unwrap();
     }
 
     /// SQLite takes mimalloc as its allocator, and then works: a statement that allocates

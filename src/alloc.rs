@@ -115,15 +115,12 @@ unsafe extern "C" fn sqlite_malloc(n: c_int) -> *mut c_void {
 unsafe extern "C" fn sqlite_free(p: *mut c_void) {
     if !p.is_null() && unsafe { mi_usable_size(p) } == CHUNK {
         let kept = KEPT
-            .try_with(|k| {
-                k.try_borrow_mut().is_ok_and(|mut k| {
-                    if k.0.len() < KEPT_CHUNKS {
-                        k.0.push(p);
-                        true
-                    } else {
-                        false
-                    }
-                })
+            .try_with(|k| match k.try_borrow_mut() {
+                Ok(mut k) if k.0.len() < KEPT_CHUNKS => {
+                    k.0.push(p);
+                    true
+                }
+                _ => false,
             })
             .unwrap_or(false);
         if kept {

@@ -4,9 +4,9 @@
 //! prepared statements of up to a few thousand values each, 10–20 MiB under a flood, and
 //! prepared them again as they were evicted (BENCHMARKS.md, fifteenth pass). So rows go in
 //! statements of a power of two rows each: [`chunks`] splits a list into such statements
-//! (a list of fewer than 256 rows into at most eight), and [`padded`] fills a list whose repeats do not matter (`IN (..)`,
-//! a list of pairs looked up) up to the next power of two with its last item. Each statement
-//! then has one of nine shapes.
+//! (a list of fewer than 256 rows into at most eight), and [`padded`] fills a list whose
+//! repeats do not matter (`IN (..)`, a list of pairs looked up) up to the next power of two
+//! with its last item. Each statement then has one of nine shapes.
 
 /// Most rows in one multi-row statement (SQLite allows 32766 bound values; the widest rows
 /// bind 14).

@@ -34,6 +34,7 @@ use super::{AttemptRecord, Inserted, NewEvent, Result, Shares, StoreError};
 use crate::core::id::{CallId, NodeId, WebhookId};
 
 mod direct;
+mod walbuf;
 
 /// Most jobs one transaction takes.
 const MAX_GROUP: usize = 512;
@@ -142,6 +143,14 @@ impl SqliteStore {
             SqliteConnectOptions::from_str(url)?
         } else {
             SqliteConnectOptions::new().filename(Path::new(url))
+        };
+        // The WAL's frames are written a commit at a time, not two system calls each (see
+        // `walbuf`); should the VFS not register, SQLite's own serves.
+        let opts = if walbuf::register() {
+            opts.vfs(walbuf::NAME)
+        } else {
+            tracing::warn!("the WAL write buffer could not be registered; SQLite's own VFS serves");
+            opts
         };
         let opts = opts
             .create_if_missing(true)

@@ -522,6 +522,15 @@ mod tests {
         c
     }
 
+    /// A new database in a directory of its own, made with `schema` through this VFS.
+    fn made(schema: &str) -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let c = open(&path);
+        c.execute_batch(schema).unwrap();
+        (dir, path, c)
+    }
+
     fn count(c: &Connection) -> i64 {
         c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .unwrap()
@@ -550,14 +559,10 @@ mod tests {
     /// open. A reader of the live file sees each commit too.
     #[test]
     fn a_commit_is_in_the_wal_file_when_commit_returns() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let w = open(&path);
-        w.execute_batch(
+        let (dir, path, w) = made(
             "PRAGMA cache_size = 100; CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT);
              CREATE INDEX t_y ON t (y)",
-        )
-        .unwrap();
+        );
         let reader = Connection::open(&path).unwrap();
         let mut total = 0;
         // 20 rows, then 5,000 (about 2 MiB of pages: the buffer fills, and the small page
@@ -593,12 +598,7 @@ mod tests {
     /// when `COMMIT` returns, for a reader and after `kill -9`.
     #[test]
     fn a_one_frame_commit_after_another_connections_frames_is_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let first = open(&path);
-        first
-            .execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)")
-            .unwrap();
+        let (dir, path, first) = made("CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT)");
         for i in 0..50 {
             first
                 .execute("INSERT INTO t (y) VALUES (?1)", [format!("first {i}")])
@@ -623,14 +623,10 @@ mod tests {
     /// connection does next (reads, writes, closes).
     #[test]
     fn a_rolled_back_transactions_frames_are_never_written_later() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let a = open(&path);
-        a.execute_batch(
+        let (dir, path, a) = made(
             "CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT); CREATE INDEX t_y ON t (y);
              CREATE TABLE u (x INTEGER PRIMARY KEY, y TEXT); INSERT INTO t (y) VALUES ('seed')",
-        )
-        .unwrap();
+        );
         let b = open(&path);
         // The WAL emptied: the rollback below finds every page it reloads in the database file
         // and reads nothing from the WAL (a read would write the buffer while the transaction

@@ -18,9 +18,11 @@
 //! its `xShmLock`, where SQLite takes and releases that lock) is counted per database; a
 //! buffer filled before the latest release is thrown away instead of written. Only the holder
 //! of the write lock writes frames, and a commit empties the buffer before the lock is
-//! released, so that buffer can only hold frames no commit took. (`locking_mode = EXCLUSIVE`
-//! keeps the WAL's index in the process and takes no such lock: callhook never sets it, and
-//! with it a rollback's frames could be written later, so the VFS must not be used that way.)
+//! released, so that buffer can only hold frames no commit took. A WAL whose main file is not
+//! open through this VFS buffers nothing, as no release could be seen. (`locking_mode =
+//! EXCLUSIVE` keeps the WAL's index in the process and takes no such lock: callhook never sets
+//! it, and with it a rollback's frames could be written later, so the VFS must not be used
+//! that way.)
 
 use std::collections::HashMap;
 use std::ffi::{CStr, c_char, c_int, c_void};
@@ -55,20 +57,24 @@ struct Shared {
     write_ends: AtomicU64,
 }
 
-/// The [`Shared`] of the database at `path` (the main file's full path), made on first use.
-fn shared(path: &[u8]) -> Arc<Shared> {
+/// The [`Shared`] of the database at `path` (the main file's full path) while one of its files
+/// is open; made by the main file's opening (`make`), else `None`.
+fn shared(path: &[u8], make: bool) -> Option<Arc<Shared>> {
     static ALL: OnceLock<Mutex<HashMap<Vec<u8>, Weak<Shared>>>> = OnceLock::new();
     let mut all = ALL
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(s) = all.get(path).and_then(Weak::upgrade) {
-        return s;
+        return Some(s);
+    }
+    if !make {
+        return None;
     }
     all.retain(|_, s| s.strong_count() > 0);
     let s = Arc::new(Shared::default());
     all.insert(path.to_vec(), Arc::downgrade(&s));
-    s
+    Some(s)
 }
 
 /// The start of both of our file objects: SQLite's, then the default VFS's file object (which
@@ -102,6 +108,9 @@ struct WalFile {
     end: i64,
     /// The last write was a commit frame's header: its page comes next, then the buffer goes.
     commit: bool,
+    /// Whether writes are buffered at all (the database's main file is open through this VFS,
+    /// so the write lock's releases are counted).
+    buffers: bool,
 }
 
 /// Where the default VFS's file object lies in ours (8-byte aligned).
@@ -167,12 +176,15 @@ unsafe extern "C" fn open(
                     },
                     inner,
                 },
-                shared: shared(path),
+                shared: shared(path, true).unwrap_or_default(),
             });
             return ffi::SQLITE_OK;
         }
-        // SQLite names the WAL after its database: the path and "-wal".
-        let shared = shared(path.strip_suffix(b"-wal").unwrap_or(path));
+        // SQLite names the WAL after its database: the path and "-wal". Without its database
+        // file open here, no release of the write lock would be seen: nothing is buffered.
+        let found = shared(path.strip_suffix(b"-wal").unwrap_or(path), false);
+        let buffers = found.is_some();
+        let shared = found.unwrap_or_default();
         file.cast::<WalFile>().write(WalFile {
             head: Head {
                 base: ffi::sqlite3_file {
@@ -186,6 +198,7 @@ unsafe extern "C" fn open(
             start: 0,
             end: 0,
             commit: false,
+            buffers,
         });
         ffi::SQLITE_OK
     }
@@ -298,7 +311,7 @@ unsafe extern "C" fn wal_write(
             (*file.cast::<WalFile>()).end = n as i64;
             return write_through(file, bytes, offset);
         }
-        if offset != w.end || n >= CAPACITY {
+        if offset != w.end || n >= CAPACITY || !w.buffers {
             // Not appended to the frames (SQLite writes a page again that a transaction spilled
             // before, or the headers of such frames with their new checksums at commit; or
             // another connection wrote the frames before): in order, after what is buffered,
@@ -615,6 +628,43 @@ mod tests {
             let copy = recovered(dir.path(), &format!("copy{i}"));
             assert_eq!(count(&copy), 51 + i, "commit {i} survives kill -9");
             assert_eq!(integrity(&copy), "ok");
+        }
+    }
+
+    /// A WAL file opened through this VFS while its database's main file is not (so no release
+    /// of the write lock could be seen) buffers nothing: each write is in the file at once.
+    #[test]
+    fn a_wal_without_its_database_file_buffers_nothing() {
+        assert!(register());
+        let dir = tempfile::tempdir().unwrap();
+        // The database file is there (SQLite gives its WAL the same mode), but not open.
+        std::fs::write(dir.path().join("alone.db"), b"").unwrap();
+        let wal = dir.path().join("alone.db-wal");
+        let name = std::ffi::CString::new(wal.to_str().unwrap()).unwrap();
+        // SAFETY: the VFS is registered; the file object has the size it asks for, 8-byte
+        // aligned, and is closed before it is freed.
+        unsafe {
+            let vfs = ffi::sqlite3_vfs_find(NAME_C.as_ptr());
+            assert!(!vfs.is_null());
+            let mut mem = vec![0u64; ((*vfs).szOsFile as usize).div_ceil(8)];
+            let file = mem.as_mut_ptr().cast::<ffi::sqlite3_file>();
+            let flags = ffi::SQLITE_OPEN_WAL | ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_CREATE;
+            let mut out = 0;
+            let open = (*vfs).xOpen.unwrap();
+            assert_eq!(
+                open(vfs, name.as_ptr(), file, flags, &mut out),
+                ffi::SQLITE_OK
+            );
+            let m = &*(*file).pMethods;
+            // Two frame headers of no commit (bytes 4..8 zero): the second is where the first
+            // ended, which a buffering file would keep.
+            let frame = [0u8; 24];
+            for at in [32, 56] {
+                let rc = m.xWrite.unwrap()(file, frame.as_ptr().cast(), 24, at);
+                assert_eq!(rc, ffi::SQLITE_OK);
+                assert_eq!(std::fs::metadata(&wal).unwrap().len(), at as u64 + 24);
+            }
+            assert_eq!(m.xClose.unwrap()(file), ffi::SQLITE_OK);
         }
     }
 

@@ -637,6 +637,21 @@ async fn retention_removes_old_finished_deliveries_with_their_attempts_and_event
             .await,
         Err(StoreError::NotFound)
     ));
+    // The Calls list loses the call whose events are gone, keeps the other.
+    let calls = f
+        .store
+        .list_calls(
+            &f.account,
+            &CallFilter::default(),
+            &PageRequest {
+                limit: 10,
+                after: None,
+            },
+        )
+        .await
+        .unwrap();
+    let listed: Vec<&str> = calls.items.iter().map(|c| c.call_id.as_str()).collect();
+    assert_eq!(listed, ["c2"]);
     assert_eq!(
         f.store.prune(later, 100).await.unwrap(),
         0,

@@ -797,6 +797,30 @@ pub(crate) mod plans {
         }
     }
 
+    /// Retention finds the calls its removed events emptied through `calls_call`, one lookup
+    /// each, never by walking the calls table (a minute's prune read every call before).
+    #[tokio::test]
+    async fn retention_looks_up_the_emptied_calls_by_their_index() {
+        let mut c = migrated().await;
+        let sql = format!(
+            "WITH p(account_id, call_id) AS (VALUES ('acc_a', 'c1'), ('acc_a', 'c2')) {}",
+            super::retention::PRUNE_CALLS
+        );
+        let plan = plan(&mut c, &sql).await;
+        let reads: Vec<&String> = reads(&plan)
+            .into_iter()
+            .filter(|l| !l.starts_with("SCAN p") && !l.contains("PRIMARY KEY"))
+            .collect();
+        assert!(!reads.is_empty(), "{plan:?}");
+        for l in reads {
+            assert!(
+                l.contains("INDEX calls_call (account_id=? AND call_id=?)")
+                    || l.contains("INDEX events_call (account_id=? AND call_id=?)"),
+                "reads as: {l}\nwhole plan: {plan:?}"
+            );
+        }
+    }
+
     /// The log filtered by error kind reads the kind index, which holds only deliveries that
     /// have one (migration 0014), not every delivery of the webhook.
     #[tokio::test]

@@ -6,13 +6,20 @@ use sqlx::QueryBuilder;
 use super::Backend;
 use super::audit;
 use super::db::{RowsAffected, SqlDb};
-use super::rows::to_ms;
+use super::rows::{Cols, to_ms};
 use super::shapes::padded_chunks;
 use crate::store::Result;
 
+/// After `WITH p(account_id, call_id) AS (VALUES ..)`: deletes those calls none of whose
+/// events are left.
+pub(crate) const PRUNE_CALLS: &str = "DELETE FROM calls WHERE seq IN (
+    SELECT c.seq FROM p JOIN calls c ON c.account_id = p.account_id AND c.call_id = p.call_id
+    WHERE NOT EXISTS (SELECT 1 FROM events e
+                      WHERE e.account_id = c.account_id AND e.call_id = c.call_id))";
+
 /// Deletes up to `batch` finished deliveries last touched before `before` with all their
-/// attempts, up to `batch` events older than that left without deliveries, up to `batch`
-/// calls begun before then with no events left, up to `batch` click-to-call requests that ended before then, and up to `batch` audit entries older
+/// attempts, up to `batch` events older than that left without deliveries, the calls of those
+/// events with no events left, up to `batch` click-to-call requests that ended before then, and up to `batch` audit entries older
 /// than that.
 pub async fn prune<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
@@ -49,30 +56,35 @@ pub async fn prune<DB: SqlDb>(
                 q.push(")");
                 q.build().execute(&mut *c).await?;
             }
-            removed += sqlx::query(
+            let events = sqlx::query(
                 "DELETE FROM events WHERE seq IN (
                     SELECT e.seq FROM events e WHERE e.received_at < $1
                       AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)
-                    ORDER BY e.received_at LIMIT $2)",
+                    ORDER BY e.received_at LIMIT $2)
+                 RETURNING account_id, call_id",
             )
             .bind(before)
             .bind(batch)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
-            // Calls none of whose events are left (their rows in the Calls list).
-            removed += sqlx::query(
-                "DELETE FROM calls WHERE seq IN (
-                    SELECT c.seq FROM calls c WHERE c.started_at < $1
-                      AND NOT EXISTS (SELECT 1 FROM events e
-                                      WHERE e.account_id = c.account_id AND e.call_id = c.call_id)
-                    ORDER BY c.seq LIMIT $2)",
-            )
-            .bind(before)
-            .bind(batch)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
+            .fetch_all(&mut *c)
+            .await?;
+            removed += events.len() as u64;
+            let calls: Vec<(String, String)> = events
+                .iter()
+                .map(|r| Ok((r.text("account_id")?, r.text("call_id")?)))
+                .collect::<Result<_>>()?;
+            // The calls of those events none of whose events are left (their rows in the Calls
+            // list). Only retention removes events, so this finds every call that empties; it
+            // looks up each through `calls_call`, where a search of the calls table by its
+            // start time (no index has it first) read every call, once a minute.
+            for chunk in padded_chunks(&calls) {
+                let mut q = QueryBuilder::<DB>::new("WITH p(account_id, call_id) AS (");
+                q.push_values(chunk, |mut b, (account, call)| {
+                    b.push_bind(account.as_str()).push_bind(call.as_str());
+                });
+                q.push(") ");
+                q.push(PRUNE_CALLS);
+                removed += q.build().execute(&mut *c).await?.rows_affected();
+            }
             // Click-to-call requests that ended before the cut (their ref_id may be used
             // again after that).
             removed += sqlx::query(

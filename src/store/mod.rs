@@ -151,6 +151,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0015_calls_statement_trigger.sql"),
         postgres: include_str!("migrations/postgres/0015_calls_statement_trigger.sql"),
     },
+    MigrationFiles {
+        version: 16,
+        name: "click_to_calls_ended",
+        sqlite: include_str!("migrations/sqlite/0016_click_to_calls_ended.sql"),
+        postgres: include_str!("migrations/postgres/0016_click_to_calls_ended.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.

@@ -1244,6 +1244,43 @@ async fn a_click_to_call_request_is_kept_once_per_ref_and_taken_once() {
     assert_eq!((got.ringing_agent_at, got.ended_at), (None, Some(at(7))));
 }
 
+/// Retention removes click-to-call requests that ended before its cut, and only those; their
+/// `ref_id` may then be used again.
+#[tokio::test]
+async fn retention_removes_the_click_to_calls_that_ended_before_its_cut() {
+    let f = fixture().await;
+    let t0 = ms(Timestamp::now()) - SignedDuration::from_secs(3600);
+    let at = |s: i64| t0 + SignedDuration::from_secs(s);
+    let audit = || entry(&f.account, Action::ClickToCallRequest, "c2c");
+    for (ref_id, ended) in [("old", Some(0)), ("recent", Some(20)), ("queued", None)] {
+        let request = click_to_call(&f, ref_id, t0);
+        f.store
+            .insert_click_to_call(&request, &audit())
+            .await
+            .unwrap();
+        if let Some(s) = ended {
+            f.store
+                .record_click_to_call(
+                    &request.id,
+                    &change(ClickToCallStatus::Answered, None, at(s)),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    f.store.prune(at(10), 100).await.unwrap();
+    let by_ref = |r: &'static str| f.store.click_to_call_by_ref(&f.account, r);
+    assert_eq!(by_ref("old").await.unwrap(), None, "ended before the cut");
+    assert!(by_ref("recent").await.unwrap().is_some(), "ended after it");
+    assert!(by_ref("queued").await.unwrap().is_some(), "never ended");
+    let (_, new) = f
+        .store
+        .insert_click_to_call(&click_to_call(&f, "old", at(30)), &audit())
+        .await
+        .unwrap();
+    assert!(new, "the pruned request's ref_id is free again");
+}
+
 #[tokio::test]
 async fn a_click_to_call_request_nobody_places_fails_in_time() {
     use callhook::core::click_to_call::FailReason;

@@ -821,6 +821,32 @@ pub(crate) mod plans {
         }
     }
 
+    /// Retention finds the click-to-call requests that ended before its cut through the
+    /// partial index of ended requests, in its order: no scan of the table, no sort.
+    #[tokio::test]
+    async fn retention_reads_only_the_ended_click_to_calls() {
+        let mut c = migrated().await;
+        let sql = super::retention::PRUNE_CLICK_TO_CALLS
+            .replace("$1", "1700000000000")
+            .replace("$2", "1000");
+        let plan = plan(&mut c, &sql).await;
+        let reads: Vec<&String> = reads(&plan)
+            .into_iter()
+            .filter(|l| !l.contains("PRIMARY KEY") && !l.contains("sqlite_autoindex"))
+            .collect();
+        assert!(
+            !plan.iter().any(|l| l.contains("TEMP B-TREE")),
+            "sorts: {plan:?}"
+        );
+        assert!(!reads.is_empty(), "{plan:?}");
+        for l in reads {
+            assert!(
+                l.contains("INDEX click_to_calls_ended (updated_at<?)"),
+                "reads as: {l}\nwhole plan: {plan:?}"
+            );
+        }
+    }
+
     /// The log filtered by error kind reads the kind index, which holds only deliveries that
     /// have one (migration 0014), not every delivery of the webhook.
     #[tokio::test]

@@ -17,6 +17,12 @@ pub(crate) const PRUNE_CALLS: &str = "DELETE FROM calls WHERE seq IN (
     WHERE NOT EXISTS (SELECT 1 FROM events e
                       WHERE e.account_id = c.account_id AND e.call_id = c.call_id))";
 
+/// Deletes up to `$2` click-to-call requests that ended (answered or failed) before `$1`,
+/// oldest first, found through `click_to_calls_ended` (migration 0016).
+pub(crate) const PRUNE_CLICK_TO_CALLS: &str = "DELETE FROM click_to_calls WHERE id IN (
+    SELECT id FROM click_to_calls WHERE state IN ('answered', 'failed') AND updated_at < $1
+    ORDER BY updated_at LIMIT $2)";
+
 /// Deletes up to `batch` finished deliveries last touched before `before` with all their
 /// attempts, up to `batch` events older than that left without deliveries, the calls of those
 /// events with no events left, up to `batch` click-to-call requests that ended before then, and up to `batch` audit entries older
@@ -87,12 +93,7 @@ pub async fn prune<DB: SqlDb>(
             }
             // Click-to-call requests that ended before the cut (their ref_id may be used
             // again after that).
-            removed += sqlx::query(
-                "DELETE FROM click_to_calls WHERE id IN (
-                    SELECT id FROM click_to_calls WHERE state IN ('answered', 'failed')
-                      AND updated_at < $1
-                    ORDER BY updated_at LIMIT $2)",
-            )
+            removed += sqlx::query(PRUNE_CLICK_TO_CALLS)
             .bind(before)
             .bind(batch)
             .execute(&mut *c)

@@ -157,6 +157,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0016_click_to_calls_ended.sql"),
         postgres: include_str!("migrations/postgres/0016_click_to_calls_ended.sql"),
     },
+    MigrationFiles {
+        version: 17,
+        name: "lease_in_place",
+        sqlite: include_str!("migrations/sqlite/0017_lease_in_place.sql"),
+        postgres: include_str!("migrations/postgres/0017_lease_in_place.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.

@@ -196,6 +196,11 @@ impl SqlDb for Postgres {
 
     const SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
 
+    const DUE_UNLEASED: &'static str = "state = 'queued' AND next_attempt_at <= $1 \
+         AND (claimed_until IS NULL OR claimed_until <= $1)";
+
+    const LEASE_RUNNING: &'static str = "state = 'queued' AND claimed_until > $1";
+
     async fn claim_due(
         conn: &mut PgConnection,
         node: &NodeId,
@@ -251,7 +256,12 @@ fn claim_query(
     // Seeing it, with statistics taken before the queue grew, it chose to read and sort
     // every due delivery (70–160 ms a claim during a burst of 50,000).
     q.push_bind(to_ms(now));
-    q.push("::bigint)");
+    // A claim leaves `next_attempt_at` as it was (see below): the deliveries in flight are
+    // due too, and passed over by their running lease. They are the oldest due, so each claim
+    // steps over them (at most every node's `max_in_flight`) before what it can take.
+    q.push("::bigint) AND (claimed_until IS NULL OR claimed_until <= (SELECT ");
+    q.push_bind(to_ms(now));
+    q.push("::bigint))");
     if !exclude.is_empty() {
         q.push(" AND webhook_id <> ALL(");
         q.push_bind(
@@ -284,9 +294,11 @@ fn claim_query(
              picked AS (SELECT seq FROM ranked WHERE rn <= share ORDER BY next_attempt_at, seq LIMIT ",
         );
     q.push_bind(i64::from(limit));
-    q.push(") UPDATE deliveries d SET lease = d.lease + 1, next_attempt_at = ");
-    q.push_bind(to_ms(lease_until));
-    q.push(", claimed_until = ");
+    // Only columns no index holds change (migration 0017 took `deliveries_leased` away), so
+    // PostgreSQL writes the leased row in place (a HOT update, room kept by the table's
+    // fillfactor): no new entry in any of the table's indexes. Moving `next_attempt_at` to the
+    // lease's end, as SQLite's claim does, wrote one in all ten (BENCHMARKS.md, eighteenth pass).
+    q.push(") UPDATE deliveries d SET lease = d.lease + 1, claimed_until = ");
     q.push_bind(to_ms(lease_until));
     q.push(", leased_by = ");
     q.push_bind(node.as_str().to_owned());

@@ -239,10 +239,10 @@ pub async fn release_all<DB: SqlDb>(b: &impl Backend<Db = DB>, now: Timestamp) -
     let now = to_ms(now);
     b.write(move |c| {
         Box::pin(async move {
-            let done = sqlx::query(
-                "UPDATE deliveries SET next_attempt_at = $1, claimed_until = NULL \
-                 WHERE state = 'queued' AND next_attempt_at > $1 AND claimed_until IS NOT NULL",
-            )
+            let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE deliveries SET next_attempt_at = $1, claimed_until = NULL WHERE {}",
+                DB::LEASE_RUNNING
+            )))
             .bind(now)
             .execute(&mut *c)
             .await?;
@@ -256,14 +256,17 @@ pub async fn release_all<DB: SqlDb>(b: &impl Backend<Db = DB>, now: Timestamp) -
 /// inside the caller's transaction: the lease counter moves on, so should the node be alive
 /// after all, its records of them are dropped. Answers how many.
 pub async fn take_over_in<DB: SqlDb>(c: &mut Conn<DB>, dead: &NodeId, now: i64) -> Result<u64> {
-    // Only leases still running: one that ran out is due already. (On SQLite, with no index on
-    // leased_by, the running leases are read through deliveries_due: the future part of it.)
-    let done = sqlx::query(
-        "UPDATE deliveries SET lease = lease + 1, next_attempt_at = $2, claimed_until = NULL \
-         WHERE leased_by = $1 AND claimed_until IS NOT NULL AND state = 'queued' AND next_attempt_at > $2",
-    )
-    .bind(dead)
+    // Only leases still running: one that ran out is due already. (No index has leased_by:
+    // on SQLite the running leases are read through the future part of deliveries_due; on
+    // PostgreSQL, whose claims keep no index entry for a lease, through the queued ones. A
+    // node dies rarely; a claim happens all the time.)
+    let done = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE deliveries SET lease = lease + 1, next_attempt_at = $1, claimed_until = NULL \
+         WHERE leased_by = $2 AND {}",
+        DB::LEASE_RUNNING
+    )))
     .bind(now)
+    .bind(dead)
     .execute(&mut *c)
     .await?;
     Ok(done.rows_affected())

@@ -49,6 +49,16 @@ pub trait SqlDb:
     /// holds (PostgreSQL's `FOR UPDATE SKIP LOCKED`); empty where one writer is all there is.
     const SKIP_LOCKED: &'static str;
 
+    /// The condition on `deliveries` of a queued delivery due at `$1` that no lease holds:
+    /// what a claim may take. A claim on SQLite moves a delivery's `next_attempt_at` to its
+    /// lease's end, so due means no lease; on PostgreSQL a claim leaves `next_attempt_at` as it
+    /// was (an update of no indexed column, which PostgreSQL makes in place, with no new index
+    /// entries), so a lease running past `$1` is checked as well.
+    const DUE_UNLEASED: &'static str;
+
+    /// The condition on `deliveries` of a queued delivery whose lease runs past `$1`.
+    const LEASE_RUNNING: &'static str;
+
     /// Leases up to `limit` due deliveries to `node` until `lease_until`, inside the caller's
     /// transaction: oldest due first, at most a webhook's share of `shares` of each, none of
     /// `exclude`.

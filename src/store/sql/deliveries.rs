@@ -361,11 +361,12 @@ pub async fn queue_stats<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
     now: Timestamp,
 ) -> Result<QueueStats> {
-    let row = sqlx::query(
+    let due = DB::DUE_UNLEASED;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT (SELECT COUNT(*) FROM deliveries WHERE state IN ('queued', 'waiting')) AS pending,
-                (SELECT COUNT(*) FROM deliveries WHERE state = 'queued' AND next_attempt_at <= $1) AS due,
-                (SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued') AS oldest",
-    )
+                (SELECT COUNT(*) FROM deliveries WHERE {due}) AS due,
+                (SELECT MIN(next_attempt_at) FROM deliveries WHERE {due}) AS oldest"
+    )))
     .bind(to_ms(now))
     .fetch_one(b.read())
     .await?;

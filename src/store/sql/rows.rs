@@ -423,7 +423,7 @@ pub fn number_from_row(row: &impl Cols) -> Result<Number> {
 }
 
 pub const DELIVERY_COLUMNS: &str = "d.seq, d.id, d.account_id, d.webhook_id, e.event_id, d.call_id, d.trigger, d.state, \
-     d.attempts, d.next_attempt_at, d.created_at, d.updated_at, d.last_attempt_at, d.last_status, d.last_error, \
+     d.attempts, CASE WHEN d.claimed_until > d.next_attempt_at THEN d.claimed_until ELSE d.next_attempt_at END AS next_attempt_at, d.created_at, d.updated_at, d.last_attempt_at, d.last_status, d.last_error, \
      d.last_error_kind, d.last_latency_ms, e.test";
 
 pub fn delivery_from_row(row: &impl Cols) -> Result<Delivery> {
@@ -438,7 +438,8 @@ pub fn delivery_from_row(row: &impl Cols) -> Result<Delivery> {
         status: state.status(),
         waiting: state == State::Waiting,
         attempts: row.int("attempts")? as u32,
-        // Only a queued delivery has a next attempt (a claimed one's shows its lease).
+        // Only a queued delivery has a next attempt (a claimed one's shows its lease's end,
+        // the later of the two columns: PostgreSQL's claims leave `next_attempt_at` as it was).
         next_attempt_at: if state == State::Queued {
             row.opt_ts("next_attempt_at")?
         } else {

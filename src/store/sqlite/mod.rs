@@ -797,6 +797,12 @@ impl SqlDb for Sqlite {
 
     const SKIP_LOCKED: &'static str = "";
 
+    const DUE_UNLEASED: &'static str = "state = 'queued' AND next_attempt_at <= $1";
+
+    // Read through the future part of `deliveries_due` (no index has `claimed_until`).
+    const LEASE_RUNNING: &'static str =
+        "state = 'queued' AND next_attempt_at > $1 AND claimed_until IS NOT NULL";
+
     /// A few statements in the writer's transaction (no other writer can come between them):
     /// the oldest due deliveries are read from `deliveries_due` alone (a second, longer read
     /// only when [`others_queued`] finds other webhooks with work), the per-webhook cap is

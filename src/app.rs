@@ -305,13 +305,10 @@ impl App {
             )
             .fallback(|| async { ApiError::NotFound("route") })
             .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-            .layer(axum::middleware::from_fn(catch_panics))
-            .layer(axum::middleware::from_fn(web::security_headers))
             .layer(axum::middleware::from_fn_with_state(
                 services.settings.clone(),
-                crate::edge::hsts,
-            ))
-            .layer(axum::middleware::from_fn(request_span));
+                outer,
+            ));
         Ok(App {
             services,
             router,
@@ -336,9 +333,20 @@ impl App {
     }
 }
 
-/// Runs each request in a span naming its method, route and (once authenticated) account, so
-/// that whatever a request logs — a 500's cause above all — says which request it was.
-async fn request_span(req: Request, next: Next) -> Response {
+/// What every request goes through, as one middleware (each layer of its own boxed another
+/// future per request: about 1 KiB each of every request waiting for its commit, BENCHMARKS.md
+/// eighteenth pass):
+/// - it runs in a span naming its method, route and (once authenticated) account, so that
+///   whatever a request logs — a 500's cause above all — says which request it was;
+/// - a panicking handler is answered with a problem+json 500 instead of a dropped connection;
+/// - every answer, that 500 too, carries the security headers (`web::security_headers`) and,
+///   over https, `Strict-Transport-Security` (`edge::hsts`).
+async fn outer(
+    axum::extract::State(settings): axum::extract::State<Arc<Settings>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    use futures_util::FutureExt;
     use tracing::Instrument;
     let route = req
         .extensions()
@@ -351,17 +359,26 @@ async fn request_span(req: Request, next: Next) -> Response {
         route,
         account = tracing::field::Empty,
     );
-    next.run(req).instrument(span).await
-}
-
-/// Answers a panicking handler with a problem+json 500 instead of dropping the connection.
-async fn catch_panics(req: Request, next: Next) -> Response {
-    use futures_util::FutureExt;
-    match std::panic::AssertUnwindSafe(next.run(req))
-        .catch_unwind()
-        .await
-    {
-        Ok(r) => r,
-        Err(_) => ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response(),
+    let https = crate::edge::over_https(
+        crate::edge::peer_of(req.extensions()),
+        req.headers(),
+        &settings,
+    );
+    let is_asset = req.uri().path().starts_with("/assets/");
+    let mut resp = async move {
+        match std::panic::AssertUnwindSafe(next.run(req))
+            .catch_unwind()
+            .await
+        {
+            Ok(r) => r,
+            Err(_) => ApiError::Internal(anyhow::anyhow!("a handler panicked")).into_response(),
+        }
     }
+    .instrument(span)
+    .await;
+    web::security_headers(&mut resp, is_asset);
+    if https {
+        crate::edge::hsts(&mut resp);
+    }
+    resp
 }

@@ -268,22 +268,13 @@ pub fn peer_of(extensions: &axum::http::Extensions) -> Option<IpAddr> {
         .map(|c| c.0.ip().to_canonical())
 }
 
-/// `Strict-Transport-Security` on every answer when browsers reach callhook over https: a
-/// year, subdomains left to the operator.
-pub async fn hsts(
-    axum::extract::State(settings): axum::extract::State<std::sync::Arc<Settings>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let https = over_https(peer_of(req.extensions()), req.headers(), &settings);
-    let mut resp = next.run(req).await;
-    if https {
-        resp.headers_mut().insert(
-            axum::http::header::STRICT_TRANSPORT_SECURITY,
-            axum::http::HeaderValue::from_static("max-age=31536000"),
-        );
-    }
-    resp
+/// `Strict-Transport-Security` on every answer to a request that reached callhook over https
+/// (`over_https`): a year, subdomains left to the operator.
+pub fn hsts(resp: &mut axum::response::Response) {
+    resp.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static("max-age=31536000"),
+    );
 }
 
 fn trusted(ip: IpAddr, proxies: &[IpNet]) -> bool {

@@ -28,9 +28,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::Router;
-use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 
@@ -196,12 +194,11 @@ fn page(t: &impl Template) -> WebResult<Response> {
     Ok(Html(t.render()?).into_response())
 }
 
-/// Headers every answer carries, pages and API alike: no caching of account data, no
-/// framing, no content sniffing, and a content security policy that allows only our own
-/// scripts and styles (none inline).
-pub async fn security_headers(req: Request, next: Next) -> Response {
-    let is_asset = req.uri().path().starts_with("/assets/");
-    let mut resp = next.run(req).await;
+/// Puts the headers every answer carries on `resp`, pages and API alike: no caching of
+/// account data (but for `/assets/`), no framing, no content sniffing, and a content security
+/// policy that allows only our own scripts and styles (none inline). The app's one outer
+/// middleware calls it for every answer.
+pub fn security_headers(resp: &mut Response, is_asset: bool) {
     let h = resp.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -222,5 +219,4 @@ pub async fn security_headers(req: Request, next: Next) -> Response {
     if !is_asset {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    resp
 }

@@ -163,6 +163,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0017_lease_in_place.sql"),
         postgres: include_str!("migrations/postgres/0017_lease_in_place.sql"),
     },
+    MigrationFiles {
+        version: 18,
+        name: "log_by_time",
+        sqlite: include_str!("migrations/sqlite/0018_log_by_time.sql"),
+        postgres: include_str!("migrations/postgres/0018_log_by_time.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.

@@ -326,7 +326,11 @@ mod tests {
     use sqlx::{Connection, Executor, Row};
 
     use super::*;
+    use crate::core::delivery_state::DeliveryStatus;
+    use crate::core::id::AccountId;
+    use crate::store::sql::deliveries::list_query;
     use crate::store::sql::{attempts::NEXT_OF_CALLS, events::BUSY_CALLS};
+    use crate::store::{DeliveryFilter, PageRequest};
 
     /// Runs with `CALLHOOK_TEST_DATABASE=postgres` (`scripts/test` does), on a fresh database
     /// of `CALLHOOK_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`).
@@ -419,5 +423,51 @@ mod tests {
             "the claim:\n{plan}"
         );
         assert!(!plan.contains("Bitmap Heap Scan"), "the claim:\n{plan}");
+        // A page of a webhook's log, first and next, plain and by status: read in the log's
+        // order from its index up to the page's end, never sorted.
+        for sql in [
+            "INSERT INTO events (id, account_id, event_id, call_id, type, occurred_at, received_at, \
+             test, payload) SELECT 'ev' || i, 'ac', 'e' || i, 'c' || i, 'call.received', 1, 1, true, \
+             '{}' FROM generate_series(1, 50000) i",
+            "ANALYZE events",
+            "ANALYZE deliveries",
+        ] {
+            c.execute(sql).await.unwrap();
+        }
+        let (account, webhook) = (
+            AccountId::from_string("ac".into()),
+            WebhookId::from_string("wh_1".into()),
+        );
+        let failed = DeliveryFilter {
+            status: Some(DeliveryStatus::Failed),
+            ..Default::default()
+        };
+        for (filter, after, index) in [
+            (DeliveryFilter::default(), None, "deliveries_log"),
+            (
+                DeliveryFilter::default(),
+                Some("dl_new11"),
+                "deliveries_log",
+            ),
+            (failed.clone(), None, "deliveries_webhook_state"),
+            (failed, Some("dl_old1"), "deliveries_webhook_state"),
+        ] {
+            let page = PageRequest {
+                limit: 50,
+                after: after.map(String::from),
+            };
+            let q = list_query("EXPLAIN ", &account, &webhook, &filter, &page);
+            let page_plan = self::plan(&mut c, q).await;
+            assert!(
+                page_plan.contains(&format!(
+                    "Index Scan Backward using {index} on deliveries d"
+                )),
+                "{filter:?} {after:?}:\n{page_plan}"
+            );
+            assert!(
+                !page_plan.contains("Sort"),
+                "{filter:?} {after:?}:\n{page_plan}"
+            );
+        }
     }
 }

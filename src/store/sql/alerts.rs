@@ -280,7 +280,7 @@ async fn detail<DB: SqlDb>(
         None => {
             sqlx::query(
                 "SELECT id, call_id, attempts, last_status, last_error FROM deliveries
-                 WHERE webhook_id = $1 AND attempts > 0 ORDER BY seq DESC LIMIT 1",
+                 WHERE webhook_id = $1 AND attempts > 0 ORDER BY created_at DESC, seq DESC LIMIT 1",
             )
             .bind(webhook)
             .fetch_optional(&mut *conn)

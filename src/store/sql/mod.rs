@@ -847,6 +847,102 @@ pub(crate) mod plans {
         }
     }
 
+    /// A page of a webhook's log reads its rows in the log's order from one index and stops at
+    /// the page's end: `deliveries_log` unfiltered, with a cursor or a time filter, the state
+    /// index with a status, the kind index with an error kind. No sort of the webhook's rows
+    /// (a temporary b-tree), no scan of the table.
+    #[tokio::test]
+    async fn a_page_of_the_log_reads_its_index_in_order() {
+        use crate::core::delivery_state::DeliveryStatus;
+        use crate::core::failure::ErrorKind;
+        use crate::core::id::{AccountId, WebhookId};
+        use crate::store::{DeliveryFilter, PageRequest};
+
+        let mut c = migrated().await;
+        let (account, webhook) = (
+            AccountId::from_string("acc_a".into()),
+            WebhookId::from_string("wh_a".into()),
+        );
+        let t = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+        let first = PageRequest {
+            limit: 50,
+            after: None,
+        };
+        let next = PageRequest {
+            limit: 50,
+            after: Some("dl_x".into()),
+        };
+        let cases = [
+            (
+                DeliveryFilter::default(),
+                &first,
+                "deliveries_log (webhook_id=?)",
+            ),
+            (
+                DeliveryFilter::default(),
+                &next,
+                "deliveries_log (webhook_id=? AND created_at<?)",
+            ),
+            (
+                DeliveryFilter {
+                    since: Some(t),
+                    until: Some(t),
+                    ..Default::default()
+                },
+                &first,
+                "deliveries_log (webhook_id=? AND created_at>? AND created_at<?)",
+            ),
+            (
+                DeliveryFilter {
+                    status: Some(DeliveryStatus::Failed),
+                    ..Default::default()
+                },
+                &next,
+                "deliveries_webhook_state (webhook_id=? AND state=? AND created_at<?)",
+            ),
+            (
+                DeliveryFilter {
+                    status: Some(DeliveryStatus::Succeeded),
+                    since: Some(t),
+                    ..Default::default()
+                },
+                &first,
+                "deliveries_webhook_state (webhook_id=? AND state=? AND created_at>?)",
+            ),
+            (
+                DeliveryFilter {
+                    error_kind: Some(ErrorKind::Timeout),
+                    ..Default::default()
+                },
+                &first,
+                "deliveries_webhook_kind (webhook_id=? AND last_error_kind=?)",
+            ),
+        ];
+        for (filter, page, index) in cases {
+            let q = super::deliveries::list_query::<sqlx::Sqlite>(
+                "", &account, &webhook, &filter, page,
+            );
+            let sql = q.sql();
+            let plan = plan(&mut c, sql.as_str()).await;
+            assert!(
+                !plan.iter().any(|l| l.contains("TEMP B-TREE")),
+                "{filter:?} sorts: {plan:?}"
+            );
+            let reads: Vec<&String> = reads(&plan)
+                .into_iter()
+                .filter(|l| !l.contains("PRIMARY KEY") && !l.contains("sqlite_autoindex"))
+                .collect();
+            assert!(
+                reads.iter().any(|l| l.contains(index)),
+                "{filter:?} should read {index}: {plan:?}"
+            );
+            assert!(
+                !reads.iter().any(|l| l.starts_with("SCAN")),
+                "{filter:?} scans: {plan:?}"
+            );
+        }
+    }
+
     /// The log filtered by error kind reads the kind index, which holds only deliveries that
     /// have one (migration 0014), not every delivery of the webhook.
     #[tokio::test]
@@ -854,7 +950,7 @@ pub(crate) mod plans {
         let mut c = migrated().await;
         let sql = "SELECT d.id FROM deliveries d JOIN events e ON e.seq = d.event_seq \
                    WHERE d.account_id = 'acc_a' AND d.webhook_id = 'wh_a' \
-                   AND d.last_error_kind = ?1 ORDER BY d.seq DESC LIMIT 51";
+                   AND d.last_error_kind = ?1 ORDER BY d.created_at DESC, d.seq DESC LIMIT 51";
         let plan = plan(&mut c, sql).await;
         assert!(
             plan.iter().any(|l| l

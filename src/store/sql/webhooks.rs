@@ -297,13 +297,13 @@ pub async fn stats<DB: SqlDb>(
     let rows = sqlx::query(
         "SELECT w.id,
                 (SELECT COUNT(*) FROM (SELECT state FROM deliveries d WHERE d.webhook_id = w.id
-                    ORDER BY d.seq DESC LIMIT $2) AS r WHERE state = 'succeeded') AS succeeded,
+                    ORDER BY d.created_at DESC, d.seq DESC LIMIT $2) AS r WHERE state = 'succeeded') AS succeeded,
                 (SELECT COUNT(*) FROM (SELECT state FROM deliveries d WHERE d.webhook_id = w.id
-                    ORDER BY d.seq DESC LIMIT $2) AS r WHERE state = 'failed') AS failed,
+                    ORDER BY d.created_at DESC, d.seq DESC LIMIT $2) AS r WHERE state = 'failed') AS failed,
                 (SELECT COUNT(*) FROM (SELECT state FROM deliveries d WHERE d.webhook_id = w.id
-                    ORDER BY d.seq DESC LIMIT $2) AS r WHERE state IN ('queued', 'waiting')) AS pending,
+                    ORDER BY d.created_at DESC, d.seq DESC LIMIT $2) AS r WHERE state IN ('queued', 'waiting')) AS pending,
                 (SELECT MAX(last_attempt_at) FROM (SELECT last_attempt_at FROM deliveries d
-                    WHERE d.webhook_id = w.id ORDER BY d.seq DESC LIMIT $2) AS r) AS last_delivery_at
+                    WHERE d.webhook_id = w.id ORDER BY d.created_at DESC, d.seq DESC LIMIT $2) AS r) AS last_delivery_at
          FROM webhooks w WHERE w.account_id = $1",
     )
     .bind(account_id)

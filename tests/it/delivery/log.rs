@@ -66,8 +66,19 @@ async fn the_delivery_log_filters_by_status_and_call_and_pages() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
     assert_eq!(problem_fields(&b), ["status"], "{b}");
 
-    let all = ids(&app.deliveries_of(&wh, "").await);
-    assert_eq!(all.len(), 4);
+    let listed = app.deliveries_of(&wh, "").await;
+    let calls: Vec<&str> = listed["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["call_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        calls,
+        ["c-ok-3", "c-fail", "c-ok-2", "c-ok-1"],
+        "newest first: {listed}"
+    );
+    let all = ids(&listed);
     let first = app.deliveries_of(&wh, "?limit=3").await;
     assert_eq!(ids(&first).len(), 3, "{first}");
     let next = first["next"].as_str().expect("a next page").to_owned();

@@ -169,6 +169,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0018_log_by_time.sql"),
         postgres: include_str!("migrations/postgres/0018_log_by_time.sql"),
     },
+    MigrationFiles {
+        version: 19,
+        name: "no_time_indexes",
+        sqlite: include_str!("migrations/sqlite/0019_no_time_indexes.sql"),
+        postgres: include_str!("migrations/postgres/0019_no_time_indexes.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.

@@ -659,6 +659,43 @@ async fn retention_removes_old_finished_deliveries_with_their_attempts_and_event
     );
 }
 
+/// Retention removes events left without deliveries that were received before its cut, and
+/// keeps every one received at or after it, whatever order they were stored in (an ingest
+/// that took its time, a node whose clock is behind).
+#[tokio::test]
+async fn retention_keeps_every_event_received_after_its_cut() {
+    let f = fixture().await;
+    let now = Timestamp::now();
+    let at = |s: i64| now.saturating_add(SignedDuration::from_secs(s)).unwrap();
+    // Stored in this order, none with a delivery.
+    for (call, secs) in [("c0", 0), ("c10", 10), ("c1", 1), ("c20", 20)] {
+        let mut e = f.new_event(&f.webhook.id, Trigger::CallReceived, call, None);
+        e.deliveries.clear();
+        e.event.received_at = at(secs);
+        f.store.insert_events(vec![e]).await.unwrap();
+    }
+    let left = || async {
+        let mut left = Vec::new();
+        for call in ["c0", "c1", "c10", "c20"] {
+            let id = CallId::from_string(call.into());
+            if f.store.call_timeline(&f.account, &id).await.is_ok() {
+                left.push(call);
+            }
+        }
+        left
+    };
+    assert_eq!(left().await, ["c0", "c1", "c10", "c20"]);
+    f.store.prune(at(5), 100).await.unwrap();
+    let now_left = left().await;
+    assert!(
+        !now_left.contains(&"c0") && now_left.ends_with(&["c10", "c20"]),
+        "{now_left:?}"
+    );
+    f.store.prune(at(15), 100).await.unwrap();
+    assert_eq!(left().await, ["c20"]);
+    assert_eq!(f.store.prune(at(15), 100).await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn nodes_count_while_their_heartbeat_is_fresh() {
     let f = fixture().await;

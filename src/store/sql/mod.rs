@@ -821,6 +821,45 @@ pub(crate) mod plans {
         }
     }
 
+    /// Retention reads the events in their own order (the table's rowid), the first one
+    /// received after the cut included, and each one's deliveries through `deliveries_event`:
+    /// no index of receipt times (migration 0019), no sort.
+    #[tokio::test]
+    async fn retention_reads_the_events_in_their_order() {
+        let mut c = migrated().await;
+        let sql = super::retention::PRUNE_EVENTS
+            .replace("$1", "1700000000000")
+            .replace("$2", "1000");
+        let plan = plan(&mut c, &sql).await;
+        assert!(
+            !plan.iter().any(|l| l.contains("TEMP B-TREE")),
+            "sorts: {plan:?}"
+        );
+        let reads = reads(&plan);
+        assert!(
+            reads
+                .iter()
+                .any(|l| l.contains("INDEX deliveries_event (event_seq=?)")),
+            "{plan:?}"
+        );
+        for l in reads {
+            assert!(
+                l.contains("deliveries_event")
+                    || l.contains("INTEGER PRIMARY KEY")
+                    || *l == "SCAN events",
+                "reads as: {l}\nwhole plan: {plan:?}"
+            );
+        }
+        let indexes: Vec<String> =
+            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'index'")
+                .fetch_all(&mut c)
+                .await
+                .unwrap();
+        for gone in ["events_received", "attempts_started"] {
+            assert!(!indexes.iter().any(|n| n == gone), "{indexes:?}");
+        }
+    }
+
     /// Retention finds the click-to-call requests that ended before its cut through the
     /// partial index of ended requests, in its order: no scan of the table, no sort.
     #[tokio::test]

@@ -17,6 +17,20 @@ pub(crate) const PRUNE_CALLS: &str = "DELETE FROM calls WHERE seq IN (
     WHERE NOT EXISTS (SELECT 1 FROM events e
                       WHERE e.account_id = c.account_id AND e.call_id = c.call_id))";
 
+/// Deletes up to `$2` events received before `$1` that have no delivery left, oldest first,
+/// answering each one's `account_id, call_id`. Read in the events' own order (`seq`, the order
+/// they were stored) up to the first event received at or after the cut, as the deliveries'
+/// prune does, so no index of receipt times is written for it (migration 0019 dropped
+/// `events_received`); an event received before the cut but stored after a later one goes in
+/// a later prune.
+pub(crate) const PRUNE_EVENTS: &str = "DELETE FROM events WHERE seq IN (
+    SELECT e.seq FROM events e
+    WHERE e.seq < COALESCE((SELECT seq FROM events WHERE received_at >= $1 ORDER BY seq LIMIT 1),
+                           9223372036854775807)
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)
+    ORDER BY e.seq LIMIT $2)
+ RETURNING account_id, call_id";
+
 /// Deletes up to `$2` click-to-call requests that ended (answered or failed) before `$1`,
 /// oldest first, found through `click_to_calls_ended` (migration 0016).
 pub(crate) const PRUNE_CLICK_TO_CALLS: &str = "DELETE FROM click_to_calls WHERE id IN (
@@ -62,13 +76,7 @@ pub async fn prune<DB: SqlDb>(
                 q.push(")");
                 q.build().execute(&mut *c).await?;
             }
-            let events = sqlx::query(
-                "DELETE FROM events WHERE seq IN (
-                    SELECT e.seq FROM events e WHERE e.received_at < $1
-                      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)
-                    ORDER BY e.received_at LIMIT $2)
-                 RETURNING account_id, call_id",
-            )
+            let events = sqlx::query(PRUNE_EVENTS)
             .bind(before)
             .bind(batch)
             .fetch_all(&mut *c)

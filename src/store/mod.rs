@@ -175,6 +175,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0019_no_time_indexes.sql"),
         postgres: include_str!("migrations/postgres/0019_no_time_indexes.sql"),
     },
+    MigrationFiles {
+        version: 20,
+        name: "call_index_first",
+        sqlite: include_str!("migrations/sqlite/0020_call_index_first.sql"),
+        postgres: include_str!("migrations/postgres/0020_call_index_first.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.

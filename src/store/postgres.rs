@@ -406,8 +406,8 @@ mod tests {
             assert!(!reads.is_empty(), "{lookup}\n{plan}");
             for l in reads {
                 assert!(
-                    l.contains("Index Only Scan using deliveries_webhook_call")
-                        || l.contains("Index Scan using deliveries_webhook_call"),
+                    l.contains("Index Only Scan using deliveries_call")
+                        || l.contains("Index Scan using deliveries_call"),
                     "{lookup}\nreads the deliveries as: {l}\nwhole plan:\n{plan}"
                 );
             }

@@ -355,7 +355,7 @@ impl Rollup {
 /// Of the (webhook, call) pairs `p`, the seq of the earliest waiting delivery of those with
 /// none queued (NULL for the others): each pair's first pending delivery, queued ones first
 /// ('queued' sorts before 'waiting'), is its next when it waits. Read through
-/// `deliveries_webhook_call` (see `sql::plans` and `postgres::tests`), one lookup per pair: the correlated
+/// `deliveries_call` (see `sql::plans` and `postgres::tests`), one lookup per pair: the correlated
 /// subquery (with its `LIMIT`) leaves PostgreSQL's planner no join to choose, as
 /// [`BUSY_CALLS`](super::events::BUSY_CALLS) does, and naming both states keeps it off the
 /// partial indexes of queued deliveries (a webhook's whole queue, read for every pair).

@@ -35,14 +35,11 @@ pub async fn timeline<DB: SqlDb>(
     if events.is_empty() {
         return Err(StoreError::NotFound);
     }
-    let rows = sqlx::query(AssertSqlSafe(format!(
-        "SELECT {DELIVERY_COLUMNS}, e.id AS event_row FROM deliveries d JOIN events e ON e.seq = d.event_seq
-         WHERE e.account_id = $1 AND e.call_id = $2 ORDER BY d.seq"
-    )))
-    .bind(account_id)
-    .bind(call_id)
-    .fetch_all(b.read())
-    .await?;
+    let rows = sqlx::query(AssertSqlSafe(call_deliveries()))
+        .bind(account_id)
+        .bind(call_id)
+        .fetch_all(b.read())
+        .await?;
     let mut out: Vec<(StoredEvent, Vec<Delivery>)> =
         events.into_iter().map(|e| (e, Vec::new())).collect();
     for r in &rows {
@@ -113,6 +110,33 @@ pub async fn list<DB: SqlDb>(
     Ok(page)
 }
 
+/// The deliveries of call `$2` of account `$1` in the order they were stored, each with its
+/// event's id, found through `deliveries_call` (a delivery has its event's account and call).
+pub(crate) fn call_deliveries() -> String {
+    format!(
+        "SELECT {DELIVERY_COLUMNS}, e.id AS event_row FROM deliveries d JOIN events e ON e.seq = d.event_seq
+         WHERE d.call_id = $2 AND d.account_id = $1 ORDER BY d.seq"
+    )
+}
+
+/// The deliveries of the calls `ids` of the account counted by call, state and whether they
+/// were tried (test sends left out), found through `deliveries_call`.
+pub(crate) fn call_counts<DB: SqlDb>(account_id: &AccountId, ids: &[String]) -> QueryBuilder<DB> {
+    let mut q = QueryBuilder::<DB>::new(
+        "SELECT d.call_id, d.state, d.attempts > 0 AS tried, COUNT(*) AS n
+         FROM deliveries d JOIN events e ON e.seq = d.event_seq
+         WHERE NOT e.test AND d.account_id = ",
+    );
+    q.push_bind(account_id.clone());
+    q.push(" AND d.call_id IN (");
+    let mut sep = q.separated(", ");
+    for id in ids {
+        sep.push_bind(id.clone());
+    }
+    q.push(") GROUP BY d.call_id, d.state, d.attempts > 0");
+    q
+}
+
 /// Adds to each call its events' types (in order) and times, and its deliveries by status.
 async fn fill_in<DB: SqlDb>(
     b: &impl Backend<Db = DB>,
@@ -151,16 +175,11 @@ async fn fill_in<DB: SqlDb>(
         c.first_received_at.get_or_insert(at);
         c.last_received_at = Some(at);
     }
-    let mut q = QueryBuilder::<DB>::new(
-        "SELECT e.call_id, d.state, d.attempts > 0 AS tried, COUNT(*) AS n
-         FROM events e JOIN deliveries d ON d.event_seq = e.seq
-         WHERE NOT e.test AND e.account_id = ",
-    );
-    q.push_bind(account_id);
-    q.push(" AND e.call_id IN (");
-    push_ids(&mut q);
-    q.push(") GROUP BY e.call_id, d.state, d.attempts > 0");
-    for r in q.build().fetch_all(b.read()).await? {
+    for r in call_counts::<DB>(account_id, &ids)
+        .build()
+        .fetch_all(b.read())
+        .await?
+    {
         let call: CallId = r.id("call_id")?;
         let Some(&i) = index.get(&call) else {
             continue;

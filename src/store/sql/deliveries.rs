@@ -113,15 +113,23 @@ fn push_filter<DB: SqlDb>(
         q.push_bind(call_id.as_str().to_owned());
     }
     if let Some(number) = &filter.number {
-        q.push(" AND d.event_seq IN (SELECT seq FROM events WHERE account_id = ");
+        // Deliveries whose event has the number. Found by the calls of the events that have it
+        // (`events_did`, `events_customer`, then `deliveries_call`, one probe per call), then
+        // each delivery's own event checked.
+        let number = number.as_str().to_owned();
+        q.push(" AND d.call_id IN (SELECT call_id FROM events WHERE account_id = ");
         q.push_bind(account_id.clone());
         q.push(" AND did_number = ");
-        q.push_bind(number.as_str().to_owned());
-        q.push(" UNION ALL SELECT seq FROM events WHERE account_id = ");
+        q.push_bind(number.clone());
+        q.push(" UNION ALL SELECT call_id FROM events WHERE account_id = ");
         q.push_bind(account_id.clone());
         q.push(" AND customer_number = ");
-        q.push_bind(number.as_str().to_owned());
-        q.push(")");
+        q.push_bind(number.clone());
+        q.push(") AND EXISTS (SELECT 1 FROM events ne WHERE ne.seq = d.event_seq AND (ne.did_number = ");
+        q.push_bind(number.clone());
+        q.push(" OR ne.customer_number = ");
+        q.push_bind(number);
+        q.push("))");
     }
     if let Some(kind) = filter.error_kind {
         q.push(" AND d.last_error_kind = ");
@@ -419,6 +427,6 @@ pub async fn hourly<DB: SqlDb>(
 }
 
 /// Whether webhook `$1` has a delivery of call `$2` still pending. Read through
-/// `deliveries_webhook_call` (see `sql::plans`).
+/// `deliveries_call` (see `sql::plans`).
 pub(crate) const CALL_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM deliveries WHERE webhook_id = $1
     AND call_id = $2 AND state IN ('queued', 'waiting'))";

@@ -20,7 +20,7 @@ use crate::core::validate::FieldErrors;
 use crate::store::{Inserted, LeaseTo, NewDelivery, NewEvent, Result, StoreError};
 
 /// Of the (webhook, call) pairs `p`, those with a delivery still pending: a new delivery of such
-/// a call waits its turn. Read through `deliveries_webhook_call` (see `sql::plans` and
+/// a call waits its turn. Read through `deliveries_call` (see `sql::plans` and
 /// `postgres::tests`), one lookup per pair: the correlated subquery (with its `LIMIT`) leaves
 /// PostgreSQL's planner no join to choose. As a join it chose, on tables that had grown since
 /// their statistics were taken, a hash join over every pending delivery or a scan of the whole

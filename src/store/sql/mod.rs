@@ -788,9 +788,7 @@ pub(crate) mod plans {
             assert!(!reads.is_empty(), "{sql}: {plan:?}");
             for l in reads {
                 assert!(
-                    l.contains(
-                        "INDEX deliveries_webhook_call (webhook_id=? AND call_id=? AND state="
-                    ),
+                    l.contains("INDEX deliveries_call (call_id=? AND webhook_id=? AND state="),
                     "{sql}\nreads the deliveries as: {l}\nwhole plan: {plan:?}"
                 );
             }
@@ -821,8 +819,66 @@ pub(crate) mod plans {
         }
     }
 
+    /// A call's deliveries (its page, the calls list's counts) are found by their call through
+    /// `deliveries_call`, one probe per call: no index of deliveries by event is kept
+    /// (migration 0020). The log's number filter reads the webhook's log in order and checks
+    /// each delivery's call against those with the number, as it did before (SQLite, without
+    /// statistics, prefers the order to a sort); PostgreSQL may probe `deliveries_call` per
+    /// call instead. No statement scans the deliveries.
+    #[tokio::test]
+    async fn a_calls_deliveries_are_read_through_the_call_index() {
+        use crate::core::id::{AccountId, WebhookId};
+        use crate::store::{DeliveryFilter, PageRequest};
+
+        let mut c = migrated().await;
+        let account = AccountId::from_string("acc_a".into());
+        let webhook = WebhookId::from_string("wh_a".into());
+        let filter = DeliveryFilter {
+            number: Some(crate::core::number::E164::parse("+919812345678").unwrap()),
+            ..Default::default()
+        };
+        let page = PageRequest {
+            limit: 50,
+            after: None,
+        };
+        let ids = ["c1".to_owned(), "c2".to_owned()];
+        let statements = [
+            super::calls::call_deliveries(),
+            super::calls::call_counts::<sqlx::Sqlite>(&account, &ids)
+                .sql()
+                .as_str()
+                .to_owned(),
+        ];
+        let number =
+            super::deliveries::list_query::<sqlx::Sqlite>("", &account, &webhook, &filter, &page)
+                .sql()
+                .as_str()
+                .to_owned();
+        for (sql, index) in statements
+            .into_iter()
+            .map(|s| (s, "deliveries_call (call_id=?"))
+            .chain([(number, "deliveries_log (webhook_id=?)")])
+        {
+            let plan = plan(&mut c, &sql).await;
+            let reads = reads(&plan);
+            assert!(
+                reads
+                    .iter()
+                    .any(|l| l.starts_with(&format!("SEARCH d USING INDEX {index}"))),
+                "{sql}\n{plan:?}"
+            );
+            for l in reads {
+                assert!(!l.starts_with("SCAN"), "{sql}\nscans: {l}\n{plan:?}");
+                assert!(
+                    !l.starts_with("SEARCH d") || l.contains(index),
+                    "{sql}\nreads the deliveries as: {l}\n{plan:?}"
+                );
+            }
+        }
+    }
+
     /// Retention reads the events in their own order (the table's rowid), the first one
-    /// received after the cut included, and each one's deliveries through `deliveries_event`:
+    /// received after the cut included, and each one's deliveries through `deliveries_call`:
     /// no index of receipt times (migration 0019), no sort.
     #[tokio::test]
     async fn retention_reads_the_events_in_their_order() {
@@ -839,12 +895,12 @@ pub(crate) mod plans {
         assert!(
             reads
                 .iter()
-                .any(|l| l.contains("INDEX deliveries_event (event_seq=?)")),
+                .any(|l| l.contains("INDEX deliveries_call (call_id=?)")),
             "{plan:?}"
         );
         for l in reads {
             assert!(
-                l.contains("deliveries_event")
+                l.contains("deliveries_call")
                     || l.contains("INTEGER PRIMARY KEY")
                     || *l == "SCAN events",
                 "reads as: {l}\nwhole plan: {plan:?}"
@@ -855,7 +911,7 @@ pub(crate) mod plans {
                 .fetch_all(&mut c)
                 .await
                 .unwrap();
-        for gone in ["events_received", "attempts_started"] {
+        for gone in ["events_received", "attempts_started", "deliveries_event"] {
             assert!(!indexes.iter().any(|n| n == gone), "{indexes:?}");
         }
     }

@@ -27,7 +27,7 @@ pub(crate) const PRUNE_EVENTS: &str = "DELETE FROM events WHERE seq IN (
     SELECT e.seq FROM events e
     WHERE e.seq < COALESCE((SELECT seq FROM events WHERE received_at >= $1 ORDER BY seq LIMIT 1),
                            9223372036854775807)
-      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_seq = e.seq)
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.call_id = e.call_id AND d.event_seq = e.seq)
     ORDER BY e.seq LIMIT $2)
  RETURNING account_id, call_id";
 

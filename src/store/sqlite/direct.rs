@@ -438,18 +438,18 @@ fn record_in(c: &Connection, batch: &[AttemptRecord], now: i64) -> Result<u64> {
 /// stored): closing them alone was 2.5 % of the writer's time at light load (BENCHMARKS.md,
 /// thirteenth pass). `INDEXED BY` holds each lookup to the call index; one state alone would
 /// also match the partial index of a webhook's queued deliveries, its whole queue.
-const CALL_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_webhook_call \
+const CALL_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_call \
      WHERE webhook_id = ?1 AND call_id = ?2 AND state = 'queued') \
-     OR EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_webhook_call \
+     OR EXISTS (SELECT 1 FROM deliveries INDEXED BY deliveries_call \
      WHERE webhook_id = ?1 AND call_id = ?2 AND state = 'waiting')";
 
 /// The seq of the earliest waiting delivery of webhook `?1`'s call `?2` when none is queued
 /// (else NULL): the shared SQL's `NEXT_OF_CALLS` for one pair, one state at a time (see
 /// [`CALL_BUSY`]).
 const NEXT_OF_CALL: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM deliveries \
-     INDEXED BY deliveries_webhook_call \
+     INDEXED BY deliveries_call \
      WHERE webhook_id = ?1 AND call_id = ?2 AND state = 'queued') THEN NULL \
-     ELSE (SELECT seq FROM deliveries INDEXED BY deliveries_webhook_call \
+     ELSE (SELECT seq FROM deliveries INDEXED BY deliveries_call \
      WHERE webhook_id = ?1 AND call_id = ?2 AND state = 'waiting' ORDER BY seq LIMIT 1) END";
 
 fn is_unique_violation(e: &rusqlite::Error) -> bool {

@@ -106,8 +106,16 @@ struct WalFile {
     /// Where the next frame goes: the end of what was written since the WAL last started
     /// over. Only writes here are buffered; a write anywhere else goes through at once.
     end: i64,
-    /// The last write was a commit frame's header: its page comes next, then the buffer goes.
-    commit: bool,
+    /// Where the page of the commit frame whose header was the last write goes (−1: the last
+    /// write was no commit frame's header): a write there is that page, and the buffer goes
+    /// with it. By position, not by order alone: SQLite also writes a commit frame's header
+    /// again, in place, when it recomputes the checksums of frames a transaction wrote over
+    /// (`walRewriteChecksums`), and the next write, the next transaction's first frame, is no
+    /// page of that frame. Taken for one, a one-frame commit's own header went unseen and its
+    /// page stayed in the buffer after `COMMIT`, to be thrown away as a rolled-back
+    /// transaction's by the next transaction (a commit lost, and every frame after it
+    /// unreadable to recovery).
+    commit_page_at: i64,
     /// Whether writes are buffered at all (the database's main file is open through this VFS,
     /// so the write lock's releases are counted).
     buffers: bool,
@@ -197,7 +205,7 @@ unsafe extern "C" fn open(
             buf: Vec::new(),
             start: 0,
             end: 0,
-            commit: false,
+            commit_page_at: -1,
             buffers,
         });
         ffi::SQLITE_OK
@@ -246,7 +254,7 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
             w.ends_seen = ends;
             w.buf.clear();
             w.end = w.start;
-            w.commit = false;
+            w.commit_page_at = -1;
             return ffi::SQLITE_OK;
         }
         let buf = std::mem::take(&mut w.buf);
@@ -299,9 +307,14 @@ unsafe extern "C" fn wal_write(
             return rc;
         }
         let w = &mut *file.cast::<WalFile>();
-        // This write is a commit frame's page: once it is written, so is everything buffered.
-        let commit_page = std::mem::take(&mut w.commit);
-        w.commit = !commit_page && n == FRAME_HEADER && bytes[4..8] != [0; 4];
+        // This write is the page of the commit frame whose header came just before: once it is
+        // written, so is everything buffered.
+        let commit_page = w.commit_page_at == offset;
+        w.commit_page_at = if n == FRAME_HEADER && bytes[4..8] != [0; 4] {
+            offset + FRAME_HEADER as i64
+        } else {
+            -1
+        };
         if offset == 0 {
             // The WAL's header: the WAL starts over, and what follows is appended again.
             let rc = flush(file);
@@ -629,6 +642,43 @@ mod tests {
             assert_eq!(count(&copy), 51 + i, "commit {i} survives kill -9");
             assert_eq!(integrity(&copy), "ok");
         }
+    }
+
+    /// A transaction that spilled pages into the WAL and wrote some of them again makes SQLite
+    /// recompute its frames' checksums at commit, writing each of their headers again in
+    /// place, the commit frame's last. A one-frame commit right after is in the file when its
+    /// `COMMIT` returns, and stays there when the next transaction writes (the header written
+    /// in place was once taken for the next commit's, and that commit's page left in the
+    /// buffer and thrown away: a commit lost, and every later frame unreadable to recovery).
+    #[test]
+    fn a_one_frame_commit_after_checksums_were_rewritten_is_written() {
+        let (dir, path, w) = made(
+            "CREATE TABLE t (x INTEGER PRIMARY KEY, y TEXT);
+             CREATE TABLE one (x INTEGER PRIMARY KEY, v INTEGER); INSERT INTO one VALUES (1, 0)",
+        );
+        // A page cache of 10 pages: 2,000 rows spill their pages into the WAL, and the update
+        // of the first 200 writes spilled pages again (frames written over in place).
+        w.execute_batch(
+            "PRAGMA cache_size = 10; BEGIN;
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO t (y) SELECT printf('row %d %.300c', i, 'r') FROM n;
+             UPDATE t SET y = y || ' again' WHERE x <= 200;
+             COMMIT",
+        )
+        .unwrap();
+        let v =
+            |c: &Connection| -> i64 { c.query_row("SELECT v FROM one", [], |r| r.get(0)).unwrap() };
+        // One page changed: a commit of one frame.
+        w.execute("UPDATE one SET v = 1", []).unwrap();
+        assert_eq!(v(&recovered(dir.path(), "copy1")), 1, "after kill -9");
+        w.execute("UPDATE one SET v = 2", []).unwrap();
+        let copy = recovered(dir.path(), "copy2");
+        assert_eq!((v(&copy), count(&copy)), (2, 2000), "after kill -9");
+        assert_eq!(integrity(&copy), "ok");
+        drop(w);
+        let c = Connection::open(&path).unwrap();
+        assert_eq!((v(&c), count(&c)), (2, 2000));
+        assert_eq!(integrity(&c), "ok");
     }
 
     /// A WAL file opened through this VFS while its database's main file is not (so no release

@@ -129,12 +129,17 @@ pub(crate) fn call_counts<DB: SqlDb>(account_id: &AccountId, ids: &[String]) -> 
     );
     q.push_bind(account_id.clone());
     q.push(" AND d.call_id IN (");
+    push_ids(&mut q, ids);
+    q.push(") GROUP BY d.call_id, d.state, d.attempts > 0");
+    q
+}
+
+/// Binds `ids` as the items of an `IN (..)` list.
+fn push_ids<DB: SqlDb>(q: &mut QueryBuilder<DB>, ids: &[String]) {
     let mut sep = q.separated(", ");
     for id in ids {
         sep.push_bind(id.clone());
     }
-    q.push(") GROUP BY d.call_id, d.state, d.attempts > 0");
-    q
 }
 
 /// Adds to each call its events' types (in order) and times, and its deliveries by status.
@@ -151,18 +156,12 @@ async fn fill_in<DB: SqlDb>(
         index.insert(c.call_id.clone(), i);
     }
     let ids: Vec<String> = calls.iter().map(|c| c.call_id.to_string()).collect();
-    let push_ids = |q: &mut QueryBuilder<DB>| {
-        let mut sep = q.separated(", ");
-        for id in &ids {
-            sep.push_bind(id.clone());
-        }
-    };
     let mut q = QueryBuilder::<DB>::new(
         "SELECT call_id, type, received_at FROM events WHERE NOT test AND account_id = ",
     );
     q.push_bind(account_id);
     q.push(" AND call_id IN (");
-    push_ids(&mut q);
+    push_ids(&mut q, &ids);
     q.push(") ORDER BY seq");
     for r in q.build().fetch_all(b.read()).await? {
         let call: CallId = r.id("call_id")?;

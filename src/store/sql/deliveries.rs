@@ -113,9 +113,11 @@ fn push_filter<DB: SqlDb>(
         q.push_bind(call_id.as_str().to_owned());
     }
     if let Some(number) = &filter.number {
-        // Deliveries whose event has the number. Found by the calls of the events that have it
-        // (`events_did`, `events_customer`, then `deliveries_call`, one probe per call), then
-        // each delivery's own event checked.
+        // Deliveries whose event has the number: their call is among the calls of the events
+        // that have it (`events_did`, `events_customer`), which lets PostgreSQL probe
+        // `deliveries_call` per call, and their own event has it. SQLite, without statistics,
+        // reads the webhook's log in order and checks each delivery against both (as it did
+        // with the former `event_seq IN (..)`, see `sql::plans`).
         let number = number.as_str().to_owned();
         q.push(" AND d.call_id IN (SELECT call_id FROM events WHERE account_id = ");
         q.push_bind(account_id.clone());

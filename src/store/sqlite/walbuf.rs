@@ -106,8 +106,8 @@ struct WalFile {
     /// Where the next frame goes: the end of what was written since the WAL last started
     /// over. Only writes here are buffered; a write anywhere else goes through at once.
     end: i64,
-    /// Where the page of the commit frame whose header was the last write goes (−1: the last
-    /// write was no commit frame's header): a write there is that page, and the buffer goes
+    /// Where the page of the commit frame whose header was the last write goes (`None`: the
+    /// last write was no commit frame's header): a write there is that page, and the buffer goes
     /// with it. By position, not by order alone: SQLite also writes a commit frame's header
     /// again, in place, when it recomputes the checksums of frames a transaction wrote over
     /// (`walRewriteChecksums`), and the next write, the next transaction's first frame, is no
@@ -115,7 +115,7 @@ struct WalFile {
     /// page stayed in the buffer after `COMMIT`, to be thrown away as a rolled-back
     /// transaction's by the next transaction (a commit lost, and every frame after it
     /// unreadable to recovery).
-    commit_page_at: i64,
+    commit_page_at: Option<i64>,
     /// Whether writes are buffered at all (the database's main file is open through this VFS,
     /// so the write lock's releases are counted).
     buffers: bool,
@@ -205,7 +205,7 @@ unsafe extern "C" fn open(
             buf: Vec::new(),
             start: 0,
             end: 0,
-            commit_page_at: -1,
+            commit_page_at: None,
             buffers,
         });
         ffi::SQLITE_OK
@@ -254,7 +254,7 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
             w.ends_seen = ends;
             w.buf.clear();
             w.end = w.start;
-            w.commit_page_at = -1;
+            w.commit_page_at = None;
             return ffi::SQLITE_OK;
         }
         let buf = std::mem::take(&mut w.buf);
@@ -309,12 +309,9 @@ unsafe extern "C" fn wal_write(
         let w = &mut *file.cast::<WalFile>();
         // This write is the page of the commit frame whose header came just before: once it is
         // written, so is everything buffered.
-        let commit_page = w.commit_page_at == offset;
-        w.commit_page_at = if n == FRAME_HEADER && bytes[4..8] != [0; 4] {
-            offset + FRAME_HEADER as i64
-        } else {
-            -1
-        };
+        let commit_page = w.commit_page_at == Some(offset);
+        w.commit_page_at =
+            (n == FRAME_HEADER && bytes[4..8] != [0; 4]).then_some(offset + FRAME_HEADER as i64);
         if offset == 0 {
             // The WAL's header: the WAL starts over, and what follows is appended again.
             let rc = flush(file);

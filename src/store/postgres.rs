@@ -168,8 +168,11 @@ async fn ingest_loop(pool: PgPool, waiting: Waiting) {
         let mut replies: Vec<Reply> = Vec::with_capacity(ingests.len());
         // Only deliveries stored are news: events posted again (a connector's replay) store
         // none, and announcing them would wake every node for nothing.
-        let new_work =
-            run_ingests::<Postgres>(&mut tx, std::mem::take(&mut ingests), &mut replies).await;
+        // Every merge here has its savepoint (`MERGE_WITHOUT_SAVEPOINT`), so no error ends
+        // the transaction early; were one to, its commit fails and answers every caller.
+        let new_work = run_ingests::<Postgres>(&mut tx, std::mem::take(&mut ingests), &mut replies)
+            .await
+            .unwrap_or(false);
         if let (true, Some(announce)) = (new_work, Postgres::ANNOUNCE_WORK) {
             exec::<Postgres>(&mut tx, announce).await;
         }
@@ -189,6 +192,8 @@ impl SqlDb for Postgres {
     const ANNOUNCE_WORK: Option<&'static str> = Some("SELECT pg_notify('callhook_work', '')");
 
     const ONE_NODE: bool = false;
+
+    const MERGE_WITHOUT_SAVEPOINT: bool = false;
 
     const WEBHOOKS_USING_NUMBER: &'static str =
         "SELECT w.id FROM webhooks w, jsonb_array_elements_text(w.spec::jsonb -> 'numbers') n

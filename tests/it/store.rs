@@ -1108,6 +1108,47 @@ async fn ingests_stored_together_are_refused_one_by_one() {
     }
 }
 
+/// Two requests that end the same call, stored together with others: the group cannot be
+/// stored as one (on SQLite a merge with no savepoint is only tried when no rule can refuse
+/// it), so the first of the two is stored, the second refused alone, and the rest stored.
+#[tokio::test]
+async fn two_requests_ending_one_call_together_are_told_apart() {
+    let f = fixture().await;
+    let ended = |call: &str| f.new_event(&f.webhook.id, Trigger::CallHangup, call, None);
+    let posts = (0..40).map(|i| {
+        let call = if i == 5 || i == 30 {
+            "ends-twice".to_owned()
+        } else {
+            format!("apart-{i}")
+        };
+        f.store.insert_events(vec![ended(&format!("before-{i}")), ended(&call)])
+    });
+    let results = futures_util::future::join_all(posts).await;
+    let mut refused = Vec::new();
+    for (i, r) in results.into_iter().enumerate() {
+        let before = f
+            .store
+            .call_timeline(&f.account, &CallId::from_string(format!("before-{i}")))
+            .await;
+        match r {
+            Ok(done) => {
+                assert_eq!(done.len(), 2, "request {i}");
+                assert!(before.is_ok(), "request {i} was not stored: {before:?}");
+            }
+            Err(StoreError::Rejected(e)) => {
+                assert!(format!("{e:?}").contains("[1].type"), "{e:?}");
+                assert!(
+                    matches!(before, Err(StoreError::NotFound)),
+                    "the refused request's first event was stored"
+                );
+                refused.push(i);
+            }
+            Err(other) => panic!("request {i}: {other}"),
+        }
+    }
+    assert_eq!(refused, vec![30], "the later of the two is refused, only it");
+}
+
 /// A queued click-to-call request of the fixture's account, made at `at`, under `ref_id`.
 fn click_to_call(f: &Fixture, ref_id: &str, at: Timestamp) -> StoredClickToCall {
     let number = |n: &str| callhook::core::number::E164::parse(n).unwrap();

@@ -45,6 +45,14 @@ pub trait SqlDb:
     /// at start was held by this node's previous process, which is gone.
     const ONE_NODE: bool;
 
+    /// Whether a merged group of ingests that no unique rule can refuse is stored without a
+    /// savepoint of its own (`sql::ingests`): SQLite's savepoint copies every page the group
+    /// changes once more, in memory; should such a merge still fail, the whole transaction is
+    /// rolled back and every caller in it answered with the error. PostgreSQL keeps its
+    /// savepoints (a failed statement there ends the transaction anyway, and its savepoint
+    /// copies nothing).
+    const MERGE_WITHOUT_SAVEPOINT: bool;
+
     /// What makes a `SELECT` lock the rows it reads and pass over rows another transaction
     /// holds (PostgreSQL's `FOR UPDATE SKIP LOCKED`); empty where one writer is all there is.
     const SKIP_LOCKED: &'static str;

@@ -8,7 +8,7 @@
 use tokio::sync::oneshot;
 
 use super::db::{Conn, SqlDb};
-use super::events::insert_in;
+use super::events::{insert_batched, insert_in, no_rule_refuses};
 use crate::store::{Inserted, NewEvent, Result, StoreError};
 
 /// Answers a write's caller once its transaction has ended: `None` when it committed.
@@ -37,12 +37,15 @@ pub async fn exec<DB: SqlDb>(conn: &mut Conn<DB>, sql: &'static str) {
 
 /// Stores every waiting ingest: merged when they go through, each on its own (in its own
 /// savepoint) when one of a group is refused, so only that one fails. Answers whether any
-/// delivery was stored (events posted again store none).
+/// delivery was stored (events posted again store none), or the error of a merge stored
+/// without a savepoint ([`SqlDb::MERGE_WITHOUT_SAVEPOINT`]): what it stored before failing
+/// cannot be undone alone, so the caller must roll the whole transaction back (and answer
+/// every caller in it with the error).
 pub async fn run_ingests<DB: SqlDb>(
     conn: &mut Conn<DB>,
     ingests: Vec<(Vec<NewEvent>, IngestReply)>,
     replies: &mut Vec<Reply>,
-) -> bool {
+) -> std::result::Result<bool, StoreError> {
     // Merged in groups of bounded size: a savepoint keeps the original of every page its
     // group changes (in memory), so a burst of large batches would otherwise cost a lot of it.
     let mut group: Vec<(Vec<NewEvent>, IngestReply)> = Vec::new();
@@ -51,16 +54,16 @@ pub async fn run_ingests<DB: SqlDb>(
     for (events, tx) in ingests {
         let rows = rows(&events);
         if size > 0 && size + rows > MAX_MERGED_ROWS {
-            stored |= run_ingest_group::<DB>(conn, std::mem::take(&mut group), replies).await;
+            stored |= run_ingest_group::<DB>(conn, std::mem::take(&mut group), replies).await?;
             size = 0;
         }
         size += rows;
         group.push((events, tx));
     }
     if !group.is_empty() {
-        stored |= run_ingest_group::<DB>(conn, group, replies).await;
+        stored |= run_ingest_group::<DB>(conn, group, replies).await?;
     }
-    stored
+    Ok(stored)
 }
 
 /// The rows (events and their deliveries) storing `events` writes.
@@ -82,7 +85,7 @@ async fn run_ingest_group<DB: SqlDb>(
     conn: &mut Conn<DB>,
     group: Vec<(Vec<NewEvent>, IngestReply)>,
     replies: &mut Vec<Reply>,
-) -> bool {
+) -> std::result::Result<bool, StoreError> {
     // One list of all the events, and where each request's part ends.
     let mut all: Vec<NewEvent> = Vec::new();
     let mut parts: Vec<(usize, IngestReply)> = Vec::with_capacity(group.len());
@@ -90,16 +93,30 @@ async fn run_ingest_group<DB: SqlDb>(
         parts.push((events.len(), tx));
         all.extend(events);
     }
-    // `insert_in` is all or nothing: a merge that fails leaves nothing behind.
-    if parts.len() > 1
-        && let Ok(results) = insert_in::<DB>(conn, &all).await
-    {
+    let merged = if parts.len() < 2 {
+        None
+    } else if DB::MERGE_WITHOUT_SAVEPOINT && no_rule_refuses::<DB>(conn, &all).await {
+        // Nothing but a failure of the database itself (a full disk) can refuse it now.
+        match insert_batched::<DB>(conn, &all).await {
+            Ok(results) => Some(results),
+            Err(e) => {
+                for (_, tx) in parts {
+                    replies.push(answer(tx, Err(e.clone())));
+                }
+                return Err(e);
+            }
+        }
+    } else {
+        // `insert_in` is all or nothing: a merge that fails leaves nothing behind.
+        insert_in::<DB>(conn, &all).await.ok()
+    };
+    if let Some(results) = merged {
         let stored = stores_work(&results);
         let mut results = results.into_iter();
         for (n, tx) in parts {
             replies.push(answer(tx, Ok(results.by_ref().take(n).collect())));
         }
-        return stored;
+        return Ok(stored);
     }
     let mut start = 0;
     let mut stored = false;
@@ -110,5 +127,5 @@ async fn run_ingest_group<DB: SqlDb>(
         stored |= r.as_ref().is_ok_and(|done| stores_work(done));
         replies.push(answer(tx, r));
     }
-    stored
+    Ok(stored)
 }

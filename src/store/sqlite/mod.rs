@@ -580,11 +580,27 @@ async fn writer_loop(
         };
         drop(held);
         if let Some((mut replies, bulk_ingests, jobs)) = shared {
-            if !bulk_ingests.is_empty() {
-                // One node: the dispatcher here is woken by the ingest itself.
-                let _stored = run_ingests::<Sqlite>(&mut w.conn, bulk_ingests, &mut replies).await;
-            }
-            let committed = run_jobs(&mut w.conn, jobs, &mut replies).await;
+            // One node: the dispatcher here is woken by the ingest itself.
+            let failed = match bulk_ingests.is_empty() {
+                true => None,
+                false => run_ingests::<Sqlite>(&mut w.conn, bulk_ingests, &mut replies)
+                    .await
+                    .err(),
+            };
+            let committed = match failed {
+                // A merge stored without a savepoint failed part way: nothing of this
+                // transaction is kept, and every caller in it is told (the jobs not run are
+                // dropped, which answers theirs).
+                Some(e) => {
+                    tracing::error!(error = %e, "a merged ingest failed; its transaction is rolled back");
+                    if let Err(e) = sqlx::query("ROLLBACK").execute(&mut w.conn).await {
+                        tracing::error!(error = %e, "rollback failed");
+                    }
+                    drop(jobs);
+                    Err(e)
+                }
+                None => run_jobs(&mut w.conn, jobs, &mut replies).await,
+            };
             if !finish(committed, replies, &checkpoints, &restart) {
                 continue;
             }
@@ -790,6 +806,8 @@ impl SqlDb for Sqlite {
     const ANNOUNCE_WORK: Option<&'static str> = None;
 
     const ONE_NODE: bool = true;
+
+    const MERGE_WITHOUT_SAVEPOINT: bool = true;
 
     const WEBHOOKS_USING_NUMBER: &'static str =
         "SELECT w.id FROM webhooks w, json_each(w.spec, '$.numbers') n

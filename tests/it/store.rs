@@ -1121,7 +1121,8 @@ async fn two_requests_ending_one_call_together_are_told_apart() {
         } else {
             format!("apart-{i}")
         };
-        f.store.insert_events(vec![ended(&format!("before-{i}")), ended(&call)])
+        f.store
+            .insert_events(vec![ended(&format!("before-{i}")), ended(&call)])
     });
     let results = futures_util::future::join_all(posts).await;
     let mut refused = Vec::new();
@@ -1146,7 +1147,11 @@ async fn two_requests_ending_one_call_together_are_told_apart() {
             Err(other) => panic!("request {i}: {other}"),
         }
     }
-    assert_eq!(refused, vec![30], "the later of the two is refused, only it");
+    assert_eq!(
+        refused,
+        vec![30],
+        "the later of the two is refused, only it"
+    );
 }
 
 /// A queued click-to-call request of the fixture's account, made at `at`, under `ref_id`.

@@ -1109,49 +1109,88 @@ async fn ingests_stored_together_are_refused_one_by_one() {
 }
 
 /// Two requests that end the same call, stored together with others: the group cannot be
-/// stored as one (on SQLite a merge with no savepoint is only tried when no rule can refuse
-/// it), so the first of the two is stored, the second refused alone, and the rest stored.
+/// stored as one (on SQLite, ingests are stored without savepoints only when no rule can
+/// refuse them), so the first of the two is stored, the second refused alone, and the rest
+/// stored. Forty requests go through the merged statements, four through SQLite's writer one
+/// row at a time.
 #[tokio::test]
 async fn two_requests_ending_one_call_together_are_told_apart() {
+    for (n, twice) in [(40, [5, 30]), (4, [1, 3])] {
+        let f = fixture().await;
+        let ended = |call: &str| f.new_event(&f.webhook.id, Trigger::CallHangup, call, None);
+        let posts = (0..n).map(|i| {
+            let call = if twice.contains(&i) {
+                "ends-twice".to_owned()
+            } else {
+                format!("apart-{i}")
+            };
+            f.store
+                .insert_events(vec![ended(&format!("before-{i}")), ended(&call)])
+        });
+        let results = futures_util::future::join_all(posts).await;
+        let mut refused = Vec::new();
+        for (i, r) in results.into_iter().enumerate() {
+            let before = f
+                .store
+                .call_timeline(&f.account, &CallId::from_string(format!("before-{i}")))
+                .await;
+            match r {
+                Ok(done) => {
+                    assert_eq!(done.len(), 2, "request {i} of {n}");
+                    assert!(
+                        before.is_ok(),
+                        "request {i} of {n} was not stored: {before:?}"
+                    );
+                }
+                Err(StoreError::Rejected(e)) => {
+                    assert!(format!("{e:?}").contains("[1].type"), "{e:?}");
+                    assert!(
+                        matches!(before, Err(StoreError::NotFound)),
+                        "the refused request's first event was stored"
+                    );
+                    refused.push(i);
+                }
+                Err(other) => panic!("request {i} of {n}: {other}"),
+            }
+        }
+        assert_eq!(
+            refused,
+            vec![twice[1]],
+            "of {n}, the later of the two is refused, only it"
+        );
+    }
+}
+
+/// As [`ingests_stored_together_are_refused_one_by_one`], a few at once: SQLite's writer
+/// stores them one row at a time, and one ending a call that ended before is refused alone.
+#[tokio::test]
+async fn a_few_ingests_stored_together_are_refused_one_by_one() {
     let f = fixture().await;
     let ended = |call: &str| f.new_event(&f.webhook.id, Trigger::CallHangup, call, None);
-    let posts = (0..40).map(|i| {
-        let call = if i == 5 || i == 30 {
-            "ends-twice".to_owned()
+    f.store.insert_events(vec![ended("c9")]).await.unwrap();
+    let posts = (0..4).map(|i| {
+        let second = if i == 2 {
+            "c9".to_owned()
         } else {
-            format!("apart-{i}")
+            format!("few-{i}")
         };
         f.store
-            .insert_events(vec![ended(&format!("before-{i}")), ended(&call)])
+            .insert_events(vec![ended(&format!("first-{i}")), ended(&second)])
     });
     let results = futures_util::future::join_all(posts).await;
-    let mut refused = Vec::new();
     for (i, r) in results.into_iter().enumerate() {
-        let before = f
+        let first = f
             .store
-            .call_timeline(&f.account, &CallId::from_string(format!("before-{i}")))
+            .call_timeline(&f.account, &CallId::from_string(format!("first-{i}")))
             .await;
-        match r {
-            Ok(done) => {
-                assert_eq!(done.len(), 2, "request {i}");
-                assert!(before.is_ok(), "request {i} was not stored: {before:?}");
-            }
-            Err(StoreError::Rejected(e)) => {
-                assert!(format!("{e:?}").contains("[1].type"), "{e:?}");
-                assert!(
-                    matches!(before, Err(StoreError::NotFound)),
-                    "the refused request's first event was stored"
-                );
-                refused.push(i);
-            }
-            Err(other) => panic!("request {i}: {other}"),
+        if i == 2 {
+            assert!(matches!(r, Err(StoreError::Rejected(_))), "{r:?}");
+            assert!(matches!(first, Err(StoreError::NotFound)), "{first:?}");
+        } else {
+            assert_eq!(r.unwrap().len(), 2, "request {i}");
+            assert!(first.is_ok(), "request {i} was not stored: {first:?}");
         }
     }
-    assert_eq!(
-        refused,
-        vec![30],
-        "the later of the two is refused, only it"
-    );
 }
 
 /// A queued click-to-call request of the fixture's account, made at `at`, under `ref_id`.

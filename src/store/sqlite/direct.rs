@@ -19,7 +19,7 @@ use sqlx::SqliteConnection;
 use sqlx::error::DatabaseError;
 
 use crate::core::delivery_state::{State, arrival};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::Records;
 use crate::core::delivery_state::after_attempt;
@@ -69,15 +69,61 @@ pub(super) fn exec(c: &Connection, sql: &str) -> Result<()> {
     Ok(())
 }
 
-/// Stores every waiting ingest, each in a savepoint of its own, so only a refused one fails.
+/// Stores every waiting ingest. When no unique rule can refuse any of them (see
+/// [`no_rule_refuses`]), with no savepoint: a savepoint copies every page its ingest changes
+/// once more. A failure then is the database's own (a full disk), and comes back as `Err`:
+/// what was stored before it cannot be undone alone, so the caller rolls the whole transaction
+/// back and answers every caller in it with the error. Otherwise each in a savepoint of its
+/// own, so only a refused one fails.
 pub(super) fn run_ingests(
     c: &Connection,
     ingests: Vec<(Vec<NewEvent>, IngestReply)>,
     replies: &mut Vec<Reply>,
-) {
+) -> Result<()> {
+    if no_rule_refuses(c, ingests.iter().flat_map(|(events, _)| events)) {
+        for (events, tx) in ingests {
+            match insert_events(c, &events) {
+                Ok(done) => replies.push(answer(tx, Ok(done))),
+                Err(e) => {
+                    replies.push(answer(tx, Err(e.clone())));
+                    return Err(e);
+                }
+            }
+        }
+        return Ok(());
+    }
     for (events, tx) in ingests {
         replies.push(answer(tx, insert(c, &events)));
     }
+    Ok(())
+}
+
+/// Whether no unique rule can refuse storing `events` in one transaction, as
+/// `store::sql::events::no_rule_refuses` answers it: none is a second non-test `call.ended`
+/// of a call, among them or stored before. Any doubt (a failed read) answers "it might".
+fn no_rule_refuses<'a>(c: &Connection, events: impl Iterator<Item = &'a NewEvent>) -> bool {
+    let mut ending: HashSet<(&str, &str)> = HashSet::new();
+    for ne in events {
+        let e = &ne.event;
+        if e.event_type == "call.ended"
+            && !e.test
+            && !ending.insert((e.account_id.as_str(), e.call_id.as_str()))
+        {
+            return false;
+        }
+    }
+    if ending.is_empty() {
+        return true;
+    }
+    let Ok(mut ended) = c.prepare_cached(
+        "SELECT 1 FROM events WHERE account_id = ?1 AND call_id = ?2 AND type = 'call.ended' \
+         AND NOT test LIMIT 1",
+    ) else {
+        return false;
+    };
+    ending
+        .into_iter()
+        .all(|(account, call)| matches!(ended.exists(params![account, call]), Ok(false)))
 }
 
 /// Stores a transaction's only write, an ingest, with no savepoint of its own: a savepoint

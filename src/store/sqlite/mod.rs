@@ -555,7 +555,14 @@ async fn writer_loop(
                         Err(batch) => jobs.push(shared_record(batch)),
                     }
                 }
-                direct::run_ingests(c, ingests, &mut replies);
+                if let Err(e) = direct::run_ingests(c, ingests, &mut replies) {
+                    // Stored without savepoints, an ingest failed part way: nothing of this
+                    // transaction is kept, and every caller in it is told (the work not run is
+                    // dropped, which answers its callers).
+                    tracing::error!(error = %e, "an ingest failed; its transaction is rolled back");
+                    let _ = direct::exec(c, "ROLLBACK");
+                    return Some(Err(e));
+                }
                 jobs.extend(
                     direct::run_records(c, records, &mut replies)
                         .into_iter()

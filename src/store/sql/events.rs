@@ -15,6 +15,7 @@ use super::rows::{Cols, to_ms};
 use super::shapes::{chunks, padded_chunks};
 
 use crate::core::delivery_state::{State, arrival};
+use crate::core::event::EventType;
 use crate::core::id::{AccountId, CallId, DeliveryId, PostedEventId, WebhookId};
 use crate::core::validate::FieldErrors;
 use crate::store::{Inserted, LeaseTo, NewDelivery, NewEvent, Result, StoreError};
@@ -55,18 +56,33 @@ pub async fn insert_in<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> Resu
     stored
 }
 
-/// Whether no unique rule can refuse storing `events` together: the one an insert that skips
-/// repeated ids can break is "a call ends once" (`events_one_end`), so none of them is a second
-/// `call.ended` of a call, in the batch or stored before. (A repeated event is counted again:
-/// that only ever answers "it might".)
-pub(crate) async fn no_rule_refuses<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> bool {
-    let mut ending: HashSet<(&AccountId, &CallId)> = HashSet::new();
+/// The calls that `events` end (their non-test `call.ended`), or `None` when two of them end
+/// the same call. The first half of "can no unique rule refuse storing them together": the one
+/// an insert that skips repeated ids can break is "a call ends once" (`events_one_end`); the
+/// other half is that none of these calls has ended before (a read, per database). A repeated
+/// event is counted again: that only ever answers "it might".
+pub(crate) fn calls_ended_once<'a>(
+    events: impl IntoIterator<Item = &'a NewEvent>,
+) -> Option<HashSet<(&'a AccountId, &'a CallId)>> {
+    let mut ending = HashSet::new();
     for ne in events {
         let e = &ne.event;
-        if e.event_type == "call.ended" && !e.test && !ending.insert((&e.account_id, &e.call_id)) {
-            return false;
+        if e.event_type == EventType::Ended.as_str()
+            && !e.test
+            && !ending.insert((&e.account_id, &e.call_id))
+        {
+            return None;
         }
     }
+    Some(ending)
+}
+
+/// Whether no unique rule can refuse storing `events` together (see [`calls_ended_once`]):
+/// none of them is a second `call.ended` of a call, in the batch or stored before.
+pub(crate) async fn no_rule_refuses<DB: SqlDb>(c: &mut Conn<DB>, events: &[NewEvent]) -> bool {
+    let Some(ending) = calls_ended_once(events) else {
+        return false;
+    };
     let ending: Vec<_> = ending.into_iter().collect();
     for chunk in padded_chunks(&ending) {
         let mut q = QueryBuilder::<DB>::new("WITH p(account_id, call_id) AS (");

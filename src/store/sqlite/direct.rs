@@ -19,14 +19,14 @@ use sqlx::SqliteConnection;
 use sqlx::error::DatabaseError;
 
 use crate::core::delivery_state::{State, arrival};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::Records;
 use crate::core::delivery_state::after_attempt;
 use crate::core::id::{CallId, DeliveryId, WebhookId};
 use crate::store::sql::alerts::MAY_ALERT;
 use crate::store::sql::attempts::{Outcome, failed_kind};
-use crate::store::sql::events::second_call_ended;
+use crate::store::sql::events::{calls_ended_once, second_call_ended};
 use crate::store::sql::ingests::{IngestReply, Reply, answer};
 use crate::store::sql::{headers_to_json, to_ms};
 use crate::store::{AttemptRecord, ErrorKind, Inserted, NewEvent, Result, StoreError};
@@ -100,18 +100,12 @@ pub(super) fn run_ingests(
 
 /// Whether no unique rule can refuse storing `events` in one transaction, as
 /// `store::sql::events::no_rule_refuses` answers it: none is a second non-test `call.ended`
-/// of a call, among them or stored before. Any doubt (a failed read) answers "it might".
+/// of a call, among them ([`calls_ended_once`]) or stored before. Any doubt (a failed read)
+/// answers "it might".
 fn no_rule_refuses<'a>(c: &Connection, events: impl Iterator<Item = &'a NewEvent>) -> bool {
-    let mut ending: HashSet<(&str, &str)> = HashSet::new();
-    for ne in events {
-        let e = &ne.event;
-        if e.event_type == "call.ended"
-            && !e.test
-            && !ending.insert((e.account_id.as_str(), e.call_id.as_str()))
-        {
-            return false;
-        }
-    }
+    let Some(ending) = calls_ended_once(events) else {
+        return false;
+    };
     if ending.is_empty() {
         return true;
     }
@@ -121,9 +115,12 @@ fn no_rule_refuses<'a>(c: &Connection, events: impl Iterator<Item = &'a NewEvent
     ) else {
         return false;
     };
-    ending
-        .into_iter()
-        .all(|(account, call)| matches!(ended.exists(params![account, call]), Ok(false)))
+    ending.into_iter().all(|(account, call)| {
+        matches!(
+            ended.exists(params![account.as_str(), call.as_str()]),
+            Ok(false)
+        )
+    })
 }
 
 /// Stores a transaction's only write, an ingest, with no savepoint of its own: a savepoint

@@ -588,11 +588,12 @@ async fn writer_loop(
         drop(held);
         if let Some((mut replies, bulk_ingests, jobs)) = shared {
             // One node: the dispatcher here is woken by the ingest itself.
-            let failed = match bulk_ingests.is_empty() {
-                true => None,
-                false => run_ingests::<Sqlite>(&mut w.conn, bulk_ingests, &mut replies)
+            let failed = if bulk_ingests.is_empty() {
+                None
+            } else {
+                run_ingests::<Sqlite>(&mut w.conn, bulk_ingests, &mut replies)
                     .await
-                    .err(),
+                    .err()
             };
             let committed = match failed {
                 // A merge stored without a savepoint failed part way: nothing of this

@@ -172,6 +172,13 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true)
+        // While a request is being answered, hyper would otherwise read the socket once more
+        // to notice the client leaving, into a fresh 8 KiB buffer (the first is held by the
+        // request's head): a waiting post's largest allocation, and a read that finds nothing.
+        // Half-close leaves the socket unread until the answer is written: a client that left
+        // is seen when that write fails, and its request runs to its end (every handler's
+        // wait is bounded: the store, or a receiver's `request_timeout`), as an ingest should.
+        .half_close(true)
         .serve_connection(io, service);
     tokio::pin!(conn);
     let mut closing = *stopping.borrow();

@@ -530,6 +530,34 @@ async fn a_trickled_body_that_stops_is_closed() {
     );
 }
 
+/// A client may close its sending side once its request is sent (an HTTP/1.1 half-close): it
+/// still gets its answer, and what it posted is stored.
+#[tokio::test]
+async fn a_client_that_closes_its_sending_side_still_gets_its_answer() {
+    let app = spawn_app().await;
+    app.add_number("+918065251305").await;
+    let event = json!({"id": "half", "type": "call.received", "occurred_at": "2026-11-27T04:00:00Z",
+        "call": {"call_id": "c-half", "call_type": "inbound", "did_number": "+918065251305"}});
+    let body = event.to_string();
+    let mut s = TcpStream::connect(addr_of(&app)).await.unwrap();
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        app.key,
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body.as_bytes()).await.unwrap();
+    s.shutdown().await.unwrap();
+    let answer = until_closed(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let again = app.accept(event).await;
+    assert_eq!(
+        (again["accepted"].clone(), again["duplicates"].clone()),
+        (json!(0), json!(1))
+    );
+}
+
 /// A new connection from `from` (a loopback address of its own, apart from the test's own
 /// HTTP client on 127.0.0.1).
 async fn connect_from(from: &str, to: SocketAddr) -> TcpStream {

@@ -52,10 +52,7 @@ impl Clone for Key {
 
 impl Key {
     pub fn from_bytes(bytes: [u8; 32]) -> Key {
-        let kid = Sha256::digest(bytes)[..4]
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let kid = crate::core::credentials::hex(&Sha256::digest(bytes)[..4]);
         let unbound = UnboundKey::new(&CHACHA20_POLY1305, &bytes).expect("a 32-byte key");
         Key {
             kid,

@@ -281,33 +281,57 @@ pub const NUL_MESSAGE: &str = "must not contain the NUL character (\\u0000)";
 /// Every string (and object key) holding NUL in a JSON body, named like other field errors
 /// (`call.call_id`, `[3].id`, `headers[0].value`).
 pub fn nul_fields(v: &Value) -> FieldErrors {
-    fn walk(v: &Value, path: &str, out: &mut FieldErrors) {
+    /// One step of the way to a value: an object's key or an array's index.
+    enum Step<'a> {
+        Key(&'a str),
+        Index(usize),
+    }
+    /// The way named as a field (`call.call_id`, `[3].id`); made only for a value holding NUL,
+    /// so a clean body (every post's) costs no string per field.
+    fn name(path: &[Step]) -> String {
+        let mut out = String::new();
+        for step in path {
+            match step {
+                Step::Key(k) if out.is_empty() => out.push_str(k),
+                Step::Key(k) => {
+                    out.push('.');
+                    out.push_str(k);
+                }
+                Step::Index(i) => {
+                    out.push('[');
+                    out.push_str(&i.to_string());
+                    out.push(']');
+                }
+            }
+        }
+        out
+    }
+    fn walk<'a>(v: &'a Value, path: &mut Vec<Step<'a>>, out: &mut FieldErrors) {
         match v {
-            Value::String(s) if s.contains('\0') => out.push(path, NUL_MESSAGE),
+            Value::String(s) if s.contains('\0') => out.push(name(path), NUL_MESSAGE),
             Value::Array(a) => {
                 for (i, item) in a.iter().enumerate() {
-                    walk(item, &format!("{path}[{i}]"), out);
+                    path.push(Step::Index(i));
+                    walk(item, path, out);
+                    path.pop();
                 }
             }
             Value::Object(o) => {
                 for (k, item) in o {
-                    let field = if path.is_empty() {
-                        k.clone()
-                    } else {
-                        format!("{path}.{k}")
-                    };
+                    path.push(Step::Key(k));
                     if k.contains('\0') {
-                        out.push(field.replace('\0', "\\u0000"), NUL_MESSAGE);
+                        out.push(name(path).replace('\0', "\\u0000"), NUL_MESSAGE);
                     } else {
-                        walk(item, &field, out);
+                        walk(item, path, out);
                     }
+                    path.pop();
                 }
             }
             _ => {}
         }
     }
     let mut out = FieldErrors::default();
-    walk(v, "", &mut out);
+    walk(v, &mut Vec::new(), &mut out);
     out
 }
 

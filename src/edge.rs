@@ -174,7 +174,7 @@ async fn connection(
         .keep_alive(true)
         // While a request is being answered, hyper would otherwise read the socket once more
         // to notice the client leaving, into a fresh 8 KiB buffer (the first is held by the
-        // request's head): a waiting post's largest allocation, and a read that finds nothing.
+        // request's head): a waiting post's largest allocation.
         // Half-close leaves the socket unread until the answer is written: a client that left
         // is seen when that write fails, and its request runs to its end (every handler's
         // wait is bounded: the store, or a receiver's `request_timeout`), as an ingest should.

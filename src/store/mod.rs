@@ -181,6 +181,12 @@ const MIGRATIONS: &[MigrationFiles] = &[
         sqlite: include_str!("migrations/sqlite/0020_call_index_first.sql"),
         postgres: include_str!("migrations/postgres/0020_call_index_first.sql"),
     },
+    MigrationFiles {
+        version: 21,
+        name: "text_as_bytes",
+        sqlite: include_str!("migrations/sqlite/0021_text_as_bytes.sql"),
+        postgres: include_str!("migrations/postgres/0021_text_as_bytes.sql"),
+    },
 ];
 
 /// The migrator of one database: `sql` picks its file of each change.

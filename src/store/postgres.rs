@@ -356,6 +356,35 @@ mod tests {
         Some(format!("{server}/{name}"))
     }
 
+    /// Every text column compares as bytes (migration 0021), whatever the collation the
+    /// database was created with: a column added later without `COLLATE "C"` would compare
+    /// through the locale again, and an index of it could not serve a comparison with the
+    /// others' columns.
+    #[tokio::test]
+    async fn every_text_column_compares_as_bytes() {
+        let Some(url) = fresh_database().await else {
+            return;
+        };
+        drop(PgStore::open(&url).await.unwrap());
+        let mut c = PgConnection::connect(&url).await.unwrap();
+        let rows = sqlx::query(
+            "SELECT table_name::text || '.' || column_name::text AS col, collation_name::text AS coll
+             FROM information_schema.columns
+             WHERE table_schema = current_schema() AND data_type = 'text'
+               AND table_name <> '_sqlx_migrations'",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        assert!(rows.len() > 50, "{} text columns", rows.len());
+        let other: Vec<String> = rows
+            .iter()
+            .filter(|r| r.get::<Option<String>, _>("coll").as_deref() != Some("C"))
+            .map(|r| r.get("col"))
+            .collect();
+        assert!(other.is_empty(), "not COLLATE \"C\": {other:?}");
+    }
+
     async fn plan(c: &mut PgConnection, mut q: QueryBuilder<Postgres>) -> String {
         let rows = q.build().fetch_all(&mut *c).await.unwrap();
         let lines: Vec<String> = rows.iter().map(|r| r.get::<String, _>(0)).collect();

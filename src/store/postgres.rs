@@ -215,8 +215,17 @@ impl SqlDb for Postgres {
         shares: &Shares,
         exclude: &[WebhookId],
     ) -> Result<Vec<PgRow>> {
-        let mut q = claim_query("", node, now, lease_until, limit, shares, exclude);
-        Ok(q.build().fetch_all(conn).await?)
+        // The picked rows alone are locked; when none could be (another node's claim holds
+        // every one), the claim that locks as it reads goes past them to the next, and tells
+        // "nothing due" from "all taken" (see [`Lock`]).
+        for lock in [Lock::Picked, Lock::Candidates] {
+            let mut q = claim_query("", node, now, lease_until, limit, shares, exclude, lock);
+            let rows = q.build().fetch_all(&mut *conn).await?;
+            if !rows.is_empty() {
+                return Ok(rows);
+            }
+        }
+        Ok(Vec::new())
     }
 
     /// Locks (webhook, call) pairs until the transaction ends. Keys are taken in ascending
@@ -239,7 +248,22 @@ impl SqlDb for Postgres {
     }
 }
 
+/// Which rows a claim locks (`FOR UPDATE SKIP LOCKED`, so no node waits on another's claim).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Lock {
+    /// Only the rows picked: the candidates are read without locks (four per row taken, for
+    /// the webhooks' shares), so a claim writes one lock per delivery it takes. Locking every
+    /// candidate wrote four, a WAL record and a dirtied page each (BENCHMARKS.md,
+    /// twenty-second pass). Rows another node is claiming at that moment are picked and then
+    /// skipped, so under contention a claim may take fewer than it could.
+    Picked,
+    /// Every candidate as it is read: rows other nodes hold are passed over for the next
+    /// ones. Run when [`Lock::Picked`] took nothing, to tell "nothing due" from "all taken".
+    Candidates,
+}
+
 /// The claim of [`SqlDb::claim_due`], after `prefix` (`EXPLAIN ` in tests).
+#[allow(clippy::too_many_arguments)]
 fn claim_query(
     prefix: &str,
     node: &NodeId,
@@ -248,6 +272,7 @@ fn claim_query(
     limit: u32,
     shares: &Shares,
     exclude: &[WebhookId],
+    lock: Lock,
 ) -> QueryBuilder<Postgres> {
     // Oldest due first, at most a webhook's share of any one webhook; rows another node is
     // claiming right now are skipped, never waited for.
@@ -279,8 +304,11 @@ fn claim_query(
     }
     q.push(" ORDER BY next_attempt_at LIMIT ");
     q.push_bind(i64::from(limit) * 4);
+    if lock == Lock::Candidates {
+        q.push(" FOR UPDATE SKIP LOCKED");
+    }
     q.push(
-        " FOR UPDATE SKIP LOCKED), ranked AS (SELECT c.seq, c.next_attempt_at, ROW_NUMBER() OVER \
+        "), ranked AS (SELECT c.seq, c.next_attempt_at, ROW_NUMBER() OVER \
              (PARTITION BY c.webhook_id ORDER BY c.next_attempt_at, c.seq) AS rn, COALESCE(s.n, ",
     );
     // Each webhook's share: `more`'s, or `each` for the rest.
@@ -299,16 +327,33 @@ fn claim_query(
              picked AS (SELECT seq FROM ranked WHERE rn <= share ORDER BY next_attempt_at, seq LIMIT ",
         );
     q.push_bind(i64::from(limit));
+    q.push(")");
+    let from = match lock {
+        Lock::Candidates => "picked",
+        Lock::Picked => {
+            // Read again under the lock: a row another node claimed or recorded since this
+            // statement began is no longer due (READ COMMITTED re-checks the latest version).
+            q.push(
+                ", locked AS (SELECT seq FROM deliveries WHERE seq IN (SELECT seq FROM picked) \
+                 AND state = 'queued' AND (claimed_until IS NULL OR claimed_until <= (SELECT ",
+            );
+            q.push_bind(to_ms(now));
+            q.push("::bigint)) FOR UPDATE SKIP LOCKED)");
+            "locked"
+        }
+    };
     // Only columns no index holds change (migration 0017 took `deliveries_leased` away), so
     // PostgreSQL writes the leased row in place (a HOT update, room kept by the table's
     // fillfactor): no new entry in any of the table's indexes. Moving `next_attempt_at` to the
     // lease's end, as SQLite's claim does, wrote one in all ten (BENCHMARKS.md, eighteenth pass).
-    q.push(") UPDATE deliveries d SET lease = d.lease + 1, claimed_until = ");
+    q.push(" UPDATE deliveries d SET lease = d.lease + 1, claimed_until = ");
     q.push_bind(to_ms(lease_until));
     q.push(", leased_by = ");
     q.push_bind(node.as_str().to_owned());
+    q.push(" FROM ");
+    q.push(from);
     q.push(
-        " FROM picked WHERE d.seq = picked.seq RETURNING d.id, d.lease, d.trigger, d.attempts, \
+        " p WHERE d.seq = p.seq RETURNING d.id, d.lease, d.trigger, d.attempts, \
              d.attempt_limit, d.event_seq, d.webhook_id, d.seq",
     );
     q
@@ -450,13 +495,27 @@ mod tests {
         let node = NodeId::from_string("node_plan".into());
         let now = Timestamp::from_millisecond(1_000_000).unwrap();
         let until = Timestamp::from_millisecond(1_060_000).unwrap();
-        let q = claim_query("EXPLAIN ", &node, now, until, 512, &Shares::each(256), &[]);
-        let plan = plan(&mut c, q).await;
-        assert!(
-            plan.contains("Index Scan using deliveries_due on deliveries"),
-            "the claim:\n{plan}"
-        );
-        assert!(!plan.contains("Bitmap Heap Scan"), "the claim:\n{plan}");
+        for lock in [Lock::Picked, Lock::Candidates] {
+            let q = claim_query(
+                "EXPLAIN ",
+                &node,
+                now,
+                until,
+                512,
+                &Shares::each(256),
+                &[],
+                lock,
+            );
+            let plan = plan(&mut c, q).await;
+            assert!(
+                plan.contains("Index Scan using deliveries_due on deliveries"),
+                "the claim ({lock:?}):\n{plan}"
+            );
+            assert!(
+                !plan.contains("Bitmap Heap Scan") && !plan.contains("Seq Scan on deliveries"),
+                "the claim ({lock:?}):\n{plan}"
+            );
+        }
         // A page of a webhook's log, first and next, plain and by status: read in the log's
         // order from its index up to the page's end, never sorted.
         for sql in [

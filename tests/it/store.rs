@@ -46,14 +46,17 @@ struct Fixture {
     store: Arc<dyn Store>,
     account: AccountId,
     webhook: Webhook,
+    /// The database, when it is PostgreSQL.
+    pg_url: Option<String>,
     _dir: tempfile::TempDir,
 }
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut settings = test_settings(dir.path());
-    if let Some(url) = test_database_url().await {
-        settings.database_url = url;
+    let pg_url = test_database_url().await;
+    if let Some(url) = &pg_url {
+        settings.database_url = url.clone();
     }
     let store = callhook::app::open_store(&settings).await.unwrap();
     let account = AccountId::new();
@@ -94,6 +97,7 @@ async fn fixture() -> Fixture {
         store,
         account,
         webhook,
+        pg_url,
         _dir: dir,
     }
 }
@@ -785,6 +789,52 @@ async fn a_live_node_takes_over_the_leases_of_a_node_that_missed_its_heartbeats(
     // The dead node is forgotten: the next heartbeat takes over nothing.
     let beat = f.store.heartbeat(&live, now, ago(6)).await.unwrap();
     assert_eq!((beat.nodes, beat.taken_over), (2, Vec::new()));
+}
+
+/// PostgreSQL: a claim neither waits for another node's claim nor takes what that one holds.
+/// While another transaction holds the two oldest due deliveries locked (a claim under way on
+/// another node), a claim takes the next two, and then finds nothing more; once the other
+/// transaction ends, the two are claimed as usual. The claim locks only the rows it picked,
+/// here the two held: it must then read past them rather than answer "nothing due".
+#[tokio::test]
+async fn a_claim_passes_over_what_another_node_is_claiming() {
+    let f = fixture().await;
+    let Some(url) = f.pg_url.clone() else {
+        return;
+    };
+    for i in 0..4 {
+        f.events(&format!("c{i}"), 1).await;
+    }
+    let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::Executor::execute(&mut other, "BEGIN").await.unwrap();
+    let held: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM deliveries WHERE state = 'queued' ORDER BY next_attempt_at, seq LIMIT 2 FOR UPDATE",
+    )
+    .fetch_all(&mut other)
+    .await
+    .unwrap();
+    assert_eq!(held.len(), 2);
+    let minute = SignedDuration::from_secs(60);
+    let ids = |claimed: &[Claimed]| -> Vec<String> {
+        let mut v: Vec<String> = claimed.iter().map(|c| c.delivery_id.to_string()).collect();
+        v.sort();
+        v
+    };
+    let first = f.claim_as(&here(), minute, 2).await;
+    assert_eq!(first.len(), 2, "the two not held");
+    assert!(ids(&first).iter().all(|id| !held.contains(id)));
+    assert!(
+        f.claim_as(&here(), minute, 10).await.is_empty(),
+        "what is left is held"
+    );
+    sqlx::Executor::execute(&mut other, "ROLLBACK")
+        .await
+        .unwrap();
+    let mut want = held.clone();
+    want.sort();
+    assert_eq!(ids(&f.claim_as(&here(), minute, 10).await), want);
 }
 
 #[tokio::test]

@@ -225,7 +225,11 @@ impl<T: Leased> Lanes<T> {
                 (n > each).then(|| (w.clone(), n))
             })
             .collect();
-        Shares { each, more }
+        Shares {
+            each,
+            more,
+            others: self.nodes > 1,
+        }
     }
 
     fn base_backlog(&self) -> usize {

@@ -561,6 +561,10 @@ pub enum Inserted {
 pub struct Shares {
     pub each: u32,
     pub more: HashMap<WebhookId, u32>,
+    /// Other live nodes claim from the same queue (PostgreSQL): the claim then locks its
+    /// candidates as it reads them, so that nodes claiming at once take different rows. Alone,
+    /// it locks only the rows it takes (see `store::postgres`).
+    pub others: bool,
 }
 
 impl Shares {
@@ -569,6 +573,7 @@ impl Shares {
         Shares {
             each: n,
             more: HashMap::new(),
+            others: false,
         }
     }
 

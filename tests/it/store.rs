@@ -436,6 +436,7 @@ async fn a_webhook_with_a_larger_share_takes_more_of_a_claim() {
     let shares = Shares {
         each: 4,
         more: [(fast.clone(), 12)].into(),
+        others: false,
     };
     let minute = SignedDuration::from_secs(60);
     let claimed = f.claim_with(&here(), minute, 100, &shares, &[]).await;
@@ -793,16 +794,17 @@ async fn a_live_node_takes_over_the_leases_of_a_node_that_missed_its_heartbeats(
 
 /// PostgreSQL: a claim neither waits for another node's claim nor takes what that one holds.
 /// While another transaction holds the two oldest due deliveries locked (a claim under way on
-/// another node), a claim takes the next two, and then finds nothing more; once the other
-/// transaction ends, the two are claimed as usual. The claim locks only the rows it picked,
-/// here the two held: it must then read past them rather than answer "nothing due".
+/// another node), a claim takes the next two, whether it knows of other nodes or not, and
+/// then finds nothing more; once the other transaction ends, the two are claimed as usual.
+/// Alone, the claim locks only the rows it picked, here the two held: it must then read past
+/// them rather than answer "nothing due".
 #[tokio::test]
 async fn a_claim_passes_over_what_another_node_is_claiming() {
     let f = fixture().await;
     let Some(url) = f.pg_url.clone() else {
         return;
     };
-    for i in 0..4 {
+    for i in 0..6 {
         f.events(&format!("c{i}"), 1).await;
     }
     let mut other = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
@@ -823,8 +825,15 @@ async fn a_claim_passes_over_what_another_node_is_claiming() {
         v
     };
     let first = f.claim_as(&here(), minute, 2).await;
-    assert_eq!(first.len(), 2, "the two not held");
+    assert_eq!(first.len(), 2, "two not held");
     assert!(ids(&first).iter().all(|id| !held.contains(id)));
+    let with_others = Shares {
+        others: true,
+        ..Shares::each(100)
+    };
+    let second = f.claim_with(&here(), minute, 2, &with_others, &[]).await;
+    assert_eq!(second.len(), 2, "two more not held");
+    assert!(ids(&second).iter().all(|id| !held.contains(id)));
     assert!(
         f.claim_as(&here(), minute, 10).await.is_empty(),
         "what is left is held"

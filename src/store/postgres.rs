@@ -215,9 +215,10 @@ impl SqlDb for Postgres {
         shares: &Shares,
         exclude: &[WebhookId],
     ) -> Result<Vec<PgRow>> {
-        // Alone, the picked rows alone are locked; when none could be (a claim of a node
-        // that just started or a test send holds every one), the claim that locks as it reads
-        // goes past them to the next, and tells "nothing due" from "all taken" (see [`Lock`]).
+        // On a node alone only the picked rows are locked; when none could be (a claim of a
+        // node that just started or a test send holds every one), the claim that locks as it
+        // reads goes past them to the next, and tells "nothing due" from "all taken" (see
+        // [`Lock`]). So a claim that finds nothing due reads the due index twice.
         // With other nodes claiming at once, that claim is the only one: theirs would pick
         // the same oldest rows and take fewer.
         let locks: &[Lock] = if shares.others {

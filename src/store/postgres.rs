@@ -392,9 +392,10 @@ mod tests {
     use crate::store::sql::{attempts::NEXT_OF_CALLS, events::BUSY_CALLS};
     use crate::store::{DeliveryFilter, PageRequest};
 
-    /// Runs with `CALLHOOK_TEST_DATABASE=postgres` (`scripts/test` does), on a fresh database
-    /// of `CALLHOOK_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`).
-    async fn fresh_database() -> Option<String> {
+    /// Runs with `CALLHOOK_TEST_DATABASE=postgres` (`scripts/test` does): a connection to a
+    /// fresh database of `CALLHOOK_TEST_PG` (default `postgres://postgres@127.0.0.1:5432`),
+    /// its schema brought up to date by the store.
+    async fn migrated_database() -> Option<PgConnection> {
         if std::env::var("CALLHOOK_TEST_DATABASE").as_deref() != Ok("postgres") {
             return None;
         }
@@ -408,7 +409,9 @@ mod tests {
             .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .await
             .unwrap();
-        Some(format!("{server}/{name}"))
+        let url = format!("{server}/{name}");
+        drop(PgStore::open(&url).await.unwrap());
+        Some(PgConnection::connect(&url).await.unwrap())
     }
 
     /// Every text column compares as bytes (migration 0021), whatever the collation the
@@ -417,11 +420,9 @@ mod tests {
     /// others' columns.
     #[tokio::test]
     async fn every_text_column_compares_as_bytes() {
-        let Some(url) = fresh_database().await else {
+        let Some(mut c) = migrated_database().await else {
             return;
         };
-        drop(PgStore::open(&url).await.unwrap());
-        let mut c = PgConnection::connect(&url).await.unwrap();
         let rows = sqlx::query(
             "SELECT table_name::text || '.' || column_name::text AS col, collation_name::text AS coll
              FROM information_schema.columns
@@ -457,11 +458,9 @@ mod tests {
     /// bring that plan back.
     #[tokio::test]
     async fn plans_do_not_read_the_queue_when_statistics_are_stale() {
-        let Some(url) = fresh_database().await else {
+        let Some(mut c) = migrated_database().await else {
             return;
         };
-        drop(PgStore::open(&url).await.unwrap());
-        let mut c = PgConnection::connect(&url).await.unwrap();
         for sql in [
             "ALTER TABLE deliveries SET (autovacuum_enabled = false)",
             "INSERT INTO deliveries (id, account_id, webhook_id, event_seq, call_id, trigger, state, \
